@@ -1,0 +1,191 @@
+"""Bearer JWT auth: tokens verified against a JWKS (production) or a local dev key (development).
+
+Claims: ``ministry`` (corrections | industry), ``roles`` (list), ``facilities`` (facility codes
+a facility officer may see; empty for national roles).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bekal.shared.problems import Forbidden, Unauthorized
+from bekal.shared.settings import Settings
+
+ALGORITHMS = ["EdDSA", "RS256", "ES256"]
+
+
+class Ministry(StrEnum):
+    CORRECTIONS = "corrections"
+    INDUSTRY = "industry"
+
+
+class Role(StrEnum):
+    # corrections
+    REGISTRY_ADMIN = "registry_admin"  # national register: facilities and inmates everywhere
+    FACILITY_OFFICER = "facility_officer"  # a facility's staff: only their facilities
+    # industry
+    TRAINING_ADMIN = "training_admin"  # programs and sessions everywhere
+    TRAINING_OFFICER = "training_officer"  # runs sessions: enrolment, attendance, assessment
+    CERTIFICATION_ADMIN = "certification_admin"
+    # both
+    REPORTING_VIEWER = "reporting_viewer"
+    OPERATOR = "operator"  # dead letters and other operations
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    ministry: Ministry
+    roles: frozenset[str]
+    facilities: frozenset[str] = field(default_factory=frozenset)
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def facility_scoped(self) -> bool:
+        """Facility staff see only the facilities in their token."""
+        return Role.FACILITY_OFFICER in self.roles and not self.has_role(Role.REGISTRY_ADMIN)
+
+    def may_see_facility(self, code: str) -> bool:
+        return not self.facility_scoped or code in self.facilities
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
+    """The development signing key: made once, shared by the token command and the services."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 key")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    try:
+        # Atomic and first-wins, so two services starting together agree on one key.
+        tmp.link(path) if not path.exists() else None
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load_or_create_dev_key(path)
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    subject: str,
+    ministry: str,
+    roles: list[str],
+    facilities: list[str] | None = None,
+    ttl_seconds: int = 8 * 3600,
+) -> str:
+    """A development token signed with the local key (never available in production)."""
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "iss": settings.auth_issuer,
+        "aud": settings.auth_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+        "ministry": ministry,
+        "roles": roles,
+        "facilities": facilities or [],
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "dev"})
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True) if settings.auth_jwks_url else None
+        self._dev_key: Ed25519PublicKey | None = None
+
+    def _key_for(self, token: str) -> Any:
+        if self._jwks is not None:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        if self._dev_key is None:
+            self._dev_key = load_or_create_dev_key(self.settings.auth_dev_key_file).public_key()
+        return self._dev_key
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key_for(token),
+                algorithms=ALGORITHMS,
+                audience=self.settings.auth_audience,
+                issuer=self.settings.auth_issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=30,
+            )
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise Unauthorized(f"Token tidak valid: {exc}") from exc
+        try:
+            ministry = Ministry(claims.get("ministry"))
+        except ValueError as exc:
+            raise Unauthorized("Token tidak memuat klaim 'ministry' yang dikenal") from exc
+        roles = claims.get("roles") or []
+        facilities = claims.get("facilities") or []
+        if not isinstance(roles, list) or not isinstance(facilities, list):
+            raise Unauthorized("Klaim 'roles' dan 'facilities' harus berupa daftar")
+        return Principal(
+            subject=str(claims["sub"]),
+            ministry=ministry,
+            roles=frozenset(map(str, roles)),
+            facilities=frozenset(map(str, facilities)),
+            claims=claims,
+        )
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Sertakan header Authorization: Bearer <token>")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = verifier.verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*, ministry: Ministry | None = None, roles: tuple[str, ...] = ()) -> Any:
+    """A dependency that admits a principal of the ministry holding any of the roles."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if ministry is not None and principal.ministry is not ministry:
+            raise Forbidden(f"Hanya untuk pengguna dari sisi {ministry.value}")
+        if roles and not principal.has_role(*roles):
+            raise Forbidden(f"Memerlukan salah satu peran: {', '.join(roles)}")
+        return principal
+
+    return Depends(check)

@@ -1,0 +1,110 @@
+"""The ``bekal`` command: dev tokens, migrations, serving one service, running the whole platform."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+SERVICES = ("registry", "training", "certification", "reporting")
+DEFAULT_PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
+
+ROLE_PRESETS: dict[str, tuple[str, list[str]]] = {
+    "registry-admin": ("corrections", ["registry_admin"]),
+    "facility-officer": ("corrections", ["facility_officer"]),
+    "training-admin": ("industry", ["training_admin", "training_officer"]),
+    "training-officer": ("industry", ["training_officer"]),
+    "certification-admin": ("industry", ["certification_admin"]),
+    "reporting-viewer": ("industry", ["reporting_viewer"]),
+    "operator": ("industry", ["operator"]),
+}
+
+
+def _token(args: argparse.Namespace) -> int:
+    from bekal.shared.auth import mint_token
+    from bekal.shared.settings import Settings
+
+    settings = Settings()
+    if settings.auth_jwks_url:
+        print("AUTH_JWKS_URL is set: get tokens from the identity provider, not from here.", file=sys.stderr)
+        return 2
+    ministry, roles = ROLE_PRESETS[args.preset] if args.preset else (args.ministry, [])
+    roles = list(dict.fromkeys(roles + (args.role or [])))
+    if not ministry or not roles:
+        print("give --preset, or --ministry and at least one --role", file=sys.stderr)
+        return 2
+    print(
+        mint_token(
+            settings,
+            subject=args.subject,
+            ministry=ministry,
+            roles=roles,
+            facilities=args.facility or [],
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from bekal.shared.migrations import upgrade
+    from bekal.shared.settings import Settings
+
+    settings = Settings(service_name=args.service)
+    upgrade(f"bekal.{args.service}", settings.database_url, args.revision)
+    print(f"{args.service}: migrated to {args.revision}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    os.environ.setdefault("SERVICE_NAME", args.service)
+    os.environ.setdefault("HTTP_PORT", str(DEFAULT_PORTS[args.service]))
+    module = importlib.import_module(f"bekal.{args.service}.app")
+    app = module.create_app()
+    settings = app.state.settings
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bekal.shared.devrun import main as devrun_main
+
+    return devrun_main(load_demo=not args.no_demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bekal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("token", help="mint a development token (local signing key)")
+    p.add_argument("--preset", choices=sorted(ROLE_PRESETS), help="a ministry and roles in one word")
+    p.add_argument("--ministry", choices=["corrections", "industry"])
+    p.add_argument("--role", action="append", help="a role (repeatable)")
+    p.add_argument("--facility", action="append", help="a facility code the bearer may see (repeatable)")
+    p.add_argument("--subject", default="dev-user")
+    p.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
+    p.set_defaults(fn=_token)
+
+    p = sub.add_parser("migrate", help="apply a service's migrations to DATABASE_URL")
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("--revision", default="head")
+    p.set_defaults(fn=_migrate)
+
+    p = sub.add_parser("serve", help="serve one service (settings from the environment)")
+    p.add_argument("service", choices=SERVICES)
+    p.set_defaults(fn=_serve)
+
+    p = sub.add_parser("run", help="run the whole platform locally (broker, four services, demo data)")
+    p.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    p.set_defaults(fn=_run)
+
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

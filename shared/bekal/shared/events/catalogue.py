@@ -1,0 +1,284 @@
+"""The event catalogue: every event any service publishes, as versioned pydantic models.
+
+This module is the contract between the ministries. Events carry the minimal facts a
+consumer needs (carried state), never the NIK and never offence data; people are named by a
+pseudonymous ``participant_id`` issued by the registry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bekal.shared.events import topics
+from bekal.shared.events.base import Event, EventRegistry
+
+catalogue = EventRegistry()
+
+
+class FacilityKind(StrEnum):
+    LAPAS = "lapas"
+    RUTAN = "rutan"
+    LPKA = "lpka"
+    LAPAS_PEREMPUAN = "lapas_perempuan"
+
+
+class FacilityClass(StrEnum):
+    I = "I"  # noqa: E741 - the official class name
+    IIA = "IIA"
+    IIB = "IIB"
+    III = "III"
+
+
+class Sex(StrEnum):
+    FEMALE = "F"
+    MALE = "M"
+
+
+class ReleaseKind(StrEnum):
+    """Permanent releases: each ends any course the person is enrolled in."""
+
+    FREE = "free"
+    PAROLE = "parole"
+    CONDITIONAL = "conditional"
+
+
+class WithdrawalReason(StrEnum):
+    RELEASED = "released"
+    TRANSFERRED = "transferred"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OTHER = "other"
+
+
+class NotCompletedReason(StrEnum):
+    ATTENDANCE_BELOW_MINIMUM = "attendance_below_minimum"
+    COMPETENCIES_NOT_MET = "competencies_not_met"
+
+
+# --- registry (corrections) ---------------------------------------------------------------
+
+
+class _FacilityEvent(Event):
+    topic: ClassVar[str] = topics.REGISTRY_FACILITIES
+    aggregate_field: ClassVar[str] = "facility_id"
+
+    facility_id: uuid.UUID
+    code: str
+    name: str
+    kind: FacilityKind
+    facility_class: FacilityClass
+    province: str
+    regional_office: str
+    capacity: int = Field(ge=0)
+    active: bool
+
+
+@catalogue.register
+class FacilityRegistered(_FacilityEvent):
+    """A facility was added to the registry; carries its whole state."""
+
+    event_name: ClassVar[str] = "facility.registered"
+
+
+@catalogue.register
+class FacilityUpdated(_FacilityEvent):
+    """A facility's details or active flag changed; carries its whole new state."""
+
+    event_name: ClassVar[str] = "facility.updated"
+
+
+class _InmateEvent(Event):
+    topic: ClassVar[str] = topics.REGISTRY_INMATES
+    aggregate_field: ClassVar[str] = "participant_id"
+
+    participant_id: uuid.UUID = Field(description="Pseudonymous id; not derived from the NIK")
+
+
+@catalogue.register
+class InmateShared(_InmateEvent):
+    """An inmate gave consent to training and to sharing the minimum with the industry side.
+
+    Published when consent is complete; only shared people ever appear on this topic.
+    """
+
+    event_name: ClassVar[str] = "inmate.shared"
+
+    full_name: str = Field(description="Needed on the certificate")
+    sex: Sex
+    birth_year: int = Field(ge=1900, le=2100)
+    facility_id: uuid.UUID
+    admission_date: date
+    expected_release_date: date | None
+
+
+@catalogue.register
+class InmateTransferred(_InmateEvent):
+    """Moved permanently to another facility."""
+
+    event_name: ClassVar[str] = "inmate.transferred"
+
+    from_facility_id: uuid.UUID
+    to_facility_id: uuid.UUID
+    transferred_on: date
+
+
+@catalogue.register
+class InmateReleased(_InmateEvent):
+    """Permanently released (free, parole or conditional release): any course ends."""
+
+    event_name: ClassVar[str] = "inmate.released"
+
+    facility_id: uuid.UUID
+    release_kind: ReleaseKind
+    released_on: date
+
+
+# --- training (industry) ------------------------------------------------------------------
+
+
+class CompetencyUnit(BaseModel):
+    """A unit of competency, e.g. a batik cap technique (a value inside events, not an event)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    title: str
+
+
+@catalogue.register
+class ProgramPublished(Event):
+    """A course design was created or a new version of it published."""
+
+    topic: ClassVar[str] = topics.TRAINING_PROGRAMS
+    event_name: ClassVar[str] = "program.published"
+    aggregate_field: ClassVar[str] = "program_id"
+
+    program_id: uuid.UUID
+    program_version: int = Field(ge=1)
+    code: str
+    title: str
+    sector: str
+    partner: str | None
+    days: int = Field(ge=1)
+    hours: int = Field(ge=1)
+    min_attendance_share: float = Field(ge=0, le=1)
+    competency_units: list[CompetencyUnit]
+
+
+class _SessionEvent(Event):
+    topic: ClassVar[str] = topics.TRAINING_SESSIONS
+    aggregate_field: ClassVar[str] = "session_id"
+
+    session_id: uuid.UUID
+
+
+@catalogue.register
+class SessionScheduled(_SessionEvent):
+    """A program was planned at a facility on given dates."""
+
+    event_name: ClassVar[str] = "session.scheduled"
+
+    program_id: uuid.UUID
+    program_version: int
+    facility_id: uuid.UUID
+    start_date: date
+    end_date: date
+    capacity: int = Field(ge=1)
+
+
+@catalogue.register
+class SessionStarted(_SessionEvent):
+    event_name: ClassVar[str] = "session.started"
+
+    started_on: date
+
+
+@catalogue.register
+class SessionCompleted(_SessionEvent):
+    """The session was closed; one ParticipantCompleted/NotCompleted per participant precedes it."""
+
+    event_name: ClassVar[str] = "session.completed"
+
+    completed_on: date
+    completed_count: int = Field(ge=0)
+    not_completed_count: int = Field(ge=0)
+
+
+@catalogue.register
+class SessionCancelled(_SessionEvent):
+    event_name: ClassVar[str] = "session.cancelled"
+
+    reason: str
+
+
+class _EnrollmentEvent(Event):
+    topic: ClassVar[str] = topics.TRAINING_ENROLLMENTS
+    aggregate_field: ClassVar[str] = "enrollment_id"
+
+    enrollment_id: uuid.UUID
+    session_id: uuid.UUID
+    participant_id: uuid.UUID
+
+
+@catalogue.register
+class ParticipantEnrolled(_EnrollmentEvent):
+    event_name: ClassVar[str] = "enrollment.enrolled"
+
+    enrolled_on: date
+
+
+@catalogue.register
+class EnrollmentWithdrawn(_EnrollmentEvent):
+    event_name: ClassVar[str] = "enrollment.withdrawn"
+
+    reason: WithdrawalReason
+    withdrawn_on: date
+
+
+@catalogue.register
+class ParticipantCompleted(_EnrollmentEvent):
+    """Passed: the facts a certificate needs. It names no facility, on purpose."""
+
+    event_name: ClassVar[str] = "enrollment.completed"
+
+    participant_name: str
+    program_id: uuid.UUID
+    program_code: str
+    program_title: str
+    sector: str
+    partner: str | None
+    competency_units: list[CompetencyUnit]
+    hours: int
+    start_date: date
+    end_date: date
+    attendance_share: float
+
+
+@catalogue.register
+class ParticipantNotCompleted(_EnrollmentEvent):
+    event_name: ClassVar[str] = "enrollment.not_completed"
+
+    reason: NotCompletedReason
+    attendance_share: float
+
+
+# --- certification (industry) -------------------------------------------------------------
+
+
+@catalogue.register
+class CertificateIssued(Event):
+    topic: ClassVar[str] = topics.CERTIFICATION_CERTIFICATES
+    event_name: ClassVar[str] = "certificate.issued"
+    aggregate_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: uuid.UUID
+    number: str
+    participant_id: uuid.UUID
+    session_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    program_id: uuid.UUID
+    issued_on: date

@@ -1,0 +1,345 @@
+"""Idempotent consumers: inbox + commit-after-transaction, bounded retries, dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared import metrics
+from bekal.shared.db import Database, is_unavailable
+from bekal.shared.events.base import Event, EventRegistry
+from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
+from bekal.shared.events.topics import dead_letter_topic
+from bekal.shared.logging import new_traceparent, set_traceparent
+from bekal.shared.messaging.models import DeadLetter, InboxMessage
+from bekal.shared.messaging.outbox import add_event
+from bekal.shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Record(Protocol):
+    """What the runner needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+@dataclass
+class StoredRecord:
+    """A record rebuilt from the dead-letter table, for a retry."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets besides the event: the transaction and the envelope."""
+
+    session: AsyncSession
+    meta: EventMeta
+
+    def publish(self, event: Event) -> None:
+        """Stage a follow-up event in the same transaction as the handler's effect."""
+        add_event(self.session, event)
+
+
+Handler = Callable[[Any, HandlerContext], Awaitable[None]]
+
+
+class Subscriptions:
+    """One consumer group's handlers: one function per consumed event type."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.handlers: dict[str, Handler] = {}
+        self._topics: set[str] = set()
+
+    def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            for cls in event_classes:
+                self.handlers[cls.event_type()] = fn
+                self._topics.add(cls.topic)
+            return fn
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._topics)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.group_id)
+
+
+class _Stopping(Exception):
+    """Raised inside processing when the runner is asked to stop before a record is done."""
+
+
+class ConsumerRunner:
+    """Runs one consumer group: getmany → per record one transaction (effect + inbox) → commit."""
+
+    def __init__(
+        self,
+        *,
+        subscriptions: Subscriptions,
+        registry: EventRegistry,
+        db: Database,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        dlq_producer: AIOKafkaProducer,
+    ) -> None:
+        self.subs = subscriptions
+        self.registry = registry
+        self.db = db
+        self.settings = settings
+        self.consumer = consumer
+        self.producer = dlq_producer
+        self.service = settings.service_name
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.processed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(self._task, timeout=30)
+            except TimeoutError:
+                self._task.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+            except KafkaError as exc:
+                log.warning("consumer_fetch_failed", group=self.subs.group_id, error=str(exc))
+                await self._sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                done: Record | None = None
+                try:
+                    for record in records:
+                        if self._stopping.is_set():
+                            break
+                        await self.process(record)
+                        done = record
+                except _Stopping:
+                    pass
+                if done is not None:
+                    await self._commit(tp, done.offset + 1)
+                    self._report_lag(tp, done.offset + 1)
+                if self._stopping.is_set():
+                    break
+
+    async def process(self, record: Record) -> str:
+        """Handle one record to the end: handled, duplicate, ignored or dead-lettered."""
+        headers = list(record.headers or [])
+        try:
+            event, meta = from_kafka(record.key, record.value, headers, self.registry)
+        except UnreadableEvent as exc:
+            await self._dead_letter(record, reason=exc.reason, error=exc.detail, attempts=0)
+            return "dead_lettered"
+        handler = self.subs.handlers.get(meta.type)
+        if handler is None:
+            self._count(record, "ignored")
+            return "ignored"
+        set_traceparent(new_traceparent(meta.traceparent))
+        structlog.contextvars.bind_contextvars(event_id=meta.id, event_type=meta.type)
+        try:
+            return await self._handle_with_retries(record, event, meta, handler)
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type", "trace_id")
+            set_traceparent(None)
+
+    async def _handle_with_retries(
+        self, record: Record, event: Event, meta: EventMeta, handler: Handler
+    ) -> str:
+        attempts = 0
+        unavailable_since: float | None = None
+        while True:
+            try:
+                outcome = await self._handle_once(record, event, meta, handler)
+                self._count(record, outcome)
+                if meta.time:
+                    metrics.LAST_EVENT_APPLIED.labels(self.service, self.subs.group_id).set(
+                        meta.time.timestamp()
+                    )
+                return outcome
+            except Exception as exc:
+                if is_unavailable(exc):
+                    # Not the event's fault: wait for the database, never dead-letter, never commit.
+                    loop_time = asyncio.get_running_loop().time()
+                    unavailable_since = unavailable_since or loop_time
+                    log.warning("consumer_database_unavailable", error=str(exc)[:300])
+                    if self._stopping.is_set():
+                        raise _Stopping from exc
+                    await self._sleep(min(5.0, 0.5 + (loop_time - unavailable_since) / 4))
+                    continue
+                attempts += 1
+                log.warning(
+                    "handler_failed", attempt=attempts, error=f"{type(exc).__name__}: {exc}"[:500]
+                )
+                if attempts >= self.settings.consumer_max_attempts:
+                    await self._dead_letter(
+                        record,
+                        reason="handler_failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                        attempts=attempts,
+                        meta=meta,
+                    )
+                    return "dead_lettered"
+                await self._sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempts - 1))
+
+    async def _handle_once(
+        self, record: Record, event: Event, meta: EventMeta, handler: Handler
+    ) -> str:
+        async with self.db.session() as session:
+            if await self._seen(session, meta.id):
+                return "duplicate"
+            await handler(event, HandlerContext(session=session, meta=meta))
+            session.add(
+                InboxMessage(
+                    consumer_group=self.subs.group_id,
+                    event_id=meta.id,
+                    event_type=meta.type,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                async with self.db.session() as check:
+                    if await self._seen(check, meta.id):
+                        return "duplicate"  # a concurrent delivery won the race
+                raise
+        self.processed += 1
+        return "handled"
+
+    async def _seen(self, session: AsyncSession, event_id: str) -> bool:
+        found = await session.scalar(
+            select(InboxMessage.id).where(
+                InboxMessage.consumer_group == self.subs.group_id, InboxMessage.event_id == event_id
+            )
+        )
+        return found is not None
+
+    async def _dead_letter(
+        self,
+        record: Record,
+        *,
+        reason: str,
+        error: str,
+        attempts: int,
+        meta: EventMeta | None = None,
+    ) -> None:
+        headers = [(k, v) for k, v in (record.headers or []) if not k.startswith("dlq_")]
+        extra = {
+            "dlq_reason": reason,
+            "dlq_error": error[:4000],
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_consumer_group": self.subs.group_id,
+            "dlq_attempts": str(attempts),
+        }
+        headers += [(k, v.encode()) for k, v in extra.items()]
+        # Until the dead letter is safely on its topic the record is not done: never drop it.
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    self.settings.topic(self.subs.dead_letter_topic), key=record.key, value=record.value, headers=headers
+                )
+                break
+            except KafkaError as exc:
+                log.error("dead_letter_publish_failed", error=str(exc))
+                if self._stopping.is_set():
+                    raise _Stopping from exc
+                await self._sleep(1.0)
+        header_text = {k: v.decode("utf-8", errors="replace") for k, v in headers}
+        try:
+            async with self.db.session() as session:
+                session.add(
+                    DeadLetter(
+                        consumer_group=self.subs.group_id,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        key=record.key.decode("utf-8", errors="replace") if record.key else None,
+                        headers=json.dumps(header_text, ensure_ascii=False),
+                        value=record.value.decode("utf-8", errors="replace") if record.value else None,
+                        event_id=meta.id if meta else header_text.get("ce_id"),
+                        event_type=meta.type if meta else header_text.get("ce_type"),
+                        reason=reason,
+                        error=error[:4000],
+                        attempts=attempts,
+                    )
+                )
+                await session.commit()
+        except Exception as exc:  # the topic has it; the table is the operator's convenience
+            log.error("dead_letter_row_failed", error=str(exc)[:300])
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, self.subs.group_id, reason).inc()
+        self._count(record, "dead_lettered")
+        log.error(
+            "event_dead_lettered",
+            reason=reason,
+            error=error[:500],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            dead_letter_topic=self.subs.dead_letter_topic,
+        )
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        try:
+            await self.consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Partition moved to another member mid-batch: it re-reads from the last commit,
+            # and the inbox turns the re-read into duplicates.
+            log.warning("offset_commit_failed", partition=str(tp), error=str(exc))
+
+    def _report_lag(self, tp: TopicPartition, position: int) -> None:
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(self.service, self.subs.group_id, tp.topic, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
+
+    def _count(self, record: Record, outcome: str) -> None:
+        metrics.EVENTS_CONSUMED.labels(self.service, self.subs.group_id, record.topic, outcome).inc()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,74 @@
+"""Alembic, one history per service, the same migrations on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from bekal.shared.messaging.models import MessagingBase
+
+
+def alembic_config(service_package: str, database_url: str) -> Config:
+    """``service_package`` is e.g. ``bekal.registry``; its migrations live in ``migrations/``."""
+    location = importlib.resources.files(service_package).joinpath("migrations")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(location))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade(service_package: str, database_url: str, revision: str = "head") -> None:
+    """Apply migrations. Runs its own event loop, so call it from a thread inside async code."""
+    command.upgrade(alembic_config(service_package, database_url), revision)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    config = context.config
+    metadata = [target_metadata, MessagingBase.metadata]
+    if context.is_offline_mode():
+        context.configure(
+            url=config.get_main_option("sqlalchemy.url"),
+            target_metadata=metadata,
+            literal_binds=True,
+            render_as_batch=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = async_engine_from_config(
+            config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+        )
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())
+
+
+def create_platform_tables(bind: Any) -> None:
+    """Outbox, inbox, dead letters and idempotency keys: the first migration of every service."""
+    import bekal.shared.idempotency  # noqa: F401 - registers its table on MessagingBase
+
+    MessagingBase.metadata.create_all(bind=bind)
+
+
+def drop_platform_tables(bind: Any) -> None:
+    import bekal.shared.idempotency  # noqa: F401
+
+    MessagingBase.metadata.drop_all(bind=bind)

@@ -1,0 +1,217 @@
+"""The application factory every service uses: HTTP plumbing, health, metrics, outbox relay, consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from bekal.shared import metrics
+from bekal.shared.auth import TokenVerifier
+from bekal.shared.db import Database
+from bekal.shared.events import catalogue
+from bekal.shared.events.topics import owned_by
+from bekal.shared.logging import configure_logging, new_traceparent, set_traceparent
+from bekal.shared.messaging.admin import dead_letter_router
+from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
+from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from bekal.shared.messaging.outbox import OutboxRelay, backlog
+from bekal.shared.migrations import upgrade
+from bekal.shared.problems import install_problem_handlers
+from bekal.shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service different from the others."""
+
+    name: str  # registry, training, certification, reporting
+    package: str  # bekal.registry
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    subscriptions: Subscriptions | None = None
+    on_ready: Callable[[FastAPI], Awaitable[None]] | None = None
+    extra_topics: Sequence[str] = field(default_factory=tuple)
+
+
+class Messaging:
+    """Connects to Kafka in the background, retrying, so HTTP serves even while the broker is away."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings, db: Database) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.db = db
+        self.producer = make_producer(settings)
+        self.relay = OutboxRelay(db=db, producer=self.producer, settings=settings)
+        self.runner: ConsumerRunner | None = None
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        db.outbox_listeners.append(self.relay.wake)
+
+    def topics(self) -> list[str]:
+        names = set(owned_by(self.spec.name)) | set(self.spec.extra_topics)
+        if self.spec.subscriptions:
+            names |= set(self.spec.subscriptions.topics)
+            names.add(self.spec.subscriptions.dead_letter_topic)
+        return sorted(names)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name="messaging-connect")
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            try:
+                await ensure_topics(self.settings, self.topics())
+                await self.producer.start()
+                break
+            except Exception as exc:
+                log.warning("broker_unavailable", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        if self._stopping:
+            return
+        self.relay.start()
+        subs = self.spec.subscriptions
+        if subs and self.settings.consumer_auto_start:
+            consumer = make_consumer(self.settings, subs.group_id, subs.topics)
+            await consumer.start()
+            self.runner = ConsumerRunner(
+                subscriptions=subs,
+                registry=catalogue,
+                db=self.db,
+                settings=self.settings,
+                consumer=consumer,
+                dlq_producer=self.producer,
+            )
+            self.runner.start()
+        self.ready.set()
+        log.info("messaging_ready", topics=self.topics())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task and not self._task.done():
+            self._task.cancel()
+        if self.runner:
+            await self.runner.stop()
+            await self.runner.consumer.stop()
+        await self.relay.stop()
+        await self.producer.stop()
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service_name=spec.name)
+    configure_logging(service=spec.name, level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_migrations_on_start:
+            await asyncio.to_thread(upgrade, spec.package, settings.database_url)
+        db = Database(settings.database_url, pool_size=settings.database_pool_size)
+        messaging = Messaging(spec, settings, db)
+        app.state.db = db
+        app.state.messaging = messaging
+        messaging.start()
+        if spec.on_ready:
+            await spec.on_ready(app)
+        log.info("service_started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            await messaging.stop()
+            await db.dispose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
+    install_problem_handlers(app)
+    app.add_middleware(_RequestContext, service=spec.name)
+    app.include_router(_operations_router(spec))
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+class _RequestContext(BaseHTTPMiddleware):
+    """Request id and trace context on every log line; latency into /metrics."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        set_traceparent(new_traceparent(request.headers.get("traceparent")))
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.HTTP_REQUEST_SECONDS.labels(self.service, request.method, path, str(status)).observe(
+                time.perf_counter() - started
+            )
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                log.info("http_request", method=request.method, route=path, status=status,
+                         ms=round((time.perf_counter() - started) * 1000, 1))
+            structlog.contextvars.unbind_contextvars("request_id", "trace_id")
+
+
+def _operations_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @router.get("/readyz", summary="Database and broker reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(request.app.state.db.ping(), timeout=3)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["broker"] = "ok" if request.app.state.messaging.ready.is_set() else "connecting"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        try:
+            metrics.OUTBOX_BACKLOG.labels(spec.name).set(await backlog(request.app.state.db))
+        except Exception:  # metrics must answer while the database is away
+            pass
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if spec.subscriptions is not None:
+        router.include_router(dead_letter_router())
+    return router

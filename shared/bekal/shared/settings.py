@@ -1,0 +1,92 @@
+"""Service configuration from the environment (one pydantic-settings class for every service)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PSEUDONYM_SECRET = "development-only-secret-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything a service reads from its environment.
+
+    The same names are used by the embedded runner, docker-compose.yml and the Kubernetes
+    manifests; a test keeps them in step.
+    """
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.DEVELOPMENT
+    service_name: str = Field(default="bekal", description="registry, training, certification or reporting")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/data/bekal.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    database_pool_size: int = 10
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_enable_idempotence: bool = Field(
+        default=False, description="On for Apache Kafka in production; the embedded broker has none."
+    )
+    kafka_namespace: str = Field(
+        default="",
+        description="Prefix for every topic and consumer group, e.g. 'staging.'; empty in production",
+    )
+    kafka_topic_partitions: int = 3
+    kafka_replication_factor: int = 1
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    outbox_poll_interval_seconds: float = 0.5
+    outbox_batch_size: int = 200
+    consumer_max_attempts: int = Field(default=5, description="Tries of a failing handler before dead-lettering")
+    consumer_retry_backoff_seconds: float = 0.2
+    consumer_auto_start: bool = True
+    auth_issuer: str = "bekal-dev"
+    auth_audience: str = "bekal"
+    auth_jwks_url: str | None = Field(default=None, description="OIDC JWKS URL; production must set it")
+    auth_dev_key_file: Path = Path("var/keys/dev-signing-key.pem")
+    pseudonym_secret: str = Field(
+        default=DEV_PSEUDONYM_SECRET,
+        description="Keyed-hash secret for identifiers that must not be readable in a dump (NIK)",
+    )
+    public_base_url: str = "http://127.0.0.1:8003"
+    verify_rate_limit_per_minute: int = 60
+    log_level: str = "INFO"
+    log_json: bool = True
+    run_migrations_on_start: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
+                raise ValueError("PSEUDONYM_SECRET must be set to a real secret in production")
+            if not self.auth_jwks_url:
+                raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
+        return self
+
+    def topic(self, name: str) -> str:
+        """The physical topic (or consumer group) name for a catalogue name."""
+        return f"{self.kafka_namespace}{name}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
