@@ -6,6 +6,7 @@ a facility officer may see; empty for national roles).
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
     tmp.chmod(0o600)
     try:
         # Atomic and first-wins, so two services starting together agree on one key.
-        tmp.link(path) if not path.exists() else None
+        os.link(tmp, path)
     except FileExistsError:
         pass
     finally:

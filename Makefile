@@ -1,0 +1,39 @@
+# Two commands: `make run` (the whole platform on this machine) and `make test` (every test).
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install run test test-unit test-integration lint token reset
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: .venv/.synced  ## install everything into .venv (from the lock file)
+
+run: install  ## broker + four services + demo data; Ctrl-C stops all
+	.venv/bin/bekal run
+
+test: install  ## the whole suite: unit, integration (broker, SQLite, PostgreSQL), end-to-end
+	.venv/bin/python -m pytest
+
+test-unit: install
+	.venv/bin/python -m pytest tests/unit
+
+test-integration: install
+	.venv/bin/python -m pytest tests/integration tests/e2e
+
+lint: install
+	.venv/bin/ruff check shared services tests
+	.venv/bin/mypy shared/bekal services/*/bekal
+
+token: install  ## e.g. make token PRESET=training-admin
+	@.venv/bin/bekal token --preset $(or $(PRESET),registry-admin)
+
+reset:  ## forget the local data (SQLite files, keys, logs)
+	rm -rf var

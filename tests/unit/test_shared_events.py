@@ -1,0 +1,89 @@
+"""The event catalogue and the CloudEvents envelope, without a broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from bekal.shared.events import catalogue
+from bekal.shared.events.catalogue import InmateReleased, InmateShared, ParticipantCompleted, ReleaseKind
+from bekal.shared.events.envelope import UnreadableEvent, from_kafka, to_kafka
+from bekal.shared.events.topics import TOPICS
+
+
+def _released() -> InmateReleased:
+    return InmateReleased(participant_id=uuid.uuid4(), facility_id=uuid.uuid4(),
+                          release_kind=ReleaseKind.PAROLE, released_on=date(2024, 9, 7))
+
+
+def test_event_types_are_versioned_and_named_after_their_service() -> None:
+    assert InmateReleased.event_type() == "id.bekal.registry.inmate.released.v1"
+    for cls in catalogue.all():
+        service = cls.topic.split(".")[0]
+        assert cls.event_type().startswith(f"id.bekal.{service}.")
+        assert cls.event_type().endswith(f".v{cls.version}")
+
+
+def test_every_event_is_on_a_declared_topic_owned_by_its_service() -> None:
+    owners = {t.name: t.owner for t in TOPICS}
+    for cls in catalogue.all():
+        assert cls.topic in owners, cls
+        assert owners[cls.topic] == cls.event_type().split(".")[2]
+
+
+def test_no_event_carries_a_nik_or_offence_field() -> None:
+    forbidden = ("nik", "national_id", "offence", "offense", "crime", "sentence", "verdict")
+    for cls in catalogue.all():
+        for name in cls.model_fields:
+            assert not any(word in name.lower() for word in forbidden), f"{cls.__name__}.{name}"
+
+
+def test_completion_event_names_no_facility() -> None:
+    assert not any("facility" in f for f in ParticipantCompleted.model_fields)
+
+
+def test_binary_mode_roundtrip_keeps_id_key_subject_and_trace() -> None:
+    event = _released()
+    when = datetime(2024, 9, 7, 10, 0, tzinfo=UTC)
+    key, value, headers = to_kafka(event, source="/corrections/registry", event_id="abc", time=when,
+                                   traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    h = dict(headers)
+    assert key == str(event.participant_id).encode()
+    assert h["ce_id"] == b"abc" and h["ce_specversion"] == b"1.0"
+    assert h["ce_type"] == b"id.bekal.registry.inmate.released.v1"
+    assert h["ce_subject"] == key
+    assert h["content-type"] == b"application/json"
+    assert json.loads(value)["release_kind"] == "parole"
+    decoded, meta = from_kafka(key, value, headers, catalogue)
+    assert decoded == event
+    assert meta.id == "abc" and meta.time == when and meta.source == "/corrections/registry"
+    assert meta.traceparent and meta.traceparent.startswith("00-0af7651916cd43dd")
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "reason"),
+    [
+        ([], b"{}", "not_a_cloudevent"),
+        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.gone.v1"), ("ce_source", b"/x"),
+          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b"{}", "unknown_type"),
+        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
+          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b"{oops", "malformed"),
+        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
+          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b'{"participant_id": 1}',
+         "invalid_payload"),
+    ],
+)
+def test_unreadable_records_are_rejected_with_a_reason(headers, value, reason) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnreadableEvent) as info:
+        from_kafka(b"k", value, headers, catalogue)
+    assert info.value.reason == reason
+
+
+def test_producers_cannot_build_an_invalid_event() -> None:
+    with pytest.raises(ValidationError):
+        InmateShared(participant_id=uuid.uuid4(), full_name="X", sex="Z", birth_year=1990,  # type: ignore[arg-type]
+                     facility_id=uuid.uuid4(), admission_date=date(2020, 1, 1), expected_release_date=None)
