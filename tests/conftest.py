@@ -97,6 +97,9 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
             "outbox_poll_interval_seconds": 0.1,
             "consumer_retry_backoff_seconds": 0.01,
             "consumer_max_attempts": 3,
+            # A new consumer group member waits about half the session timeout to join: keep it short.
+            "kafka_session_timeout_ms": 3000,
+            "kafka_heartbeat_interval_ms": 500,
             "log_json": True,
         }
         values.update(overrides)

@@ -32,7 +32,8 @@ def platform(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
         root=root,
         ports={s: free_port() for s in SERVICES},
         bootstrap_servers=broker.bootstrap_servers,
-        extra_env={"KAFKA_NAMESPACE": f"e2e{uuid.uuid4().hex[:6]}.", "OUTBOX_POLL_INTERVAL_SECONDS": "0.2"},
+        extra_env={"KAFKA_NAMESPACE": f"e2e{uuid.uuid4().hex[:6]}.", "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+                   "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"},
     )
     p.start()
     try:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     )
     kafka_topic_partitions: int = 3
     kafka_replication_factor: int = 1
+    kafka_session_timeout_ms: int = Field(
+        default=10000, description="Consumer group session; a new member's join waits about half of it"
+    )
+    kafka_heartbeat_interval_ms: int = 3000
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

@@ -49,6 +49,8 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=200,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
 
 
