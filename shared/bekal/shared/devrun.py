@@ -217,9 +217,12 @@ def main(*, load_demo: bool = True) -> int:
         for s in SERVICES
         if os.environ.get(f"BEKAL_{s.upper()}_DATABASE_URL")
     }
+    ports = {s: int(os.environ.get(f"BEKAL_{s.upper()}_PORT", DEFAULT_PORTS[s])) for s in SERVICES}
     platform = Platform(
         root=root,
+        ports=ports,
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        broker_port=int(os.environ.get("BEKAL_BROKER_PORT", "9092")),
         database_urls=database_urls,
     )
     stopping = False
