@@ -89,7 +89,11 @@ class Messaging:
         subs = self.spec.subscriptions
         if subs and self.settings.consumer_auto_start:
             consumer = make_consumer(self.settings, subs.group_id, subs.topics)
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:  # cancelled by a shutdown while joining: close what was opened
+                await consumer.stop()
+                raise
             self.runner = ConsumerRunner(
                 subscriptions=subs,
                 registry=catalogue,

@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./var/data/bekal.db",
-        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+        default="",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...; "
+        "empty means a SQLite file of the service's own under ./var/data/",
     )
     database_pool_size: int = 10
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
+
+    @model_validator(mode="after")
+    def _own_database_by_default(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///./var/data/{self.service_name}.db"
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:

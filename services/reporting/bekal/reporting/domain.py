@@ -1,0 +1,209 @@
+"""Indicator rules: grouping dimensions, counters, rates, and how late or repeated facts merge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from bekal.shared.events.catalogue import WithdrawalReason
+
+# Rates are for people to read on a dashboard: four decimals is more than enough.
+RATE_DECIMALS = 4
+
+
+class Dimension(StrEnum):
+    """What indicators may be grouped by (``group_by`` in the API)."""
+
+    FACILITY = "facility"
+    PROVINCE = "province"
+    PROGRAM = "program"
+    YEAR = "year"
+
+
+# The output keys each dimension contributes to a row: the id first, then its labels.
+DIMENSION_KEYS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.FACILITY: ("facility_id", "facility_code", "facility_name"),
+    Dimension.PROVINCE: ("province",),
+    Dimension.PROGRAM: ("program_id", "program_code", "program_title"),
+    Dimension.YEAR: ("year",),
+}
+
+# What a group is sorted by within each dimension: codes read better than ids; the id breaks
+# ties and orders a facility or program whose description has not arrived yet.
+_SORT_FIELDS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.FACILITY: ("facility_code", "facility_id"),
+    Dimension.PROVINCE: ("province",),
+    Dimension.PROGRAM: ("program_code", "program_id"),
+    Dimension.YEAR: ("year",),
+}
+
+
+class InvalidGroupBy(ValueError):
+    """``group_by`` named something that is not a dimension."""
+
+    def __init__(self, unknown: list[str]) -> None:
+        allowed = ", ".join(d.value for d in Dimension)
+        super().__init__(
+            f"group_by tidak dikenal: {', '.join(unknown)}. Pilihan yang tersedia: {allowed}"
+        )
+        self.unknown = unknown
+
+
+def parse_group_by(raw: str | None) -> list[Dimension]:
+    """``"province,year"`` → [PROVINCE, YEAR]; empty means totals only; repeats count once."""
+    if raw is None:
+        return []
+    names = [part.strip().lower() for part in raw.split(",")]
+    names = [n for n in names if n]
+    known = {d.value for d in Dimension}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidGroupBy(unknown)
+    return [Dimension(n) for n in dict.fromkeys(names)]
+
+
+def reporting_year(end_date: date) -> int:
+    """A session counts in the year it ends (a course across New Year belongs to the later one)."""
+    return end_date.year
+
+
+def completion_rate(completed: int, not_completed: int) -> float | None:
+    """Completed over those with an outcome; withdrawn and still-enrolled people are left out.
+
+    None when nobody has an outcome yet, so "no data" is never shown as a 0 % rate.
+    """
+    decided = completed + not_completed
+    if decided == 0:
+        return None
+    return round(completed / decided, RATE_DECIMALS)
+
+
+def withdrawn_column(reason: WithdrawalReason | str) -> str:
+    """The name of the SQL result column counting withdrawals for one reason."""
+    return f"withdrawn_{WithdrawalReason(reason).value}"
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The counts of one group (or the totals)."""
+
+    enrolled: int = 0
+    withdrawn: int = 0
+    withdrawn_by_reason: dict[str, int] = field(default_factory=dict)
+    completed: int = 0
+    not_completed: int = 0
+    certified: int = 0
+
+    @property
+    def completion_rate(self) -> float | None:
+        return completion_rate(self.completed, self.not_completed)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Counters:
+        """Read the aggregate columns of one SQL result row (NULL sums are zero)."""
+
+        def n(name: str) -> int:
+            return int(row.get(name) or 0)
+
+        return cls(
+            enrolled=n("enrolled"),
+            withdrawn=n("withdrawn"),
+            # Every reason is listed, zeros included, so a dashboard's columns never shift.
+            withdrawn_by_reason={r.value: n(withdrawn_column(r)) for r in WithdrawalReason},
+            completed=n("completed"),
+            not_completed=n("not_completed"),
+            certified=n("certified"),
+        )
+
+
+@dataclass(frozen=True)
+class IndicatorGroup:
+    """One row of the report: the grouping keys (only of the requested dimensions) and counts."""
+
+    keys: dict[str, Any]
+    counters: Counters
+
+
+def group_keys(dimensions: list[Dimension], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of one group, in the order the dimensions were asked for."""
+    return {key: row.get(key) for d in dimensions for key in DIMENSION_KEYS[d]}
+
+
+def sort_groups(groups: list[IndicatorGroup], dimensions: list[Dimension]) -> list[IndicatorGroup]:
+    """A stable order on every database: by each dimension in turn, unknown (null) values last."""
+
+    def key(group: IndicatorGroup) -> tuple[tuple[bool, Any], ...]:
+        parts: list[tuple[bool, Any]] = []
+        for d in dimensions:
+            for name in _SORT_FIELDS[d]:
+                value = group.keys.get(name)
+                if value is None:
+                    parts.append((True, 0 if d is Dimension.YEAR else ""))
+                else:
+                    parts.append((False, int(value) if d is Dimension.YEAR else str(value)))
+        return tuple(parts)
+
+    return sorted(groups, key=key)
+
+
+# --- merging facts that arrive late, early or twice -----------------------------------------
+
+
+class SessionStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+_SESSION_STAGE = {
+    SessionStatus.PLANNED: 0,
+    SessionStatus.RUNNING: 1,
+    SessionStatus.COMPLETED: 2,
+    SessionStatus.CANCELLED: 2,
+}
+
+
+def merge_session_status(current: str | None, incoming: SessionStatus) -> SessionStatus:
+    """A session only moves forward: a late "scheduled" never undoes "started" or "completed"."""
+    if current is None:
+        return incoming
+    now = SessionStatus(current)
+    return incoming if _SESSION_STAGE[incoming] >= _SESSION_STAGE[now] else now
+
+
+class EnrollmentStatus(StrEnum):
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+    NOT_COMPLETED = "not_completed"
+
+
+def merge_enrollment_status(current: str | None, incoming: EnrollmentStatus) -> EnrollmentStatus:
+    """An outcome (withdrawn, completed, not completed) is never undone by a late "enrolled"."""
+    if current is None or incoming is not EnrollmentStatus.ENROLLED:
+        return incoming
+    return EnrollmentStatus(current)
+
+
+def is_newer(incoming: datetime | None, current: datetime | None) -> bool:
+    """Whether a whole-state fact stamped ``incoming`` may replace one stamped ``current``.
+
+    Equal or unknown times apply: the topic keeps one aggregate's events in order, so only a
+    strictly older fact (a late replay) is refused.
+    """
+    if incoming is None or current is None:
+        return True
+    return incoming >= current
+
+
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The newest of two times; data-as-of only moves forward."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)

@@ -1,0 +1,46 @@
+"""API schemas of the reporting service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class IndicatorCounters(BaseModel):
+    enrolled: int = Field(
+        description="Every enrolment ever made, later withdrawn or finished included"
+    )
+    withdrawn: int
+    withdrawn_by_reason: dict[str, int] = Field(
+        description="Withdrawals per reason (released, transferred, consent_withdrawn, other)"
+    )
+    completed: int
+    not_completed: int
+    certified: int = Field(description="Enrolments with a certificate issued")
+    completion_rate: float | None = Field(
+        description="completed / (completed + not_completed), 4 decimals; null when both are 0"
+    )
+
+
+class IndicatorRow(IndicatorCounters):
+    """One group. Only the keys of the requested dimensions are present."""
+
+    facility_id: uuid.UUID | None = None
+    facility_code: str | None = None
+    facility_name: str | None = None
+    province: str | None = None
+    program_id: uuid.UUID | None = None
+    program_code: str | None = None
+    program_title: str | None = None
+    year: int | None = Field(default=None, description="The year the session ends")
+
+
+class IndicatorsPublic(BaseModel):
+    group_by: list[str]
+    data: list[IndicatorRow]
+    totals: IndicatorCounters
+    data_as_of: datetime | None = Field(
+        description="Time of the newest event applied to the projections; null before any"
+    )

@@ -1,0 +1,462 @@
+"""Reporting end to end on its own: a scripted history of real events in, indicators out.
+
+The history: two facilities in two provinces, two programs, sessions ending in 2019 and 2024,
+enrolments with completions, non-completions and withdrawals, certificates. One event is
+delivered twice with the same id, a certificate and a completion arrive before their
+enrolment, and a session arrives before its facility. Every expected number is counted by hand
+from the table in ``History``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from bekal.reporting.app import create_app
+from bekal.reporting.models import TrainingSession
+from bekal.shared import metrics
+from bekal.shared.auth import mint_token
+from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import (
+    CertificateIssued,
+    CompetencyUnit,
+    EnrollmentWithdrawn,
+    FacilityClass,
+    FacilityKind,
+    FacilityRegistered,
+    FacilityUpdated,
+    NotCompletedReason,
+    ParticipantCompleted,
+    ParticipantEnrolled,
+    ParticipantNotCompleted,
+    ProgramPublished,
+    SessionCompleted,
+    SessionScheduled,
+    SessionStarted,
+    WithdrawalReason,
+)
+from bekal.shared.events.envelope import to_kafka
+from bekal.shared.events.topics import SOURCES
+from bekal.shared.messaging.kafka import make_producer
+from bekal.shared.messaging.models import InboxMessage
+from bekal.shared.settings import Settings
+from sqlalchemy import func, select, text
+
+pytestmark = pytest.mark.integration
+
+READER_ROLES = ("reporting_viewer", "registry_admin", "training_admin", "certification_admin")
+
+# The newest event of the history; it is published early, so data-as-of must be the maximum
+# event time applied, not the time of the last one.
+NEWEST = datetime(2024, 9, 12, 9, 30, tzinfo=UTC)
+T0 = datetime(2024, 9, 10, 8, 0, tzinfo=UTC)
+
+F1, F2 = uuid.uuid4(), uuid.uuid4()  # Lapas Perempuan Tangerang (Banten), Lapas Pontianak
+P1, P2 = uuid.uuid4(), uuid.uuid4()  # WUB batik, woodcraft
+S1, S2, S3, S4 = (uuid.uuid4() for _ in range(4))
+E = {n: uuid.uuid4() for n in range(1, 16)}  # enrolments E1..E15
+PERSON = {n: uuid.uuid4() for n in range(1, 16)}
+SESSION_OF = {1: S1, 2: S1, 3: S1, 4: S1, 15: S1, 5: S2, 6: S2, 7: S2, 8: S2, 9: S2, 10: S2,
+              11: S3, 12: S3, 13: S4, 14: S4}
+NAME = "Siti Rahmawati"  # carried by ParticipantCompleted; reporting must not keep it
+UNITS = [CompetencyUnit(code="U1", title="Membatik")]
+
+
+@dataclass
+class Script:
+    """Events in publishing order, each with its envelope id and time."""
+
+    items: list[tuple[Event, str, datetime]] = field(default_factory=list)
+    minute: int = 0
+
+    def add(self, event: Event, *, at: datetime | None = None, event_id: str | None = None) -> str:
+        self.minute += 1
+        eid = event_id or str(uuid.uuid4())
+        self.items.append((event, eid, at or T0 + timedelta(minutes=self.minute)))
+        return eid
+
+
+def _facility(cls: type[FacilityRegistered] | type[FacilityUpdated], fid: uuid.UUID,
+              name: str) -> Event:
+    if fid == F1:
+        return cls(facility_id=F1, code="LPP-TANGERANG", name=name,
+                   kind=FacilityKind.LAPAS_PEREMPUAN, facility_class=FacilityClass.IIA,
+                   province="Banten", regional_office="Kanwil Banten", capacity=250, active=True)
+    return cls(facility_id=F2, code="LAPAS-PONTIANAK", name=name, kind=FacilityKind.LAPAS,
+               facility_class=FacilityClass.IIA, province="Kalimantan Barat",
+               regional_office="Kanwil Kalimantan Barat", capacity=600, active=True)
+
+
+def _program(pid: uuid.UUID, version: int, code: str, title: str) -> ProgramPublished:
+    return ProgramPublished(program_id=pid, program_version=version, code=code, title=title,
+                            sector="IKM", partner="YBI", days=5, hours=40,
+                            min_attendance_share=0.8, competency_units=UNITS)
+
+
+def _scheduled(sid: uuid.UUID, pid: uuid.UUID, fid: uuid.UUID, start: date,
+               end: date) -> SessionScheduled:
+    return SessionScheduled(session_id=sid, program_id=pid, program_version=1, facility_id=fid,
+                            start_date=start, end_date=end, capacity=30)
+
+
+def _enrolled(n: int) -> ParticipantEnrolled:
+    return ParticipantEnrolled(enrollment_id=E[n], session_id=SESSION_OF[n],
+                               participant_id=PERSON[n], enrolled_on=date(2019, 5, 1))
+
+
+def _completed(n: int, pid: uuid.UUID, end: date) -> ParticipantCompleted:
+    return ParticipantCompleted(
+        enrollment_id=E[n], session_id=SESSION_OF[n], participant_id=PERSON[n],
+        participant_name=NAME, program_id=pid, program_code="X", program_title="X", sector="IKM",
+        partner=None, competency_units=UNITS, hours=40, start_date=end - timedelta(days=5),
+        end_date=end, attendance_share=1.0)
+
+
+def _not_completed(n: int) -> ParticipantNotCompleted:
+    return ParticipantNotCompleted(enrollment_id=E[n], session_id=SESSION_OF[n],
+                                   participant_id=PERSON[n],
+                                   reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
+                                   attendance_share=0.5)
+
+
+def _withdrawn(n: int, reason: WithdrawalReason) -> EnrollmentWithdrawn:
+    return EnrollmentWithdrawn(enrollment_id=E[n], session_id=SESSION_OF[n],
+                               participant_id=PERSON[n], reason=reason,
+                               withdrawn_on=date(2024, 9, 5))
+
+
+def _certificate(n: int, pid: uuid.UUID, number: str) -> CertificateIssued:
+    return CertificateIssued(certificate_id=uuid.uuid4(), number=number,
+                             participant_id=PERSON[n], session_id=SESSION_OF[n],
+                             enrollment_id=E[n], program_id=pid, issued_on=date(2024, 9, 8))
+
+
+def history() -> tuple[Script, Script]:
+    """Phase 1 holds the early arrivals; phase 2 everything else (and the duplicate).
+
+    | session | facility (province)         | program  | year | enrolments and outcomes       |
+    | S1      | F2 Pontianak (Kalbar)       | P2 kayu  | 2019 | E1 E2 completed+certificate,  |
+    |         |                             |          |      | E3 E15 not completed,         |
+    |         |                             |          |      | E4 withdrawn (released)       |
+    | S2      | F1 Tangerang (Banten)       | P1 batik | 2024 | E5 E6 E7 completed+cert,      |
+    |         |                             |          |      | E8 not completed, E9 released |
+    |         |                             |          |      | E10 transferred               |
+    | S3      | F1 Tangerang (Banten)       | P2 kayu  | 2024 | E11 completed+cert, E12 not   |
+    | S4      | F2 Pontianak (Kalbar)       | P1 batik | 2024 | E13 enrolled, E14 released    |
+    """
+    early, rest = Script(), Script(minute=100)
+    # A certificate before its enrolment's events, at the newest time of all.
+    early.add(_certificate(7, P1, "IKMA/2024/000003"), at=NEWEST)
+    # A completion before its enrolment; a session before its facility; a start before its plan.
+    early.add(_completed(11, P2, date(2024, 7, 22)))
+    early.add(_scheduled(S2, P1, F1, date(2024, 9, 3), date(2024, 9, 7)))
+    early.add(SessionStarted(session_id=S4, started_on=date(2024, 9, 2)))
+
+    rest.add(_facility(FacilityRegistered, F1, "Lapas Perempuan Kelas IIA Tangerang"))
+    rest.add(_facility(FacilityRegistered, F2, "Lapas Kelas IIA Pontianak"))
+    rest.add(_facility(FacilityUpdated, F2, "Lapas Kelas IIA Pontianak (Kalbar)"))
+    rest.add(_program(P1, 1, "WUB-BATIK", "Batik Tulis"))
+    rest.add(_program(P1, 2, "WUB-BATIK", "Batik Tulis dan Cap"))
+    rest.add(_program(P2, 1, "KRJ-KAYU", "Kerajinan Kayu"))
+    rest.add(_scheduled(S1, P2, F2, date(2019, 5, 13), date(2019, 5, 18)))
+    rest.add(_scheduled(S3, P2, F1, date(2024, 7, 17), date(2024, 7, 22)))
+    rest.add(_scheduled(S4, P1, F2, date(2024, 9, 2), date(2024, 9, 6)))
+    for n in range(1, 16):
+        if n == 5:
+            first = rest.add(_enrolled(5))
+            # The same event delivered again, same id; E5's completion follows on its partition,
+            # so once that is applied the duplicate has been seen (and dropped).
+            rest.add(_enrolled(5), event_id=first)
+        else:
+            rest.add(_enrolled(n))
+    rest.add(SessionStarted(session_id=S1, started_on=date(2019, 5, 13)))
+    for n in (1, 2):
+        rest.add(_completed(n, P2, date(2019, 5, 18)))
+    for n in (3, 15):
+        rest.add(_not_completed(n))
+    rest.add(_withdrawn(4, WithdrawalReason.RELEASED))
+    rest.add(SessionCompleted(session_id=S1, completed_on=date(2019, 5, 18), completed_count=2,
+                              not_completed_count=2))
+    for n in (5, 6, 7):
+        rest.add(_completed(n, P1, date(2024, 9, 7)))
+    rest.add(_not_completed(8))
+    rest.add(_withdrawn(9, WithdrawalReason.RELEASED))
+    rest.add(_withdrawn(10, WithdrawalReason.TRANSFERRED))
+    rest.add(_not_completed(12))
+    rest.add(_withdrawn(14, WithdrawalReason.RELEASED))
+    rest.add(_certificate(1, P2, "IKMA/2019/000001"))
+    rest.add(_certificate(2, P2, "IKMA/2019/000002"))
+    rest.add(_certificate(5, P1, "IKMA/2024/000001"))
+    rest.add(_certificate(6, P1, "IKMA/2024/000002"))
+    rest.add(_certificate(11, P2, "IKMA/2024/000004"))
+    return early, rest
+
+
+def counts(enrolled: int, *, completed: int = 0, not_completed: int = 0, released: int = 0,
+           transferred: int = 0, certified: int = 0, rate: float | None) -> dict[str, Any]:
+    return {
+        "enrolled": enrolled,
+        "withdrawn": released + transferred,
+        "withdrawn_by_reason": {"released": released, "transferred": transferred,
+                                "consent_withdrawn": 0, "other": 0},
+        "completed": completed,
+        "not_completed": not_completed,
+        "certified": certified,
+        "completion_rate": rate,
+    }
+
+
+# Hand-counted from the table in history().
+SESSION_S1 = counts(5, completed=2, not_completed=2, released=1, certified=2, rate=0.5)
+SESSION_S2 = counts(6, completed=3, not_completed=1, released=1, transferred=1, certified=3,
+                    rate=0.75)
+SESSION_S3 = counts(2, completed=1, not_completed=1, certified=1, rate=0.5)
+SESSION_S4 = counts(2, released=1, rate=None)
+TOTALS = counts(15, completed=6, not_completed=4, released=3, transferred=1, certified=6, rate=0.6)
+FACILITY_F1 = counts(8, completed=4, not_completed=2, released=1, transferred=1, certified=4,
+                     rate=0.6667)  # S2 + S3
+FACILITY_F2 = counts(7, completed=2, not_completed=2, released=2, certified=2,
+                     rate=0.5)  # S1 + S4
+PROGRAM_P1 = counts(8, completed=3, not_completed=1, released=2, transferred=1, certified=3,
+                    rate=0.75)  # S2 + S4
+PROGRAM_P2 = counts(7, completed=3, not_completed=3, released=1, certified=3,
+                    rate=0.5)  # S1 + S3
+YEAR_2019 = SESSION_S1
+YEAR_2024 = counts(10, completed=4, not_completed=2, released=2, transferred=1, certified=4,
+                   rate=0.6667)  # S2 + S3 + S4
+
+F1_KEYS = {"facility_id": str(F1), "facility_code": "LPP-TANGERANG",
+           "facility_name": "Lapas Perempuan Kelas IIA Tangerang"}
+F2_KEYS = {"facility_id": str(F2), "facility_code": "LAPAS-PONTIANAK",
+           "facility_name": "Lapas Kelas IIA Pontianak (Kalbar)"}
+P1_KEYS = {"program_id": str(P1), "program_code": "WUB-BATIK",
+           "program_title": "Batik Tulis dan Cap"}
+P2_KEYS = {"program_id": str(P2), "program_code": "KRJ-KAYU", "program_title": "Kerajinan Kayu"}
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+def _settings(make_settings, database_url, broker) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings("reporting", database_url, broker,
+                         kafka_namespace=f"t{uuid.uuid4().hex[:8]}.")
+
+
+def _token(settings: Settings, ministry: str, *roles: str, facilities: list[str] | None = None
+           ) -> dict[str, str]:
+    token = mint_token(settings, subject=f"{ministry}-user", ministry=ministry, roles=list(roles),
+                       facilities=facilities)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _publish(settings: Settings, script: Script) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for event, event_id, at in script.items:
+            service = event.topic.split(".", 1)[0]
+            key, value, headers = to_kafka(event, source=SOURCES[service], event_id=event_id,
+                                           time=at)
+            await producer.send_and_wait(settings.topic(event.topic), key=key, value=value,
+                                         headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _inbox_count(app: Any) -> int:
+    async with app.state.db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(InboxMessage)) or 0)
+
+
+async def _wait_for_inbox(app: Any, n: int, within: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if await _inbox_count(app) >= n:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"reporting applied {await _inbox_count(app)} events, expected {n}")
+
+
+def _duplicates_seen(settings: Settings) -> float:
+    # The topic label is namespaced, so the counter is this test's alone.
+    topic = settings.topic("training.enrollments")
+    return metrics.EVENTS_CONSUMED.labels("reporting", "reporting", topic, "duplicate")._value.get()
+
+
+def _unique(script: Script) -> int:
+    return len({event_id for _, event_id, _ in script.items})
+
+
+async def _get(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> Any:
+    response = await client.get("/api/v1/indicators", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
+    database_url, broker, make_settings
+):
+    settings = _settings(make_settings, database_url, broker)
+    app = create_app(settings)
+    early, rest = history()
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+        viewer = _token(settings, "industry", "reporting_viewer")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            # Early arrivals only: counted where what is known puts them.
+            await _publish(settings, early)
+            await _wait_for_inbox(app, _unique(early))
+            body = await _get(client, viewer, group_by="facility")
+            assert body["totals"] == counts(1, completed=1, certified=1, rate=1.0)
+            assert body["data"] == [
+                # E7's certificate: its session S2 is known, its facility F1 not yet described.
+                {"facility_id": str(F1), "facility_code": None, "facility_name": None,
+                 **counts(0, certified=1, rate=None)},
+                # E11's completion: its session S3 not known yet, so no facility.
+                {"facility_id": None, "facility_code": None, "facility_name": None,
+                 **counts(1, completed=1, rate=1.0)},
+            ]
+            body = await _get(client, viewer, group_by="program,year")
+            # Both facts carry their program (E11 its end date too); programs not described yet
+            # sort by id.
+            assert body["data"] == sorted([
+                {"program_id": str(P1), "program_code": None, "program_title": None,
+                 "year": 2024, **counts(0, certified=1, rate=None)},
+                {"program_id": str(P2), "program_code": None, "program_title": None,
+                 "year": 2024, **counts(1, completed=1, rate=1.0)},
+            ], key=lambda row: row["program_id"])
+
+            # The rest of the history, with one duplicate delivery.
+            await _publish(settings, rest)
+            await _wait_for_inbox(app, _unique(early) + _unique(rest))
+            await asyncio.sleep(0.5)  # nothing more may arrive: the duplicate adds nothing
+            assert await _inbox_count(app) == _unique(early) + _unique(rest)
+            assert _duplicates_seen(settings) == 1
+
+            body = await _get(client, viewer)
+            assert body["group_by"] == [] and body["data"] == []
+            assert body["totals"] == TOTALS
+            assert datetime.fromisoformat(body["data_as_of"]) == NEWEST
+
+            body = await _get(client, viewer, group_by="facility")
+            assert body["group_by"] == ["facility"]
+            assert body["data"] == [{**F2_KEYS, **FACILITY_F2}, {**F1_KEYS, **FACILITY_F1}]
+            assert body["totals"] == TOTALS
+
+            body = await _get(client, viewer, group_by="province")
+            assert body["data"] == [{"province": "Banten", **FACILITY_F1},
+                                    {"province": "Kalimantan Barat", **FACILITY_F2}]
+
+            body = await _get(client, viewer, group_by="program")
+            assert body["data"] == [{**P2_KEYS, **PROGRAM_P2}, {**P1_KEYS, **PROGRAM_P1}]
+
+            body = await _get(client, viewer, group_by="year")
+            assert body["data"] == [{"year": 2019, **YEAR_2019}, {"year": 2024, **YEAR_2024}]
+
+            body = await _get(client, viewer, group_by="facility,province,program,year")
+            assert body["group_by"] == ["facility", "province", "program", "year"]
+            assert body["data"] == [
+                {**F2_KEYS, "province": "Kalimantan Barat", **P2_KEYS, "year": 2019,
+                 **SESSION_S1},
+                {**F2_KEYS, "province": "Kalimantan Barat", **P1_KEYS, "year": 2024,
+                 **SESSION_S4},
+                {**F1_KEYS, "province": "Banten", **P2_KEYS, "year": 2024, **SESSION_S3},
+                {**F1_KEYS, "province": "Banten", **P1_KEYS, "year": 2024, **SESSION_S2},
+            ]
+            assert body["totals"] == TOTALS
+
+            body = await _get(client, viewer, group_by="year,province")
+            assert body["data"] == [
+                {"year": 2019, "province": "Kalimantan Barat", **SESSION_S1},
+                {"year": 2024, "province": "Banten", **FACILITY_F1},
+                {"year": 2024, "province": "Kalimantan Barat", **SESSION_S4},
+            ]
+
+            # Filters narrow the facts before grouping.
+            body = await _get(client, viewer, year="2024")
+            assert body["totals"] == YEAR_2024
+            body = await _get(client, viewer, province="Kalimantan Barat", group_by="year")
+            assert body["data"] == [{"year": 2019, **SESSION_S1}, {"year": 2024, **SESSION_S4}]
+            assert body["totals"] == FACILITY_F2
+            body = await _get(client, viewer, facility_id=str(F1), program_id=str(P1))
+            assert body["totals"] == SESSION_S2
+            body = await _get(client, viewer, year="2019", program_id=str(P1))
+            assert body["totals"] == counts(0, rate=None)
+
+            # Every reader role of either ministry may read.
+            for ministry, role in [("corrections", "registry_admin"),
+                                   ("industry", "training_admin"),
+                                   ("industry", "certification_admin"),
+                                   ("corrections", "reporting_viewer")]:
+                body = await _get(client, _token(settings, ministry, role))
+                assert body["totals"] == TOTALS
+
+        # A start that came before the plan is not undone by it.
+        async with app.state.db.session() as s:
+            status = await s.scalar(select(TrainingSession.status).where(TrainingSession.id == S4))
+            assert status == "running"
+            # Pseudonymous only: the name carried by ParticipantCompleted is stored nowhere.
+            for table in ("facilities", "programs", "sessions", "enrollments", "certificates",
+                          "inbox", "dead_letters"):
+                rows = (await s.execute(text(f"SELECT * FROM {table}"))).all()
+                assert NAME not in repr(rows), table
+            dead = (await s.execute(text("SELECT count(*) FROM dead_letters"))).scalar()
+            assert dead == 0
+
+
+async def test_indicators_refuse_other_roles_and_name_a_bad_group_by(
+    database_url, broker, make_settings
+):
+    settings = _settings(make_settings, database_url, broker)
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            viewer = _token(settings, "industry", "reporting_viewer")
+
+            # Before any event: zeros, no rate, no data-as-of.
+            body = await _get(client, viewer, group_by="province")
+            assert body == {"group_by": ["province"], "data": [], "totals": counts(0, rate=None),
+                            "data_as_of": None}
+
+            response = await client.get("/api/v1/indicators")
+            assert response.status_code == 401
+            assert response.headers["content-type"].startswith("application/problem+json")
+
+            officer = _token(settings, "corrections", "facility_officer",
+                             facilities=["LPP-TANGERANG"])
+            response = await client.get("/api/v1/indicators", headers=officer)
+            assert response.status_code == 403
+            assert response.headers["content-type"].startswith("application/problem+json")
+            response = await client.get("/api/v1/indicators",
+                                        headers=_token(settings, "industry", "training_officer"))
+            assert response.status_code == 403
+
+            response = await client.get("/api/v1/indicators", params={"group_by": "province,sex"},
+                                        headers=viewer)
+            assert response.status_code == 422
+            assert response.headers["content-type"].startswith("application/problem+json")
+            problem = response.json()
+            assert problem["status"] == 422
+            assert [e["field"] for e in problem["errors"]] == ["group_by"]
+            assert "sex" in problem["errors"][0]["message"]
+
+            response = await client.get("/api/v1/indicators", params={"year": "dua ribu"},
+                                        headers=viewer)
+            assert response.status_code == 422
+            assert "year" in response.json()["errors"][0]["field"]
+            response = await client.get("/api/v1/indicators",
+                                        params={"facility_id": "not-a-uuid"}, headers=viewer)
+            assert response.status_code == 422
+            assert "facility_id" in response.json()["errors"][0]["field"]
