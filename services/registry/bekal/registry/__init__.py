@@ -1,0 +1,1 @@
+"""The registry: facilities and inmates, owned by the corrections administration."""

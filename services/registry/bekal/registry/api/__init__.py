@@ -1,0 +1,6 @@
+"""The registry's HTTP routers."""
+
+from bekal.registry.api.facilities import router as facilities_router
+from bekal.registry.api.inmates import router as inmates_router
+
+__all__ = ["facilities_router", "inmates_router"]

@@ -1,0 +1,91 @@
+"""Facilities: registered and changed by national registry admins, readable by anyone signed in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from bekal.registry import services
+from bekal.registry.deps import AnyPrincipal, IdempotencyKey, RegistryAdmin, SessionDep
+from bekal.registry.schemas import FacilitiesPublic, FacilityCreate, FacilityPublic, FacilityUpdate
+from bekal.shared.idempotency import remember, replay
+
+router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FacilityPublic,
+    summary="Register a facility (publishes FacilityRegistered)",
+)
+async def create_facility(
+    body: FacilityCreate,
+    session: SessionDep,
+    principal: RegistryAdmin,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    scope = f"{principal.subject} POST /api/v1/facilities"
+    payload = body.model_dump(mode="json")
+    if (
+        stored := await replay(session, key=idempotency_key, scope=scope, payload=payload)
+    ) is not None:
+        return JSONResponse(stored[1], status_code=stored[0])
+    facility = await services.register_facility(session, data=body)
+    public = FacilityPublic.model_validate(facility)
+    remember(
+        session,
+        key=idempotency_key,
+        scope=scope,
+        payload=payload,
+        status=201,
+        body=public.model_dump(mode="json"),
+    )
+    await services.commit(session)
+    return public
+
+
+@router.get("", response_model=FacilitiesPublic, summary="List facilities")
+async def list_facilities(
+    session: SessionDep,
+    _: AnyPrincipal,
+    code: str | None = None,
+    province: str | None = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> FacilitiesPublic:
+    page = await services.list_facilities(
+        session, code=code, province=province, active=active, limit=limit, cursor=cursor
+    )
+    return FacilitiesPublic(
+        data=[FacilityPublic.model_validate(f) for f in page.items],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{facility_id}", response_model=FacilityPublic, summary="One facility")
+async def get_facility(
+    facility_id: uuid.UUID, session: SessionDep, _: AnyPrincipal
+) -> FacilityPublic:
+    return FacilityPublic.model_validate(
+        await services.get_facility(session, facility_id=facility_id)
+    )
+
+
+@router.patch(
+    "/{facility_id}",
+    response_model=FacilityPublic,
+    summary="Change a facility (publishes FacilityUpdated when something changed)",
+)
+async def update_facility(
+    facility_id: uuid.UUID, body: FacilityUpdate, session: SessionDep, _: RegistryAdmin
+) -> FacilityPublic:
+    facility = await services.update_facility(session, facility_id=facility_id, changes=body)
+    public = FacilityPublic.model_validate(facility)
+    await services.commit(session)
+    return public

@@ -1,0 +1,148 @@
+"""Inmates: registration, consent, release, transfer; corrections staff only, by facility."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from bekal.registry import services
+from bekal.registry.deps import CorrectionsStaff, IdempotencyKey, SessionDep, SettingsDep
+from bekal.registry.domain import InmateStatus
+from bekal.registry.schemas import (
+    ConsentIn,
+    InmateCreate,
+    InmatePublic,
+    InmatesPublic,
+    ReleaseIn,
+    TransferIn,
+)
+from bekal.shared.idempotency import remember, replay
+
+router = APIRouter(prefix="/api/v1/inmates", tags=["inmates"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=InmatePublic,
+    summary="Register an inmate (publishes InmateShared when consent is complete)",
+)
+async def create_inmate(
+    body: InmateCreate,
+    session: SessionDep,
+    principal: CorrectionsStaff,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    scope = f"{principal.subject} POST /api/v1/inmates"
+    payload = services.idempotency_payload(body, secret=settings.pseudonym_secret)
+    if (
+        stored := await replay(session, key=idempotency_key, scope=scope, payload=payload)
+    ) is not None:
+        return JSONResponse(stored[1], status_code=stored[0])
+    inmate = await services.register_inmate(
+        session, data=body, principal=principal, secret=settings.pseudonym_secret
+    )
+    public = InmatePublic.of(inmate)
+    remember(
+        session,
+        key=idempotency_key,
+        scope=scope,
+        payload=payload,
+        status=201,
+        body=public.model_dump(mode="json"),
+    )
+    await services.commit(session)
+    return public
+
+
+@router.get(
+    "",
+    response_model=InmatesPublic,
+    summary="List inmates (facility staff see only their facilities)",
+)
+async def list_inmates(
+    session: SessionDep,
+    principal: CorrectionsStaff,
+    facility_id: uuid.UUID | None = None,
+    status: InmateStatus | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="Part of the name or registration number")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> InmatesPublic:
+    page = await services.list_inmates(
+        session,
+        principal=principal,
+        facility_id=facility_id,
+        status=status,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return InmatesPublic(
+        data=[InmatePublic.of(i) for i in page.items],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{inmate_id}", response_model=InmatePublic, summary="One inmate")
+async def get_inmate(
+    inmate_id: uuid.UUID, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    return InmatePublic.of(
+        await services.get_inmate(session, inmate_id=inmate_id, principal=principal)
+    )
+
+
+@router.post(
+    "/{inmate_id}/consent",
+    response_model=InmatePublic,
+    summary="Record consent (publishes InmateShared the first time both scopes are given)",
+)
+async def record_consent(
+    inmate_id: uuid.UUID, body: ConsentIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.record_consent(
+        session, inmate_id=inmate_id, consent=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await services.commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/release",
+    response_model=InmatePublic,
+    summary="Record a permanent release (publishes InmateReleased if shared)",
+)
+async def release_inmate(
+    inmate_id: uuid.UUID, body: ReleaseIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.release_inmate(
+        session, inmate_id=inmate_id, release=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await services.commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/transfer",
+    response_model=InmatePublic,
+    summary="Transfer to another facility (publishes InmateTransferred if shared)",
+)
+async def transfer_inmate(
+    inmate_id: uuid.UUID, body: TransferIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.transfer_inmate(
+        session, inmate_id=inmate_id, transfer=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await services.commit(session)
+    return public

@@ -1,0 +1,47 @@
+"""Dependency aliases for the registry's routers: the unit of work, settings, who is asking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, require
+from bekal.shared.settings import Settings
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: rolled back unless the route commits."""
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+# Anyone signed in, of either ministry: facilities are not personal data.
+AnyPrincipal = CurrentPrincipal
+RegistryAdmin = Annotated[
+    Principal, require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN,))
+]
+# Inmate data stays on the corrections side: national admins and facility staff only.
+CorrectionsStaff = Annotated[
+    Principal,
+    require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER)),
+]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a creating POST safely: the same key and body replay the first answer",
+    ),
+]
