@@ -87,7 +87,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a service under test: unique consumer topics are the caller's business."""
 
-    def make(service: str, database_url: str, broker: EmbeddedBroker | None = None, **overrides: object) -> Settings:
+    def make(
+        service: str, database_url: str, broker: EmbeddedBroker | None = None, **overrides: object
+    ) -> Settings:
         values: dict[str, object] = {
             "service_name": service,
             "environment": "test",
@@ -97,7 +99,7 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
             "outbox_poll_interval_seconds": 0.1,
             "consumer_retry_backoff_seconds": 0.01,
             "consumer_max_attempts": 3,
-            # A new consumer group member waits about half the session timeout to join: keep it short.
+            # A new group member waits about half the session timeout to join: keep it short.
             "kafka_session_timeout_ms": 3000,
             "kafka_heartbeat_interval_ms": 500,
             "log_json": True,

@@ -2,7 +2,8 @@
 
 Corrections registers a facility and inmates → training learns of them from events → industry runs a
 course to completion → certification issues certificates on its own → anyone verifies one publicly →
-reporting counts it all. A release mid-course withdraws the enrolment on its own, and reporting shows it.
+reporting counts it all. A release mid-course withdraws the enrolment on its own, and reporting
+shows it.
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def platform(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("platform")
     p = Platform(
         root=root,
         ports={s: free_port() for s in SERVICES},
         bootstrap_servers=broker.bootstrap_servers,
-        extra_env={"KAFKA_NAMESPACE": f"e2e{uuid.uuid4().hex[:6]}.", "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
-                   "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"},
+        extra_env={
+            "KAFKA_NAMESPACE": f"e2e{uuid.uuid4().hex[:6]}.",
+            "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+            "KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        },
     )
     p.start()
     try:
@@ -48,16 +55,33 @@ class Client:
         self.platform = platform
         settings = Settings(auth_dev_key_file=platform.key_file)
         self.tokens = {
-            "corrections": mint_token(settings, subject="kanwil-admin", ministry="corrections",
-                                      roles=["registry_admin"]),
-            "industry": mint_token(settings, subject="ikma-admin", ministry="industry",
-                                   roles=["training_admin", "training_officer", "certification_admin",
-                                          "reporting_viewer"]),
+            "corrections": mint_token(
+                settings, subject="kanwil-admin", ministry="corrections", roles=["registry_admin"]
+            ),
+            "industry": mint_token(
+                settings,
+                subject="ikma-admin",
+                ministry="industry",
+                roles=[
+                    "training_admin",
+                    "training_officer",
+                    "certification_admin",
+                    "reporting_viewer",
+                ],
+            ),
         }
         self.http = httpx.Client(timeout=30)
 
-    def __call__(self, method: str, service: str, path: str, *, as_: str | None, json: Any = None,
-                 expect: int = 200) -> Any:
+    def __call__(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        as_: str | None,
+        json: Any = None,
+        expect: int = 200,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens[as_]}"} if as_ else {}
         r = self.http.request(method, self.platform.url(service) + path, json=json, headers=headers)
         assert r.status_code == expect, f"{method} {service}{path}: {r.status_code} {r.text[:800]}"
@@ -80,47 +104,120 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
     tag = uuid.uuid4().hex[:6].upper()
 
     # 1. Corrections: a facility and five inmates, four of whom consent.
-    facility = api("POST", "registry", "/api/v1/facilities", as_="corrections", expect=201, json={
-        "code": f"LP-CIPINANG-{tag}", "name": "Lapas Kelas I Cipinang", "kind": "lapas",
-        "facility_class": "I", "province": "DKI Jakarta", "regional_office": "Kanwil DKI Jakarta",
-        "capacity": 1136, "active": True})
+    facility = api(
+        "POST",
+        "registry",
+        "/api/v1/facilities",
+        as_="corrections",
+        expect=201,
+        json={
+            "code": f"LP-CIPINANG-{tag}",
+            "name": "Lapas Kelas I Cipinang",
+            "kind": "lapas",
+            "facility_class": "I",
+            "province": "DKI Jakarta",
+            "regional_office": "Kanwil DKI Jakarta",
+            "capacity": 1136,
+            "active": True,
+        },
+    )
     names = ["Budi Santoso", "Agus Wijaya", "Dedi Saputra", "Rudi Hidayat", "Joko Pratama"]
     niks = [f"31750{tag_digit}{i:010d}" for i, tag_digit in enumerate("12345")]
     inmates = []
     for i, name in enumerate(names):
-        inmates.append(api("POST", "registry", "/api/v1/inmates", as_="corrections", expect=201, json={
-            "registration_number": f"E2E-{tag}-{i}", "full_name": name, "nik": niks[i], "sex": "M",
-            "date_of_birth": "1990-01-0" + str(i + 1), "facility_id": facility["id"],
-            "admission_date": "2022-01-10", "expected_release_date": "2025-01-10",
-            "consent": {"training": i < 4, "data_sharing": i < 4}}))
+        inmates.append(
+            api(
+                "POST",
+                "registry",
+                "/api/v1/inmates",
+                as_="corrections",
+                expect=201,
+                json={
+                    "registration_number": f"E2E-{tag}-{i}",
+                    "full_name": name,
+                    "nik": niks[i],
+                    "sex": "M",
+                    "date_of_birth": "1990-01-0" + str(i + 1),
+                    "facility_id": facility["id"],
+                    "admission_date": "2022-01-10",
+                    "expected_release_date": "2025-01-10",
+                    "consent": {"training": i < 4, "data_sharing": i < 4},
+                },
+            )
+        )
         assert "nik" not in inmates[-1]
     consenting = [m["id"] for m in inmates[:4]]
 
     # 2. Training learns of the four (and only the four) from the registry's events.
-    participants = eventually("participants in training's replica", lambda: (
-        lambda got: got if got["count"] == 4 else None)(
-        api("GET", "training", f"/api/v1/participants?facility_id={facility['id']}", as_="industry")))
+    participants = eventually(
+        "participants in training's replica",
+        lambda: (lambda got: got if got["count"] == 4 else None)(
+            api(
+                "GET",
+                "training",
+                f"/api/v1/participants?facility_id={facility['id']}",
+                as_="industry",
+            )
+        ),
+    )
     assert {p["id"] for p in participants["data"]} == set(consenting)
 
     # 3. Industry: a program, a session at that facility, enrolment, start.
-    program = api("POST", "training", "/api/v1/programs", as_="industry", expect=201, json={
-        "code": f"WUB-BATIK-{tag}", "title": "Penumbuhan WUB IKM Batik", "sector": "batik",
-        "partner": "Yayasan Batik Indonesia", "days": 5, "hours": 40, "min_attendance_share": 0.8,
-        "competency_units": [{"code": "BTK-01", "title": "Membatik tulis"},
-                             {"code": "BTK-02", "title": "Membatik cap"}]})
+    program = api(
+        "POST",
+        "training",
+        "/api/v1/programs",
+        as_="industry",
+        expect=201,
+        json={
+            "code": f"WUB-BATIK-{tag}",
+            "title": "Penumbuhan WUB IKM Batik",
+            "sector": "batik",
+            "partner": "Yayasan Batik Indonesia",
+            "days": 5,
+            "hours": 40,
+            "min_attendance_share": 0.8,
+            "competency_units": [
+                {"code": "BTK-01", "title": "Membatik tulis"},
+                {"code": "BTK-02", "title": "Membatik cap"},
+            ],
+        },
+    )
     start = date(2024, 9, 3)
-    session = api("POST", "training", "/api/v1/sessions", as_="industry", expect=201, json={
-        "program_id": program["id"], "facility_id": facility["id"], "start_date": start.isoformat(),
-        "end_date": (start + timedelta(days=4)).isoformat(), "capacity": 4,
-        "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}]})
+    session = api(
+        "POST",
+        "training",
+        "/api/v1/sessions",
+        as_="industry",
+        expect=201,
+        json={
+            "program_id": program["id"],
+            "facility_id": facility["id"],
+            "start_date": start.isoformat(),
+            "end_date": (start + timedelta(days=4)).isoformat(),
+            "capacity": 4,
+            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
+        },
+    )
     sid = session["id"]
-    api("POST", "training", f"/api/v1/sessions/{sid}/enrollments", as_="industry", expect=201,
-        json={"participant_ids": consenting})
+    api(
+        "POST",
+        "training",
+        f"/api/v1/sessions/{sid}/enrollments",
+        as_="industry",
+        expect=201,
+        json={"participant_ids": consenting},
+    )
     api("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
 
-    # 4. The fourth participant is released on parole mid-course: training withdraws them on its own.
-    api("POST", "registry", f"/api/v1/inmates/{consenting[3]}/release", as_="corrections",
-        json={"kind": "parole", "released_on": (start + timedelta(days=2)).isoformat()})
+    # 4. The fourth participant is released on parole mid-course: training withdraws them itself.
+    api(
+        "POST",
+        "registry",
+        f"/api/v1/inmates/{consenting[3]}/release",
+        as_="corrections",
+        json={"kind": "parole", "released_on": (start + timedelta(days=2)).isoformat()},
+    )
 
     def withdrawn() -> Any:
         s = api("GET", "training", f"/api/v1/sessions/{sid}", as_="industry")
@@ -132,23 +229,47 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
 
     # Attendance: the third participant misses three of five days; assessments all competent.
     for d in range(5):
-        records = [{"participant_id": pid, "status": "absent" if (i == 2 and d < 3) else "present"}
-                   for i, pid in enumerate(consenting[:3])]
-        api("PUT", "training", f"/api/v1/sessions/{sid}/attendance", as_="industry",
-            json={"date": (start + timedelta(days=d)).isoformat(), "records": records})
-    api("PUT", "training", f"/api/v1/sessions/{sid}/assessments", as_="industry", json={
-        "assessor": "Instruktur YBI",
-        "results": [{"participant_id": pid, "unit_code": u, "result": "competent"}
-                    for pid in consenting[:3] for u in ("BTK-01", "BTK-02")]})
+        records = [
+            {"participant_id": pid, "status": "absent" if (i == 2 and d < 3) else "present"}
+            for i, pid in enumerate(consenting[:3])
+        ]
+        api(
+            "PUT",
+            "training",
+            f"/api/v1/sessions/{sid}/attendance",
+            as_="industry",
+            json={"date": (start + timedelta(days=d)).isoformat(), "records": records},
+        )
+    api(
+        "PUT",
+        "training",
+        f"/api/v1/sessions/{sid}/assessments",
+        as_="industry",
+        json={
+            "assessor": "Instruktur YBI",
+            "results": [
+                {"participant_id": pid, "unit_code": u, "result": "competent"}
+                for pid in consenting[:3]
+                for u in ("BTK-01", "BTK-02")
+            ],
+        },
+    )
     done = api("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
     outcome = {e["participant_id"]: e["status"] for e in done["enrollments"]}
-    assert outcome == {consenting[0]: "completed", consenting[1]: "completed",
-                       consenting[2]: "not_completed", consenting[3]: "withdrawn"}
+    assert outcome == {
+        consenting[0]: "completed",
+        consenting[1]: "completed",
+        consenting[2]: "not_completed",
+        consenting[3]: "withdrawn",
+    }
 
     # 5. Certification issues a certificate to each who passed, on its own.
-    certificates = eventually("two certificates", lambda: (
-        lambda got: got if got["count"] == 2 else None)(
-        api("GET", "certification", f"/api/v1/certificates?session_id={sid}", as_="industry")))
+    certificates = eventually(
+        "two certificates",
+        lambda: (lambda got: got if got["count"] == 2 else None)(
+            api("GET", "certification", f"/api/v1/certificates?session_id={sid}", as_="industry")
+        ),
+    )
     by_participant = {c["participant_id"]: c for c in certificates["data"]}
     assert set(by_participant) == set(consenting[:2])
     for pid, name in zip(consenting[:2], names[:2], strict=True):
@@ -156,7 +277,9 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
         assert cert["recipient_name"] == name
         assert cert["number"].startswith("IKMA/2024/")
         # 6. Anyone can verify it, without a token.
-        verified = api("GET", "certification", f"/public/verify/{cert['verification_code']}", as_=None)
+        verified = api(
+            "GET", "certification", f"/public/verify/{cert['verification_code']}", as_=None
+        )
         assert verified["result"] == "valid"
         assert verified["recipient_name"] == name and verified["number"] == cert["number"]
         assert "Cipinang" not in str(verified)  # a certificate never names the prison
@@ -165,12 +288,21 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
 
     # 7. Reporting counts it by facility, province, program and year, withdrawal included.
     def report_row() -> Any:
-        got = api("GET", "reporting",
-                  f"/api/v1/indicators?group_by=facility,province,program,year&facility_id={facility['id']}",
-                  as_="industry")
+        got = api(
+            "GET",
+            "reporting",
+            f"/api/v1/indicators?group_by=facility,province,program,year&facility_id={facility['id']}",
+            as_="industry",
+        )
         rows = [r for r in got["data"] if r.get("program_id") == program["id"]]
-        return (got, rows[0]) if rows and rows[0]["certified"] == 2 and rows[0]["withdrawn"] == 1 \
-            and rows[0]["completed"] + rows[0]["not_completed"] == 3 else None
+        return (
+            (got, rows[0])
+            if rows
+            and rows[0]["certified"] == 2
+            and rows[0]["withdrawn"] == 1
+            and rows[0]["completed"] + rows[0]["not_completed"] == 3
+            else None
+        )
 
     report, row = eventually("the indicators to count the course", report_row)
     assert row["facility_code"] == facility["code"] and row["province"] == "DKI Jakarta"

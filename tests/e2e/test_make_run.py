@@ -1,4 +1,4 @@
-"""`bekal run` (what `make run` starts): demo data once, Ctrl-C stops all, a start after a kill works."""
+"""`bekal run` (what `make run` starts): demo data once, Ctrl-C stops all, restart after a kill."""
 
 from __future__ import annotations
 
@@ -28,8 +28,13 @@ READY_LINE = "Ctrl-C"
 class Runner:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bekal.shared.cli", "run"], cwd=root, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            [sys.executable, "-m", "bekal.shared.cli", "run"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -57,13 +62,19 @@ class Runner:
 
 def _counts(ports: dict[str, int], key_file: Path) -> dict[str, int]:
     settings = Settings(auth_dev_key_file=key_file)
-    corrections = mint_token(settings, subject="t", ministry="corrections", roles=["registry_admin"])
-    industry = mint_token(settings, subject="t", ministry="industry",
-                          roles=["training_admin", "certification_admin"])
+    corrections = mint_token(
+        settings, subject="t", ministry="corrections", roles=["registry_admin"]
+    )
+    industry = mint_token(
+        settings, subject="t", ministry="industry", roles=["training_admin", "certification_admin"]
+    )
 
     def get(service: str, path: str, token: str) -> Any:
-        r = httpx.get(f"http://127.0.0.1:{ports[service]}{path}",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        r = httpx.get(
+            f"http://127.0.0.1:{ports[service]}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -72,7 +83,9 @@ def _counts(ports: dict[str, int], key_file: Path) -> dict[str, int]:
         "inmates": len(get("registry", "/api/v1/inmates?limit=500", corrections)["data"]),
         "programs": len(get("training", "/api/v1/programs?limit=500", industry)["data"]),
         "sessions": len(get("training", "/api/v1/sessions?limit=500", industry)["data"]),
-        "certificates": len(get("certification", "/api/v1/certificates?limit=500", industry)["data"]),
+        "certificates": len(
+            get("certification", "/api/v1/certificates?limit=500", industry)["data"]
+        ),
     }
 
 
@@ -81,8 +94,11 @@ def test_run_loads_demo_once_survives_a_kill_and_stops_on_ctrl_c(tmp_path: Path)
     broker_port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update({f"BEKAL_{s.upper()}_PORT": str(p) for s, p in ports.items()})
-    env.update(BEKAL_BROKER_PORT=str(broker_port), KAFKA_SESSION_TIMEOUT_MS="3000",
-               KAFKA_HEARTBEAT_INTERVAL_MS="500")
+    env.update(
+        BEKAL_BROKER_PORT=str(broker_port),
+        KAFKA_SESSION_TIMEOUT_MS="3000",
+        KAFKA_HEARTBEAT_INTERVAL_MS="500",
+    )
     key_file = tmp_path / "var" / "keys" / "dev-signing-key.pem"
 
     first = Runner(tmp_path, env)
@@ -105,7 +121,8 @@ def test_run_loads_demo_once_survives_a_kill_and_stops_on_ctrl_c(tmp_path: Path)
         # The demo is not loaded twice.
         again = _counts(ports, key_file)
         assert {k: again[k] for k in ("facilities", "inmates", "programs", "sessions")} == {
-            k: counts[k] for k in ("facilities", "inmates", "programs", "sessions")}
+            k: counts[k] for k in ("facilities", "inmates", "programs", "sessions")
+        }
         assert again["certificates"] >= counts["certificates"]
         second.proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert second.proc.wait(timeout=60) == 0

@@ -13,6 +13,7 @@ from datetime import date
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
 from sqlalchemy import Integer, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,7 +52,9 @@ async def _prepare(url: str) -> Database:
 
 def released(n: int = 0) -> InmateReleased:
     return InmateReleased(
-        participant_id=uuid.uuid4(), facility_id=uuid.uuid4(), release_kind=ReleaseKind.FREE,
+        participant_id=uuid.uuid4(),
+        facility_id=uuid.uuid4(),
+        release_kind=ReleaseKind.FREE,
         released_on=date(2024, 9, 7),
     )
 
@@ -65,8 +68,8 @@ def _settings(make_settings, url, broker):  # type: ignore[no-untyped-def]
     return make_settings("training", url, broker, kafka_namespace=f"t{uuid.uuid4().hex[:8]}.")
 
 
-async def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_for(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         if await predicate():
             return
@@ -92,19 +95,30 @@ async def _runner(settings, db, subs) -> tuple[ConsumerRunner, AIOKafkaProducer]
     await producer.start()
     consumer = make_consumer(settings, subs.group_id, subs.topics)
     await consumer.start()
-    runner = ConsumerRunner(subscriptions=subs, registry=catalogue, db=db, settings=settings,
-                            consumer=consumer, dlq_producer=producer)
+    runner = ConsumerRunner(
+        subscriptions=subs,
+        registry=catalogue,
+        db=db,
+        settings=settings,
+        consumer=consumer,
+        dlq_producer=producer,
+    )
     return runner, producer
 
 
-async def _publish_raw(settings, events: list[InmateReleased], *, event_ids: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+async def _publish_raw(
+    settings, events: list[InmateReleased], *, event_ids: list[str] | None = None
+) -> None:  # type: ignore[no-untyped-def]
     producer = make_producer(settings)
     await producer.start()
     try:
         for i, e in enumerate(events):
-            key, value, headers = to_kafka(e, source="/corrections/registry",
-                                           event_id=event_ids[i] if event_ids else None)
-            await producer.send_and_wait(settings.topic(e.topic), key=key, value=value, headers=headers)
+            key, value, headers = to_kafka(
+                e, source="/corrections/registry", event_id=event_ids[i] if event_ids else None
+            )
+            await producer.send_and_wait(
+                settings.topic(e.topic), key=key, value=value, headers=headers
+            )
     finally:
         await producer.stop()
 
@@ -125,7 +139,7 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
     await bad_producer.start()
     await bad_producer.stop()
     relay = OutboxRelay(db=db, producer=bad_producer, settings=settings)
-    with pytest.raises(Exception):
+    with pytest.raises(ProducerClosed):
         await relay.publish_pending()
     async with db.session() as s:
         row = (await s.scalars(select(OutboxMessage))).one()
@@ -140,8 +154,12 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(settings.topic("registry.inmates"), bootstrap_servers=broker.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"check-{uuid.uuid4()}")
+    consumer = AIOKafkaConsumer(
+        settings.topic("registry.inmates"),
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4()}",
+    )
     await consumer.start()
     try:
         got = await consumer.getmany(timeout_ms=5000)
@@ -187,7 +205,9 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
     db = await _prepare(database_url)
     poison = released()
     good = [released() for _ in range(3)]
-    runner, producer = await _runner(settings, db, _subscriptions(fail_for={str(poison.participant_id)}))
+    runner, producer = await _runner(
+        settings, db, _subscriptions(fail_for={str(poison.participant_id)})
+    )
     await _publish_raw(settings, [good[0], poison, good[1], good[2]])
     runner.start()
     try:
@@ -203,8 +223,12 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
     assert dl.reason == "handler_failed" and "rule broken on purpose" in dl.error
     assert dl.attempts == settings.consumer_max_attempts
 
-    consumer = AIOKafkaConsumer(settings.topic("training.dlq"), bootstrap_servers=broker.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"check-{uuid.uuid4()}")
+    consumer = AIOKafkaConsumer(
+        settings.topic("training.dlq"),
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4()}",
+    )
     await consumer.start()
     try:
         got = await consumer.getmany(timeout_ms=5000)
@@ -231,15 +255,42 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_with_the_reason(
     db = await _prepare(database_url)
     runner, producer = await _runner(settings, db, _subscriptions())
     topic = settings.topic("registry.inmates")
-    await producer.send_and_wait(topic, key=b"k1", value=b"{not json", headers=[
-        ("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
-        ("ce_specversion", b"1.0"), ("content-type", b"application/json")])
-    await producer.send_and_wait(topic, key=b"k2", value=b"{}", headers=[
-        ("ce_id", b"2"), ("ce_type", b"id.bekal.registry.inmate.vanished.v9"), ("ce_source", b"/x"),
-        ("ce_specversion", b"1.0"), ("content-type", b"application/json")])
-    await producer.send_and_wait(topic, key=b"k3", value=b'{"participant_id": "nope"}', headers=[
-        ("ce_id", b"3"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
-        ("ce_specversion", b"1.0"), ("content-type", b"application/json")])
+    await producer.send_and_wait(
+        topic,
+        key=b"k1",
+        value=b"{not json",
+        headers=[
+            ("ce_id", b"1"),
+            ("ce_type", b"id.bekal.registry.inmate.released.v1"),
+            ("ce_source", b"/x"),
+            ("ce_specversion", b"1.0"),
+            ("content-type", b"application/json"),
+        ],
+    )
+    await producer.send_and_wait(
+        topic,
+        key=b"k2",
+        value=b"{}",
+        headers=[
+            ("ce_id", b"2"),
+            ("ce_type", b"id.bekal.registry.inmate.vanished.v9"),
+            ("ce_source", b"/x"),
+            ("ce_specversion", b"1.0"),
+            ("content-type", b"application/json"),
+        ],
+    )
+    await producer.send_and_wait(
+        topic,
+        key=b"k3",
+        value=b'{"participant_id": "nope"}',
+        headers=[
+            ("ce_id", b"3"),
+            ("ce_type", b"id.bekal.registry.inmate.released.v1"),
+            ("ce_source", b"/x"),
+            ("ce_specversion", b"1.0"),
+            ("content-type", b"application/json"),
+        ],
+    )
     await producer.send_and_wait(topic, key=b"k4", value=b"plain bytes", headers=[])
     good = released()
     await _publish_raw(settings, [good])
@@ -279,7 +330,7 @@ async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubl
     runner, producer = await _runner(settings, db, _subscriptions())
     runner.start()
     try:
-        await _wait_for(lambda: _inbox_at_least(db, 300), timeout=60)
+        await _wait_for(lambda: _inbox_at_least(db, 300), within=60)
         await asyncio.sleep(0.5)
     finally:
         await runner.stop()

@@ -9,7 +9,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bekal.shared.auth import Ministry, Principal, Role, TokenVerifier, load_or_create_dev_key, mint_token
+from bekal.shared.auth import (
+    Ministry,
+    Principal,
+    Role,
+    TokenVerifier,
+    load_or_create_dev_key,
+    mint_token,
+)
 from bekal.shared.problems import Unauthorized
 from bekal.shared.settings import Settings
 
@@ -21,21 +28,36 @@ def settings(tmp_path: Path) -> Settings:
 
 def _claims(settings: Settings, **over: object) -> dict[str, object]:
     now = int(time.time())
-    claims: dict[str, object] = {"sub": "u", "iss": settings.auth_issuer, "aud": settings.auth_audience,
-                                 "iat": now, "nbf": now, "exp": now + 600, "ministry": "industry",
-                                 "roles": ["training_admin"], "facilities": []}
+    claims: dict[str, object] = {
+        "sub": "u",
+        "iss": settings.auth_issuer,
+        "aud": settings.auth_audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "ministry": "industry",
+        "roles": ["training_admin"],
+        "facilities": [],
+    }
     claims.update(over)
     return claims
 
 
 def test_minted_token_verifies_with_claims(settings: Settings) -> None:
-    token = mint_token(settings, subject="officer-1", ministry="corrections", roles=["facility_officer"],
-                       facilities=["LP-CIPINANG"])
+    token = mint_token(
+        settings,
+        subject="officer-1",
+        ministry="corrections",
+        roles=["facility_officer"],
+        facilities=["LP-CIPINANG"],
+    )
     principal = TokenVerifier(settings).verify(token)
     assert principal.subject == "officer-1"
     assert principal.ministry is Ministry.CORRECTIONS
     assert principal.facility_scoped
-    assert principal.may_see_facility("LP-CIPINANG") and not principal.may_see_facility("LP-PONTIANAK")
+    assert principal.may_see_facility("LP-CIPINANG") and not principal.may_see_facility(
+        "LP-PONTIANAK"
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,8 +108,11 @@ def test_the_dev_key_is_made_once_and_shared(settings: Settings) -> None:
 
 
 def test_registry_admin_is_not_facility_scoped() -> None:
-    p = Principal(subject="a", ministry=Ministry.CORRECTIONS,
-                  roles=frozenset({Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER}))
+    p = Principal(
+        subject="a",
+        ministry=Ministry.CORRECTIONS,
+        roles=frozenset({Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER}),
+    )
     assert not p.facility_scoped and p.may_see_facility("ANY")
 
 
@@ -96,10 +121,14 @@ def test_production_refuses_development_secrets() -> None:
         Settings(environment="production", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
         Settings(environment="production", pseudonym_secret="s3cret-for-real")  # type: ignore[arg-type]
-    ok = Settings(environment="production", pseudonym_secret="s3cret", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
+    ok = Settings(
+        environment="production", pseudonym_secret="s3cret", auth_jwks_url="https://idp/jwks"
+    )  # type: ignore[arg-type]
     assert ok.auth_jwks_url
 
 
 def test_topic_namespace_prefixes_names() -> None:
-    assert Settings(kafka_namespace="staging.").topic("registry.inmates") == "staging.registry.inmates"
+    assert (
+        Settings(kafka_namespace="staging.").topic("registry.inmates") == "staging.registry.inmates"
+    )
     assert Settings().topic("registry.inmates") == "registry.inmates"

@@ -10,14 +10,23 @@ import pytest
 from pydantic import ValidationError
 
 from bekal.shared.events import catalogue
-from bekal.shared.events.catalogue import InmateReleased, InmateShared, ParticipantCompleted, ReleaseKind
+from bekal.shared.events.catalogue import (
+    InmateReleased,
+    InmateShared,
+    ParticipantCompleted,
+    ReleaseKind,
+)
 from bekal.shared.events.envelope import UnreadableEvent, from_kafka, to_kafka
 from bekal.shared.events.topics import TOPICS
 
 
 def _released() -> InmateReleased:
-    return InmateReleased(participant_id=uuid.uuid4(), facility_id=uuid.uuid4(),
-                          release_kind=ReleaseKind.PAROLE, released_on=date(2024, 9, 7))
+    return InmateReleased(
+        participant_id=uuid.uuid4(),
+        facility_id=uuid.uuid4(),
+        release_kind=ReleaseKind.PAROLE,
+        released_on=date(2024, 9, 7),
+    )
 
 
 def test_event_types_are_versioned_and_named_after_their_service() -> None:
@@ -49,8 +58,13 @@ def test_completion_event_names_no_facility() -> None:
 def test_binary_mode_roundtrip_keeps_id_key_subject_and_trace() -> None:
     event = _released()
     when = datetime(2024, 9, 7, 10, 0, tzinfo=UTC)
-    key, value, headers = to_kafka(event, source="/corrections/registry", event_id="abc", time=when,
-                                   traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    key, value, headers = to_kafka(
+        event,
+        source="/corrections/registry",
+        event_id="abc",
+        time=when,
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
     h = dict(headers)
     assert key == str(event.participant_id).encode()
     assert h["ce_id"] == b"abc" and h["ce_specversion"] == b"1.0"
@@ -68,13 +82,39 @@ def test_binary_mode_roundtrip_keeps_id_key_subject_and_trace() -> None:
     ("headers", "value", "reason"),
     [
         ([], b"{}", "not_a_cloudevent"),
-        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.gone.v1"), ("ce_source", b"/x"),
-          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b"{}", "unknown_type"),
-        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
-          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b"{oops", "malformed"),
-        ([("ce_id", b"1"), ("ce_type", b"id.bekal.registry.inmate.released.v1"), ("ce_source", b"/x"),
-          ("ce_specversion", b"1.0"), ("content-type", b"application/json")], b'{"participant_id": 1}',
-         "invalid_payload"),
+        (
+            [
+                ("ce_id", b"1"),
+                ("ce_type", b"id.bekal.registry.inmate.gone.v1"),
+                ("ce_source", b"/x"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+            b"{}",
+            "unknown_type",
+        ),
+        (
+            [
+                ("ce_id", b"1"),
+                ("ce_type", b"id.bekal.registry.inmate.released.v1"),
+                ("ce_source", b"/x"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+            b"{oops",
+            "malformed",
+        ),
+        (
+            [
+                ("ce_id", b"1"),
+                ("ce_type", b"id.bekal.registry.inmate.released.v1"),
+                ("ce_source", b"/x"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+            b'{"participant_id": 1}',
+            "invalid_payload",
+        ),
     ],
 )
 def test_unreadable_records_are_rejected_with_a_reason(headers, value, reason) -> None:  # type: ignore[no-untyped-def]
@@ -85,5 +125,12 @@ def test_unreadable_records_are_rejected_with_a_reason(headers, value, reason) -
 
 def test_producers_cannot_build_an_invalid_event() -> None:
     with pytest.raises(ValidationError):
-        InmateShared(participant_id=uuid.uuid4(), full_name="X", sex="Z", birth_year=1990,  # type: ignore[arg-type]
-                     facility_id=uuid.uuid4(), admission_date=date(2020, 1, 1), expected_release_date=None)
+        InmateShared(
+            participant_id=uuid.uuid4(),
+            full_name="X",
+            sex="Z",
+            birth_year=1990,  # type: ignore[arg-type]
+            facility_id=uuid.uuid4(),
+            admission_date=date(2020, 1, 1),
+            expected_release_date=None,
+        )

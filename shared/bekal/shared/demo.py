@@ -1,8 +1,8 @@
 """Demo data from the news articles, loaded through the public HTTP APIs (idempotently).
 
-The three courses the articles describe: Lapas Kelas IIA Pontianak, woodcraft with BBKB, 13–18 May
-2019, 30 participants; Lapas Perempuan Kota Tangerang, three courses of 30, 17–22 July 2023; Lapas
-Cipinang, WUB IKM Batik with YBI, 3–7 September 2024, 25 participants. Names are invented.
+The three courses the articles describe: Lapas Kelas IIA Pontianak, woodcraft with BBKB, 13-18 May
+2019, 30 participants; Lapas Perempuan Kota Tangerang, three courses of 30, 17-22 July 2023; Lapas
+Cipinang, WUB IKM Batik with YBI, 3-7 September 2024, 25 participants. Names are invented.
 """
 
 from __future__ import annotations
@@ -19,12 +19,57 @@ import httpx
 from bekal.shared.auth import mint_token
 from bekal.shared.settings import Settings
 
-FIRST_F = ["Siti", "Dewi", "Rina", "Ayu", "Wulan", "Nur", "Sri", "Lestari", "Indah", "Ratna",
-           "Yuliani", "Fitri", "Maya", "Putri", "Endang"]
-FIRST_M = ["Budi", "Agus", "Dedi", "Rudi", "Joko", "Andi", "Hendra", "Yusuf", "Eko", "Bayu",
-           "Fajar", "Rizky", "Wahyu", "Arif", "Hadi"]
-LAST = ["Santoso", "Wijaya", "Saputra", "Hidayat", "Pratama", "Kusuma", "Nugroho", "Setiawan",
-        "Rahmawati", "Siregar", "Lubis", "Hasibuan", "Simanjuntak", "Wulandari", "Purnama"]
+FIRST_F = [
+    "Siti",
+    "Dewi",
+    "Rina",
+    "Ayu",
+    "Wulan",
+    "Nur",
+    "Sri",
+    "Lestari",
+    "Indah",
+    "Ratna",
+    "Yuliani",
+    "Fitri",
+    "Maya",
+    "Putri",
+    "Endang",
+]
+FIRST_M = [
+    "Budi",
+    "Agus",
+    "Dedi",
+    "Rudi",
+    "Joko",
+    "Andi",
+    "Hendra",
+    "Yusuf",
+    "Eko",
+    "Bayu",
+    "Fajar",
+    "Rizky",
+    "Wahyu",
+    "Arif",
+    "Hadi",
+]
+LAST = [
+    "Santoso",
+    "Wijaya",
+    "Saputra",
+    "Hidayat",
+    "Pratama",
+    "Kusuma",
+    "Nugroho",
+    "Setiawan",
+    "Rahmawati",
+    "Siregar",
+    "Lubis",
+    "Hasibuan",
+    "Simanjuntak",
+    "Wulandari",
+    "Purnama",
+]
 
 
 @dataclass(frozen=True)
@@ -61,39 +106,138 @@ class DemoCourse:
 
 
 FACILITIES = (
-    DemoFacility("LP-CIPINANG", "Lapas Kelas I Cipinang", "lapas", "I", "DKI Jakarta",
-                 "Kanwil Ditjenpas DKI Jakarta", 1136, "M"),
-    DemoFacility("LP-PONTIANAK", "Lapas Kelas IIA Pontianak", "lapas", "IIA", "Kalimantan Barat",
-                 "Kanwil Ditjenpas Kalimantan Barat", 700, "M"),
-    DemoFacility("LPP-TANGERANG", "Lapas Perempuan Kelas IIA Tangerang", "lapas_perempuan", "IIA", "Banten",
-                 "Kanwil Ditjenpas Banten", 250, "F"),
+    DemoFacility(
+        "LP-CIPINANG",
+        "Lapas Kelas I Cipinang",
+        "lapas",
+        "I",
+        "DKI Jakarta",
+        "Kanwil Ditjenpas DKI Jakarta",
+        1136,
+        "M",
+    ),
+    DemoFacility(
+        "LP-PONTIANAK",
+        "Lapas Kelas IIA Pontianak",
+        "lapas",
+        "IIA",
+        "Kalimantan Barat",
+        "Kanwil Ditjenpas Kalimantan Barat",
+        700,
+        "M",
+    ),
+    DemoFacility(
+        "LPP-TANGERANG",
+        "Lapas Perempuan Kelas IIA Tangerang",
+        "lapas_perempuan",
+        "IIA",
+        "Banten",
+        "Kanwil Ditjenpas Banten",
+        250,
+        "F",
+    ),
 )
 
 PROGRAMS = (
-    DemoProgram("WUB-BATIK", "Penumbuhan WUB IKM Batik (batik tulis dan batik cap)", "batik",
-                "Yayasan Batik Indonesia", 5, 40,
-                (("BTK-01", "Membuat pola batik"), ("BTK-02", "Membatik tulis"), ("BTK-03", "Membatik cap"))),
-    DemoProgram("KRJ-KAYU", "Bimtek Pembuatan Kerajinan Kayu", "kerajinan_kayu",
-                "Balai Besar Kerajinan dan Batik (BBKB) Yogyakarta", 6, 48,
-                (("KYU-01", "Mengolah bahan kayu"), ("KYU-02", "Membuat produk kerajinan kayu"),
-                 ("KYU-03", "Finishing produk kayu"))),
-    DemoProgram("BATIK-WARNA", "Bimtek WUB IKM Batik Cap/Tulis dan Teknik Pewarnaan", "batik",
-                "Yayasan Batik Indonesia", 6, 48,
-                (("BTK-02", "Membatik tulis"), ("BTK-03", "Membatik cap"), ("WRN-01", "Pewarnaan kain batik"))),
-    DemoProgram("BATIK-DIVERS", "Bimtek WUB IKM Diversifikasi Kain Batik", "fesyen",
-                "Yayasan Batik Indonesia", 6, 48,
-                (("DIV-01", "Merancang produk turunan batik"), ("DIV-02", "Menjahit produk batik"))),
-    DemoProgram("OLAHAN-PANGAN", "Bimtek WUB IKM Olahan Pangan", "pangan_olahan", None, 6, 48,
-                (("PGN-01", "Higiene dan sanitasi pangan"), ("PGN-02", "Mengolah makanan ringan siap saji"),
-                 ("PGN-03", "Mengemas produk pangan"))),
+    DemoProgram(
+        "WUB-BATIK",
+        "Penumbuhan WUB IKM Batik (batik tulis dan batik cap)",
+        "batik",
+        "Yayasan Batik Indonesia",
+        5,
+        40,
+        (
+            ("BTK-01", "Membuat pola batik"),
+            ("BTK-02", "Membatik tulis"),
+            ("BTK-03", "Membatik cap"),
+        ),
+    ),
+    DemoProgram(
+        "KRJ-KAYU",
+        "Bimtek Pembuatan Kerajinan Kayu",
+        "kerajinan_kayu",
+        "Balai Besar Kerajinan dan Batik (BBKB) Yogyakarta",
+        6,
+        48,
+        (
+            ("KYU-01", "Mengolah bahan kayu"),
+            ("KYU-02", "Membuat produk kerajinan kayu"),
+            ("KYU-03", "Finishing produk kayu"),
+        ),
+    ),
+    DemoProgram(
+        "BATIK-WARNA",
+        "Bimtek WUB IKM Batik Cap/Tulis dan Teknik Pewarnaan",
+        "batik",
+        "Yayasan Batik Indonesia",
+        6,
+        48,
+        (
+            ("BTK-02", "Membatik tulis"),
+            ("BTK-03", "Membatik cap"),
+            ("WRN-01", "Pewarnaan kain batik"),
+        ),
+    ),
+    DemoProgram(
+        "BATIK-DIVERS",
+        "Bimtek WUB IKM Diversifikasi Kain Batik",
+        "fesyen",
+        "Yayasan Batik Indonesia",
+        6,
+        48,
+        (("DIV-01", "Merancang produk turunan batik"), ("DIV-02", "Menjahit produk batik")),
+    ),
+    DemoProgram(
+        "OLAHAN-PANGAN",
+        "Bimtek WUB IKM Olahan Pangan",
+        "pangan_olahan",
+        None,
+        6,
+        48,
+        (
+            ("PGN-01", "Higiene dan sanitasi pangan"),
+            ("PGN-02", "Mengolah makanan ringan siap saji"),
+            ("PGN-03", "Mengemas produk pangan"),
+        ),
+    ),
 )
 
 COURSES = (
-    DemoCourse("LP-PONTIANAK", "KRJ-KAYU", date(2019, 5, 13), 6, 30, ("Edi Eskak", "BBKB Yogyakarta")),
-    DemoCourse("LPP-TANGERANG", "BATIK-WARNA", date(2023, 7, 17), 6, 30, ("Instruktur YBI", "Yayasan Batik Indonesia")),
-    DemoCourse("LPP-TANGERANG", "BATIK-DIVERS", date(2023, 7, 17), 6, 30, ("Instruktur YBI", "Yayasan Batik Indonesia")),
-    DemoCourse("LPP-TANGERANG", "OLAHAN-PANGAN", date(2023, 7, 17), 6, 30, ("Instruktur Ditjen IKMA", "Kemenperin")),
-    DemoCourse("LP-CIPINANG", "WUB-BATIK", date(2024, 9, 3), 5, 25, ("Instruktur YBI", "Yayasan Batik Indonesia")),
+    DemoCourse(
+        "LP-PONTIANAK", "KRJ-KAYU", date(2019, 5, 13), 6, 30, ("Edi Eskak", "BBKB Yogyakarta")
+    ),
+    DemoCourse(
+        "LPP-TANGERANG",
+        "BATIK-WARNA",
+        date(2023, 7, 17),
+        6,
+        30,
+        ("Instruktur YBI", "Yayasan Batik Indonesia"),
+    ),
+    DemoCourse(
+        "LPP-TANGERANG",
+        "BATIK-DIVERS",
+        date(2023, 7, 17),
+        6,
+        30,
+        ("Instruktur YBI", "Yayasan Batik Indonesia"),
+    ),
+    DemoCourse(
+        "LPP-TANGERANG",
+        "OLAHAN-PANGAN",
+        date(2023, 7, 17),
+        6,
+        30,
+        ("Instruktur Ditjen IKMA", "Kemenperin"),
+    ),
+    DemoCourse(
+        "LP-CIPINANG",
+        "WUB-BATIK",
+        date(2024, 9, 3),
+        5,
+        25,
+        ("Instruktur YBI", "Yayasan Batik Indonesia"),
+    ),
 )
 
 
@@ -112,14 +256,27 @@ class _Api:
         self.tokens = tokens
         self.client = httpx.Client(timeout=30)
 
-    def call(self, method: str, service: str, path: str, *, as_: str, key: str | None = None,
-             json: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+    def call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        as_: str,
+        key: str | None = None,
+        json: Any = None,
+        ok: tuple[int, ...] = (200, 201),
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens[as_]}"}
         if key:
             headers["Idempotency-Key"] = key
-        response = self.client.request(method, self.urls[service] + path, json=json, headers=headers)
+        response = self.client.request(
+            method, self.urls[service] + path, json=json, headers=headers
+        )
         if response.status_code not in ok:
-            raise RuntimeError(f"{method} {service}{path}: {response.status_code} {response.text[:500]}")
+            raise RuntimeError(
+                f"{method} {service}{path}: {response.status_code} {response.text[:500]}"
+            )
         return response.json() if response.content else None
 
 
@@ -135,25 +292,44 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
 def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
     settings = Settings(auth_dev_key_file=key_file)
     tokens = {
-        "corrections": mint_token(settings, subject="demo-corrections", ministry="corrections",
-                                  roles=["registry_admin"]),
-        "industry": mint_token(settings, subject="demo-industry", ministry="industry",
-                               roles=["training_admin", "training_officer", "certification_admin",
-                                      "reporting_viewer"]),
+        "corrections": mint_token(
+            settings, subject="demo-corrections", ministry="corrections", roles=["registry_admin"]
+        ),
+        "industry": mint_token(
+            settings,
+            subject="demo-industry",
+            ministry="industry",
+            roles=["training_admin", "training_officer", "certification_admin", "reporting_viewer"],
+        ),
     }
     api = _Api(urls, tokens)
 
     # Registry (corrections): facilities and consenting inmates.
     facility_ids: dict[str, str] = {}
     for f in FACILITIES:
-        found = api.call("GET", "registry", f"/api/v1/facilities?code={f.code}", as_="corrections")["data"]
+        found = api.call("GET", "registry", f"/api/v1/facilities?code={f.code}", as_="corrections")[
+            "data"
+        ]
         if found:
             facility_ids[f.code] = found[0]["id"]
             continue
-        created = api.call("POST", "registry", "/api/v1/facilities", as_="corrections", key=f"demo-facility-{f.code}",
-                           json={"code": f.code, "name": f.name, "kind": f.kind, "facility_class": f.facility_class,
-                                 "province": f.province, "regional_office": f.regional_office,
-                                 "capacity": f.capacity, "active": True})
+        created = api.call(
+            "POST",
+            "registry",
+            "/api/v1/facilities",
+            as_="corrections",
+            key=f"demo-facility-{f.code}",
+            json={
+                "code": f.code,
+                "name": f.name,
+                "kind": f.kind,
+                "facility_class": f.facility_class,
+                "province": f.province,
+                "regional_office": f.regional_office,
+                "capacity": f.capacity,
+                "active": True,
+            },
+        )
         facility_ids[f.code] = created["id"]
 
     people: dict[int, list[str]] = {}  # course index -> participant ids
@@ -165,53 +341,97 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
             serial += 1
             number = f"DEMO-{course.facility}-{course.start.year}-{ci}-{i + 1:03d}"
             birth = date(1975 + serial % 25, 1 + serial % 12, 1 + serial % 28)
-            found = api.call("GET", "registry", f"/api/v1/inmates?q={number}", as_="corrections")["data"]
+            found = api.call("GET", "registry", f"/api/v1/inmates?q={number}", as_="corrections")[
+                "data"
+            ]
             if found:
                 ids.append(found[0]["id"])
                 continue
             created = api.call(
-                "POST", "registry", "/api/v1/inmates", as_="corrections", key=f"demo-inmate-{number}",
-                json={"registration_number": number, "full_name": invented_name(facility.sex, serial),
-                      "nik": _nik(serial), "sex": facility.sex, "date_of_birth": birth.isoformat(),
-                      "education_level": "SMA", "facility_id": facility_ids[course.facility],
-                      "admission_date": (course.start - timedelta(days=700)).isoformat(),
-                      "expected_release_date": (course.start + timedelta(days=120)).isoformat(),
-                      "consent": {"training": True, "data_sharing": True}})
+                "POST",
+                "registry",
+                "/api/v1/inmates",
+                as_="corrections",
+                key=f"demo-inmate-{number}",
+                json={
+                    "registration_number": number,
+                    "full_name": invented_name(facility.sex, serial),
+                    "nik": _nik(serial),
+                    "sex": facility.sex,
+                    "date_of_birth": birth.isoformat(),
+                    "education_level": "SMA",
+                    "facility_id": facility_ids[course.facility],
+                    "admission_date": (course.start - timedelta(days=700)).isoformat(),
+                    "expected_release_date": (course.start + timedelta(days=120)).isoformat(),
+                    "consent": {"training": True, "data_sharing": True},
+                },
+            )
             ids.append(created["id"])
         people[ci] = ids
 
     # Training (industry) learns of them from events.
     def replica_has_everyone() -> bool:
         have = 0
-        for code, fid in facility_ids.items():
-            got = api.call("GET", "training", f"/api/v1/participants?facility_id={fid}&limit=500", as_="industry")
+        for fid in facility_ids.values():
+            got = api.call(
+                "GET",
+                "training",
+                f"/api/v1/participants?facility_id={fid}&limit=500",
+                as_="industry",
+            )
             have += got["count"]
         return have >= sum(len(v) for v in people.values())
 
     _wait("the training service to receive the registry's events", replica_has_everyone)
 
     program_ids: dict[str, dict[str, Any]] = {}
-    existing = {p["code"]: p for p in api.call("GET", "training", "/api/v1/programs?limit=500", as_="industry")["data"]}
+    existing = {
+        p["code"]: p
+        for p in api.call("GET", "training", "/api/v1/programs?limit=500", as_="industry")["data"]
+    }
     for p in PROGRAMS:
         if p.code in existing:
             program_ids[p.code] = existing[p.code]
             continue
         program_ids[p.code] = api.call(
-            "POST", "training", "/api/v1/programs", as_="industry", key=f"demo-program-{p.code}",
-            json={"code": p.code, "title": p.title, "sector": p.sector, "partner": p.partner, "days": p.days,
-                  "hours": p.hours, "min_attendance_share": 0.8,
-                  "competency_units": [{"code": c, "title": t} for c, t in p.units]})
+            "POST",
+            "training",
+            "/api/v1/programs",
+            as_="industry",
+            key=f"demo-program-{p.code}",
+            json={
+                "code": p.code,
+                "title": p.title,
+                "sector": p.sector,
+                "partner": p.partner,
+                "days": p.days,
+                "hours": p.hours,
+                "min_attendance_share": 0.8,
+                "competency_units": [{"code": c, "title": t} for c, t in p.units],
+            },
+        )
 
     completed = not_completed = 0
     for ci, course in enumerate(COURSES):
         program = next(p for p in PROGRAMS if p.code == course.program)
         end = course.start + timedelta(days=course.days - 1)
         session = api.call(
-            "POST", "training", "/api/v1/sessions", as_="industry", key=f"demo-session-{ci}-{course.program}",
-            json={"program_id": program_ids[course.program]["id"], "facility_id": facility_ids[course.facility],
-                  "start_date": course.start.isoformat(), "end_date": end.isoformat(),
-                  "capacity": course.participants,
-                  "instructors": [{"name": course.instructor[0], "institution": course.instructor[1]}]})
+            "POST",
+            "training",
+            "/api/v1/sessions",
+            as_="industry",
+            key=f"demo-session-{ci}-{course.program}",
+            json={
+                "program_id": program_ids[course.program]["id"],
+                "facility_id": facility_ids[course.facility],
+                "start_date": course.start.isoformat(),
+                "end_date": end.isoformat(),
+                "capacity": course.participants,
+                "instructors": [
+                    {"name": course.instructor[0], "institution": course.instructor[1]}
+                ],
+            },
+        )
         sid = session["id"]
         session = api.call("GET", "training", f"/api/v1/sessions/{sid}", as_="industry")
         if session["status"] == "completed":
@@ -219,23 +439,48 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
             not_completed += sum(e["status"] == "not_completed" for e in session["enrollments"])
             continue
         if not session["enrollments"]:
-            api.call("POST", "training", f"/api/v1/sessions/{sid}/enrollments", as_="industry",
-                     json={"participant_ids": people[ci]})
+            api.call(
+                "POST",
+                "training",
+                f"/api/v1/sessions/{sid}/enrollments",
+                as_="industry",
+                json={"participant_ids": people[ci]},
+            )
         if session["status"] == "planned":
             api.call("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
         for d in range(course.days):
             day = course.start + timedelta(days=d)
             # Every twelfth participant misses half the course: not completed.
-            records = [{"participant_id": pid,
-                        "status": "absent" if i % 12 == 11 and d % 2 == 0 else "present"}
-                       for i, pid in enumerate(people[ci])]
-            api.call("PUT", "training", f"/api/v1/sessions/{sid}/attendance", as_="industry",
-                     json={"date": day.isoformat(), "records": records})
-        results = [{"participant_id": pid, "unit_code": code,
-                    "result": "not_yet_competent" if i % 15 == 7 and u == 0 else "competent"}
-                   for i, pid in enumerate(people[ci]) for u, (code, _t) in enumerate(program.units)]
-        api.call("PUT", "training", f"/api/v1/sessions/{sid}/assessments", as_="industry",
-                 json={"assessor": course.instructor[0], "results": results})
+            records = [
+                {
+                    "participant_id": pid,
+                    "status": "absent" if i % 12 == 11 and d % 2 == 0 else "present",
+                }
+                for i, pid in enumerate(people[ci])
+            ]
+            api.call(
+                "PUT",
+                "training",
+                f"/api/v1/sessions/{sid}/attendance",
+                as_="industry",
+                json={"date": day.isoformat(), "records": records},
+            )
+        results = [
+            {
+                "participant_id": pid,
+                "unit_code": code,
+                "result": "not_yet_competent" if i % 15 == 7 and u == 0 else "competent",
+            }
+            for i, pid in enumerate(people[ci])
+            for u, (code, _t) in enumerate(program.units)
+        ]
+        api.call(
+            "PUT",
+            "training",
+            f"/api/v1/sessions/{sid}/assessments",
+            as_="industry",
+            json={"assessor": course.instructor[0], "results": results},
+        )
         done = api.call("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
         completed += sum(e["status"] == "completed" for e in done["enrollments"])
         not_completed += sum(e["status"] == "not_completed" for e in done["enrollments"])
@@ -245,6 +490,8 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
         return bool(got["count"] >= 1)
 
     _wait("the first certificates", certificates_issued)
-    return (f"Demo data: {len(FACILITIES)} facilities, {serial} participants in {len(COURSES)} courses "
-            f"({completed} completed, {not_completed} not completed); certificates are issued from the "
-            "completion events.")
+    return (
+        f"Demo data: {len(FACILITIES)} facilities, {serial} participants in {len(COURSES)} courses "
+        f"({completed} completed, {not_completed} not completed); certificates are issued from the "
+        "completion events."
+    )

@@ -1,4 +1,4 @@
-"""The embedded platform for a laptop: broker + four service processes + demo data, stopped by Ctrl-C."""
+"""The embedded platform for a laptop: broker, four service processes, demo data; Ctrl-C stops."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """Children get SIGTERM if the runner dies, even by SIGKILL (Linux); no orphans hold the ports."""
+    """Children get SIGTERM when the runner dies, even by SIGKILL (Linux): no orphans hold ports."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
@@ -54,7 +54,10 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def database_url(self, service: str) -> str:
-        return self.database_urls.get(service) or f"sqlite+aiosqlite:///{self.var / 'data' / f'{service}.db'}"
+        return (
+            self.database_urls.get(service)
+            or f"sqlite+aiosqlite:///{self.var / 'data' / f'{service}.db'}"
+        )
 
     def service_env(self, service: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -101,22 +104,26 @@ class Platform:
                     f"port {self.broker_port} is taken by another program; stop it or set "
                     "KAFKA_BOOTSTRAP_SERVERS to use that broker"
                 )
-            self.broker = EmbeddedBroker(port=self.broker_port, log_file=self.var / "log" / "broker.log")
+            self.broker = EmbeddedBroker(
+                port=self.broker_port, log_file=self.var / "log" / "broker.log"
+            )
             self.broker.start()
             assert self.broker.process is not None
             (self.var / "run" / "broker.pid").write_text(str(self.broker.process.pid))
             self.bootstrap_servers = self.broker.bootstrap_servers
         for service in SERVICES:
             if port_open("127.0.0.1", self.ports[service]):
-                raise RuntimeError(f"port {self.ports[service]} for {service} is taken by another program")
-            log = open(self.var / "log" / f"{service}.log", "ab")  # noqa: SIM115 - the child owns it
+                raise RuntimeError(
+                    f"port {self.ports[service]} for {service} is taken by another program"
+                )
+            log = open(self.var / "log" / f"{service}.log", "ab")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bekal.shared.cli", "serve", service],
                 env=self.service_env(service),
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=_die_with_parent,
             )
             self.processes[service] = proc
             (self.var / "run" / f"{service}.pid").write_text(str(proc.pid))
@@ -128,7 +135,9 @@ class Platform:
             for service in sorted(pending):
                 proc = self.processes[service]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{service} exited with code {proc.returncode}:\n{self.log_tail(service)}")
+                    raise RuntimeError(
+                        f"{service} exited with code {proc.returncode}:\n{self.log_tail(service)}"
+                    )
                 try:
                     if httpx.get(self.url(service) + "/readyz", timeout=2).status_code == 200:
                         pending.discard(service)
@@ -137,7 +146,9 @@ class Platform:
             time.sleep(0.3)
         if pending:
             tails = "\n".join(f"--- {s} ---\n{self.log_tail(s)}" for s in sorted(pending))
-            raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}\n{tails}")
+            raise RuntimeError(
+                f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}\n{tails}"
+            )
 
     def check_alive(self) -> str | None:
         for service, proc in self.processes.items():
@@ -189,20 +200,25 @@ def _terminate_pid(pid: int) -> None:
 def _banner(platform: Platform, demo_summary: str | None) -> str:
     lines = ["", "Bekal berjalan / Bekal is running:", ""]
     for service in SERVICES:
-        lines.append(f"  {service:<14} {platform.url(service)}   API docs: {platform.url(service)}/docs")
+        lines.append(
+            f"  {service:<14} {platform.url(service)}   API docs: {platform.url(service)}/docs"
+        )
     lines += [
         f"  {'broker':<14} {platform.bootstrap_servers}"
         + ("   (embedded, memory-only)" if platform.broker else ""),
         "",
         "  Public certificate check: " + platform.url("certification") + "/verify/<code>",
-        "  Indicators:               " + platform.url("reporting") + "/api/v1/indicators?group_by=province,year",
+        "  Indicators:               "
+        + platform.url("reporting")
+        + "/api/v1/indicators?group_by=province,year",
         "",
         "  A token for the APIs (in another terminal):",
         "    .venv/bin/bekal token --preset registry-admin      # corrections",
         "    .venv/bin/bekal token --preset training-admin      # industry",
         "    .venv/bin/bekal token --preset reporting-viewer",
         "",
-        f"  Data (SQLite, kept between starts): {platform.var / 'data'}   logs: {platform.var / 'log'}",
+        f"  Data (SQLite, kept between starts): {platform.var / 'data'}",
+        f"  Logs: {platform.var / 'log'}",
     ]
     if demo_summary:
         lines += ["", "  " + demo_summary]

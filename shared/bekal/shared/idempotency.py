@@ -41,7 +41,9 @@ async def replay(
     if not key:
         return None
     found = await session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.key == key, IdempotencyRecord.scope == scope)
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.key == key, IdempotencyRecord.scope == scope
+        )
     )
     if found is None:
         return None

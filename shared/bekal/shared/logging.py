@@ -1,4 +1,4 @@
-"""Structured JSON logs (structlog) carrying the request id and the event id / trace across Kafka."""
+"""Structured JSON logs carrying the request id, and the event id and trace across Kafka."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
     )
     structlog.contextvars.bind_contextvars(service=service, pid=os.getpid())
     # Libraries' stdlib logs (uvicorn, aiokafka, alembic) at WARNING and up only.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s"
+    )
 
 
 def new_traceparent(parent: str | None = None) -> str:

@@ -18,11 +18,15 @@ EVENTS_CONSUMED = Counter(
     ["service", "group", "topic", "outcome"],
 )
 EVENTS_DEAD_LETTERED = Counter(
-    "bekal_events_dead_lettered_total", "Records sent to a dead-letter topic", ["service", "group", "reason"]
+    "bekal_events_dead_lettered_total",
+    "Records sent to a dead-letter topic",
+    ["service", "group", "reason"],
 )
 OUTBOX_BACKLOG = Gauge("bekal_outbox_backlog", "Outbox rows not yet published", ["service"])
 CONSUMER_LAG = Gauge(
-    "bekal_consumer_lag", "Records behind the end of the partition", ["service", "group", "topic", "partition"]
+    "bekal_consumer_lag",
+    "Records behind the end of the partition",
+    ["service", "group", "topic", "partition"],
 )
 LAST_EVENT_APPLIED = Gauge(
     "bekal_consumer_last_event_timestamp_seconds",

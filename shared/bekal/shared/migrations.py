@@ -52,7 +52,9 @@ def run_env(target_metadata: MetaData) -> None:
 
     async def run_async() -> None:
         engine = async_engine_from_config(
-            config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+            config.get_section(config.config_ini_section, {}),
+            prefix="sqlalchemy.",
+            poolclass=pool.NullPool,
         )
         async with engine.connect() as connection:
             await connection.run_sync(do_run)

@@ -89,7 +89,13 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "code": err.get("type", "")})
+        out.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": err.get("msg", "invalid"),
+                "code": err.get("type", ""),
+            }
+        )
     return out
 
 
@@ -127,8 +133,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slugs = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden"}
         return problem_response(
-            Problem(str(exc.detail), status=exc.status_code, slug=slugs.get(exc.status_code, "http-error"),
-                    title=str(exc.detail)),
+            Problem(
+                str(exc.detail),
+                status=exc.status_code,
+                slug=slugs.get(exc.status_code, "http-error"),
+                title=str(exc.detail),
+            ),
             request,
         )
 
@@ -137,10 +147,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         if is_unavailable(exc):
             log.warning("database_unavailable", error=str(exc)[:300])
             return problem_response(
-                ServiceUnavailable("Basis data tidak dapat dihubungi; coba lagi sebentar lagi."), request
+                ServiceUnavailable("Basis data tidak dapat dihubungi; coba lagi sebentar lagi."),
+                request,
             )
         log.exception("unhandled_error")
         return problem_response(
-            Problem("Terjadi kesalahan internal.", status=500, slug="internal-error", title="Kesalahan internal"),
+            Problem(
+                "Terjadi kesalahan internal.",
+                status=500,
+                slug="internal-error",
+                title="Kesalahan internal",
+            ),
             request,
         )

@@ -1,4 +1,4 @@
-"""The application factory every service uses: HTTP plumbing, health, metrics, outbox relay, consumers."""
+"""The app factory every service uses: HTTP plumbing, health, metrics, outbox relay, consumer."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class ServiceSpec:
 
 
 class Messaging:
-    """Connects to Kafka in the background, retrying, so HTTP serves even while the broker is away."""
+    """Connects to Kafka in the background, retrying: HTTP serves even while the broker is away."""
 
     def __init__(self, spec: ServiceSpec, settings: Settings, db: Database) -> None:
         self.spec = spec
@@ -179,12 +179,17 @@ class _RequestContext(BaseHTTPMiddleware):
         finally:
             route = request.scope.get("route")
             path = getattr(route, "path", "unmatched")
-            metrics.HTTP_REQUEST_SECONDS.labels(self.service, request.method, path, str(status)).observe(
-                time.perf_counter() - started
-            )
+            metrics.HTTP_REQUEST_SECONDS.labels(
+                self.service, request.method, path, str(status)
+            ).observe(time.perf_counter() - started)
             if path not in ("/healthz", "/readyz", "/metrics"):
-                log.info("http_request", method=request.method, route=path, status=status,
-                         ms=round((time.perf_counter() - started) * 1000, 1))
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=path,
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
@@ -205,8 +210,10 @@ def _operations_router(spec: ServiceSpec) -> APIRouter:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["broker"] = "ok" if request.app.state.messaging.ready.is_set() else "connecting"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     environment: Environment = Environment.DEVELOPMENT
-    service_name: str = Field(default="bekal", description="registry, training, certification or reporting")
+    service_name: str = Field(
+        default="bekal", description="registry, training, certification or reporting"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     database_url: str = Field(
@@ -39,16 +41,18 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_enable_idempotence: bool = Field(
-        default=False, description="On for Apache Kafka in production; the embedded broker has none."
+        default=False,
+        description="On for Apache Kafka in production; the embedded broker has none.",
     )
     kafka_namespace: str = Field(
         default="",
-        description="Prefix for every topic and consumer group, e.g. 'staging.'; empty in production",
+        description="Prefix for every topic and consumer group, e.g. 'staging.'",
     )
     kafka_topic_partitions: int = 3
     kafka_replication_factor: int = 1
     kafka_session_timeout_ms: int = Field(
-        default=10000, description="Consumer group session; a new member's join waits about half of it"
+        default=10000,
+        description="Consumer group session; a new member's join waits about half of it",
     )
     kafka_heartbeat_interval_ms: int = 3000
     kafka_security_protocol: str = "PLAINTEXT"
@@ -57,12 +61,16 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = None
     outbox_poll_interval_seconds: float = 0.5
     outbox_batch_size: int = 200
-    consumer_max_attempts: int = Field(default=5, description="Tries of a failing handler before dead-lettering")
+    consumer_max_attempts: int = Field(
+        default=5, description="Tries of a failing handler before dead-lettering"
+    )
     consumer_retry_backoff_seconds: float = 0.2
     consumer_auto_start: bool = True
     auth_issuer: str = "bekal-dev"
     auth_audience: str = "bekal"
-    auth_jwks_url: str | None = Field(default=None, description="OIDC JWKS URL; production must set it")
+    auth_jwks_url: str | None = Field(
+        default=None, description="OIDC JWKS URL; production must set it"
+    )
     auth_dev_key_file: Path = Path("var/keys/dev-signing-key.pem")
     pseudonym_secret: str = Field(
         default=DEV_PSEUDONYM_SECRET,

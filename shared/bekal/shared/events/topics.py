@@ -21,14 +21,36 @@ class Topic:
 
 
 TOPICS: tuple[Topic, ...] = (
-    Topic(REGISTRY_FACILITIES, "registry", "corrections", "Facilities (lapas, rutan, LPKA) and their changes"),
-    Topic(REGISTRY_INMATES, "registry", "corrections",
-          "Consenting inmates shared with the industry side: registration, movements, release"),
-    Topic(TRAINING_PROGRAMS, "training", "industry", "Course designs (programs) and their versions"),
-    Topic(TRAINING_SESSIONS, "training", "industry", "Sessions: a program held at a facility on given dates"),
-    Topic(TRAINING_ENROLLMENTS, "training", "industry",
-          "Enrolments and their outcomes: enrolled, withdrawn, completed, not completed"),
-    Topic(CERTIFICATION_CERTIFICATES, "certification", "industry", "Completion certificates issued"),
+    Topic(
+        REGISTRY_FACILITIES,
+        "registry",
+        "corrections",
+        "Facilities (lapas, rutan, LPKA) and their changes",
+    ),
+    Topic(
+        REGISTRY_INMATES,
+        "registry",
+        "corrections",
+        "Consenting inmates shared with the industry side: registration, movements, release",
+    ),
+    Topic(
+        TRAINING_PROGRAMS, "training", "industry", "Course designs (programs) and their versions"
+    ),
+    Topic(
+        TRAINING_SESSIONS,
+        "training",
+        "industry",
+        "Sessions: a program held at a facility on given dates",
+    ),
+    Topic(
+        TRAINING_ENROLLMENTS,
+        "training",
+        "industry",
+        "Enrolments and their outcomes: enrolled, withdrawn, completed, not completed",
+    ),
+    Topic(
+        CERTIFICATION_CERTIFICATES, "certification", "industry", "Completion certificates issued"
+    ),
 )
 
 SOURCES = {

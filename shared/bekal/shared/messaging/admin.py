@@ -44,19 +44,27 @@ Operator = Annotated[Principal, require(roles=(Role.OPERATOR,))]
 def dead_letter_router() -> APIRouter:
     router = APIRouter(prefix="/admin/dead-letters", tags=["operations"])
 
-    @router.get("", response_model=DeadLettersPublic, summary="Records this service could not handle")
+    @router.get(
+        "", response_model=DeadLettersPublic, summary="Records this service could not handle"
+    )
     async def list_dead_letters(
         request: Request, _: Operator, limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> DeadLettersPublic:
         async with request.app.state.db.session() as session:
             rows = (
-                await session.scalars(select(DeadLetter).order_by(DeadLetter.created_at.desc()).limit(limit))
+                await session.scalars(
+                    select(DeadLetter).order_by(DeadLetter.created_at.desc()).limit(limit)
+                )
             ).all()
-        return DeadLettersPublic(data=[DeadLetterPublic.model_validate(r, from_attributes=True) for r in rows],
-                                 count=len(rows))
+        return DeadLettersPublic(
+            data=[DeadLetterPublic.model_validate(r, from_attributes=True) for r in rows],
+            count=len(rows),
+        )
 
     @router.post("/{dead_letter_id}/retry", summary="Handle the record again (after a fix)")
-    async def retry_dead_letter(request: Request, dead_letter_id: uuid.UUID, _: Operator) -> dict[str, str]:
+    async def retry_dead_letter(
+        request: Request, dead_letter_id: uuid.UUID, _: Operator
+    ) -> dict[str, str]:
         runner = request.app.state.messaging.runner
         if runner is None:
             raise ServiceUnavailable("Konsumen belum berjalan; coba lagi nanti.")
@@ -64,11 +72,18 @@ def dead_letter_router() -> APIRouter:
             row = await session.get(DeadLetter, dead_letter_id)
             if row is None:
                 raise NotFound(f"Dead letter {dead_letter_id} tidak ditemukan")
-            headers = [(k, v.encode()) for k, v in json.loads(row.headers).items() if not k.startswith("dlq_")]
+            headers = [
+                (k, v.encode())
+                for k, v in json.loads(row.headers).items()
+                if not k.startswith("dlq_")
+            ]
             record = StoredRecord(
-                topic=row.topic, partition=row.partition, offset=row.offset,
+                topic=row.topic,
+                partition=row.partition,
+                offset=row.offset,
                 key=row.key.encode() if row.key else None,
-                value=row.value.encode() if row.value is not None else None, headers=headers,
+                value=row.value.encode() if row.value is not None else None,
+                headers=headers,
             )
         outcome = await runner.process(record)
         async with request.app.state.db.session() as session:
@@ -80,8 +95,12 @@ def dead_letter_router() -> APIRouter:
                 await session.commit()
         return {"outcome": outcome}
 
-    @router.delete("/{dead_letter_id}", status_code=204, summary="Forget a dead letter (the topic keeps it)")
-    async def purge_dead_letter(request: Request, dead_letter_id: uuid.UUID, _: Operator) -> Response:
+    @router.delete(
+        "/{dead_letter_id}", status_code=204, summary="Forget a dead letter (the topic keeps it)"
+    )
+    async def purge_dead_letter(
+        request: Request, dead_letter_id: uuid.UUID, _: Operator
+    ) -> Response:
         async with request.app.state.db.session() as session:
             row = await session.get(DeadLetter, dead_letter_id)
             if row is None:

@@ -216,7 +216,9 @@ class ConsumerRunner:
                         meta=meta,
                     )
                     return "dead_lettered"
-                await self._sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempts - 1))
+                await self._sleep(
+                    self.settings.consumer_retry_backoff_seconds * 2 ** (attempts - 1)
+                )
 
     async def _handle_once(
         self, record: Record, event: Event, meta: EventMeta, handler: Handler
@@ -278,7 +280,10 @@ class ConsumerRunner:
         while True:
             try:
                 await self.producer.send_and_wait(
-                    self.settings.topic(self.subs.dead_letter_topic), key=record.key, value=record.value, headers=headers
+                    self.settings.topic(self.subs.dead_letter_topic),
+                    key=record.key,
+                    value=record.value,
+                    headers=headers,
                 )
                 break
             except KafkaError as exc:
@@ -297,7 +302,9 @@ class ConsumerRunner:
                         offset=record.offset,
                         key=record.key.decode("utf-8", errors="replace") if record.key else None,
                         headers=json.dumps(header_text, ensure_ascii=False),
-                        value=record.value.decode("utf-8", errors="replace") if record.value else None,
+                        value=record.value.decode("utf-8", errors="replace")
+                        if record.value
+                        else None,
                         event_id=meta.id if meta else header_text.get("ce_id"),
                         event_type=meta.type if meta else header_text.get("ce_type"),
                         reason=reason,
@@ -331,12 +338,14 @@ class ConsumerRunner:
     def _report_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self.consumer.highwater(tp)
         if highwater is not None:
-            metrics.CONSUMER_LAG.labels(self.service, self.subs.group_id, tp.topic, str(tp.partition)).set(
-                max(0, highwater - position)
-            )
+            metrics.CONSUMER_LAG.labels(
+                self.service, self.subs.group_id, tp.topic, str(tp.partition)
+            ).set(max(0, highwater - position))
 
     def _count(self, record: Record, outcome: str) -> None:
-        metrics.EVENTS_CONSUMED.labels(self.service, self.subs.group_id, record.topic, outcome).inc()
+        metrics.EVENTS_CONSUMED.labels(
+            self.service, self.subs.group_id, record.topic, outcome
+        ).inc()
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -55,7 +55,7 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
-    """Create the topics that do not exist yet, with the configured partitions; return those created."""
+    """Create the missing topics with the configured partitions; return those created."""
     wanted = sorted({settings.topic(n) for n in names})
     admin = AIOKafkaAdminClient(**_common(settings), request_timeout_ms=15000)
     await admin.start()

@@ -69,7 +69,9 @@ class OutboxRelay:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.settings.service_name}")
+        self._task = asyncio.create_task(
+            self._run(), name=f"outbox-relay-{self.settings.service_name}"
+        )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -88,7 +90,7 @@ class OutboxRelay:
             except Exception as exc:
                 failures += 1
                 log.warning("outbox_publish_failed", error=str(exc), consecutive_failures=failures)
-            delay = self.settings.outbox_poll_interval_seconds * min(2 ** failures, 20)
+            delay = self.settings.outbox_poll_interval_seconds * min(2**failures, 20)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -141,7 +143,9 @@ class OutboxRelay:
         )
         # Bounded: a broker that never answers must not stall the relay forever.
         await asyncio.wait_for(
-            self.producer.send_and_wait(self.settings.topic(row.topic), key=key, value=value, headers=headers),
+            self.producer.send_and_wait(
+                self.settings.topic(row.topic), key=key, value=value, headers=headers
+            ),
             timeout=30,
         )
 
@@ -150,17 +154,21 @@ async def backlog(db: Database) -> int:
     async with db.session() as session:
         return int(
             await session.scalar(
-                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.sent_at.is_(None))
             )
             or 0
         )
 
 
 async def _take_relay_lock(session: AsyncSession, db: Database) -> bool:
-    """On PostgreSQL only one replica relays at a time (keeps order); SQLite has one writer anyway."""
+    """On PostgreSQL one replica relays at a time (keeps order); SQLite has one writer anyway."""
     if db.is_sqlite:
         return True
-    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK_ID})
+    got = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK_ID}
+    )
     return bool(got)
 
 
