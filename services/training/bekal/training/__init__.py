@@ -1,0 +1,1 @@
+"""Training (industry side): programs, sessions, enrolment, attendance, assessment, completion."""

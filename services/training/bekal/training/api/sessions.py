@@ -1,0 +1,223 @@
+"""Sessions: scheduling, enrolment, start, attendance, assessment and completion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from bekal.shared.db import utcnow
+from bekal.training import services
+from bekal.training.api.idempotent import create_once
+from bekal.training.deps import (
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    SessionDep,
+    TrainingAdmin,
+    TrainingOfficer,
+    TrainingReader,
+)
+from bekal.training.domain import SessionStatus
+from bekal.training.models import TrainingSession
+from bekal.training.pagination import DEFAULT_LIMIT
+from bekal.training.schemas import (
+    AssessmentSheet,
+    AssessmentsSaved,
+    AttendanceSaved,
+    AttendanceSheet,
+    EnrollmentCreate,
+    EnrollmentPublic,
+    EnrollmentsPublic,
+    SessionCreate,
+    SessionPublic,
+    SessionsPublic,
+)
+from bekal.training.services import EnrollmentView
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+def _enrollment_public(view: EnrollmentView) -> EnrollmentPublic:
+    enrollment, full_name = view
+    return EnrollmentPublic(
+        id=enrollment.id,
+        session_id=enrollment.session_id,
+        participant_id=enrollment.participant_id,
+        full_name=full_name,
+        status=enrollment.status,
+        enrolled_on=enrollment.enrolled_on,
+        withdrawal_reason=enrollment.withdrawal_reason,
+        withdrawn_on=enrollment.withdrawn_on,
+        not_completed_reason=enrollment.not_completed_reason,
+        attendance_share=enrollment.attendance_share,
+    )
+
+
+def _session_public(ts: TrainingSession, enrollments: list[EnrollmentView]) -> SessionPublic:
+    return SessionPublic(
+        id=ts.id,
+        program_id=ts.program_id,
+        program_version=ts.program_version,
+        program_code=ts.program_code,
+        program_title=ts.program_title,
+        hours=ts.hours,
+        min_attendance_share=ts.min_attendance_share,
+        competency_units=ts.competency_units,
+        facility_id=ts.facility_id,
+        start_date=ts.start_date,
+        end_date=ts.end_date,
+        capacity=ts.capacity,
+        status=ts.status,
+        instructors=ts.instructors,
+        started_on=ts.started_on,
+        completed_on=ts.completed_on,
+        created_at=ts.created_at,
+        enrollments=[_enrollment_public(v) for v in enrollments],
+    )
+
+
+async def _read(session: SessionDep, ts: TrainingSession) -> SessionPublic:
+    found = await services.enrollments_of(session=session, session_ids=[ts.id])
+    return _session_public(ts, found[ts.id])
+
+
+@router.post(
+    "", status_code=201, response_model=SessionPublic, summary="Plan a program at a facility"
+)
+async def schedule_session(
+    body: SessionCreate,
+    request: Request,
+    session: SessionDep,
+    principal: TrainingAdmin,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def create() -> dict[str, Any]:
+        ts = await services.schedule_session(session=session, data=body)
+        return _session_public(ts, []).model_dump(mode="json")
+
+    return await create_once(
+        request=request,
+        session=session,
+        principal=principal,
+        key=idempotency_key,
+        payload=body,
+        create=create,
+    )
+
+
+@router.get("", response_model=SessionsPublic)
+async def list_sessions(
+    session: SessionDep,
+    _: TrainingReader,
+    facility_id: uuid.UUID | None = None,
+    program_id: uuid.UUID | None = None,
+    status: SessionStatus | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> SessionsPublic:
+    page = await services.list_sessions(
+        session=session,
+        facility_id=facility_id,
+        program_id=program_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+    enrollments = await services.enrollments_of(
+        session=session, session_ids=[s.id for s in page.rows]
+    )
+    return SessionsPublic(
+        data=[_session_public(s, enrollments[s.id]) for s in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{session_id}", response_model=SessionPublic)
+async def get_session(
+    session_id: uuid.UUID, session: SessionDep, _: TrainingReader
+) -> SessionPublic:
+    return await _read(session, await services.get_session(session=session, session_id=session_id))
+
+
+@router.post(
+    "/{session_id}/enrollments",
+    status_code=201,
+    response_model=EnrollmentsPublic,
+    summary="Enrol participants: all of them or none",
+)
+async def enrol(
+    session_id: uuid.UUID,
+    body: EnrollmentCreate,
+    request: Request,
+    session: SessionDep,
+    principal: TrainingOfficer,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def create() -> dict[str, Any]:
+        created = await services.enrol(
+            session=session,
+            session_id=session_id,
+            participant_ids=body.participant_ids,
+            today=utcnow().date(),
+        )
+        data = [_enrollment_public(v) for v in created]
+        return EnrollmentsPublic(data=data, count=len(data)).model_dump(mode="json")
+
+    return await create_once(
+        request=request,
+        session=session,
+        principal=principal,
+        key=idempotency_key,
+        payload=body,
+        create=create,
+    )
+
+
+@router.post("/{session_id}/start", response_model=SessionPublic)
+async def start_session(
+    session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
+) -> SessionPublic:
+    ts = await services.start_session(session=session, session_id=session_id, today=utcnow().date())
+    await session.commit()
+    return await _read(session, ts)
+
+
+@router.put(
+    "/{session_id}/attendance",
+    response_model=AttendanceSaved,
+    summary="Record one day's attendance (sending the day again replaces it)",
+)
+async def record_attendance(
+    session_id: uuid.UUID, body: AttendanceSheet, session: SessionDep, _: TrainingOfficer
+) -> AttendanceSaved:
+    count = await services.record_attendance(session=session, session_id=session_id, sheet=body)
+    await session.commit()
+    return AttendanceSaved(date=body.date, count=count)
+
+
+@router.put("/{session_id}/assessments", response_model=AssessmentsSaved)
+async def record_assessments(
+    session_id: uuid.UUID, body: AssessmentSheet, session: SessionDep, _: TrainingOfficer
+) -> AssessmentsSaved:
+    count = await services.record_assessments(session=session, session_id=session_id, sheet=body)
+    await session.commit()
+    return AssessmentsSaved(count=count)
+
+
+@router.post(
+    "/{session_id}/complete",
+    response_model=SessionPublic,
+    summary="Close the session and decide every participant's outcome",
+)
+async def complete_session(
+    session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
+) -> SessionPublic:
+    ts = await services.complete_session(
+        session=session, session_id=session_id, today=utcnow().date()
+    )
+    await session.commit()
+    return await _read(session, ts)

@@ -1,0 +1,42 @@
+"""Dependencies of the training routes: the unit of work and who may call what."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared.auth import Ministry, Principal, Role, require
+from bekal.training.pagination import MAX_LIMIT
+
+
+async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_db_session)]
+
+# Everything here is the industry side's: corrections staff read their own registry instead.
+TrainingReader = Annotated[
+    Principal,
+    require(ministry=Ministry.INDUSTRY, roles=(Role.TRAINING_ADMIN, Role.TRAINING_OFFICER)),
+]
+TrainingAdmin = Annotated[
+    Principal, require(ministry=Ministry.INDUSTRY, roles=(Role.TRAINING_ADMIN,))
+]
+TrainingOfficer = Annotated[
+    Principal,
+    require(ministry=Ministry.INDUSTRY, roles=(Role.TRAINING_OFFICER, Role.TRAINING_ADMIN)),
+]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=200, description="Repeat a create safely"),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="next_cursor of the previous page")
+]

@@ -1,0 +1,243 @@
+"""Training rules as plain code: session life cycle, enrolment checks, withdrawal, completion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from fractions import Fraction
+
+from bekal.shared.events.catalogue import NotCompletedReason
+
+
+class SessionStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class EnrollmentStatus(StrEnum):
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+    NOT_COMPLETED = "not_completed"
+
+
+class ParticipantStatus(StrEnum):
+    IN_CUSTODY = "in_custody"
+    RELEASED = "released"
+
+
+class AttendanceStatus(StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+    EXCUSED = "excused"
+
+
+class AssessmentResult(StrEnum):
+    COMPETENT = "competent"
+    NOT_YET_COMPETENT = "not_yet_competent"
+
+
+# A session is "open" until it is completed or cancelled: enrolments in it can still change.
+OPEN_SESSION_STATUSES = frozenset({SessionStatus.PLANNED, SessionStatus.RUNNING})
+
+
+class RuleBroken(Exception):
+    """A business rule refused an action; ``field`` names the input it is about."""
+
+    def __init__(self, field: str, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.conflict = conflict  # the current state (not the input) is what stands in the way
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def session_days(start_date: date, end_date: date) -> int:
+    """Calendar days of a session, both ends included."""
+    return (end_date - start_date).days + 1
+
+
+def check_session_dates(start_date: date, end_date: date) -> None:
+    if end_date < start_date:
+        raise RuleBroken("end_date", "Tanggal selesai tidak boleh sebelum tanggal mulai.")
+
+
+def check_can_start(status: SessionStatus) -> None:
+    if status != SessionStatus.PLANNED:
+        raise RuleBroken(
+            "status",
+            f"Sesi berstatus '{status}'; hanya sesi yang direncanakan dapat dimulai.",
+            conflict=True,
+        )
+
+
+def check_running(status: SessionStatus, action: str) -> None:
+    """Attendance, assessment and completion happen only while the session runs."""
+    if status != SessionStatus.RUNNING:
+        raise RuleBroken(
+            "status",
+            f"Sesi berstatus '{status}'; {action} hanya dapat dilakukan saat sesi berjalan.",
+            conflict=True,
+        )
+
+
+def check_attendance_date(day: date, start_date: date, end_date: date) -> None:
+    if not start_date <= day <= end_date:
+        raise RuleBroken(
+            "date",
+            f"Tanggal {day.isoformat()} di luar jadwal sesi "
+            f"({start_date.isoformat()} s.d. {end_date.isoformat()}).",
+        )
+
+
+# --- enrolment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParticipantFacts:
+    """What the replica of the registry knows about a person, as far as enrolment cares."""
+
+    participant_id: uuid.UUID
+    status: ParticipantStatus
+    facility_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class EnrollmentProblem:
+    index: int
+    participant_id: uuid.UUID
+    message: str
+    conflict: bool  # 409 (state of the session) rather than 422 (the person does not qualify)
+
+    @property
+    def field(self) -> str:
+        return f"participant_ids.{self.index}"
+
+
+def enrollment_problems(
+    *,
+    session_status: SessionStatus,
+    session_facility_id: uuid.UUID,
+    capacity: int,
+    seats_taken: int,
+    already_enrolled: Iterable[uuid.UUID],
+    candidates: Sequence[uuid.UUID],
+    known: Mapping[uuid.UUID, ParticipantFacts],
+) -> list[EnrollmentProblem]:
+    """Every reason the batch cannot be enrolled; an empty list means all of it may go in.
+
+    All or nothing: the caller enrols the batch only when nothing at all is wrong, so a facility
+    never ends up with half a nomination list.
+    """
+    if session_status not in OPEN_SESSION_STATUSES:
+        raise RuleBroken(
+            "status",
+            f"Sesi berstatus '{session_status}'; pendaftaran sudah ditutup.",
+            conflict=True,
+        )
+    problems: list[EnrollmentProblem] = []
+    enrolled = set(already_enrolled)
+    seen: set[uuid.UUID] = set()
+    admissible = 0
+    for index, pid in enumerate(candidates):
+        facts = known.get(pid)
+        message: str | None = None
+        conflict = False
+        if pid in seen:
+            message = "Peserta disebut lebih dari sekali dalam permintaan ini."
+        elif facts is None:
+            message = "Peserta tidak dikenal (belum dibagikan oleh registri pemasyarakatan)."
+        elif facts.status != ParticipantStatus.IN_CUSTODY:
+            message = "Peserta sudah bebas; hanya warga binaan yang masih dibina dapat didaftarkan."
+        elif facts.facility_id != session_facility_id:
+            message = "Peserta tidak berada di lapas/rutan tempat sesi diselenggarakan."
+        elif pid in enrolled:
+            message, conflict = "Peserta sudah pernah didaftarkan pada sesi ini.", True
+        else:
+            admissible += 1
+            if seats_taken + admissible > capacity:
+                message, conflict = (
+                    f"Kapasitas sesi ({capacity} orang) terlampaui; sisa kursi "
+                    f"{max(capacity - seats_taken, 0)}.",
+                    True,
+                )
+        seen.add(pid)
+        if message is not None:
+            problems.append(EnrollmentProblem(index, pid, message, conflict))
+    return problems
+
+
+def is_withdrawable(
+    *,
+    enrollment_status: EnrollmentStatus,
+    session_status: SessionStatus,
+    session_facility_id: uuid.UUID,
+    moved_to_facility_id: uuid.UUID | None = None,
+) -> bool:
+    """Whether a release (or a transfer to ``moved_to_facility_id``) ends this enrolment.
+
+    Only a live enrolment in an open session ends; finished outcomes are history and stay.
+    A transfer ends only courses held somewhere other than the person's new facility.
+    """
+    if enrollment_status != EnrollmentStatus.ENROLLED:
+        return False
+    if session_status not in OPEN_SESSION_STATUSES:
+        return False
+    return moved_to_facility_id is None or moved_to_facility_id != session_facility_id
+
+
+# --- completion ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    completed: bool
+    attendance_share: float
+    reason: NotCompletedReason | None
+
+
+def attendance_share(*, days: int, present: int, excused: int) -> Fraction:
+    """Present days over the days the person was expected: excused days leave the denominator.
+
+    A person excused for every day had no day to attend; the share is then 0, so the
+    attendance rule cannot be met by being away the whole course (unless the minimum is 0).
+    """
+    expected = days - excused
+    if expected <= 0:
+        return Fraction(0)
+    return Fraction(present, expected)
+
+
+def completion_outcome(
+    *,
+    days: int,
+    attendance: Iterable[AttendanceStatus],
+    min_attendance_share: float,
+    unit_codes: Sequence[str],
+    results: Mapping[str, AssessmentResult],
+) -> Outcome:
+    """Completed iff the attendance share reaches the minimum and every unit is assessed competent.
+
+    ``attendance`` holds one status per recorded day (days without a record count as absent).
+    The comparison is exact: the minimum is taken as the decimal it was written as (0.8 is 4/5),
+    so a share exactly at the minimum passes. A unit without an assessment is not competent.
+    """
+    statuses = list(attendance)
+    present = sum(1 for s in statuses if s == AttendanceStatus.PRESENT)
+    excused = sum(1 for s in statuses if s == AttendanceStatus.EXCUSED)
+    share = attendance_share(days=days, present=present, excused=excused)
+    shown = round(float(share), 4)
+    if share < Fraction(repr(min_attendance_share)):
+        return Outcome(False, shown, NotCompletedReason.ATTENDANCE_BELOW_MINIMUM)
+    if not unit_codes or any(
+        results.get(code) != AssessmentResult.COMPETENT for code in unit_codes
+    ):
+        return Outcome(False, shown, NotCompletedReason.COMPETENCIES_NOT_MET)
+    return Outcome(True, shown, None)

@@ -1,0 +1,222 @@
+"""The training API's request and response bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from bekal.shared.events.catalogue import NotCompletedReason, Sex, WithdrawalReason
+from bekal.training.domain import (
+    AssessmentResult,
+    AttendanceStatus,
+    EnrollmentStatus,
+    ParticipantStatus,
+    SessionStatus,
+)
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- replica -------------------------------------------------------------------------------
+
+
+class FacilityPublic(_Output):
+    id: uuid.UUID
+    code: str
+    name: str
+    province: str
+    active: bool
+
+
+class FacilitiesPublic(BaseModel):
+    data: list[FacilityPublic]
+    count: int
+    next_cursor: str | None
+
+
+class ParticipantPublic(_Output):
+    id: uuid.UUID = Field(description="The pseudonymous participant_id issued by the registry")
+    full_name: str
+    sex: Sex
+    birth_year: int
+    facility_id: uuid.UUID
+    status: ParticipantStatus
+    expected_release_date: date | None
+    released_on: date | None
+
+
+class ParticipantsPublic(BaseModel):
+    data: list[ParticipantPublic]
+    count: int
+    next_cursor: str | None
+
+
+# --- programs ------------------------------------------------------------------------------
+
+
+class CompetencyUnitIn(_Input):
+    code: Code
+    title: Text
+
+
+class CompetencyUnitPublic(BaseModel):
+    code: str
+    title: str
+
+
+class _ProgramRules(_Input):
+    title: Text
+    sector: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    partner: Text | None = None
+    days: int = Field(ge=1, le=366)
+    hours: int = Field(ge=1, le=10_000)
+    min_attendance_share: float = Field(ge=0, le=1)
+    competency_units: list[CompetencyUnitIn] = Field(min_length=1, max_length=100)
+
+    @field_validator("competency_units")
+    @classmethod
+    def _unit_codes_unique(cls, units: list[CompetencyUnitIn]) -> list[CompetencyUnitIn]:
+        codes = [u.code for u in units]
+        if len(set(codes)) != len(codes):
+            raise ValueError("kode unit kompetensi harus unik dalam satu program")
+        return units
+
+
+class ProgramCreate(_ProgramRules):
+    code: Code
+
+
+class ProgramUpdate(_ProgramRules):
+    """A full new version of the program's design (the code stays)."""
+
+
+class ProgramPublic(_Output):
+    id: uuid.UUID
+    version: int
+    code: str
+    title: str
+    sector: str
+    partner: str | None
+    days: int
+    hours: int
+    min_attendance_share: float
+    competency_units: list[CompetencyUnitPublic]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgramsPublic(BaseModel):
+    data: list[ProgramPublic]
+    count: int
+    next_cursor: str | None
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class Instructor(_Input):
+    name: Text
+    institution: Text
+
+
+class SessionCreate(_Input):
+    program_id: uuid.UUID
+    facility_id: uuid.UUID
+    start_date: date
+    end_date: date
+    capacity: int = Field(gt=0, le=10_000)
+    instructors: list[Instructor] = Field(default_factory=list, max_length=50)
+
+
+class EnrollmentPublic(BaseModel):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    participant_id: uuid.UUID
+    full_name: str | None
+    status: EnrollmentStatus
+    enrolled_on: date
+    withdrawal_reason: WithdrawalReason | None
+    withdrawn_on: date | None
+    not_completed_reason: NotCompletedReason | None
+    attendance_share: float | None
+
+
+class SessionPublic(BaseModel):
+    id: uuid.UUID
+    program_id: uuid.UUID
+    program_version: int
+    program_code: str
+    program_title: str
+    hours: int
+    min_attendance_share: float
+    competency_units: list[CompetencyUnitPublic]
+    facility_id: uuid.UUID
+    start_date: date
+    end_date: date
+    capacity: int
+    status: SessionStatus
+    instructors: list[Instructor]
+    started_on: date | None
+    completed_on: date | None
+    created_at: datetime
+    enrollments: list[EnrollmentPublic]
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    count: int
+    next_cursor: str | None
+
+
+class EnrollmentCreate(_Input):
+    participant_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+
+
+class EnrollmentsPublic(BaseModel):
+    data: list[EnrollmentPublic]
+    count: int
+
+
+class AttendanceRecordIn(_Input):
+    participant_id: uuid.UUID
+    status: AttendanceStatus
+
+
+class AttendanceSheet(_Input):
+    """One day's attendance; sending a day again replaces what was recorded for it."""
+
+    date: dt.date
+    records: list[AttendanceRecordIn] = Field(max_length=10_000)
+
+
+class AttendanceSaved(BaseModel):
+    date: dt.date
+    count: int
+
+
+class AssessmentResultIn(_Input):
+    participant_id: uuid.UUID
+    unit_code: Code
+    result: AssessmentResult
+
+
+class AssessmentSheet(_Input):
+    assessor: Text
+    results: list[AssessmentResultIn] = Field(min_length=1, max_length=20_000)
+
+
+class AssessmentsSaved(BaseModel):
+    count: int
