@@ -1,0 +1,1 @@
+"""Certification: one signed, verifiable completion certificate per completed participant."""

@@ -1,0 +1,1 @@
+"""HTTP routers: the staff API and the public verification pages."""

@@ -1,0 +1,50 @@
+"""The certification service's application: staff API, public verification, completion consumer."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from bekal.certification import services
+from bekal.certification.api import certificates, public
+from bekal.certification.handlers import bind_signer, subscriptions
+from bekal.certification.ratelimit import SlidingWindowLimiter
+from bekal.certification.settings import certification_settings
+from bekal.certification.signing import CertificateSigner
+from bekal.shared.service import ServiceSpec
+from bekal.shared.service import create_app as create_service_app
+from bekal.shared.settings import Settings
+
+
+async def _on_ready(app: FastAPI) -> None:
+    signer: CertificateSigner = app.state.certificate_signer
+    # Before the first await: the consumer, already scheduled, must find the key when it runs.
+    bind_signer(app.state.db, signer)
+    async with app.state.db.session() as session:
+        await services.register_signing_key(session, signer=signer)
+        await session.commit()
+
+
+spec = ServiceSpec(
+    name="certification",
+    package="bekal.certification",
+    title="Bekal: Sertifikasi",
+    description=(
+        "Completion certificates for participants who pass a course: one per enrollment, "
+        "numbered IKMA/<year>/<sequence>, signed (compact JWS, EdDSA) and verifiable by anyone "
+        "at /verify/{code}. Consumes ParticipantCompleted; publishes CertificateIssued. "
+        "A certificate never names the facility where the course was held."
+    ),
+    routers=[certificates.router, public.router],
+    subscriptions=subscriptions,
+    on_ready=_on_ready,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    config = certification_settings(settings)
+    app = create_service_app(spec, config)
+    app.state.certificate_signer = CertificateSigner.from_key_file(
+        config.certificate_signing_key_file
+    )
+    app.state.verify_limiter = SlidingWindowLimiter(config.verify_rate_limit_per_minute)
+    return app

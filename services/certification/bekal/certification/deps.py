@@ -1,0 +1,52 @@
+"""Dependencies of the HTTP layer as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.certification.ratelimit import SlidingWindowLimiter
+from bekal.certification.settings import CertificationSettings
+from bekal.certification.signing import CertificateSigner
+from bekal.shared.auth import Ministry, Principal, Role, require
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+def get_settings(request: Request) -> CertificationSettings:
+    settings: CertificationSettings = request.app.state.settings
+    return settings
+
+
+def get_signer(request: Request) -> CertificateSigner:
+    signer: CertificateSigner = request.app.state.certificate_signer
+    return signer
+
+
+def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
+    limiter: SlidingWindowLimiter = request.app.state.verify_limiter
+    return limiter
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[CertificationSettings, Depends(get_settings)]
+SignerDep = Annotated[CertificateSigner, Depends(get_signer)]
+VerifyLimiterDep = Annotated[SlidingWindowLimiter, Depends(get_verify_limiter)]
+
+# Certificates name people: only the industry side's certification and training staff read them.
+CertificateReader = Annotated[
+    Principal,
+    require(
+        ministry=Ministry.INDUSTRY,
+        roles=(Role.CERTIFICATION_ADMIN, Role.TRAINING_ADMIN, Role.TRAINING_OFFICER),
+    ),
+]
+CertificationAdmin = Annotated[
+    Principal, require(ministry=Ministry.INDUSTRY, roles=(Role.CERTIFICATION_ADMIN,))
+]

@@ -1,0 +1,79 @@
+"""The certification service's tables: certificates, the yearly number counter, signing keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class Certificate(Base):
+    """A completion certificate: one per enrollment, numbered, signed once, revocable.
+
+    The signed credential is the certificate; the other columns copy what lists and
+    searches need. No facility is kept here, on purpose.
+    """
+
+    __tablename__ = "certificates"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    session_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    program_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    program_code: Mapped[str] = mapped_column(String(100))
+    program_title: Mapped[str] = mapped_column(String(300))
+    recipient_name: Mapped[str] = mapped_column(String(300))
+    hours: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    issued_on: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    verification_code: Mapped[str] = mapped_column(String(64))
+    credential_jws: Mapped[str] = mapped_column(Text)
+    signing_kid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    revoked_on: Mapped[date | None] = mapped_column(Date)
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    source_event_id: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        # Exactly one certificate per enrollment, whatever the consumer does: the last word
+        # when the same completion arrives twice under different event ids, concurrently.
+        UniqueConstraint("enrollment_id", name="uq_certificates_enrollment_id"),
+        UniqueConstraint("number", name="uq_certificates_number"),
+        UniqueConstraint("verification_code", name="uq_certificates_verification_code"),
+        Index("ix_certificates_participant_id", "participant_id"),
+        Index("ix_certificates_session_id", "session_id"),
+        Index("ix_certificates_issued_at", "issued_at", "id"),
+    )
+
+
+class CertificateCounter(Base):
+    """The last number issued in a year; incremented in the issuing transaction (no gaps)."""
+
+    __tablename__ = "certificate_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SigningKey(Base):
+    """Every public key that ever signed a certificate, so old certificates keep verifying."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(20))
+    public_jwk: Mapped[str] = mapped_column(Text)  # JSON, with kid, alg and use
+    first_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
