@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import func, select, text
+
 from bekal.reporting.app import create_app
 from bekal.reporting.models import TrainingSession
 from bekal.shared import metrics
@@ -46,7 +48,6 @@ from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.kafka import make_producer
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.settings import Settings
-from sqlalchemy import func, select, text
 
 pytestmark = pytest.mark.integration
 

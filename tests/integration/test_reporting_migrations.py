@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 from alembic import command
+from sqlalchemy import inspect, text
+
 from bekal.shared.db import Database
 from bekal.shared.migrations import alembic_config, upgrade
-from sqlalchemy import inspect, text
 
 pytestmark = pytest.mark.integration
 

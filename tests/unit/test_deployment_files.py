@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
 from bekal.shared.events.topics import TOPICS
 from bekal.shared.settings import Settings
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

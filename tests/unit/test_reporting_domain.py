@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy.dialects import postgresql, sqlite
+
 from bekal.reporting.domain import (
     Counters,
     Dimension,
@@ -24,7 +26,6 @@ from bekal.reporting.domain import (
     sort_groups,
 )
 from bekal.reporting.services import IndicatorFilters, indicator_query
-from sqlalchemy.dialects import postgresql, sqlite
 
 # --- rates ------------------------------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from bekal.reporting.api import routers
 from bekal.reporting.handlers import subscriptions
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
-from fastapi import FastAPI
 
 spec = ServiceSpec(
     name="reporting",

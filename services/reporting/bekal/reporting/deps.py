@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from bekal.shared.auth import Principal, Role, require
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared.auth import Principal, Role, require
 
 # Both ministries read reports: these roles of either side may.
 READER_ROLES: tuple[str, ...] = (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from bekal.shared.db import GUID, UTCDateTime, new_metadata
 from sqlalchemy import Boolean, Date, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bekal.shared.db import GUID, UTCDateTime, new_metadata
 
 # The single row of ``projection_state``; created by the first migration.
 STATE_ROW_ID = 1

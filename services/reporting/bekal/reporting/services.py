@@ -8,6 +8,9 @@ from datetime import date, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import ColumnElement, Integer, Select, case, func, literal_column, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bekal.reporting.domain import (
     Counters,
     Dimension,
@@ -40,8 +43,6 @@ from bekal.shared.events.catalogue import (
     SessionScheduled,
     WithdrawalReason,
 )
-from sqlalchemy import ColumnElement, Integer, Select, case, func, literal_column, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = structlog.get_logger(__name__)
 

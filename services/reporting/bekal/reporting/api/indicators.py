@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Query
+
 from bekal.reporting import services
 from bekal.reporting.deps import ReportReader, SessionDep
 from bekal.reporting.domain import Counters, InvalidGroupBy, parse_group_by
 from bekal.reporting.schemas import IndicatorCounters, IndicatorRow, IndicatorsPublic
 from bekal.shared.problems import Problem
-from fastapi import APIRouter, Query
 
 router = APIRouter(prefix="/api/v1/indicators", tags=["indicators"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 from bekal.shared.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "0001"
