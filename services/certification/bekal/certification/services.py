@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from dataclasses import dataclass
@@ -11,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +26,8 @@ from bekal.certification.signing import (
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import CertificateIssued, ParticipantCompleted
 from bekal.shared.messaging.outbox import add_event
-from bekal.shared.problems import Conflict, NotFound, RuleViolation
+from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
+from bekal.shared.problems import Conflict, NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -237,66 +236,30 @@ async def get_certificate(
     return certificate
 
 
-@dataclass(frozen=True)
-class CertificatePage:
-    items: list[Certificate]
-    count: int
-    next_cursor: str | None
-
-
 async def list_certificates(
     session: AsyncSession,
     *,
     participant_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
-    limit: int = 50,
+    limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> CertificatePage:
+) -> Page[Certificate]:
     """Newest first; ``count`` is the number matching the filters, over all pages."""
     filters = []
     if participant_id is not None:
         filters.append(Certificate.participant_id == participant_id)
     if session_id is not None:
         filters.append(Certificate.session_id == session_id)
-    total = await session.scalar(select(func.count()).select_from(Certificate).where(*filters))
-    query = select(Certificate).where(*filters)
-    if cursor:
-        after_at, after_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Certificate.issued_at < after_at,
-                and_(Certificate.issued_at == after_at, Certificate.id < after_id),
-            )
-        )
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Certificate.issued_at.desc(), Certificate.id.desc()).limit(limit + 1)
-            )
-        ).all()
+    return await paginate(
+        session,
+        select(Certificate).where(*filters),
+        key=Certificate.issued_at,
+        tiebreak=Certificate.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+        descending=True,
     )
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return CertificatePage(items=rows[:limit], count=int(total or 0), next_cursor=next_cursor)
-
-
-def _encode_cursor(last: Certificate) -> str:
-    raw = json.dumps([last.issued_at.isoformat(), str(last.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, ident = json.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise RuleViolation(
-            "Cursor tidak valid; gunakan next_cursor dari halaman sebelumnya.",
-            errors=[{"field": "cursor", "message": "cursor tidak dikenali"}],
-        ) from exc
 
 
 # --- public verification --------------------------------------------------------------------

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, contains_eager
+from sqlalchemy.orm import contains_eager
 
 from bekal.registry import domain
 from bekal.registry.domain import Consent, InmateStatus, InvalidValue, MovementKind
@@ -37,18 +32,10 @@ from bekal.shared.events.catalogue import (
     InmateTransferred,
 )
 from bekal.shared.messaging.outbox import add_event
+from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import Conflict, Forbidden, NotFound
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    count: int
-    next_cursor: str | None
 
 
 async def commit(session: AsyncSession) -> None:
@@ -63,51 +50,6 @@ async def commit(session: AsyncSession) -> None:
             "atau Idempotency-Key yang sama); periksa lalu coba lagi.",
             slug="duplicate",
         ) from None
-
-
-# --- cursors -------------------------------------------------------------------------------
-
-
-def encode_cursor(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = json.loads(raw)["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidValue(
-            "Cursor tidak valid; gunakan next_cursor dari halaman sebelumnya.", field="cursor"
-        ) from None
-    if not isinstance(after, str):
-        raise InvalidValue(
-            "Cursor tidak valid; gunakan next_cursor dari halaman sebelumnya.", field="cursor"
-        )
-    return after
-
-
-async def _page(
-    session: AsyncSession,
-    stmt: Select[Any],
-    count_stmt: Select[Any],
-    *,
-    key: InstrumentedAttribute[str],
-    key_of: Callable[[Any], str],
-    limit: int,
-    cursor: str | None,
-) -> Page[Any]:
-    """Keyset pagination on a unique column: stable while rows are added, cheap on deep pages."""
-    count = int(await session.scalar(count_stmt) or 0)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(key > after)
-    rows = list((await session.scalars(stmt.order_by(key).limit(limit + 1))).unique().all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, count, encode_cursor(key_of(rows[-1])) if more and rows else None)
 
 
 # --- facilities ----------------------------------------------------------------------------
@@ -188,14 +130,13 @@ async def list_facilities(
             raise InvalidValue(str(exc), field="province") from None
     if active is not None:
         conditions.append(Facility.active.is_(active))
-    return await _page(
+    return await paginate(
         session,
         select(Facility).where(*conditions),
-        select(func.count()).select_from(Facility).where(*conditions),
         key=Facility.code,
-        key_of=lambda f: f.code,
-        limit=limit,
+        tiebreak=Facility.id,
         cursor=cursor,
+        limit=limit,
     )
 
 
@@ -361,14 +302,13 @@ async def list_inmates(
                 func.lower(Inmate.registration_number).contains(needle, autoescape=True),
             )
         )
-    return await _page(
+    return await paginate(
         session,
         _inmates().where(*conditions),
-        select(func.count()).select_from(Inmate).join(Inmate.facility).where(*conditions),
         key=Inmate.registration_number,
-        key_of=lambda i: i.registration_number,
-        limit=limit,
+        tiebreak=Inmate.id,
         cursor=cursor,
+        limit=limit,
     )
 
 

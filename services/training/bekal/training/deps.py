@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Ministry, Principal, Role, require
-from bekal.training.pagination import MAX_LIMIT
 
 
 async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -35,8 +34,4 @@ TrainingOfficer = Annotated[
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=200, description="Repeat a create safely"),
-]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="next_cursor of the previous page")
 ]

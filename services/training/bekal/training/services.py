@@ -29,6 +29,7 @@ from bekal.shared.events.catalogue import (
     WithdrawalReason,
 )
 from bekal.shared.messaging.outbox import add_event
+from bekal.shared.pagination import Page, paginate, parse_utc
 from bekal.shared.problems import Conflict, NotFound, Problem, RuleViolation
 from bekal.training import domain
 from bekal.training.domain import (
@@ -49,7 +50,6 @@ from bekal.training.models import (
     Program,
     TrainingSession,
 )
-from bekal.training.pagination import Page, paginate
 from bekal.training.schemas import (
     AssessmentSheet,
     AttendanceSheet,
@@ -447,7 +447,7 @@ async def list_sessions(
         tiebreak=TrainingSession.id,
         cursor=cursor,
         limit=limit,
-        parse_key=datetime.fromisoformat,
+        parse_key=parse_utc,
     )
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from bekal.certification import services
 from bekal.certification.deps import CertificateReader, CertificationAdmin, SessionDep, SettingsDep
 from bekal.certification.schemas import CertificatePublic, CertificateRevoke, CertificatesPublic
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 
@@ -21,15 +21,15 @@ async def list_certificates(
     _: CertificateReader,
     participant_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> CertificatesPublic:
     page = await services.list_certificates(
         session, participant_id=participant_id, session_id=session_id, limit=limit, cursor=cursor
     )
     base_url = settings.public_base_url
     return CertificatesPublic(
-        data=[CertificatePublic.of(c, public_base_url=base_url) for c in page.items],
+        data=[CertificatePublic.of(c, public_base_url=base_url) for c in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
     )

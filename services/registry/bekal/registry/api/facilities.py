@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bekal.registry import services
 from bekal.registry.deps import AnyPrincipal, IdempotencyKey, RegistryAdmin, SessionDep
 from bekal.registry.schemas import FacilitiesPublic, FacilityCreate, FacilityPublic, FacilityUpdate
 from bekal.shared.idempotency import remember, replay
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
 
@@ -55,14 +56,14 @@ async def list_facilities(
     code: str | None = None,
     province: str | None = None,
     active: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> FacilitiesPublic:
     page = await services.list_facilities(
         session, code=code, province=province, active=active, limit=limit, cursor=cursor
     )
     return FacilitiesPublic(
-        data=[FacilityPublic.model_validate(f) for f in page.items],
+        data=[FacilityPublic.model_validate(f) for f in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
     )

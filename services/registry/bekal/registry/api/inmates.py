@@ -20,6 +20,7 @@ from bekal.registry.schemas import (
     TransferIn,
 )
 from bekal.shared.idempotency import remember, replay
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/inmates", tags=["inmates"])
 
@@ -72,8 +73,8 @@ async def list_inmates(
     q: Annotated[
         str | None, Query(max_length=100, description="Part of the name or registration number")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> InmatesPublic:
     page = await services.list_inmates(
         session,
@@ -85,7 +86,7 @@ async def list_inmates(
         cursor=cursor,
     )
     return InmatesPublic(
-        data=[InmatePublic.of(i) for i in page.items],
+        data=[InmatePublic.of(i) for i in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
     )

@@ -8,17 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
 from bekal.training.api.idempotent import create_once
 from bekal.training.deps import (
-    Cursor,
     IdempotencyKey,
-    Limit,
     SessionDep,
     TrainingAdmin,
     TrainingReader,
 )
-from bekal.training.pagination import DEFAULT_LIMIT
 from bekal.training.schemas import ProgramCreate, ProgramPublic, ProgramsPublic, ProgramUpdate
 
 router = APIRouter(prefix="/api/v1/programs", tags=["programs"])

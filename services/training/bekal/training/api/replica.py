@@ -6,10 +6,10 @@ import uuid
 
 from fastapi import APIRouter
 
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
-from bekal.training.deps import Cursor, Limit, SessionDep, TrainingReader
+from bekal.training.deps import SessionDep, TrainingReader
 from bekal.training.domain import ParticipantStatus
-from bekal.training.pagination import DEFAULT_LIMIT
 from bekal.training.schemas import (
     FacilitiesPublic,
     FacilityPublic,

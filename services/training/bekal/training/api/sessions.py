@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bekal.shared.db import utcnow
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
 from bekal.training.api.idempotent import create_once
 from bekal.training.deps import (
-    Cursor,
     IdempotencyKey,
-    Limit,
     SessionDep,
     TrainingAdmin,
     TrainingOfficer,
@@ -22,7 +21,6 @@ from bekal.training.deps import (
 )
 from bekal.training.domain import SessionStatus
 from bekal.training.models import TrainingSession
-from bekal.training.pagination import DEFAULT_LIMIT
 from bekal.training.schemas import (
     AssessmentSheet,
     AssessmentsSaved,

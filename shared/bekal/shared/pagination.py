@@ -1,0 +1,107 @@
+"""Keyset pagination for the lists: an opaque cursor over (sort key, id), and a total count."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from bekal.shared.problems import RuleViolation
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+# The query parameters of every list.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="next_cursor of the previous page")
+]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    rows: Sequence[T]
+    count: int  # every row matching the filters, not only this page
+    next_cursor: str | None
+
+
+def encode_cursor(values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def bad_cursor() -> RuleViolation:
+    """The 422 for a cursor we did not hand out, naming the ``cursor`` parameter."""
+    return RuleViolation(
+        "Cursor tidak valid; gunakan next_cursor dari halaman sebelumnya.",
+        slug="validation-error",
+        errors=[{"field": "cursor", "message": "cursor tidak valid"}],
+    )
+
+
+def decode_cursor(cursor: str, size: int) -> list[str]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise bad_cursor()
+    return values
+
+
+def parse_utc(text: str) -> datetime:
+    """A sort key that is a UTC datetime; a naive one cannot be compared with the column."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in cursor")
+    return value
+
+
+async def paginate(
+    session: AsyncSession,
+    query: Select[T],
+    *,
+    key: InstrumentedAttribute[Any],
+    tiebreak: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+    parse_key: Callable[[str], Any] = str,
+    descending: bool = False,
+) -> Page[T]:
+    """One page of ``query`` ordered by (key, tiebreak); stable while rows are added."""
+    count = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if cursor:
+        raw_key, raw_id = decode_cursor(cursor, 2)
+        try:
+            after_key, after_id = parse_key(raw_key), uuid.UUID(raw_id)
+        except ValueError as exc:
+            raise bad_cursor() from exc
+        if descending:
+            query = query.where(or_(key < after_key, and_(key == after_key, tiebreak < after_id)))
+        else:
+            query = query.where(or_(key > after_key, and_(key == after_key, tiebreak > after_id)))
+    order = (key.desc(), tiebreak.desc()) if descending else (key, tiebreak)
+    rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        value = getattr(last, key.key)
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        next_cursor = encode_cursor([text, str(getattr(last, tiebreak.key))])
+    return Page(rows=rows, count=int(count or 0), next_cursor=next_cursor)
