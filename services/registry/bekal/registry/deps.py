@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, require
@@ -35,13 +35,4 @@ RegistryAdmin = Annotated[
 CorrectionsStaff = Annotated[
     Principal,
     require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER)),
-]
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Repeat a creating POST safely: the same key and body replay the first answer",
-    ),
 ]

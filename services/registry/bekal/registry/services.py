@@ -7,7 +7,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -36,20 +35,6 @@ from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import Conflict, Forbidden, NotFound
 
 log = structlog.get_logger(__name__)
-
-
-async def commit(session: AsyncSession) -> None:
-    """Commit; a unique key taken meanwhile by a concurrent request becomes a 409, not a 500."""
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        log.info("commit_conflict", error=type(exc.orig).__name__ if exc.orig else "IntegrityError")
-        raise Conflict(
-            "Data bertabrakan dengan data yang baru saja disimpan (kode, nomor registrasi, NIK, "
-            "atau Idempotency-Key yang sama); periksa lalu coba lagi.",
-            slug="duplicate",
-        ) from None
 
 
 # --- facilities ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Ministry, Principal, Role, require
@@ -29,9 +29,4 @@ TrainingAdmin = Annotated[
 TrainingOfficer = Annotated[
     Principal,
     require(ministry=Ministry.INDUSTRY, roles=(Role.TRAINING_OFFICER, Role.TRAINING_ADMIN)),
-]
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", max_length=200, description="Repeat a create safely"),
 ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry import services
-from bekal.registry.deps import AnyPrincipal, IdempotencyKey, RegistryAdmin, SessionDep
+from bekal.registry.deps import AnyPrincipal, RegistryAdmin, SessionDep
 from bekal.registry.schemas import FacilitiesPublic, FacilityCreate, FacilityPublic, FacilityUpdate
-from bekal.shared.idempotency import remember, replay
+from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
@@ -25,28 +25,23 @@ router = APIRouter(prefix="/api/v1/facilities", tags=["facilities"])
 )
 async def create_facility(
     body: FacilityCreate,
+    request: Request,
     session: SessionDep,
     principal: RegistryAdmin,
     idempotency_key: IdempotencyKey = None,
-) -> Any:
-    scope = f"{principal.subject} POST /api/v1/facilities"
-    payload = body.model_dump(mode="json")
-    if (
-        stored := await replay(session, key=idempotency_key, scope=scope, payload=payload)
-    ) is not None:
-        return JSONResponse(stored[1], status_code=stored[0])
-    facility = await services.register_facility(session, data=body)
-    public = FacilityPublic.model_validate(facility)
-    remember(
+) -> JSONResponse:
+    async def create() -> dict[str, Any]:
+        facility = await services.register_facility(session, data=body)
+        return FacilityPublic.model_validate(facility).model_dump(mode="json")
+
+    return await create_once(
         session,
+        request=request,
+        principal=principal,
         key=idempotency_key,
-        scope=scope,
-        payload=payload,
-        status=201,
-        body=public.model_dump(mode="json"),
+        payload=body,
+        create=create,
     )
-    await services.commit(session)
-    return public
 
 
 @router.get("", response_model=FacilitiesPublic, summary="List facilities")
@@ -88,5 +83,5 @@ async def update_facility(
 ) -> FacilityPublic:
     facility = await services.update_facility(session, facility_id=facility_id, changes=body)
     public = FacilityPublic.model_validate(facility)
-    await services.commit(session)
+    await commit(session)
     return public

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry import services
-from bekal.registry.deps import CorrectionsStaff, IdempotencyKey, SessionDep, SettingsDep
+from bekal.registry.deps import CorrectionsStaff, SessionDep, SettingsDep
 from bekal.registry.domain import InmateStatus
 from bekal.registry.schemas import (
     ConsentIn,
@@ -19,7 +19,7 @@ from bekal.registry.schemas import (
     ReleaseIn,
     TransferIn,
 )
-from bekal.shared.idempotency import remember, replay
+from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/inmates", tags=["inmates"])
@@ -33,31 +33,27 @@ router = APIRouter(prefix="/api/v1/inmates", tags=["inmates"])
 )
 async def create_inmate(
     body: InmateCreate,
+    request: Request,
     session: SessionDep,
     principal: CorrectionsStaff,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> Any:
-    scope = f"{principal.subject} POST /api/v1/inmates"
-    payload = services.idempotency_payload(body, secret=settings.pseudonym_secret)
-    if (
-        stored := await replay(session, key=idempotency_key, scope=scope, payload=payload)
-    ) is not None:
-        return JSONResponse(stored[1], status_code=stored[0])
-    inmate = await services.register_inmate(
-        session, data=body, principal=principal, secret=settings.pseudonym_secret
-    )
-    public = InmatePublic.of(inmate)
-    remember(
+) -> JSONResponse:
+    async def create() -> dict[str, Any]:
+        inmate = await services.register_inmate(
+            session, data=body, principal=principal, secret=settings.pseudonym_secret
+        )
+        return InmatePublic.of(inmate).model_dump(mode="json")
+
+    return await create_once(
         session,
+        request=request,
+        principal=principal,
         key=idempotency_key,
-        scope=scope,
-        payload=payload,
-        status=201,
-        body=public.model_dump(mode="json"),
+        # The NIK only as its keyed hash, never in what the key's record is compared by.
+        payload=services.idempotency_payload(body, secret=settings.pseudonym_secret),
+        create=create,
     )
-    await services.commit(session)
-    return public
 
 
 @router.get(
@@ -113,7 +109,7 @@ async def record_consent(
         session, inmate_id=inmate_id, consent=body, principal=principal
     )
     public = InmatePublic.of(inmate)
-    await services.commit(session)
+    await commit(session)
     return public
 
 
@@ -129,7 +125,7 @@ async def release_inmate(
         session, inmate_id=inmate_id, release=body, principal=principal
     )
     public = InmatePublic.of(inmate)
-    await services.commit(session)
+    await commit(session)
     return public
 
 
@@ -145,5 +141,5 @@ async def transfer_inmate(
         session, inmate_id=inmate_id, transfer=body, principal=principal
     )
     public = InmatePublic.of(inmate)
-    await services.commit(session)
+    await commit(session)
     return public

@@ -8,11 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from bekal.shared.idempotency import IdempotencyKey, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
-from bekal.training.api.idempotent import create_once
 from bekal.training.deps import (
-    IdempotencyKey,
     SessionDep,
     TrainingAdmin,
     TrainingReader,
@@ -35,8 +34,8 @@ async def create_program(
         return ProgramPublic.model_validate(program).model_dump(mode="json")
 
     return await create_once(
+        session,
         request=request,
-        session=session,
         principal=principal,
         key=idempotency_key,
         payload=body,

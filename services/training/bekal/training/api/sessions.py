@@ -9,11 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bekal.shared.db import utcnow
+from bekal.shared.idempotency import IdempotencyKey, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
-from bekal.training.api.idempotent import create_once
 from bekal.training.deps import (
-    IdempotencyKey,
     SessionDep,
     TrainingAdmin,
     TrainingOfficer,
@@ -97,8 +96,8 @@ async def schedule_session(
         return _session_public(ts, []).model_dump(mode="json")
 
     return await create_once(
+        session,
         request=request,
-        session=session,
         principal=principal,
         key=idempotency_key,
         payload=body,
@@ -166,8 +165,8 @@ async def enrol(
         return EnrollmentsPublic(data=data, count=len(data)).model_dump(mode="json")
 
     return await create_once(
+        session,
         request=request,
-        session=session,
         principal=principal,
         key=idempotency_key,
         payload=body,
