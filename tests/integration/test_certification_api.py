@@ -266,6 +266,7 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
             assert r.status_code == 429
             assert r.headers["content-type"] == "application/problem+json"
             assert 1 <= int(r.headers["retry-after"]) <= 60
+            assert r.headers["cache-control"] == "no-store"
             assert r.json()["status"] == 429
             assert (await hammering.get(f"/verify/{code}")).status_code == 429
             assert (await other.get(f"/public/verify/{code}")).status_code == 200

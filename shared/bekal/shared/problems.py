@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -32,10 +33,12 @@ class Problem(Exception):
         status: int | None = None,
         slug: str | None = None,
         title: str | None = None,
+        headers: Mapping[str, str] | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = dict(headers or {})  # sent with the answer, e.g. Retry-After
         if status is not None:
             self.status = status
         if slug is not None:
@@ -100,7 +103,8 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else {}
+    headers.update(problem.headers)
     return JSONResponse(
         problem.body(str(request.url.path) if request else None),
         status_code=problem.status,

@@ -7,13 +7,13 @@ from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
 from bekal.certification import services
 from bekal.certification.deps import SessionDep, SignerDep, VerifyLimiterDep
 from bekal.certification.domain import VerificationResult
 from bekal.certification.schemas import JSONWebKeySet, VerificationPublic
-from bekal.shared.problems import PROBLEM_JSON, TooManyRequests
+from bekal.shared.problems import TooManyRequests
 
 router = APIRouter(tags=["public"])
 
@@ -44,16 +44,11 @@ async def jwks(session: SessionDep, signer: SignerDep, response: Response) -> di
 )
 async def verify_json(
     code: str, request: Request, session: SessionDep, limiter: VerifyLimiterDep, response: Response
-) -> VerificationPublic | JSONResponse:
+) -> VerificationPublic:
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
-        problem = TooManyRequests(
-            f"Terlalu banyak permintaan verifikasi; coba lagi dalam {retry_after} detik."
-        )
-        return JSONResponse(
-            problem.body(request.url.path),
-            status_code=problem.status,
-            media_type=PROBLEM_JSON,
+        raise TooManyRequests(
+            f"Terlalu banyak permintaan verifikasi; coba lagi dalam {retry_after} detik.",
             headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS},
         )
     response.headers.update(_PRIVATE_HEADERS)
