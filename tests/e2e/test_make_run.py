@@ -108,6 +108,8 @@ def test_run_loads_demo_once_survives_a_kill_and_stops_on_ctrl_c(tmp_path: Path)
         assert counts["facilities"] == 3 and counts["inmates"] == 145
         assert counts["programs"] == 5 and counts["sessions"] == 5
         assert counts["certificates"] >= 1
+        # Cipinang's course has one participant paroled mid-course, withdrawn by training itself.
+        assert "1 withdrawn on release" in "".join(first.output)
         # An unclean stop: the runner is killed and cannot clean up.
         first.proc.kill()
         first.proc.wait(timeout=10)

@@ -103,6 +103,7 @@ class DemoCourse:
     days: int
     participants: int
     instructor: tuple[str, str]
+    released_midway: int = 0  # the last N are released on parole during the course
 
 
 FACILITIES = (
@@ -237,6 +238,7 @@ COURSES = (
         5,
         25,
         ("Instruktur YBI", "Yayasan Batik Indonesia"),
+        released_midway=1,
     ),
 )
 
@@ -411,7 +413,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
             },
         )
 
-    completed = not_completed = 0
+    completed = not_completed = withdrawn = 0
     for ci, course in enumerate(COURSES):
         program = next(p for p in PROGRAMS if p.code == course.program)
         end = course.start + timedelta(days=course.days - 1)
@@ -437,6 +439,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
         if session["status"] == "completed":
             completed += sum(e["status"] == "completed" for e in session["enrollments"])
             not_completed += sum(e["status"] == "not_completed" for e in session["enrollments"])
+            withdrawn += sum(e["status"] == "withdrawn" for e in session["enrollments"])
             continue
         if not session["enrollments"]:
             api.call(
@@ -448,6 +451,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
             )
         if session["status"] == "planned":
             api.call("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
+        active = _release_midway(api, course, sid, people[ci])
         for d in range(course.days):
             day = course.start + timedelta(days=d)
             # Every twelfth participant misses half the course: not completed.
@@ -456,7 +460,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
                     "participant_id": pid,
                     "status": "absent" if i % 12 == 11 and d % 2 == 0 else "present",
                 }
-                for i, pid in enumerate(people[ci])
+                for i, pid in enumerate(active)
             ]
             api.call(
                 "PUT",
@@ -471,7 +475,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
                 "unit_code": code,
                 "result": "not_yet_competent" if i % 15 == 7 and u == 0 else "competent",
             }
-            for i, pid in enumerate(people[ci])
+            for i, pid in enumerate(active)
             for u, (code, _t) in enumerate(program.units)
         ]
         api.call(
@@ -484,6 +488,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
         done = api.call("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
         completed += sum(e["status"] == "completed" for e in done["enrollments"])
         not_completed += sum(e["status"] == "not_completed" for e in done["enrollments"])
+        withdrawn += sum(e["status"] == "withdrawn" for e in done["enrollments"])
 
     def certificates_issued() -> bool:
         got = api.call("GET", "certification", "/api/v1/certificates?limit=1", as_="industry")
@@ -492,6 +497,33 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
     _wait("the first certificates", certificates_issued)
     return (
         f"Demo data: {len(FACILITIES)} facilities, {serial} participants in {len(COURSES)} courses "
-        f"({completed} completed, {not_completed} not completed); certificates are issued from the "
-        "completion events."
+        f"({completed} completed, {not_completed} not completed, "
+        f"{withdrawn} withdrawn on release); "
+        "certificates are issued from the completion events."
     )
+
+
+def _release_midway(api: _Api, course: DemoCourse, session_id: str, people: list[str]) -> list[str]:
+    """Release the course's last participants on parole mid-course (corrections), as happens;
+    training withdraws them on its own. Returns those still in the course."""
+    if not course.released_midway:
+        return people
+    leaving = people[-course.released_midway :]
+    for pid in leaving:
+        inmate = api.call("GET", "registry", f"/api/v1/inmates/{pid}", as_="corrections")
+        if inmate["status"] == "in_custody":
+            api.call(
+                "POST",
+                "registry",
+                f"/api/v1/inmates/{pid}/release",
+                as_="corrections",
+                json={"kind": "parole", "released_on": str(course.start + timedelta(days=2))},
+            )
+
+    def withdrawn() -> bool:
+        s = api.call("GET", "training", f"/api/v1/sessions/{session_id}", as_="industry")
+        status = {e["participant_id"]: e["status"] for e in s["enrollments"]}
+        return all(status.get(pid) == "withdrawn" for pid in leaving)
+
+    _wait("training to withdraw the participants released mid-course", withdrawn)
+    return people[: -course.released_midway]
