@@ -341,3 +341,30 @@ async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubl
     assert len(ids) == 300, f"expected 300 effects, got {len(ids)}"
     assert set(ids) == {str(e.participant_id) for e in events}
     await db.dispose()
+
+
+async def test_topics_are_created_explicitly_with_the_set_partitions(
+    broker, make_settings, tmp_path
+):  # type: ignore[no-untyped-def]
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    settings = make_settings(
+        "registry",
+        f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        broker,
+        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
+        kafka_topic_partitions=4,
+    )
+    created = await ensure_topics(settings, ["registry.inmates", "registry.facilities"])
+    assert sorted(created) == [
+        settings.topic("registry.facilities"),
+        settings.topic("registry.inmates"),
+    ]
+    assert await ensure_topics(settings, ["registry.inmates"]) == []  # already there: nothing to do
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([settings.topic("registry.inmates")])
+    finally:
+        await admin.close()
+    assert len(described[0]["partitions"]) == 4
