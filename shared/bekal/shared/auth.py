@@ -6,7 +6,6 @@ a facility officer may see; empty for national roles).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bekal.shared.keys import load_or_create_ed25519_key
 from bekal.shared.problems import Forbidden, Unauthorized
 from bekal.shared.settings import Settings
 
@@ -69,27 +68,7 @@ class Principal:
 
 def load_or_create_dev_key(path: Path) -> Ed25519PrivateKey:
     """The development signing key: made once, shared by the token command and the services."""
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(pem)
-    tmp.chmod(0o600)
-    try:
-        # Atomic and first-wins, so two services starting together agree on one key.
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return load_or_create_dev_key(path)
+    return load_or_create_ed25519_key(path)
 
 
 def mint_token(

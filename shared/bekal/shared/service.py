@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,15 +45,24 @@ class ServiceSpec:
     subscriptions: Subscriptions | None = None
     on_ready: Callable[[FastAPI], Awaitable[None]] | None = None
     extra_topics: Sequence[str] = field(default_factory=tuple)
+    # What the handlers need of the app, by name (ctx.resources); made before messaging starts.
+    resources: Callable[[FastAPI, Settings], Mapping[str, Any]] | None = None
 
 
 class Messaging:
     """Connects to Kafka in the background, retrying: HTTP serves even while the broker is away."""
 
-    def __init__(self, spec: ServiceSpec, settings: Settings, db: Database) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        db: Database,
+        resources: Mapping[str, Any] | None = None,
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.db = db
+        self.resources = dict(resources or {})
         self.producer = make_producer(settings)
         self.relay = OutboxRelay(db=db, producer=self.producer, settings=settings)
         self.runner: ConsumerRunner | None = None
@@ -101,6 +110,7 @@ class Messaging:
                 settings=self.settings,
                 consumer=consumer,
                 dlq_producer=self.producer,
+                resources=self.resources,
             )
             self.runner.start()
         self.ready.set()
@@ -126,7 +136,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         if settings.run_migrations_on_start:
             await asyncio.to_thread(upgrade, spec.package, settings.database_url)
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
-        messaging = Messaging(spec, settings, db)
+        resources = spec.resources(app, settings) if spec.resources else None
+        messaging = Messaging(spec, settings, db, resources)
         app.state.db = db
         app.state.messaging = messaging
         messaging.start()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from bekal.certification import services
 from bekal.certification.api import certificates, public
-from bekal.certification.handlers import bind_signer, subscriptions
+from bekal.certification.handlers import SIGNER, subscriptions
 from bekal.certification.ratelimit import SlidingWindowLimiter
 from bekal.certification.settings import certification_settings
 from bekal.certification.signing import CertificateSigner
@@ -15,12 +17,13 @@ from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
 
 
+def _resources(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    return {SIGNER: app.state.certificate_signer}
+
+
 async def _on_ready(app: FastAPI) -> None:
-    signer: CertificateSigner = app.state.certificate_signer
-    # Before the first await: the consumer, already scheduled, must find the key when it runs.
-    bind_signer(app.state.db, signer)
     async with app.state.db.session() as session:
-        await services.register_signing_key(session, signer=signer)
+        await services.register_signing_key(session, signer=app.state.certificate_signer)
         await session.commit()
 
 
@@ -37,6 +40,7 @@ spec = ServiceSpec(
     routers=[certificates.router, public.router],
     subscriptions=subscriptions,
     on_ready=_on_ready,
+    resources=_resources,
 )
 
 

@@ -14,7 +14,7 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bekal.shared.auth import load_or_create_dev_key
+from bekal.shared.keys import load_or_create_ed25519_key
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +69,7 @@ class CertificateSigner:
     def from_key_file(cls, path: Path) -> CertificateSigner:
         """Load the PEM key, creating it (atomically, first writer wins) when missing."""
         existed = path.exists()
-        signer = cls(load_or_create_dev_key(path))
+        signer = cls(load_or_create_ed25519_key(path))
         if not existed:
             log.warning("certificate_signing_key_created", path=str(path), kid=signer.kid)
         return signer

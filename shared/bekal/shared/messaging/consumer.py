@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -53,10 +53,12 @@ class StoredRecord:
 
 @dataclass
 class HandlerContext:
-    """What a handler gets besides the event: the transaction and the envelope."""
+    """What a handler gets besides the event: the transaction, the envelope, app resources."""
 
     session: AsyncSession
     meta: EventMeta
+    # What the service's spec provides (e.g. a signing key), by name.
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
     def publish(self, event: Event) -> None:
         """Stage a follow-up event in the same transaction as the handler's effect."""
@@ -108,8 +110,10 @@ class ConsumerRunner:
         settings: Settings,
         consumer: AIOKafkaConsumer,
         dlq_producer: AIOKafkaProducer,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.subs = subscriptions
+        self.resources: Mapping[str, Any] = dict(resources or {})
         self.registry = registry
         self.db = db
         self.settings = settings
@@ -226,7 +230,9 @@ class ConsumerRunner:
         async with self.db.session() as session:
             if await self._seen(session, meta.id):
                 return "duplicate"
-            await handler(event, HandlerContext(session=session, meta=meta))
+            await handler(
+                event, HandlerContext(session=session, meta=meta, resources=self.resources)
+            )
             session.add(
                 InboxMessage(
                     consumer_group=self.subs.group_id,
