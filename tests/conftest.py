@@ -85,7 +85,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Settings for a service under test: unique consumer topics are the caller's business."""
+    """Settings for a service under test, with its own topic and group namespace on the broker."""
 
     def make(
         service: str, database_url: str, broker: EmbeddedBroker | None = None, **overrides: object
@@ -95,6 +95,8 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
             "environment": "test",
             "database_url": database_url,
             "kafka_bootstrap_servers": broker.bootstrap_servers if broker else "127.0.0.1:1",
+            # Tests share one broker: each app gets topics and consumer groups of its own.
+            "kafka_namespace": f"t{uuid.uuid4().hex[:8]}.",
             "auth_dev_key_file": tmp_path / "keys" / "dev.pem",
             "outbox_poll_interval_seconds": 0.1,
             "consumer_retry_backoff_seconds": 0.01,

@@ -13,25 +13,21 @@ import json
 import uuid
 from urllib.parse import quote
 
-import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 from sqlalchemy import update
-from test_certification_issuance import (  # the same helpers: sibling module
-    certification_settings,
-    completed,
-    count,
-    publish,
-    running,
-    wait_for,
-)
 
+from bekal.certification.app import create_app
 from bekal.certification.models import Certificate
 from bekal.certification.services import issue_certificate
-from bekal.shared.auth import mint_token
 from bekal.shared.settings import Settings
+from tests.support.apps import bearer, http_client, running
+from tests.support.certification import certification_settings, completed
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +44,7 @@ def _b64encode(data: bytes) -> str:
 
 
 def _token(settings: Settings, ministry: str, *roles: str) -> dict[str, str]:
-    token = mint_token(settings, subject=f"{ministry}-user", ministry=ministry, roles=list(roles))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _client(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=(ip, 40000)), base_url="http://t"
-    )
+    return bearer(settings, ministry=ministry, roles=roles, subject=f"{ministry}-user")
 
 
 async def _issued(app: FastAPI, n: int) -> bool:
@@ -77,9 +66,10 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
     dewi = completed(session_id=siti.session_id, name="Dewi Lestari")
     admin = _token(settings, "industry", "certification_admin")
 
-    async with running(settings) as (app, client):
-        await publish(settings, [(siti, str(uuid.uuid4())), (dewi, str(uuid.uuid4()))])
-        await wait_for(lambda: _issued(app, 2))
+    app = create_app(settings)
+    async with running(app) as client:
+        await publish(settings, [siti, dewi])
+        await wait_until(lambda: _issued(app, 2))
 
         # --- the staff list: filters, pages, count ------------------------------------------
         r = await client.get("/api/v1/certificates", headers=admin)
@@ -259,7 +249,10 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         assert "Sertifikat telah dicabut" in (await client.get(f"/verify/{code}")).text
 
         # --- the rate limit, per client ------------------------------------------------------
-        async with _client(app, "203.0.113.7") as hammering, _client(app, "198.51.100.4") as other:
+        async with (
+            http_client(app, peer="203.0.113.7") as hammering,
+            http_client(app, peer="198.51.100.4") as other,
+        ):
             for _ in range(RATE_LIMIT):
                 assert (await hammering.get(f"/public/verify/{code}")).status_code == 200
             r = await hammering.get(f"/public/verify/{code}")
@@ -291,18 +284,14 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
             await s.commit()
             return cert
 
-    async with running(base.model_copy(update={"certificate_signing_key_file": old_key})) as (
-        app,
-        _,
-    ):
+    app = create_app(base.model_copy(update={"certificate_signing_key_file": old_key}))
+    async with running(app):
         old_kid = app.state.certificate_signer.kid
         before = await issue(app)
     old_key.unlink()  # the private key is gone for good; its public half stays published
 
-    async with running(base.model_copy(update={"certificate_signing_key_file": new_key})) as (
-        app,
-        client,
-    ):
+    app = create_app(base.model_copy(update={"certificate_signing_key_file": new_key}))
+    async with running(app) as client:
         new_kid = app.state.certificate_signer.kid
         after = await issue(app)
         jwks = (await client.get("/.well-known/jwks.json")).json()

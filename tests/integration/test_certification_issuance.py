@@ -9,158 +9,34 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from datetime import date, timedelta
-from pathlib import Path
+from collections.abc import Awaitable
+from datetime import date
 
-import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bekal.certification.app import create_app
 from bekal.certification.models import Certificate, CertificateCounter
 from bekal.certification.services import issue_certificate
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
-from bekal.shared.broker import EmbeddedBroker
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import CompetencyUnit, ParticipantCompleted
+from bekal.shared.events.catalogue import ParticipantCompleted
 from bekal.shared.events.envelope import to_kafka
+from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.consumer import StoredRecord
-from bekal.shared.messaging.kafka import make_producer
 from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessage
 from bekal.shared.migrations import upgrade
-from bekal.shared.settings import Settings
+from tests.support.apps import published, running
+from tests.support.certification import certification_settings, completed
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-TRAINING_SOURCE = "/industry/training"
-
-
-def completed(
-    *,
-    session_id: uuid.UUID | None = None,
-    name: str = "Siti Rahmawati",
-    end_date: date = date(2024, 9, 7),
-) -> ParticipantCompleted:
-    return ParticipantCompleted(
-        enrollment_id=uuid.uuid4(),
-        session_id=session_id or uuid.uuid4(),
-        participant_id=uuid.uuid4(),
-        participant_name=name,
-        program_id=uuid.uuid4(),
-        program_code="WUB-BATIK",
-        program_title="Bimtek Wirausaha Baru IKM Batik",
-        sector="batik",
-        partner="Yayasan Batik Indonesia",
-        competency_units=[
-            CompetencyUnit(code="BTK.01", title="Membatik tulis"),
-            CompetencyUnit(code="BTK.02", title="Membatik cap"),
-        ],
-        hours=40,
-        start_date=end_date - timedelta(days=4),
-        end_date=end_date,
-        attendance_share=1.0,
-    )
-
-
-def certification_settings(
-    make_settings: Callable[..., Settings],
-    database_url: str,
-    broker: EmbeddedBroker,
-    tmp_path: Path,
-    **overrides: object,
-) -> CertificationSettings:
-    base = make_settings(
-        "certification",
-        database_url,
-        broker,
-        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
-        **overrides,
-    )
-    return CertificationSettings(
-        **base.model_dump(), certificate_signing_key_file=tmp_path / "keys" / "certificate.pem"
-    )
-
-
-@asynccontextmanager
-async def running(
-    settings: CertificationSettings,
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with LifespanManager(app):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
-            yield app, client
-
-
-async def publish(settings: CertificationSettings, events: list[tuple[Event, str]]) -> None:
-    """Publish as the training service would: CloudEvents binary mode, keyed by the enrollment."""
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for event, event_id in events:
-            key, value, headers = to_kafka(event, source=TRAINING_SOURCE, event_id=event_id)
-            await producer.send_and_wait(
-                settings.topic(event.topic), key=key, value=value, headers=headers
-            )
-    finally:
-        await producer.stop()
-
-
-async def read_topic(
-    settings: CertificationSettings,
-    topic: str,
-    *,
-    at_least: int,
-    settle: float = 2.0,
-    within: float = 30.0,
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on the topic: waits for ``at_least``, then a little longer for any extra."""
-    consumer = AIOKafkaConsumer(
-        settings.topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"check-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    settled_at: float | None = None
-    try:
-        while loop.time() < deadline:
-            got = await consumer.getmany(timeout_ms=300)
-            records += [r for rs in got.values() for r in rs]
-            if len(records) >= at_least:
-                settled_at = settled_at or loop.time() + settle
-                if loop.time() >= settled_at:
-                    break
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def count(db: Database, model: type) -> int:
-    async with db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+TRAINING_SOURCE = SOURCES["training"]
 
 
 def as_record(
@@ -185,14 +61,16 @@ async def test_each_enrollment_gets_exactly_one_certificate_however_often_its_co
     second = completed(session_id=first.session_id, name="Dewi Lestari")
     same_id = str(uuid.uuid4())
 
-    async with running(settings) as (app, _client):
+    app = create_app(settings)
+    async with running(app):
         db: Database = app.state.db
         # Redelivered three times under one id, then re-published under a new id; and one other.
         await publish(
             settings,
-            [(first, same_id)] * 3 + [(first, str(uuid.uuid4())), (second, str(uuid.uuid4()))],
+            [first] * 3 + [first, second],
+            event_ids=[same_id] * 3 + [str(uuid.uuid4()), str(uuid.uuid4())],
         )
-        await wait_for(lambda: _equals(count(db, InboxMessage), 3))  # same_id once + 2 new ids
+        await wait_until(lambda: _equals(count(db, InboxMessage), 3))  # same_id once + 2 new ids
         assert await count(db, Certificate) == 2
 
         # Two deliveries of a third completion at the same moment (different ids), plus the
@@ -211,7 +89,7 @@ async def test_each_enrollment_gets_exactly_one_certificate_however_often_its_co
             certificates = (await s.scalars(select(Certificate))).all()
             counter = await s.get(CertificateCounter, 2024)
         assert await count(db, DeadLetter) == 0
-        records = await read_topic(settings, "certification.certificates", at_least=3)
+        records = await published(app, "certification.certificates", at_least=3)
 
     by_enrollment = {c.enrollment_id: c for c in certificates}
     assert len(certificates) == 3

@@ -12,20 +12,22 @@ import uuid
 from datetime import date
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerClosed
-from sqlalchemy import Integer, String, func, select
+from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import Database, new_metadata
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
-from bekal.shared.events.envelope import to_kafka
 from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessage
 from bekal.shared.messaging.outbox import OutboxRelay, add_event
 from bekal.shared.migrations import create_platform_tables
+from tests.support.db import count
+from tests.support.kafka import publish, records_on
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,24 +61,6 @@ def released(n: int = 0) -> InmateReleased:
     )
 
 
-async def _count(db: Database, model: type) -> int:
-    async with db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def _settings(make_settings, url, broker):  # type: ignore[no-untyped-def]
-    return make_settings("training", url, broker, kafka_namespace=f"t{uuid.uuid4().hex[:8]}.")
-
-
-async def _wait_for(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def _subscriptions(fail_for: set[str] | None = None, always_fail: bool = False) -> Subscriptions:
     subs = Subscriptions("training")
 
@@ -106,27 +90,10 @@ async def _runner(settings, db, subs) -> tuple[ConsumerRunner, AIOKafkaProducer]
     return runner, producer
 
 
-async def _publish_raw(
-    settings, events: list[InmateReleased], *, event_ids: list[str] | None = None
-) -> None:  # type: ignore[no-untyped-def]
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for i, e in enumerate(events):
-            key, value, headers = to_kafka(
-                e, source="/corrections/registry", event_id=event_ids[i] if event_ids else None
-            )
-            await producer.send_and_wait(
-                settings.topic(e.topic), key=key, value=value, headers=headers
-            )
-    finally:
-        await producer.stop()
-
-
 async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
     await ensure_topics(settings, ["registry.inmates"])
     async with db.session() as s:
@@ -154,18 +121,7 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        settings.topic("registry.inmates"),
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    try:
-        got = await consumer.getmany(timeout_ms=5000)
-        records = [r for rs in got.values() for r in rs]
-    finally:
-        await consumer.stop()
+    records = await records_on(settings, "registry.inmates")
     assert len(records) == 1
     headers = dict(records[0].headers)
     assert records[0].key == str(event.participant_id).encode()
@@ -174,33 +130,33 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
 
 
 async def test_redelivered_event_has_no_second_effect(database_url, broker, make_settings):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
     runner, producer = await _runner(settings, db, _subscriptions())
     event = released()
     same_id = str(uuid.uuid4())
-    await _publish_raw(settings, [event, event, event], event_ids=[same_id] * 3)
+    await publish(settings, [event, event, event], event_ids=[same_id] * 3)
     runner.start()
     try:
-        await _wait_for(lambda: _inbox_at_least(db, 1))
+        await wait_until(lambda: _inbox_at_least(db, 1))
         await asyncio.sleep(1.0)  # give the two duplicates time to be (not) applied
     finally:
         await runner.stop()
         await runner.consumer.stop()
         await producer.stop()
-    assert await _count(db, Effect) == 1
-    assert await _count(db, InboxMessage) == 1
+    assert await count(db, Effect) == 1
+    assert await count(db, InboxMessage) == 1
     await db.dispose()
 
 
 async def _inbox_at_least(db: Database, n: int) -> bool:
-    return await _count(db, InboxMessage) >= n
+    return await count(db, InboxMessage) >= n
 
 
 async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("training", database_url, broker)
     settings = settings.model_copy(update={"kafka_topic_partitions": 1})
     db = await _prepare(database_url)
     poison = released()
@@ -208,33 +164,22 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
     runner, producer = await _runner(
         settings, db, _subscriptions(fail_for={str(poison.participant_id)})
     )
-    await _publish_raw(settings, [good[0], poison, good[1], good[2]])
+    await publish(settings, [good[0], poison, good[1], good[2]])
     runner.start()
     try:
-        await _wait_for(lambda: _inbox_at_least(db, 3))
-        await _wait_for(lambda: _count_is(db, DeadLetter, 1))
+        await wait_until(lambda: _inbox_at_least(db, 3))
+        await wait_until(lambda: _count_is(db, DeadLetter, 1))
     finally:
         await runner.stop()
         await runner.consumer.stop()
         await producer.stop()
-    assert await _count(db, Effect) == 3
+    assert await count(db, Effect) == 3
     async with db.session() as s:
         dl = (await s.scalars(select(DeadLetter))).one()
     assert dl.reason == "handler_failed" and "rule broken on purpose" in dl.error
     assert dl.attempts == settings.consumer_max_attempts
 
-    consumer = AIOKafkaConsumer(
-        settings.topic("training.dlq"),
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    try:
-        got = await consumer.getmany(timeout_ms=5000)
-        records = [r for rs in got.values() for r in rs]
-    finally:
-        await consumer.stop()
+    records = await records_on(settings, "training.dlq")
     assert len(records) == 1
     headers = dict(records[0].headers)
     assert headers["dlq_reason"] == b"handler_failed"
@@ -245,59 +190,42 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
 
 
 async def _count_is(db: Database, model: type, n: int) -> bool:
-    return await _count(db, model) == n
+    return await count(db, model) == n
 
 
 async def test_unreadable_records_go_to_the_dead_letter_topic_with_the_reason(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
     runner, producer = await _runner(settings, db, _subscriptions())
     topic = settings.topic("registry.inmates")
-    await producer.send_and_wait(
-        topic,
-        key=b"k1",
-        value=b"{not json",
-        headers=[
-            ("ce_id", b"1"),
-            ("ce_type", b"id.bekal.registry.inmate.released.v1"),
-            ("ce_source", b"/x"),
-            ("ce_specversion", b"1.0"),
-            ("content-type", b"application/json"),
-        ],
-    )
-    await producer.send_and_wait(
-        topic,
-        key=b"k2",
-        value=b"{}",
-        headers=[
-            ("ce_id", b"2"),
-            ("ce_type", b"id.bekal.registry.inmate.vanished.v9"),
-            ("ce_source", b"/x"),
-            ("ce_specversion", b"1.0"),
-            ("content-type", b"application/json"),
-        ],
-    )
-    await producer.send_and_wait(
-        topic,
-        key=b"k3",
-        value=b'{"participant_id": "nope"}',
-        headers=[
-            ("ce_id", b"3"),
-            ("ce_type", b"id.bekal.registry.inmate.released.v1"),
-            ("ce_source", b"/x"),
-            ("ce_specversion", b"1.0"),
-            ("content-type", b"application/json"),
-        ],
-    )
+    # CloudEvents headers that look right over a body that is not JSON, of no known type, or
+    # not the event its type says.
+    for n, event_type, value in (
+        (1, "id.bekal.registry.inmate.released.v1", b"{not json"),
+        (2, "id.bekal.registry.inmate.vanished.v9", b"{}"),
+        (3, "id.bekal.registry.inmate.released.v1", b'{"participant_id": "nope"}'),
+    ):
+        await producer.send_and_wait(
+            topic,
+            key=f"k{n}".encode(),
+            value=value,
+            headers=[
+                ("ce_id", str(n).encode()),
+                ("ce_type", event_type.encode()),
+                ("ce_source", b"/x"),
+                ("ce_specversion", b"1.0"),
+                ("content-type", b"application/json"),
+            ],
+        )
     await producer.send_and_wait(topic, key=b"k4", value=b"plain bytes", headers=[])
     good = released()
-    await _publish_raw(settings, [good])
+    await publish(settings, [good])
     runner.start()
     try:
-        await _wait_for(lambda: _count_is(db, DeadLetter, 4))
-        await _wait_for(lambda: _inbox_at_least(db, 1))
+        await wait_until(lambda: _count_is(db, DeadLetter, 4))
+        await wait_until(lambda: _inbox_at_least(db, 1))
     finally:
         await runner.stop()
         await runner.consumer.stop()
@@ -305,32 +233,32 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_with_the_reason(
     async with db.session() as s:
         reasons = sorted((await s.scalars(select(DeadLetter.reason))).all())
     assert reasons == ["invalid_payload", "malformed", "not_a_cloudevent", "unknown_type"]
-    assert await _count(db, Effect) == 1
+    assert await count(db, Effect) == 1
     await db.dispose()
 
 
 async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubles_nothing(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
     events = [released(i) for i in range(300)]
     await ensure_topics(settings, ["registry.inmates", "training.dlq"])
-    await _publish_raw(settings, events)
+    await publish(settings, events)
 
     runner, producer = await _runner(settings, db, _subscriptions())
     runner.start()
-    await _wait_for(lambda: _inbox_at_least(db, 40))
+    await wait_until(lambda: _inbox_at_least(db, 40))
     await runner.stop()  # mid-stream: commits what it finished, leaves the rest
     await runner.consumer.stop()
     await producer.stop()
-    first_run = await _count(db, Effect)
+    first_run = await count(db, Effect)
     assert 40 <= first_run
 
     runner, producer = await _runner(settings, db, _subscriptions())
     runner.start()
     try:
-        await _wait_for(lambda: _inbox_at_least(db, 300), within=60)
+        await wait_until(lambda: _inbox_at_least(db, 300), within=60)
         await asyncio.sleep(0.5)
     finally:
         await runner.stop()
@@ -352,7 +280,6 @@ async def test_topics_are_created_explicitly_with_the_set_partitions(
         "registry",
         f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
         broker,
-        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
         kafka_topic_partitions=4,
     )
     created = await ensure_topics(settings, ["registry.inmates", "registry.facilities"])

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-
-import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 
 from bekal.registry.app import create_app
-from bekal.shared.auth import mint_token
 from bekal.shared.messaging.models import OutboxMessage
+from tests.support.apps import bearer, published, running
 
 pytestmark = pytest.mark.integration
 
@@ -32,65 +26,46 @@ FACILITY = {
 async def test_health_metrics_request_id_and_trace_across_kafka(
     database_url, broker, make_settings
 ):  # type: ignore[no-untyped-def]
-    settings = make_settings(
-        "registry", database_url, broker, kafka_namespace=f"t{uuid.uuid4().hex[:8]}."
-    )
+    settings = make_settings("registry", database_url, broker)
     app = create_app(settings)
-    async with LifespanManager(app):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
-            assert (await client.get("/healthz")).json()["status"] == "ok"
-            ready = await client.get("/readyz")
-            assert ready.status_code == 200
-            assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    async with running(app) as client:
+        assert (await client.get("/healthz")).json()["status"] == "ok"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
-            token = mint_token(
-                settings, subject="a", ministry="corrections", roles=["registry_admin"]
-            )
-            created = await client.post(
-                "/api/v1/facilities",
-                json=FACILITY,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "X-Request-ID": "req-123",
-                    "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
-                },
-            )
-            assert created.status_code == 201, created.text
-            assert created.headers["X-Request-ID"] == "req-123"
+        created = await client.post(
+            "/api/v1/facilities",
+            json=FACILITY,
+            headers={
+                **bearer(settings, ministry="corrections", roles=["registry_admin"]),
+                "X-Request-ID": "req-123",
+                "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["X-Request-ID"] == "req-123"
 
-            # The trace started by the request is the one the event carries on Kafka.
-            async with app.state.db.session() as s:
-                row = (await s.scalars(select(OutboxMessage))).one()
-            assert row.traceparent is not None and row.traceparent.split("-")[1] == TRACE_ID
-            consumer = AIOKafkaConsumer(
-                settings.topic("registry.facilities"),
-                bootstrap_servers=broker.bootstrap_servers,
-                group_id=f"check-{uuid.uuid4()}",
-                auto_offset_reset="earliest",
-            )
-            await consumer.start()
-            try:
-                got = await consumer.getmany(timeout_ms=10000)
-            finally:
-                await consumer.stop()
-            headers = dict(next(r for rs in got.values() for r in rs).headers)
-            assert headers["traceparent"].decode().split("-")[1] == TRACE_ID
+        # The trace started by the request is the one the event carries on Kafka.
+        async with app.state.db.session() as s:
+            row = (await s.scalars(select(OutboxMessage))).one()
+        assert row.traceparent is not None and row.traceparent.split("-")[1] == TRACE_ID
+        (record,) = await published(app, "registry.facilities")
+        headers = dict(record.headers)
+        assert headers["traceparent"].decode().split("-")[1] == TRACE_ID
 
-            metrics = (await client.get("/metrics")).text
-            assert 'bekal_http_request_duration_seconds_count{method="POST"' in metrics
-            assert 'route="/api/v1/facilities"' in metrics
-            assert 'bekal_events_published_total{service="registry"' in metrics
-            assert 'bekal_outbox_backlog{service="registry"} 0.0' in metrics
+        metrics = (await client.get("/metrics")).text
+        assert 'bekal_http_request_duration_seconds_count{method="POST"' in metrics
+        assert 'route="/api/v1/facilities"' in metrics
+        assert 'bekal_events_published_total{service="registry"' in metrics
+        assert 'bekal_outbox_backlog{service="registry"} 0.0' in metrics
 
-            missing = await client.get("/api/v1/nothing-here")
-            assert missing.status_code == 404
-            assert missing.headers["content-type"].startswith("application/problem+json")
-            assert missing.json()["status"] == 404
+        missing = await client.get("/api/v1/nothing-here")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        assert missing.json()["status"] == 404
 
-            # Without a token: 401 problem+json with the challenge header.
-            anonymous = await client.post("/api/v1/facilities", json=FACILITY)
-            assert anonymous.status_code == 401
-            assert anonymous.headers["www-authenticate"] == "Bearer"
+        # Without a token: 401 problem+json with the challenge header.
+        anonymous = await client.post("/api/v1/facilities", json=FACILITY)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == "Bearer"

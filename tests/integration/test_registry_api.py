@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bekal.registry.app import create_app
 from bekal.registry.domain import nik_digest
 from bekal.registry.models import Facility, Inmate, InmateMovement
-from bekal.shared.auth import mint_token
-from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     FacilityRegistered,
@@ -32,11 +28,12 @@ from bekal.shared.events.catalogue import (
     InmateShared,
     InmateTransferred,
 )
-from bekal.shared.events.envelope import from_kafka
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.messaging.outbox import backlog
 from bekal.shared.settings import Settings
+from tests.support.apps import bearer, published, running
+from tests.support.db import count
+from tests.support.kafka import Published
 
 pytestmark = pytest.mark.integration
 
@@ -46,22 +43,10 @@ PROBLEM = "application/problem+json"
 
 
 @dataclass
-class Published:
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    event: Event
-
-    def raw(self) -> bytes:
-        return self.key + self.value + b"".join(k.encode() + v for k, v in self.headers)
-
-
-@dataclass
 class Registry:
     app: FastAPI
     client: httpx.AsyncClient
     settings: Settings
-    bootstrap: str
 
     def token(
         self,
@@ -71,22 +56,16 @@ class Registry:
         facilities: tuple[str, ...] = (),
         subject: str = "admin",
     ) -> dict[str, str]:
-        token = mint_token(
-            self.settings,
-            subject=subject,
-            ministry=ministry,
-            roles=list(roles),
-            facilities=list(facilities),
+        return bearer(
+            self.settings, ministry=ministry, roles=roles, facilities=facilities, subject=subject
         )
-        return {"Authorization": f"Bearer {token}"}
 
     @property
     def admin(self) -> dict[str, str]:
         return self.token()
 
     async def count(self, model: type, *where: Any) -> int:
-        async with self.app.state.db.session() as s:
-            return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        return await count(self.app.state.db, model, *where)
 
     async def rows(self, model: type) -> list[Any]:
         async with self.app.state.db.session() as s:
@@ -94,41 +73,7 @@ class Registry:
 
     async def published(self, topic: str) -> list[Published]:
         """Every record on ``topic`` once the outbox has nothing left to send."""
-        await _wait_for(lambda: _drained(self.app))
-        name = self.settings.topic(topic)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())
-            ]
-            assert partitions, f"topic {name} does not exist"
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            records = []
-            deadline = asyncio.get_running_loop().time() + 30
-            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-                assert asyncio.get_running_loop().time() < deadline, (
-                    "topic not read to its end in time"
-                )
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(batch)
-        finally:
-            await consumer.stop()
-        out = []
-        # Per partition in offset order: the order that holds for each key.
-        for r in records:
-            headers = list(r.headers)
-            event, _ = from_kafka(r.key, r.value, headers, catalogue)
-            out.append(Published(r.key or b"", r.value or b"", headers, event))
-        return out
+        return await published(self.app, topic)
 
 
 def by_key(published: list[Published]) -> dict[bytes, list[Event]]:
@@ -138,34 +83,17 @@ def by_key(published: list[Published]) -> dict[bytes, list[Event]]:
     return grouped
 
 
-async def _drained(app: FastAPI) -> bool:
-    return await backlog(app.state.db) == 0
-
-
-async def _wait_for(predicate: Callable[[], Awaitable[bool]]) -> None:
-    deadline = asyncio.get_running_loop().time() + 30
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncIterator[Registry]:
     settings = make_settings(
         "registry",
         database_url,
         broker,
-        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
         pseudonym_secret=SECRET,
     )
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
-            yield Registry(app, client, settings, broker.bootstrap_servers)
+    async with running(app) as client:
+        yield Registry(app, client, settings)
 
 
 def facility_body(code: str, **overrides: Any) -> dict[str, Any]:

@@ -17,13 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from bekal.reporting.app import create_app
 from bekal.reporting.models import TrainingSession
 from bekal.shared import metrics
-from bekal.shared.auth import mint_token
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CertificateIssued,
@@ -43,11 +41,12 @@ from bekal.shared.events.catalogue import (
     SessionStarted,
     WithdrawalReason,
 )
-from bekal.shared.events.envelope import to_kafka
-from bekal.shared.events.topics import SOURCES
-from bekal.shared.messaging.kafka import make_producer
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.settings import Settings
+from tests.support.apps import bearer, running
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -244,44 +243,26 @@ P2_KEYS = {"program_id": str(P2), "program_code": "KRJ-KAYU", "program_title": "
 # --- plumbing ---------------------------------------------------------------------------------
 
 
-def _settings(make_settings, database_url, broker) -> Settings:  # type: ignore[no-untyped-def]
-    return make_settings("reporting", database_url, broker,
-                         kafka_namespace=f"t{uuid.uuid4().hex[:8]}.")
-
-
 def _token(settings: Settings, ministry: str, *roles: str, facilities: list[str] | None = None
            ) -> dict[str, str]:
-    token = mint_token(settings, subject=f"{ministry}-user", ministry=ministry, roles=list(roles),
-                       facilities=facilities)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(settings, ministry=ministry, roles=roles, facilities=facilities or (),
+                  subject=f"{ministry}-user")
 
 
 async def _publish(settings: Settings, script: Script) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for event, event_id, at in script.items:
-            service = event.topic.split(".", 1)[0]
-            key, value, headers = to_kafka(event, source=SOURCES[service], event_id=event_id,
-                                           time=at)
-            await producer.send_and_wait(settings.topic(event.topic), key=key, value=value,
-                                         headers=headers)
-    finally:
-        await producer.stop()
+    events, event_ids, times = zip(*script.items, strict=True)
+    await publish(settings, events, event_ids=event_ids, times=times)
 
 
 async def _inbox_count(app: Any) -> int:
-    async with app.state.db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(InboxMessage)) or 0)
+    return await count(app.state.db, InboxMessage)
 
 
 async def _wait_for_inbox(app: Any, n: int, within: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        if await _inbox_count(app) >= n:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"reporting applied {await _inbox_count(app)} events, expected {n}")
+    async def applied() -> bool:
+        return await _inbox_count(app) >= n
+
+    await wait_until(applied, within=within, what=f"reporting applying {n} events")
 
 
 def _duplicates_seen(settings: Settings) -> float:
@@ -306,101 +287,98 @@ async def _get(client: httpx.AsyncClient, headers: dict[str, str], **params: str
 async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("reporting", database_url, broker)
     app = create_app(settings)
     early, rest = history()
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+    async with running(app) as client:
         viewer = _token(settings, "industry", "reporting_viewer")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
-            # Early arrivals only: counted where what is known puts them.
-            await _publish(settings, early)
-            await _wait_for_inbox(app, _unique(early))
-            body = await _get(client, viewer, group_by="facility")
-            assert body["totals"] == counts(1, completed=1, certified=1, rate=1.0)
-            assert body["data"] == [
-                # E7's certificate: its session S2 is known, its facility F1 not yet described.
-                {"facility_id": str(F1), "facility_code": None, "facility_name": None,
-                 **counts(0, certified=1, rate=None)},
-                # E11's completion: its session S3 not known yet, so no facility.
-                {"facility_id": None, "facility_code": None, "facility_name": None,
-                 **counts(1, completed=1, rate=1.0)},
-            ]
-            body = await _get(client, viewer, group_by="program,year")
-            # Both facts carry their program (E11 its end date too); programs not described yet
-            # sort by id.
-            assert body["data"] == sorted([
-                {"program_id": str(P1), "program_code": None, "program_title": None,
-                 "year": 2024, **counts(0, certified=1, rate=None)},
-                {"program_id": str(P2), "program_code": None, "program_title": None,
-                 "year": 2024, **counts(1, completed=1, rate=1.0)},
-            ], key=lambda row: row["program_id"])
+        # Early arrivals only: counted where what is known puts them.
+        await _publish(settings, early)
+        await _wait_for_inbox(app, _unique(early))
+        body = await _get(client, viewer, group_by="facility")
+        assert body["totals"] == counts(1, completed=1, certified=1, rate=1.0)
+        assert body["data"] == [
+            # E7's certificate: its session S2 is known, its facility F1 not yet described.
+            {"facility_id": str(F1), "facility_code": None, "facility_name": None,
+             **counts(0, certified=1, rate=None)},
+            # E11's completion: its session S3 not known yet, so no facility.
+            {"facility_id": None, "facility_code": None, "facility_name": None,
+             **counts(1, completed=1, rate=1.0)},
+        ]
+        body = await _get(client, viewer, group_by="program,year")
+        # Both facts carry their program (E11 its end date too); programs not described yet
+        # sort by id.
+        assert body["data"] == sorted([
+            {"program_id": str(P1), "program_code": None, "program_title": None,
+             "year": 2024, **counts(0, certified=1, rate=None)},
+            {"program_id": str(P2), "program_code": None, "program_title": None,
+             "year": 2024, **counts(1, completed=1, rate=1.0)},
+        ], key=lambda row: row["program_id"])
 
-            # The rest of the history, with one duplicate delivery.
-            await _publish(settings, rest)
-            await _wait_for_inbox(app, _unique(early) + _unique(rest))
-            await asyncio.sleep(0.5)  # nothing more may arrive: the duplicate adds nothing
-            assert await _inbox_count(app) == _unique(early) + _unique(rest)
-            assert _duplicates_seen(settings) == 1
+        # The rest of the history, with one duplicate delivery.
+        await _publish(settings, rest)
+        await _wait_for_inbox(app, _unique(early) + _unique(rest))
+        await asyncio.sleep(0.5)  # nothing more may arrive: the duplicate adds nothing
+        assert await _inbox_count(app) == _unique(early) + _unique(rest)
+        assert _duplicates_seen(settings) == 1
 
-            body = await _get(client, viewer)
-            assert body["group_by"] == [] and body["data"] == []
+        body = await _get(client, viewer)
+        assert body["group_by"] == [] and body["data"] == []
+        assert body["totals"] == TOTALS
+        assert datetime.fromisoformat(body["data_as_of"]) == NEWEST
+
+        body = await _get(client, viewer, group_by="facility")
+        assert body["group_by"] == ["facility"]
+        assert body["data"] == [{**F2_KEYS, **FACILITY_F2}, {**F1_KEYS, **FACILITY_F1}]
+        assert body["totals"] == TOTALS
+
+        body = await _get(client, viewer, group_by="province")
+        assert body["data"] == [{"province": "Banten", **FACILITY_F1},
+                                {"province": "Kalimantan Barat", **FACILITY_F2}]
+
+        body = await _get(client, viewer, group_by="program")
+        assert body["data"] == [{**P2_KEYS, **PROGRAM_P2}, {**P1_KEYS, **PROGRAM_P1}]
+
+        body = await _get(client, viewer, group_by="year")
+        assert body["data"] == [{"year": 2019, **YEAR_2019}, {"year": 2024, **YEAR_2024}]
+
+        body = await _get(client, viewer, group_by="facility,province,program,year")
+        assert body["group_by"] == ["facility", "province", "program", "year"]
+        assert body["data"] == [
+            {**F2_KEYS, "province": "Kalimantan Barat", **P2_KEYS, "year": 2019,
+             **SESSION_S1},
+            {**F2_KEYS, "province": "Kalimantan Barat", **P1_KEYS, "year": 2024,
+             **SESSION_S4},
+            {**F1_KEYS, "province": "Banten", **P2_KEYS, "year": 2024, **SESSION_S3},
+            {**F1_KEYS, "province": "Banten", **P1_KEYS, "year": 2024, **SESSION_S2},
+        ]
+        assert body["totals"] == TOTALS
+
+        body = await _get(client, viewer, group_by="year,province")
+        assert body["data"] == [
+            {"year": 2019, "province": "Kalimantan Barat", **SESSION_S1},
+            {"year": 2024, "province": "Banten", **FACILITY_F1},
+            {"year": 2024, "province": "Kalimantan Barat", **SESSION_S4},
+        ]
+
+        # Filters narrow the facts before grouping.
+        body = await _get(client, viewer, year="2024")
+        assert body["totals"] == YEAR_2024
+        body = await _get(client, viewer, province="Kalimantan Barat", group_by="year")
+        assert body["data"] == [{"year": 2019, **SESSION_S1}, {"year": 2024, **SESSION_S4}]
+        assert body["totals"] == FACILITY_F2
+        body = await _get(client, viewer, facility_id=str(F1), program_id=str(P1))
+        assert body["totals"] == SESSION_S2
+        body = await _get(client, viewer, year="2019", program_id=str(P1))
+        assert body["totals"] == counts(0, rate=None)
+
+        # Every reader role of either ministry may read.
+        for ministry, role in [("corrections", "registry_admin"),
+                               ("industry", "training_admin"),
+                               ("industry", "certification_admin"),
+                               ("corrections", "reporting_viewer")]:
+            body = await _get(client, _token(settings, ministry, role))
             assert body["totals"] == TOTALS
-            assert datetime.fromisoformat(body["data_as_of"]) == NEWEST
-
-            body = await _get(client, viewer, group_by="facility")
-            assert body["group_by"] == ["facility"]
-            assert body["data"] == [{**F2_KEYS, **FACILITY_F2}, {**F1_KEYS, **FACILITY_F1}]
-            assert body["totals"] == TOTALS
-
-            body = await _get(client, viewer, group_by="province")
-            assert body["data"] == [{"province": "Banten", **FACILITY_F1},
-                                    {"province": "Kalimantan Barat", **FACILITY_F2}]
-
-            body = await _get(client, viewer, group_by="program")
-            assert body["data"] == [{**P2_KEYS, **PROGRAM_P2}, {**P1_KEYS, **PROGRAM_P1}]
-
-            body = await _get(client, viewer, group_by="year")
-            assert body["data"] == [{"year": 2019, **YEAR_2019}, {"year": 2024, **YEAR_2024}]
-
-            body = await _get(client, viewer, group_by="facility,province,program,year")
-            assert body["group_by"] == ["facility", "province", "program", "year"]
-            assert body["data"] == [
-                {**F2_KEYS, "province": "Kalimantan Barat", **P2_KEYS, "year": 2019,
-                 **SESSION_S1},
-                {**F2_KEYS, "province": "Kalimantan Barat", **P1_KEYS, "year": 2024,
-                 **SESSION_S4},
-                {**F1_KEYS, "province": "Banten", **P2_KEYS, "year": 2024, **SESSION_S3},
-                {**F1_KEYS, "province": "Banten", **P1_KEYS, "year": 2024, **SESSION_S2},
-            ]
-            assert body["totals"] == TOTALS
-
-            body = await _get(client, viewer, group_by="year,province")
-            assert body["data"] == [
-                {"year": 2019, "province": "Kalimantan Barat", **SESSION_S1},
-                {"year": 2024, "province": "Banten", **FACILITY_F1},
-                {"year": 2024, "province": "Kalimantan Barat", **SESSION_S4},
-            ]
-
-            # Filters narrow the facts before grouping.
-            body = await _get(client, viewer, year="2024")
-            assert body["totals"] == YEAR_2024
-            body = await _get(client, viewer, province="Kalimantan Barat", group_by="year")
-            assert body["data"] == [{"year": 2019, **SESSION_S1}, {"year": 2024, **SESSION_S4}]
-            assert body["totals"] == FACILITY_F2
-            body = await _get(client, viewer, facility_id=str(F1), program_id=str(P1))
-            assert body["totals"] == SESSION_S2
-            body = await _get(client, viewer, year="2019", program_id=str(P1))
-            assert body["totals"] == counts(0, rate=None)
-
-            # Every reader role of either ministry may read.
-            for ministry, role in [("corrections", "registry_admin"),
-                                   ("industry", "training_admin"),
-                                   ("industry", "certification_admin"),
-                                   ("corrections", "reporting_viewer")]:
-                body = await _get(client, _token(settings, ministry, role))
-                assert body["totals"] == TOTALS
 
         # A start that came before the plan is not undone by it.
         async with app.state.db.session() as s:
@@ -418,46 +396,43 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
 async def test_indicators_refuse_other_roles_and_name_a_bad_group_by(
     database_url, broker, make_settings
 ):
-    settings = _settings(make_settings, database_url, broker)
+    settings = make_settings("reporting", database_url, broker)
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
-            viewer = _token(settings, "industry", "reporting_viewer")
+    async with running(app) as client:
+        viewer = _token(settings, "industry", "reporting_viewer")
 
-            # Before any event: zeros, no rate, no data-as-of.
-            body = await _get(client, viewer, group_by="province")
-            assert body == {"group_by": ["province"], "data": [], "totals": counts(0, rate=None),
-                            "data_as_of": None}
+        # Before any event: zeros, no rate, no data-as-of.
+        body = await _get(client, viewer, group_by="province")
+        assert body == {"group_by": ["province"], "data": [], "totals": counts(0, rate=None),
+                        "data_as_of": None}
 
-            response = await client.get("/api/v1/indicators")
-            assert response.status_code == 401
-            assert response.headers["content-type"].startswith("application/problem+json")
+        response = await client.get("/api/v1/indicators")
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
 
-            officer = _token(settings, "corrections", "facility_officer",
-                             facilities=["LPP-TANGERANG"])
-            response = await client.get("/api/v1/indicators", headers=officer)
-            assert response.status_code == 403
-            assert response.headers["content-type"].startswith("application/problem+json")
-            response = await client.get("/api/v1/indicators",
-                                        headers=_token(settings, "industry", "training_officer"))
-            assert response.status_code == 403
+        officer = _token(settings, "corrections", "facility_officer",
+                         facilities=["LPP-TANGERANG"])
+        response = await client.get("/api/v1/indicators", headers=officer)
+        assert response.status_code == 403
+        assert response.headers["content-type"].startswith("application/problem+json")
+        response = await client.get("/api/v1/indicators",
+                                    headers=_token(settings, "industry", "training_officer"))
+        assert response.status_code == 403
 
-            response = await client.get("/api/v1/indicators", params={"group_by": "province,sex"},
-                                        headers=viewer)
-            assert response.status_code == 422
-            assert response.headers["content-type"].startswith("application/problem+json")
-            problem = response.json()
-            assert problem["status"] == 422
-            assert [e["field"] for e in problem["errors"]] == ["group_by"]
-            assert "sex" in problem["errors"][0]["message"]
+        response = await client.get("/api/v1/indicators", params={"group_by": "province,sex"},
+                                    headers=viewer)
+        assert response.status_code == 422
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert problem["status"] == 422
+        assert [e["field"] for e in problem["errors"]] == ["group_by"]
+        assert "sex" in problem["errors"][0]["message"]
 
-            response = await client.get("/api/v1/indicators", params={"year": "dua ribu"},
-                                        headers=viewer)
-            assert response.status_code == 422
-            assert "year" in response.json()["errors"][0]["field"]
-            response = await client.get("/api/v1/indicators",
-                                        params={"facility_id": "not-a-uuid"}, headers=viewer)
-            assert response.status_code == 422
-            assert "facility_id" in response.json()["errors"][0]["field"]
+        response = await client.get("/api/v1/indicators", params={"year": "dua ribu"},
+                                    headers=viewer)
+        assert response.status_code == 422
+        assert "year" in response.json()["errors"][0]["field"]
+        response = await client.get("/api/v1/indicators",
+                                    params={"facility_id": "not-a-uuid"}, headers=viewer)
+        assert response.status_code == 422
+        assert "facility_id" in response.json()["errors"][0]["field"]

@@ -6,22 +6,16 @@ what training publishes is checked by reading its topics with a real consumer.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
-from bekal.shared.auth import mint_token
-from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
@@ -42,10 +36,7 @@ from bekal.shared.events.catalogue import (
     SessionStarted,
     Sex,
 )
-from bekal.shared.events.envelope import from_kafka, to_kafka
-from bekal.shared.messaging.kafka import make_producer
 from bekal.shared.messaging.models import InboxMessage, OutboxMessage
-from bekal.shared.messaging.outbox import backlog
 from bekal.shared.settings import Settings
 from bekal.training.app import create_app
 from bekal.training.models import (
@@ -55,6 +46,10 @@ from bekal.training.models import (
     Program,
     TrainingSession,
 )
+from tests.support.apps import bearer, published, running
+from tests.support.db import count, outbox_drained
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +68,11 @@ class Training:
     app: FastAPI
     client: httpx.AsyncClient
     settings: Settings
-    bootstrap: str
 
     def token(
         self, *, ministry: str = "industry", roles: tuple[str, ...] = ("training_admin",)
     ) -> dict[str, str]:
-        token = mint_token(
-            self.settings,
-            subject=f"{ministry}-{'-'.join(roles)}",
-            ministry=ministry,
-            roles=list(roles),
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(self.settings, ministry=ministry, roles=roles)
 
     @property
     def admin(self) -> dict[str, str]:
@@ -101,82 +89,22 @@ class Training:
         times: list[datetime] | None = None,
     ) -> list[str]:
         """Publish registry events to the broker exactly as the registry's relay would."""
-        producer = make_producer(self.settings)
-        await producer.start()
-        ids = []
-        try:
-            for i, event in enumerate(events):
-                event_id = event_ids[i] if event_ids else str(uuid.uuid4())
-                key, value, headers = to_kafka(
-                    event,
-                    source="/corrections/registry",
-                    event_id=event_id,
-                    time=times[i] if times else None,
-                )
-                await producer.send_and_wait(
-                    self.settings.topic(event.topic), key=key, value=value, headers=headers
-                )
-                ids.append(event_id)
-        finally:
-            await producer.stop()
-        return ids
+        return await publish(self.settings, events, event_ids=event_ids, times=times)
 
     async def count(self, model: type, *where: Any) -> int:
-        async with self.app.state.db.session() as s:
-            return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        return await count(self.app.state.db, model, *where)
 
     async def read_topic(self, topic: str, *, expect: int, within: float = 30) -> list[Event]:
         """Everything on the topic once the outbox is drained and ``expect`` events have arrived."""
-        await wait_for(lambda: _drained(self.app), within=within)
-        # No consumer group: nothing to join, every partition from the beginning.
-        consumer = AIOKafkaConsumer(
-            self.settings.topic(topic),
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        events: list[Event] = []
-        try:
-            deadline = asyncio.get_running_loop().time() + within
-            while asyncio.get_running_loop().time() < deadline:
-                got = await consumer.getmany(timeout_ms=500)
-                for records in got.values():
-                    for r in records:
-                        events.append(from_kafka(r.key, r.value, list(r.headers), catalogue)[0])
-                if len(events) >= expect and not got:
-                    break
-        finally:
-            await consumer.stop()
-        return events
-
-
-async def _drained(app: FastAPI) -> bool:
-    return await backlog(app.state.db) == 0
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+        return [p.event for p in await published(self.app, topic, at_least=expect, within=within)]
 
 
 @pytest.fixture
 async def training(database_url, broker, make_settings) -> AsyncIterator[Training]:  # type: ignore[no-untyped-def]
-    settings = make_settings(
-        "training", database_url, broker, kafka_namespace=f"t{uuid.uuid4().hex[:8]}."
-    )
+    settings = make_settings("training", database_url, broker)
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as client:
-            yield Training(app, client, settings, broker.bootstrap_servers)
+    async with running(app) as client:
+        yield Training(app, client, settings)
 
 
 def facility_event(
@@ -282,7 +210,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
             "Rutan Kelas I Salemba"
         ]
 
-    await wait_for(replica_filled)
+    await wait_until(replica_filled)
     facilities = (await t.client.get("/api/v1/facilities", headers=t.officer)).json()
     assert facilities["count"] == 2
     assert {f["code"]: f["name"] for f in facilities["data"]} == {
@@ -566,7 +494,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         s = (await t.client.get(f"/api/v1/sessions/{second['id']}", headers=t.officer)).json()
         return sum(e["status"] == "withdrawn" for e in s["enrollments"]) == 2
 
-    await wait_for(withdrawn)
+    await wait_until(withdrawn)
     second_now = (await t.client.get(f"/api/v1/sessions/{second['id']}", headers=t.officer)).json()
     state = {
         e["participant_id"]: (e["status"], e["withdrawal_reason"])
@@ -588,13 +516,13 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
     async def handled() -> bool:
         return await t.count(InboxMessage, InboxMessage.event_id == again_id) == 1
 
-    await wait_for(handled)
+    await wait_until(handled)
 
     async def p0_released() -> bool:
         got = (await t.client.get(f"/api/v1/participants/{people[0]}", headers=t.officer)).json()
         return bool(got["status"] == "released")
 
-    await wait_for(p0_released)
+    await wait_until(p0_released)
     first_now = (await t.client.get(f"/api/v1/sessions/{course['id']}", headers=t.officer)).json()
     assert {e["participant_id"]: e["status"] for e in first_now["enrollments"]}[p0] == "completed"
     enrollment_events = await t.read_topic("training.enrollments", expect=8 + 3 + 2)
@@ -642,7 +570,7 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
             and any(p["status"] == "released" for p in people["data"])
         )
 
-    await wait_for(replica_filled)
+    await wait_until(replica_filled)
 
     # A registry event redelivered late (older than what the replica shows) changes nothing.
     now = datetime.now(UTC)
@@ -657,7 +585,7 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
     async def stale_handled() -> bool:
         return await t.count(InboxMessage, InboxMessage.event_id == stale_id) == 1
 
-    await wait_for(stale_handled)
+    await wait_until(stale_handled)
     pontianak = (await t.client.get(f"/api/v1/facilities/{here}", headers=t.officer)).json()
     assert pontianak["name"] == "Lapas Kelas IIA Pontianak Baru"
 
@@ -669,7 +597,7 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
             "/api/v1/sessions", headers=t.admin, json=session_body(program["id"], here)
         )
     ).json()
-    await wait_for(lambda: _drained(t.app))
+    await wait_until(lambda: outbox_drained(t.app.state.db))
 
     async def snapshot() -> list[int]:
         return [
@@ -775,7 +703,7 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
     assert (
         await t.client.post(f"/api/v1/sessions/{sid}/start", headers=t.officer)
     ).status_code == 200
-    await wait_for(lambda: _drained(t.app))
+    await wait_until(lambda: outbox_drained(t.app.state.db))
     before = await snapshot()
     for method, path, payload, status, field in [
         (

@@ -1,0 +1,70 @@
+"""A service app under test: started with its lifespan, called over HTTP, its events read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from bekal.shared.auth import mint_token
+from bekal.shared.settings import Settings
+from tests.support.db import outbox_drained
+from tests.support.kafka import Published, records_on
+from tests.support.waiting import wait_until
+
+
+def http_client(app: FastAPI, *, peer: str | None = None) -> httpx.AsyncClient:
+    """A client calling ``app`` in process; ``peer`` is the client address the app sees."""
+    transport = (
+        httpx.ASGITransport(app=app, client=(peer, 40000)) if peer else httpx.ASGITransport(app=app)
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (migrated, connected to the broker, consuming) and a client for it."""
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+        async with http_client(app) as client:
+            yield client
+
+
+def bearer(
+    settings: Settings,
+    *,
+    ministry: str,
+    roles: Sequence[str],
+    facilities: Sequence[str] = (),
+    subject: str | None = None,
+) -> dict[str, str]:
+    """An Authorization header; the subject defaults to one per ministry and roles."""
+    token = mint_token(
+        settings,
+        subject=subject or f"{ministry}-{'-'.join(roles)}",
+        ministry=ministry,
+        roles=list(roles),
+        facilities=list(facilities),
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def published(
+    app: FastAPI, topic: str, *, at_least: int = 0, within: float = 30.0
+) -> list[Published]:
+    """Everything on ``topic`` once the app's outbox is drained and ``at_least`` records are there.
+
+    After ``within`` seconds it returns what there is: the caller's assertions say what is wrong.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        await wait_until(lambda: outbox_drained(app.state.db), within=within, what="outbox drained")
+        records = await records_on(app.state.settings, topic)
+        if len(records) >= at_least or loop.time() >= deadline:
+            return [Published.of(r) for r in records]
+        await asyncio.sleep(0.2)
