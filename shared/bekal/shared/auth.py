@@ -129,7 +129,7 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthorized(f"Token tidak valid: {exc}") from exc
         try:
-            ministry = Ministry(claims.get("ministry"))
+            ministry = Ministry(str(claims.get("ministry")))
         except ValueError as exc:
             raise Unauthorized("Token tidak memuat klaim 'ministry' yang dikenal") from exc
         roles = claims.get("roles") or []
