@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset
+.PHONY: install run test test-unit test-integration lint token reset browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,6 +34,12 @@ lint: install
 
 token: install  ## e.g. make token PRESET=training-admin
 	@.venv/bin/bekal token --preset $(or $(PRESET),registry-admin)
+
+browser:  ## Debian's Chromium for the dashboard test (root and apt-get needed; skipped when present)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "install Chromium (Debian package 'chromium') for the dashboard test"; fi; }
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var
