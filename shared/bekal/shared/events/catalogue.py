@@ -47,6 +47,15 @@ class ReleaseKind(StrEnum):
     CONDITIONAL = "conditional"
 
 
+class AbsenceReason(StrEnum):
+    """Temporary absences: the person comes back, so a course goes on."""
+
+    COURT = "court"
+    HOSPITAL = "hospital"
+    LEAVE = "leave"
+    OTHER = "other"
+
+
 class WithdrawalReason(StrEnum):
     RELEASED = "released"
     TRANSFERRED = "transferred"
@@ -135,6 +144,71 @@ class InmateReleased(_InmateEvent):
     facility_id: uuid.UUID
     release_kind: ReleaseKind
     released_on: date
+
+
+@catalogue.register
+class InmateTemporarilyAbsent(_InmateEvent):
+    """Left the facility for a while (court, hospital, leave): a course goes on."""
+
+    event_name: ClassVar[str] = "inmate.temporarily_absent"
+
+    facility_id: uuid.UUID
+    reason: AbsenceReason
+    absent_from: date
+    expected_return: date | None = None
+
+
+@catalogue.register
+class InmateReturned(_InmateEvent):
+    """Came back from a temporary absence."""
+
+    event_name: ClassVar[str] = "inmate.returned"
+
+    facility_id: uuid.UUID
+    returned_on: date
+
+
+@catalogue.register
+class InmateDied(_InmateEvent):
+    """Died in custody: any course ends (a permanent end, like a release)."""
+
+    event_name: ClassVar[str] = "inmate.died"
+
+    facility_id: uuid.UUID
+    died_on: date
+
+
+@catalogue.register
+class InmatesMerged(_InmateEvent):
+    """Two records were found to be the same person and merged.
+
+    ``participant_id`` is the record that no longer exists (the event is keyed by it, after
+    its own earlier events); everything held under it now belongs to
+    ``surviving_participant_id``, which stays a shared id.
+    """
+
+    event_name: ClassVar[str] = "inmate.merged"
+
+    surviving_participant_id: uuid.UUID
+    merged_on: date
+
+
+@catalogue.register
+class InmateConsentWithdrawn(_InmateEvent):
+    """Consent to training or to sharing was withdrawn: every other service anonymises the
+    person (no name kept) and any open enrolment ends; counts may be kept without the name."""
+
+    event_name: ClassVar[str] = "inmate.consent_withdrawn"
+
+    withdrawn_on: date
+
+
+@catalogue.register
+class InmateErased(_InmateEvent):
+    """An erasure request under the personal data protection law was granted: every other
+    service anonymises the person. Carries the participant id only."""
+
+    event_name: ClassVar[str] = "inmate.erased"
 
 
 # --- training (industry) ------------------------------------------------------------------
