@@ -340,6 +340,89 @@ class ParticipantNotCompleted(_EnrollmentEvent):
     attendance_share: float
 
 
+class EnrollmentOutcome(StrEnum):
+    """The outcome of a completed session for one participant."""
+
+    COMPLETED = "completed"
+    NOT_COMPLETED = "not_completed"
+
+
+class FollowUpSituation(StrEnum):
+    """A graduate's situation at a follow-up after release (what the WUB targets count)."""
+
+    BUSINESS_STARTED_WITH_NIB = "business_started_with_nib"
+    BUSINESS_STARTED_WITHOUT_NIB = "business_started_without_nib"
+    EMPLOYED_BY_IKM = "employed_by_ikm"
+    NOT_WORKING = "not_working"
+    UNREACHABLE = "unreachable"
+
+
+@catalogue.register
+class ParticipantWaitlisted(_EnrollmentEvent):
+    """The session was full: the person joined its waiting list.
+
+    Not an enrolment: a ParticipantEnrolled with the same enrollment_id follows if the person
+    moves up when a place frees, or ParticipantLeftWaitlist if they never do.
+    """
+
+    event_name: ClassVar[str] = "enrollment.waitlisted"
+
+    waitlisted_on: date
+    position: int = Field(ge=1, description="Place on the waiting list when joining")
+
+
+@catalogue.register
+class ParticipantLeftWaitlist(_EnrollmentEvent):
+    """A waiting-list entry ended without an enrolment (released, transferred, session closed)."""
+
+    event_name: ClassVar[str] = "enrollment.left_waitlist"
+
+    reason: str
+    left_on: date
+
+
+@catalogue.register
+class OutcomeCorrected(_EnrollmentEvent):
+    """A completed session's outcome for one participant was corrected by an administrator.
+
+    Carries the new outcome; when it becomes ``completed`` a ParticipantCompleted with the same
+    enrollment_id follows (so a certificate can be issued).
+    """
+
+    event_name: ClassVar[str] = "enrollment.outcome_corrected"
+
+    previous_outcome: EnrollmentOutcome
+    outcome: EnrollmentOutcome
+    not_completed_reason: NotCompletedReason | None = None
+    attendance_share: float
+    reason: str
+    corrected_on: date
+
+
+@catalogue.register
+class ReadinessRecorded(_EnrollmentEvent):
+    """A graduate's readiness checklist before release (papers and tools to trade)."""
+
+    event_name: ClassVar[str] = "enrollment.readiness_recorded"
+
+    identity_card: bool
+    bank_account: bool
+    nib: bool = Field(description="Business registration number (Nomor Induk Berusaha)")
+    starter_tools: bool
+    recorded_on: date
+
+
+@catalogue.register
+class FollowUpRecorded(_EnrollmentEvent):
+    """A field officer's follow-up of a graduate about 3, 6 or 12 months after release."""
+
+    event_name: ClassVar[str] = "enrollment.follow_up_recorded"
+
+    checkpoint_months: int = Field(description="3, 6 or 12")
+    situation: FollowUpSituation
+    recorded_on: date
+
+
 # --- certification (industry) -------------------------------------------------------------
 
 
