@@ -439,3 +439,45 @@ class CertificateIssued(Event):
     enrollment_id: uuid.UUID
     program_id: uuid.UUID
     issued_on: date
+
+
+class CertificateRevocationKind(StrEnum):
+    """Why a certificate stopped being valid (the staff's own words are not published)."""
+
+    REVOKED = "revoked"  # withdrawn: the person is no longer certified for that enrolment
+    SUPERSEDED = "superseded"  # corrected: re-issued under a new number (CertificateReissued)
+
+
+@catalogue.register
+class CertificateRevoked(Event):
+    """A certificate is no longer valid. ``superseded``: a corrected one replaces it."""
+
+    topic: ClassVar[str] = topics.CERTIFICATION_CERTIFICATES
+    event_name: ClassVar[str] = "certificate.revoked"
+    aggregate_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: uuid.UUID
+    number: str
+    enrollment_id: uuid.UUID
+    revoked_on: date
+    kind: CertificateRevocationKind
+    replaced_by_certificate_id: uuid.UUID | None = None
+
+
+@catalogue.register
+class CertificateReissued(Event):
+    """A corrected certificate under a new number replaces an earlier one (same enrolment)."""
+
+    topic: ClassVar[str] = topics.CERTIFICATION_CERTIFICATES
+    event_name: ClassVar[str] = "certificate.reissued"
+    aggregate_field: ClassVar[str] = "certificate_id"
+
+    certificate_id: uuid.UUID
+    number: str
+    replaces_certificate_id: uuid.UUID
+    replaces_number: str
+    participant_id: uuid.UUID
+    session_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    program_id: uuid.UUID
+    issued_on: date
