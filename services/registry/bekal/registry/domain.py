@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import hmac
+import os
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import ClassVar
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # The 38 provinces by their official names (Kemendagri), in the order of their BPS codes.
 PROVINCES: tuple[str, ...] = (
@@ -71,12 +79,38 @@ _NIK_PATTERN = re.compile(r"[0-9]{16}")
 
 class InmateStatus(StrEnum):
     IN_CUSTODY = "in_custody"
+    # Away for a while (court, hospital, leave) but still in custody: a course goes on.
+    TEMPORARILY_ABSENT = "temporarily_absent"
     RELEASED = "released"
+    DECEASED = "deceased"
+    # A duplicate record folded into another (``merged_into_id``); kept only as a pointer.
+    MERGED = "merged"
+
+    @property
+    def in_custody(self) -> bool:
+        return self in (InmateStatus.IN_CUSTODY, InmateStatus.TEMPORARILY_ABSENT)
 
 
 class MovementKind(StrEnum):
     TRANSFER = "transfer"
     RELEASE = "release"
+    ABSENCE = "absence"
+    RETURN = "return"
+    DEATH = "death"
+    MERGE = "merge"
+
+
+_STATUS_WORDS: dict[InmateStatus, str] = {
+    InmateStatus.IN_CUSTODY: "dalam tahanan",
+    InmateStatus.TEMPORARILY_ABSENT: "sedang keluar sementara",
+    InmateStatus.RELEASED: "sudah bebas",
+    InmateStatus.DECEASED: "sudah meninggal",
+    InmateStatus.MERGED: "sudah digabungkan ke catatan lain",
+}
+
+
+def status_words(status: InmateStatus) -> str:
+    return _STATUS_WORDS[status]
 
 
 class RuleBroken(Exception):
@@ -106,12 +140,34 @@ class NotInCustody(MovementRefused):
     slug = "inmate-not-in-custody"
 
 
+class TemporarilyAbsent(MovementRefused):
+    slug = "inmate-temporarily-absent"
+
+
+class NotAbsent(MovementRefused):
+    slug = "inmate-not-absent"
+
+
+class MergeRefused(MovementRefused):
+    slug = "merge-refused"
+
+
 class SameFacility(MovementRefused):
     slug = "transfer-to-same-facility"
 
 
 class FacilityInactive(MovementRefused):
     slug = "facility-inactive"
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def search_key(text: str) -> str:
+    """Case- and accent-free form for search: 'Ṣiti Ámínah' and 'siti aminah' meet."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
 
 
 # --- provinces and the NIK -----------------------------------------------------------------
@@ -183,23 +239,29 @@ def must_share(*, consent: Consent, already_shared: bool, status: InmateStatus) 
     """Whether recording ``consent`` shares the inmate now (InmateShared is published once)."""
     if already_shared or not consent.complete:
         return False
-    if status is not InmateStatus.IN_CUSTODY:
+    if not status.in_custody:
         # Training is for people still inside: the industry side would enrol someone already gone.
         raise NotInCustody(
-            "Warga binaan sudah bebas; datanya tidak dapat dibagikan untuk pelatihan.",
+            f"Warga binaan {status_words(status)}; datanya tidak dapat dibagikan untuk pelatihan.",
             field="status",
         )
     return True
+
+
+def withdraws_consent(*, consent: Consent, shared: bool) -> bool:
+    """Whether recording ``consent`` takes back what the industry side was given."""
+    return shared and not consent.complete
 
 
 # --- movements -----------------------------------------------------------------------------
 
 
 def check_release(*, status: InmateStatus, admission_date: date, released_on: date) -> None:
-    if status is not InmateStatus.IN_CUSTODY:
+    # A court may free someone while they are away for the hearing: absence does not block it.
+    if not status.in_custody:
         raise NotInCustody(
-            "Warga binaan tidak lagi dalam tahanan (sudah bebas); "
-            "pembebasan tidak dapat dicatat dua kali.",
+            f"Warga binaan tidak lagi dalam tahanan ({status_words(status)}); "
+            "pembebasan tidak dapat dicatat.",
             field="status",
         )
     if released_on < admission_date:
@@ -215,9 +277,15 @@ def check_transfer(
     to_facility_active: bool,
     transferred_on: date,
 ) -> None:
-    if status is not InmateStatus.IN_CUSTODY:
+    if status is InmateStatus.TEMPORARILY_ABSENT:
+        raise TemporarilyAbsent(
+            "Warga binaan sedang keluar sementara; catat kepulangannya sebelum dipindahkan.",
+            field="status",
+        )
+    if not status.in_custody:
         raise NotInCustody(
-            "Warga binaan tidak lagi dalam tahanan (sudah bebas); tidak dapat dipindahkan.",
+            f"Warga binaan tidak lagi dalam tahanan ({status_words(status)}); "
+            "tidak dapat dipindahkan.",
             field="status",
         )
     if to_facility_id == from_facility_id:
@@ -233,3 +301,148 @@ def check_transfer(
         raise InvalidValue(
             "Tanggal pindah tidak boleh sebelum tanggal masuk.", field="transferred_on"
         )
+
+
+def check_absence(
+    *,
+    status: InmateStatus,
+    admission_date: date,
+    absent_from: date,
+    expected_return: date | None,
+) -> None:
+    if status is InmateStatus.TEMPORARILY_ABSENT:
+        raise TemporarilyAbsent(
+            "Warga binaan sudah tercatat keluar sementara; catat kepulangannya dulu.",
+            field="status",
+        )
+    if not status.in_custody:
+        raise NotInCustody(
+            f"Warga binaan tidak lagi dalam tahanan ({status_words(status)}); "
+            "keluar sementara tidak dapat dicatat.",
+            field="status",
+        )
+    if absent_from < admission_date:
+        raise InvalidValue("Tanggal keluar tidak boleh sebelum tanggal masuk.", field="absent_from")
+    if expected_return is not None and expected_return < absent_from:
+        raise InvalidValue(
+            "Perkiraan tanggal kembali tidak boleh sebelum tanggal keluar.",
+            field="expected_return",
+        )
+
+
+def check_return(*, status: InmateStatus, absent_from: date | None, returned_on: date) -> None:
+    if status is not InmateStatus.TEMPORARILY_ABSENT:
+        raise NotAbsent(
+            f"Warga binaan tidak sedang keluar sementara ({status_words(status)}); "
+            "kepulangan tidak dapat dicatat.",
+            field="status",
+        )
+    if absent_from is not None and returned_on < absent_from:
+        raise InvalidValue(
+            "Tanggal kembali tidak boleh sebelum tanggal keluar.", field="returned_on"
+        )
+
+
+def check_death(*, status: InmateStatus, admission_date: date, died_on: date) -> None:
+    if not status.in_custody:
+        raise NotInCustody(
+            f"Warga binaan tidak lagi dalam tahanan ({status_words(status)}); "
+            "kematian tidak dapat dicatat.",
+            field="status",
+        )
+    if died_on < admission_date:
+        raise InvalidValue("Tanggal meninggal tidak boleh sebelum tanggal masuk.", field="died_on")
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    surviving_id: uuid.UUID
+    merged_id: uuid.UUID
+    announce: bool  # both ids were shared: the industry side must fold one into the other
+
+
+def plan_merge(
+    *,
+    target_id: uuid.UUID,
+    target_shared: bool,
+    target_status: InmateStatus,
+    duplicate_id: uuid.UUID,
+    duplicate_shared: bool,
+    duplicate_status: InmateStatus,
+) -> MergePlan:
+    """Which record survives a merge of two records of the same person.
+
+    The survivor keeps an id the industry side already knows, so course history and
+    certificates stay attached: if only one of the two was shared, that one survives, whichever
+    was named in the request. Otherwise the record named in the URL survives.
+    """
+    if target_id == duplicate_id:
+        raise MergeRefused(
+            "Catatan tidak dapat digabungkan dengan dirinya sendiri.", field="duplicate_id"
+        )
+    for status, name in ((target_status, "status"), (duplicate_status, "duplicate_id")):
+        if status is InmateStatus.MERGED:
+            raise MergeRefused("Salah satu catatan sudah digabungkan ke catatan lain.", field=name)
+    if duplicate_shared and not target_shared:
+        return MergePlan(surviving_id=duplicate_id, merged_id=target_id, announce=False)
+    return MergePlan(
+        surviving_id=target_id,
+        merged_id=duplicate_id,
+        announce=target_shared and duplicate_shared,
+    )
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def candidate_window(today: date, months: int) -> tuple[date, date]:
+    """Expected release dates that make someone a course candidate: from today to +months."""
+    if months < 1:
+        raise InvalidValue("Jendela harus paling sedikit 1 bulan.", field="months")
+    return today, add_months(today, months)
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+ERASED_NAME = "[dihapus]"
+
+
+def erased_birth_date(date_of_birth: date) -> date:
+    """Only the birth year stays after erasure (age statistics); the day is personal detail."""
+    return date(date_of_birth.year, 1, 1)
+
+
+# --- the NIK, reversibly, for the subject-access export only ---------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _nik_cipher(secret: str) -> AESGCM:
+    # A key of its own, derived from the pseudonym secret: the hash key is never the cipher key.
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"bekal-registry-nik-encryption"
+    ).derive(secret.encode())
+    return AESGCM(key)
+
+
+def encrypt_nik(nik: str, secret: str) -> str:
+    """AES-256-GCM under a key derived from ``secret``: a database dump alone does not reveal it."""
+    nonce = os.urandom(12)
+    sealed = _nik_cipher(secret).encrypt(nonce, nik.encode(), b"nik")
+    return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def decrypt_nik(token: str, secret: str) -> str:
+    raw = base64.urlsafe_b64decode(token)
+    return _nik_cipher(secret).decrypt(raw[:12], raw[12:], b"nik").decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
@@ -41,6 +41,8 @@ class Inmate(Base):
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
     registration_number: Mapped[str] = mapped_column(String(50), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
+    # domain.search_key(full_name): lets name search ignore case and accents on any database.
+    search_name: Mapped[str | None] = mapped_column(String(200), index=True)
     # HMAC-SHA256 of the NIK under the pseudonym secret: the NIK itself is never stored.
     nik_hash: Mapped[str] = mapped_column(String(64), unique=True)
     sex: Mapped[str] = mapped_column(String(1))
@@ -58,6 +60,16 @@ class Inmate(Base):
     shared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     release_kind: Mapped[str | None] = mapped_column(String(20))
     released_on: Mapped[date | None] = mapped_column(Date)
+    # The NIK encrypted (AES-GCM, key derived from the pseudonym secret): readable only through
+    # the subject-access export. Null for rows made before it was kept, and after erasure.
+    nik_encrypted: Mapped[str | None] = mapped_column(String(120))
+    absence_reason: Mapped[str | None] = mapped_column(String(20))
+    absent_from: Mapped[date | None] = mapped_column(Date)
+    expected_return: Mapped[date | None] = mapped_column(Date)
+    died_on: Mapped[date | None] = mapped_column(Date)
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -66,16 +78,56 @@ class Inmate(Base):
 
 
 class InmateMovement(Base):
-    """A transfer or release, kept so the current facility is not the only trace of a history."""
+    """A transfer, absence, return, release, death or merge: the history, not only the present."""
 
     __tablename__ = "inmate_movements"
 
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
     inmate_id: Mapped[uuid.UUID] = mapped_column(GUID(), ForeignKey("inmates.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
+    absence_reason: Mapped[str | None] = mapped_column(String(20))
     from_facility_id: Mapped[uuid.UUID] = mapped_column(GUID(), ForeignKey("facilities.id"))
     to_facility_id: Mapped[uuid.UUID | None] = mapped_column(GUID(), ForeignKey("facilities.id"))
     release_kind: Mapped[str | None] = mapped_column(String(20))
     occurred_on: Mapped[date] = mapped_column(Date)
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who read or changed what, when: the queryable audit trail (never the NIK)."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    roles: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    inmate_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+    facility_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_audit_entries_inmate_id_at", "inmate_id", "at"),)
+
+
+class ImportJob(Base):
+    """A bulk CSV import (or dry run) and its progress, for the job status endpoint."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    filename: Mapped[str | None] = mapped_column(String(300))
+    total_lines: Mapped[int] = mapped_column(Integer, default=0)
+    processed_lines: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The first bad lines as JSON [{line, field, reason}]; the count above has them all.
+    errors: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from bekal.registry import domain
 from bekal.registry.domain import InmateStatus
 from bekal.registry.models import Inmate
-from bekal.shared.events.catalogue import FacilityClass, FacilityKind, ReleaseKind, Sex
+from bekal.shared.events.catalogue import (
+    AbsenceReason,
+    FacilityClass,
+    FacilityKind,
+    ReleaseKind,
+    Sex,
+)
 
 # Unknown fields are refused rather than ignored: above all, nothing like an offence may slip
 # into the registry under a field name nobody reviewed.
@@ -138,6 +144,39 @@ class TransferIn(BaseModel):
     transferred_on: date
 
 
+class AbsenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: AbsenceReason
+    absent_from: date
+    expected_return: date | None = None
+
+
+class ReturnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    returned_on: date
+
+
+class DeathIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    died_on: date
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_id: uuid.UUID = Field(description="The other record of the same person")
+    merged_on: date
+
+
+class AbsencePublic(BaseModel):
+    reason: AbsenceReason
+    absent_from: date
+    expected_return: date | None
+
+
 class ConsentPublic(BaseModel):
     training: bool
     data_sharing: bool
@@ -161,6 +200,13 @@ class InmatePublic(BaseModel):
     shared: bool
     release_kind: ReleaseKind | None
     released_on: date | None
+    absence: AbsencePublic | None = None
+    died_on: date | None = None
+    merged_into_id: uuid.UUID | None = Field(
+        default=None, description="Set on a duplicate record: the record that survived the merge"
+    )
+    consent_withdrawn_at: datetime | None = None
+    erased: bool = False
 
     @classmethod
     def of(cls, inmate: Inmate) -> InmatePublic:
@@ -186,6 +232,19 @@ class InmatePublic(BaseModel):
             shared=inmate.shared,
             release_kind=ReleaseKind(inmate.release_kind) if inmate.release_kind else None,
             released_on=inmate.released_on,
+            absence=(
+                AbsencePublic(
+                    reason=AbsenceReason(inmate.absence_reason),
+                    absent_from=inmate.absent_from,
+                    expected_return=inmate.expected_return,
+                )
+                if inmate.absence_reason and inmate.absent_from
+                else None
+            ),
+            died_on=inmate.died_on,
+            merged_into_id=inmate.merged_into_id,
+            consent_withdrawn_at=inmate.consent_withdrawn_at,
+            erased=inmate.erased_at is not None,
         )
 
 
@@ -193,3 +252,86 @@ class InmatesPublic(BaseModel):
     data: list[InmatePublic]
     count: int = Field(description="How many inmates match the filters, over all pages")
     next_cursor: str | None
+
+
+# --- audit, subject access, imports --------------------------------------------------------
+
+
+class AuditEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    at: datetime
+    actor: str
+    roles: list[str]
+    action: str
+    inmate_id: uuid.UUID | None
+    facility_id: uuid.UUID | None
+    detail: dict[str, Any] | None
+
+
+class AuditEntriesPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int
+    next_cursor: str | None
+
+
+class MovementPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    inmate_id: uuid.UUID
+    kind: str
+    from_facility_id: uuid.UUID
+    to_facility_id: uuid.UUID | None
+    release_kind: str | None
+    absence_reason: str | None
+    occurred_on: date
+    recorded_by: str
+    recorded_at: datetime
+
+
+class PublishedEventPublic(BaseModel):
+    event_type: str
+    topic: str
+    created_at: datetime
+    sent_at: datetime | None
+    data: dict[str, Any]
+
+
+class SubjectAccessExport(BaseModel):
+    """Everything the registry holds about one person (UU PDP right of access)."""
+
+    generated_at: datetime
+    inmate: InmatePublic
+    nik: str | None = Field(
+        description="Decrypted only here; null if not kept (older records, or erased)"
+    )
+    merged_record_ids: list[uuid.UUID]
+    movements: list[MovementPublic]
+    events_published: list[PublishedEventPublic]
+    audit_trail: list[AuditEntryPublic]
+
+
+class ImportErrorPublic(BaseModel):
+    line: int
+    field: str | None
+    reason: str
+
+
+class ImportJobPublic(BaseModel):
+    id: uuid.UUID
+    status: str = Field(description="queued, running, done or failed")
+    dry_run: bool
+    filename: str | None
+    total_lines: int
+    processed_lines: int
+    progress: float = Field(description="processed_lines / total_lines, 0..1")
+    created: int
+    unchanged: int
+    invalid: int
+    errors: list[ImportErrorPublic] = Field(description="The first bad lines (all are counted)")
+    failure: str | None
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import date
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from bekal.registry import domain
 from bekal.registry.domain import Consent, InmateStatus, InvalidValue, MovementKind
-from bekal.registry.models import Facility, Inmate, InmateMovement
+from bekal.registry.models import AuditEntry, Facility, Inmate, InmateMovement
 from bekal.registry.schemas import (
+    AbsenceIn,
+    AuditEntryPublic,
     ConsentIn,
+    DeathIn,
     FacilityCreate,
     FacilityUpdate,
     InmateCreate,
+    InmatePublic,
+    MergeIn,
+    MovementPublic,
+    PublishedEventPublic,
     ReleaseIn,
+    ReturnIn,
     TransferIn,
 )
 from bekal.shared.auth import Principal
@@ -26,15 +36,88 @@ from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
     FacilityRegistered,
     FacilityUpdated,
+    InmateConsentWithdrawn,
+    InmateDied,
+    InmateErased,
     InmateReleased,
+    InmateReturned,
     InmateShared,
+    InmatesMerged,
+    InmateTemporarilyAbsent,
     InmateTransferred,
 )
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.outbox import add_event
-from bekal.shared.pagination import Page, paginate
+from bekal.shared.pagination import Page, paginate, parse_utc
 from bekal.shared.problems import Conflict, Forbidden, NotFound
 
 log = structlog.get_logger(__name__)
+
+
+# --- the audit trail -----------------------------------------------------------------------
+
+
+def audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    *,
+    inmate_id: uuid.UUID | None = None,
+    facility_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One row of the audit trail, in the same transaction as what it records.
+
+    ``detail`` holds field names, dates and codes, never the NIK and never a name, so the
+    trail itself needs no anonymising after an erasure.
+    """
+    session.add(
+        AuditEntry(
+            id=uuid.uuid4(),
+            at=utcnow(),
+            actor=principal.subject,
+            roles=",".join(sorted(principal.roles)),
+            action=action,
+            inmate_id=inmate_id,
+            facility_id=facility_id,
+            detail=json.dumps(detail, default=str, sort_keys=True) if detail else None,
+        )
+    )
+
+
+def audit_reads(
+    session: AsyncSession, principal: Principal, action: str, inmates: list[Inmate]
+) -> None:
+    for inmate in inmates:
+        audit(session, principal, action, inmate_id=inmate.id, facility_id=inmate.facility_id)
+
+
+async def list_audit(
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID | None,
+    actor: str | None,
+    action: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[AuditEntry]:
+    conditions: list[ColumnElement[bool]] = []
+    if inmate_id is not None:
+        conditions.append(AuditEntry.inmate_id == inmate_id)
+    if actor:
+        conditions.append(AuditEntry.actor == actor)
+    if action:
+        conditions.append(AuditEntry.action == action)
+    return await paginate(
+        session,
+        select(AuditEntry).where(*conditions),
+        key=AuditEntry.at,
+        tiebreak=AuditEntry.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+        descending=True,
+    )
 
 
 # --- facilities ----------------------------------------------------------------------------
@@ -171,6 +254,7 @@ def _apply_consent(
     share = domain.must_share(
         consent=consent, already_shared=inmate.shared, status=InmateStatus(inmate.status)
     )
+    withdraw = domain.withdraws_consent(consent=consent, shared=inmate.shared)
     now = utcnow()
     inmate.consent_training = consent.training
     inmate.consent_data_sharing = consent.data_sharing
@@ -181,6 +265,28 @@ def _apply_consent(
         inmate.shared_at = now
         add_event(session, _shared_event(inmate))
         log.info("inmate_shared", inmate_id=str(inmate.id))
+    if withdraw:
+        # The industry side anonymises the person; a later full consent shares them again.
+        inmate.shared = False
+        inmate.consent_withdrawn_at = now
+        add_event(
+            session,
+            InmateConsentWithdrawn(participant_id=inmate.id, withdrawn_on=now.date()),
+        )
+        log.info("inmate_consent_withdrawn", inmate_id=str(inmate.id))
+    audit(
+        session,
+        principal,
+        "inmate.consent_recorded",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={
+            "training": consent.training,
+            "data_sharing": consent.data_sharing,
+            "shared": share,
+            "withdrawn": withdraw,
+        },
+    )
 
 
 def idempotency_payload(data: InmateCreate, *, secret: str) -> dict[str, Any]:
@@ -231,7 +337,9 @@ async def register_inmate(
         id=uuid.uuid4(),
         registration_number=data.registration_number,
         full_name=data.full_name,
+        search_name=domain.search_key(data.full_name),
         nik_hash=nik_hash,
+        nik_encrypted=domain.encrypt_nik(data.nik.get_secret_value(), secret),
         sex=data.sex.value,
         date_of_birth=data.date_of_birth,
         education_level=data.education_level,
@@ -248,6 +356,14 @@ async def register_inmate(
     inmate.facility = facility
     session.add(inmate)
     log.info("inmate_registered", inmate_id=str(inmate.id), facility_id=str(facility.id))
+    audit(
+        session,
+        principal,
+        "inmate.registered",
+        inmate_id=inmate.id,
+        facility_id=facility.id,
+        detail={"registration_number": inmate.registration_number},
+    )
     if data.consent is not None:
         _apply_consent(
             session,
@@ -261,7 +377,9 @@ async def register_inmate(
 async def get_inmate(
     session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
 ) -> Inmate:
-    return await _load_inmate(session, inmate_id=inmate_id, principal=principal)
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal)
+    audit_reads(session, principal, "inmate.read", [inmate])
+    return inmate
 
 
 async def list_inmates(
@@ -280,11 +398,11 @@ async def list_inmates(
     if status is not None:
         conditions.append(Inmate.status == status.value)
     if q and q.strip():
-        needle = q.strip().lower()
+        needle = q.strip()
         conditions.append(
             or_(
-                func.lower(Inmate.full_name).contains(needle, autoescape=True),
-                func.lower(Inmate.registration_number).contains(needle, autoescape=True),
+                Inmate.search_name.contains(domain.search_key(needle), autoescape=True),
+                func.lower(Inmate.registration_number).contains(needle.lower(), autoescape=True),
             )
         )
     return await paginate(
@@ -321,6 +439,7 @@ async def release_inmate(
         released_on=release.released_on,
     )
     inmate.status = InmateStatus.RELEASED.value
+    _clear_absence(inmate)
     inmate.release_kind = release.kind.value
     inmate.released_on = release.released_on
     inmate.updated_at = utcnow()
@@ -346,6 +465,14 @@ async def release_inmate(
             ),
         )
     log.info("inmate_released", inmate_id=str(inmate.id), kind=release.kind.value)
+    audit(
+        session,
+        principal,
+        "inmate.released",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"kind": release.kind.value, "released_on": release.released_on},
+    )
     return inmate
 
 
@@ -394,4 +521,376 @@ async def transfer_inmate(
         from_facility_id=str(from_facility_id),
         to_facility_id=str(target.id),
     )
+    audit(
+        session,
+        principal,
+        "inmate.transferred",
+        inmate_id=inmate.id,
+        facility_id=target.id,
+        detail={
+            "from_facility_id": from_facility_id,
+            "to_facility_id": target.id,
+            "transferred_on": transfer.transferred_on,
+        },
+    )
     return inmate
+
+
+def _clear_absence(inmate: Inmate) -> None:
+    inmate.absence_reason = None
+    inmate.absent_from = None
+    inmate.expected_return = None
+
+
+async def record_absence(
+    session: AsyncSession, *, inmate_id: uuid.UUID, absence: AbsenceIn, principal: Principal
+) -> Inmate:
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    domain.check_absence(
+        status=InmateStatus(inmate.status),
+        admission_date=inmate.admission_date,
+        absent_from=absence.absent_from,
+        expected_return=absence.expected_return,
+    )
+    inmate.status = InmateStatus.TEMPORARILY_ABSENT.value
+    inmate.absence_reason = absence.reason.value
+    inmate.absent_from = absence.absent_from
+    inmate.expected_return = absence.expected_return
+    inmate.updated_at = utcnow()
+    session.add(
+        InmateMovement(
+            inmate_id=inmate.id,
+            kind=MovementKind.ABSENCE.value,
+            absence_reason=absence.reason.value,
+            from_facility_id=inmate.facility_id,
+            occurred_on=absence.absent_from,
+            recorded_by=principal.subject,
+        )
+    )
+    if inmate.shared:
+        add_event(
+            session,
+            InmateTemporarilyAbsent(
+                participant_id=inmate.id,
+                facility_id=inmate.facility_id,
+                reason=absence.reason,
+                absent_from=absence.absent_from,
+                expected_return=absence.expected_return,
+            ),
+        )
+    log.info("inmate_temporarily_absent", inmate_id=str(inmate.id), reason=absence.reason.value)
+    audit(
+        session,
+        principal,
+        "inmate.temporarily_absent",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail=absence.model_dump(mode="json"),
+    )
+    return inmate
+
+
+async def record_return(
+    session: AsyncSession, *, inmate_id: uuid.UUID, back: ReturnIn, principal: Principal
+) -> Inmate:
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    domain.check_return(
+        status=InmateStatus(inmate.status),
+        absent_from=inmate.absent_from,
+        returned_on=back.returned_on,
+    )
+    inmate.status = InmateStatus.IN_CUSTODY.value
+    _clear_absence(inmate)
+    inmate.updated_at = utcnow()
+    session.add(
+        InmateMovement(
+            inmate_id=inmate.id,
+            kind=MovementKind.RETURN.value,
+            from_facility_id=inmate.facility_id,
+            occurred_on=back.returned_on,
+            recorded_by=principal.subject,
+        )
+    )
+    if inmate.shared:
+        add_event(
+            session,
+            InmateReturned(
+                participant_id=inmate.id,
+                facility_id=inmate.facility_id,
+                returned_on=back.returned_on,
+            ),
+        )
+    log.info("inmate_returned", inmate_id=str(inmate.id))
+    audit(
+        session,
+        principal,
+        "inmate.returned",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"returned_on": back.returned_on},
+    )
+    return inmate
+
+
+async def record_death(
+    session: AsyncSession, *, inmate_id: uuid.UUID, death: DeathIn, principal: Principal
+) -> Inmate:
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    domain.check_death(
+        status=InmateStatus(inmate.status),
+        admission_date=inmate.admission_date,
+        died_on=death.died_on,
+    )
+    inmate.status = InmateStatus.DECEASED.value
+    inmate.died_on = death.died_on
+    _clear_absence(inmate)
+    inmate.updated_at = utcnow()
+    session.add(
+        InmateMovement(
+            inmate_id=inmate.id,
+            kind=MovementKind.DEATH.value,
+            from_facility_id=inmate.facility_id,
+            occurred_on=death.died_on,
+            recorded_by=principal.subject,
+        )
+    )
+    if inmate.shared:
+        add_event(
+            session,
+            InmateDied(
+                participant_id=inmate.id, facility_id=inmate.facility_id, died_on=death.died_on
+            ),
+        )
+    log.info("inmate_died", inmate_id=str(inmate.id))
+    audit(
+        session,
+        principal,
+        "inmate.died",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"died_on": death.died_on},
+    )
+    return inmate
+
+
+async def merge_inmates(
+    session: AsyncSession, *, inmate_id: uuid.UUID, merge: MergeIn, principal: Principal
+) -> Inmate:
+    """Fold two records of the same person into one; returns the surviving record."""
+    target = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    try:
+        duplicate = await _load_inmate(
+            session, inmate_id=merge.duplicate_id, principal=principal, for_update=True
+        )
+    except NotFound:
+        raise InvalidValue("Catatan duplikat tidak ditemukan.", field="duplicate_id") from None
+    plan = domain.plan_merge(
+        target_id=target.id,
+        target_shared=target.shared,
+        target_status=InmateStatus(target.status),
+        duplicate_id=duplicate.id,
+        duplicate_shared=duplicate.shared,
+        duplicate_status=InmateStatus(duplicate.status),
+    )
+    survivor, merged = (
+        (target, duplicate) if plan.surviving_id == target.id else (duplicate, target)
+    )
+    # The history follows the person: movements, and any earlier duplicates pointing at ``merged``.
+    await session.execute(
+        update(InmateMovement)
+        .where(InmateMovement.inmate_id == merged.id)
+        .values(inmate_id=survivor.id)
+    )
+    await session.execute(
+        update(Inmate).where(Inmate.merged_into_id == merged.id).values(merged_into_id=survivor.id)
+    )
+    now = utcnow()
+    merged.status = InmateStatus.MERGED.value
+    merged.merged_into_id = survivor.id
+    merged.shared = False
+    _clear_absence(merged)
+    merged.updated_at = now
+    survivor.updated_at = now
+    session.add(
+        InmateMovement(
+            inmate_id=survivor.id,
+            kind=MovementKind.MERGE.value,
+            from_facility_id=merged.facility_id,
+            to_facility_id=survivor.facility_id,
+            occurred_on=merge.merged_on,
+            recorded_by=principal.subject,
+        )
+    )
+    if plan.announce:
+        add_event(
+            session,
+            InmatesMerged(
+                participant_id=merged.id,
+                surviving_participant_id=survivor.id,
+                merged_on=merge.merged_on,
+            ),
+        )
+    log.info("inmates_merged", merged_id=str(merged.id), surviving_id=str(survivor.id))
+    for row in (survivor, merged):
+        audit(
+            session,
+            principal,
+            "inmate.merged",
+            inmate_id=row.id,
+            facility_id=row.facility_id,
+            detail={"merged_id": merged.id, "surviving_id": survivor.id},
+        )
+    return survivor
+
+
+def _anonymise(inmate: Inmate, now: Any) -> None:
+    inmate.full_name = domain.ERASED_NAME
+    inmate.search_name = domain.search_key(domain.ERASED_NAME)
+    inmate.date_of_birth = domain.erased_birth_date(inmate.date_of_birth)
+    inmate.education_level = None
+    inmate.nik_encrypted = None
+    inmate.consent_training = False
+    inmate.consent_data_sharing = False
+    inmate.shared = False
+    inmate.erased_at = now
+    inmate.updated_at = now
+
+
+async def erase_inmate(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
+) -> Inmate:
+    """Grant an erasure request: anonymise what the law does not require the registry to keep."""
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    if inmate.erased_at is not None:
+        raise domain.MovementRefused("Data warga binaan ini sudah dihapus.", field="status")
+    if inmate.status == InmateStatus.MERGED.value:
+        raise domain.MergeRefused(
+            "Catatan ini sudah digabungkan; ajukan penghapusan pada catatan yang tersisa.",
+            field="status",
+        )
+    now = utcnow()
+    duplicates = list(
+        (await session.scalars(select(Inmate).where(Inmate.merged_into_id == inmate.id))).all()
+    )
+    ever_shared = [row.id for row in [inmate, *duplicates] if row.shared_at is not None]
+    for row in [inmate, *duplicates]:
+        _anonymise(row, now)
+    for participant_id in ever_shared:
+        add_event(session, InmateErased(participant_id=participant_id))
+    log.info("inmate_erased", inmate_id=str(inmate.id), duplicates=len(duplicates))
+    audit(
+        session,
+        principal,
+        "inmate.erased",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"duplicates": [row.id for row in duplicates]},
+    )
+    return inmate
+
+
+async def subject_access(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal, secret: str
+) -> dict[str, Any]:
+    """Everything held about one person, the NIK included (decrypted only here)."""
+
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal)
+    merged_ids = list(
+        (await session.scalars(select(Inmate.id).where(Inmate.merged_into_id == inmate.id))).all()
+    )
+    ids = [inmate.id, *merged_ids]
+    movements = (
+        await session.scalars(
+            select(InmateMovement)
+            .where(InmateMovement.inmate_id.in_(ids))
+            .order_by(InmateMovement.occurred_on, InmateMovement.recorded_at)
+        )
+    ).all()
+    events = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
+            .order_by(OutboxMessage.seq)
+        )
+    ).all()
+    trail = (
+        await session.scalars(
+            select(AuditEntry).where(AuditEntry.inmate_id.in_(ids)).order_by(AuditEntry.at)
+        )
+    ).all()
+    audit(
+        session,
+        principal,
+        "inmate.subject_access_exported",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+    )
+    log.info("inmate_subject_access_exported", inmate_id=str(inmate.id))
+    return {
+        "generated_at": utcnow(),
+        "inmate": InmatePublic.of(inmate),
+        "nik": domain.decrypt_nik(inmate.nik_encrypted, secret) if inmate.nik_encrypted else None,
+        "merged_record_ids": merged_ids,
+        "movements": [MovementPublic.model_validate(m) for m in movements],
+        "events_published": [
+            PublishedEventPublic(
+                event_type=e.event_type,
+                topic=e.topic,
+                created_at=e.created_at,
+                sent_at=e.sent_at,
+                data=json.loads(e.payload),
+            )
+            for e in events
+        ],
+        "audit_trail": [audit_public(a) for a in trail],
+    }
+
+
+def audit_public(entry: AuditEntry) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        roles=[r for r in entry.roles.split(",") if r],
+        action=entry.action,
+        inmate_id=entry.inmate_id,
+        facility_id=entry.facility_id,
+        detail=json.loads(entry.detail) if entry.detail else None,
+    )
+
+
+async def list_candidates(
+    session: AsyncSession,
+    *,
+    facility_id: uuid.UUID,
+    principal: Principal,
+    months: int,
+    today: date,
+    limit: int,
+    cursor: str | None,
+) -> Page[Inmate]:
+    """Consenting people at a facility whose expected release falls within the window."""
+    facility = await session.get(Facility, facility_id)
+    if facility is None or not principal.may_see_facility(facility.code):
+        # Another facility's staff learn nothing, not even that the facility id is right.
+        raise NotFound("Fasilitas tidak ditemukan.")
+    start, end = domain.candidate_window(today, months)
+    return await paginate(
+        session,
+        _inmates().where(
+            Inmate.facility_id == facility.id,
+            Inmate.status.in_(
+                [InmateStatus.IN_CUSTODY.value, InmateStatus.TEMPORARILY_ABSENT.value]
+            ),
+            Inmate.consent_training.is_(True),
+            Inmate.consent_data_sharing.is_(True),
+            Inmate.erased_at.is_(None),
+            Inmate.expected_release_date >= start,
+            Inmate.expected_release_date <= end,
+        ),
+        key=Inmate.expected_release_date,
+        tiebreak=Inmate.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=date.fromisoformat,
+    )

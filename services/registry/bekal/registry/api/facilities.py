@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry import services
-from bekal.registry.deps import AnyPrincipal, RegistryAdmin, SessionDep
-from bekal.registry.schemas import FacilitiesPublic, FacilityCreate, FacilityPublic, FacilityUpdate
+from bekal.registry.deps import AnyPrincipal, CorrectionsStaff, RegistryAdmin, SessionDep
+from bekal.registry.schemas import (
+    FacilitiesPublic,
+    FacilityCreate,
+    FacilityPublic,
+    FacilityUpdate,
+    InmatePublic,
+    InmatesPublic,
+)
 from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
@@ -85,3 +93,38 @@ async def update_facility(
     public = FacilityPublic.model_validate(facility)
     await commit(session)
     return public
+
+
+@router.get(
+    "/{facility_id}/candidates",
+    response_model=InmatesPublic,
+    summary="Course candidates: consenting people expected to be released within the window",
+)
+async def list_candidates(
+    facility_id: uuid.UUID,
+    session: SessionDep,
+    principal: CorrectionsStaff,
+    months: Annotated[int, Query(ge=1, le=120, description="Window in months from today")] = 12,
+    today: Annotated[
+        date | None, Query(description="The window's start; today when left out")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> InmatesPublic:
+    page = await services.list_candidates(
+        session,
+        facility_id=facility_id,
+        principal=principal,
+        months=months,
+        today=today or date.today(),
+        limit=limit,
+        cursor=cursor,
+    )
+    result = InmatesPublic(
+        data=[InmatePublic.of(i) for i in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
+    services.audit_reads(session, principal, "inmate.listed", list(page.rows))
+    await commit(session)
+    return result

@@ -1,4 +1,4 @@
-"""Inmates: registration, consent, release, transfer; corrections staff only, by facility."""
+"""Inmates: registration, consent, movements, merge, erasure; corrections staff, by facility."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry import services
-from bekal.registry.deps import CorrectionsStaff, SessionDep, SettingsDep
+from bekal.registry.deps import CorrectionsStaff, RegistryAdmin, SessionDep, SettingsDep
 from bekal.registry.domain import InmateStatus
 from bekal.registry.schemas import (
+    AbsenceIn,
     ConsentIn,
+    DeathIn,
     InmateCreate,
     InmatePublic,
     InmatesPublic,
+    MergeIn,
     ReleaseIn,
+    ReturnIn,
+    SubjectAccessExport,
     TransferIn,
 )
 from bekal.shared.idempotency import IdempotencyKey, commit, create_once
@@ -81,20 +86,43 @@ async def list_inmates(
         limit=limit,
         cursor=cursor,
     )
-    return InmatesPublic(
+    result = InmatesPublic(
         data=[InmatePublic.of(i) for i in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
     )
+    # Each record shown is a read of personal data: the trail names every one.
+    services.audit_reads(session, principal, "inmate.listed", list(page.rows))
+    await commit(session)
+    return result
 
 
-@router.get("/{inmate_id}", response_model=InmatePublic, summary="One inmate")
+@router.get("/{inmate_id}", response_model=InmatePublic, summary="One inmate (the read is audited)")
 async def get_inmate(
     inmate_id: uuid.UUID, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    return InmatePublic.of(
+    public = InmatePublic.of(
         await services.get_inmate(session, inmate_id=inmate_id, principal=principal)
     )
+    await commit(session)
+    return public
+
+
+@router.get(
+    "/{inmate_id}/subject-access",
+    response_model=SubjectAccessExport,
+    summary="Everything held about one person, the NIK included (registry admins only)",
+)
+async def subject_access(
+    inmate_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin, settings: SettingsDep
+) -> SubjectAccessExport:
+    export = SubjectAccessExport.model_validate(
+        await services.subject_access(
+            session, inmate_id=inmate_id, principal=principal, secret=settings.pseudonym_secret
+        )
+    )
+    await commit(session)
+    return export
 
 
 @router.post(
@@ -140,6 +168,84 @@ async def transfer_inmate(
     inmate = await services.transfer_inmate(
         session, inmate_id=inmate_id, transfer=body, principal=principal
     )
+    public = InmatePublic.of(inmate)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/absence",
+    response_model=InmatePublic,
+    summary="Record a temporary absence: court, hospital, leave (publishes if shared)",
+)
+async def record_absence(
+    inmate_id: uuid.UUID, body: AbsenceIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.record_absence(
+        session, inmate_id=inmate_id, absence=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/return",
+    response_model=InmatePublic,
+    summary="Record the return from a temporary absence (publishes InmateReturned if shared)",
+)
+async def record_return(
+    inmate_id: uuid.UUID, body: ReturnIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.record_return(
+        session, inmate_id=inmate_id, back=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/death",
+    response_model=InmatePublic,
+    summary="Record a death in custody (publishes InmateDied if shared)",
+)
+async def record_death(
+    inmate_id: uuid.UUID, body: DeathIn, session: SessionDep, principal: CorrectionsStaff
+) -> InmatePublic:
+    inmate = await services.record_death(
+        session, inmate_id=inmate_id, death=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/merge",
+    response_model=InmatePublic,
+    summary="Merge a duplicate record of the same person; returns the surviving record",
+)
+async def merge_inmates(
+    inmate_id: uuid.UUID, body: MergeIn, session: SessionDep, principal: RegistryAdmin
+) -> InmatePublic:
+    survivor = await services.merge_inmates(
+        session, inmate_id=inmate_id, merge=body, principal=principal
+    )
+    public = InmatePublic.of(survivor)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/erasure",
+    response_model=InmatePublic,
+    summary="Grant an erasure request: anonymise the record, publish InmateErased",
+)
+async def erase_inmate(
+    inmate_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin
+) -> InmatePublic:
+    inmate = await services.erase_inmate(session, inmate_id=inmate_id, principal=principal)
     public = InmatePublic.of(inmate)
     await commit(session)
     return public

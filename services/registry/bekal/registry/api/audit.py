@@ -1,0 +1,35 @@
+"""The audit trail: who read or changed which inmate record, when; registry admins only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from bekal.registry import services
+from bekal.registry.deps import RegistryAdmin, SessionDep
+from bekal.registry.schemas import AuditEntriesPublic
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+@router.get("", response_model=AuditEntriesPublic, summary="The audit trail, newest first")
+async def list_audit(
+    session: SessionDep,
+    principal: RegistryAdmin,
+    inmate_id: uuid.UUID | None = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=50, examples=["inmate.read"])] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> AuditEntriesPublic:
+    page = await services.list_audit(
+        session, inmate_id=inmate_id, actor=actor, action=action, limit=limit, cursor=cursor
+    )
+    return AuditEntriesPublic(
+        data=[services.audit_public(a) for a in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
