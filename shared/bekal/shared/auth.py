@@ -37,6 +37,7 @@ class Role(StrEnum):
     # industry
     TRAINING_ADMIN = "training_admin"  # programs and sessions everywhere
     TRAINING_OFFICER = "training_officer"  # runs sessions: enrolment, attendance, assessment
+    FIELD_OFFICER = "field_officer"  # follows graduates up after release (readiness, follow-ups)
     CERTIFICATION_ADMIN = "certification_admin"
     # both
     REPORTING_VIEWER = "reporting_viewer"

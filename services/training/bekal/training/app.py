@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
-from bekal.training.api import programs, replica, sessions
+from bekal.training.api import graduates, programs, replica, sessions
 from bekal.training.handlers import subscriptions
 
 spec = ServiceSpec(
@@ -19,7 +19,7 @@ spec = ServiceSpec(
         "side's courses for inmates near release. Keeps its own replica of the registry facts it "
         "needs (facilities, consenting inmates), fed by events."
     ),
-    routers=(replica.router, programs.router, sessions.router),
+    routers=(replica.router, programs.router, sessions.router, graduates.router),
     subscriptions=subscriptions,
 )
 

@@ -30,3 +30,15 @@ TrainingOfficer = Annotated[
     Principal,
     require(ministry=Ministry.INDUSTRY, roles=(Role.TRAINING_OFFICER, Role.TRAINING_ADMIN)),
 ]
+# Graduates: checklists before release and follow-ups after it, mostly by field officers.
+GraduateRecorder = Annotated[
+    Principal,
+    require(
+        ministry=Ministry.INDUSTRY,
+        roles=(Role.FIELD_OFFICER, Role.TRAINING_OFFICER, Role.TRAINING_ADMIN),
+    ),
+]
+FollowUpRecorder = Annotated[
+    Principal,
+    require(ministry=Ministry.INDUSTRY, roles=(Role.FIELD_OFFICER, Role.TRAINING_ADMIN)),
+]

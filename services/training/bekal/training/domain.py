@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import date
 from enum import StrEnum
 from fractions import Fraction
 
-from bekal.shared.events.catalogue import NotCompletedReason
+from bekal.shared.events.catalogue import EnrollmentOutcome, NotCompletedReason
 
 
 class SessionStatus(StrEnum):
@@ -21,6 +22,7 @@ class SessionStatus(StrEnum):
 
 class EnrollmentStatus(StrEnum):
     ENROLLED = "enrolled"
+    WAITLISTED = "waitlisted"  # the session was full; moves up when a place frees
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
     NOT_COMPLETED = "not_completed"
@@ -107,6 +109,49 @@ class ParticipantFacts:
     participant_id: uuid.UUID
     status: ParticipantStatus
     facility_id: uuid.UUID
+    expected_release_date: date | None = None
+
+
+# Candidates are those near release: expected out within this many months of the session start.
+DEFAULT_RELEASE_WINDOW_MONTHS = 12
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, clamped to the month's end (31 Jan + 1 = 28/29 Feb)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def release_window_problem(
+    *, expected_release_date: date | None, session_start: date, months: int
+) -> str | None:
+    """Why a person is outside the release window of a session starting on ``session_start``.
+
+    The window is relative to the session (not to today), so historical sessions are judged by
+    the facts of their own time: released on or after the start, and within ``months`` of it.
+    """
+    end = add_months(session_start, months)
+    if expected_release_date is None:
+        return (
+            "Tanggal perkiraan bebas peserta tidak diketahui; pendaftaran memerlukan "
+            "pengecualian dengan alasan."
+        )
+    if expected_release_date < session_start:
+        return (
+            f"Peserta diperkirakan bebas {expected_release_date.isoformat()}, sebelum sesi "
+            f"dimulai ({session_start.isoformat()})."
+        )
+    if expected_release_date > end:
+        return (
+            f"Peserta diperkirakan bebas {expected_release_date.isoformat()}, lebih dari "
+            f"{months} bulan setelah sesi dimulai (batas {end.isoformat()})."
+        )
+    return None
+
+
+def dates_overlap(a_start: date, a_end: date, b_start: date, b_end: date) -> bool:
+    return a_start <= b_end and b_start <= a_end
 
 
 @dataclass(frozen=True)
@@ -130,11 +175,19 @@ def enrollment_problems(
     already_enrolled: Iterable[uuid.UUID],
     candidates: Sequence[uuid.UUID],
     known: Mapping[uuid.UUID, ParticipantFacts],
+    session_start: date | None = None,
+    window_months: int = DEFAULT_RELEASE_WINDOW_MONTHS,
+    overridden: Iterable[uuid.UUID] = (),
+    busy: Mapping[uuid.UUID, str] | None = None,
+    waitlist: bool = False,
 ) -> list[EnrollmentProblem]:
     """Every reason the batch cannot be enrolled; an empty list means all of it may go in.
 
     All or nothing: the caller enrols the batch only when nothing at all is wrong, so a facility
-    never ends up with half a nomination list.
+    never ends up with half a nomination list. ``busy`` maps people already in an overlapping
+    session to a description of it; ``overridden`` people skip the release-window rule (an
+    administrator gave a reason). With ``waitlist`` the capacity is no obstacle: the caller puts
+    those beyond it on the waiting list instead.
     """
     if session_status not in OPEN_SESSION_STATUSES:
         raise RuleBroken(
@@ -144,6 +197,7 @@ def enrollment_problems(
         )
     problems: list[EnrollmentProblem] = []
     enrolled = set(already_enrolled)
+    overrides = set(overridden)
     seen: set[uuid.UUID] = set()
     admissible = 0
     for index, pid in enumerate(candidates):
@@ -160,9 +214,26 @@ def enrollment_problems(
             message = "Peserta tidak berada di lapas/rutan tempat sesi diselenggarakan."
         elif pid in enrolled:
             message, conflict = "Peserta sudah pernah didaftarkan pada sesi ini.", True
+        elif busy and pid in busy:
+            message, conflict = (
+                f"Peserta sudah terdaftar pada sesi lain yang jadwalnya bertumpuk ({busy[pid]}).",
+                True,
+            )
+        elif (
+            session_start is not None
+            and pid not in overrides
+            and (
+                window := release_window_problem(
+                    expected_release_date=facts.expected_release_date,
+                    session_start=session_start,
+                    months=window_months,
+                )
+            )
+        ):
+            message = window
         else:
             admissible += 1
-            if seats_taken + admissible > capacity:
+            if not waitlist and seats_taken + admissible > capacity:
                 message, conflict = (
                     f"Kapasitas sesi ({capacity} orang) terlampaui; sisa kursi "
                     f"{max(capacity - seats_taken, 0)}.",
@@ -172,6 +243,18 @@ def enrollment_problems(
         if message is not None:
             problems.append(EnrollmentProblem(index, pid, message, conflict))
     return problems
+
+
+def seats_free(*, capacity: int, seats_taken: int) -> int:
+    return max(capacity - seats_taken, 0)
+
+
+def split_by_capacity(
+    candidates: Sequence[uuid.UUID], *, capacity: int, seats_taken: int
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(enrolled now, waiting list) for a batch, in the order given."""
+    free = seats_free(capacity=capacity, seats_taken=seats_taken)
+    return list(candidates[:free]), list(candidates[free:])
 
 
 def is_withdrawable(
@@ -186,7 +269,7 @@ def is_withdrawable(
     Only a live enrolment in an open session ends; finished outcomes are history and stay.
     A transfer ends only courses held somewhere other than the person's new facility.
     """
-    if enrollment_status != EnrollmentStatus.ENROLLED:
+    if enrollment_status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.WAITLISTED):
         return False
     if session_status not in OPEN_SESSION_STATUSES:
         return False
@@ -241,3 +324,53 @@ def completion_outcome(
     ):
         return Outcome(False, shown, NotCompletedReason.COMPETENCIES_NOT_MET)
     return Outcome(True, shown, None)
+
+
+def outcome_of(outcome: Outcome) -> EnrollmentOutcome:
+    return EnrollmentOutcome.COMPLETED if outcome.completed else EnrollmentOutcome.NOT_COMPLETED
+
+
+def check_correctable(status: SessionStatus) -> None:
+    """Corrections are for completed sessions; a running one is simply re-entered."""
+    if status != SessionStatus.COMPLETED:
+        raise RuleBroken(
+            "status",
+            f"Sesi berstatus '{status}'; koreksi hanya untuk sesi yang sudah selesai "
+            "(sesi yang berjalan diubah lewat absensi/penilaian biasa).",
+            conflict=True,
+        )
+
+
+# --- after release -------------------------------------------------------------------------
+
+FOLLOW_UP_CHECKPOINTS = (3, 6, 12)
+GRADUATE_STATUSES = frozenset({EnrollmentStatus.COMPLETED})
+
+
+def check_graduate(status: EnrollmentStatus) -> None:
+    if status not in GRADUATE_STATUSES:
+        raise RuleBroken(
+            "enrollment_id",
+            f"Pendaftaran berstatus '{status}'; hanya lulusan yang dicatat kesiapan dan "
+            "tindak lanjutnya.",
+            conflict=True,
+        )
+
+
+def check_follow_up(*, checkpoint_months: int, released_on: date | None, recorded_on: date) -> None:
+    """A follow-up is at about 3, 6 or 12 months after release, so the person must be out."""
+    if checkpoint_months not in FOLLOW_UP_CHECKPOINTS:
+        raise RuleBroken(
+            "checkpoint_months", "Tindak lanjut hanya pada bulan ke-3, ke-6, atau ke-12."
+        )
+    if released_on is None:
+        raise RuleBroken(
+            "enrollment_id",
+            "Lulusan belum bebas; tindak lanjut dicatat setelah bebas.",
+            conflict=True,
+        )
+    if recorded_on < released_on:
+        raise RuleBroken(
+            "recorded_on",
+            f"Tanggal tindak lanjut sebelum tanggal bebas ({released_on.isoformat()}).",
+        )

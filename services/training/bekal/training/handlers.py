@@ -1,14 +1,21 @@
-"""Registry events training consumes: facilities and inmates into the replica, withdrawals."""
+"""Registry events training consumes: the replica, withdrawals, merges and anonymisation."""
 
 from __future__ import annotations
 
 import structlog
 
+from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
     FacilityRegistered,
     FacilityUpdated,
+    InmateConsentWithdrawn,
+    InmateDied,
+    InmateErased,
     InmateReleased,
+    InmateReturned,
     InmateShared,
+    InmatesMerged,
+    InmateTemporarilyAbsent,
     InmateTransferred,
 )
 from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
@@ -45,3 +52,42 @@ async def on_inmate_transferred(event: InmateTransferred, ctx: HandlerContext) -
     )
     if withdrawn:
         log.info("enrollments_withdrawn", reason="transferred", count=len(withdrawn))
+
+
+@subscriptions.on(InmateTemporarilyAbsent)
+async def on_inmate_absent(event: InmateTemporarilyAbsent, ctx: HandlerContext) -> None:
+    # Court, hospital or leave: the person comes back, so no course ends.
+    await services.apply_inmate_absent(session=ctx.session, event=event, as_of=ctx.meta.time)
+
+
+@subscriptions.on(InmateReturned)
+async def on_inmate_returned(event: InmateReturned, ctx: HandlerContext) -> None:
+    await services.apply_inmate_returned(session=ctx.session, event=event, as_of=ctx.meta.time)
+
+
+@subscriptions.on(InmateDied)
+async def on_inmate_died(event: InmateDied, ctx: HandlerContext) -> None:
+    withdrawn = await services.apply_inmate_died(
+        session=ctx.session, event=event, as_of=ctx.meta.time
+    )
+    if withdrawn:
+        log.info("enrollments_withdrawn", reason="died", count=len(withdrawn))
+
+
+@subscriptions.on(InmatesMerged)
+async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
+    moved = await services.apply_inmates_merged(session=ctx.session, event=event)
+    log.info("participant_rekeyed", moved=moved)
+
+
+@subscriptions.on(InmateConsentWithdrawn)
+async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContext) -> None:
+    withdrawn = await services.apply_inmate_consent_withdrawn(session=ctx.session, event=event)
+    log.info("participant_anonymised", reason="consent_withdrawn", withdrawn=len(withdrawn))
+
+
+@subscriptions.on(InmateErased)
+async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
+    on = (ctx.meta.time or utcnow()).date()
+    await services.apply_inmate_erased(session=ctx.session, event=event, on=on)
+    log.info("participant_anonymised", reason="erased")

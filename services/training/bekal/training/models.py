@@ -60,6 +60,10 @@ class Participant(Base):
     expected_release_date: Mapped[date | None] = mapped_column(Date)
     released_on: Mapped[date | None] = mapped_column(Date)
     release_kind: Mapped[str | None] = mapped_column(String(20))
+    # A temporary absence (court, hospital, leave) is noted but ends no course.
+    absent_from: Mapped[date | None] = mapped_column(Date)
+    # Set when the person asked to be erased or withdrew consent: the name is gone, counts stay.
+    anonymised_on: Mapped[date | None] = mapped_column(Date)
     as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -129,6 +133,9 @@ class Enrollment(Base):
     withdrawn_on: Mapped[date | None] = mapped_column(Date)
     not_completed_reason: Mapped[str | None] = mapped_column(String(40))
     attendance_share: Mapped[float | None] = mapped_column(Float)
+    # An administrator let this person in despite the release-window rule, and said why.
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    override_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -173,4 +180,65 @@ class Assessment(Base):
 
     __table_args__ = (
         UniqueConstraint("enrollment_id", "unit_code", name="uq_assessments_enrollment_id"),
+    )
+
+
+class AttendanceChange(Base):
+    """History of attendance: who set which status for whom on which day, and when.
+
+    Written for every change (a first entry has no previous status); corrections after
+    completion carry their reason.
+    """
+
+    __tablename__ = "attendance_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(GUID(), ForeignKey("sessions.id"), index=True)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        GUID(), ForeignKey("enrollments.id"), index=True
+    )
+    day: Mapped[date] = mapped_column(Date)
+    previous_status: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str | None] = mapped_column(String(10))
+    changed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReadinessChecklist(Base):
+    """A graduate's papers and tools to trade, checked before release (one per enrolment)."""
+
+    __tablename__ = "readiness_checklists"
+
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        GUID(), ForeignKey("enrollments.id"), primary_key=True
+    )
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    identity_card: Mapped[bool] = mapped_column(Boolean)
+    bank_account: Mapped[bool] = mapped_column(Boolean)
+    nib: Mapped[bool] = mapped_column(Boolean)
+    starter_tools: Mapped[bool] = mapped_column(Boolean)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_on: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class FollowUp(Base):
+    """A field officer's record of a graduate's situation about 3, 6 or 12 months after release."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        GUID(), ForeignKey("enrollments.id"), index=True
+    )
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    checkpoint_months: Mapped[int] = mapped_column(Integer)
+    situation: Mapped[str] = mapped_column(String(40))
+    recorded_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "checkpoint_months", name="uq_follow_ups_enrollment_id"),
     )

@@ -9,7 +9,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from bekal.shared.events.catalogue import NotCompletedReason, Sex, WithdrawalReason
+from bekal.shared.events.catalogue import (
+    EnrollmentOutcome,
+    FollowUpSituation,
+    NotCompletedReason,
+    Sex,
+    WithdrawalReason,
+)
 from bekal.training.domain import (
     AssessmentResult,
     AttendanceStatus,
@@ -152,6 +158,7 @@ class EnrollmentPublic(BaseModel):
     withdrawn_on: date | None
     not_completed_reason: NotCompletedReason | None
     attendance_share: float | None
+    override_reason: str | None = None
 
 
 class SessionPublic(BaseModel):
@@ -181,8 +188,20 @@ class SessionsPublic(BaseModel):
     next_cursor: str | None
 
 
+class EnrollmentOverride(_Input):
+    """Admit someone outside the release window (training_admin only), saying why."""
+
+    participant_id: uuid.UUID
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=500)]
+
+
 class EnrollmentCreate(_Input):
     participant_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+    waitlist: bool = Field(
+        default=False,
+        description="Those beyond the capacity join the waiting list instead of being refused",
+    )
+    overrides: list[EnrollmentOverride] = Field(default_factory=list, max_length=500)
 
 
 class EnrollmentsPublic(BaseModel):
@@ -219,4 +238,90 @@ class AssessmentSheet(_Input):
 
 
 class AssessmentsSaved(BaseModel):
+    count: int
+
+
+class AttendanceChangePublic(BaseModel):
+    date: dt.date
+    participant_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    previous_status: AttendanceStatus | None
+    status: AttendanceStatus | None
+    changed_by: str
+    changed_at: datetime
+    reason: str | None
+
+
+class AttendanceHistoryPublic(BaseModel):
+    data: list[AttendanceChangePublic]
+    count: int
+
+
+class CorrectionAttendance(_Input):
+    date: dt.date
+    participant_id: uuid.UUID
+    status: AttendanceStatus
+
+
+class CorrectionCreate(_Input):
+    """A documented correction of a completed session (training_admin only)."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=1000)]
+    attendance: list[CorrectionAttendance] = Field(default_factory=list, max_length=10_000)
+    assessor: Text | None = None
+    assessments: list[AssessmentResultIn] = Field(default_factory=list, max_length=20_000)
+
+
+class OutcomeCorrectionPublic(BaseModel):
+    enrollment_id: uuid.UUID
+    participant_id: uuid.UUID
+    previous_outcome: EnrollmentOutcome
+    outcome: EnrollmentOutcome
+    not_completed_reason: NotCompletedReason | None
+    attendance_share: float | None
+
+
+class CorrectionsPublic(BaseModel):
+    data: list[OutcomeCorrectionPublic]
+    count: int
+
+
+class EnrollmentWithdrawal(_Input):
+    note: Text | None = None
+
+
+class ReadinessIn(_Input):
+    identity_card: bool
+    bank_account: bool
+    nib: bool
+    starter_tools: bool
+
+
+class ReadinessPublic(_Output):
+    enrollment_id: uuid.UUID
+    participant_id: uuid.UUID
+    identity_card: bool
+    bank_account: bool
+    nib: bool
+    starter_tools: bool
+    recorded_by: str
+    recorded_on: date
+
+
+class FollowUpIn(_Input):
+    situation: FollowUpSituation
+    recorded_on: dt.date
+
+
+class FollowUpPublic(_Output):
+    enrollment_id: uuid.UUID
+    participant_id: uuid.UUID
+    checkpoint_months: int
+    situation: FollowUpSituation
+    recorded_on: dt.date
+    recorded_by: str
+
+
+class FollowUpsPublic(BaseModel):
+    data: list[FollowUpPublic]
     count: int

@@ -2,35 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bekal.shared.auth import Principal, Role
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
+    EnrollmentOutcome,
     EnrollmentWithdrawn,
     FacilityRegistered,
     FacilityUpdated,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateConsentWithdrawn,
+    InmateDied,
+    InmateErased,
     InmateReleased,
+    InmateReturned,
     InmateShared,
+    InmatesMerged,
+    InmateTemporarilyAbsent,
     InmateTransferred,
+    OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
+    ParticipantLeftWaitlist,
     ParticipantNotCompleted,
+    ParticipantWaitlisted,
     ProgramPublished,
+    ReadinessRecorded,
     SessionCompleted,
     SessionScheduled,
     SessionStarted,
     WithdrawalReason,
 )
+from bekal.shared.idempotency import IdempotencyRecord
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.pagination import Page, paginate, parse_utc
-from bekal.shared.problems import Conflict, NotFound, Problem, RuleViolation
+from bekal.shared.problems import Conflict, Forbidden, NotFound, Problem, RuleViolation
 from bekal.training import domain
 from bekal.training.domain import (
     AssessmentResult,
@@ -43,18 +60,25 @@ from bekal.training.domain import (
 )
 from bekal.training.models import (
     Assessment,
+    AttendanceChange,
     AttendanceRecord,
     Enrollment,
     Facility,
+    FollowUp,
     Participant,
     Program,
+    ReadinessChecklist,
     TrainingSession,
 )
 from bekal.training.schemas import (
     AssessmentSheet,
     AttendanceSheet,
+    CorrectionCreate,
+    EnrollmentCreate,
+    FollowUpIn,
     ProgramCreate,
     ProgramUpdate,
+    ReadinessIn,
     SessionCreate,
 )
 
@@ -153,6 +177,10 @@ async def apply_inmate_transferred(
     )
 
 
+# Enrolments that hold a seat (or a place in the queue) in an open session.
+LIVE_STATUSES = (EnrollmentStatus.ENROLLED.value, EnrollmentStatus.WAITLISTED.value)
+
+
 async def withdraw_from_open_sessions(
     *,
     session: AsyncSession,
@@ -163,11 +191,12 @@ async def withdraw_from_open_sessions(
 ) -> list[EnrollmentWithdrawn]:
     """End the person's live enrolments in open sessions; each ending is published once.
 
-    A second delivery finds nothing still ``enrolled`` and so publishes nothing.
+    A waiting-list entry ends with ParticipantLeftWaitlist instead (it never was an enrolment).
+    Each freed seat goes to the first on that session's waiting list. A second delivery finds
+    nothing still live and so publishes nothing.
     """
     session_ids = select(Enrollment.session_id).where(
-        Enrollment.participant_id == participant_id,
-        Enrollment.status == EnrollmentStatus.ENROLLED.value,
+        Enrollment.participant_id == participant_id, Enrollment.status.in_(LIVE_STATUSES)
     )
     # Lock the sessions first (in id order, like every other writer) so a completion of the
     # same session cannot interleave with this withdrawal and overwrite it.
@@ -191,12 +220,13 @@ async def withdraw_from_open_sessions(
             .where(
                 Enrollment.participant_id == participant_id,
                 Enrollment.session_id.in_(list(sessions)),
-                Enrollment.status == EnrollmentStatus.ENROLLED.value,
+                Enrollment.status.in_(LIVE_STATUSES),
             )
             .execution_options(populate_existing=True)
         )
     ).all()
     published: list[EnrollmentWithdrawn] = []
+    freed: set[uuid.UUID] = set()
     for enrollment in enrollments:
         ts = sessions[enrollment.session_id]
         if not domain.is_withdrawable(
@@ -206,20 +236,296 @@ async def withdraw_from_open_sessions(
             moved_to_facility_id=moved_to_facility_id,
         ):
             continue
-        enrollment.status = EnrollmentStatus.WITHDRAWN.value
-        enrollment.withdrawal_reason = reason.value
-        enrollment.withdrawn_on = on
-        enrollment.updated_at = utcnow()
-        event = EnrollmentWithdrawn(
-            enrollment_id=enrollment.id,
-            session_id=enrollment.session_id,
-            participant_id=participant_id,
-            reason=reason,
-            withdrawn_on=on,
-        )
-        add_event(session, event)
-        published.append(event)
+        event = _end_enrollment(session, enrollment, reason=reason, on=on)
+        if event is not None:
+            published.append(event)
+            freed.add(ts.id)
+    for sid in sorted(freed):
+        await promote_waitlisted(session=session, ts=sessions[sid], today=on)
     return published
+
+
+def _end_enrollment(
+    session: AsyncSession, enrollment: Enrollment, *, reason: WithdrawalReason, on: date
+) -> EnrollmentWithdrawn | None:
+    """Withdraw one live enrolment; returns the withdrawal event if it held a seat."""
+    was_waiting = enrollment.status == EnrollmentStatus.WAITLISTED.value
+    enrollment.status = EnrollmentStatus.WITHDRAWN.value
+    enrollment.withdrawal_reason = reason.value
+    enrollment.withdrawn_on = on
+    enrollment.updated_at = utcnow()
+    if was_waiting:
+        add_event(
+            session,
+            ParticipantLeftWaitlist(
+                enrollment_id=enrollment.id,
+                session_id=enrollment.session_id,
+                participant_id=enrollment.participant_id,
+                reason=reason.value,
+                left_on=on,
+            ),
+        )
+        return None
+    event = EnrollmentWithdrawn(
+        enrollment_id=enrollment.id,
+        session_id=enrollment.session_id,
+        participant_id=enrollment.participant_id,
+        reason=reason,
+        withdrawn_on=on,
+    )
+    add_event(session, event)
+    return event
+
+
+async def _seats_taken(session: AsyncSession, session_id: uuid.UUID) -> int:
+    statuses = await session.scalars(
+        select(Enrollment.status).where(Enrollment.session_id == session_id)
+    )
+    return sum(
+        1
+        for status in statuses
+        if status not in (EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value)
+    )
+
+
+async def promote_waitlisted(
+    *, session: AsyncSession, ts: TrainingSession, today: date
+) -> list[Enrollment]:
+    """Give free seats of an open session to the waiting list, first come first served.
+
+    The same enrolment row moves up; ParticipantEnrolled is published with its id.
+    """
+    if SessionStatus(ts.status) not in domain.OPEN_SESSION_STATUSES:
+        return []
+    await session.flush()
+    free = domain.seats_free(capacity=ts.capacity, seats_taken=await _seats_taken(session, ts.id))
+    if free == 0:
+        return []
+    waiting = (
+        await session.scalars(
+            select(Enrollment)
+            .where(
+                Enrollment.session_id == ts.id,
+                Enrollment.status == EnrollmentStatus.WAITLISTED.value,
+            )
+            .order_by(Enrollment.created_at, Enrollment.id)
+            .limit(free)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    for enrollment in waiting:
+        enrollment.status = EnrollmentStatus.ENROLLED.value
+        enrollment.enrolled_on = today
+        enrollment.updated_at = utcnow()
+        add_event(
+            session,
+            ParticipantEnrolled(
+                enrollment_id=enrollment.id,
+                session_id=ts.id,
+                participant_id=enrollment.participant_id,
+                enrolled_on=today,
+            ),
+        )
+    return list(waiting)
+
+
+async def withdraw_enrollment(
+    *,
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    enrollment_id: uuid.UUID,
+    today: date,
+) -> TrainingSession:
+    """Someone leaves a course (or its waiting list) for a reason of their own; seats move up."""
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    enrollment = await session.get(Enrollment, enrollment_id, populate_existing=True)
+    if enrollment is None or enrollment.session_id != ts.id:
+        raise NotFound("Pendaftaran tidak ditemukan pada sesi ini.")
+    if SessionStatus(ts.status) not in domain.OPEN_SESSION_STATUSES:
+        raise _refused(
+            RuleBroken(
+                "status", f"Sesi berstatus '{ts.status}'; tidak dapat diubah.", conflict=True
+            )
+        )
+    if enrollment.status not in LIVE_STATUSES:
+        raise _refused(
+            RuleBroken(
+                "enrollment_id",
+                f"Pendaftaran berstatus '{enrollment.status}'; tidak dapat ditarik.",
+                conflict=True,
+            )
+        )
+    _end_enrollment(session, enrollment, reason=WithdrawalReason.OTHER, on=today)
+    await promote_waitlisted(session=session, ts=ts, today=today)
+    ts.updated_at = utcnow()
+    return ts
+
+
+# --- other registry facts: absence, death, merge, consent withdrawal, erasure -------------------
+
+
+async def apply_inmate_absent(
+    *, session: AsyncSession, event: InmateTemporarilyAbsent, as_of: datetime | None
+) -> None:
+    """A temporary absence is noted; it ends no course (the person comes back)."""
+    row = await session.get(Participant, event.participant_id)
+    if row is not None and not _is_stale(row.as_of, as_of):
+        row.absent_from = event.absent_from
+        row.as_of = as_of or row.as_of
+        row.updated_at = utcnow()
+
+
+async def apply_inmate_returned(
+    *, session: AsyncSession, event: InmateReturned, as_of: datetime | None
+) -> None:
+    row = await session.get(Participant, event.participant_id)
+    if row is not None and not _is_stale(row.as_of, as_of):
+        row.absent_from = None
+        row.facility_id = event.facility_id
+        row.as_of = as_of or row.as_of
+        row.updated_at = utcnow()
+
+
+async def apply_inmate_died(
+    *, session: AsyncSession, event: InmateDied, as_of: datetime | None
+) -> list[EnrollmentWithdrawn]:
+    row = await session.get(Participant, event.participant_id)
+    if row is not None and not _is_stale(row.as_of, as_of):
+        row.status = ParticipantStatus.RELEASED.value
+        row.released_on = event.died_on
+        row.release_kind = "died"
+        row.as_of = as_of or row.as_of
+        row.updated_at = utcnow()
+    return await withdraw_from_open_sessions(
+        session=session,
+        participant_id=event.participant_id,
+        reason=WithdrawalReason.OTHER,
+        on=event.died_on,
+    )
+
+
+async def apply_inmate_consent_withdrawn(
+    *, session: AsyncSession, event: InmateConsentWithdrawn
+) -> list[EnrollmentWithdrawn]:
+    """Open enrolments end (reason consent_withdrawn) and the name is removed; counts stay."""
+    withdrawn = await withdraw_from_open_sessions(
+        session=session,
+        participant_id=event.participant_id,
+        reason=WithdrawalReason.CONSENT_WITHDRAWN,
+        on=event.withdrawn_on,
+    )
+    await anonymise_participant(
+        session=session, participant_id=event.participant_id, on=event.withdrawn_on
+    )
+    return withdrawn
+
+
+ANONYMOUS_NAME = ""
+
+
+async def anonymise_participant(
+    *, session: AsyncSession, participant_id: uuid.UUID, on: date
+) -> bool:
+    """Remove the person's name everywhere training keeps it; enrolments and outcomes stay.
+
+    The name lives in the replica row, in the payloads of events already staged in the outbox
+    (ParticipantCompleted carries it) and in remembered Idempotency-Key responses. Doing it
+    twice changes nothing the second time.
+    """
+    row = await session.get(Participant, participant_id)
+    if row is None:
+        return False
+    name = row.full_name
+    row.full_name = ANONYMOUS_NAME
+    row.anonymised_on = row.anonymised_on or on
+    row.updated_at = utcnow()
+    if not name:
+        return False
+    pid = str(participant_id)
+    for message in (
+        await session.scalars(select(OutboxMessage).where(OutboxMessage.payload.contains(pid)))
+    ).all():
+        message.payload = _scrub(message.payload, name)
+    for record in (
+        await session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.body.contains(pid)))
+    ).all():
+        record.body = _scrub(record.body, name)
+    return True
+
+
+def _scrub(text: str, name: str) -> str:
+    encoded = json.dumps(name)[1:-1]  # as the name appears inside a JSON string
+    return text.replace(encoded, ANONYMOUS_NAME)
+
+
+async def apply_inmate_erased(*, session: AsyncSession, event: InmateErased, on: date) -> None:
+    await anonymise_participant(session=session, participant_id=event.participant_id, on=on)
+
+
+async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -> int:
+    """Everything held under the merged id moves to the surviving id; returns rows re-keyed.
+
+    If both records were in the same session, the surviving record's enrolment stays and the
+    merged one's, if still live, is withdrawn (one person, one seat). A replay finds nothing
+    left under the merged id.
+    """
+    old, new = event.participant_id, event.surviving_participant_id
+    if old == new:
+        return 0
+    old_row = await session.get(Participant, old)
+    new_row = await session.get(Participant, new)
+    if old_row is not None:
+        if new_row is None:
+            # The surviving record's own events may come later: carry the known facts over.
+            session.add(
+                Participant(
+                    id=new,
+                    full_name=old_row.full_name,
+                    sex=old_row.sex,
+                    birth_year=old_row.birth_year,
+                    facility_id=old_row.facility_id,
+                    status=old_row.status,
+                    admission_date=old_row.admission_date,
+                    expected_release_date=old_row.expected_release_date,
+                    released_on=old_row.released_on,
+                    release_kind=old_row.release_kind,
+                    absent_from=old_row.absent_from,
+                    anonymised_on=old_row.anonymised_on,
+                    as_of=old_row.as_of,
+                    updated_at=utcnow(),
+                )
+            )
+        await session.delete(old_row)
+    survivor_sessions = set(
+        (
+            await session.scalars(
+                select(Enrollment.session_id).where(Enrollment.participant_id == new)
+            )
+        ).all()
+    )
+    moved = 0
+    for enrollment in (
+        await session.scalars(
+            select(Enrollment)
+            .where(Enrollment.participant_id == old)
+            .execution_options(populate_existing=True)
+        )
+    ).all():
+        if enrollment.session_id in survivor_sessions:
+            if enrollment.status in LIVE_STATUSES:
+                _end_enrollment(
+                    session, enrollment, reason=WithdrawalReason.OTHER, on=event.merged_on
+                )
+            continue
+        enrollment.participant_id = new
+        enrollment.updated_at = utcnow()
+        moved += 1
+    for model in (ReadinessChecklist, FollowUp):
+        result = await session.execute(
+            update(model).where(model.participant_id == old).values(participant_id=new)
+        )
+        moved += result.rowcount or 0  # type: ignore[attr-defined]
+    return moved
 
 
 async def list_facilities(
@@ -470,10 +776,57 @@ async def enrollments_of(
     return found
 
 
+async def _overlapping(
+    session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """People of the batch already in (or queued for) another session on overlapping dates."""
+    rows = await session.execute(
+        select(Enrollment.participant_id, TrainingSession)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(
+            Enrollment.participant_id.in_(set(participant_ids)),
+            Enrollment.session_id != ts.id,
+            Enrollment.status != EnrollmentStatus.WITHDRAWN.value,
+            TrainingSession.status != SessionStatus.CANCELLED.value,
+            TrainingSession.start_date <= ts.end_date,
+            TrainingSession.end_date >= ts.start_date,
+        )
+    )
+    return {
+        pid: f"{other.program_code} {other.start_date.isoformat()} s.d. "
+        f"{other.end_date.isoformat()}, sesi {other.id}"
+        for pid, other in rows
+    }
+
+
 async def enrol(
-    *, session: AsyncSession, session_id: uuid.UUID, participant_ids: list[uuid.UUID], today: date
+    *,
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    participant_ids: list[uuid.UUID],
+    today: date,
+    data: EnrollmentCreate | None = None,
+    principal: Principal | None = None,
 ) -> list[EnrollmentView]:
-    """Enrol the whole list or nobody (every problem is reported at once)."""
+    """Enrol the whole list or nobody (every problem is reported at once).
+
+    With ``data.waitlist`` those beyond the capacity join the waiting list instead of being
+    refused. ``data.overrides`` let a training administrator admit someone outside the release
+    window, with a reason kept on the enrolment.
+    """
+    overrides = {o.participant_id: o.reason for o in data.overrides} if data else {}
+    waitlist = bool(data and data.waitlist)
+    for i, pid in enumerate(overrides):
+        if pid not in participant_ids:
+            raise _invalid(
+                f"overrides.{i}.participant_id",
+                "Pengecualian untuk peserta yang tidak didaftarkan.",
+            )
+    if overrides and (principal is None or not principal.has_role(Role.TRAINING_ADMIN)):
+        raise Forbidden(
+            "Pengecualian aturan masa bebas hanya dapat diberikan oleh admin pelatihan.",
+            errors=[{"field": "overrides", "message": "perlu peran training_admin"}],
+        )
     ts = await get_session(session=session, session_id=session_id, lock=True)
     existing = (
         await session.execute(
@@ -482,7 +835,12 @@ async def enrol(
             )
         )
     ).all()
-    taken = sum(1 for _, status in existing if status != EnrollmentStatus.WITHDRAWN.value)
+    taken = sum(
+        1
+        for _, status in existing
+        if status not in (EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value)
+    )
+    queued = sum(1 for _, status in existing if status == EnrollmentStatus.WAITLISTED.value)
     people = {
         p.id: p
         for p in (
@@ -492,7 +850,9 @@ async def enrol(
         ).all()
     }
     known = {
-        pid: ParticipantFacts(pid, ParticipantStatus(p.status), p.facility_id)
+        pid: ParticipantFacts(
+            pid, ParticipantStatus(p.status), p.facility_id, p.expected_release_date
+        )
         for pid, p in people.items()
     }
     try:
@@ -504,6 +864,10 @@ async def enrol(
             already_enrolled=[pid for pid, _ in existing],
             candidates=participant_ids,
             known=known,
+            session_start=ts.start_date,
+            overridden=overrides,
+            busy=await _overlapping(session, ts, participant_ids),
+            waitlist=waitlist,
         )
     except RuleBroken as rule:
         raise _refused(rule) from rule
@@ -513,32 +877,63 @@ async def enrol(
             for p in problems
         ]
         conflict_only = all(p.conflict for p in problems)
+        names = ", ".join(
+            people[p.participant_id].full_name or str(p.participant_id)
+            if p.participant_id in people
+            else str(p.participant_id)
+            for p in problems
+        )
         raise Problem(
-            f"Pendaftaran ditolak; tidak ada peserta yang didaftarkan ({len(problems)} masalah).",
+            f"Pendaftaran ditolak; tidak ada peserta yang didaftarkan ({len(problems)} masalah: "
+            f"{names}).",
             status=409 if conflict_only else 422,
             slug="enrollment-refused",
             title="Pendaftaran ditolak",
             errors=errors,
         )
+    # Someone already queued keeps their turn: newcomers go behind the queue.
+    _, waiting = domain.split_by_capacity(
+        participant_ids, capacity=ts.capacity, seats_taken=max(taken, ts.capacity * bool(queued))
+    )
     now = utcnow()
     created: list[EnrollmentView] = []
-    for pid in participant_ids:
+    for n, pid in enumerate(participant_ids):
+        on_list = pid in waiting
         enrollment = Enrollment(
             id=uuid.uuid4(),
             session_id=ts.id,
             participant_id=pid,
-            status=EnrollmentStatus.ENROLLED.value,
+            status=(EnrollmentStatus.WAITLISTED if on_list else EnrollmentStatus.ENROLLED).value,
             enrolled_on=today,
-            created_at=now,
+            override_reason=overrides.get(pid),
+            override_by=principal.subject if pid in overrides and principal else None,
+            # Distinct, increasing times keep the queue in the order given.
+            created_at=now + timedelta(microseconds=n),
             updated_at=now,
         )
         session.add(enrollment)
-        add_event(
-            session,
-            ParticipantEnrolled(
-                enrollment_id=enrollment.id, session_id=ts.id, participant_id=pid, enrolled_on=today
-            ),
-        )
+        if on_list:
+            queued += 1
+            add_event(
+                session,
+                ParticipantWaitlisted(
+                    enrollment_id=enrollment.id,
+                    session_id=ts.id,
+                    participant_id=pid,
+                    waitlisted_on=today,
+                    position=queued,
+                ),
+            )
+        else:
+            add_event(
+                session,
+                ParticipantEnrolled(
+                    enrollment_id=enrollment.id,
+                    session_id=ts.id,
+                    participant_id=pid,
+                    enrolled_on=today,
+                ),
+            )
         created.append((enrollment, people[pid].full_name))
     ts.updated_at = now
     return created
@@ -566,10 +961,85 @@ async def _enrollments_by_participant(
     return {e.participant_id: e for e in rows.all()}
 
 
+async def _write_day(
+    session: AsyncSession,
+    ts: TrainingSession,
+    day: date,
+    statuses: dict[uuid.UUID, AttendanceStatus],
+    *,
+    changed_by: str,
+    reason: str | None,
+    replace_day: bool,
+) -> set[uuid.UUID]:
+    """Set the day's statuses (per enrolment id) and keep a history row for each change.
+
+    With ``replace_day`` the day's sheet is replaced as a whole (enrolments left out lose their
+    record); otherwise only the given enrolments change. Returns the enrolments that changed.
+    """
+    current = {
+        r.enrollment_id: r
+        for r in (
+            await session.scalars(
+                select(AttendanceRecord).where(
+                    AttendanceRecord.session_id == ts.id, AttendanceRecord.day == day
+                )
+            )
+        ).all()
+    }
+    now = utcnow()
+    changed: set[uuid.UUID] = set()
+    targets = set(statuses) | (set(current) if replace_day else set())
+    for enrollment_id in sorted(targets):
+        row = current.get(enrollment_id)
+        before = row.status if row is not None else None
+        after = statuses[enrollment_id].value if enrollment_id in statuses else None
+        if before == after:
+            continue
+        changed.add(enrollment_id)
+        session.add(
+            AttendanceChange(
+                id=uuid.uuid4(),
+                session_id=ts.id,
+                enrollment_id=enrollment_id,
+                day=day,
+                previous_status=before,
+                status=after,
+                changed_by=changed_by,
+                reason=reason,
+                changed_at=now,
+            )
+        )
+        if after is None:
+            assert row is not None
+            await session.delete(row)
+        elif row is None:
+            session.add(
+                AttendanceRecord(
+                    id=uuid.uuid4(),
+                    session_id=ts.id,
+                    enrollment_id=enrollment_id,
+                    day=day,
+                    status=after,
+                    recorded_at=now,
+                )
+            )
+        else:
+            row.status = after
+            row.recorded_at = now
+    return changed
+
+
 async def record_attendance(
-    *, session: AsyncSession, session_id: uuid.UUID, sheet: AttendanceSheet
+    *,
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    sheet: AttendanceSheet,
+    changed_by: str = "unknown",
 ) -> int:
-    """Replace the day's attendance sheet with the one given (corrections re-send the day)."""
+    """Replace the day's attendance sheet with the one given (corrections re-send the day).
+
+    Every change is kept in the attendance history with who made it and when.
+    """
     ts = await get_session(session=session, session_id=session_id, lock=True)
     try:
         domain.check_running(SessionStatus(ts.status), "absensi")
@@ -582,28 +1052,35 @@ async def record_attendance(
         field = f"records.{i}.participant_id"
         if record.participant_id in seen:
             raise _invalid(field, "Peserta disebut lebih dari sekali untuk tanggal ini.")
-        if record.participant_id not in enrolled:
+        found = enrolled.get(record.participant_id)
+        if found is None or found.status == EnrollmentStatus.WAITLISTED.value:
             raise _invalid(field, "Peserta tidak terdaftar pada sesi ini.")
         seen.add(record.participant_id)
-    await session.execute(
-        delete(AttendanceRecord).where(
-            AttendanceRecord.session_id == ts.id, AttendanceRecord.day == sheet.date
-        )
+    await _write_day(
+        session,
+        ts,
+        sheet.date,
+        {enrolled[r.participant_id].id: r.status for r in sheet.records},
+        changed_by=changed_by,
+        reason=None,
+        replace_day=True,
     )
-    now = utcnow()
-    session.add_all(
-        AttendanceRecord(
-            id=uuid.uuid4(),
-            session_id=ts.id,
-            enrollment_id=enrolled[r.participant_id].id,
-            day=sheet.date,
-            status=r.status.value,
-            recorded_at=now,
-        )
-        for r in sheet.records
-    )
-    ts.updated_at = now
+    ts.updated_at = utcnow()
     return len(sheet.records)
+
+
+async def attendance_history(
+    *, session: AsyncSession, session_id: uuid.UUID
+) -> list[tuple[AttendanceChange, uuid.UUID]]:
+    """Every attendance change of a session, oldest first, with the participant it concerns."""
+    ts = await get_session(session=session, session_id=session_id)
+    rows = await session.execute(
+        select(AttendanceChange, Enrollment.participant_id)
+        .join(Enrollment, Enrollment.id == AttendanceChange.enrollment_id)
+        .where(AttendanceChange.session_id == ts.id)
+        .order_by(AttendanceChange.changed_at, AttendanceChange.day, AttendanceChange.id)
+    )
+    return [(change, pid) for change, pid in rows]
 
 
 async def record_assessments(
@@ -661,29 +1138,13 @@ async def record_assessments(
     return len(sheet.results)
 
 
-async def complete_session(
-    *, session: AsyncSession, session_id: uuid.UUID, today: date
-) -> TrainingSession:
-    """Close the session: an outcome for every participant still enrolled, then SessionCompleted."""
-    ts = await get_session(session=session, session_id=session_id, lock=True)
-    try:
-        domain.check_running(SessionStatus(ts.status), "penutupan")
-    except RuleBroken as rule:
-        raise _refused(rule) from rule
-    enrollments = (
-        await session.scalars(
-            select(Enrollment)
-            .where(
-                Enrollment.session_id == ts.id, Enrollment.status == EnrollmentStatus.ENROLLED.value
-            )
-            .order_by(Enrollment.created_at, Enrollment.id)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+async def _decide(
+    session: AsyncSession, ts: TrainingSession, enrollments: Sequence[Enrollment]
+) -> dict[uuid.UUID, domain.Outcome]:
+    """Each enrolment's outcome from the session's rules and what is recorded now."""
     ids = [e.id for e in enrollments]
     attendance: dict[uuid.UUID, list[AttendanceStatus]] = defaultdict(list)
     results: dict[uuid.UUID, dict[str, AssessmentResult]] = defaultdict(dict)
-    names: dict[uuid.UUID, str] = {}
     if ids:
         for enrollment_id, status in await session.execute(
             select(AttendanceRecord.enrollment_id, AttendanceRecord.status).where(
@@ -697,28 +1158,97 @@ async def complete_session(
             )
         ):
             results[enrollment_id][unit_code] = AssessmentResult(result)
-        names = dict(
-            (
-                await session.execute(
-                    select(Participant.id, Participant.full_name).where(
-                        Participant.id.in_([e.participant_id for e in enrollments])
-                    )
-                )
-            ).all()
-        )
     days = domain.session_days(ts.start_date, ts.end_date)
     unit_codes = [u["code"] for u in ts.competency_units]
-    units = [CompetencyUnit(**u) for u in ts.competency_units]
+    return {
+        e.id: domain.completion_outcome(
+            days=days,
+            attendance=attendance[e.id],
+            min_attendance_share=ts.min_attendance_share,
+            unit_codes=unit_codes,
+            results=results[e.id],
+        )
+        for e in enrollments
+    }
+
+
+async def _names(session: AsyncSession, enrollments: Sequence[Enrollment]) -> dict[uuid.UUID, str]:
+    if not enrollments:
+        return {}
+    return dict(
+        (
+            await session.execute(
+                select(Participant.id, Participant.full_name).where(
+                    Participant.id.in_([e.participant_id for e in enrollments])
+                )
+            )
+        ).all()
+    )
+
+
+def _completed_event(
+    ts: TrainingSession, enrollment: Enrollment, name: str, share: float
+) -> ParticipantCompleted:
+    return ParticipantCompleted(
+        enrollment_id=enrollment.id,
+        session_id=ts.id,
+        participant_id=enrollment.participant_id,
+        participant_name=name,
+        program_id=ts.program_id,
+        program_code=ts.program_code,
+        program_title=ts.program_title,
+        sector=ts.sector,
+        partner=ts.partner,
+        competency_units=[CompetencyUnit(**u) for u in ts.competency_units],
+        hours=ts.hours,
+        start_date=ts.start_date,
+        end_date=ts.end_date,
+        attendance_share=share,
+    )
+
+
+async def complete_session(
+    *, session: AsyncSession, session_id: uuid.UUID, today: date
+) -> TrainingSession:
+    """Close the session: an outcome for every participant still enrolled, then SessionCompleted.
+
+    Whoever is still on the waiting list leaves it (the course is over).
+    """
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_running(SessionStatus(ts.status), "penutupan")
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    live = (
+        await session.scalars(
+            select(Enrollment)
+            .where(Enrollment.session_id == ts.id, Enrollment.status.in_(LIVE_STATUSES))
+            .order_by(Enrollment.created_at, Enrollment.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    for enrollment in live:
+        if enrollment.status == EnrollmentStatus.WAITLISTED.value:
+            enrollment.status = EnrollmentStatus.WITHDRAWN.value
+            enrollment.withdrawal_reason = WithdrawalReason.OTHER.value
+            enrollment.withdrawn_on = today
+            add_event(
+                session,
+                ParticipantLeftWaitlist(
+                    enrollment_id=enrollment.id,
+                    session_id=ts.id,
+                    participant_id=enrollment.participant_id,
+                    reason="session_completed",
+                    left_on=today,
+                ),
+            )
+    enrollments = [e for e in live if e.status == EnrollmentStatus.ENROLLED.value]
+    outcomes = await _decide(session, ts, enrollments)
+    names = await _names(session, enrollments)
     now = utcnow()
     completed = not_completed = 0
     for enrollment in enrollments:
-        outcome = domain.completion_outcome(
-            days=days,
-            attendance=attendance[enrollment.id],
-            min_attendance_share=ts.min_attendance_share,
-            unit_codes=unit_codes,
-            results=results[enrollment.id],
-        )
+        outcome = outcomes[enrollment.id]
         enrollment.attendance_share = outcome.attendance_share
         enrollment.updated_at = now
         if outcome.completed:
@@ -726,21 +1256,11 @@ async def complete_session(
             enrollment.status = EnrollmentStatus.COMPLETED.value
             add_event(
                 session,
-                ParticipantCompleted(
-                    enrollment_id=enrollment.id,
-                    session_id=ts.id,
-                    participant_id=enrollment.participant_id,
-                    participant_name=names.get(enrollment.participant_id, ""),
-                    program_id=ts.program_id,
-                    program_code=ts.program_code,
-                    program_title=ts.program_title,
-                    sector=ts.sector,
-                    partner=ts.partner,
-                    competency_units=units,
-                    hours=ts.hours,
-                    start_date=ts.start_date,
-                    end_date=ts.end_date,
-                    attendance_share=outcome.attendance_share,
+                _completed_event(
+                    ts,
+                    enrollment,
+                    names.get(enrollment.participant_id, ""),
+                    outcome.attendance_share,
                 ),
             )
         else:
@@ -771,3 +1291,266 @@ async def complete_session(
         ),
     )
     return ts
+
+
+# --- corrections after completion ----------------------------------------------------------
+
+DECIDED = (EnrollmentStatus.COMPLETED.value, EnrollmentStatus.NOT_COMPLETED.value)
+
+
+async def correct_outcomes(
+    *,
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    data: CorrectionCreate,
+    changed_by: str,
+    today: date,
+) -> list[tuple[Enrollment, EnrollmentOutcome, EnrollmentOutcome]]:
+    """The documented way to change a completed session: fix attendance or assessments, with a
+    reason, and decide the outcomes again. Each changed outcome publishes OutcomeCorrected;
+    one that becomes ``completed`` also publishes ParticipantCompleted (for the certificate).
+    Returns (enrolment, previous outcome, new outcome) for every outcome that changed.
+    """
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_correctable(SessionStatus(ts.status))
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    by_participant = await _enrollments_by_participant(session, ts.id)
+
+    def decided(field: str, pid: uuid.UUID) -> Enrollment:
+        found = by_participant.get(pid)
+        if found is None or found.status not in DECIDED:
+            raise _invalid(field, "Peserta tidak memiliki hasil akhir pada sesi ini.")
+        return found
+
+    days: dict[date, dict[uuid.UUID, AttendanceStatus]] = defaultdict(dict)
+    touched: set[uuid.UUID] = set()
+    for i, a in enumerate(data.attendance):
+        enrollment = decided(f"attendance.{i}.participant_id", a.participant_id)
+        try:
+            domain.check_attendance_date(a.date, ts.start_date, ts.end_date)
+        except RuleBroken:
+            raise _invalid(
+                f"attendance.{i}.date", f"Tanggal {a.date.isoformat()} di luar jadwal sesi."
+            ) from None
+        days[a.date][enrollment.id] = a.status
+        touched.add(enrollment.id)
+    unit_codes = {u["code"] for u in ts.competency_units}
+    for i, r in enumerate(data.assessments):
+        enrollment = decided(f"assessments.{i}.participant_id", r.participant_id)
+        if r.unit_code not in unit_codes:
+            raise _invalid(
+                f"assessments.{i}.unit_code",
+                f"Unit kompetensi '{r.unit_code}' bukan bagian dari program sesi ini.",
+            )
+        touched.add(enrollment.id)
+    if data.assessments and not data.assessor:
+        raise _invalid("assessor", "Nama penilai wajib diisi untuk koreksi penilaian.")
+    for day, statuses in sorted(days.items()):
+        await _write_day(
+            session,
+            ts,
+            day,
+            statuses,
+            changed_by=changed_by,
+            reason=data.reason,
+            replace_day=False,
+        )
+    now = utcnow()
+    for r in data.assessments:
+        enrollment_id = by_participant[r.participant_id].id
+        row = await session.scalar(
+            select(Assessment).where(
+                Assessment.enrollment_id == enrollment_id, Assessment.unit_code == r.unit_code
+            )
+        )
+        if row is None:
+            row = Assessment(
+                id=uuid.uuid4(),
+                session_id=ts.id,
+                enrollment_id=enrollment_id,
+                unit_code=r.unit_code,
+            )
+            session.add(row)
+        row.result = r.result.value
+        row.assessor = data.assessor or ""
+        row.assessed_at = now
+    await session.flush()
+    enrollments = [e for e in by_participant.values() if e.id in touched]
+    outcomes = await _decide(session, ts, enrollments)
+    names = await _names(session, enrollments)
+    changed: list[tuple[Enrollment, EnrollmentOutcome, EnrollmentOutcome]] = []
+    for enrollment in sorted(enrollments, key=lambda e: (e.created_at, e.id)):
+        outcome = outcomes[enrollment.id]
+        previous = (
+            EnrollmentOutcome.COMPLETED
+            if enrollment.status == EnrollmentStatus.COMPLETED.value
+            else EnrollmentOutcome.NOT_COMPLETED
+        )
+        new = domain.outcome_of(outcome)
+        reason_now = outcome.reason.value if outcome.reason else None
+        if (
+            new == previous
+            and enrollment.attendance_share == outcome.attendance_share
+            and enrollment.not_completed_reason == reason_now
+        ):
+            continue
+        enrollment.status = new.value
+        enrollment.attendance_share = outcome.attendance_share
+        enrollment.not_completed_reason = reason_now
+        enrollment.updated_at = now
+        add_event(
+            session,
+            OutcomeCorrected(
+                enrollment_id=enrollment.id,
+                session_id=ts.id,
+                participant_id=enrollment.participant_id,
+                previous_outcome=previous,
+                outcome=new,
+                not_completed_reason=outcome.reason,
+                attendance_share=outcome.attendance_share,
+                reason=data.reason,
+                corrected_on=today,
+            ),
+        )
+        if new == EnrollmentOutcome.COMPLETED and previous != new:
+            add_event(
+                session,
+                _completed_event(
+                    ts,
+                    enrollment,
+                    names.get(enrollment.participant_id, ""),
+                    outcome.attendance_share,
+                ),
+            )
+        changed.append((enrollment, previous, new))
+    ts.updated_at = now
+    return changed
+
+
+# --- graduates: readiness before release, follow-ups after it -------------------------------
+
+
+async def _graduate(
+    session: AsyncSession, enrollment_id: uuid.UUID
+) -> tuple[Enrollment, Participant | None]:
+    enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound("Pendaftaran tidak ditemukan.")
+    try:
+        domain.check_graduate(EnrollmentStatus(enrollment.status))
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    return enrollment, await session.get(Participant, enrollment.participant_id)
+
+
+async def get_readiness(*, session: AsyncSession, enrollment_id: uuid.UUID) -> ReadinessChecklist:
+    row = await session.get(ReadinessChecklist, enrollment_id)
+    if row is None:
+        raise NotFound("Daftar periksa kesiapan belum dicatat.")
+    return row
+
+
+async def record_readiness(
+    *,
+    session: AsyncSession,
+    enrollment_id: uuid.UUID,
+    data: ReadinessIn,
+    recorded_by: str,
+    today: date,
+) -> ReadinessChecklist:
+    """Set a graduate's checklist; ReadinessRecorded is published when anything changed."""
+    enrollment, _ = await _graduate(session, enrollment_id)
+    row = await session.get(ReadinessChecklist, enrollment_id)
+    values = data.model_dump()
+    if row is not None and all(getattr(row, k) == v for k, v in values.items()):
+        return row
+    if row is None:
+        row = ReadinessChecklist(enrollment_id=enrollment.id)
+        session.add(row)
+    row.participant_id = enrollment.participant_id
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.recorded_by = recorded_by
+    row.recorded_on = today
+    row.updated_at = utcnow()
+    add_event(
+        session,
+        ReadinessRecorded(
+            enrollment_id=enrollment.id,
+            session_id=enrollment.session_id,
+            participant_id=enrollment.participant_id,
+            recorded_on=today,
+            **values,
+        ),
+    )
+    return row
+
+
+async def list_follow_ups(*, session: AsyncSession, enrollment_id: uuid.UUID) -> list[FollowUp]:
+    if await session.get(Enrollment, enrollment_id) is None:
+        raise NotFound("Pendaftaran tidak ditemukan.")
+    rows = await session.scalars(
+        select(FollowUp)
+        .where(FollowUp.enrollment_id == enrollment_id)
+        .order_by(FollowUp.checkpoint_months)
+    )
+    return list(rows.all())
+
+
+async def record_follow_up(
+    *,
+    session: AsyncSession,
+    enrollment_id: uuid.UUID,
+    checkpoint_months: int,
+    data: FollowUpIn,
+    recorded_by: str,
+) -> FollowUp:
+    """A field officer's follow-up; sending the same checkpoint again corrects it.
+
+    FollowUpRecorded is published when the record is new or changed.
+    """
+    enrollment, participant = await _graduate(session, enrollment_id)
+    try:
+        domain.check_follow_up(
+            checkpoint_months=checkpoint_months,
+            released_on=participant.released_on if participant else None,
+            recorded_on=data.recorded_on,
+        )
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    row = await session.scalar(
+        select(FollowUp).where(
+            FollowUp.enrollment_id == enrollment.id,
+            FollowUp.checkpoint_months == checkpoint_months,
+        )
+    )
+    if (
+        row is not None
+        and row.situation == data.situation.value
+        and row.recorded_on == data.recorded_on
+    ):
+        return row
+    if row is None:
+        row = FollowUp(
+            id=uuid.uuid4(), enrollment_id=enrollment.id, checkpoint_months=checkpoint_months
+        )
+        session.add(row)
+    row.participant_id = enrollment.participant_id
+    row.situation = data.situation.value
+    row.recorded_on = data.recorded_on
+    row.recorded_by = recorded_by
+    row.updated_at = utcnow()
+    add_event(
+        session,
+        FollowUpRecorded(
+            enrollment_id=enrollment.id,
+            session_id=enrollment.session_id,
+            participant_id=enrollment.participant_id,
+            checkpoint_months=checkpoint_months,
+            situation=FollowUpSituation(data.situation),
+            recorded_on=data.recorded_on,
+        ),
+    )
+    return row

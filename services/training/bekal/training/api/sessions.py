@@ -23,11 +23,17 @@ from bekal.training.models import TrainingSession
 from bekal.training.schemas import (
     AssessmentSheet,
     AssessmentsSaved,
+    AttendanceChangePublic,
+    AttendanceHistoryPublic,
     AttendanceSaved,
     AttendanceSheet,
+    CorrectionCreate,
+    CorrectionsPublic,
     EnrollmentCreate,
     EnrollmentPublic,
     EnrollmentsPublic,
+    EnrollmentWithdrawal,
+    OutcomeCorrectionPublic,
     SessionCreate,
     SessionPublic,
     SessionsPublic,
@@ -50,6 +56,7 @@ def _enrollment_public(view: EnrollmentView) -> EnrollmentPublic:
         withdrawn_on=enrollment.withdrawn_on,
         not_completed_reason=enrollment.not_completed_reason,
         attendance_share=enrollment.attendance_share,
+        override_reason=enrollment.override_reason,
     )
 
 
@@ -160,6 +167,8 @@ async def enrol(
             session_id=session_id,
             participant_ids=body.participant_ids,
             today=utcnow().date(),
+            data=body,
+            principal=principal,
         )
         data = [_enrollment_public(v) for v in created]
         return EnrollmentsPublic(data=data, count=len(data)).model_dump(mode="json")
@@ -189,9 +198,11 @@ async def start_session(
     summary="Record one day's attendance (sending the day again replaces it)",
 )
 async def record_attendance(
-    session_id: uuid.UUID, body: AttendanceSheet, session: SessionDep, _: TrainingOfficer
+    session_id: uuid.UUID, body: AttendanceSheet, session: SessionDep, principal: TrainingOfficer
 ) -> AttendanceSaved:
-    count = await services.record_attendance(session=session, session_id=session_id, sheet=body)
+    count = await services.record_attendance(
+        session=session, session_id=session_id, sheet=body, changed_by=principal.subject
+    )
     await session.commit()
     return AttendanceSaved(date=body.date, count=count)
 
@@ -218,3 +229,80 @@ async def complete_session(
     )
     await session.commit()
     return await _read(session, ts)
+
+
+@router.get(
+    "/{session_id}/attendance/history",
+    response_model=AttendanceHistoryPublic,
+    summary="Every attendance change: who set what for whom, when (and why, for corrections)",
+)
+async def attendance_history(
+    session_id: uuid.UUID, session: SessionDep, _: TrainingReader
+) -> AttendanceHistoryPublic:
+    rows = await services.attendance_history(session=session, session_id=session_id)
+    data = [
+        AttendanceChangePublic(
+            date=change.day,
+            participant_id=pid,
+            enrollment_id=change.enrollment_id,
+            previous_status=change.previous_status,
+            status=change.status,
+            changed_by=change.changed_by,
+            changed_at=change.changed_at,
+            reason=change.reason,
+        )
+        for change, pid in rows
+    ]
+    return AttendanceHistoryPublic(data=data, count=len(data))
+
+
+@router.post(
+    "/{session_id}/enrollments/{enrollment_id}/withdraw",
+    response_model=SessionPublic,
+    summary="Withdraw one enrolment or waiting-list entry (reason other); the queue moves up",
+)
+async def withdraw_enrollment(
+    session_id: uuid.UUID,
+    enrollment_id: uuid.UUID,
+    session: SessionDep,
+    _: TrainingOfficer,
+    body: EnrollmentWithdrawal | None = None,
+) -> SessionPublic:
+    ts = await services.withdraw_enrollment(
+        session=session, session_id=session_id, enrollment_id=enrollment_id, today=utcnow().date()
+    )
+    await session.commit()
+    return await _read(session, ts)
+
+
+@router.post(
+    "/{session_id}/corrections",
+    response_model=CorrectionsPublic,
+    summary="Correct a completed session's attendance or assessments, with a reason",
+)
+async def correct_session(
+    session_id: uuid.UUID, body: CorrectionCreate, session: SessionDep, principal: TrainingAdmin
+) -> CorrectionsPublic:
+    """The only change allowed after completion. Outcomes are decided again from the session's
+    rules; each one that changes publishes OutcomeCorrected (and ParticipantCompleted when it
+    becomes completed). Attendance changes are kept in the history with the reason."""
+    changed = await services.correct_outcomes(
+        session=session,
+        session_id=session_id,
+        data=body,
+        changed_by=principal.subject,
+        today=utcnow().date(),
+    )
+    await session.commit()
+    data = [
+        OutcomeCorrectionPublic(
+            enrollment_id=e.id,
+            participant_id=e.participant_id,
+            previous_outcome=previous,
+            outcome=new,
+            not_completed_reason=e.not_completed_reason,
+            attendance_share=e.attendance_share,
+        )
+        for e, previous, new in changed
+    ]
+    return CorrectionsPublic(data=data, count=len(data))

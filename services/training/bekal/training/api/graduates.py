@@ -1,0 +1,79 @@
+"""Graduates: the readiness checklist before release and follow-ups after it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from bekal.shared.db import utcnow
+from bekal.training import services
+from bekal.training.deps import FollowUpRecorder, GraduateRecorder, SessionDep
+from bekal.training.schemas import (
+    FollowUpIn,
+    FollowUpPublic,
+    FollowUpsPublic,
+    ReadinessIn,
+    ReadinessPublic,
+)
+
+router = APIRouter(prefix="/api/v1/enrollments", tags=["graduates"])
+
+
+@router.get("/{enrollment_id}/readiness", response_model=ReadinessPublic)
+async def get_readiness(
+    enrollment_id: uuid.UUID, session: SessionDep, _: GraduateRecorder
+) -> ReadinessPublic:
+    row = await services.get_readiness(session=session, enrollment_id=enrollment_id)
+    return ReadinessPublic.model_validate(row)
+
+
+@router.put(
+    "/{enrollment_id}/readiness",
+    response_model=ReadinessPublic,
+    summary="A graduate's checklist: identity card, bank account, NIB, starter tools",
+)
+async def record_readiness(
+    enrollment_id: uuid.UUID, body: ReadinessIn, session: SessionDep, principal: GraduateRecorder
+) -> ReadinessPublic:
+    row = await services.record_readiness(
+        session=session,
+        enrollment_id=enrollment_id,
+        data=body,
+        recorded_by=principal.subject,
+        today=utcnow().date(),
+    )
+    await session.commit()
+    return ReadinessPublic.model_validate(row)
+
+
+@router.get("/{enrollment_id}/follow-ups", response_model=FollowUpsPublic)
+async def list_follow_ups(
+    enrollment_id: uuid.UUID, session: SessionDep, _: GraduateRecorder
+) -> FollowUpsPublic:
+    rows = await services.list_follow_ups(session=session, enrollment_id=enrollment_id)
+    return FollowUpsPublic(data=[FollowUpPublic.model_validate(r) for r in rows], count=len(rows))
+
+
+@router.put(
+    "/{enrollment_id}/follow-ups/{checkpoint_months}",
+    response_model=FollowUpPublic,
+    summary="A graduate's situation about 3, 6 or 12 months after release",
+)
+async def record_follow_up(
+    enrollment_id: uuid.UUID,
+    checkpoint_months: Annotated[int, Path(ge=1, le=24)],
+    body: FollowUpIn,
+    session: SessionDep,
+    principal: FollowUpRecorder,
+) -> FollowUpPublic:
+    row = await services.record_follow_up(
+        session=session,
+        enrollment_id=enrollment_id,
+        checkpoint_months=checkpoint_months,
+        data=body,
+        recorded_by=principal.subject,
+    )
+    await session.commit()
+    return FollowUpPublic.model_validate(row)
