@@ -7,24 +7,34 @@ revocation, auth and input validation are exercised through HTTP.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI
 from sqlalchemy import update
 
 from bekal.certification.app import create_app
 from bekal.certification.models import Certificate
 from bekal.certification.services import issue_certificate
+from bekal.shared.events.catalogue import CertificateRevoked
 from bekal.shared.settings import Settings
-from tests.support.apps import bearer, http_client, running
-from tests.support.certification import certification_settings, completed
+from tests.support.apps import bearer, http_client, published, running
+from tests.support.certification import (
+    b64url_decode,
+    b64url_encode,
+    certification_settings,
+    completed,
+    jws_parts,
+    rfc7638_thumbprint,
+    status_list_bit,
+    verify_with_jwks,
+)
 from tests.support.db import count
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
@@ -35,12 +45,17 @@ FACILITY_NAME = "Lapas Kelas I Cipinang"  # where the course was held: never on 
 RATE_LIMIT = 20
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+async def _status_bit(client: httpx.AsyncClient, jwks: dict[str, Any], index: int) -> bool:
+    """The bit at ``index`` in the published status list, its signature checked first."""
+    r = await client.get("/status-lists/1")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vc+jwt"
+    header, _, _, _ = jws_parts(r.text)
+    assert header["typ"] == "vc+jwt"
+    status_list = verify_with_jwks(r.text, jwks)
+    assert status_list["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    subject = status_list["credentialSubject"]
+    assert subject["statusPurpose"] == "revocation" and subject["type"] == "BitstringStatusList"
+    return status_list_bit(subject["encodedList"], index)
 
 
 def _token(settings: Settings, ministry: str, *roles: str) -> dict[str, str]:
@@ -136,45 +151,68 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
 
         # --- the credential, checked independently with the JWKS served over HTTP ------------
         jwks = (await client.get("/.well-known/jwks.json")).json()
-        header_b64, payload_b64, signature_b64 = cert["credential_jws"].split(".")
-        header = json.loads(_b64decode(header_b64))
-        assert header["alg"] == "EdDSA"
-        (jwk,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
-        assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519"
-        canonical = json.dumps(
-            {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]},
-            separators=(",", ":"),
-            sort_keys=True,
-        )
-        assert header["kid"] == _b64encode(hashlib.sha256(canonical.encode()).digest())  # RFC 7638
+        header, claims, signature, signing_input = jws_parts(cert["credential_jws"])
+        assert (header["alg"], header["typ"], header["cty"]) == ("EdDSA", "vc+jwt", "vc")
+        did, thumbprint = header["kid"].split("#")
+        assert did == "did:web:sertifikat.example.id"
+        (jwk,) = [k for k in jwks["keys"] if k["kid"] == thumbprint]
+        assert thumbprint == rfc7638_thumbprint(jwk)
+        assert verify_with_jwks(cert["credential_jws"], jwks) == claims
 
-        public_key = Ed25519PublicKey.from_public_bytes(_b64decode(jwk["x"]))
-        signature = _b64decode(signature_b64)
-        public_key.verify(signature, f"{header_b64}.{payload_b64}".encode("ascii"))
-        claims = json.loads(_b64decode(payload_b64))
-        assert claims["number"] == cert["number"] and claims["recipient_name"] == "Siti Rahmawati"
-        assert claims["issuer"] == (
-            "Direktorat Jenderal Industri Kecil, Menengah, dan Aneka, Kementerian Perindustrian"
+        # The same key, by the same id, in the issuer's did:web document.
+        did_doc = (await client.get("/.well-known/did.json")).json()
+        assert did_doc["id"] == did and header["kid"] in did_doc["assertionMethod"]
+        (method,) = [m for m in did_doc["verificationMethod"] if m["id"] == header["kid"]]
+        assert method["publicKeyJwk"] == {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"]}
+
+        # An Open Badges 3.0 credential on the VC 2.0 data model.
+        assert claims["@context"][0] == "https://www.w3.org/ns/credentials/v2"
+        assert claims["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+        assert claims["id"] == f"urn:uuid:{cert['id']}" == claims["jti"]
+        assert claims["issuer"] == {
+            "id": did,
+            "type": ["Profile"],
+            "name": "Direktorat Jenderal Industri Kecil, Menengah, dan Aneka, "
+            "Kementerian Perindustrian",
+        }
+        assert claims["iss"] == did and claims["certificateNumber"] == cert["number"]
+        subject = claims["credentialSubject"]
+        achievement = subject["achievement"]
+        assert achievement["achievementType"] == "CertificateOfCompletion"
+        assert achievement["name"] == "Bimtek Wirausaha Baru IKM Batik"
+        assert [a["targetCode"] for a in achievement["alignment"]] == ["BTK.01", "BTK.02"]
+        assert subject["activityStartDate"].startswith("2024-09-03")
+        assert subject["activityEndDate"].startswith("2024-09-07")
+        assert subject["source"]["name"] == "Yayasan Batik Indonesia" and subject["hours"] == 40
+        # The recipient only as a salted hash of the name (Open Badges IdentityObject).
+        (identity,) = subject["identifier"]
+        assert identity["hashed"] is True and identity["identityType"] == "name"
+        expected = hashlib.sha256(("siti rahmawati" + identity["salt"]).encode()).hexdigest()
+        assert identity["identityHash"] == f"sha256${expected}"
+        status_entry = claims["credentialStatus"]
+        assert status_entry["type"] == "BitstringStatusListEntry"
+        assert status_entry["statusPurpose"] == "revocation"
+        assert (
+            status_entry["statusListCredential"] == "https://sertifikat.example.id/status-lists/1"
         )
-        assert claims["partner"] == "Yayasan Batik Indonesia" and claims["hours"] == 40
-        assert [u["code"] for u in claims["competency_units"]] == ["BTK.01", "BTK.02"]
-        assert claims["start_date"] == "2024-09-03" and claims["end_date"] == "2024-09-07"
 
         # One character of the payload changed: the signature no longer holds.
-        raw_payload = _b64decode(payload_b64).decode()
-        forged = raw_payload.replace("Siti Rahmawati", "Siti Rahmawatu")
+        raw_payload = b64url_decode(signing_input.decode().split(".")[1]).decode()
+        forged = raw_payload.replace("BTK.01", "BTK.07")
         assert forged != raw_payload and len(forged) == len(raw_payload)
+        header_b64 = signing_input.decode().split(".")[0]
         with pytest.raises(InvalidSignature):
-            public_key.verify(
-                signature, f"{header_b64}.{_b64encode(forged.encode())}".encode("ascii")
+            verify_with_jwks(
+                f"{header_b64}.{b64url_encode(forged.encode())}.{b64url_encode(signature)}", jwks
             )
 
-        # --- stigma: nothing on the credential points at a facility or a prison --------------
-        assert not [k for k in claims if "facility" in k or "session" in k or "participant" in k]
+        # --- stigma: nothing on the credential points at a facility, a prison or a person -----
+        assert "Siti" not in raw_payload and str(siti.participant_id) not in raw_payload
+        assert str(siti.session_id) not in raw_payload
         for text in (raw_payload, json.dumps(cert)):
             assert FACILITY_NAME not in text and "lapas" not in text.lower()
 
-        # --- public verification by code and by number ---------------------------------------
+        # --- public verification by code, and by number only with the holder's name ----------
         code = cert["verification_code"]
         r = await client.get(f"/public/verify/{code}")
         assert r.status_code == 200
@@ -182,19 +220,23 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         assert v["result"] == "valid" and v["number"] == cert["number"]
         assert v["recipient_name"] == "Siti Rahmawati"
         assert v["program_title"] == "Bimtek Wirausaha Baru IKM Batik"
-        assert v["issued_on"] == cert["issued_on"] and v["issuer"] == claims["issuer"]
+        assert v["issued_on"] == cert["issued_on"] and v["issuer"] == claims["issuer"]["name"]
         assert v["revoked_on"] is None
         assert r.headers["cache-control"] == "no-store"
 
-        r = await client.get(f"/public/verify/{quote(cert['number'], safe='')}")
+        by_number = f"/public/verify/{quote(cert['number'], safe='')}"
+        r = await client.get(by_number, params={"name": "  siti   RAHMAWATI "})
         assert r.json()["result"] == "valid" and r.json()["recipient_name"] == "Siti Rahmawati"
+        for params in ({}, {"name": "Dewi Lestari"}, {"name": ""}):
+            r = await client.get(by_number, params=params)
+            assert r.status_code == 200 and r.json() == {"result": "unknown"}, params
 
         for unknown in (
             "tidak-ada-kode-seperti-ini",
             quote("IKMA/2024/999999", safe=""),
             "x" * 300,
         ):
-            r = await client.get(f"/public/verify/{unknown}")
+            r = await client.get(f"/public/verify/{unknown}", params={"name": "Siti Rahmawati"})
             assert r.status_code == 200 and r.json() == {"result": "unknown"}
 
         page = await client.get(f"/verify/{code}")
@@ -208,9 +250,9 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         # --- a row altered after signing is no longer vouched for ----------------------------
         dewi_cert = next(c for c in body["data"] if c["recipient_name"] == "Dewi Lestari")
         d_header, d_payload, d_signature = dewi_cert["credential_jws"].split(".")
-        d_claims = json.loads(_b64decode(d_payload))
-        d_claims["hours"] = 400
-        tampered = f"{d_header}.{_b64encode(json.dumps(d_claims).encode())}.{d_signature}"
+        d_claims = json.loads(b64url_decode(d_payload))
+        d_claims["credentialSubject"]["hours"] = 400
+        tampered = f"{d_header}.{b64url_encode(json.dumps(d_claims).encode())}.{d_signature}"
         async with app.state.db.session() as s:
             await s.execute(
                 update(Certificate)
@@ -234,6 +276,8 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
         r = await client.get(f"/public/verify/{code}")
         assert r.json()["result"] == "valid"  # nothing was written by the refused attempts
+        index = int(status_entry["statusListIndex"])
+        assert not await _status_bit(client, jwks, index)
         r = await client.post(
             f"/api/v1/certificates/{cert['id']}/revoke", json=reason, headers=admin
         )
@@ -247,6 +291,14 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         v = (await client.get(f"/public/verify/{code}")).json()
         assert v["result"] == "revoked" and v["revoked_on"] == revoked_on
         assert "Sertifikat telah dicabut" in (await client.get(f"/verify/{code}")).text
+        assert await _status_bit(client, jwks, index)  # the published list says so at once
+        records = await published(app, "certification.certificates", at_least=3)
+        revoked = [p.event for p in records if isinstance(p.event, CertificateRevoked)]
+        assert [(e.certificate_id, e.number, e.kind) for e in revoked] == [
+            (uuid.UUID(cert["id"]), cert["number"], "revoked")
+        ]
+        assert revoked[0].revoked_on.isoformat() == revoked_on
+        assert all(b"Diterbitkan atas data" not in p.raw() for p in records)  # reason kept here
 
         # --- the rate limit, per client ------------------------------------------------------
         async with (
@@ -279,7 +331,7 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
                 s,
                 event=completed(),
                 event_id=str(uuid.uuid4()),
-                signer=app.state.certificate_signer,
+                issuer=app.state.certificate_issuer,
             )
             await s.commit()
             return cert
@@ -295,6 +347,7 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
         new_kid = app.state.certificate_signer.kid
         after = await issue(app)
         jwks = (await client.get("/.well-known/jwks.json")).json()
+        did_doc = (await client.get("/.well-known/did.json")).json()
         results = [
             (await client.get(f"/public/verify/{c.verification_code}")).json()
             for c in (before, after)
@@ -302,7 +355,14 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
 
     assert old_kid != new_kid
     assert [k["kid"] for k in jwks["keys"]] == [new_kid, old_kid]  # newest first
-    assert json.loads(_b64decode(before.credential_jws.split(".")[0]))["kid"] == old_kid
-    assert json.loads(_b64decode(after.credential_jws.split(".")[0]))["kid"] == new_kid
+    assert jws_parts(before.credential_jws)[0]["kid"].endswith(f"#{old_kid}")
+    assert jws_parts(after.credential_jws)[0]["kid"].endswith(f"#{new_kid}")
+    # Checked independently: each with its own key from the JWKS, neither with the other's.
+    verify_with_jwks(before.credential_jws, jwks)
+    verify_with_jwks(after.credential_jws, jwks)
+    only_new = {"keys": [k for k in jwks["keys"] if k["kid"] == new_kid]}
+    with pytest.raises(ValueError):  # no key by that id: the old one is needed
+        verify_with_jwks(before.credential_jws, only_new)
+    assert [m["id"].split("#")[1] for m in did_doc["verificationMethod"]] == [new_kid, old_kid]
     assert [r["result"] for r in results] == ["valid", "valid"]
     assert [r["number"] for r in results] == ["IKMA/2024/000001", "IKMA/2024/000002"]

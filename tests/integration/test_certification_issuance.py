@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from bekal.certification.app import create_app
-from bekal.certification.models import Certificate, CertificateCounter
-from bekal.certification.services import issue_certificate
+from bekal.certification.models import Certificate, CertificateCounter, StatusEntry
+from bekal.certification.services import Issuer, issue_certificate
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
@@ -37,6 +37,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 TRAINING_SOURCE = SOURCES["training"]
+PUBLIC_BASE_URL = "https://sertifikat.example.id"
 
 
 def as_record(
@@ -128,21 +129,24 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
     """The unique constraint's race, made deterministic: B starts while A is uncommitted."""
     await asyncio.to_thread(upgrade, "bekal.certification", database_url)
     db = Database(database_url)
-    signer = CertificateSigner.from_key_file(tmp_path / "certificate.pem")
+    issuer = Issuer(
+        signer=CertificateSigner.from_key_file(tmp_path / "certificate.pem"),
+        public_base_url=PUBLIC_BASE_URL,
+    )
     event = completed()
 
     async def issue_in_own_transaction(
         e: ParticipantCompleted, event_id: str
     ) -> tuple[Certificate, bool]:
         async with db.session() as s:
-            result = await issue_certificate(s, event=e, event_id=event_id, signer=signer)
+            result = await issue_certificate(s, event=e, event_id=event_id, issuer=issuer)
             await s.commit()
             return result
 
     try:
         async with db.session() as a:
             cert_a, issued_a = await issue_certificate(
-                a, event=event, event_id="e-1", signer=signer
+                a, event=event, event_id="e-1", issuer=issuer
             )
             b = asyncio.create_task(issue_in_own_transaction(event, "e-2"))
             await asyncio.sleep(0.5)
@@ -157,6 +161,7 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
         assert nxt.number == "IKMA/2024/000002"
         assert await count(db, Certificate) == 2
         assert await count(db, OutboxMessage) == 2  # one CertificateIssued each, none for B
+        assert await count(db, StatusEntry) == 2  # B's status list place went back too
     finally:
         await db.dispose()
 
@@ -164,13 +169,16 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
 async def test_numbers_restart_each_year_by_the_course_end_date(database_url, tmp_path):
     await asyncio.to_thread(upgrade, "bekal.certification", database_url)
     db = Database(database_url)
-    signer = CertificateSigner.from_key_file(tmp_path / "certificate.pem")
+    issuer = Issuer(
+        signer=CertificateSigner.from_key_file(tmp_path / "certificate.pem"),
+        public_base_url=PUBLIC_BASE_URL,
+    )
     numbers = []
     try:
         for end in (date(2023, 7, 22), date(2024, 9, 7), date(2023, 12, 31), date(2024, 1, 5)):
             async with db.session() as s:
                 cert, _ = await issue_certificate(
-                    s, event=completed(end_date=end), event_id=str(uuid.uuid4()), signer=signer
+                    s, event=completed(end_date=end), event_id=str(uuid.uuid4()), issuer=issuer
                 )
                 await s.commit()
                 numbers.append(cert.number)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from bekal.certification import services
 from bekal.certification.api import certificates, public
-from bekal.certification.handlers import SIGNER, subscriptions
+from bekal.certification.handlers import ISSUER, subscriptions
 from bekal.certification.ratelimit import SlidingWindowLimiter
 from bekal.certification.settings import certification_settings
 from bekal.certification.signing import CertificateSigner
@@ -18,7 +18,7 @@ from bekal.shared.settings import Settings
 
 
 def _resources(app: FastAPI, settings: Settings) -> dict[str, Any]:
-    return {SIGNER: app.state.certificate_signer}
+    return {ISSUER: app.state.certificate_issuer}
 
 
 async def _on_ready(app: FastAPI) -> None:
@@ -33,11 +33,13 @@ spec = ServiceSpec(
     title="Bekal: Sertifikasi",
     description=(
         "Completion certificates for participants who pass a course: one per enrollment, "
-        "numbered IKMA/<year>/<sequence>, signed (compact JWS, EdDSA) and verifiable by anyone "
-        "at /verify/{code}. Consumes ParticipantCompleted; publishes CertificateIssued. "
+        "numbered IKMA/<year>/<sequence>, each an Open Badges 3.0 credential signed as VC-JOSE "
+        "(vc+jwt, EdDSA), printable as a PDF, revocable (Bitstring Status List) and verifiable "
+        "by anyone at /verify/{code}. Consumes ParticipantCompleted; publishes "
+        "CertificateIssued, CertificateRevoked, CertificateReissued. "
         "A certificate never names the facility where the course was held."
     ),
-    routers=[certificates.router, public.router],
+    routers=[certificates.router, certificates.participants, public.router],
     subscriptions=subscriptions,
     on_ready=_on_ready,
     resources=_resources,
@@ -49,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(spec, config)
     app.state.certificate_signer = CertificateSigner.from_key_file(
         config.certificate_signing_key_file
+    )
+    app.state.certificate_issuer = services.Issuer(
+        signer=app.state.certificate_signer, public_base_url=config.public_base_url
     )
     app.state.verify_limiter = SlidingWindowLimiter(config.verify_rate_limit_per_minute)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification.ratelimit import SlidingWindowLimiter
+from bekal.certification.services import Issuer
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.auth import Ministry, Principal, Role, require
@@ -29,6 +30,11 @@ def get_signer(request: Request) -> CertificateSigner:
     return signer
 
 
+def get_issuer(request: Request) -> Issuer:
+    issuer: Issuer = request.app.state.certificate_issuer
+    return issuer
+
+
 def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
     limiter: SlidingWindowLimiter = request.app.state.verify_limiter
     return limiter
@@ -37,6 +43,7 @@ def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[CertificationSettings, Depends(get_settings)]
 SignerDep = Annotated[CertificateSigner, Depends(get_signer)]
+IssuerDep = Annotated[Issuer, Depends(get_issuer)]
 VerifyLimiterDep = Annotated[SlidingWindowLimiter, Depends(get_verify_limiter)]
 
 # Certificates name people: only the industry side's certification and training staff read them.

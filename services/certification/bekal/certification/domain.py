@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import hmac
 import re
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 ISSUER = "Direktorat Jenderal Industri Kecil, Menengah, dan Aneka, Kementerian Perindustrian"
@@ -173,3 +179,318 @@ def verification_result(
     if not exists or not signature_valid:
         return VerificationResult.UNKNOWN
     return VerificationResult.REVOKED if revoked else VerificationResult.VALID
+
+
+# --- Open Badges 3.0 / W3C Verifiable Credentials 2.0 -----------------------------------------
+
+VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+ACHIEVEMENT_TYPE = "CertificateOfCompletion"
+
+# W3C Bitstring Status List v1.0: a list is at least 16 KB (131,072 entries) so that one
+# revoked bit among many says nothing about whose certificate it is (herd privacy).
+STATUS_LIST_SIZE = 131_072
+# A list is closed to new certificates once this share of it is used, so that random indexes
+# keep being found quickly; the next list is opened then.
+STATUS_LIST_FILL_LIMIT = STATUS_LIST_SIZE // 2
+
+
+class RevocationKind(StrEnum):
+    """Why a certificate stopped being valid, as published (the staff's own words stay here)."""
+
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"  # re-issued under a new number after a correction
+
+
+def normalized_name(name: str) -> str:
+    """A person's name as compared and hashed: NFC, single spaces, case-folded."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+def display_name(name: str) -> str:
+    """A person's name as printed: NFC, trimmed, single spaces (case kept)."""
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def identity_hash(name: str, salt: str) -> str:
+    """Open Badges' salted identity hash: ``sha256$`` + hex SHA-256 of identity then salt."""
+    digest = hashlib.sha256((normalized_name(name) + salt).encode("utf-8")).hexdigest()
+    return f"sha256${digest}"
+
+
+def issuer_did(public_base_url: str) -> str:
+    """The issuer's did:web, from the public address (port percent-encoded, path as ``:``)."""
+    parts = urlsplit(public_base_url)
+    if not parts.hostname:
+        raise ValueError(f"no host in {public_base_url!r}")
+    host = parts.hostname + (f"%3A{parts.port}" if parts.port else "")
+    path = [quote(p, safe="") for p in parts.path.split("/") if p]
+    return ":".join(["did", "web", host, *path])
+
+
+def _activity_time(d: date) -> str:
+    # Open Badges wants date-times; a course day is a day in the issuer's time zone.
+    return f"{d.isoformat()}T00:00:00+07:00"
+
+
+def status_entry(*, list_url: str, index: int) -> dict[str, str]:
+    """The credential's ``credentialStatus``: a BitstringStatusListEntry for revocation."""
+    if not 0 <= index < STATUS_LIST_SIZE:
+        raise ValueError(f"status list index out of range: {index}")
+    return {
+        "id": f"{list_url}#{index}",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": str(index),
+        "statusListCredential": list_url,
+    }
+
+
+def open_badge_credential(
+    *,
+    certificate_id: uuid.UUID,
+    number: str,
+    issuer_id: str,
+    recipient_name: str,
+    salt: str,
+    program_id: uuid.UUID,
+    program_code: str,
+    program_title: str,
+    sector: str,
+    competency_units: Iterable[Competency],
+    hours: int,
+    start_date: date,
+    end_date: date,
+    issued_at: datetime,
+    partner: str | None,
+    status: Mapping[str, str],
+    verification_url: str,
+) -> dict[str, Any]:
+    """An ``OpenBadgeCredential`` (VC 2.0 data model) and, beside it, the matching JWT claims.
+
+    The recipient is named only by a salted hash of their name: whoever holds the paper
+    can prove it is theirs, but the credential alone does not say who they are. Nothing in it
+    names a facility, a session or a participant id.
+    """
+    if end_date < start_date:
+        raise ValueError("end_date before start_date")
+    if issued_at.tzinfo is None:
+        raise ValueError("naive datetime")
+    credential_id = f"urn:uuid:{certificate_id}"
+    units = [{"code": u.code, "title": u.title} for u in competency_units]
+    subject: dict[str, Any] = {
+        "type": ["AchievementSubject"],
+        "identifier": [
+            {
+                "type": "IdentityObject",
+                "identityType": "name",
+                "hashed": True,
+                "identityHash": identity_hash(recipient_name, salt),
+                "salt": salt,
+            }
+        ],
+        "achievement": {
+            "id": f"urn:uuid:{program_id}",
+            "type": ["Achievement"],
+            "achievementType": ACHIEVEMENT_TYPE,
+            "humanCode": program_code,
+            "name": program_title,
+            "description": f"Bimbingan teknis {program_title} ({hours} jam pelajaran).",
+            "criteria": {
+                "narrative": "Kehadiran memenuhi batas minimum dan seluruh unit kompetensi "
+                "dinilai kompeten."
+            },
+            "fieldOfStudy": sector,
+            "alignment": [
+                {
+                    "type": ["Alignment"],
+                    "targetType": "ceasn:Competency",
+                    "targetCode": u["code"],
+                    "targetName": u["title"],
+                    "targetUrl": f"urn:bekal:competency:{quote(u['code'], safe='')}",
+                }
+                for u in units
+            ],
+        },
+        "activityStartDate": _activity_time(start_date),
+        "activityEndDate": _activity_time(end_date),
+        # Not Open Badges terms: issuer-dependent ones (VC 2.0's @vocab), for the paper's facts.
+        "competencyUnits": units,
+        "hours": hours,
+    }
+    if partner:
+        # The institution that delivered and assessed the course on the issuer's behalf.
+        subject["source"] = {
+            "id": f"urn:bekal:partner:{quote(partner, safe='')}",
+            "type": ["Profile"],
+            "name": partner,
+        }
+    valid_from = issued_at.astimezone(UTC).replace(microsecond=0)
+    return {
+        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "id": credential_id,
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": f"Sertifikat {program_title}",
+        "certificateNumber": number,
+        "issuer": {"id": issuer_id, "type": ["Profile"], "name": ISSUER},
+        "validFrom": valid_from.isoformat().replace("+00:00", "Z"),
+        "credentialSubject": subject,
+        "credentialStatus": dict(status),
+        "evidence": [{"id": verification_url, "type": ["Evidence"], "name": "Verifikasi"}],
+        # JWT claims that restate the credential (VC-JOSE-COSE allows both; they agree).
+        "iss": issuer_id,
+        "jti": credential_id,
+        "iat": int(valid_from.timestamp()),
+    }
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What a verifier is shown, read from a verified credential of either format."""
+
+    number: str
+    program_code: str
+    program_title: str
+    competency_units: list[dict[str, str]]
+    hours: int
+    start_date: date
+    end_date: date
+    issued_on: date
+    issuer: str
+    partner: str | None
+    recipient_name: str | None  # legacy credentials carry it; Open Badges ones only its hash
+    identity_hash: str | None
+    salt: str | None
+
+
+def is_open_badge(payload: Mapping[str, Any]) -> bool:
+    return "OpenBadgeCredential" in (payload.get("type") or [])
+
+
+def credential_facts(payload: Mapping[str, Any]) -> CertificateFacts:
+    """The facts of a verified credential: an OpenBadgeCredential or an earlier plain one."""
+    if not is_open_badge(payload):
+        return CertificateFacts(
+            number=payload["number"],
+            program_code=payload["program_code"],
+            program_title=payload["program_title"],
+            competency_units=list(payload["competency_units"]),
+            hours=int(payload["hours"]),
+            start_date=date.fromisoformat(payload["start_date"]),
+            end_date=date.fromisoformat(payload["end_date"]),
+            issued_on=date.fromisoformat(payload["issued_on"]),
+            issuer=payload["issuer"],
+            partner=payload.get("partner"),
+            recipient_name=payload["recipient_name"],
+            identity_hash=None,
+            salt=None,
+        )
+    subject = payload["credentialSubject"]
+    achievement = subject["achievement"]
+    (identity,) = [i for i in subject["identifier"] if i.get("identityType") == "name"]
+    valid_from = datetime.fromisoformat(payload["validFrom"].replace("Z", "+00:00"))
+    return CertificateFacts(
+        number=payload["certificateNumber"],
+        program_code=achievement["humanCode"],
+        program_title=achievement["name"],
+        competency_units=list(subject["competencyUnits"]),
+        hours=int(subject["hours"]),
+        start_date=date.fromisoformat(subject["activityStartDate"][:10]),
+        end_date=date.fromisoformat(subject["activityEndDate"][:10]),
+        issued_on=issue_date(valid_from),
+        issuer=payload["issuer"]["name"],
+        partner=(subject.get("source") or {}).get("name"),
+        recipient_name=None,
+        identity_hash=identity["identityHash"],
+        salt=identity["salt"],
+    )
+
+
+def name_matches(facts: CertificateFacts, name: str) -> bool:
+    """Whether ``name`` is the recipient's (hash compared in constant time)."""
+    if facts.identity_hash is not None and facts.salt is not None:
+        return hmac.compare_digest(identity_hash(name, facts.salt), facts.identity_hash)
+    if facts.recipient_name is None:
+        return False
+    return hmac.compare_digest(
+        normalized_name(facts.recipient_name).encode(), normalized_name(name).encode()
+    )
+
+
+# --- Bitstring Status List --------------------------------------------------------------------
+
+
+def encode_status_list(set_indexes: Iterable[int], size: int = STATUS_LIST_SIZE) -> str:
+    """``encodedList``: multibase base64url (``u``) of the GZIP-compressed bitstring.
+
+    Index 0 is the left-most (most significant) bit of the first byte, as the spec says.
+    """
+    if size < STATUS_LIST_SIZE or size % 8:
+        raise ValueError(f"a status list has at least {STATUS_LIST_SIZE} bits, whole bytes")
+    bits = bytearray(size // 8)
+    for index in set_indexes:
+        if not 0 <= index < size:
+            raise ValueError(f"status list index out of range: {index}")
+        bits[index // 8] |= 0x80 >> (index % 8)
+    compressed = gzip.compress(bytes(bits), mtime=0)
+    return "u" + base64.urlsafe_b64encode(compressed).rstrip(b"=").decode("ascii")
+
+
+def status_bit(encoded_list: str, index: int) -> bool:
+    """The bit at ``index`` of an ``encodedList`` (for checks and tests)."""
+    text = encoded_list[1:] if encoded_list.startswith("u") else encoded_list
+    bits = gzip.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    return bool(bits[index // 8] & (0x80 >> (index % 8)))
+
+
+def status_list_credential(
+    *, list_url: str, issuer_id: str, encoded_list: str, now: datetime
+) -> dict[str, Any]:
+    """The BitstringStatusListCredential that publishes one list (signed by the caller)."""
+    valid_from = now.astimezone(UTC).replace(microsecond=0)
+    return {
+        "@context": [VC_CONTEXT],
+        "id": list_url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer_id,
+        "validFrom": valid_from.isoformat().replace("+00:00", "Z"),
+        "credentialSubject": {
+            "id": f"{list_url}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": encoded_list,
+        },
+        "iss": issuer_id,
+        "jti": list_url,
+        "iat": int(valid_from.timestamp()),
+    }
+
+
+def content_hash(credential: str) -> str:
+    """What is kept of a certificate after its holder's data is erased: SHA-256 of the JWS."""
+    return "sha256:" + hashlib.sha256(credential.encode("ascii")).hexdigest()
+
+
+MONTHS_ID = (
+    "Januari",
+    "Februari",
+    "Maret",
+    "April",
+    "Mei",
+    "Juni",
+    "Juli",
+    "Agustus",
+    "September",
+    "Oktober",
+    "November",
+    "Desember",
+)
+
+
+def indonesian_date(d: date | None) -> str:
+    """``7 September 2024``; ``-`` for no date."""
+    return f"{d.day} {MONTHS_ID[d.month - 1]} {d.year}" if d else "-"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
@@ -46,11 +46,24 @@ class Certificate(Base):
     revocation_reason: Mapped[str | None] = mapped_column(Text)
     revoked_by: Mapped[str | None] = mapped_column(String(200))
     source_event_id: Mapped[str] = mapped_column(String(200))
+    # 1 for the certificate issued from the completion; a correction re-issues as 2, 3, ...
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    replaces_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+    replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+    revocation_kind: Mapped[str | None] = mapped_column(String(16))
+    # What a re-issue needs to sign the same course again (null only on rows too old to have it).
+    sector: Mapped[str | None] = mapped_column(String(100))
+    partner: Mapped[str | None] = mapped_column(String(300))
+    competency_units: Mapped[str | None] = mapped_column(Text)  # JSON [{code, title}]
+    status_list: Mapped[int | None] = mapped_column(Integer)
+    status_list_index: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
-        # Exactly one certificate per enrollment, whatever the consumer does: the last word
-        # when the same completion arrives twice under different event ids, concurrently.
-        UniqueConstraint("enrollment_id", name="uq_certificates_enrollment_id"),
+        # Exactly one certificate per enrollment and revision, whatever the consumer does: the
+        # last word when the same completion arrives twice under different event ids at once.
+        UniqueConstraint(
+            "enrollment_id", "revision", name="uq_certificates_enrollment_id_revision"
+        ),
         UniqueConstraint("number", name="uq_certificates_number"),
         UniqueConstraint("verification_code", name="uq_certificates_verification_code"),
         Index("ix_certificates_participant_id", "participant_id"),
@@ -77,3 +90,29 @@ class SigningKey(Base):
     algorithm: Mapped[str] = mapped_column(String(20))
     public_jwk: Mapped[str] = mapped_column(Text)  # JSON, with kid, alg and use
     first_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StatusEntry(Base):
+    """A taken place in a Bitstring Status List; its bit is set when the certificate is revoked.
+
+    Kept apart from certificates so that it outlives an erasure: the holder's credential
+    still points at it.
+    """
+
+    __tablename__ = "status_entries"
+
+    status_list: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    list_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ErasedCertificate(Base):
+    """All that is left of a certificate whose holder's data was erased: nothing names them."""
+
+    __tablename__ = "erased_certificates"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))
+    revoked_on: Mapped[date | None] = mapped_column(Date)
+    erased_on: Mapped[date] = mapped_column(Date)

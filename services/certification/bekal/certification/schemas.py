@@ -30,8 +30,13 @@ class CertificatePublic(BaseModel):
     verification_code: str
     verification_url: str = Field(description="The public page an employer opens (or scans)")
     credential_jws: str = Field(
-        description="Compact JWS (EdDSA/Ed25519); keys at /.well-known/jwks.json"
+        description="The OpenBadgeCredential as VC-JOSE (compact JWS, typ vc+jwt, EdDSA/Ed25519); "
+        "keys at /.well-known/jwks.json and /.well-known/did.json"
     )
+    revision: int = Field(description="1 as issued; 2, 3, ... for corrections")
+    replaces_id: uuid.UUID | None = Field(description="The certificate this one corrects")
+    replaced_by_id: uuid.UUID | None = Field(description="The certificate that corrects this one")
+    pdf_url: str = Field(description="The printable A4 PDF (staff API)")
 
     @classmethod
     def of(cls, certificate: Certificate, *, public_base_url: str) -> CertificatePublic:
@@ -54,6 +59,10 @@ class CertificatePublic(BaseModel):
             verification_code=certificate.verification_code,
             verification_url=verification_url(public_base_url, certificate.verification_code),
             credential_jws=certificate.credential_jws,
+            revision=certificate.revision,
+            replaces_id=certificate.replaces_id,
+            replaced_by_id=certificate.replaced_by_id,
+            pdf_url=f"/api/v1/certificates/{certificate.id}/pdf",
         )
 
 
@@ -67,6 +76,27 @@ class CertificateRevoke(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     reason: str = Field(min_length=3, max_length=500, description="Why (kept, not published)")
+
+
+class CertificateReissue(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    recipient_name: str = Field(min_length=2, max_length=300, description="The corrected name")
+    reason: str = Field(min_length=3, max_length=500, description="Why (kept, not published)")
+
+
+class ErasurePublic(BaseModel):
+    participant_id: uuid.UUID
+    erased_numbers: list[str] = Field(
+        description="Certificates of which only the number and a content hash are kept"
+    )
+    count: int
+
+
+class CredentialPresented(BaseModel):
+    credential: str = Field(
+        min_length=20, max_length=20_000, description="The credential (vc+jwt) the holder keeps"
+    )
 
 
 class CompetencyPublic(BaseModel):
@@ -90,6 +120,12 @@ class VerificationPublic(BaseModel):
     issuer: str | None = None
     partner: str | None = None
     revoked_on: date | None = None
+    replaced_by_number: str | None = Field(
+        default=None, description="A revoked certificate's corrected successor"
+    )
+    holder_data_erased: bool | None = Field(
+        default=None, description="The holder's data was erased: only the number is known"
+    )
 
 
 class JSONWebKey(BaseModel):

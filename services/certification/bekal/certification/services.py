@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification import domain
-from bekal.certification.domain import CertificateStatus, Competency, VerificationResult
-from bekal.certification.models import Certificate, CertificateCounter, SigningKey
+from bekal.certification.domain import (
+    CertificateFacts,
+    CertificateStatus,
+    Competency,
+    RevocationKind,
+    VerificationResult,
+)
+from bekal.certification.models import (
+    Certificate,
+    CertificateCounter,
+    ErasedCertificate,
+    SigningKey,
+    StatusEntry,
+)
 from bekal.certification.signing import (
     CertificateSigner,
     CredentialError,
@@ -24,10 +37,16 @@ from bekal.certification.signing import (
     verify_credential,
 )
 from bekal.shared.db import utcnow
-from bekal.shared.events.catalogue import CertificateIssued, ParticipantCompleted
+from bekal.shared.events.catalogue import (
+    CertificateIssued,
+    CertificateReissued,
+    CertificateRevocationKind,
+    CertificateRevoked,
+    ParticipantCompleted,
+)
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
-from bekal.shared.problems import Conflict, NotFound
+from bekal.shared.problems import Conflict, NotFound, RuleViolation
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +93,48 @@ async def published_keys(
     return keys
 
 
+# --- the issuer -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Who signs and where it is published: the current key and the public address."""
+
+    signer: CertificateSigner
+    public_base_url: str
+
+    @property
+    def did(self) -> str:
+        return domain.issuer_did(self.public_base_url)
+
+    def status_list_url(self, status_list: int) -> str:
+        return f"{self.public_base_url.rstrip('/')}/status-lists/{status_list}"
+
+    def verification_url(self, code: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/verify/{code}"
+
+
+def did_document(issuer: Issuer, keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issuer's did:web document: every key that ever signed, as JsonWebKey methods."""
+    did = issuer.did
+    methods = [
+        {
+            "id": f"{did}#{key['kid']}",
+            "type": "JsonWebKey",
+            "controller": did,
+            "publicKeyJwk": {k: key[k] for k in ("kty", "crv", "x")},
+        }
+        for key in keys
+    ]
+    ids = [m["id"] for m in methods]
+    return {
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/jwk/v1"],
+        "id": did,
+        "verificationMethod": methods,
+        "assertionMethod": ids,
+    }
+
+
 # --- issuing --------------------------------------------------------------------------------
 
 
@@ -82,7 +143,7 @@ async def issue_certificate(
     *,
     event: ParticipantCompleted,
     event_id: str,
-    signer: CertificateSigner,
+    issuer: Issuer,
     now: datetime | None = None,
 ) -> tuple[Certificate, bool]:
     """The enrollment's certificate, issued now unless it exists; ``(certificate, issued_now)``.
@@ -96,13 +157,34 @@ async def issue_certificate(
         return existing, False
     now = now or utcnow()
     try:
-        # The savepoint spans the number and the row: if the row loses the race on the
-        # enrollment's unique constraint, the number goes back too and the sequence stays whole.
+        # The savepoint spans the number, the status entry and the row: if the row loses the
+        # race on the unique constraint, the number goes back too and the sequence stays whole.
         async with session.begin_nested():
             sequence = await _next_sequence(session, domain.number_year(event.end_date))
-            certificate = _new_certificate(
-                event, event_id=event_id, sequence=sequence, signer=signer, now=now
+            certificate = Certificate(
+                id=uuid.uuid4(),
+                number=domain.certificate_number(domain.number_year(event.end_date), sequence),
+                enrollment_id=event.enrollment_id,
+                revision=1,
+                participant_id=event.participant_id,
+                session_id=event.session_id,
+                program_id=event.program_id,
+                program_code=event.program_code,
+                program_title=event.program_title,
+                sector=event.sector,
+                partner=event.partner,
+                competency_units=json.dumps(
+                    [{"code": u.code, "title": u.title} for u in event.competency_units]
+                ),
+                recipient_name=domain.display_name(event.participant_name),
+                hours=event.hours,
+                start_date=event.start_date,
+                end_date=event.end_date,
+                verification_code=domain.new_verification_code(),
+                status=CertificateStatus.VALID.value,
+                source_event_id=event_id,
             )
+            await _sign(session, certificate, issuer=issuer, now=now)
             session.add(certificate)
             await session.flush()
     except IntegrityError:
@@ -137,66 +219,74 @@ async def issue_certificate(
     return certificate, True
 
 
-def _new_certificate(
-    event: ParticipantCompleted,
-    *,
-    event_id: str,
-    sequence: int,
-    signer: CertificateSigner,
-    now: datetime,
-) -> Certificate:
-    certificate_id = uuid.uuid4()
-    number = domain.certificate_number(domain.number_year(event.end_date), sequence)
-    issued_on = domain.issue_date(now)
-    claims = domain.credential_claims(
-        certificate_id=certificate_id,
-        number=number,
-        recipient_name=event.participant_name,
-        program_code=event.program_code,
-        program_title=event.program_title,
-        sector=event.sector,
-        competency_units=[Competency(code=u.code, title=u.title) for u in event.competency_units],
-        hours=event.hours,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        issued_on=issued_on,
-        partner=event.partner,
+async def _sign(
+    session: AsyncSession, certificate: Certificate, *, issuer: Issuer, now: datetime
+) -> None:
+    """Give ``certificate`` its status list entry and its signed OpenBadgeCredential."""
+    status_list, index = await _allocate_status_entry(session)
+    certificate.status_list, certificate.status_list_index = status_list, index
+    certificate.issued_at = now
+    certificate.issued_on = domain.issue_date(now)
+    units = [Competency(**u) for u in json.loads(certificate.competency_units or "[]")]
+    credential = domain.open_badge_credential(
+        certificate_id=certificate.id,
+        number=certificate.number,
+        issuer_id=issuer.did,
+        recipient_name=certificate.recipient_name,
+        salt=domain.new_salt(),
+        program_id=certificate.program_id,
+        program_code=certificate.program_code,
+        program_title=certificate.program_title,
+        sector=certificate.sector or "",
+        competency_units=units,
+        hours=certificate.hours,
+        start_date=certificate.start_date,
+        end_date=certificate.end_date,
+        issued_at=now,
+        partner=certificate.partner,
+        status=domain.status_entry(list_url=issuer.status_list_url(status_list), index=index),
+        verification_url=issuer.verification_url(certificate.verification_code),
     )
-    custody_terms = domain.custody_terms_in(claims)
+    custody_terms = domain.custody_terms_in(credential)
     if custody_terms:
         # Issued anyway (the person earned it), but someone must look at the program's wording.
         log.warning(
             "certificate_text_mentions_custody",
-            number=number,
+            number=certificate.number,
             terms=custody_terms,
-            program_code=event.program_code,
+            program_code=certificate.program_code,
         )
-    return Certificate(
-        id=certificate_id,
-        number=number,
-        enrollment_id=event.enrollment_id,
-        participant_id=event.participant_id,
-        session_id=event.session_id,
-        program_id=event.program_id,
-        program_code=event.program_code,
-        program_title=event.program_title,
-        recipient_name=claims["recipient_name"],
-        hours=event.hours,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        issued_on=issued_on,
-        issued_at=now,
-        verification_code=domain.new_verification_code(),
-        credential_jws=signer.sign(claims),
-        signing_kid=signer.kid,
-        status=CertificateStatus.VALID.value,
-        source_event_id=event_id,
+    certificate.credential_jws = issuer.signer.sign_vc(credential, issuer_id=issuer.did)
+    certificate.signing_kid = issuer.signer.kid
+
+
+async def _allocate_status_entry(session: AsyncSession) -> tuple[int, int]:
+    """A random free place in the open status list (a new list once it is half full)."""
+    current = await session.scalar(select(func.max(StatusEntry.status_list))) or 1
+    used = await session.scalar(
+        select(func.count()).select_from(StatusEntry).where(StatusEntry.status_list == current)
     )
+    if (used or 0) >= domain.STATUS_LIST_FILL_LIMIT:
+        current += 1
+    for _ in range(64):
+        index = secrets.randbelow(domain.STATUS_LIST_SIZE)
+        if await session.get(StatusEntry, (current, index)) is not None:
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(StatusEntry(status_list=current, list_index=index, revoked=False))
+        except IntegrityError:
+            continue  # taken by a concurrent issuer a moment ago
+        return current, index
+    raise RuntimeError(f"no free index found in status list {current}")  # pragma: no cover
 
 
 async def _by_enrollment(session: AsyncSession, enrollment_id: uuid.UUID) -> Certificate | None:
+    """The certificate issued from the enrollment's completion (corrections are later revisions)."""
     return await session.scalar(
-        select(Certificate).where(Certificate.enrollment_id == enrollment_id)
+        select(Certificate).where(
+            Certificate.enrollment_id == enrollment_id, Certificate.revision == 1
+        )
     )
 
 
@@ -270,53 +360,126 @@ class Verification:
     """What the public is told, taken from the verified credential, never from the row alone."""
 
     result: VerificationResult
-    claims: dict[str, Any] | None = None
+    facts: CertificateFacts | None = None
     certificate: Certificate | None = None
+    replaced_by_number: str | None = None
+    erased: bool = False
+    number: str | None = None
+    revoked_on: Any = None
 
 
-async def verify(session: AsyncSession, *, code: str) -> Verification:
-    """Find by verification code (or by number) and re-check the stored signature."""
+async def verify(session: AsyncSession, *, code: str, name: str | None = None) -> Verification:
+    """Find by verification code, or by number together with the holder's name.
+
+    A number alone answers "unknown": numbers are sequential, and a name behind each one
+    would let anyone list who was trained. The stored signature is checked every time.
+    """
     code = code.strip()
     if not code or len(code) > MAX_LOOKUP_LENGTH:
         return Verification(VerificationResult.UNKNOWN)
     by_number = domain.is_certificate_number(code)
+    if by_number and not (name and name.strip()):
+        return Verification(VerificationResult.UNKNOWN)
     column = Certificate.number if by_number else Certificate.verification_code
     certificate = await session.scalar(select(Certificate).where(column == code))
     if certificate is None:
         return Verification(VerificationResult.UNKNOWN)
-    claims = await _verified_claims(session, certificate)
+    facts = await _verified_facts(session, certificate)
+    if facts is not None and by_number and not domain.name_matches(facts, name or ""):
+        return Verification(VerificationResult.UNKNOWN)
+    return await _verification(session, certificate, facts)
+
+
+async def verify_credential_document(session: AsyncSession, *, credential: str) -> Verification:
+    """Verify a credential the holder presents (the JWS), even after their data was erased.
+
+    Valid when it verifies with a published key and is exactly the credential we issued under
+    its number (kept whole, or kept as a hash after an erasure).
+    """
+    credential = credential.strip()
+    try:
+        payload = await _verified_payload(session, credential)
+        facts = domain.credential_facts(payload)
+    except (CredentialError, KeyError, TypeError, ValueError) as exc:
+        log.info("presented_credential_invalid", error=str(exc))
+        return Verification(VerificationResult.UNKNOWN)
+    certificate = await session.scalar(
+        select(Certificate).where(Certificate.number == facts.number)
+    )
+    if certificate is not None:
+        if certificate.credential_jws != credential:
+            return Verification(VerificationResult.UNKNOWN)
+        return await _verification(session, certificate, facts)
+    erased = await session.get(ErasedCertificate, facts.number)
+    if erased is None or erased.content_hash != domain.content_hash(credential):
+        return Verification(VerificationResult.UNKNOWN)
+    revoked = erased.status == CertificateStatus.REVOKED
+    return Verification(
+        VerificationResult.REVOKED if revoked else VerificationResult.VALID,
+        facts=facts,
+        erased=True,
+        number=erased.number,
+        revoked_on=erased.revoked_on,
+    )
+
+
+async def _verification(
+    session: AsyncSession, certificate: Certificate, facts: CertificateFacts | None
+) -> Verification:
     result = domain.verification_result(
         exists=True,
-        signature_valid=claims is not None,
+        signature_valid=facts is not None,
         revoked=certificate.status == CertificateStatus.REVOKED,
     )
     if result is VerificationResult.UNKNOWN:
         return Verification(result)
-    return Verification(result, claims=claims, certificate=certificate)
+    replaced_by = None
+    if certificate.replaced_by_id is not None:
+        replaced_by = await session.scalar(
+            select(Certificate.number).where(Certificate.id == certificate.replaced_by_id)
+        )
+    return Verification(
+        result,
+        facts=facts,
+        certificate=certificate,
+        replaced_by_number=replaced_by,
+        number=certificate.number,
+        revoked_on=certificate.revoked_on,
+    )
 
 
-async def _verified_claims(
+async def _verified_payload(session: AsyncSession, credential: str) -> dict[str, Any]:
+    kid = unverified_kid(credential)
+    key_row = await session.get(SigningKey, kid) if kid else None
+    if key_row is None:
+        raise CredentialError(f"no published key {kid!r}")
+    return verify_credential(credential, public_key_from_jwk(json.loads(key_row.public_jwk)))
+
+
+async def _verified_facts(
     session: AsyncSession, certificate: Certificate
-) -> dict[str, Any] | None:
+) -> CertificateFacts | None:
+    """The facts of the row's credential, or None when it does not verify or is not the row's."""
     try:
-        kid = unverified_kid(certificate.credential_jws)
-        key_row = await session.get(SigningKey, kid) if kid else None
-        if key_row is None:
-            raise CredentialError(f"no published key {kid!r}")
-        public_key = public_key_from_jwk(json.loads(key_row.public_jwk))
-        claims = verify_credential(certificate.credential_jws, public_key)
+        payload = await _verified_payload(session, certificate.credential_jws)
+        facts = domain.credential_facts(payload)
         # A genuine credential pasted onto another row is still a forgery of that row.
-        if claims.get("jti") != str(certificate.id) or claims.get("number") != certificate.number:
+        expected_id = f"urn:uuid:{certificate.id}" if domain.is_open_badge(payload) else None
+        if payload.get("jti") not in (expected_id, str(certificate.id)):
             raise CredentialError("credential belongs to another certificate")
-    except CredentialError as exc:
+        if facts.number != certificate.number:
+            raise CredentialError("credential belongs to another number")
+        if not domain.name_matches(facts, certificate.recipient_name):
+            raise CredentialError("credential names someone else")
+    except (CredentialError, KeyError, TypeError, ValueError) as exc:
         log.error(
             "certificate_credential_invalid", certificate_id=str(certificate.id), error=str(exc)
         )
         return None
-    return {k: v for k, v in claims.items() if k in domain.CLAIM_NAMES}
+    return facts
 
 
-# --- revocation -----------------------------------------------------------------------------
+# --- revocation and correction ----------------------------------------------------------------
 
 
 async def revoke_certificate(
@@ -326,18 +489,193 @@ async def revoke_certificate(
     reason: str,
     revoked_by: str,
     now: datetime | None = None,
+    kind: RevocationKind = RevocationKind.REVOKED,
+    replaced_by: Certificate | None = None,
 ) -> Certificate:
-    """Revoke for good; verifiers see "revoked" from then on. The credential itself is kept."""
+    """Revoke for good: verification says so at once, and the status list bit is set.
+
+    The credential itself is kept. Publishes CertificateRevoked (the reason stays here).
+    """
     certificate = await get_certificate(session, certificate_id=certificate_id, for_update=True)
+    _must_be_valid(certificate)
+    certificate.status = CertificateStatus.REVOKED.value
+    certificate.revoked_on = domain.issue_date(now or utcnow())
+    certificate.revocation_reason = reason
+    certificate.revocation_kind = kind.value
+    certificate.revoked_by = revoked_by
+    if replaced_by is not None:
+        certificate.replaced_by_id = replaced_by.id
+    if certificate.status_list is not None and certificate.status_list_index is not None:
+        await session.execute(
+            update(StatusEntry)
+            .where(
+                StatusEntry.status_list == certificate.status_list,
+                StatusEntry.list_index == certificate.status_list_index,
+            )
+            .values(revoked=True)
+        )
+    add_event(
+        session,
+        CertificateRevoked(
+            certificate_id=certificate.id,
+            number=certificate.number,
+            enrollment_id=certificate.enrollment_id,
+            revoked_on=certificate.revoked_on,
+            kind=CertificateRevocationKind(kind.value),
+            replaced_by_certificate_id=replaced_by.id if replaced_by else None,
+        ),
+    )
+    log.info(
+        "certificate_revoked",
+        certificate_id=str(certificate.id),
+        number=certificate.number,
+        kind=kind.value,
+    )
+    return certificate
+
+
+def _must_be_valid(certificate: Certificate) -> None:
     if certificate.status == CertificateStatus.REVOKED:
         raise Conflict(
             f"Sertifikat {certificate.number} sudah dicabut pada {certificate.revoked_on}.",
             slug="certificate-already-revoked",
             errors=[{"field": "status", "message": "sertifikat sudah dicabut"}],
         )
-    certificate.status = CertificateStatus.REVOKED.value
-    certificate.revoked_on = domain.issue_date(now or utcnow())
-    certificate.revocation_reason = reason
-    certificate.revoked_by = revoked_by
-    log.info("certificate_revoked", certificate_id=str(certificate.id), number=certificate.number)
-    return certificate
+
+
+async def reissue_certificate(
+    session: AsyncSession,
+    *,
+    certificate_id: uuid.UUID,
+    recipient_name: str,
+    reason: str,
+    reissued_by: str,
+    issuer: Issuer,
+    now: datetime | None = None,
+) -> Certificate:
+    """Correct a name: a new certificate under a new number, the old one revoked, both linked.
+
+    Publishes CertificateRevoked (superseded) for the old one and CertificateReissued.
+    """
+    now = now or utcnow()
+    old = await get_certificate(session, certificate_id=certificate_id, for_update=True)
+    _must_be_valid(old)
+    name = domain.display_name(recipient_name)
+    if name == old.recipient_name:
+        raise RuleViolation(
+            "Nama yang dikoreksi sama dengan nama pada sertifikat.",
+            slug="correction-changes-nothing",
+            errors=[{"field": "recipient_name", "message": "nama tidak berubah"}],
+        )
+    year = domain.number_year(old.end_date)
+    new = Certificate(
+        id=uuid.uuid4(),
+        number=domain.certificate_number(year, await _next_sequence(session, year)),
+        enrollment_id=old.enrollment_id,
+        revision=old.revision + 1,
+        replaces_id=old.id,
+        participant_id=old.participant_id,
+        session_id=old.session_id,
+        program_id=old.program_id,
+        program_code=old.program_code,
+        program_title=old.program_title,
+        sector=old.sector,
+        partner=old.partner,
+        competency_units=old.competency_units,
+        recipient_name=name,
+        hours=old.hours,
+        start_date=old.start_date,
+        end_date=old.end_date,
+        verification_code=domain.new_verification_code(),
+        status=CertificateStatus.VALID.value,
+        source_event_id=old.source_event_id,
+    )
+    await _sign(session, new, issuer=issuer, now=now)
+    session.add(new)
+    await session.flush()  # a concurrent correction of the same certificate fails here (409)
+    await revoke_certificate(
+        session,
+        certificate_id=old.id,
+        reason=f"Dikoreksi menjadi {new.number}: {reason}",
+        revoked_by=reissued_by,
+        now=now,
+        kind=RevocationKind.SUPERSEDED,
+        replaced_by=new,
+    )
+    add_event(
+        session,
+        CertificateReissued(
+            certificate_id=new.id,
+            number=new.number,
+            replaces_certificate_id=old.id,
+            replaces_number=old.number,
+            participant_id=new.participant_id,
+            session_id=new.session_id,
+            enrollment_id=new.enrollment_id,
+            program_id=new.program_id,
+            issued_on=new.issued_on,
+        ),
+    )
+    log.info("certificate_reissued", old=old.number, new=new.number)
+    return new
+
+
+# --- the status list ----------------------------------------------------------------------------
+
+
+async def status_list_credential(
+    session: AsyncSession, *, status_list: int, issuer: Issuer, now: datetime | None = None
+) -> str:
+    """The signed BitstringStatusListCredential of one list (vc+jwt), as of now."""
+    if status_list != 1:
+        in_use = await session.scalar(
+            select(StatusEntry.list_index).where(StatusEntry.status_list == status_list).limit(1)
+        )
+        if in_use is None:
+            raise NotFound(f"Daftar status {status_list} tidak ada")
+    revoked = await session.scalars(
+        select(StatusEntry.list_index).where(
+            StatusEntry.status_list == status_list, StatusEntry.revoked.is_(True)
+        )
+    )
+    credential = domain.status_list_credential(
+        list_url=issuer.status_list_url(status_list),
+        issuer_id=issuer.did,
+        encoded_list=domain.encode_status_list(revoked.all()),
+        now=now or utcnow(),
+    )
+    return issuer.signer.sign_vc(credential, issuer_id=issuer.did)
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+
+async def erase_participant(
+    session: AsyncSession, *, participant_id: uuid.UUID, now: datetime | None = None
+) -> list[str]:
+    """Forget a person: of each of their certificates keep only its number, a hash of its
+    credential and whether it was revoked; return the numbers. Idempotent."""
+    certificates = (
+        await session.scalars(
+            select(Certificate)
+            .where(Certificate.participant_id == participant_id)
+            .with_for_update()
+        )
+    ).all()
+    erased_on = domain.issue_date(now or utcnow())
+    for certificate in certificates:
+        session.add(
+            ErasedCertificate(
+                number=certificate.number,
+                content_hash=domain.content_hash(certificate.credential_jws),
+                status=certificate.status,
+                revoked_on=certificate.revoked_on,
+                erased_on=erased_on,
+            )
+        )
+    if certificates:
+        await session.execute(
+            delete(Certificate).where(Certificate.participant_id == participant_id)
+        )
+    log.info("participant_certificates_erased", count=len(certificates))
+    return [c.number for c in certificates]

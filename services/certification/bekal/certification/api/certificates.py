@@ -1,17 +1,31 @@
-"""Staff API: list, read and revoke certificates."""
+"""Staff API: list, read, print, revoke and correct certificates; erase a person's."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from bekal.certification import services
-from bekal.certification.deps import CertificateReader, CertificationAdmin, SessionDep, SettingsDep
-from bekal.certification.schemas import CertificatePublic, CertificateRevoke, CertificatesPublic
+from bekal.certification import pdf, services
+from bekal.certification.deps import (
+    CertificateReader,
+    CertificationAdmin,
+    IssuerDep,
+    SessionDep,
+    SettingsDep,
+)
+from bekal.certification.schemas import (
+    CertificatePublic,
+    CertificateReissue,
+    CertificateRevoke,
+    CertificatesPublic,
+    ErasurePublic,
+)
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
+participants = APIRouter(prefix="/api/v1/participants", tags=["erasure"])
 
 
 @router.get("", response_model=CertificatesPublic, summary="Certificates, newest first")
@@ -60,3 +74,78 @@ async def revoke_certificate(
     )
     await session.commit()
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
+
+
+@router.get(
+    "/{certificate_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+    summary="The printable certificate (A4 PDF, Bahasa Indonesia, QR code to its verification)",
+)
+async def certificate_pdf(
+    certificate_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
+) -> Response:
+    c = await services.get_certificate(session, certificate_id=certificate_id)
+    document = pdf.render(
+        pdf.PrintedCertificate(
+            number=c.number,
+            recipient_name=c.recipient_name,
+            program_title=c.program_title,
+            competency_units=[
+                (u["code"], u["title"]) for u in json.loads(c.competency_units or "[]")
+            ],
+            hours=c.hours,
+            start_date=c.start_date,
+            end_date=c.end_date,
+            issued_on=c.issued_on,
+            partner=c.partner,
+            verification_url=issuer.verification_url(c.verification_code),
+        )
+    )
+    filename = "sertifikat-" + c.number.replace("/", "-") + ".pdf"
+    return Response(
+        document,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post(
+    "/{certificate_id}/reissue",
+    response_model=CertificatePublic,
+    status_code=201,
+    summary="Correct the name: a new certificate under a new number; the old one is revoked",
+)
+async def reissue_certificate(
+    certificate_id: uuid.UUID,
+    body: CertificateReissue,
+    session: SessionDep,
+    issuer: IssuerDep,
+    principal: CertificationAdmin,
+) -> CertificatePublic:
+    certificate = await services.reissue_certificate(
+        session,
+        certificate_id=certificate_id,
+        recipient_name=body.recipient_name,
+        reason=body.reason,
+        reissued_by=principal.subject,
+        issuer=issuer,
+    )
+    await session.commit()
+    return CertificatePublic.of(certificate, public_base_url=issuer.public_base_url)
+
+
+@participants.post(
+    "/{participant_id}/erasure",
+    response_model=ErasurePublic,
+    summary="Erase a person's certificate data: only numbers and content hashes are kept",
+)
+async def erase_participant(
+    participant_id: uuid.UUID, session: SessionDep, _: CertificationAdmin
+) -> ErasurePublic:
+    numbers = await services.erase_participant(session, participant_id=participant_id)
+    await session.commit()
+    return ErasurePublic(participant_id=participant_id, erased_numbers=numbers, count=len(numbers))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from bekal.certification import services
-from bekal.certification.deps import SessionDep, SignerDep, VerifyLimiterDep
-from bekal.certification.domain import VerificationResult
-from bekal.certification.schemas import JSONWebKeySet, VerificationPublic
+from bekal.certification.deps import IssuerDep, SessionDep, SignerDep, VerifyLimiterDep
+from bekal.certification.domain import VerificationResult, indonesian_date
+from bekal.certification.schemas import CredentialPresented, JSONWebKeySet, VerificationPublic
 from bekal.shared.problems import TooManyRequests
 
 router = APIRouter(tags=["public"])
@@ -36,6 +35,61 @@ async def jwks(session: SessionDep, signer: SignerDep, response: Response) -> di
 
 
 @router.get(
+    "/.well-known/did.json",
+    summary="The issuer's did:web document: every key that ever signed, by key id",
+)
+async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    keys = await services.published_keys(session, signer=issuer.signer)
+    return services.did_document(issuer, keys)
+
+
+@router.get(
+    "/status-lists/{status_list}",
+    response_class=Response,
+    responses={200: {"content": {"application/vc+jwt": {}}}},
+    summary="A signed BitstringStatusListCredential (revocation), as vc+jwt",
+)
+async def status_list(status_list: int, session: SessionDep, issuer: IssuerDep) -> Response:
+    credential = await services.status_list_credential(
+        session, status_list=status_list, issuer=issuer
+    )
+    # Revocation must show at once: verifiers fetch it fresh.
+    return Response(
+        credential, media_type="application/vc+jwt", headers={"Cache-Control": "no-cache"}
+    )
+
+
+Name = Annotated[
+    str | None,
+    Query(
+        max_length=300,
+        description="The holder's name as printed; required when looking up by number",
+    ),
+]
+
+
+@router.post(
+    "/public/verify",
+    response_model=VerificationPublic,
+    response_model_exclude_unset=True,
+    summary="Verify a credential the holder presents (works after their data was erased too)",
+    responses={429: {"description": "Too many verifications from this client"}},
+)
+async def verify_presented(
+    body: CredentialPresented,
+    request: Request,
+    session: SessionDep,
+    limiter: VerifyLimiterDep,
+    response: Response,
+) -> VerificationPublic:
+    _limit(limiter, request)
+    response.headers.update(_PRIVATE_HEADERS)
+    verification = await services.verify_credential_document(session, credential=body.credential)
+    return _public(verification)
+
+
+@router.get(
     "/public/verify/{code:path}",
     response_model=VerificationPublic,
     response_model_exclude_unset=True,
@@ -43,16 +97,25 @@ async def jwks(session: SessionDep, signer: SignerDep, response: Response) -> di
     responses={429: {"description": "Too many verifications from this client"}},
 )
 async def verify_json(
-    code: str, request: Request, session: SessionDep, limiter: VerifyLimiterDep, response: Response
+    code: str,
+    request: Request,
+    session: SessionDep,
+    limiter: VerifyLimiterDep,
+    response: Response,
+    name: Name = None,
 ) -> VerificationPublic:
+    _limit(limiter, request)
+    response.headers.update(_PRIVATE_HEADERS)
+    return _public(await services.verify(session, code=code, name=name))
+
+
+def _limit(limiter: Any, request: Request) -> None:
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
         raise TooManyRequests(
             f"Terlalu banyak permintaan verifikasi; coba lagi dalam {retry_after} detik.",
             headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS},
         )
-    response.headers.update(_PRIVATE_HEADERS)
-    return _public(await services.verify(session, code=code))
 
 
 @router.get(
@@ -61,7 +124,11 @@ async def verify_json(
     summary="The verification page an employer opens (Bahasa Indonesia)",
 )
 async def verify_page(
-    code: str, request: Request, session: SessionDep, limiter: VerifyLimiterDep
+    code: str,
+    request: Request,
+    session: SessionDep,
+    limiter: VerifyLimiterDep,
+    name: Name = None,
 ) -> HTMLResponse:
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
@@ -73,7 +140,7 @@ async def verify_page(
         return HTMLResponse(
             body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
         )
-    verification = await services.verify(session, code=code)
+    verification = await services.verify(session, code=code, name=name)
     return HTMLResponse(_render(_public(verification)), headers=_PRIVATE_HEADERS)
 
 
@@ -84,47 +151,47 @@ def _client(request: Request) -> str:
 
 
 def _public(verification: services.Verification) -> VerificationPublic:
-    claims = verification.claims
-    if verification.result is VerificationResult.UNKNOWN or claims is None:
+    facts = verification.facts
+    if verification.result is VerificationResult.UNKNOWN or facts is None:
         return VerificationPublic(result=VerificationResult.UNKNOWN)
+    if verification.erased:
+        # Nothing that names the holder is left; the presented credential matched our hash.
+        return VerificationPublic(
+            result=verification.result,
+            number=verification.number,
+            program_code=facts.program_code,
+            program_title=facts.program_title,
+            issued_on=facts.issued_on,
+            issuer=facts.issuer,
+            revoked_on=verification.revoked_on,
+            holder_data_erased=True,
+        )
     certificate = verification.certificate
+    # Open Badges credentials carry only a salted hash of the name, checked against the row.
+    name = facts.recipient_name or (certificate.recipient_name if certificate else None)
     return VerificationPublic(
         result=verification.result,
-        number=claims["number"],
-        recipient_name=claims["recipient_name"],
-        program_code=claims["program_code"],
-        program_title=claims["program_title"],
-        competency_units=claims["competency_units"],
-        hours=claims["hours"],
-        start_date=claims["start_date"],
-        end_date=claims["end_date"],
-        issued_on=claims["issued_on"],
-        issuer=claims["issuer"],
-        partner=claims.get("partner"),
-        revoked_on=certificate.revoked_on if certificate else None,
+        number=facts.number,
+        recipient_name=name,
+        program_code=facts.program_code,
+        program_title=facts.program_title,
+        competency_units=facts.competency_units,
+        hours=facts.hours,
+        start_date=facts.start_date,
+        end_date=facts.end_date,
+        issued_on=facts.issued_on,
+        issuer=facts.issuer,
+        partner=facts.partner,
+        revoked_on=verification.revoked_on,
+        replaced_by_number=verification.replaced_by_number,
     )
 
 
 # --- the page -------------------------------------------------------------------------------
 
-_MONTHS = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
 
-
-def _tanggal(d: date | None) -> str:
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}" if d else "-"
+def _tanggal(d: Any) -> str:
+    return indonesian_date(d)
 
 
 def _render(v: VerificationPublic) -> str:
@@ -141,6 +208,11 @@ def _render(v: VerificationPublic) -> str:
             f"<p>Sertifikat ini dicabut oleh penerbit pada {_tanggal(v.revoked_on)} "
             "dan tidak berlaku lagi.</p>"
         )
+        if v.replaced_by_number:
+            status += (
+                "<p>Sertifikat ini telah diganti dengan sertifikat yang dikoreksi, nomor "
+                f"{escape(v.replaced_by_number)}.</p>"
+            )
         title = "Sertifikat telah dicabut"
     else:
         status = (
@@ -152,16 +224,19 @@ def _render(v: VerificationPublic) -> str:
     units = "".join(
         f"<li>{escape(u.code)} &mdash; {escape(u.title)}</li>" for u in (v.competency_units or [])
     )
-    rows = [
-        ("Nomor sertifikat", escape(v.number or "")),
-        ("Nama", escape(v.recipient_name or "")),
-        ("Program pelatihan", escape(v.program_title or "")),
-        ("Unit kompetensi", f"<ul>{units}</ul>"),
-        ("Jumlah jam pelajaran", f"{v.hours} jam"),
-        ("Tanggal pelatihan", f"{_tanggal(v.start_date)} s.d. {_tanggal(v.end_date)}"),
-        ("Tanggal terbit", _tanggal(v.issued_on)),
-        ("Penerbit", escape(v.issuer or "")),
-    ]
+    rows: list[tuple[str, str]] = [("Nomor sertifikat", escape(v.number or ""))]
+    if v.holder_data_erased:
+        rows.append(("Nama", "data pemegang telah dihapus atas permintaan"))
+    else:
+        rows.append(("Nama", escape(v.recipient_name or "")))
+    rows.append(("Program pelatihan", escape(v.program_title or "")))
+    if v.competency_units:
+        rows.append(("Unit kompetensi", f"<ul>{units}</ul>"))
+    if v.hours is not None:
+        rows.append(("Jumlah jam pelajaran", f"{v.hours} jam"))
+    if v.start_date is not None:
+        rows.append(("Tanggal pelatihan", f"{_tanggal(v.start_date)} s.d. {_tanggal(v.end_date)}"))
+    rows += [("Tanggal terbit", _tanggal(v.issued_on)), ("Penerbit", escape(v.issuer or ""))]
     if v.partner:
         rows.append(("Mitra pelaksana", escape(v.partner)))
     table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
