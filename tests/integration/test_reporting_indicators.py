@@ -25,20 +25,33 @@ from bekal.shared import metrics
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CertificateIssued,
+    CertificateReissued,
+    CertificateRevocationKind,
+    CertificateRevoked,
     CompetencyUnit,
+    EnrollmentOutcome,
     EnrollmentWithdrawn,
     FacilityClass,
     FacilityKind,
     FacilityRegistered,
     FacilityUpdated,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateErased,
+    InmateReleased,
+    InmateShared,
+    InmatesMerged,
     NotCompletedReason,
+    OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
     ParticipantNotCompleted,
     ProgramPublished,
+    ReleaseKind,
     SessionCompleted,
     SessionScheduled,
     SessionStarted,
+    Sex,
     WithdrawalReason,
 )
 from bekal.shared.messaging.models import InboxMessage
@@ -62,10 +75,27 @@ P1, P2 = uuid.uuid4(), uuid.uuid4()  # WUB batik, woodcraft
 S1, S2, S3, S4 = (uuid.uuid4() for _ in range(4))
 E = {n: uuid.uuid4() for n in range(1, 16)}  # enrolments E1..E15
 PERSON = {n: uuid.uuid4() for n in range(1, 16)}
-SESSION_OF = {1: S1, 2: S1, 3: S1, 4: S1, 15: S1, 5: S2, 6: S2, 7: S2, 8: S2, 9: S2, 10: S2,
-              11: S3, 12: S3, 13: S4, 14: S4}
+SESSION_OF = {
+    1: S1,
+    2: S1,
+    3: S1,
+    4: S1,
+    15: S1,
+    5: S2,
+    6: S2,
+    7: S2,
+    8: S2,
+    9: S2,
+    10: S2,
+    11: S3,
+    12: S3,
+    13: S4,
+    14: S4,
+}
+CERT = {n: uuid.uuid4() for n in range(1, 16)}  # the first certificate of each enrolment
 NAME = "Siti Rahmawati"  # carried by ParticipantCompleted; reporting must not keep it
 UNITS = [CompetencyUnit(code="U1", title="Membatik")]
+SECTOR = {P1: "batik", P2: "kerajinan kayu"}
 
 
 @dataclass
@@ -82,59 +112,133 @@ class Script:
         return eid
 
 
-def _facility(cls: type[FacilityRegistered] | type[FacilityUpdated], fid: uuid.UUID,
-              name: str) -> Event:
+def _facility(
+    cls: type[FacilityRegistered] | type[FacilityUpdated], fid: uuid.UUID, name: str
+) -> Event:
     if fid == F1:
-        return cls(facility_id=F1, code="LPP-TANGERANG", name=name,
-                   kind=FacilityKind.LAPAS_PEREMPUAN, facility_class=FacilityClass.IIA,
-                   province="Banten", regional_office="Kanwil Banten", capacity=250, active=True)
-    return cls(facility_id=F2, code="LAPAS-PONTIANAK", name=name, kind=FacilityKind.LAPAS,
-               facility_class=FacilityClass.IIA, province="Kalimantan Barat",
-               regional_office="Kanwil Kalimantan Barat", capacity=600, active=True)
+        return cls(
+            facility_id=F1,
+            code="LPP-TANGERANG",
+            name=name,
+            kind=FacilityKind.LAPAS_PEREMPUAN,
+            facility_class=FacilityClass.IIA,
+            province="Banten",
+            regional_office="Kanwil Banten",
+            capacity=250,
+            active=True,
+        )
+    return cls(
+        facility_id=F2,
+        code="LAPAS-PONTIANAK",
+        name=name,
+        kind=FacilityKind.LAPAS,
+        facility_class=FacilityClass.IIA,
+        province="Kalimantan Barat",
+        regional_office="Kanwil Kalimantan Barat",
+        capacity=600,
+        active=True,
+    )
 
 
 def _program(pid: uuid.UUID, version: int, code: str, title: str) -> ProgramPublished:
-    return ProgramPublished(program_id=pid, program_version=version, code=code, title=title,
-                            sector="IKM", partner="YBI", days=5, hours=40,
-                            min_attendance_share=0.8, competency_units=UNITS)
+    return ProgramPublished(
+        program_id=pid,
+        program_version=version,
+        code=code,
+        title=title,
+        sector=SECTOR[pid],
+        partner="YBI",
+        days=5,
+        hours=40,
+        min_attendance_share=0.8,
+        competency_units=UNITS,
+    )
 
 
-def _scheduled(sid: uuid.UUID, pid: uuid.UUID, fid: uuid.UUID, start: date,
-               end: date) -> SessionScheduled:
-    return SessionScheduled(session_id=sid, program_id=pid, program_version=1, facility_id=fid,
-                            start_date=start, end_date=end, capacity=30)
+def _scheduled(
+    sid: uuid.UUID, pid: uuid.UUID, fid: uuid.UUID, start: date, end: date
+) -> SessionScheduled:
+    return SessionScheduled(
+        session_id=sid,
+        program_id=pid,
+        program_version=1,
+        facility_id=fid,
+        start_date=start,
+        end_date=end,
+        capacity=30,
+    )
+
+
+def _shared(n: int, sex: Sex) -> InmateShared:
+    return InmateShared(
+        participant_id=PERSON[n],
+        full_name=NAME,
+        sex=sex,
+        birth_year=1990,
+        facility_id=F1 if sex is Sex.FEMALE else F2,
+        admission_date=date(2018, 1, 1),
+        expected_release_date=None,
+    )
 
 
 def _enrolled(n: int) -> ParticipantEnrolled:
-    return ParticipantEnrolled(enrollment_id=E[n], session_id=SESSION_OF[n],
-                               participant_id=PERSON[n], enrolled_on=date(2019, 5, 1))
+    return ParticipantEnrolled(
+        enrollment_id=E[n],
+        session_id=SESSION_OF[n],
+        participant_id=PERSON[n],
+        enrolled_on=date(2019, 5, 1),
+    )
 
 
 def _completed(n: int, pid: uuid.UUID, end: date) -> ParticipantCompleted:
     return ParticipantCompleted(
-        enrollment_id=E[n], session_id=SESSION_OF[n], participant_id=PERSON[n],
-        participant_name=NAME, program_id=pid, program_code="X", program_title="X", sector="IKM",
-        partner=None, competency_units=UNITS, hours=40, start_date=end - timedelta(days=5),
-        end_date=end, attendance_share=1.0)
+        enrollment_id=E[n],
+        session_id=SESSION_OF[n],
+        participant_id=PERSON[n],
+        participant_name=NAME,
+        program_id=pid,
+        program_code="X",
+        program_title="X",
+        sector=SECTOR[pid],
+        partner=None,
+        competency_units=UNITS,
+        hours=40,
+        start_date=end - timedelta(days=5),
+        end_date=end,
+        attendance_share=1.0,
+    )
 
 
 def _not_completed(n: int) -> ParticipantNotCompleted:
-    return ParticipantNotCompleted(enrollment_id=E[n], session_id=SESSION_OF[n],
-                                   participant_id=PERSON[n],
-                                   reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
-                                   attendance_share=0.5)
+    return ParticipantNotCompleted(
+        enrollment_id=E[n],
+        session_id=SESSION_OF[n],
+        participant_id=PERSON[n],
+        reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
+        attendance_share=0.5,
+    )
 
 
 def _withdrawn(n: int, reason: WithdrawalReason) -> EnrollmentWithdrawn:
-    return EnrollmentWithdrawn(enrollment_id=E[n], session_id=SESSION_OF[n],
-                               participant_id=PERSON[n], reason=reason,
-                               withdrawn_on=date(2024, 9, 5))
+    return EnrollmentWithdrawn(
+        enrollment_id=E[n],
+        session_id=SESSION_OF[n],
+        participant_id=PERSON[n],
+        reason=reason,
+        withdrawn_on=date(2024, 9, 5),
+    )
 
 
 def _certificate(n: int, pid: uuid.UUID, number: str) -> CertificateIssued:
-    return CertificateIssued(certificate_id=uuid.uuid4(), number=number,
-                             participant_id=PERSON[n], session_id=SESSION_OF[n],
-                             enrollment_id=E[n], program_id=pid, issued_on=date(2024, 9, 8))
+    return CertificateIssued(
+        certificate_id=CERT[n],
+        number=number,
+        participant_id=PERSON[n],
+        session_id=SESSION_OF[n],
+        enrollment_id=E[n],
+        program_id=pid,
+        issued_on=date(2024, 9, 8),
+    )
 
 
 def history() -> tuple[Script, Script]:
@@ -164,6 +268,8 @@ def history() -> tuple[Script, Script]:
     rest.add(_program(P1, 1, "WUB-BATIK", "Batik Tulis"))
     rest.add(_program(P1, 2, "WUB-BATIK", "Batik Tulis dan Cap"))
     rest.add(_program(P2, 1, "KRJ-KAYU", "Kerajinan Kayu"))
+    for n in range(1, 15):  # P15 never gave consent to share: sex unknown
+        rest.add(_shared(n, Sex.FEMALE if SESSION_OF[n] in (S2, S3) else Sex.MALE))
     rest.add(_scheduled(S1, P2, F2, date(2019, 5, 13), date(2019, 5, 18)))
     rest.add(_scheduled(S3, P2, F1, date(2024, 7, 17), date(2024, 7, 22)))
     rest.add(_scheduled(S4, P1, F2, date(2024, 9, 2), date(2024, 9, 6)))
@@ -181,8 +287,11 @@ def history() -> tuple[Script, Script]:
     for n in (3, 15):
         rest.add(_not_completed(n))
     rest.add(_withdrawn(4, WithdrawalReason.RELEASED))
-    rest.add(SessionCompleted(session_id=S1, completed_on=date(2019, 5, 18), completed_count=2,
-                              not_completed_count=2))
+    rest.add(
+        SessionCompleted(
+            session_id=S1, completed_on=date(2019, 5, 18), completed_count=2, not_completed_count=2
+        )
+    )
     for n in (5, 6, 7):
         rest.add(_completed(n, P1, date(2024, 9, 7)))
     rest.add(_not_completed(8))
@@ -198,55 +307,308 @@ def history() -> tuple[Script, Script]:
     return early, rest
 
 
-def counts(enrolled: int, *, completed: int = 0, not_completed: int = 0, released: int = 0,
-           transferred: int = 0, certified: int = 0, rate: float | None) -> dict[str, Any]:
+def corrections() -> Script:
+    """Phase 3: what changes afterwards, some of it twice or out of order.
+
+    - E5's certificate is revoked: E5 stays completed, no longer certified.
+    - E6's certificate is re-issued (corrected) on 20 September: the re-issue arrives before the
+      revocation that supersedes the old one; E6 counts once, days from the first issue.
+    - E8's outcome is corrected to completed (then its completion follows, as training sends it).
+    - P1, P2 and P5 (graduates) are released; follow-ups: E1 not working at 3 months then a
+      business with NIB at 6; E2 employed at 3; E5 a business without NIB at 12, and an older
+      3-month follow-up of E5 arrives after it and changes nothing.
+    - P13 turns out to be P1 (merged): counts unchanged.
+    - P11 is erased (delivered twice, with two ids) and their InmateShared replayed late: the sex
+      is gone for good, every count stays.
+    """
+    script = Script(minute=300)
+    reissued = uuid.uuid4()
+    script.add(
+        CertificateRevoked(
+            certificate_id=CERT[5],
+            number="IKMA/2024/000001",
+            enrollment_id=E[5],
+            revoked_on=date(2024, 9, 15),
+            kind=CertificateRevocationKind.REVOKED,
+        )
+    )
+    script.add(
+        CertificateReissued(
+            certificate_id=reissued,
+            number="IKMA/2024/000010",
+            replaces_certificate_id=CERT[6],
+            replaces_number="IKMA/2024/000002",
+            participant_id=PERSON[6],
+            session_id=S2,
+            enrollment_id=E[6],
+            program_id=P1,
+            issued_on=date(2024, 9, 20),
+        )
+    )
+    script.add(
+        CertificateRevoked(
+            certificate_id=CERT[6],
+            number="IKMA/2024/000002",
+            enrollment_id=E[6],
+            revoked_on=date(2024, 9, 20),
+            kind=CertificateRevocationKind.SUPERSEDED,
+            replaced_by_certificate_id=reissued,
+        )
+    )
+    script.add(
+        OutcomeCorrected(
+            enrollment_id=E[8],
+            session_id=S2,
+            participant_id=PERSON[8],
+            previous_outcome=EnrollmentOutcome.NOT_COMPLETED,
+            outcome=EnrollmentOutcome.COMPLETED,
+            attendance_share=0.9,
+            reason="Absensi salah input",
+            corrected_on=date(2024, 9, 14),
+        )
+    )
+    script.add(_completed(8, P1, date(2024, 9, 7)))
+    for n in (1, 2, 5):
+        script.add(
+            InmateReleased(
+                participant_id=PERSON[n],
+                facility_id=F1 if n == 5 else F2,
+                release_kind=ReleaseKind.PAROLE,
+                released_on=date(2024, 10, 1),
+            )
+        )
+
+    def follow_up(n: int, months: int, situation: FollowUpSituation, on: date) -> None:
+        script.add(
+            FollowUpRecorded(
+                enrollment_id=E[n],
+                session_id=SESSION_OF[n],
+                participant_id=PERSON[n],
+                checkpoint_months=months,
+                situation=situation,
+                recorded_on=on,
+            )
+        )
+
+    follow_up(1, 3, FollowUpSituation.NOT_WORKING, date(2025, 1, 5))
+    follow_up(1, 6, FollowUpSituation.BUSINESS_STARTED_WITH_NIB, date(2025, 4, 5))
+    follow_up(2, 3, FollowUpSituation.EMPLOYED_BY_IKM, date(2025, 1, 6))
+    follow_up(5, 12, FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB, date(2025, 10, 1))
+    follow_up(5, 3, FollowUpSituation.UNREACHABLE, date(2025, 1, 7))
+    script.add(
+        InmatesMerged(
+            participant_id=PERSON[13],
+            surviving_participant_id=PERSON[1],
+            merged_on=date(2024, 10, 2),
+        )
+    )
+    script.add(InmateErased(participant_id=PERSON[11]))
+    script.add(InmateErased(participant_id=PERSON[11]))
+    script.add(_shared(11, Sex.FEMALE))
+    return script
+
+
+def counts(
+    enrolled: int,
+    *,
+    completed: int = 0,
+    not_completed: int = 0,
+    released: int = 0,
+    transferred: int = 0,
+    certified: int = 0,
+    rate: float | None,
+    days: tuple[int, ...] = (),
+    graduates_released: int = 0,
+    with_nib: int = 0,
+    without_nib: int = 0,
+    employed: int = 0,
+) -> dict[str, Any]:
+    """The expected counters of a group; ``days``: completion to certificate, per certificate."""
     return {
         "enrolled": enrolled,
         "withdrawn": released + transferred,
-        "withdrawn_by_reason": {"released": released, "transferred": transferred,
-                                "consent_withdrawn": 0, "other": 0},
+        "withdrawn_by_reason": {
+            "released": released,
+            "transferred": transferred,
+            "consent_withdrawn": 0,
+            "other": 0,
+        },
         "completed": completed,
         "not_completed": not_completed,
         "certified": certified,
         "completion_rate": rate,
+        "certification_rate": round(certified / completed, 4) if completed else None,
+        "mean_days_to_certificate": round(sum(days) / len(days), 1) if days else None,
+        "days_to_certificate_count": len(days),
+        "graduates_released": graduates_released,
+        "business_with_nib": with_nib,
+        "business_without_nib": without_nib,
+        "new_entrepreneurs": with_nib + without_nib,
+        "employed": employed,
     }
 
 
-# Hand-counted from the table in history().
-SESSION_S1 = counts(5, completed=2, not_completed=2, released=1, certified=2, rate=0.5)
-SESSION_S2 = counts(6, completed=3, not_completed=1, released=1, transferred=1, certified=3,
-                    rate=0.75)
-SESSION_S3 = counts(2, completed=1, not_completed=1, certified=1, rate=0.5)
-SESSION_S4 = counts(2, released=1, rate=None)
-TOTALS = counts(15, completed=6, not_completed=4, released=3, transferred=1, certified=6, rate=0.6)
-FACILITY_F1 = counts(8, completed=4, not_completed=2, released=1, transferred=1, certified=4,
-                     rate=0.6667)  # S2 + S3
-FACILITY_F2 = counts(7, completed=2, not_completed=2, released=2, certified=2,
-                     rate=0.5)  # S1 + S4
-PROGRAM_P1 = counts(8, completed=3, not_completed=1, released=2, transferred=1, certified=3,
-                    rate=0.75)  # S2 + S4
-PROGRAM_P2 = counts(7, completed=3, not_completed=3, released=1, certified=3,
-                    rate=0.5)  # S1 + S3
-YEAR_2019 = SESSION_S1
-YEAR_2024 = counts(10, completed=4, not_completed=2, released=2, transferred=1, certified=4,
-                   rate=0.6667)  # S2 + S3 + S4
+# Days from each session's end to its certificates (all issued on 8 September 2024).
+D1 = (date(2024, 9, 8) - date(2019, 5, 18)).days  # S1's
+D2 = 1  # S2 ended on 7 September
+D3 = (date(2024, 9, 8) - date(2024, 7, 22)).days  # S3's: 48
 
-F1_KEYS = {"facility_id": str(F1), "facility_code": "LPP-TANGERANG",
-           "facility_name": "Lapas Perempuan Kelas IIA Tangerang"}
-F2_KEYS = {"facility_id": str(F2), "facility_code": "LAPAS-PONTIANAK",
-           "facility_name": "Lapas Kelas IIA Pontianak (Kalbar)"}
-P1_KEYS = {"program_id": str(P1), "program_code": "WUB-BATIK",
-           "program_title": "Batik Tulis dan Cap"}
+# Hand-counted from the table in history().
+SESSION_S1 = counts(
+    5, completed=2, not_completed=2, released=1, certified=2, rate=0.5, days=(D1, D1)
+)
+SESSION_S2 = counts(
+    6,
+    completed=3,
+    not_completed=1,
+    released=1,
+    transferred=1,
+    certified=3,
+    rate=0.75,
+    days=(D2, D2, D2),
+)
+SESSION_S3 = counts(2, completed=1, not_completed=1, certified=1, rate=0.5, days=(D3,))
+SESSION_S4 = counts(2, released=1, rate=None)
+TOTALS = counts(
+    15,
+    completed=6,
+    not_completed=4,
+    released=3,
+    transferred=1,
+    certified=6,
+    rate=0.6,
+    days=(D1, D1, D2, D2, D2, D3),
+)
+FACILITY_F1 = counts(
+    8,
+    completed=4,
+    not_completed=2,
+    released=1,
+    transferred=1,
+    certified=4,
+    rate=0.6667,
+    days=(D2, D2, D2, D3),
+)  # S2 + S3
+FACILITY_F2 = counts(
+    7, completed=2, not_completed=2, released=2, certified=2, rate=0.5, days=(D1, D1)
+)  # S1 + S4
+PROGRAM_P1 = counts(
+    8,
+    completed=3,
+    not_completed=1,
+    released=2,
+    transferred=1,
+    certified=3,
+    rate=0.75,
+    days=(D2, D2, D2),
+)  # S2 + S4
+PROGRAM_P2 = counts(
+    7, completed=3, not_completed=3, released=1, certified=3, rate=0.5, days=(D1, D1, D3)
+)  # S1 + S3
+YEAR_2019 = SESSION_S1
+YEAR_2024 = counts(
+    10,
+    completed=4,
+    not_completed=2,
+    released=2,
+    transferred=1,
+    certified=4,
+    rate=0.6667,
+    days=(D2, D2, D2, D3),
+)  # S2 + S3 + S4
+# Sex: everyone in Tangerang (S2, S3) is a woman, in Pontianak a man; P15 was never shared.
+SEX_F = FACILITY_F1
+SEX_M = counts(
+    6, completed=2, not_completed=1, released=2, certified=2, rate=0.6667, days=(D1, D1)
+)  # S1 without E15, and S4
+SEX_UNKNOWN = counts(1, not_completed=1, rate=0.0)  # E15
+
+# After phase 3, hand-counted from the list in corrections().
+TOTALS_3 = counts(
+    15,
+    completed=7,
+    not_completed=3,
+    released=3,
+    transferred=1,
+    certified=5,
+    rate=0.7,
+    days=(D1, D1, D2, D2, D3),
+    graduates_released=3,
+    with_nib=1,
+    without_nib=1,
+    employed=1,
+)
+SESSION_S2_3 = counts(
+    6,
+    completed=4,
+    released=1,
+    transferred=1,
+    certified=2,
+    rate=1.0,
+    days=(D2, D2),
+    graduates_released=1,
+    without_nib=1,
+)
+SEX_F_3 = counts(
+    7,
+    completed=4,
+    not_completed=1,
+    released=1,
+    transferred=1,
+    certified=2,
+    rate=0.8,
+    days=(D2, D2),
+    graduates_released=1,
+    without_nib=1,
+)  # E11 is gone
+SEX_M_3 = counts(
+    6,
+    completed=2,
+    not_completed=1,
+    released=2,
+    certified=2,
+    rate=0.6667,
+    days=(D1, D1),
+    graduates_released=2,
+    with_nib=1,
+    employed=1,
+)
+SEX_UNKNOWN_3 = counts(
+    2, completed=1, not_completed=1, certified=1, rate=0.5, days=(D3,)
+)  # E15, and E11 since the erasure
+
+
+F1_KEYS = {
+    "facility_id": str(F1),
+    "facility_code": "LPP-TANGERANG",
+    "facility_name": "Lapas Perempuan Kelas IIA Tangerang",
+}
+F2_KEYS = {
+    "facility_id": str(F2),
+    "facility_code": "LAPAS-PONTIANAK",
+    "facility_name": "Lapas Kelas IIA Pontianak (Kalbar)",
+}
+P1_KEYS = {
+    "program_id": str(P1),
+    "program_code": "WUB-BATIK",
+    "program_title": "Batik Tulis dan Cap",
+}
 P2_KEYS = {"program_id": str(P2), "program_code": "KRJ-KAYU", "program_title": "Kerajinan Kayu"}
 
 
 # --- plumbing ---------------------------------------------------------------------------------
 
 
-def _token(settings: Settings, ministry: str, *roles: str, facilities: list[str] | None = None
-           ) -> dict[str, str]:
-    return bearer(settings, ministry=ministry, roles=roles, facilities=facilities or (),
-                  subject=f"{ministry}-user")
+def _token(
+    settings: Settings, ministry: str, *roles: str, facilities: list[str] | None = None
+) -> dict[str, str]:
+    return bearer(
+        settings,
+        ministry=ministry,
+        roles=roles,
+        facilities=facilities or (),
+        subject=f"{ministry}-user",
+    )
 
 
 async def _publish(settings: Settings, script: Script) -> None:
@@ -291,29 +653,50 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
     app = create_app(settings)
     early, rest = history()
     async with running(app) as client:
-        viewer = _token(settings, "industry", "reporting_viewer")
+        admin = _token(settings, "industry", "training_admin")
         # Early arrivals only: counted where what is known puts them.
         await _publish(settings, early)
         await _wait_for_inbox(app, _unique(early))
-        body = await _get(client, viewer, group_by="facility")
-        assert body["totals"] == counts(1, completed=1, certified=1, rate=1.0)
+        body = await _get(client, admin, group_by="facility")
+        assert body["totals"] == counts(1, completed=1, certified=1, rate=1.0, days=(D2,))
         assert body["data"] == [
             # E7's certificate: its session S2 is known, its facility F1 not yet described.
-            {"facility_id": str(F1), "facility_code": None, "facility_name": None,
-             **counts(0, certified=1, rate=None)},
+            {
+                "facility_id": str(F1),
+                "facility_code": None,
+                "facility_name": None,
+                **counts(0, certified=1, rate=None, days=(D2,)),
+            },
             # E11's completion: its session S3 not known yet, so no facility.
-            {"facility_id": None, "facility_code": None, "facility_name": None,
-             **counts(1, completed=1, rate=1.0)},
+            {
+                "facility_id": None,
+                "facility_code": None,
+                "facility_name": None,
+                **counts(1, completed=1, rate=1.0),
+            },
         ]
-        body = await _get(client, viewer, group_by="program,year")
+        body = await _get(client, admin, group_by="program,year")
         # Both facts carry their program (E11 its end date too); programs not described yet
         # sort by id.
-        assert body["data"] == sorted([
-            {"program_id": str(P1), "program_code": None, "program_title": None,
-             "year": 2024, **counts(0, certified=1, rate=None)},
-            {"program_id": str(P2), "program_code": None, "program_title": None,
-             "year": 2024, **counts(1, completed=1, rate=1.0)},
-        ], key=lambda row: row["program_id"])
+        assert body["data"] == sorted(
+            [
+                {
+                    "program_id": str(P1),
+                    "program_code": None,
+                    "program_title": None,
+                    "year": 2024,
+                    **counts(0, certified=1, rate=None, days=(D2,)),
+                },
+                {
+                    "program_id": str(P2),
+                    "program_code": None,
+                    "program_title": None,
+                    "year": 2024,
+                    **counts(1, completed=1, rate=1.0),
+                },
+            ],
+            key=lambda row: row["program_id"],
+        )
 
         # The rest of the history, with one duplicate delivery.
         await _publish(settings, rest)
@@ -322,39 +705,39 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
         assert await _inbox_count(app) == _unique(early) + _unique(rest)
         assert _duplicates_seen(settings) == 1
 
-        body = await _get(client, viewer)
+        body = await _get(client, admin)
         assert body["group_by"] == [] and body["data"] == []
         assert body["totals"] == TOTALS
         assert datetime.fromisoformat(body["data_as_of"]) == NEWEST
 
-        body = await _get(client, viewer, group_by="facility")
+        body = await _get(client, admin, group_by="facility")
         assert body["group_by"] == ["facility"]
         assert body["data"] == [{**F2_KEYS, **FACILITY_F2}, {**F1_KEYS, **FACILITY_F1}]
         assert body["totals"] == TOTALS
 
-        body = await _get(client, viewer, group_by="province")
-        assert body["data"] == [{"province": "Banten", **FACILITY_F1},
-                                {"province": "Kalimantan Barat", **FACILITY_F2}]
+        body = await _get(client, admin, group_by="province")
+        assert body["data"] == [
+            {"province": "Banten", **FACILITY_F1},
+            {"province": "Kalimantan Barat", **FACILITY_F2},
+        ]
 
-        body = await _get(client, viewer, group_by="program")
+        body = await _get(client, admin, group_by="program")
         assert body["data"] == [{**P2_KEYS, **PROGRAM_P2}, {**P1_KEYS, **PROGRAM_P1}]
 
-        body = await _get(client, viewer, group_by="year")
+        body = await _get(client, admin, group_by="year")
         assert body["data"] == [{"year": 2019, **YEAR_2019}, {"year": 2024, **YEAR_2024}]
 
-        body = await _get(client, viewer, group_by="facility,province,program,year")
+        body = await _get(client, admin, group_by="facility,province,program,year")
         assert body["group_by"] == ["facility", "province", "program", "year"]
         assert body["data"] == [
-            {**F2_KEYS, "province": "Kalimantan Barat", **P2_KEYS, "year": 2019,
-             **SESSION_S1},
-            {**F2_KEYS, "province": "Kalimantan Barat", **P1_KEYS, "year": 2024,
-             **SESSION_S4},
+            {**F2_KEYS, "province": "Kalimantan Barat", **P2_KEYS, "year": 2019, **SESSION_S1},
+            {**F2_KEYS, "province": "Kalimantan Barat", **P1_KEYS, "year": 2024, **SESSION_S4},
             {**F1_KEYS, "province": "Banten", **P2_KEYS, "year": 2024, **SESSION_S3},
             {**F1_KEYS, "province": "Banten", **P1_KEYS, "year": 2024, **SESSION_S2},
         ]
         assert body["totals"] == TOTALS
 
-        body = await _get(client, viewer, group_by="year,province")
+        body = await _get(client, admin, group_by="year,province")
         assert body["data"] == [
             {"year": 2019, "province": "Kalimantan Barat", **SESSION_S1},
             {"year": 2024, "province": "Banten", **FACILITY_F1},
@@ -362,33 +745,105 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
         ]
 
         # Filters narrow the facts before grouping.
-        body = await _get(client, viewer, year="2024")
+        body = await _get(client, admin, year="2024")
         assert body["totals"] == YEAR_2024
-        body = await _get(client, viewer, province="Kalimantan Barat", group_by="year")
+        body = await _get(client, admin, province="Kalimantan Barat", group_by="year")
         assert body["data"] == [{"year": 2019, **SESSION_S1}, {"year": 2024, **SESSION_S4}]
         assert body["totals"] == FACILITY_F2
-        body = await _get(client, viewer, facility_id=str(F1), program_id=str(P1))
+        body = await _get(client, admin, facility_id=str(F1), program_id=str(P1))
         assert body["totals"] == SESSION_S2
-        body = await _get(client, viewer, year="2019", program_id=str(P1))
+        body = await _get(client, admin, year="2019", program_id=str(P1))
         assert body["totals"] == counts(0, rate=None)
 
         # Every reader role of either ministry may read.
-        for ministry, role in [("corrections", "registry_admin"),
-                               ("industry", "training_admin"),
-                               ("industry", "certification_admin"),
-                               ("corrections", "reporting_viewer")]:
+        for ministry, role in [
+            ("corrections", "registry_admin"),
+            ("industry", "training_admin"),
+            ("industry", "certification_admin"),
+            ("corrections", "reporting_viewer"),
+        ]:
             body = await _get(client, _token(settings, ministry, role))
             assert body["totals"] == TOTALS
+
+        # Sex (from registry.inmates) and sector, as dimensions and as filters; a reporting
+        # viewer reads them, but not one facility's numbers.
+        viewer = _token(settings, "industry", "reporting_viewer")
+        body = await _get(client, viewer, group_by="sex")
+        assert body["data"] == [
+            {"sex": "F", **SEX_F},
+            {"sex": "M", **SEX_M},
+            {"sex": None, **SEX_UNKNOWN},
+        ]
+        body = await _get(client, viewer, group_by="sector")
+        assert body["data"] == [
+            {"sector": "batik", **PROGRAM_P1},
+            {"sector": "kerajinan kayu", **PROGRAM_P2},
+        ]
+        body = await _get(client, viewer, sex="M", sector="kerajinan kayu", year="2019")
+        assert body["totals"] == counts(
+            4, completed=2, not_completed=1, released=1, certified=2, rate=0.6667, days=(D1, D1)
+        )  # S1 - E15
+        assert body["filters"] == {"year": "2019", "sector": "kerajinan kayu", "sex": "M"}
+        for params in ({"group_by": "facility"}, {"facility_id": str(F1)}):
+            response = await client.get("/api/v1/indicators", params=params, headers=viewer)
+            assert response.status_code == 403, params
+            assert response.headers["content-type"].startswith("application/problem+json")
+
+        # Freshness: the consumer's lag per partition is on /metrics, 0 once caught up.
+        exposition = (await client.get("/metrics")).text
+        topic = settings.topic("training.enrollments")
+        lag_lines = [
+            line
+            for line in exposition.splitlines()
+            if line.startswith("bekal_consumer_lag{") and f'topic="{topic}"' in line
+        ]
+        assert lag_lines and all(line.endswith(" 0.0") for line in lag_lines), lag_lines
+
+        # Phase 3: corrections, releases, follow-ups, a merge, an erasure.
+        later_events = corrections()
+        await _publish(settings, later_events)
+        await _wait_for_inbox(app, _unique(early) + _unique(rest) + _unique(later_events))
+        body = await _get(client, admin)
+        assert body["totals"] == TOTALS_3
+        body = await _get(client, admin, facility_id=str(F1), program_id=str(P1))
+        assert body["totals"] == SESSION_S2_3
+        body = await _get(client, viewer, group_by="sex")
+        assert body["data"] == [
+            {"sex": "F", **SEX_F_3},
+            {"sex": "M", **SEX_M_3},
+            {"sex": None, **SEX_UNKNOWN_3},
+        ]
 
         # A start that came before the plan is not undone by it.
         async with app.state.db.session() as s:
             status = await s.scalar(select(TrainingSession.status).where(TrainingSession.id == S4))
             assert status == "running"
-            # Pseudonymous only: the name carried by ParticipantCompleted is stored nowhere.
-            for table in ("facilities", "programs", "sessions", "enrollments", "certificates",
-                          "inbox", "dead_letters"):
+            # Pseudonymous only: the name carried by ParticipantCompleted is stored nowhere,
+            # and the erased person's id is nowhere but in the tombstone.
+            for table in (
+                "facilities",
+                "programs",
+                "sessions",
+                "enrollments",
+                "certificates",
+                "participants",
+                "inbox",
+                "dead_letters",
+            ):
                 rows = (await s.execute(text(f"SELECT * FROM {table}"))).all()
                 assert NAME not in repr(rows), table
+                if table not in ("inbox", "dead_letters"):
+                    assert str(PERSON[11]) not in repr(rows), table
+            participants = (await s.execute(text("SELECT id FROM participants"))).scalars()
+            # P13 merged into P1, P11 erased; P15 never shared.
+            assert set(participants) == {str(PERSON[n]) for n in range(1, 15)} - {
+                str(PERSON[11]),
+                str(PERSON[13]),
+            }
+            e13 = await s.scalar(
+                text(f"SELECT participant_id FROM enrollments WHERE id = '{E[13]}'")
+            )
+            assert e13 == str(PERSON[1])
             dead = (await s.execute(text("SELECT count(*) FROM dead_letters"))).scalar()
             assert dead == 0
 
@@ -403,36 +858,44 @@ async def test_indicators_refuse_other_roles_and_name_a_bad_group_by(
 
         # Before any event: zeros, no rate, no data-as-of.
         body = await _get(client, viewer, group_by="province")
-        assert body == {"group_by": ["province"], "data": [], "totals": counts(0, rate=None),
-                        "data_as_of": None}
+        assert body == {
+            "group_by": ["province"],
+            "filters": {},
+            "data": [],
+            "totals": counts(0, rate=None),
+            "data_as_of": None,
+        }
 
         response = await client.get("/api/v1/indicators")
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
 
-        officer = _token(settings, "corrections", "facility_officer",
-                         facilities=["LPP-TANGERANG"])
+        officer = _token(settings, "corrections", "facility_officer", facilities=["LPP-TANGERANG"])
         response = await client.get("/api/v1/indicators", headers=officer)
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("application/problem+json")
-        response = await client.get("/api/v1/indicators",
-                                    headers=_token(settings, "industry", "training_officer"))
+        response = await client.get(
+            "/api/v1/indicators", headers=_token(settings, "industry", "training_officer")
+        )
         assert response.status_code == 403
 
-        response = await client.get("/api/v1/indicators", params={"group_by": "province,sex"},
-                                    headers=viewer)
+        response = await client.get(
+            "/api/v1/indicators", params={"group_by": "province,gender"}, headers=viewer
+        )
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
         problem = response.json()
         assert problem["status"] == 422
         assert [e["field"] for e in problem["errors"]] == ["group_by"]
-        assert "sex" in problem["errors"][0]["message"]
+        assert "gender" in problem["errors"][0]["message"]
 
-        response = await client.get("/api/v1/indicators", params={"year": "dua ribu"},
-                                    headers=viewer)
+        response = await client.get(
+            "/api/v1/indicators", params={"year": "dua ribu"}, headers=viewer
+        )
         assert response.status_code == 422
         assert "year" in response.json()["errors"][0]["field"]
-        response = await client.get("/api/v1/indicators",
-                                    params={"facility_id": "not-a-uuid"}, headers=viewer)
+        response = await client.get(
+            "/api/v1/indicators", params={"facility_id": "not-a-uuid"}, headers=viewer
+        )
         assert response.status_code == 422
         assert "facility_id" in response.json()["errors"][0]["field"]

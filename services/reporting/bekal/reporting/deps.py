@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.shared.auth import Principal, Role, require
+from bekal.shared.auth import Ministry, Principal, Role, require
 
 # Both ministries read reports: these roles of either side may.
 READER_ROLES: tuple[str, ...] = (
@@ -18,6 +18,16 @@ READER_ROLES: tuple[str, ...] = (
     Role.CERTIFICATION_ADMIN,
 )
 
+# Detail (one facility, one session) is for the national administrators of either side;
+# reporting viewers read aggregates by province, program, sector, sex and year.
+DETAIL_ROLES: tuple[str, ...] = (
+    Role.REGISTRY_ADMIN,
+    Role.TRAINING_ADMIN,
+    Role.CERTIFICATION_ADMIN,
+)
+# Targets are set by the industry ministry's administrators.
+TARGET_EDITOR_ROLES: tuple[str, ...] = (Role.TRAINING_ADMIN,)
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.db.session() as session:
@@ -26,3 +36,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReportReader = Annotated[Principal, require(roles=READER_ROLES)]
+TargetEditor = Annotated[Principal, require(ministry=Ministry.INDUSTRY, roles=TARGET_EDITOR_ROLES)]

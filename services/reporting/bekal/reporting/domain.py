@@ -21,6 +21,12 @@ class Dimension(StrEnum):
     PROVINCE = "province"
     PROGRAM = "program"
     YEAR = "year"
+    SECTOR = "sector"
+    SEX = "sex"
+
+
+# Dimensions that name a single facility: only roles allowed to see detail may use them.
+DETAIL_DIMENSIONS = frozenset({Dimension.FACILITY})
 
 
 # The output keys each dimension contributes to a row: the id first, then its labels.
@@ -29,6 +35,8 @@ DIMENSION_KEYS: dict[Dimension, tuple[str, ...]] = {
     Dimension.PROVINCE: ("province",),
     Dimension.PROGRAM: ("program_id", "program_code", "program_title"),
     Dimension.YEAR: ("year",),
+    Dimension.SECTOR: ("sector",),
+    Dimension.SEX: ("sex",),
 }
 
 # What a group is sorted by within each dimension: codes read better than ids; the id breaks
@@ -38,6 +46,8 @@ _SORT_FIELDS: dict[Dimension, tuple[str, ...]] = {
     Dimension.PROVINCE: ("province",),
     Dimension.PROGRAM: ("program_code", "program_id"),
     Dimension.YEAR: ("year",),
+    Dimension.SECTOR: ("sector",),
+    Dimension.SEX: ("sex",),
 }
 
 
@@ -81,6 +91,20 @@ def completion_rate(completed: int, not_completed: int) -> float | None:
     return round(completed / decided, RATE_DECIMALS)
 
 
+def certification_rate(certified: int, completed: int) -> float | None:
+    """Certified over completed; None when nobody completed."""
+    if completed == 0:
+        return None
+    return round(certified / completed, RATE_DECIMALS)
+
+
+def mean_days(total_days: int, count: int) -> float | None:
+    """Mean days from completion to certificate, one decimal; None without any known pair."""
+    if count == 0:
+        return None
+    return round(total_days / count, 1)
+
+
 def withdrawn_column(reason: WithdrawalReason | str) -> str:
     """The name of the SQL result column counting withdrawals for one reason."""
     return f"withdrawn_{WithdrawalReason(reason).value}"
@@ -96,10 +120,31 @@ class Counters:
     completed: int = 0
     not_completed: int = 0
     certified: int = 0
+    # Certificates whose completion date is known, and the days from completion to issue summed.
+    days_to_certificate_count: int = 0
+    days_to_certificate_total: int = 0
+    # Graduates (completed) by what happened after: released, and the latest follow-up.
+    graduates_released: int = 0
+    business_with_nib: int = 0
+    business_without_nib: int = 0
+    employed: int = 0
+
+    @property
+    def new_entrepreneurs(self) -> int:
+        """Graduates who started a business, with or without a business number (NIB)."""
+        return self.business_with_nib + self.business_without_nib
 
     @property
     def completion_rate(self) -> float | None:
         return completion_rate(self.completed, self.not_completed)
+
+    @property
+    def certification_rate(self) -> float | None:
+        return certification_rate(self.certified, self.completed)
+
+    @property
+    def mean_days_to_certificate(self) -> float | None:
+        return mean_days(self.days_to_certificate_total, self.days_to_certificate_count)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Counters:
@@ -116,6 +161,12 @@ class Counters:
             completed=n("completed"),
             not_completed=n("not_completed"),
             certified=n("certified"),
+            days_to_certificate_count=n("days_to_certificate_count"),
+            days_to_certificate_total=n("days_to_certificate_total"),
+            graduates_released=n("graduates_released"),
+            business_with_nib=n("business_with_nib"),
+            business_without_nib=n("business_without_nib"),
+            employed=n("employed"),
         )
 
 
@@ -198,6 +249,13 @@ def is_newer(incoming: datetime | None, current: datetime | None) -> bool:
     if incoming is None or current is None:
         return True
     return incoming >= current
+
+
+def is_later_follow_up(incoming: tuple[int, date], current: tuple[int | None, date | None]) -> bool:
+    """A follow-up replaces the kept one if its checkpoint is later, or the same and not older."""
+    if current[0] is None or current[1] is None:
+        return True
+    return incoming >= (current[0], current[1])
 
 
 def later(a: datetime | None, b: datetime | None) -> datetime | None:

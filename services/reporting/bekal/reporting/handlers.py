@@ -6,9 +6,19 @@ from bekal.reporting import services
 from bekal.reporting.domain import EnrollmentStatus, SessionStatus
 from bekal.shared.events.catalogue import (
     CertificateIssued,
+    CertificateReissued,
+    CertificateRevoked,
+    EnrollmentOutcome,
     EnrollmentWithdrawn,
     FacilityRegistered,
     FacilityUpdated,
+    FollowUpRecorded,
+    InmateConsentWithdrawn,
+    InmateErased,
+    InmateReleased,
+    InmateShared,
+    InmatesMerged,
+    OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
     ParticipantNotCompleted,
@@ -26,6 +36,12 @@ subscriptions = Subscriptions("reporting")
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
     await services.apply_facility(ctx.session, event=event, at=ctx.meta.time)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(InmateShared)
+async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
+    await services.record_participant(ctx.session, event=event)
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
@@ -101,14 +117,13 @@ async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerCont
         status=EnrollmentStatus.COMPLETED,
         program_id=event.program_id,
         end_date=event.end_date,
+        sector=event.sector,
     )
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(ParticipantNotCompleted)
-async def on_participant_not_completed(
-    event: ParticipantNotCompleted, ctx: HandlerContext
-) -> None:
+async def on_participant_not_completed(event: ParticipantNotCompleted, ctx: HandlerContext) -> None:
     await services.record_enrollment(
         ctx.session,
         enrollment_id=event.enrollment_id,
@@ -120,7 +135,59 @@ async def on_participant_not_completed(
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
-@subscriptions.on(CertificateIssued)
-async def on_certificate_issued(event: CertificateIssued, ctx: HandlerContext) -> None:
+@subscriptions.on(OutcomeCorrected)
+async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> None:
+    # Corrections replace the outcome; a correction to "completed" is followed by a
+    # ParticipantCompleted carrying the program facts.
+    completed = event.outcome is EnrollmentOutcome.COMPLETED
+    await services.record_enrollment(
+        ctx.session,
+        enrollment_id=event.enrollment_id,
+        session_id=event.session_id,
+        participant_id=event.participant_id,
+        status=EnrollmentStatus.COMPLETED if completed else EnrollmentStatus.NOT_COMPLETED,
+        not_completed_reason=None
+        if completed or event.not_completed_reason is None
+        else event.not_completed_reason.value,
+    )
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(FollowUpRecorded)
+async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) -> None:
+    await services.record_follow_up(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(CertificateIssued, CertificateReissued)
+async def on_certificate_issued(
+    event: CertificateIssued | CertificateReissued, ctx: HandlerContext
+) -> None:
     await services.record_certificate(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(CertificateRevoked)
+async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext) -> None:
+    await services.record_revocation(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(InmateReleased)
+async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
+    await services.release_participant(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(InmatesMerged)
+async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
+    await services.merge_participants(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(InmateErased, InmateConsentWithdrawn)
+async def on_inmate_erased(
+    event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
+) -> None:
+    await services.erase_participant(ctx.session, participant_id=event.participant_id)
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)

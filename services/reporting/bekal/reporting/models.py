@@ -65,6 +65,9 @@ class TrainingSession(Base):
     end_date: Mapped[date | None] = mapped_column(Date)
     # The reporting year (end date's year), stored so GROUP BY is the same SQL on every database.
     year: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The end date as a day number (date.toordinal), so durations are plain integer subtraction
+    # on every database.
+    end_day: Mapped[int | None] = mapped_column(Integer)
     capacity: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
 
@@ -83,21 +86,90 @@ class Enrollment(Base):
     # Carried by ParticipantCompleted: used while the session itself is not yet known.
     program_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
     year: Mapped[int | None] = mapped_column(Integer)
+    sector: Mapped[str | None] = mapped_column(String(100))
+    end_day: Mapped[int | None] = mapped_column(Integer)
+    # The latest follow-up after release (by checkpoint, then date): what the graduate does now.
+    follow_up_situation: Mapped[str | None] = mapped_column(String(40))
+    follow_up_checkpoint: Mapped[int | None] = mapped_column(Integer)
+    follow_up_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Certificate(Base):
-    """A certificate issued for an enrolment (number and date only, no personal data)."""
+    """A certificate issued (or re-issued) for an enrolment: number and date, no personal data.
+
+    An enrolment may have several (a corrected one re-issued); it counts once as certified while
+    any of them is not revoked.
+    """
 
     __tablename__ = "certificates"
 
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
     number: Mapped[str] = mapped_column(String(50))
-    # One certificate per enrolment is what "certified" counts; a second one is ignored.
-    enrollment_id: Mapped[uuid.UUID] = mapped_column(GUID(), unique=True)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
     session_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
     participant_id: Mapped[uuid.UUID] = mapped_column(GUID())
     program_id: Mapped[uuid.UUID] = mapped_column(GUID())
     issued_on: Mapped[date] = mapped_column(Date)
+    issued_day: Mapped[int | None] = mapped_column(Integer)
+
+
+class Participant(Base):
+    """What reporting needs of a person: sex and birth year, by pseudonymous id. No name."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    released_on: Mapped[date | None] = mapped_column(Date)
+
+
+class CertificateRevocation(Base):
+    """A certificate no longer valid: revoked, or superseded by a re-issued one.
+
+    Kept apart from ``certificates`` so a revocation that arrives first is not lost.
+    """
+
+    __tablename__ = "certificate_revocations"
+
+    certificate_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    kind: Mapped[str] = mapped_column(String(20))
+    revoked_on: Mapped[date] = mapped_column(Date)
+    replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
+
+
+class ErasedParticipant(Base):
+    """A person erased (or who withdrew consent): their later or replayed events stay anonymous.
+
+    Only the pseudonymous id is kept, as a tombstone; nothing about the person.
+    """
+
+    __tablename__ = "erased_participants"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+
+
+class MergedParticipant(Base):
+    """A participant id merged into another: its later events are filed under the survivor."""
+
+    __tablename__ = "merged_participants"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    surviving_id: Mapped[uuid.UUID] = mapped_column(GUID())
+
+
+class Target(Base):
+    """A target of new entrepreneurs for a year: for that year alone, or cumulative to its end."""
+
+    __tablename__ = "targets"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    annual: Mapped[int | None] = mapped_column(Integer)
+    cumulative: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class ProjectionState(Base):

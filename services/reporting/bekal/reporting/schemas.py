@@ -22,6 +22,24 @@ class IndicatorCounters(BaseModel):
     completion_rate: float | None = Field(
         description="completed / (completed + not_completed), 4 decimals; null when both are 0"
     )
+    certification_rate: float | None = Field(
+        description="certified / completed, 4 decimals; null when nobody completed"
+    )
+    mean_days_to_certificate: float | None = Field(
+        description="Mean days from the session's end to the certificate's issue, 1 decimal"
+    )
+    days_to_certificate_count: int = Field(
+        description="Certificates whose completion date is known (the mean's denominator)"
+    )
+    graduates_released: int = Field(description="Graduates (completed) since released")
+    business_with_nib: int = Field(
+        description="Graduates whose latest follow-up: business started, with an NIB"
+    )
+    business_without_nib: int = Field(
+        description="Graduates whose latest follow-up: business started, no NIB yet"
+    )
+    new_entrepreneurs: int = Field(description="business_with_nib + business_without_nib")
+    employed: int = Field(description="Graduates whose latest follow-up: employed by an IKM")
 
 
 class IndicatorRow(IndicatorCounters):
@@ -35,10 +53,13 @@ class IndicatorRow(IndicatorCounters):
     program_code: str | None = None
     program_title: str | None = None
     year: int | None = Field(default=None, description="The year the session ends")
+    sector: str | None = None
+    sex: str | None = Field(default=None, description="F or M; null while not shared")
 
 
 class IndicatorsPublic(BaseModel):
     group_by: list[str]
+    filters: dict[str, str] = Field(description="The filters applied, as given")
     data: list[IndicatorRow]
     totals: IndicatorCounters
     data_as_of: datetime | None = Field(

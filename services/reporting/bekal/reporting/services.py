@@ -8,8 +8,20 @@ from datetime import date, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Integer, Select, case, func, literal_column, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    case,
+    exists,
+    func,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bekal.reporting.domain import (
     Counters,
@@ -18,6 +30,7 @@ from bekal.reporting.domain import (
     IndicatorGroup,
     SessionStatus,
     group_keys,
+    is_later_follow_up,
     is_newer,
     later,
     merge_enrollment_status,
@@ -29,22 +42,37 @@ from bekal.reporting.domain import (
 from bekal.reporting.models import (
     STATE_ROW_ID,
     Certificate,
+    CertificateRevocation,
     Enrollment,
+    ErasedParticipant,
     Facility,
+    MergedParticipant,
+    Participant,
     Program,
     ProjectionState,
     TrainingSession,
 )
 from bekal.shared.events.catalogue import (
     CertificateIssued,
+    CertificateReissued,
+    CertificateRevocationKind,
+    CertificateRevoked,
     FacilityRegistered,
     FacilityUpdated,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateReleased,
+    InmateShared,
+    InmatesMerged,
     ProgramPublished,
     SessionScheduled,
     WithdrawalReason,
 )
 
 log = structlog.get_logger(__name__)
+
+# Namespace of the anonymous ids erased people's enrolments are filed under.
+ANONYMOUS_NAMESPACE = uuid.UUID("6f1f3c2e-2b1a-4b8e-9a57-2f0f6f1c0b7d")
 
 
 # --- projections ------------------------------------------------------------------------------
@@ -97,6 +125,7 @@ async def schedule_session(session: AsyncSession, *, event: SessionScheduled) ->
     row.start_date = event.start_date
     row.end_date = event.end_date
     row.year = reporting_year(event.end_date)
+    row.end_day = event.end_date.toordinal()
     row.capacity = event.capacity
     row.status = merge_session_status(row.status, SessionStatus.PLANNED).value
 
@@ -123,10 +152,14 @@ async def record_enrollment(
     not_completed_reason: str | None = None,
     program_id: uuid.UUID | None = None,
     end_date: date | None = None,
+    sector: str | None = None,
 ) -> None:
     """Upsert one enrolment from any of its events; an outcome is never undone by a late enrol."""
     row = await session.get(Enrollment, enrollment_id)
     if row is None:
+        participant_id = await resolve_participant(
+            session, participant_id=participant_id, enrollment_id=enrollment_id
+        )
         row = Enrollment(id=enrollment_id, session_id=session_id, participant_id=participant_id)
         session.add(row)
         current = None
@@ -141,34 +174,176 @@ async def record_enrollment(
         row.program_id = program_id
     if end_date is not None:
         row.year = reporting_year(end_date)
+        row.end_day = end_date.toordinal()
+    if sector is not None:
+        row.sector = sector
 
 
-async def record_certificate(session: AsyncSession, *, event: CertificateIssued) -> None:
-    """Certificates are immutable facts; one per enrolment is counted."""
+async def record_certificate(
+    session: AsyncSession, *, event: CertificateIssued | CertificateReissued
+) -> None:
+    """Certificates are immutable facts, one row each; a re-issued one is another row."""
     if await session.get(Certificate, event.certificate_id) is not None:
         return
-    other = await session.scalar(
-        select(Certificate.id).where(Certificate.enrollment_id == event.enrollment_id)
+    participant_id = await resolve_participant(
+        session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
     )
-    if other is not None:
-        log.warning(
-            "second_certificate_for_enrollment_ignored",
-            enrollment_id=str(event.enrollment_id),
-            kept=str(other),
-            ignored=str(event.certificate_id),
-        )
-        return
     session.add(
         Certificate(
             id=event.certificate_id,
             number=event.number,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
-            participant_id=event.participant_id,
+            participant_id=participant_id,
             program_id=event.program_id,
             issued_on=event.issued_on,
+            issued_day=event.issued_on.toordinal(),
         )
     )
+
+
+async def record_revocation(session: AsyncSession, *, event: CertificateRevoked) -> None:
+    if await session.get(CertificateRevocation, event.certificate_id) is not None:
+        return
+    session.add(
+        CertificateRevocation(
+            certificate_id=event.certificate_id,
+            enrollment_id=event.enrollment_id,
+            kind=event.kind.value,
+            revoked_on=event.revoked_on,
+            replaced_by_id=event.replaced_by_certificate_id,
+        )
+    )
+
+
+async def record_follow_up(session: AsyncSession, *, event: FollowUpRecorded) -> None:
+    """Keep the latest follow-up (later checkpoint, then later date): the graduate's situation."""
+    row = await session.get(Enrollment, event.enrollment_id)
+    if row is None:  # the enrolment's own events come first on its partition; guard anyway
+        await record_enrollment(
+            session,
+            enrollment_id=event.enrollment_id,
+            session_id=event.session_id,
+            participant_id=event.participant_id,
+            status=EnrollmentStatus.ENROLLED,
+        )
+        row = await session.get(Enrollment, event.enrollment_id)
+        assert row is not None
+    if is_later_follow_up(
+        (event.checkpoint_months, event.recorded_on),
+        (row.follow_up_checkpoint, row.follow_up_on),
+    ):
+        row.follow_up_situation = event.situation.value
+        row.follow_up_checkpoint = event.checkpoint_months
+        row.follow_up_on = event.recorded_on
+
+
+# --- people: merges and erasure -----------------------------------------------------------------
+
+
+def anonymous_id(enrollment_id: uuid.UUID) -> uuid.UUID:
+    """The id an erased person's enrolment is filed under: one per enrolment, so the person's
+    enrolments can no longer be linked to each other, and the same on every rebuild."""
+    return uuid.uuid5(ANONYMOUS_NAMESPACE, f"erased:{enrollment_id}")
+
+
+async def resolve_participant(
+    session: AsyncSession, *, participant_id: uuid.UUID, enrollment_id: uuid.UUID
+) -> uuid.UUID:
+    """The id to file a new fact under: the survivor of a merge, or anonymous once erased."""
+    participant_id = await _survivor(session, participant_id)
+    if await session.get(ErasedParticipant, participant_id) is not None:
+        return anonymous_id(enrollment_id)
+    return participant_id
+
+
+async def _survivor(session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID:
+    for _ in range(10):  # merges may chain; a cycle cannot happen but must not hang either
+        merged = await session.get(MergedParticipant, participant_id)
+        if merged is None:
+            break
+        participant_id = merged.surviving_id
+    return participant_id
+
+
+async def release_participant(session: AsyncSession, *, event: InmateReleased) -> None:
+    participant_id = await _survivor(session, event.participant_id)
+    if await session.get(ErasedParticipant, participant_id) is not None:
+        return
+    row = await session.get(Participant, participant_id)
+    if row is None:
+        row = Participant(id=participant_id)
+        session.add(row)
+    row.released_on = event.released_on
+
+
+async def merge_participants(session: AsyncSession, *, event: InmatesMerged) -> None:
+    """Everything filed under the merged id moves to the survivor; counts of enrolments stay."""
+    old, survivor = event.participant_id, event.surviving_participant_id
+    if old == survivor or await session.get(MergedParticipant, old) is not None:
+        return
+    session.add(MergedParticipant(id=old, surviving_id=survivor))
+    old_row = await session.get(Participant, old)
+    if old_row is not None:
+        kept = await session.get(Participant, survivor)
+        if kept is None:
+            session.add(
+                Participant(
+                    id=survivor,
+                    sex=old_row.sex,
+                    birth_year=old_row.birth_year,
+                    released_on=old_row.released_on,
+                )
+            )
+        await session.delete(old_row)
+    await session.flush()
+    await session.execute(
+        update(Enrollment).where(Enrollment.participant_id == old).values(participant_id=survivor)
+    )
+    await session.execute(
+        update(Certificate).where(Certificate.participant_id == old).values(participant_id=survivor)
+    )
+    if await session.get(ErasedParticipant, survivor) is not None:
+        await erase_participant(session, participant_id=survivor)
+
+
+async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID) -> None:
+    """Erasure or consent withdrawn: nothing about the person remains, the counts stay.
+
+    Sex and birth year go (their enrolments count under "unknown" sex from now on); each
+    enrolment and certificate is re-filed under an anonymous id of its own.
+    """
+    if await session.get(ErasedParticipant, participant_id) is None:
+        session.add(ErasedParticipant(id=participant_id))
+    row = await session.get(Participant, participant_id)
+    if row is not None:
+        await session.delete(row)
+    enrollments = (
+        await session.scalars(select(Enrollment).where(Enrollment.participant_id == participant_id))
+    ).all()
+    for enrollment in enrollments:
+        enrollment.participant_id = anonymous_id(enrollment.id)
+    certificates = (
+        await session.scalars(
+            select(Certificate).where(Certificate.participant_id == participant_id)
+        )
+    ).all()
+    for certificate in certificates:
+        certificate.participant_id = anonymous_id(certificate.enrollment_id)
+
+
+async def record_participant(session: AsyncSession, *, event: InmateShared) -> None:
+    """Sex and birth year only: the name the event carries (for certificates) is not kept."""
+    if await session.get(ErasedParticipant, event.participant_id) is not None:
+        return
+    if await session.get(MergedParticipant, event.participant_id) is not None:
+        return
+    row = await session.get(Participant, event.participant_id)
+    if row is None:
+        row = Participant(id=event.participant_id)
+        session.add(row)
+    row.sex = event.sex.value
+    row.birth_year = event.birth_year
 
 
 async def advance_data_as_of(session: AsyncSession, *, at: datetime | None) -> None:
@@ -191,6 +366,12 @@ class IndicatorFilters:
     province: str | None = None
     facility_id: uuid.UUID | None = None
     program_id: uuid.UUID | None = None
+    sector: str | None = None
+    sex: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        """The filters that are set, as text (for file names and headers)."""
+        return {k: str(v) for k, v in self.__dict__.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -199,6 +380,22 @@ class IndicatorReport:
     groups: list[IndicatorGroup]
     totals: Counters
     data_as_of: datetime | None
+
+
+COUNTER_COLUMNS: tuple[str, ...] = (
+    "enrolled",
+    "withdrawn",
+    *[withdrawn_column(r) for r in WithdrawalReason],
+    "completed",
+    "not_completed",
+    "certified",
+    "days_to_certificate_count",
+    "days_to_certificate_total",
+    "graduates_released",
+    "business_with_nib",
+    "business_without_nib",
+    "employed",
+)
 
 
 def _one() -> Any:
@@ -215,40 +412,113 @@ def _flag(condition: ColumnElement[bool]) -> Any:
     return case((condition, _one()), else_=_zero())
 
 
+def _certified_enrollments() -> Any:
+    """One row per enrolment holding a certificate that counts.
+
+    A certificate counts unless revoked; a superseded one counts until its replacement is
+    known (then the replacement counts instead), so a correction never makes a gap. The first
+    issue date of the enrolment's certificates gives the days from completion to certificate.
+    """
+    c, r = Certificate, CertificateRevocation
+    replacement = aliased(Certificate)
+    counts = r.certificate_id.is_(None) | (
+        (r.kind == CertificateRevocationKind.SUPERSEDED.value)
+        & ~exists().where(replacement.id == r.replaced_by_id)
+    )
+    return (
+        select(
+            c.enrollment_id.label("enrollment_id"),
+            func.min(c.session_id).label("session_id"),
+            func.min(c.program_id).label("program_id"),
+            func.min(c.participant_id).label("participant_id"),
+            func.min(c.issued_day).label("first_day"),
+        )
+        .select_from(c)
+        .outerjoin(r, r.certificate_id == c.id)
+        .group_by(c.enrollment_id)
+        .having(func.sum(_flag(counts)) > 0)
+        .subquery("certified")
+    )
+
+
 def _facts() -> Any:
-    """One row per enrolment and one per certificate, each placed in its session's groups.
+    """One row per enrolment and one per certified enrolment, each placed in its session's groups.
 
     The session gives facility, program and year; while it is unknown, a completion or a
-    certificate still carries its program (and a completion its end date) and counts there.
+    certificate still carries its program (and a completion its end date and sector) and counts
+    there. Sex comes from the participant (registry.inmates), when shared and not erased.
     """
-    s, e, c = TrainingSession, Enrollment, Certificate
+    s, e, p, person = TrainingSession, Enrollment, Program, Participant
+    completed = e.status == EnrollmentStatus.COMPLETED.value
     withdrawn_by_reason = [
-        _flag((e.status == EnrollmentStatus.WITHDRAWN.value) & (e.withdrawal_reason == r.value))
-        .label(withdrawn_column(r))
+        _flag(
+            (e.status == EnrollmentStatus.WITHDRAWN.value) & (e.withdrawal_reason == r.value)
+        ).label(withdrawn_column(r))
         for r in WithdrawalReason
     ]
-    enrollments = select(
-        s.facility_id.label("facility_id"),
-        func.coalesce(s.program_id, e.program_id).label("program_id"),
-        func.coalesce(s.year, e.year).label("year"),
-        _one().label("enrolled"),
-        _flag(e.status == EnrollmentStatus.WITHDRAWN.value).label("withdrawn"),
-        *withdrawn_by_reason,
-        _flag(e.status == EnrollmentStatus.COMPLETED.value).label("completed"),
-        _flag(e.status == EnrollmentStatus.NOT_COMPLETED.value).label("not_completed"),
-        _zero().label("certified"),
-    ).select_from(e).outerjoin(s, s.id == e.session_id)
-    certificates = select(
-        s.facility_id.label("facility_id"),
-        func.coalesce(s.program_id, c.program_id).label("program_id"),
-        func.coalesce(s.year, e.year).label("year"),
-        _zero().label("enrolled"),
-        _zero().label("withdrawn"),
-        *[_zero().label(withdrawn_column(r)) for r in WithdrawalReason],
-        _zero().label("completed"),
-        _zero().label("not_completed"),
-        _one().label("certified"),
-    ).select_from(c).outerjoin(s, s.id == c.session_id).outerjoin(e, e.id == c.enrollment_id)
+
+    def situation(*values: FollowUpSituation) -> Any:
+        return _flag(completed & e.follow_up_situation.in_([v.value for v in values]))
+
+    e_program = func.coalesce(s.program_id, e.program_id)
+    enrollments = (
+        select(
+            s.facility_id.label("facility_id"),
+            e_program.label("program_id"),
+            func.coalesce(s.year, e.year).label("year"),
+            func.coalesce(p.sector, e.sector).label("sector"),
+            person.sex.label("sex"),
+            _one().label("enrolled"),
+            _flag(e.status == EnrollmentStatus.WITHDRAWN.value).label("withdrawn"),
+            *withdrawn_by_reason,
+            _flag(completed).label("completed"),
+            _flag(e.status == EnrollmentStatus.NOT_COMPLETED.value).label("not_completed"),
+            _zero().label("certified"),
+            _zero().label("days_to_certificate_count"),
+            _zero().label("days_to_certificate_total"),
+            _flag(completed & person.released_on.is_not(None)).label("graduates_released"),
+            situation(FollowUpSituation.BUSINESS_STARTED_WITH_NIB).label("business_with_nib"),
+            situation(FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB).label("business_without_nib"),
+            situation(FollowUpSituation.EMPLOYED_BY_IKM).label("employed"),
+        )
+        .select_from(e)
+        .outerjoin(s, s.id == e.session_id)
+        .outerjoin(p, p.id == e_program)
+        .outerjoin(person, person.id == e.participant_id)
+    )
+    cert = _certified_enrollments()
+    c_program = func.coalesce(s.program_id, cert.c.program_id)
+    # Completion is the session's last day (or the one the completion carried).
+    completed_day = func.coalesce(s.end_day, e.end_day)
+    days_known = completed_day.is_not(None) & cert.c.first_day.is_not(None)
+    certificates = (
+        select(
+            s.facility_id.label("facility_id"),
+            c_program.label("program_id"),
+            func.coalesce(s.year, e.year).label("year"),
+            func.coalesce(p.sector, e.sector).label("sector"),
+            person.sex.label("sex"),
+            _zero().label("enrolled"),
+            _zero().label("withdrawn"),
+            *[_zero().label(withdrawn_column(r)) for r in WithdrawalReason],
+            _zero().label("completed"),
+            _zero().label("not_completed"),
+            _one().label("certified"),
+            _flag(days_known).label("days_to_certificate_count"),
+            case((days_known, cert.c.first_day - completed_day), else_=_zero()).label(
+                "days_to_certificate_total"
+            ),
+            _zero().label("graduates_released"),
+            _zero().label("business_with_nib"),
+            _zero().label("business_without_nib"),
+            _zero().label("employed"),
+        )
+        .select_from(cert)
+        .outerjoin(s, s.id == cert.c.session_id)
+        .outerjoin(e, e.id == cert.c.enrollment_id)
+        .outerjoin(p, p.id == c_program)
+        .outerjoin(person, person.id == cert.c.participant_id)
+    )
     return union_all(enrollments, certificates).subquery("facts")
 
 
@@ -269,14 +539,18 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
             p.title.label("program_title"),
         ],
         Dimension.YEAR: [facts.c.year.label("year")],
+        Dimension.SECTOR: [facts.c.sector.label("sector")],
+        Dimension.SEX: [facts.c.sex.label("sex")],
     }
-    counters = ["enrolled", "withdrawn", *[withdrawn_column(r) for r in WithdrawalReason],
-                "completed", "not_completed", "certified"]
     keys = [col for d in dimensions for col in columns[d]]
-    stmt = select(
-        *keys, *[func.coalesce(func.sum(facts.c[name]), 0).label(name) for name in counters]
-    ).select_from(facts).outerjoin(f, f.id == facts.c.facility_id).outerjoin(
-        p, p.id == facts.c.program_id
+    stmt = (
+        select(
+            *keys,
+            *[func.coalesce(func.sum(facts.c[name]), 0).label(name) for name in COUNTER_COLUMNS],
+        )
+        .select_from(facts)
+        .outerjoin(f, f.id == facts.c.facility_id)
+        .outerjoin(p, p.id == facts.c.program_id)
     )
     if filters.year is not None:
         stmt = stmt.where(facts.c.year == filters.year)
@@ -286,6 +560,10 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
         stmt = stmt.where(facts.c.facility_id == filters.facility_id)
     if filters.program_id is not None:
         stmt = stmt.where(facts.c.program_id == filters.program_id)
+    if filters.sector is not None:
+        stmt = stmt.where(facts.c.sector == filters.sector)
+    if filters.sex is not None:
+        stmt = stmt.where(facts.c.sex == filters.sex)
     if keys:
         stmt = stmt.group_by(*keys)
     return stmt
