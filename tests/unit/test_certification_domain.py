@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import io
 import json
 import uuid
 from datetime import UTC, date, datetime
 
+import pypdf
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bekal.certification import domain
+from bekal.certification import domain, pdf
 from bekal.certification.domain import Competency, VerificationResult
 from bekal.certification.ratelimit import SlidingWindowLimiter
 from bekal.certification.signing import (
@@ -272,3 +275,149 @@ def test_rate_limit_forgets_the_least_recently_seen_clients_first():
     assert limiter.tracked_clients == 2
     assert limiter.hit("b") is None  # forgotten, so counted afresh
     assert limiter.hit("a") is None  # forgotten in turn when b came back
+
+
+# --- Open Badges 3.0 credentials ---------------------------------------------------------------
+
+STATUS_URL = "https://sertifikat.example.id/status-lists/1"
+
+
+def _open_badge(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "certificate_id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        "number": "IKMA/2024/000001",
+        "issuer_id": "did:web:sertifikat.example.id",
+        "recipient_name": "Siti Rahmawati",
+        "salt": "0123456789abcdef",
+        "program_id": uuid.uuid4(),
+        "program_code": "WUB-BATIK",
+        "program_title": "Bimtek Wirausaha Baru IKM Batik",
+        "sector": "batik",
+        "competency_units": [Competency("BTK.01", "Membatik tulis")],
+        "hours": 40,
+        "start_date": date(2024, 9, 3),
+        "end_date": date(2024, 9, 7),
+        "issued_at": datetime(2024, 9, 7, 18, 30, tzinfo=UTC),
+        "partner": "Yayasan Batik Indonesia",
+        "status": domain.status_entry(list_url=STATUS_URL, index=4242),
+        "verification_url": "https://sertifikat.example.id/verify/abc",
+    }
+    values.update(overrides)
+    return domain.open_badge_credential(**values)  # type: ignore[arg-type]
+
+
+def test_open_badge_credential_shape():
+    vc = _open_badge()
+    assert vc["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+    assert vc["@context"] == [domain.VC_CONTEXT, domain.OB_CONTEXT]
+    assert vc["id"] == vc["jti"] == "urn:uuid:00000000-0000-4000-8000-000000000001"
+    assert vc["issuer"]["id"] == vc["iss"] == "did:web:sertifikat.example.id"
+    assert vc["validFrom"] == "2024-09-07T18:30:00Z"
+    subject = vc["credentialSubject"]
+    assert subject["achievement"]["achievementType"] == "CertificateOfCompletion"
+    assert subject["activityStartDate"] == "2024-09-03T00:00:00+07:00"
+    assert vc["credentialStatus"]["statusListIndex"] == "4242"
+    assert "Siti" not in json.dumps(vc)  # only the salted hash names the recipient
+
+
+def test_open_badge_facts_come_back_and_the_issue_date_is_jakarta_time():
+    facts = domain.credential_facts(_open_badge())
+    assert facts.number == "IKMA/2024/000001" and facts.hours == 40
+    assert facts.competency_units == [{"code": "BTK.01", "title": "Membatik tulis"}]
+    assert (facts.start_date, facts.end_date) == (date(2024, 9, 3), date(2024, 9, 7))
+    assert facts.issued_on == date(2024, 9, 8)  # 18:30 UTC is past midnight in Jakarta
+    assert facts.partner == "Yayasan Batik Indonesia" and facts.recipient_name is None
+
+
+def test_earlier_plain_credentials_still_give_their_facts():
+    facts = domain.credential_facts(_claims())
+    assert facts.recipient_name == "Siti Rahmawati" and facts.identity_hash is None
+    assert domain.name_matches(facts, "SITI rahmawati")
+    assert not domain.name_matches(facts, "Siti Rahmawat")
+
+
+def test_identity_hash_is_salted_and_ignores_case_and_spacing():
+    a = domain.identity_hash("Siti Rahmawati", "salt-1")
+    assert a == domain.identity_hash("  siti   RAHMAWATI ", "salt-1")
+    assert a != domain.identity_hash("Siti Rahmawati", "salt-2")
+    assert a != domain.identity_hash("Siti Rahmawaty", "salt-1")
+    assert a.startswith("sha256$") and len(a) == len("sha256$") + 64
+    facts = domain.credential_facts(_open_badge())
+    assert domain.name_matches(facts, "siti rahmawati")
+    assert not domain.name_matches(facts, "Dewi Lestari")
+    assert domain.display_name("  Siti   Rahmawati ") == "Siti Rahmawati"
+
+
+@pytest.mark.parametrize(
+    ("url", "did"),
+    [
+        ("https://sertifikat.example.id", "did:web:sertifikat.example.id"),
+        ("https://sertifikat.example.id/", "did:web:sertifikat.example.id"),
+        ("http://127.0.0.1:8003", "did:web:127.0.0.1%3A8003"),
+        ("https://kemenperin.go.id/sertifikat/ikma", "did:web:kemenperin.go.id:sertifikat:ikma"),
+    ],
+)
+def test_issuer_did_web_follows_the_public_address(url: str, did: str):
+    assert domain.issuer_did(url) == did
+
+
+def test_status_list_is_gzip_base64url_with_index_zero_the_first_bit():
+    encoded = domain.encode_status_list({0, 9, 131_071})
+    assert encoded.startswith("u")
+    raw = gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4)))
+    assert len(raw) == 131_072 // 8
+    assert raw[0] == 0b1000_0000 and raw[1] == 0b0100_0000 and raw[-1] == 0b0000_0001
+    assert sum(bin(b).count("1") for b in raw) == 3
+    assert domain.status_bit(encoded, 9) and not domain.status_bit(encoded, 10)
+
+
+def test_status_list_refuses_short_lists_and_outside_indexes():
+    with pytest.raises(ValueError):
+        domain.encode_status_list([], size=1024)
+    with pytest.raises(ValueError):
+        domain.encode_status_list([131_072])
+    with pytest.raises(ValueError):
+        domain.status_entry(list_url=STATUS_URL, index=-1)
+
+
+def test_vc_jose_header_names_the_did_url_and_the_payload_is_the_credential():
+    signer = CertificateSigner(Ed25519PrivateKey.generate())
+    vc = _open_badge()
+    token = signer.sign_vc(vc, issuer_id="did:web:sertifikat.example.id")
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    header = json.loads(b64url_decode(header_b64))
+    assert header == {
+        "alg": "EdDSA",
+        "typ": "vc+jwt",
+        "cty": "vc",
+        "kid": f"did:web:sertifikat.example.id#{signer.kid}",
+    }
+    assert unverified_kid(token) == signer.kid
+    signer.public_key.verify(b64url_decode(signature_b64), f"{header_b64}.{payload_b64}".encode())
+    assert json.loads(b64url_decode(payload_b64)) == vc
+    assert verify_credential(token, signer.public_key) == vc
+
+
+def test_content_hash_changes_with_one_character():
+    assert domain.content_hash("a.b.c") != domain.content_hash("a.b.d")
+    assert domain.content_hash("a.b.c").startswith("sha256:")
+
+
+def test_pdf_prints_names_beyond_latin_1_without_failing():
+    document = pdf.render(
+        pdf.PrintedCertificate(
+            number="IKMA/2024/000009",
+            recipient_name="Nguyễn Thị Ānh",
+            program_title="Bimtek Olahan Pangan",
+            competency_units=[("PGN.01", "Pengolahan makanan")],
+            hours=30,
+            start_date=date(2023, 7, 17),
+            end_date=date(2023, 7, 22),
+            issued_on=date(2023, 7, 23),
+            partner=None,
+            verification_url="https://sertifikat.example.id/verify/abc",
+        )
+    )
+    text = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
+    assert "Nguyen Thi Anh" in text and "IKMA/2024/000009" in text
+    assert "bekerja sama" not in text  # no partner, no partner line
