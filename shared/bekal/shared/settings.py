@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the brokers' certificates (SSL/SASL_SSL protocols)",
+    )
     outbox_poll_interval_seconds: float = 0.5
     outbox_batch_size: int = 200
     consumer_max_attempts: int = Field(

@@ -9,6 +9,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from bekal.shared.settings import Settings
 
@@ -27,6 +28,11 @@ def _common(settings: Settings) -> dict[str, Any]:
         conf["sasl_mechanism"] = settings.kafka_sasl_mechanism
         conf["sasl_plain_username"] = settings.kafka_sasl_username
         conf["sasl_plain_password"] = settings.kafka_sasl_password
+    if settings.kafka_security_protocol.upper().endswith("SSL"):
+        # aiokafka needs an explicit context for TLS; the CA is the cluster's (e.g. Strimzi's).
+        conf["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
     return conf
 
 
