@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -234,6 +234,23 @@ def _operations_router(spec: ServiceSpec) -> APIRouter:
             pass
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @router.get("/asyncapi.json", summary="AsyncAPI 3: the topics this service writes and reads")
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(_asyncapi(spec))
+
+    @router.get("/asyncapi", summary="The AsyncAPI document as a page", include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        from bekal.shared.contracts import render_html
+
+        return HTMLResponse(render_html(_asyncapi(spec)))
+
     if spec.subscriptions is not None:
         router.include_router(dead_letter_router())
     return router
+
+
+def _asyncapi(spec: ServiceSpec) -> dict[str, Any]:
+    """Built from the catalogue on each call: cheap, and never stale after a reload."""
+    from bekal.shared.contracts import service_asyncapi
+
+    return service_asyncapi(spec.name, spec.subscriptions)

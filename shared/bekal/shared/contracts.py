@@ -1,0 +1,470 @@
+"""Integration contracts from the event catalogue: topology, JSON Schemas, AsyncAPI 3."""
+
+from __future__ import annotations
+
+import copy
+import html
+import importlib
+import importlib.util
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bekal.shared.events import catalogue
+from bekal.shared.events.base import Event
+from bekal.shared.events.topics import SOURCES, TOPICS, Topic, dead_letter_topic
+
+SERVICES = ("registry", "training", "certification", "reporting")
+ASYNCAPI_VERSION = "3.0.0"
+CONTRACT_VERSION = "1.0.0"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID_PREFIX = "urn:bekal:schema:"
+KAFKA_BINDING_VERSION = "0.5.0"
+# Keywords that document a schema without constraining it: changing them breaks nobody.
+_ANNOTATIONS = frozenset({"title", "description", "examples", "default", "$comment"})
+
+
+# --- who writes and who reads which topic -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One consumer group: the topics it reads and the dead-letter topic it writes."""
+
+    service: str
+    group: str
+    topics: tuple[str, ...]
+    event_types: tuple[str, ...]
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_topic(self.group)
+
+
+def consumer_of(service: str, subscriptions: Any) -> Consumer:
+    """A Consumer from a service's ``Subscriptions`` (its handlers module's ``subscriptions``)."""
+    return Consumer(
+        service=service,
+        group=subscriptions.group_id,
+        topics=tuple(subscriptions.topics),
+        event_types=tuple(sorted(subscriptions.handlers)),
+    )
+
+
+def consumers(services: Iterable[str] = SERVICES) -> list[Consumer]:
+    """Every consumer group, read from ``bekal.<svc>.handlers.subscriptions`` (installed services).
+
+    A service without a handlers module (the registry) consumes nothing.
+    """
+    found = []
+    for service in services:
+        name = f"bekal.{service}.handlers"
+        if importlib.util.find_spec(f"bekal.{service}") is None:
+            raise RuntimeError(f"service package bekal.{service} is not installed")
+        if importlib.util.find_spec(name) is None:
+            continue
+        subs = getattr(importlib.import_module(name), "subscriptions", None)
+        if subs is not None:
+            found.append(consumer_of(service, subs))
+    return found
+
+
+def events_on(topic: str) -> list[type[Event]]:
+    return sorted(
+        (cls for cls in catalogue.all() if cls.topic == topic), key=lambda c: c.event_type()
+    )
+
+
+def topic_by_name(name: str) -> Topic:
+    for topic in TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(name)
+
+
+# --- JSON Schema of one event version ---------------------------------------------------------
+
+
+def schema_file_name(cls: type[Event]) -> str:
+    return f"{cls.event_type()}.json"
+
+
+def event_schema(cls: type[Event]) -> dict[str, Any]:
+    """The standalone JSON Schema (2020-12) of an event's data, as committed under contracts/."""
+    body = cls.model_json_schema(mode="validation")
+    schema: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"{SCHEMA_ID_PREFIX}{cls.event_type()}",
+        "title": cls.__name__,
+        "description": _doc(cls),
+        "x-event-type": cls.event_type(),
+        "x-topic": cls.topic,
+        "x-key": cls.aggregate_field,
+    }
+    schema.update({k: v for k, v in body.items() if k not in ("title", "description")})
+    return schema
+
+
+def _doc(cls: type) -> str:
+    text = (cls.__doc__ or "").strip()
+    return " ".join(text.split()) if text else cls.__name__
+
+
+# --- compatibility of a published version ----------------------------------------------------
+
+
+def breaking_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What in ``new`` breaks consumers written against ``old`` (both standalone schemas).
+
+    Breaking: a field removed, a field's type/format/values changed, a new required field, a
+    field no longer required. Adding an optional field, or changing only titles and
+    descriptions, is not breaking (events ignore unknown fields).
+    """
+    return _compare(old, new, old, new, "")
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in schema:
+        ref = str(schema["$ref"])
+        if not ref.startswith("#/"):
+            raise ValueError(f"only local $ref supported, got {ref}")
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        extra = {k: v for k, v in schema.items() if k != "$ref"}
+        schema = {**target, **extra}
+    return schema
+
+
+def _canonical(schema: Any, root: Mapping[str, Any]) -> Any:
+    """A schema with references inlined and annotations dropped, for comparison."""
+    if isinstance(schema, Mapping):
+        schema = _resolve(schema, root)
+        return {
+            k: _canonical(v, root)
+            for k, v in sorted(schema.items())
+            if k not in _ANNOTATIONS and k != "$defs"
+        }
+    if isinstance(schema, list):
+        return [_canonical(v, root) for v in schema]
+    return schema
+
+
+def _compare(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    old_root: Mapping[str, Any],
+    new_root: Mapping[str, Any],
+    where: str,
+) -> list[str]:
+    old, new = _resolve(old, old_root), _resolve(new, new_root)
+    problems: list[str] = []
+    if old.get("type") == "object" and new.get("type") == "object" and "properties" in old:
+        old_props, new_props = old.get("properties", {}), new.get("properties", {})
+        old_req, new_req = set(old.get("required", [])), set(new.get("required", []))
+        for name, old_prop in old_props.items():
+            path = f"{where}{name}"
+            if name not in new_props:
+                problems.append(f"field '{path}' removed")
+                continue
+            problems.extend(_compare(old_prop, new_props[name], old_root, new_root, f"{path}."))
+            if name in old_req and name not in new_req:
+                problems.append(f"field '{path}' is no longer required")
+        for name in sorted(new_req - old_req):
+            if name not in old_props:
+                problems.append(f"new required field '{where}{name}'")
+            elif name not in old_req:
+                problems.append(f"field '{where}{name}' became required")
+        rest_old = {k: v for k, v in old.items() if k not in ("properties", "required")}
+        rest_new = {k: v for k, v in new.items() if k not in ("properties", "required")}
+        if _canonical(rest_old, old_root) != _canonical(rest_new, new_root):
+            problems.append(f"object '{where.rstrip('.') or '(event)'}' changed its constraints")
+        return problems
+    if old.get("type") == "array" and new.get("type") == "array" and "items" in old:
+        problems.extend(
+            _compare(old["items"], new.get("items", {}), old_root, new_root, f"{where}[].")
+        )
+        rest_old = {k: v for k, v in old.items() if k != "items"}
+        rest_new = {k: v for k, v in new.items() if k != "items"}
+        if _canonical(rest_old, old_root) != _canonical(rest_new, new_root):
+            problems.append(f"field '{where.rstrip('.')}' changed its type")
+        return problems
+    if _canonical(old, old_root) != _canonical(new, new_root):
+        problems.append(f"field '{where.rstrip('.')}' changed its type")
+    return problems
+
+
+# --- AsyncAPI 3 --------------------------------------------------------------------------------
+
+CLOUDEVENTS_HEADERS: dict[str, Any] = {
+    "ce_specversion": {"type": "string", "const": "1.0", "description": "CloudEvents version"},
+    "ce_id": {"type": "string", "description": "Unique per event; consumers deduplicate on it"},
+    "ce_source": {"type": "string", "description": "The publishing service, e.g. /industry/…"},
+    "ce_type": {"type": "string", "description": "Event type and version"},
+    "ce_subject": {"type": "string", "description": "The aggregate id (equals the record key)"},
+    "ce_time": {"type": "string", "format": "date-time", "description": "When it happened"},
+    "content-type": {"type": "string", "const": "application/json"},
+    "traceparent": {"type": "string", "description": "W3C trace context (optional)"},
+}
+_REQUIRED_HEADERS = ["ce_specversion", "ce_id", "ce_source", "ce_type", "content-type"]
+
+
+def message_id(cls: type[Event]) -> str:
+    return f"{cls.__name__}.v{cls.version}"
+
+
+def _operation_id(prefix: str, topic: str) -> str:
+    return prefix + "".join(part.capitalize() for part in topic.replace("_", ".").split("."))
+
+
+def asyncapi(
+    *,
+    topics: Sequence[str] | None = None,
+    consumer_groups: Sequence[Consumer] = (),
+    title: str = "Bekal events",
+    description: str | None = None,
+) -> dict[str, Any]:
+    """An AsyncAPI 3 document: one channel per topic, one message per event version.
+
+    ``topics`` limits the document to some topics (a service's own); consumers add receive
+    operations for the topics they read (their channels are included too).
+    """
+    written = [t.name for t in TOPICS] if topics is None else list(topics)
+    wanted = written + [t for c in consumer_groups for t in c.topics if t not in written]
+    channel_names = [t.name for t in TOPICS if t.name in wanted]
+    schemas: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for name in channel_names:
+        topic = topic_by_name(name)
+        channel_messages = {}
+        for cls in events_on(name):
+            mid = message_id(cls)
+            schemas[mid] = _component_schema(cls, schemas)
+            messages[mid] = _message(cls, mid)
+            channel_messages[mid] = {"$ref": f"#/components/messages/{mid}"}
+        channels[name] = {
+            "address": name,
+            "title": name,
+            "description": (
+                f"{topic.description}. Written only by {topic.owner} ({topic.ministry}); "
+                f"key = the aggregate id."
+            ),
+            "messages": channel_messages,
+            "bindings": {"kafka": {"topic": name, "bindingVersion": KAFKA_BINDING_VERSION}},
+            "x-owner": topic.owner,
+            "x-ministry": topic.ministry,
+        }
+        if name not in written:  # only read by this document's consumers
+            continue
+        operations[_operation_id("publish", name)] = {
+            "action": "send",
+            "title": f"{topic.owner} publishes on {name}",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "messages": [{"$ref": f"#/channels/{name}/messages/{m}"} for m in channel_messages],
+            "x-service": topic.owner,
+        }
+    for consumer in consumer_groups:
+        by_topic: dict[str, list[str]] = {}
+        for event_type in consumer.event_types:
+            cls = catalogue.get(event_type)
+            if cls is not None:
+                by_topic.setdefault(cls.topic, []).append(message_id(cls))
+        for name in sorted(by_topic):
+            operations[_operation_id(f"{consumer.service}Receives", name)] = {
+                "action": "receive",
+                "title": f"{consumer.service} consumes {name} (group {consumer.group})",
+                "channel": {"$ref": f"#/channels/{name}"},
+                "messages": [
+                    {"$ref": f"#/channels/{name}/messages/{m}"} for m in sorted(by_topic[name])
+                ],
+                "bindings": {
+                    "kafka": {
+                        "groupId": {"type": "string", "enum": [consumer.group]},
+                        "bindingVersion": KAFKA_BINDING_VERSION,
+                    }
+                },
+                "x-service": consumer.service,
+                "x-dead-letter-topic": consumer.dead_letter_topic,
+            }
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": title,
+            "version": CONTRACT_VERSION,
+            "description": description
+            or (
+                "Events between the corrections administration (registry) and the Ministry of "
+                "Industry (training, certification, reporting). CloudEvents 1.0 in Kafka binary "
+                "content mode: attributes in ce_* headers, data as JSON in the value, the "
+                "aggregate id as the key. Inside a version only optional fields are ever added; "
+                "ignore fields you do not know. The JSON Schema of every published version is in "
+                "contracts/schemas/."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "kafka": {
+                "host": "bekal-kafka-bootstrap.kafka.svc:9093",
+                "protocol": "kafka-secure",
+                "description": "The Kafka cluster (TLS, SCRAM-SHA-512, one user per system).",
+                "security": [{"$ref": "#/components/securitySchemes/scram"}],
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "scram": {"type": "scramSha512", "description": "A Kafka user per system"}
+            },
+        },
+    }
+
+
+def _component_schema(cls: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The payload schema with its $defs hoisted into components/schemas (shared by name)."""
+    body = copy.deepcopy(cls.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name, definition in body.pop("$defs", {}).items():
+        if name in schemas and schemas[name] != definition:
+            raise ValueError(f"two different schemas are both called {name}")
+        schemas[name] = definition
+    body["title"] = cls.__name__
+    body["description"] = _doc(cls)
+    return body
+
+
+def _message(cls: type[Event], mid: str) -> dict[str, Any]:
+    headers = copy.deepcopy(CLOUDEVENTS_HEADERS)
+    headers["ce_type"]["const"] = cls.event_type()
+    owner = topic_by_name(cls.topic).owner
+    headers["ce_source"]["const"] = SOURCES[owner]
+    return {
+        "name": cls.__name__,
+        "title": cls.__name__,
+        "summary": _doc(cls),
+        "contentType": "application/json",
+        "headers": {"type": "object", "required": _REQUIRED_HEADERS, "properties": headers},
+        "payload": {"$ref": f"#/components/schemas/{mid}"},
+        "correlationId": {"location": "$message.header#/ce_id"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": f"The {cls.aggregate_field} (partitioning and ordering)",
+                },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
+        "x-event-type": cls.event_type(),
+        "x-schema-file": f"contracts/schemas/{schema_file_name(cls)}",
+    }
+
+
+def service_asyncapi(service: str, subscriptions: Any | None) -> dict[str, Any]:
+    """The document one service serves: the topics it writes and those it reads."""
+    groups = [consumer_of(service, subscriptions)] if subscriptions is not None else []
+    return asyncapi(
+        topics=[t.name for t in TOPICS if t.owner == service],
+        consumer_groups=groups,
+        title=f"Bekal {service} events",
+    )
+
+
+# --- a readable page -----------------------------------------------------------------------------
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    """A self-contained page (no scripts, no external assets) people can read offline."""
+    components = doc["components"]
+    e = html.escape
+    out = [
+        "<!doctype html>",
+        '<html lang="id"><head><meta charset="utf-8">',
+        f"<title>{e(doc['info']['title'])} — AsyncAPI</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.45}table{border-collapse:collapse;width:100%;"
+        "margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;"
+        "vertical-align:top}code{background:#f3f3f3;padding:0 .2rem}section{border-top:"
+        "2px solid #333;margin-top:2rem}pre{background:#f7f7f7;padding:.5rem;overflow:auto}"
+        "</style></head><body>",
+        f"<h1>{e(doc['info']['title'])}</h1>",
+        f"<p>AsyncAPI {e(doc['asyncapi'])}, versi kontrak {e(doc['info']['version'])}. "
+        f'Dokumen mesin: <a href="asyncapi.json">asyncapi.json</a>.</p>',
+        f"<p>{e(doc['info']['description'])}</p>",
+        "<h2>Daftar topik</h2><table><tr><th>Topik</th><th>Pemilik (penulis)</th>"
+        "<th>Pesan</th></tr>",
+    ]
+    for name, channel in doc["channels"].items():
+        out.append(
+            f'<tr><td><a href="#{e(name)}"><code>{e(name)}</code></a></td>'
+            f"<td>{e(channel.get('x-owner', ''))}</td>"
+            f"<td>{e(', '.join(channel['messages']))}</td></tr>"
+        )
+    out.append("</table>")
+    receivers = [op for op in doc["operations"].values() if op["action"] == "receive"]
+    if receivers:
+        out.append("<h2>Konsumen</h2><ul>")
+        for op in receivers:
+            out.append(
+                f"<li>{e(op['title'])}; dead letter: <code>"
+                f"{e(op.get('x-dead-letter-topic', ''))}</code></li>"
+            )
+        out.append("</ul>")
+    for name, channel in doc["channels"].items():
+        out.append(f'<section id="{e(name)}"><h2>Topik <code>{e(name)}</code></h2>')
+        out.append(f"<p>{e(channel['description'])}</p>")
+        for mid in channel["messages"]:
+            message = components["messages"][mid]
+            schema = components["schemas"][mid]
+            out.append(
+                f"<h3>{e(message['name'])} <small>(<code>"
+                f"{e(message['x-event-type'])}</code>)</small></h3>"
+            )
+            out.append(f"<p>{e(message['summary'])}</p>")
+            key = message["bindings"]["kafka"]["key"]["description"]
+            out.append(
+                f"<p>Kunci record: {e(key)}. Skema JSON: "
+                f"<code>{e(message['x-schema-file'])}</code>.</p>"
+            )
+            out.append(
+                "<table><tr><th>Kolom</th><th>Tipe</th><th>Wajib</th><th>Keterangan</th></tr>"
+            )
+            required = set(schema.get("required", []))
+            for field, prop in schema.get("properties", {}).items():
+                out.append(
+                    f"<tr><td><code>{e(field)}</code></td><td>{e(_type_label(prop))}</td>"
+                    f"<td>{'ya' if field in required else 'tidak'}</td>"
+                    f"<td>{e(str(prop.get('description', '')))}</td></tr>"
+                )
+            out.append("</table>")
+            out.append(
+                "<details><summary>Skema JSON lengkap</summary><pre>"
+                f"{e(json.dumps(schema, indent=2, ensure_ascii=False))}</pre></details>"
+            )
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _type_label(prop: Mapping[str, Any]) -> str:
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in prop:
+        return " | ".join(_type_label(p) for p in prop["anyOf"])
+    kind = str(prop.get("type", "any"))
+    if kind == "array":
+        return f"array of {_type_label(prop.get('items', {}))}"
+    if "format" in prop:
+        return f"{kind} ({prop['format']})"
+    if "enum" in prop:
+        return f"{kind}: {', '.join(map(str, prop['enum']))}"
+    return kind
+
+
+def dumps(data: Any) -> str:
+    """The one JSON spelling of every generated file (stable diffs)."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
