@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset browser
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -40,6 +40,16 @@ browser:  ## Debian's Chromium for the dashboard test (root and apt-get needed; 
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "install Chromium (Debian package 'chromium') for the dashboard test"; fi; }
+
+contracts: install  ## regenerate AsyncAPI, event schemas, Kafka topics/ACLs, kustomize bases
+	.venv/bin/bekal contracts generate
+
+contracts-check: install  ## fail when a generated contract or manifest is out of date
+	.venv/bin/bekal contracts check
+
+manifests: install  ## render every kustomize overlay (needs nothing but the dev tools)
+	@for overlay in deploy/overlays/*/ deploy/kafka/; do \
+		echo "--- $$overlay"; .venv/bin/kubectl kustomize $$overlay > /dev/null || exit 1; done
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var

@@ -1,0 +1,114 @@
+"""docker-compose.yml and the Kubernetes manifests configure the services with the same names."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bekal.shared.cli import SERVICES
+from bekal.shared.manifests import SECRET_KEYS
+from bekal.shared.settings import Environment, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = Path(sys.executable).parent / "kubectl"
+# Compose runs with the local development key; a cluster verifies tokens with the identity
+# provider's keys and reaches Kafka over TLS with a user of its own.
+COMPOSE_ONLY = {"AUTH_DEV_KEY_FILE"}
+CLUSTER_ONLY = {
+    "AUTH_JWKS_URL",
+    "AUTH_ISSUER",
+    "AUTH_AUDIENCE",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CAFILE",
+    # Production refuses the development value in every service, not only the registry's.
+    "PSEUDONYM_SECRET",
+}
+
+
+@cache
+def rendered() -> tuple[dict[str, Any], ...]:
+    done = subprocess.run(
+        [str(KUBECTL), "kustomize", str(ROOT / "deploy/overlays/local")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
+
+
+def settings_class(service: str) -> type[Settings]:
+    if service == "certification":
+        cls = importlib.import_module("bekal.certification.settings").CertificationSettings
+        assert issubclass(cls, Settings)
+        return cls
+    return Settings
+
+
+def field_names(cls: type[Settings]) -> set[str]:
+    return {name.upper() for name in cls.model_fields}
+
+
+def compose_names(service: str) -> set[str]:
+    with (ROOT / "docker-compose.yml").open(encoding="utf-8") as fh:
+        env = yaml.safe_load(fh)["services"][service]["environment"]
+    return set(env)
+
+
+def cluster_env(service: str) -> tuple[dict[str, str], set[str]]:
+    """(ConfigMap data, every name the pod gets: ConfigMap, env entries, Secret keys)."""
+    config = next(
+        d["data"]
+        for d in rendered()
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{service}-config"
+    )
+    deployment = next(
+        d for d in rendered() if d["kind"] == "Deployment" and d["metadata"]["name"] == service
+    )
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    names = set(config) | {e["name"] for e in container.get("env", [])} | set(SECRET_KEYS[service])
+    return config, names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_cluster_setting_is_a_settings_field(service: str) -> None:
+    _, names = cluster_env(service)
+    unknown = names - field_names(settings_class(service))
+    assert not unknown, f"{service}: the manifests set {sorted(unknown)}, which no setting reads"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_and_kubernetes_set_the_same_names(service: str) -> None:
+    _, names = cluster_env(service)
+    compose = compose_names(service)
+    assert compose - COMPOSE_ONLY <= names, (
+        f"{service}: compose sets {sorted(compose - COMPOSE_ONLY - names)}, the cluster does not"
+    )
+    assert names - compose <= CLUSTER_ONLY, (
+        f"{service}: the cluster sets {sorted(names - compose - CLUSTER_ONLY)}, compose does not"
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_cluster_configuration_is_valid_production_settings(service: str) -> None:
+    config, _ = cluster_env(service)
+    secrets = {
+        "DATABASE_URL": f"postgresql+asyncpg://{service}:x@db:5432/{service}",
+        "PSEUDONYM_SECRET": "a-real-secret-from-the-platform",
+        "KAFKA_SASL_PASSWORD": "from-strimzi",
+    }
+    settings = settings_class(service)(**{k.lower(): v for k, v in {**config, **secrets}.items()})
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.kafka_enable_idempotence is True
+    assert settings.run_migrations_on_start is False
+    assert settings.service_name == service
