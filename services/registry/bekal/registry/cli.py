@@ -1,0 +1,129 @@
+"""The registry's command line: ``python -m bekal.registry.cli import FILE [--dry-run]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bekal.registry.importer import (
+    COLUMNS,
+    BadFile,
+    ImportReport,
+    LineError,
+    audit_import,
+    count_lines,
+    run_import,
+)
+from bekal.shared.db import Database
+from bekal.shared.migrations import upgrade
+from bekal.shared.settings import Settings
+
+
+async def _import(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    path = Path(args.file)
+    db = Database(settings.database_url)
+    actor = args.actor or f"cli:{getpass.getuser()}"
+    shown = 0
+
+    async def on_error(error: LineError) -> None:
+        nonlocal shown
+        shown += 1
+        where = f"{error.field}: " if error.field else ""
+        progress.console.print(f"baris {error.line}: {where}{error.reason}", highlight=False)
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("baris"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("Memeriksa" if args.dry_run else "Mengimpor", total=count_lines(path))
+
+    async def on_progress(report: ImportReport) -> None:
+        progress.update(task, completed=report.processed_lines)
+
+    try:
+        with progress:
+            report = await run_import(
+                db,
+                path,
+                secret=settings.pseudonym_secret,
+                dry_run=args.dry_run,
+                recorded_by=actor,
+                on_error=on_error,
+                on_progress=on_progress,
+                chunk_size=args.chunk_size,
+            )
+        if not args.dry_run:
+            await audit_import(
+                db, actor=actor, roles="cli", report=report, source=f"cli:{path.name}"
+            )
+    except BadFile as exc:
+        console.print(f"[red]Berkas ditolak:[/red] {exc}")
+        return 2
+    finally:
+        await db.dispose()
+    mode = "Uji coba (tidak ada yang ditulis)" if args.dry_run else "Impor selesai"
+    console.print(
+        f"{mode}: {report.processed_lines} baris, {report.created} "
+        f"{'akan dibuat' if args.dry_run else 'dibuat'}, {report.unchanged} sudah ada, "
+        f"{report.invalid} salah."
+    )
+    if report.ignored_columns:
+        console.print(f"Kolom diabaikan: {', '.join(report.ignored_columns)}")
+    return 1 if report.invalid else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bekal-registry", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "import",
+        help="import inmates from a CSV export (columns: " + ", ".join(COLUMNS) + ")",
+    )
+    add_import_arguments(p)
+    args = parser.parse_args(argv)
+    return run_import_command(args)
+
+
+def add_import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="the CSV file (UTF-8, header line first)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every line, report the bad ones, write nothing",
+    )
+    p.add_argument("--actor", help="who is importing, for the audit trail (default cli:<user>)")
+    p.add_argument("--chunk-size", type=int, default=1000, help="lines per transaction")
+
+
+def run_import_command(args: argparse.Namespace) -> int:
+    """Settings from the environment (DATABASE_URL, PSEUDONYM_SECRET); migrates first."""
+    settings = Settings(service_name="registry")
+    console = Console()
+    if not Path(args.file).is_file():
+        console.print(f"[red]Berkas tidak ditemukan:[/red] {args.file}")
+        return 2
+    upgrade("bekal.registry", settings.database_url)
+    return asyncio.run(_import(args, settings, console))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
