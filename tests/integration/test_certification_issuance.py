@@ -16,13 +16,23 @@ import pytest
 from sqlalchemy import select
 
 from bekal.certification.app import create_app
-from bekal.certification.models import Certificate, CertificateCounter, StatusEntry
+from bekal.certification.models import (
+    Certificate,
+    CertificateCounter,
+    ErasedCertificate,
+    StatusEntry,
+)
 from bekal.certification.services import Issuer, issue_certificate
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import ParticipantCompleted
+from bekal.shared.events.catalogue import (
+    InmateConsentWithdrawn,
+    InmateErased,
+    InmatesMerged,
+    ParticipantCompleted,
+)
 from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.consumer import StoredRecord
@@ -190,3 +200,42 @@ async def test_numbers_restart_each_year_by_the_course_end_date(database_url, tm
         "IKMA/2023/000002",
         "IKMA/2024/000002",
     ]
+
+
+async def test_registry_erasure_and_merge_reach_the_certificates(
+    database_url, broker, make_settings, tmp_path
+):
+    settings = certification_settings(make_settings, database_url, broker, tmp_path)
+    erased, withdrawn, merged = (completed(name=n) for n in ("Ani", "Budi", "Citra"))
+    survivor = uuid.uuid4()
+
+    app = create_app(settings)
+    async with running(app):
+        db: Database = app.state.db
+        await publish(settings, [erased, withdrawn, merged])
+        await wait_until(lambda: _equals(count(db, Certificate), 3))
+        await publish(
+            settings,
+            [
+                InmateErased(participant_id=erased.participant_id),
+                InmateConsentWithdrawn(
+                    participant_id=withdrawn.participant_id, withdrawn_on=date(2024, 10, 1)
+                ),
+                InmatesMerged(
+                    participant_id=merged.participant_id,
+                    surviving_participant_id=survivor,
+                    merged_on=date(2024, 10, 2),
+                ),
+                # Delivered again: nothing more happens.
+                InmateErased(participant_id=erased.participant_id),
+            ],
+        )
+        await wait_until(lambda: _equals(count(db, InboxMessage), 7))
+        async with db.session() as s:
+            left = (await s.scalars(select(Certificate))).all()
+            kept = (await s.scalars(select(ErasedCertificate))).all()
+        assert await count(db, DeadLetter) == 0
+
+    assert [(c.recipient_name, c.participant_id) for c in left] == [("Citra", survivor)]
+    assert len(kept) == 2 and all(k.content_hash.startswith("sha256:") for k in kept)
+    assert all(k.status == "valid" for k in kept)

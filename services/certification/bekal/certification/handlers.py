@@ -1,9 +1,14 @@
-"""Consumed events: a participant who completed a course gets exactly one signed certificate."""
+"""Consumed events: a completed course gets one signed certificate; erasures and merges apply."""
 
 from __future__ import annotations
 
 from bekal.certification import services
-from bekal.shared.events.catalogue import ParticipantCompleted
+from bekal.shared.events.catalogue import (
+    InmateConsentWithdrawn,
+    InmateErased,
+    InmatesMerged,
+    ParticipantCompleted,
+)
 from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
 
 subscriptions = Subscriptions("certification")
@@ -18,3 +23,21 @@ async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerCont
     # Idempotent by the enrollment, not only by the event id: a completion re-published
     # under a new id finds its certificate and does nothing.
     await services.issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
+
+
+@subscriptions.on(InmateErased, InmateConsentWithdrawn)
+async def on_person_erased(
+    event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
+) -> None:
+    # Both mean: anonymise the person here. Of their certificates only the number and a hash
+    # of the credential stay, so one the person still holds can be verified when presented.
+    await services.erase_participant(ctx.session, participant_id=event.participant_id)
+
+
+@subscriptions.on(InmatesMerged)
+async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
+    await services.merge_participants(
+        ctx.session,
+        merged_id=event.participant_id,
+        surviving_id=event.surviving_participant_id,
+    )

@@ -679,3 +679,18 @@ async def erase_participant(
         )
     log.info("participant_certificates_erased", count=len(certificates))
     return [c.number for c in certificates]
+
+
+async def merge_participants(
+    session: AsyncSession, *, merged_id: uuid.UUID, surviving_id: uuid.UUID
+) -> int:
+    """Two registry records were one person: their certificates now belong to the survivor."""
+    result = await session.execute(
+        update(Certificate)
+        .where(Certificate.participant_id == merged_id)
+        .values(participant_id=surviving_id)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(getattr(result, "rowcount", 0) or 0)
+    log.info("participant_certificates_merged", count=moved)
+    return moved
