@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bekal.registry.api import audit_router, facilities_router, inmates_router
+from bekal.registry.api import audit_router, facilities_router, imports_router, inmates_router
 from bekal.registry.domain import MovementRefused, RuleBroken
 from bekal.shared.problems import Conflict, RuleViolation, problem_response
 from bekal.shared.service import ServiceSpec
@@ -20,7 +20,7 @@ spec = ServiceSpec(
         "Facilities and inmates, owned by the corrections administration. Only inmates who "
         "consented are shared with the industry side, by a pseudonymous id; the NIK never leaves."
     ),
-    routers=[facilities_router, inmates_router, audit_router],
+    routers=[facilities_router, inmates_router, audit_router, imports_router],
     subscriptions=None,  # the registry is a source of truth: it consumes nothing
 )
 

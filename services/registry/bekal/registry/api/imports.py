@@ -1,0 +1,200 @@
+"""Bulk imports over HTTP: upload a CSV (a job is created), then follow the job's progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request
+
+from bekal.registry.deps import RegistryAdmin, SessionDep
+from bekal.registry.importer import (
+    BadFile,
+    ImportReport,
+    LineError,
+    audit_import,
+    count_lines,
+    run_import,
+)
+from bekal.registry.models import ImportJob
+from bekal.registry.schemas import ImportErrorPublic, ImportJobPublic
+from bekal.shared.db import Database, utcnow
+from bekal.shared.problems import NotFound, Problem, RuleViolation
+
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+log = structlog.get_logger(__name__)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+KEPT_ERRORS = 1000  # the job keeps the first bad lines; all of them are counted
+
+
+def job_public(job: ImportJob) -> ImportJobPublic:
+    total = job.total_lines
+    return ImportJobPublic(
+        id=job.id,
+        status=job.status,
+        dry_run=job.dry_run,
+        filename=job.filename,
+        total_lines=total,
+        processed_lines=job.processed_lines,
+        progress=min(job.processed_lines / total, 1.0)
+        if total
+        else (1.0 if job.status == "done" else 0.0),
+        created=job.created_count,
+        unchanged=job.unchanged_count,
+        invalid=job.invalid_count,
+        errors=[ImportErrorPublic(**e) for e in json.loads(job.errors or "[]")],
+        failure=job.failure,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ImportJobPublic,
+    summary="Upload a CSV (body, text/csv) and start an import job; ?dry_run=true writes nothing",
+)
+async def start_import(
+    request: Request,
+    session: SessionDep,
+    principal: RegistryAdmin,
+    dry_run: bool = False,
+    filename: Annotated[str | None, Query(max_length=300)] = None,
+) -> ImportJobPublic:
+    # Streamed to a temporary file: the upload is never held in memory whole.
+    fd, name = tempfile.mkstemp(prefix="bekal-registry-import-", suffix=".csv")
+    path = Path(name)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for block in request.stream():
+                size += len(block)
+                if size > MAX_UPLOAD_BYTES:
+                    raise Problem(
+                        "Berkas terlalu besar (maksimal 512 MB); bagi per fasilitas.",
+                        status=413,
+                        slug="upload-too-large",
+                    )
+                out.write(block)
+        if size == 0:
+            raise RuleViolation(
+                "Berkas CSV kosong.",
+                slug="validation-error",
+                errors=[{"field": "body", "message": "berkas CSV kosong"}],
+            )
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    job = ImportJob(
+        id=uuid.uuid4(),
+        status="queued",
+        dry_run=dry_run,
+        filename=filename,
+        total_lines=count_lines(path),
+        processed_lines=0,
+        created_count=0,
+        unchanged_count=0,
+        invalid_count=0,
+        created_by=principal.subject,
+        created_at=utcnow(),
+    )
+    session.add(job)
+    await session.commit()
+    app: FastAPI = request.app
+    tasks: set[asyncio.Task[None]] = app.state.__dict__.setdefault("import_tasks", set())
+    task = asyncio.create_task(
+        _run_job(
+            app.state.db,
+            job.id,
+            path,
+            secret=app.state.settings.pseudonym_secret,
+            dry_run=dry_run,
+            actor=principal.subject,
+            roles=",".join(sorted(principal.roles)),
+        )
+    )
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    log.info("import_job_started", job_id=str(job.id), dry_run=dry_run, bytes=size)
+    return job_public(job)
+
+
+@router.get("/{job_id}", response_model=ImportJobPublic, summary="An import job and its progress")
+async def get_import(job_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin) -> Any:
+    job = await session.get(ImportJob, job_id)
+    if job is None:
+        raise NotFound("Pekerjaan impor tidak ditemukan.")
+    return job_public(job)
+
+
+async def _run_job(
+    db: Database,
+    job_id: uuid.UUID,
+    path: Path,
+    *,
+    secret: str,
+    dry_run: bool,
+    actor: str,
+    roles: str,
+) -> None:
+    errors: list[dict[str, Any]] = []
+
+    async def on_error(error: LineError) -> None:
+        if len(errors) < KEPT_ERRORS:
+            errors.append(error.as_dict())
+
+    async def save(report: ImportReport | None, **fields: Any) -> None:
+        async with db.session() as s:
+            job = await s.get(ImportJob, job_id)
+            if job is None:
+                return
+            if report is not None:
+                job.processed_lines = report.processed_lines
+                job.created_count = report.created
+                job.unchanged_count = report.unchanged
+                job.invalid_count = report.invalid
+                job.errors = json.dumps(errors)
+            for name, value in fields.items():
+                setattr(job, name, value)
+            await s.commit()
+
+    async def on_progress(report: ImportReport) -> None:
+        await save(report)
+
+    try:
+        await save(None, status="running")
+        report = await run_import(
+            db,
+            path,
+            secret=secret,
+            dry_run=dry_run,
+            recorded_by=actor,
+            on_error=on_error,
+            on_progress=on_progress,
+        )
+        if not dry_run:
+            await audit_import(
+                db, actor=actor, roles=roles, report=report, source="http", job_id=job_id
+            )
+        await save(report, status="done", total_lines=report.total_lines, finished_at=utcnow())
+    except BadFile as exc:
+        await save(None, status="failed", failure=str(exc), finished_at=utcnow())
+    except Exception as exc:  # the job must end in a state a person can see
+        log.exception("import_job_failed", job_id=str(job_id))
+        await save(
+            None,
+            status="failed",
+            failure=f"Kesalahan internal ({type(exc).__name__}); lihat log layanan.",
+            finished_at=utcnow(),
+        )
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)

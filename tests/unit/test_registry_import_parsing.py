@@ -1,0 +1,89 @@
+"""Reading one line of an inmate CSV export: every rule names its field and never the NIK."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bekal.registry.importer import LineErrorException, count_lines, parse_line
+
+GOOD = {
+    "registration_number": "AI.2023.001",
+    "full_name": "Siti Aminah",
+    "nik": "6171014505900001",
+    "sex": "F",
+    "date_of_birth": "1990-05-05",
+    "education_level": "SMA",
+    "facility_code": "LP-PONTIANAK",
+    "admission_date": "2023-01-10",
+    "expected_release_date": "2026-01-10",
+    "status": "in_custody",
+    "consent_training": "ya",
+    "consent_data_sharing": "true",
+}
+
+
+def test_a_good_line() -> None:
+    row = parse_line(2, dict(GOOD))
+    assert row.line == 2 and row.sex == "F" and row.date_of_birth == date(1990, 5, 5)
+    assert row.consent_training and row.consent_data_sharing
+    assert row.expected_release_date == date(2026, 1, 10)
+
+
+def test_indonesian_forms_are_understood() -> None:
+    row = parse_line(
+        3,
+        {
+            **GOOD,
+            "sex": "L",
+            "date_of_birth": "05/05/1990",
+            "status": "",
+            "expected_release_date": "",
+            "consent_training": "tidak",
+            "consent_data_sharing": "",
+            "education_level": "",
+        },
+    )
+    assert row.sex == "M" and row.date_of_birth == date(1990, 5, 5)
+    assert row.expected_release_date is None and row.education_level is None
+    assert not row.consent_training and not row.consent_data_sharing
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"registration_number": " "}, "registration_number"),
+        ({"full_name": ""}, "full_name"),
+        ({"nik": "61710145059000"}, "nik"),
+        ({"nik": "61710145059000AB"}, "nik"),
+        ({"nik": "617101450590000123"}, "nik"),
+        ({"sex": "X"}, "sex"),
+        ({"date_of_birth": "1990-13-01"}, "date_of_birth"),
+        ({"date_of_birth": "2024-01-01"}, "date_of_birth"),  # after admission
+        ({"admission_date": ""}, "admission_date"),
+        ({"expected_release_date": "2020-01-01"}, "expected_release_date"),
+        ({"status": "released"}, "status"),
+        ({"consent_training": "mungkin"}, "consent_training"),
+        ({"facility_code": ""}, "facility_code"),
+        ({"full_name": "x" * 201}, "full_name"),
+    ],
+)
+def test_each_bad_value_names_its_field_and_the_line(changes: dict[str, str], field: str) -> None:
+    with pytest.raises(LineErrorException) as bad:
+        parse_line(7, {**GOOD, **changes})
+    assert bad.value.error.line == 7 and bad.value.error.field == field
+    assert bad.value.error.reason
+    assert GOOD["nik"] not in bad.value.error.reason
+    assert changes.get("nik", "@") not in bad.value.error.reason
+
+
+def test_lines_are_counted_without_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("h\n1\n2\n3")
+    assert count_lines(path) == 3
+    path.write_text("h\n1\n2\n")
+    assert count_lines(path) == 2
+    path.write_text("")
+    assert count_lines(path) == 0
