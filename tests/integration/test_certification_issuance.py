@@ -20,6 +20,7 @@ from bekal.certification.models import (
     Certificate,
     CertificateCounter,
     ErasedCertificate,
+    ErasedParticipant,
     StatusEntry,
 )
 from bekal.certification.services import Issuer, issue_certificate
@@ -231,11 +232,17 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
             ],
         )
         await wait_until(lambda: _equals(count(db, InboxMessage), 7))
+        # The erased person's completion delivered again, late, under a new id: nothing comes
+        # back (the certificate row is gone, so only the erasure's record can stop it).
+        await publish(settings, [erased])
+        await wait_until(lambda: _equals(count(db, InboxMessage), 8))
         async with db.session() as s:
             left = (await s.scalars(select(Certificate))).all()
             kept = (await s.scalars(select(ErasedCertificate))).all()
+            erased_ids = list(await s.scalars(select(ErasedParticipant.participant_id)))
         assert await count(db, DeadLetter) == 0
 
     assert [(c.recipient_name, c.participant_id) for c in left] == [("Citra", survivor)]
     assert len(kept) == 2 and all(k.content_hash.startswith("sha256:") for k in kept)
+    assert erased_ids == [erased.participant_id]  # a consent withdrawal is not final
     assert all(k.status == "valid" for k in kept)

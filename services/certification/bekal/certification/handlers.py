@@ -31,7 +31,13 @@ async def on_person_erased(
 ) -> None:
     # Both mean: anonymise the person here. Of their certificates only the number and a hash
     # of the credential stay, so one the person still holds can be verified when presented.
-    await services.erase_participant(ctx.session, participant_id=event.participant_id)
+    # Only an erasure is final: after a consent withdrawal a new consent may come, and with
+    # it new courses and certificates.
+    await services.erase_participant(
+        ctx.session,
+        participant_id=event.participant_id,
+        final=isinstance(event, InmateErased),
+    )
 
 
 @subscriptions.on(InmatesMerged)

@@ -116,3 +116,13 @@ class ErasedCertificate(Base):
     status: Mapped[str] = mapped_column(String(16))
     revoked_on: Mapped[date | None] = mapped_column(Date)
     erased_on: Mapped[date] = mapped_column(Date)
+
+
+class ErasedParticipant(Base):
+    """A pseudonymous id whose person was erased (not merely anonymised on consent withdrawal):
+    a completion delivered late, after the erasure, must not bring their name back."""
+
+    __tablename__ = "erased_participants"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    erased_on: Mapped[date] = mapped_column(Date)

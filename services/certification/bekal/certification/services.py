@@ -26,6 +26,7 @@ from bekal.certification.models import (
     Certificate,
     CertificateCounter,
     ErasedCertificate,
+    ErasedParticipant,
     SigningKey,
     StatusEntry,
 )
@@ -145,8 +146,10 @@ async def issue_certificate(
     event_id: str,
     issuer: Issuer,
     now: datetime | None = None,
-) -> tuple[Certificate, bool]:
+) -> tuple[Certificate | None, bool]:
     """The enrollment's certificate, issued now unless it exists; ``(certificate, issued_now)``.
+
+    None when the participant was erased before the completion arrived: nothing is issued.
 
     Runs inside the caller's transaction and does not commit. A second delivery of the same
     completion (same event id or not, before or while this one runs) ends with the one
@@ -155,6 +158,9 @@ async def issue_certificate(
     existing = await _by_enrollment(session, event.enrollment_id)
     if existing is not None:
         return existing, False
+    if await session.get(ErasedParticipant, event.participant_id) is not None:
+        log.warning("completion_of_erased_participant_ignored")
+        return None, False
     now = now or utcnow()
     try:
         # The savepoint spans the number, the status entry and the row: if the row loses the
@@ -651,10 +657,18 @@ async def status_list_credential(
 
 
 async def erase_participant(
-    session: AsyncSession, *, participant_id: uuid.UUID, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    participant_id: uuid.UUID,
+    now: datetime | None = None,
+    final: bool = True,
 ) -> list[str]:
     """Forget a person: of each of their certificates keep only its number, a hash of its
-    credential and whether it was revoked; return the numbers. Idempotent."""
+    credential and whether it was revoked; return the numbers. Idempotent.
+
+    ``final`` (an erasure, not a consent withdrawal) also remembers the pseudonymous id, so
+    that a completion arriving later issues nothing.
+    """
     certificates = (
         await session.scalars(
             select(Certificate)
@@ -663,6 +677,8 @@ async def erase_participant(
         )
     ).all()
     erased_on = domain.issue_date(now or utcnow())
+    if final and await session.get(ErasedParticipant, participant_id) is None:
+        session.add(ErasedParticipant(participant_id=participant_id, erased_on=erased_on))
     for certificate in certificates:
         session.add(
             ErasedCertificate(
