@@ -51,13 +51,23 @@ def test_withdrawn_and_still_enrolled_people_do_not_lower_the_completion_rate() 
 
 def test_counters_read_null_sums_as_zero_and_list_every_withdrawal_reason() -> None:
     counters = Counters.from_row(
-        {"enrolled": 3, "withdrawn": 1, "withdrawn_released": 1, "withdrawn_transferred": None,
-         "completed": None, "not_completed": 2, "certified": 0}
+        {
+            "enrolled": 3,
+            "withdrawn": 1,
+            "withdrawn_released": 1,
+            "withdrawn_transferred": None,
+            "completed": None,
+            "not_completed": 2,
+            "certified": 0,
+        }
     )
     assert counters.enrolled == 3
     assert counters.completed == 0
     assert counters.withdrawn_by_reason == {
-        "released": 1, "transferred": 0, "consent_withdrawn": 0, "other": 0
+        "released": 1,
+        "transferred": 0,
+        "consent_withdrawn": 0,
+        "other": 0,
     }
     assert counters.completion_rate == 0.0
 
@@ -84,14 +94,23 @@ def test_unknown_group_by_names_every_unknown_dimension() -> None:
 
 def test_group_keys_hold_only_the_requested_dimensions() -> None:
     row = {
-        "facility_id": "f", "facility_code": "F", "facility_name": "Lapas", "province": "Banten",
-        "program_id": "p", "program_code": "P", "program_title": "Batik", "year": 2024,
+        "facility_id": "f",
+        "facility_code": "F",
+        "facility_name": "Lapas",
+        "province": "Banten",
+        "program_id": "p",
+        "program_code": "P",
+        "program_title": "Batik",
+        "year": 2024,
     }
     assert group_keys([Dimension.YEAR, Dimension.PROVINCE], row) == {
-        "year": 2024, "province": "Banten"
+        "year": 2024,
+        "province": "Banten",
     }
     assert group_keys([Dimension.FACILITY], row) == {
-        "facility_id": "f", "facility_code": "F", "facility_name": "Lapas"
+        "facility_id": "f",
+        "facility_code": "F",
+        "facility_name": "Lapas",
     }
     assert group_keys([], row) == {}
 
@@ -109,8 +128,11 @@ def test_groups_sort_by_each_dimension_in_turn_with_unknown_values_last() -> Non
     ]
     ordered = sort_groups(groups, [Dimension.PROVINCE, Dimension.YEAR])
     assert [(x.keys["province"], x.keys["year"]) for x in ordered] == [
-        ("Banten", 2024), ("Banten", None), ("Kalimantan Barat", 2019),
-        ("Kalimantan Barat", 2024), (None, 2019),
+        ("Banten", 2024),
+        ("Banten", None),
+        ("Kalimantan Barat", 2019),
+        ("Kalimantan Barat", 2024),
+        (None, 2019),
     ]
 
 
@@ -133,8 +155,9 @@ def test_a_session_counts_in_the_year_it_ends() -> None:
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
 def test_indicator_query_aggregates_in_sql_by_the_dimension_columns(dialect: object) -> None:
     sql = str(
-        indicator_query([Dimension.PROVINCE, Dimension.YEAR], IndicatorFilters(year=2024))
-        .compile(dialect=dialect)  # type: ignore[arg-type]
+        indicator_query([Dimension.PROVINCE, Dimension.YEAR], IndicatorFilters(year=2024)).compile(
+            dialect=dialect
+        )  # type: ignore[arg-type]
     ).upper()
     assert "UNION ALL" in sql and "SUM(" in sql
     group_by = sql.rsplit("GROUP BY", 1)[1]

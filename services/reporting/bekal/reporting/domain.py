@@ -265,3 +265,65 @@ def later(a: datetime | None, b: datetime | None) -> datetime | None:
     if b is None:
         return a
     return max(a, b)
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetProgress:
+    """One year: what was achieved that year and up to its end, against the targets."""
+
+    year: int
+    target_annual: int | None
+    target_cumulative: int | None
+    new_entrepreneurs: int
+    new_entrepreneurs_cumulative: int
+    certified: int
+    certified_cumulative: int
+
+    @property
+    def progress_annual(self) -> float | None:
+        return share(self.new_entrepreneurs, self.target_annual)
+
+    @property
+    def progress_cumulative(self) -> float | None:
+        return share(self.new_entrepreneurs_cumulative, self.target_cumulative)
+
+
+def share(achieved: int, target: int | None) -> float | None:
+    """Achieved over target, 4 decimals (may exceed 1); None without a (positive) target."""
+    if not target:
+        return None
+    return round(achieved / target, RATE_DECIMALS)
+
+
+def progress_by_year(
+    achieved: Mapping[int, tuple[int, int]],
+    targets: Mapping[int, tuple[int | None, int | None]],
+) -> list[TargetProgress]:
+    """``achieved``: year → (new entrepreneurs, certified); ``targets``: year → (annual,
+    cumulative). Every year from the first with either to the last, gaps included, so the
+    cumulative figures run on."""
+    years = set(achieved) | set(targets)
+    if not years:
+        return []
+    out: list[TargetProgress] = []
+    running_new = running_certified = 0
+    for year in range(min(years), max(years) + 1):
+        new, certified = achieved.get(year, (0, 0))
+        running_new += new
+        running_certified += certified
+        annual, cumulative = targets.get(year, (None, None))
+        out.append(
+            TargetProgress(
+                year=year,
+                target_annual=annual,
+                target_cumulative=cumulative,
+                new_entrepreneurs=new,
+                new_entrepreneurs_cumulative=running_new,
+                certified=certified,
+                certified_cumulative=running_certified,
+            )
+        )
+    return out

@@ -44,7 +44,7 @@ def suppress(values: Mapping[Hashable, int], constraints: Sequence[Constraint]) 
         changed = False
         for constraint in constraints:
             members = [constraint.margin, *constraint.cells]
-            if sum(1 for m in members if m in hidden) != 1:
+            if sum(1 for m in members if m in hidden) != 1 or len(members) < 2:
                 continue
             hidden[_second(values, constraint, hidden)] = SECONDARY
             changed = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class IndicatorCounters(BaseModel):
@@ -65,3 +65,46 @@ class IndicatorsPublic(BaseModel):
     data_as_of: datetime | None = Field(
         description="Time of the newest event applied to the projections; null before any"
     )
+
+
+class TargetUpdate(BaseModel):
+    annual: int | None = Field(default=None, ge=0, description="New entrepreneurs in that year")
+    cumulative: int | None = Field(
+        default=None, ge=0, description="New entrepreneurs from the start to the end of that year"
+    )
+    note: str | None = Field(default=None, max_length=300)
+
+
+class TargetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    year: int
+    annual: int | None
+    cumulative: int | None
+    note: str | None
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class TargetsPublic(BaseModel):
+    data: list[TargetPublic]
+    count: int
+
+
+class TargetProgressPublic(BaseModel):
+    year: int
+    target_annual: int | None
+    target_cumulative: int | None
+    new_entrepreneurs: int = Field(description="Graduates of that year who started a business")
+    new_entrepreneurs_cumulative: int
+    certified: int
+    certified_cumulative: int
+    progress_annual: float | None = Field(description="new_entrepreneurs / target_annual")
+    progress_cumulative: float | None = Field(
+        description="new_entrepreneurs_cumulative / target_cumulative"
+    )
+
+
+class TargetProgressesPublic(BaseModel):
+    data: list[TargetProgressPublic]
+    data_as_of: datetime | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -23,18 +23,21 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bekal.reporting import privacy
 from bekal.reporting.domain import (
     Counters,
     Dimension,
     EnrollmentStatus,
     IndicatorGroup,
     SessionStatus,
+    TargetProgress,
     group_keys,
     is_later_follow_up,
     is_newer,
     later,
     merge_enrollment_status,
     merge_session_status,
+    progress_by_year,
     reporting_year,
     sort_groups,
     withdrawn_column,
@@ -50,8 +53,10 @@ from bekal.reporting.models import (
     Participant,
     Program,
     ProjectionState,
+    Target,
     TrainingSession,
 )
+from bekal.reporting.privacy import OPEN_DATA_KEYS, PublicTables
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CertificateReissued,
@@ -593,3 +598,66 @@ async def indicators(
         totals=Counters.from_row(total_row),
         data_as_of=data_as_of,
     )
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+async def list_targets(session: AsyncSession) -> list[Target]:
+    return list((await session.scalars(select(Target).order_by(Target.year))).all())
+
+
+async def set_target(
+    session: AsyncSession,
+    *,
+    year: int,
+    annual: int | None,
+    cumulative: int | None,
+    note: str | None,
+    by: str,
+) -> Target:
+    """Create or replace the target of a year (the caller commits)."""
+    row = await session.get(Target, year)
+    if row is None:
+        row = Target(year=year)
+        session.add(row)
+    row.annual = annual
+    row.cumulative = cumulative
+    row.note = note
+    row.updated_at = datetime.now(UTC)
+    row.updated_by = by
+    return row
+
+
+async def target_progress(session: AsyncSession) -> tuple[list[TargetProgress], datetime | None]:
+    """Each year with a target or data: new entrepreneurs (and certified) against the targets."""
+    report = await indicators(session, group_by=[Dimension.YEAR], filters=IndicatorFilters())
+    by_year = {g.keys["year"]: g.counters for g in report.groups if g.keys["year"] is not None}
+    targets = {t.year: t for t in await list_targets(session)}
+    return (
+        progress_by_year(
+            {y: (c.new_entrepreneurs, c.certified) for y, c in by_year.items()},
+            {y: (t.annual, t.cumulative) for y, t in targets.items()},
+        ),
+        report.data_as_of,
+    )
+
+
+# --- what is published outside the ministries -------------------------------------------------
+
+
+async def public_tables(session: AsyncSession) -> tuple[PublicTables, datetime | None]:
+    """The open-data cells (by year, province, sector and sex) and the summary's margins, with
+    small counts suppressed across both."""
+    dims = [Dimension.YEAR, Dimension.PROVINCE, Dimension.SECTOR, Dimension.SEX]
+    report = await indicators(session, group_by=dims, filters=IndicatorFilters())
+    rows = [
+        {
+            **{k: g.keys.get(k) for k in OPEN_DATA_KEYS},
+            "enrolled": g.counters.enrolled,
+            "completed": g.counters.completed,
+            "certified": g.counters.certified,
+        }
+        for g in report.groups
+    ]
+    return privacy.public_tables(rows), report.data_as_of

@@ -1,0 +1,71 @@
+"""Targets of new entrepreneurs as data, and progress against them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from bekal.reporting import services
+from bekal.reporting.deps import ReportReader, SessionDep, TargetEditor
+from bekal.reporting.schemas import (
+    TargetProgressesPublic,
+    TargetProgressPublic,
+    TargetPublic,
+    TargetsPublic,
+    TargetUpdate,
+)
+from bekal.shared.problems import Problem
+
+router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
+
+
+@router.get("", response_model=TargetsPublic, summary="Target wirausaha baru per tahun")
+async def list_targets(session: SessionDep, _: ReportReader) -> Any:
+    rows = await services.list_targets(session)
+    return TargetsPublic(data=[TargetPublic.model_validate(r) for r in rows], count=len(rows))
+
+
+@router.get(
+    "/progress", response_model=TargetProgressesPublic, summary="Capaian terhadap target per tahun"
+)
+async def target_progress(session: SessionDep, _: ReportReader) -> Any:
+    rows, data_as_of = await services.target_progress(session)
+    return TargetProgressesPublic(
+        data=[
+            TargetProgressPublic(
+                **r.__dict__,
+                progress_annual=r.progress_annual,
+                progress_cumulative=r.progress_cumulative,
+            )
+            for r in rows
+        ],
+        data_as_of=data_as_of,
+    )
+
+
+@router.put("/{year}", response_model=TargetPublic, summary="Tetapkan atau ubah target satu tahun")
+async def put_target(
+    session: SessionDep,
+    principal: TargetEditor,
+    year: Annotated[int, Path(ge=2000, le=2100)],
+    body: TargetUpdate,
+) -> Any:
+    if body.annual is None and body.cumulative is None:
+        raise Problem(
+            "Isi target tahunan atau kumulatif",
+            status=422,
+            slug="validation-error",
+            title="Data tidak valid",
+            errors=[{"field": "annual", "message": "Isi annual atau cumulative (atau keduanya)"}],
+        )
+    row = await services.set_target(
+        session,
+        year=year,
+        annual=body.annual,
+        cumulative=body.cumulative,
+        note=body.note,
+        by=principal.subject,
+    )
+    await session.commit()
+    return TargetPublic.model_validate(row)

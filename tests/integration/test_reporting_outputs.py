@@ -1,0 +1,339 @@
+"""Reporting's outputs: exports, targets, the public summary and open data (suppressed).
+
+A small history: Lapas Perempuan Tangerang (Banten) trains eight women, six pass and are
+certified; Lapas Pontianak (Kalimantan Barat) trains three men, all pass, no certificate yet.
+Three Tangerang graduates start a business (two with an NIB). Pontianak's three are a small
+count, so the public outputs hide them and, with them, what would give them away.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+import zipfile
+from datetime import date
+from typing import Any
+
+import pytest
+
+from bekal.reporting.app import create_app
+from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import (
+    CertificateIssued,
+    CompetencyUnit,
+    FacilityClass,
+    FacilityKind,
+    FacilityRegistered,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateShared,
+    NotCompletedReason,
+    ParticipantCompleted,
+    ParticipantEnrolled,
+    ParticipantNotCompleted,
+    ProgramPublished,
+    SessionScheduled,
+    Sex,
+)
+from bekal.shared.messaging.models import InboxMessage
+from tests.support.apps import bearer, running
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+F1, F2, P1, S1, S2 = (uuid.uuid4() for _ in range(5))
+UNITS = [CompetencyUnit(code="BTK.01", title="Membatik tulis")]
+
+
+def history() -> list[Event]:
+    events: list[Event] = [
+        FacilityRegistered(
+            facility_id=F1,
+            code="LPP-TANGERANG",
+            name="LPP Tangerang",
+            kind=FacilityKind.LAPAS_PEREMPUAN,
+            facility_class=FacilityClass.IIA,
+            province="Banten",
+            regional_office="Kanwil Banten",
+            capacity=250,
+            active=True,
+        ),
+        FacilityRegistered(
+            facility_id=F2,
+            code="LAPAS-PONTIANAK",
+            name="Lapas Pontianak",
+            kind=FacilityKind.LAPAS,
+            facility_class=FacilityClass.IIA,
+            province="Kalimantan Barat",
+            regional_office="Kanwil Kalbar",
+            capacity=600,
+            active=True,
+        ),
+        ProgramPublished(
+            program_id=P1,
+            program_version=1,
+            code="WUB-BATIK",
+            title="Batik Tulis",
+            sector="batik",
+            partner=None,
+            days=5,
+            hours=40,
+            min_attendance_share=0.8,
+            competency_units=UNITS,
+        ),
+        SessionScheduled(
+            session_id=S1,
+            program_id=P1,
+            program_version=1,
+            facility_id=F1,
+            start_date=date(2024, 9, 2),
+            end_date=date(2024, 9, 6),
+            capacity=30,
+        ),
+        SessionScheduled(
+            session_id=S2,
+            program_id=P1,
+            program_version=1,
+            facility_id=F2,
+            start_date=date(2024, 9, 9),
+            end_date=date(2024, 9, 13),
+            capacity=30,
+        ),
+    ]
+    for n in range(11):
+        session_id = S1 if n < 8 else S2
+        person, enrollment = uuid.uuid4(), uuid.uuid4()
+        events.append(
+            InmateShared(
+                participant_id=person,
+                full_name="Nama",
+                birth_year=1990,
+                sex=Sex.FEMALE if n < 8 else Sex.MALE,
+                facility_id=F1 if n < 8 else F2,
+                admission_date=date(2023, 1, 1),
+                expected_release_date=None,
+            )
+        )
+        events.append(
+            ParticipantEnrolled(
+                enrollment_id=enrollment,
+                session_id=session_id,
+                participant_id=person,
+                enrolled_on=date(2024, 8, 30),
+            )
+        )
+        if n in (6, 7):
+            events.append(
+                ParticipantNotCompleted(
+                    enrollment_id=enrollment,
+                    session_id=session_id,
+                    participant_id=person,
+                    reason=NotCompletedReason.COMPETENCIES_NOT_MET,
+                    attendance_share=0.9,
+                )
+            )
+            continue
+        end = date(2024, 9, 6) if n < 8 else date(2024, 9, 13)
+        events.append(
+            ParticipantCompleted(
+                enrollment_id=enrollment,
+                session_id=session_id,
+                participant_id=person,
+                participant_name="Nama",
+                program_id=P1,
+                program_code="WUB-BATIK",
+                program_title="Batik Tulis",
+                sector="batik",
+                partner=None,
+                competency_units=UNITS,
+                hours=40,
+                start_date=date(2024, 9, 2),
+                end_date=end,
+                attendance_share=1.0,
+            )
+        )
+        if n < 8:
+            events.append(
+                CertificateIssued(
+                    certificate_id=uuid.uuid4(),
+                    number=f"IKMA/2024/{n + 1:06d}",
+                    participant_id=person,
+                    session_id=session_id,
+                    enrollment_id=enrollment,
+                    program_id=P1,
+                    issued_on=date(2024, 9, 10),
+                )
+            )
+        if n < 3:
+            situation = (
+                FollowUpSituation.BUSINESS_STARTED_WITH_NIB
+                if n < 2
+                else FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB
+            )
+            events.append(
+                FollowUpRecorded(
+                    enrollment_id=enrollment,
+                    session_id=session_id,
+                    participant_id=person,
+                    checkpoint_months=3,
+                    situation=situation,
+                    recorded_on=date(2025, 1, 10),
+                )
+            )
+    return events
+
+
+def _headers(settings: Any, ministry: str, role: str) -> dict[str, str]:
+    return bearer(settings, ministry=ministry, roles=[role])
+
+
+async def test_exports_targets_and_suppressed_public_outputs(database_url, broker, make_settings):
+    settings = make_settings("reporting", database_url, broker)
+    app = create_app(settings)
+    events = history()
+    async with running(app) as client:
+        await publish(settings, events)
+
+        async def applied() -> bool:
+            return await count(app.state.db, InboxMessage) >= len(events)
+
+        await wait_until(applied, within=60, what="reporting applying the history")
+        admin = _headers(settings, "industry", "training_admin")
+        viewer = _headers(settings, "corrections", "reporting_viewer")
+
+        # --- CSV and XLSX of an indicator table, the filters in the file name.
+        response = await client.get(
+            "/api/v1/indicators.csv",
+            headers=viewer,
+            params={"group_by": "province,year", "year": "2024"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        assert response.headers["content-disposition"] == (
+            'attachment; filename="indikator_per-province-year_year-2024.csv"'
+        )
+        assert response.headers["x-data-as-of"]
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        assert [r["province"] for r in rows] == ["Banten", "Kalimantan Barat", "total"]
+        assert [
+            (r["enrolled"], r["completed"], r["certified"], r["new_entrepreneurs"]) for r in rows
+        ] == [("8", "6", "6", "3"), ("3", "3", "0", "0"), ("11", "9", "6", "3")]
+        assert rows[0]["completion_rate"] == "0.75" and rows[1]["mean_days_to_certificate"] == ""
+        assert rows[0]["mean_days_to_certificate"] == "4.0"  # 6 Sept to 10 Sept
+
+        response = await client.get(
+            "/api/v1/indicators.xlsx", headers=admin, params={"group_by": "facility", "sex": "F"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-disposition"] == (
+            'attachment; filename="indikator_per-facility_sex-f.xlsx"'
+        )
+        with zipfile.ZipFile(io.BytesIO(response.content)) as book:
+            strings = book.read("xl/sharedStrings.xml").decode()
+            sheet = book.read("xl/worksheets/sheet1.xml").decode()
+        for header in ("facility_code", "enrolled", "certification_rate", "LPP-TANGERANG"):
+            assert f">{header}<" in strings
+        assert "LAPAS-PONTIANAK" not in strings  # only women: Tangerang alone
+        assert "<v>8</v>" in sheet and "<v>6</v>" in sheet
+
+        # One facility's numbers stay with administrators, in files too.
+        response = await client.get(
+            "/api/v1/indicators.csv", headers=viewer, params={"group_by": "facility"}
+        )
+        assert response.status_code == 403
+
+        # --- targets are data: the announced ones, then one set by an administrator.
+        body = (await client.get("/api/v1/targets", headers=viewer)).json()
+        assert [(t["year"], t["annual"], t["cumulative"]) for t in body["data"]] == [
+            (2017, 5000, None),
+            (2019, None, 20000),
+        ]
+        response = await client.put(
+            "/api/v1/targets/2024", headers=admin, json={"annual": 10, "note": "Target uji"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["updated_by"] and response.json()["annual"] == 10
+        for headers in (viewer, _headers(settings, "corrections", "registry_admin")):
+            response = await client.put("/api/v1/targets/2024", headers=headers, json={"annual": 1})
+            assert response.status_code == 403
+        assert (await client.put("/api/v1/targets/2024", json={"annual": 1})).status_code == 401
+        response = await client.put("/api/v1/targets/2024", headers=admin, json={"annual": -1})
+        assert response.status_code == 422
+        assert "annual" in response.json()["errors"][0]["field"]
+        response = await client.put("/api/v1/targets/2024", headers=admin, json={"note": "x"})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "annual"
+
+        body = (await client.get("/api/v1/targets/progress", headers=viewer)).json()
+        progress = {r["year"]: r for r in body["data"]}
+        assert sorted(progress) == list(range(2017, 2025))
+        assert progress[2017]["target_annual"] == 5000
+        assert progress[2017]["new_entrepreneurs"] == 0
+        assert progress[2019]["target_cumulative"] == 20000
+        assert progress[2019]["progress_cumulative"] == 0.0
+        assert progress[2024] | {"target_cumulative": None} == {
+            "year": 2024,
+            "target_annual": 10,
+            "target_cumulative": None,
+            "new_entrepreneurs": 3,
+            "new_entrepreneurs_cumulative": 3,
+            "certified": 6,
+            "certified_cumulative": 6,
+            "progress_annual": 0.3,
+            "progress_cumulative": None,
+        }
+        assert body["data_as_of"]
+
+        # --- public outputs, no sign-in: small counts hidden, and what would reveal them.
+        body = (await client.get("/public/summary")).json()
+        assert body["data_as_of"]
+        assert body["totals"] == {"enrolled": 11, "completed": 9, "certified": 6}
+        assert body["by_year"] == [{"year": 2024, "enrolled": 11, "completed": 9, "certified": 6}]
+        # Pontianak's 3 are "<5"; Banten's 8 would be 11 - 3, so it is hidden too ("x").
+        assert body["by_province"] == [
+            {"province": "Banten", "enrolled": "x", "completed": "x", "certified": 6},
+            {"province": "Kalimantan Barat", "enrolled": "<5", "completed": "<5", "certified": 0},
+        ]
+        body = (await client.get("/public/open-data.json")).json()
+        assert body["schema"] == "bekal.open-data/1"
+        assert body["columns"] == [
+            "year",
+            "province",
+            "sector",
+            "sex",
+            "enrolled",
+            "completed",
+            "certified",
+        ]
+        assert body["rows"] == [
+            {
+                "year": 2024,
+                "province": "Banten",
+                "sector": "batik",
+                "sex": "F",
+                "enrolled": "x",
+                "completed": "x",
+                "certified": 6,
+            },
+            {
+                "year": 2024,
+                "province": "Kalimantan Barat",
+                "sector": "batik",
+                "sex": "M",
+                "enrolled": "<5",
+                "completed": "<5",
+                "certified": 0,
+            },
+        ]
+        response = await client.get("/public/open-data.csv")
+        assert response.status_code == 200
+        assert response.headers["content-disposition"].endswith('"bekal-data-terbuka.csv"')
+        lines = response.content.decode("utf-8-sig").splitlines()
+        assert lines == [
+            "year,province,sector,sex,enrolled,completed,certified",
+            "2024,Banten,batik,F,x,x,6",
+            "2024,Kalimantan Barat,batik,M,<5,<5,0",
+        ]
