@@ -223,6 +223,23 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         assert v["issued_on"] == cert["issued_on"] and v["issuer"] == claims["issuer"]["name"]
         assert v["revoked_on"] is None
         assert r.headers["cache-control"] == "no-store"
+        # What the paper shows, and nothing else: no ids, no code, no credential, no facility.
+        assert set(v) == {
+            "result",
+            "number",
+            "recipient_name",
+            "program_code",
+            "program_title",
+            "competency_units",
+            "hours",
+            "start_date",
+            "end_date",
+            "issued_on",
+            "issuer",
+            "partner",
+            "revoked_on",
+            "replaced_by_number",
+        }
 
         by_number = f"/public/verify/{quote(cert['number'], safe='')}"
         r = await client.get(by_number, params={"name": "  siti   RAHMAWATI "})
@@ -314,6 +331,10 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
             assert r.headers["cache-control"] == "no-store"
             assert r.json()["status"] == 429
             assert (await hammering.get(f"/verify/{code}")).status_code == 429
+            presented = {"credential": cert["credential_jws"]}
+            assert (await hammering.post("/public/verify", json=presented)).status_code == 429
+            r = await other.post("/public/verify", json=presented)
+            assert r.status_code == 200 and r.json()["result"] == "revoked"
             assert (await other.get(f"/public/verify/{code}")).status_code == 200
 
 
