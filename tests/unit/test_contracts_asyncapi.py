@@ -223,6 +223,10 @@ async def test_each_service_serves_its_own_topics(service: str) -> None:
     }
     assert receives == (set(subs.topics) if subs else set())
     assert set(served["channels"]) == owned | receives
+    platform = contracts.asyncapi(consumer_groups=contracts.consumers())
+    for mid, message in served["components"]["messages"].items():
+        assert message == platform["components"]["messages"][mid]
+        assert served["components"]["schemas"][mid] == platform["components"]["schemas"][mid]
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for topic in owned:
         assert f"<code>{topic}</code>" in page.text

@@ -25,7 +25,7 @@ OVERLAYS = {
     "industry": ("bekal-industry", {"training", "certification", "reporting"}),
     "local": ("bekal", set(SERVICES)),
 }
-STRIMZI_KINDS = {"KafkaTopic", "KafkaUser"}
+STRIMZI_KINDS = {"KafkaTopic", "KafkaUser", "Kafka", "KafkaNodePool"}
 PER_SERVICE_KINDS = {
     "Deployment",
     "Service",
@@ -87,7 +87,12 @@ def test_overlay_renders_each_service_it_owns_in_its_namespace(overlay: str) -> 
         assert PER_SERVICE_KINDS <= kinds, f"{overlay}/{service} lacks {PER_SERVICE_KINDS - kinds}"
     assert not of_kind(docs, "Secret"), "overlays reference secrets, they never carry values"
     deny = named(docs, "NetworkPolicy", "default-deny")
-    assert deny["spec"]["podSelector"] == {}
+    # The local overlay shares its namespace with Strimzi's pods, which bring their own policies.
+    expected = {"matchLabels": {"app.kubernetes.io/part-of": "bekal"}} if overlay == "local" else {}
+    assert deny["spec"]["podSelector"] == expected
+    for service in services:
+        labels = named(docs, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
+        assert labels.items() >= expected.get("matchLabels", {}).items()
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
 
@@ -263,3 +268,29 @@ def test_services_use_the_kafka_user_and_tls_settings_the_manifests_declare() ->
         assert password["valueFrom"]["secretKeyRef"]["name"] == f"bekal-{service}"
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert str(Path(config["KAFKA_SSL_CAFILE"]).parent) in mounts
+
+
+def test_local_overlay_runs_kafka_with_the_listener_and_users_the_services_expect() -> None:
+    docs = render("deploy/overlays/local")
+    kafka = named(docs, "Kafka", "bekal")["spec"]["kafka"]
+    (listener,) = kafka["listeners"]
+    assert (listener["port"], listener["tls"]) == (9093, True)
+    assert listener["authentication"]["type"] == "scram-sha-512"
+    assert kafka["authorization"]["type"] == "simple"
+    assert kafka["config"]["auto.create.topics.enable"] is False
+    pool = named(docs, "KafkaNodePool", "dual-role")
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "bekal"
+    assert "app.kubernetes.io/part-of" not in named(docs, "Kafka", "bekal")["metadata"]["labels"]
+    topics = of_kind(docs, "KafkaTopic")
+    assert len(topics) == len(of_kind(render("deploy/kafka"), "KafkaTopic"))
+    assert all(t["spec"]["replicas"] <= pool["spec"]["replicas"] for t in topics)
+    assert {u["metadata"]["name"] for u in of_kind(docs, "KafkaUser")} == {
+        f"bekal-{s}" for s in SERVICES
+    }
+    for service in SERVICES:
+        config = named(docs, "ConfigMap", f"{service}-config")["data"]
+        assert config["KAFKA_BOOTSTRAP_SERVERS"] == "bekal-kafka-bootstrap:9093"
+        policy = named(docs, "NetworkPolicy", service)["spec"]
+        kafka_rule = next(r for r in policy["egress"] if r["ports"][0]["port"] == 9093)
+        selector = kafka_rule["to"][0]["namespaceSelector"]["matchLabels"]
+        assert selector == {"kubernetes.io/metadata.name": "bekal"}
