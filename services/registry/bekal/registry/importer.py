@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from bekal.registry import domain
 from bekal.registry.domain import InmateStatus, RuleBroken
@@ -469,7 +469,8 @@ async def _check_and_write(
             )
         if dry_run or not new:
             return  # the session closes without a commit: nothing written
-        await session.execute(insert(Inmate), new)
+        # Core executemany: the ORM bulk path would fetch each new row back, for nothing here.
+        await session.execute(Inmate.__table__.insert(), new)
         for values in new:
             if values["shared"]:
                 add_event(

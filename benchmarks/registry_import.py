@@ -1,0 +1,161 @@
+"""Benchmark: import a generated 300,000-line inmate CSV into a fresh SQLite database.
+
+Prints lines per second and peak memory for a dry run, a real run and a second (idempotent)
+run of the same file. Run with ``.venv/bin/python benchmarks/registry_import.py [--rows N]``;
+``--tracemalloc`` also reports the peak of Python allocations (slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+from bekal.registry.importer import COLUMNS, ImportReport, LineError, run_import
+from bekal.registry.models import Facility
+from bekal.shared.db import Database, utcnow
+from bekal.shared.migrations import upgrade
+
+SECRET = "benchmark-pseudonym-secret"
+FACILITIES = [f"LP-BENCH-{n:03d}" for n in range(60)]
+FIRST = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad", "Nur"]
+LAST = ["Aminah", "Santoso", "Wulandari", "Saputra", "Lestari", "Hidayat", "Rahayu", "Fauzi"]
+
+
+def generate(path: Path, rows: int, bad_every: int) -> None:
+    """Written line by line, so generating does not hold the file either."""
+    rnd = random.Random(42)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for i in range(rows):
+            born = date(1960, 1, 1) + timedelta(days=rnd.randrange(0, 15000))
+            admitted = date(2015, 1, 1) + timedelta(days=rnd.randrange(0, 3500))
+            release = admitted + timedelta(days=rnd.randrange(180, 4000))
+            nik = f"{3100000000000000 + i:016d}"
+            if bad_every and i % bad_every == bad_every - 1:
+                nik = nik[:-1]  # a bad line now and then, as real exports have
+            consent = rnd.random() < 0.3
+            w.writerow(
+                [
+                    f"BN.{i:07d}",
+                    f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
+                    nik,
+                    rnd.choice("FM"),
+                    born.isoformat(),
+                    rnd.choice(["SD", "SMP", "SMA", ""]),
+                    FACILITIES[i % len(FACILITIES)],
+                    admitted.isoformat(),
+                    release.isoformat(),
+                    "in_custody",
+                    "ya" if consent else "tidak",
+                    "ya" if consent else "tidak",
+                ]
+            )
+
+
+async def seed_facilities(db: Database) -> None:
+    async with db.session() as s:
+        now = utcnow()
+        for code in FACILITIES:
+            s.add(
+                Facility(
+                    id=uuid.uuid4(),
+                    code=code,
+                    name=code,
+                    kind="lapas",
+                    facility_class="IIA",
+                    province="Jawa Barat",
+                    regional_office="Kanwil Jawa Barat",
+                    capacity=5000,
+                    active=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        await s.commit()
+
+
+def max_rss_mib() -> float:
+    # Linux reports KiB, macOS bytes.
+    raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return raw / (1024 * 1024) if sys.platform == "darwin" else raw / 1024
+
+
+async def one_run(db: Database, path: Path, *, dry_run: bool, label: str, trace: bool) -> None:
+    errors = 0
+
+    async def on_error(error: LineError) -> None:
+        nonlocal errors
+        errors += 1
+
+    async def on_progress(report: ImportReport) -> None:
+        return None
+
+    if trace:
+        tracemalloc.start()
+    rss_before = max_rss_mib()
+    started = time.perf_counter()
+    report = await run_import(
+        db,
+        path,
+        secret=SECRET,
+        dry_run=dry_run,
+        recorded_by="benchmark",
+        on_error=on_error,
+        on_progress=on_progress,
+    )
+    elapsed = time.perf_counter() - started
+    peak = ""
+    if trace:
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        peak = f", tracemalloc peak {traced_peak / 2**20:.1f} MiB"
+    print(
+        f"{label:<22} {report.processed_lines:>8} lines in {elapsed:7.1f} s = "
+        f"{report.processed_lines / elapsed:8.0f} lines/s; created {report.created}, "
+        f"unchanged {report.unchanged}, invalid {report.invalid}; "
+        f"max RSS {rss_before:.0f} -> {max_rss_mib():.0f} MiB{peak}",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--bad-every", type=int, default=1000, help="one bad line per N (0: none)")
+    parser.add_argument("--tracemalloc", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bekal-bench-") as tmp:
+        csv_path = Path(tmp) / "inmates.csv"
+        t = time.perf_counter()
+        generate(csv_path, args.rows, args.bad_every)
+        size = csv_path.stat().st_size / 2**20
+        print(f"generated {args.rows} lines ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
+        url = f"sqlite+aiosqlite:///{tmp}/registry.db"
+        await asyncio.to_thread(upgrade, "bekal.registry", url)
+        db = Database(url)
+        try:
+            await seed_facilities(db)
+            print(f"max RSS before importing: {max_rss_mib():.0f} MiB")
+            await one_run(db, csv_path, dry_run=True, label="dry run", trace=args.tracemalloc)
+            await one_run(db, csv_path, dry_run=False, label="import", trace=args.tracemalloc)
+            await one_run(
+                db, csv_path, dry_run=False, label="same file again", trace=args.tracemalloc
+            )
+        finally:
+            await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
