@@ -156,7 +156,7 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         did, thumbprint = header["kid"].split("#")
         assert did == "did:web:sertifikat.example.id"
         (jwk,) = [k for k in jwks["keys"] if k["kid"] == thumbprint]
-        assert thumbprint == rfc7638_thumbprint(jwk)
+        assert thumbprint == rfc7638_thumbprint(jwk) and jwk["iss"] == did
         assert verify_with_jwks(cert["credential_jws"], jwks) == claims
 
         # The same key, by the same id, in the issuer's did:web document.

@@ -135,6 +135,7 @@ class JSONWebKey(BaseModel):
     kid: str
     alg: str
     use: str
+    iss: str | None = Field(default=None, description="The issuer (its did:web) the key signs for")
 
 
 class JSONWebKeySet(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from bekal.certification import services
-from bekal.certification.deps import IssuerDep, SessionDep, SignerDep, VerifyLimiterDep
+from bekal.certification.deps import IssuerDep, SessionDep, VerifyLimiterDep
 from bekal.certification.domain import VerificationResult, indonesian_date
 from bekal.certification.schemas import CredentialPresented, JSONWebKeySet, VerificationPublic
 from bekal.shared.problems import TooManyRequests
@@ -29,9 +29,11 @@ _PRIVATE_HEADERS = {
     response_model=JSONWebKeySet,
     summary="Every public key that ever signed a certificate (JWKS), newest first",
 )
-async def jwks(session: SessionDep, signer: SignerDep, response: Response) -> dict[str, Any]:
+async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
-    return {"keys": await services.published_keys(session, signer=signer)}
+    keys = await services.published_keys(session, signer=issuer.signer)
+    # ``iss`` on each key: the Open Badges implementation guide's check of key provenance.
+    return {"keys": [{**key, "iss": issuer.did} for key in keys]}
 
 
 @router.get(
