@@ -435,8 +435,9 @@ def render_html(doc: Mapping[str, Any]) -> str:
             )
             required = set(schema.get("required", []))
             for field, prop in schema.get("properties", {}).items():
+                label = _type_label(prop, components["schemas"])
                 out.append(
-                    f"<tr><td><code>{e(field)}</code></td><td>{e(_type_label(prop))}</td>"
+                    f"<tr><td><code>{e(field)}</code></td><td>{e(label)}</td>"
                     f"<td>{'ya' if field in required else 'tidak'}</td>"
                     f"<td>{e(str(prop.get('description', '')))}</td></tr>"
                 )
@@ -450,14 +451,18 @@ def render_html(doc: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _type_label(prop: Mapping[str, Any]) -> str:
+def _type_label(prop: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
     if "$ref" in prop:
-        return str(prop["$ref"]).rsplit("/", 1)[-1]
+        name = str(prop["$ref"]).rsplit("/", 1)[-1]
+        target = schemas.get(name, {})
+        if "enum" in target:  # spell the allowed values out: that is what a reader needs
+            return f"{name}: {', '.join(map(str, target['enum']))}"
+        return name
     if "anyOf" in prop:
-        return " | ".join(_type_label(p) for p in prop["anyOf"])
+        return " | ".join(_type_label(p, schemas) for p in prop["anyOf"])
     kind = str(prop.get("type", "any"))
     if kind == "array":
-        return f"array of {_type_label(prop.get('items', {}))}"
+        return f"array of {_type_label(prop.get('items', {}), schemas)}"
     if "format" in prop:
         return f"{kind} ({prop['format']})"
     if "enum" in prop:
