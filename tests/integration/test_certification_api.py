@@ -42,7 +42,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 FACILITY_NAME = "Lapas Kelas I Cipinang"  # where the course was held: never on the certificate
-RATE_LIMIT = 20
+RATE_LIMIT = 40  # more than this test's own calls from the default client
 
 
 async def _status_bit(client: httpx.AsyncClient, jwks: dict[str, Any], index: int) -> bool:
@@ -262,6 +262,18 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         assert "3 September 2024 s.d. 7 September 2024" in page.text
         assert FACILITY_NAME not in page.text and "noindex" in page.text
         page = await client.get("/verify/tidak-ada-kode-seperti-ini")
+        assert "tidak dikenal" in page.text and "Siti" not in page.text
+
+        # The page for an employer with only the paper: the number and the name typed in.
+        form = await client.get("/verify")
+        assert form.status_code == 200 and "name='nomor'" in form.text and "Siti" not in form.text
+        page = await client.get(
+            "/verify", params={"nomor": cert["number"], "nama": "Siti Rahmawati"}
+        )
+        assert "Sertifikat sah" in page.text and cert["number"] in page.text
+        page = await client.get("/verify", params={"nomor": cert["number"], "nama": "Dewi"})
+        assert "tidak dikenal" in page.text and "Siti" not in page.text
+        page = await client.get("/verify", params={"nomor": cert["number"]})
         assert "tidak dikenal" in page.text and "Siti" not in page.text
 
         # --- a row altered after signing is no longer vouched for ----------------------------

@@ -111,6 +111,50 @@ async def verify_json(
     return _public(await services.verify(session, code=code, name=name))
 
 
+@router.get(
+    "/verify",
+    response_class=HTMLResponse,
+    summary="The page where an employer types the number and the name printed on the paper",
+)
+async def verify_form(
+    request: Request,
+    session: SessionDep,
+    limiter: VerifyLimiterDep,
+    nomor: Annotated[str | None, Query(max_length=64)] = None,
+    nama: Annotated[str | None, Query(max_length=300)] = None,
+) -> HTMLResponse:
+    if not (nomor and nomor.strip()):
+        return HTMLResponse(_page("Verifikasi sertifikat", _form()), headers=_PRIVATE_HEADERS)
+    retry_after = limiter.hit(_client(request))
+    if retry_after is not None:
+        body = _page(
+            "Terlalu banyak permintaan",
+            f"<p>Terlalu banyak permintaan verifikasi dari alamat Anda. "
+            f"Coba lagi dalam {retry_after} detik.</p>",
+        )
+        return HTMLResponse(
+            body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
+        )
+    verification = await services.verify(session, code=nomor, name=nama)
+    return HTMLResponse(
+        _render(_public(verification)),
+        headers=_PRIVATE_HEADERS,
+    )
+
+
+def _form() -> str:
+    return (
+        "<p>Masukkan nomor sertifikat dan nama pemegang persis seperti tercetak, atau pindai "
+        "kode QR pada sertifikat.</p>"
+        "<form method='get' action='/verify'>"
+        "<p><label>Nomor sertifikat<br><input name='nomor' required maxlength='64' "
+        "placeholder='IKMA/2024/000001'></label></p>"
+        "<p><label>Nama pemegang<br><input name='nama' required maxlength='300'></label></p>"
+        "<p><button type='submit'>Periksa</button></p>"
+        "</form>"
+    )
+
+
 def _limit(limiter: Any, request: Request) -> None:
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
