@@ -1,0 +1,720 @@
+"""Training's enrolment rules, waiting list, corrections, graduates and registry reactions,
+through the HTTP API on SQLite and PostgreSQL, fed by real registry events on the broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import (
+    AbsenceReason,
+    EnrollmentWithdrawn,
+    FacilityClass,
+    FacilityKind,
+    FacilityRegistered,
+    FollowUpRecorded,
+    InmateConsentWithdrawn,
+    InmateErased,
+    InmateReleased,
+    InmateShared,
+    InmatesMerged,
+    InmateTemporarilyAbsent,
+    OutcomeCorrected,
+    ParticipantCompleted,
+    ParticipantEnrolled,
+    ParticipantLeftWaitlist,
+    ParticipantNotCompleted,
+    ParticipantWaitlisted,
+    ReadinessRecorded,
+    ReleaseKind,
+    Sex,
+)
+from bekal.shared.idempotency import IdempotencyRecord
+from bekal.shared.messaging.models import InboxMessage, OutboxMessage
+from bekal.shared.settings import Settings
+from bekal.training.app import create_app
+from bekal.training.models import AttendanceRecord, Enrollment, Participant
+from tests.support.apps import bearer, published, running
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+START = date(2024, 9, 3)  # WUB IKM Batik at Lapas Cipinang, 3-7 September 2024
+DAYS = [START + timedelta(days=i) for i in range(5)]
+UNITS = [
+    {"code": "BTK-01", "title": "Membuat pola batik"},
+    {"code": "BTK-02", "title": "Membatik cap"},
+]
+
+
+@dataclass
+class Training:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+
+    def token(self, *roles: str, subject: str | None = None) -> dict[str, str]:
+        return bearer(self.settings, ministry="industry", roles=roles, subject=subject)
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.token("training_admin", subject="admin-ikma")
+
+    @property
+    def officer(self) -> dict[str, str]:
+        return self.token("training_officer", subject="petugas-pelatihan")
+
+    @property
+    def field(self) -> dict[str, str]:
+        return self.token("field_officer", subject="petugas-lapangan")
+
+    async def publish(self, *events: Event, event_ids: list[str] | None = None) -> list[str]:
+        return await publish(self.settings, events, event_ids=event_ids)
+
+    async def handled(self, *event_ids: str) -> None:
+        async def done() -> bool:
+            n = await count(self.app.state.db, InboxMessage, InboxMessage.event_id.in_(event_ids))
+            return n == len(event_ids)
+
+        await wait_until(done, what=f"events {event_ids} handled")
+
+    async def events(self, topic: str = "training.enrollments", *, expect: int = 0) -> list[Event]:
+        return [p.event for p in await published(self.app, topic, at_least=expect)]
+
+    async def get(self, path: str) -> dict[str, Any]:
+        r = await self.client.get(path, headers=self.admin)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        expect: int = 200,
+    ) -> dict[str, Any]:
+        r = await self.client.post(path, headers=headers or self.admin, json=body)
+        assert r.status_code == expect, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    async def put(
+        self, path: str, body: Any, *, headers: dict[str, str] | None = None, expect: int = 200
+    ) -> dict[str, Any]:
+        r = await self.client.put(path, headers=headers or self.admin, json=body)
+        assert r.status_code == expect, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+
+@pytest.fixture
+async def training(database_url, broker, make_settings) -> AsyncIterator[Training]:  # type: ignore[no-untyped-def]
+    settings = make_settings("training", database_url, broker)
+    app = create_app(settings)
+    async with running(app) as client:
+        yield Training(app, client, settings)
+
+
+def facility(facility_id: uuid.UUID, code: str, name: str) -> FacilityRegistered:
+    return FacilityRegistered(
+        facility_id=facility_id,
+        code=code,
+        name=name,
+        kind=FacilityKind.LAPAS,
+        facility_class=FacilityClass.I,
+        province="DKI Jakarta",
+        regional_office="Kanwil Ditjenpas DKI Jakarta",
+        capacity=1136,
+        active=True,
+    )
+
+
+def inmate(
+    pid: uuid.UUID, facility_id: uuid.UUID, name: str, release: date | None = date(2025, 1, 2)
+) -> InmateShared:
+    return InmateShared(
+        participant_id=pid,
+        full_name=name,
+        sex=Sex.MALE,
+        birth_year=1990,
+        facility_id=facility_id,
+        admission_date=date(2022, 10, 1),
+        expected_release_date=release,
+    )
+
+
+def released(pid: uuid.UUID, facility_id: uuid.UUID, on: date) -> InmateReleased:
+    return InmateReleased(
+        participant_id=pid, facility_id=facility_id, release_kind=ReleaseKind.FREE, released_on=on
+    )
+
+
+async def setup(
+    t: Training, people: dict[str, date | None], *, elsewhere: tuple[str, ...] = ()
+) -> tuple[uuid.UUID, dict[str, uuid.UUID], str]:
+    """Cipinang (and Salemba for ``elsewhere``), the people, one program; returns their ids."""
+    cipinang, salemba = uuid.uuid4(), uuid.uuid4()
+    ids = {name: uuid.uuid4() for name in people}
+    events: list[Event] = [
+        facility(cipinang, "CIPINANG", "Lapas Kelas I Cipinang"),
+        facility(salemba, "SALEMBA", "Rutan Kelas I Salemba"),
+    ]
+    events += [
+        inmate(ids[n], salemba if n in elsewhere else cipinang, n, release)
+        for n, release in people.items()
+    ]
+    await t.handled(*await t.publish(*events))
+    program = await t.post(
+        "/api/v1/programs",
+        {
+            "code": f"WUB-BATIK-{uuid.uuid4().hex[:6]}",
+            "title": "Penumbuhan WUB IKM Batik",
+            "sector": "batik",
+            "partner": "Yayasan Batik Indonesia",
+            "days": 5,
+            "hours": 40,
+            "min_attendance_share": 0.8,
+            "competency_units": UNITS,
+        },
+        expect=201,
+    )
+    return cipinang, ids, program["id"]
+
+
+async def schedule(
+    t: Training,
+    program_id: str,
+    facility_id: uuid.UUID,
+    *,
+    start: date = START,
+    days: int = 5,
+    capacity: int = 10,
+) -> str:
+    body = await t.post(
+        "/api/v1/sessions",
+        {
+            "program_id": program_id,
+            "facility_id": str(facility_id),
+            "start_date": start.isoformat(),
+            "end_date": (start + timedelta(days=days - 1)).isoformat(),
+            "capacity": capacity,
+            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
+        },
+        expect=201,
+    )
+    return str(body["id"])
+
+
+def problem(r: httpx.Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def statuses(session: dict[str, Any]) -> dict[str, str]:
+    return {e["participant_id"]: e["status"] for e in session["enrollments"]}
+
+
+async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
+    t = training
+    near = date(2025, 1, 2)
+    cipinang, p, program = await setup(
+        t,
+        {
+            "Andi": near,
+            "Budi": near,
+            "Cahyo": near,
+            "Dedi": near,
+            "Eko": date(2026, 1, 1),  # beyond 12 months after the start
+            "Fajar": None,  # release date unknown
+            "Gilang": near,  # held at Salemba
+        },
+        elsewhere=("Gilang",),
+    )
+    s = await schedule(t, program, cipinang, capacity=2)
+    url = f"/api/v1/sessions/{s}/enrollments"
+
+    # All or nothing: each refusal names its participant, and nothing is written.
+    unknown = uuid.uuid4()
+    r = await t.client.post(
+        url,
+        headers=t.officer,
+        json={
+            "participant_ids": [
+                str(x) for x in (p["Andi"], p["Eko"], p["Fajar"], p["Gilang"], unknown)
+            ]
+        },
+    )
+    body = problem(r, 422)
+    errors = {e["field"]: e for e in body["errors"]}
+    assert set(errors) == {f"participant_ids.{i}" for i in (1, 2, 3, 4)}
+    assert errors["participant_ids.1"]["participant_id"] == str(p["Eko"])
+    assert "2026-01-01" in errors["participant_ids.1"]["message"]
+    assert "tidak diketahui" in errors["participant_ids.2"]["message"]
+    assert "tidak berada" in errors["participant_ids.3"]["message"]
+    assert "Eko" in body["detail"] and "Gilang" in body["detail"]
+    assert await count(t.app.state.db, Enrollment) == 0
+
+    # An override needs a training admin and a reason.
+    override = {
+        "participant_ids": [str(p["Eko"])],
+        "overrides": [{"participant_id": str(p["Eko"]), "reason": "Remisi diperkirakan"}],
+    }
+    problem(await t.client.post(url, headers=t.officer, json=override), 403)
+    r = await t.client.post(
+        url,
+        headers=t.admin,
+        json={
+            "participant_ids": [str(p["Andi"])],
+            "overrides": [{"participant_id": str(p["Eko"]), "reason": "Remisi diperkirakan"}],
+        },
+    )
+    assert problem(r, 422)["errors"][0]["field"] == "overrides.0.participant_id"
+    r = await t.client.post(
+        url, headers=t.admin, json={**override, "participant_ids": [str(p["Eko"]), str(p["Andi"])]}
+    )
+    assert r.status_code == 201, r.text
+    assert {e["participant_id"]: e["override_reason"] for e in r.json()["data"]} == {
+        str(p["Eko"]): "Remisi diperkirakan",
+        str(p["Andi"]): None,
+    }
+
+    # Full: without a waiting list it is refused (409); with one, Budi and Cahyo queue in order.
+    r = await t.client.post(url, headers=t.officer, json={"participant_ids": [str(p["Budi"])]})
+    assert problem(r, 409)["errors"][0]["participant_id"] == str(p["Budi"])
+    r = await t.client.post(
+        url,
+        headers=t.officer,
+        json={"participant_ids": [str(p["Budi"]), str(p["Cahyo"])], "waitlist": True},
+    )
+    assert r.status_code == 201, r.text
+    assert [e["status"] for e in r.json()["data"]] == ["waitlisted", "waitlisted"]
+    # A queue exists: a newcomer joins behind it even if asked without one? No: refused as full.
+    problem(
+        await t.client.post(url, headers=t.officer, json={"participant_ids": [str(p["Dedi"])]}), 409
+    )
+
+    # No one in two overlapping sessions (a place in a queue counts); a later session is fine.
+    overlapping = await schedule(t, program, cipinang, start=START + timedelta(days=4), days=3)
+    for who in ("Andi", "Budi"):
+        r = await t.client.post(
+            f"/api/v1/sessions/{overlapping}/enrollments",
+            headers=t.officer,
+            json={"participant_ids": [str(p[who])]},
+        )
+        body = problem(r, 409)
+        assert body["errors"][0]["participant_id"] == str(p[who])
+        assert "bertumpuk" in body["errors"][0]["message"] and s in body["errors"][0]["message"]
+    later = await schedule(t, program, cipinang, start=START + timedelta(days=5), days=3)
+    await t.post(
+        f"/api/v1/sessions/{later}/enrollments",
+        {"participant_ids": [str(p["Andi"])]},
+        headers=t.officer,
+        expect=201,
+    )
+
+    # Andi leaves: Budi (first in the queue) moves up, Cahyo keeps waiting.
+    enrollment = {
+        e["participant_id"]: e["id"] for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]
+    }
+    after = await t.post(
+        f"/api/v1/sessions/{s}/enrollments/{enrollment[str(p['Andi'])]}/withdraw",
+        {"note": "Sakit berkepanjangan"},
+        headers=t.officer,
+    )
+    assert statuses(after) == {
+        str(p["Eko"]): "enrolled",
+        str(p["Andi"]): "withdrawn",
+        str(p["Budi"]): "enrolled",
+        str(p["Cahyo"]): "waitlisted",
+    }
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+
+    # A temporary absence does not withdraw; a release does, and Cahyo moves up.
+    absent = InmateTemporarilyAbsent(
+        participant_id=p["Budi"],
+        facility_id=cipinang,
+        reason=AbsenceReason.COURT,
+        absent_from=START + timedelta(days=1),
+    )
+    release = released(p["Eko"], cipinang, START + timedelta(days=2))
+    ids = await t.publish(absent, release)
+    await t.handled(*ids)
+    now = await t.get(f"/api/v1/sessions/{s}")
+    assert statuses(now) == {
+        str(p["Eko"]): "withdrawn",
+        str(p["Andi"]): "withdrawn",
+        str(p["Budi"]): "enrolled",
+        str(p["Cahyo"]): "enrolled",
+    }
+    reasons = {e["participant_id"]: e["withdrawal_reason"] for e in now["enrollments"]}
+    assert (reasons[str(p["Eko"])], reasons[str(p["Andi"])]) == ("released", "other")
+
+    # The same release again, under its own id and under a new one: nothing changes twice.
+    before = await t.events(expect=8)
+    again = await t.publish(release, release, event_ids=[ids[1], str(uuid.uuid4())])
+    await t.handled(again[1])
+    assert statuses(await t.get(f"/api/v1/sessions/{s}")) == statuses(now)
+    events = await t.events(expect=len(before))
+    assert len(events) == len(before)
+    mine = [e for e in events if str(e.session_id) == s]
+    # Partitions are ordered per key (the enrolment), not across keys.
+    by_person: dict[uuid.UUID, list[str]] = {}
+    for e in mine:
+        by_person.setdefault(e.participant_id, []).append(type(e).__name__)
+    assert by_person == {
+        p["Eko"]: ["ParticipantEnrolled", "EnrollmentWithdrawn"],
+        p["Andi"]: ["ParticipantEnrolled", "EnrollmentWithdrawn"],
+        p["Budi"]: ["ParticipantWaitlisted", "ParticipantEnrolled"],
+        p["Cahyo"]: ["ParticipantWaitlisted", "ParticipantEnrolled"],
+    }
+    waitlisted = {e.participant_id: e for e in mine if isinstance(e, ParticipantWaitlisted)}
+    assert (waitlisted[p["Budi"]].position, waitlisted[p["Cahyo"]].position) == (1, 2)
+    promoted = {
+        e.participant_id: e.enrollment_id for e in mine if isinstance(e, ParticipantEnrolled)
+    }
+    assert all(promoted[pid] == w.enrollment_id for pid, w in waitlisted.items())
+    withdrawn = {
+        e.participant_id: e.reason.value for e in mine if isinstance(e, EnrollmentWithdrawn)
+    }
+    assert withdrawn == {p["Andi"]: "other", p["Eko"]: "released"}
+
+
+async def test_history_lock_correction_and_graduates(training: Training) -> None:
+    t = training
+    cipinang, p, program = await setup(
+        t, {"Hadi": date(2025, 1, 2), "Irfan": date(2025, 1, 2), "Joko": date(2025, 1, 2)}
+    )
+    s = await schedule(t, program, cipinang)
+    people = [p["Hadi"], p["Irfan"], p["Joko"]]
+    await t.post(
+        f"/api/v1/sessions/{s}/enrollments",
+        {"participant_ids": [str(x) for x in people]},
+        headers=t.officer,
+        expect=201,
+    )
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+    # Irfan misses the last two days (3/5 = 0.6 < 0.8); Joko is marked absent on day 1 by
+    # mistake, and the sheet is sent again corrected.
+    for i, day in enumerate(DAYS):
+        records = [
+            {"participant_id": str(p["Hadi"]), "status": "present"},
+            {"participant_id": str(p["Irfan"]), "status": "absent" if i >= 3 else "present"},
+            {"participant_id": str(p["Joko"]), "status": "absent" if i == 0 else "present"},
+        ]
+        await t.put(
+            f"/api/v1/sessions/{s}/attendance",
+            {"date": day.isoformat(), "records": records},
+            headers=t.officer,
+        )
+    fixed = [{"participant_id": str(x), "status": "present"} for x in people]
+    await t.put(
+        f"/api/v1/sessions/{s}/attendance",
+        {"date": DAYS[0].isoformat(), "records": fixed},
+        headers=t.token("training_officer", subject="koordinator"),
+    )
+    history = (await t.get(f"/api/v1/sessions/{s}/attendance/history"))["data"]
+    assert len(history) == 3 * 5 + 1
+    [correction] = [h for h in history if h["previous_status"] is not None]
+    assert correction == {
+        **correction,
+        "participant_id": str(p["Joko"]),
+        "date": DAYS[0].isoformat(),
+        "previous_status": "absent",
+        "status": "present",
+        "changed_by": "koordinator",
+        "reason": None,
+    }
+    assert {h["changed_by"] for h in history} == {"petugas-pelatihan", "koordinator"}
+    results = [
+        {"participant_id": str(x), "unit_code": u["code"], "result": "competent"}
+        for x in people
+        for u in UNITS
+    ]
+    await t.put(
+        f"/api/v1/sessions/{s}/assessments",
+        {"assessor": "Asesor YBI", "results": results},
+        headers=t.officer,
+    )
+    done = await t.post(f"/api/v1/sessions/{s}/complete", headers=t.officer)
+    assert statuses(done) == {
+        str(p["Hadi"]): "completed",
+        str(p["Irfan"]): "not_completed",
+        str(p["Joko"]): "completed",
+    }
+
+    # Locked: the ordinary routes refuse; the correction route needs an admin and a reason.
+    day4 = {"date": DAYS[3].isoformat(), "records": fixed}
+    problem(await t.client.put(f"/api/v1/sessions/{s}/attendance", headers=t.admin, json=day4), 409)
+    fix = {
+        "reason": "Daftar hadir hari ke-4 salah ketik",
+        "attendance": [
+            {"date": DAYS[3].isoformat(), "participant_id": str(p["Irfan"]), "status": "present"}
+        ],
+    }
+    problem(
+        await t.client.post(f"/api/v1/sessions/{s}/corrections", headers=t.officer, json=fix), 403
+    )
+    bad = {**fix, "attendance": [{**fix["attendance"][0], "participant_id": str(uuid.uuid4())}]}
+    body = problem(
+        await t.client.post(f"/api/v1/sessions/{s}/corrections", headers=t.admin, json=bad), 422
+    )
+    assert body["errors"][0]["field"] == "attendance.0.participant_id"
+    bad = {**fix, "attendance": [{**fix["attendance"][0], "date": "2024-09-30"}]}
+    body = problem(
+        await t.client.post(f"/api/v1/sessions/{s}/corrections", headers=t.admin, json=bad), 422
+    )
+    assert body["errors"][0]["field"] == "attendance.0.date"
+    corrected = await t.post(f"/api/v1/sessions/{s}/corrections", fix)
+    # 4/5 = 0.8: exactly at the minimum, so Irfan now completes.
+    assert corrected["data"] == [
+        {
+            "enrollment_id": corrected["data"][0]["enrollment_id"],
+            "participant_id": str(p["Irfan"]),
+            "previous_outcome": "not_completed",
+            "outcome": "completed",
+            "not_completed_reason": None,
+            "attendance_share": 0.8,
+        }
+    ]
+    # The same correction again changes nothing and publishes nothing.
+    assert (await t.post(f"/api/v1/sessions/{s}/corrections", fix))["count"] == 0
+    history = (await t.get(f"/api/v1/sessions/{s}/attendance/history"))["data"]
+    assert history[-1]["reason"] == fix["reason"] and history[-1]["changed_by"] == "admin-ikma"
+    assert len(history) == 3 * 5 + 2
+    events = await t.events(expect=3 + 3 + 2)
+    kinds = [type(e) for e in events]
+    assert kinds.count(ParticipantCompleted) == 3 and kinds.count(ParticipantNotCompleted) == 1
+    [oc] = [e for e in events if isinstance(e, OutcomeCorrected)]
+    assert (oc.participant_id, oc.outcome.value, oc.reason) == (
+        p["Irfan"],
+        "completed",
+        fix["reason"],
+    )
+    irfan = [type(e).__name__ for e in events if e.participant_id == p["Irfan"]]
+    assert irfan == [
+        "ParticipantEnrolled",
+        "ParticipantNotCompleted",
+        "OutcomeCorrected",
+        "ParticipantCompleted",
+    ]
+    [passed] = [
+        e for e in events if isinstance(e, ParticipantCompleted) and e.participant_id == p["Irfan"]
+    ]
+    assert passed.participant_name == "Irfan" and passed.attendance_share == 0.8
+
+    # Graduates: a readiness checklist, then follow-ups only after release.
+    ids = {
+        e["participant_id"]: e["id"] for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]
+    }
+    hadi = ids[str(p["Hadi"])]
+    ready = {"identity_card": True, "bank_account": True, "nib": False, "starter_tools": True}
+    r = await t.client.put(f"/api/v1/enrollments/{hadi}/readiness", headers=t.field, json=ready)
+    assert r.status_code == 200 and r.json()["recorded_by"] == "petugas-lapangan", r.text
+    await t.put(f"/api/v1/enrollments/{hadi}/readiness", ready, headers=t.field)  # unchanged
+    await t.put(f"/api/v1/enrollments/{hadi}/readiness", {**ready, "nib": True}, headers=t.field)
+    assert (await t.get(f"/api/v1/enrollments/{hadi}/readiness"))["nib"] is True
+    problem(
+        await t.client.put(
+            f"/api/v1/enrollments/{hadi}/readiness", headers=t.token("reporting_viewer"), json=ready
+        ),
+        403,
+    )
+    assert (
+        await t.client.put(f"/api/v1/enrollments/{hadi}/readiness", json=ready)
+    ).status_code == 401
+    follow = {"situation": "business_started_with_nib", "recorded_on": "2025-04-02"}
+    r = await t.client.put(f"/api/v1/enrollments/{hadi}/follow-ups/3", headers=t.field, json=follow)
+    assert "belum bebas" in problem(r, 409)["detail"]
+    await t.handled(*await t.publish(released(p["Hadi"], cipinang, date(2025, 1, 2))))
+    r = await t.client.put(f"/api/v1/enrollments/{hadi}/follow-ups/4", headers=t.field, json=follow)
+    assert problem(r, 422)["errors"][0]["field"] == "checkpoint_months"
+    r = await t.client.put(
+        f"/api/v1/enrollments/{hadi}/follow-ups/3", headers=t.officer, json=follow
+    )
+    problem(r, 403)
+    r = await t.client.put(
+        f"/api/v1/enrollments/{hadi}/follow-ups/3",
+        headers=t.field,
+        json={**follow, "situation": "self_employed"},
+    )
+    assert problem(r, 422)["errors"][0]["field"].endswith("situation")
+    await t.put(f"/api/v1/enrollments/{hadi}/follow-ups/3", follow, headers=t.field)
+    await t.put(
+        f"/api/v1/enrollments/{hadi}/follow-ups/6",
+        {"situation": "employed_by_ikm", "recorded_on": "2025-07-01"},
+        headers=t.field,
+    )
+    listed = await t.get(f"/api/v1/enrollments/{hadi}/follow-ups")
+    assert [(f["checkpoint_months"], f["situation"]) for f in listed["data"]] == [
+        (3, "business_started_with_nib"),
+        (6, "employed_by_ikm"),
+    ]
+    not_graduate = ids[str(p["Joko"])]
+    await t.post(
+        f"/api/v1/sessions/{s}/corrections",
+        {
+            "reason": "Unit BTK-02 belum kompeten menurut asesor",
+            "assessor": "Asesor YBI",
+            "assessments": [
+                {
+                    "participant_id": str(p["Joko"]),
+                    "unit_code": "BTK-02",
+                    "result": "not_yet_competent",
+                }
+            ],
+        },
+    )
+    r = await t.client.put(
+        f"/api/v1/enrollments/{not_graduate}/readiness", headers=t.field, json=ready
+    )
+    problem(r, 409)
+    events = await t.events(expect=8 + 2 + 2 + 1)
+    readiness = [e for e in events if isinstance(e, ReadinessRecorded)]
+    assert [(e.enrollment_id, e.nib) for e in readiness] == [
+        (uuid.UUID(hadi), False),
+        (uuid.UUID(hadi), True),
+    ]
+    follow_ups = [e for e in events if isinstance(e, FollowUpRecorded)]
+    assert [(e.checkpoint_months, e.situation.value, e.participant_id) for e in follow_ups] == [
+        (3, "business_started_with_nib", p["Hadi"]),
+        (6, "employed_by_ikm", p["Hadi"]),
+    ]
+    [last] = [
+        e for e in events if isinstance(e, OutcomeCorrected) and e.participant_id == p["Joko"]
+    ]
+    assert (last.participant_id, last.outcome.value, last.not_completed_reason.value) == (  # type: ignore[union-attr]
+        p["Joko"],
+        "not_completed",
+        "competencies_not_met",
+    )
+
+
+async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
+    t = training
+    cipinang, p, program = await setup(
+        t, {name: date(2025, 1, 2) for name in ("Kurnia", "Kurnia Duplikat", "Lukman", "Mulyadi")}
+    )
+    s = await schedule(t, program, cipinang)
+    r = await t.client.post(
+        f"/api/v1/sessions/{s}/enrollments",
+        headers={**t.officer, "Idempotency-Key": "daftar-1"},
+        json={"participant_ids": [str(p[n]) for n in ("Kurnia Duplikat", "Lukman", "Mulyadi")]},
+    )
+    assert r.status_code == 201, r.text
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+    records = [
+        {"participant_id": str(p[n]), "status": "present"}
+        for n in ("Kurnia Duplikat", "Lukman", "Mulyadi")
+    ]
+    await t.put(
+        f"/api/v1/sessions/{s}/attendance",
+        {"date": DAYS[0].isoformat(), "records": records},
+        headers=t.officer,
+    )
+
+    merged = InmatesMerged(
+        participant_id=p["Kurnia Duplikat"], surviving_participant_id=p["Kurnia"], merged_on=DAYS[1]
+    )
+    consent = InmateConsentWithdrawn(participant_id=p["Lukman"], withdrawn_on=DAYS[1])
+    erased = InmateErased(participant_id=p["Mulyadi"])
+    ids = await t.publish(merged, consent, erased)
+    await t.handled(*ids)
+    # Replays (same ids and new ids) change nothing a second time.
+    again = await t.publish(
+        merged, consent, erased, event_ids=[*ids[:1], str(uuid.uuid4()), str(uuid.uuid4())]
+    )
+    await t.handled(*again)
+
+    now = await t.get(f"/api/v1/sessions/{s}")
+    state = {
+        e["participant_id"]: (e["status"], e["withdrawal_reason"], e["full_name"])
+        for e in now["enrollments"]
+    }
+    assert state == {
+        str(p["Kurnia"]): ("enrolled", None, "Kurnia"),  # now under the surviving record
+        str(p["Lukman"]): ("withdrawn", "consent_withdrawn", ""),
+        str(p["Mulyadi"]): ("enrolled", None, ""),
+    }
+    async with t.app.state.db.session() as db:
+        survivor = await db.scalar(
+            select(Enrollment.id).where(Enrollment.participant_id == p["Kurnia"])
+        )
+        gone = await db.get(Participant, p["Kurnia Duplikat"])
+        names = list((await db.scalars(select(Participant.full_name))).all())
+        bodies = list((await db.scalars(select(IdempotencyRecord.body))).all())
+        payloads = list((await db.scalars(select(OutboxMessage.payload))).all())
+    assert survivor is not None and gone is None
+    assert (
+        await count(t.app.state.db, AttendanceRecord, AttendanceRecord.enrollment_id == survivor)
+        == 1
+    )
+    assert "Lukman" not in names and "Mulyadi" not in names
+    assert bodies and not any("Lukman" in b or "Mulyadi" in b for b in bodies)
+    assert not any("Lukman" in x or "Mulyadi" in x for x in payloads)
+    # Counts are kept: three enrolments, one withdrawal published once.
+    events = await t.events(expect=4)
+    assert [type(e) for e in events].count(EnrollmentWithdrawn) == 1
+    assert [type(e) for e in events].count(ParticipantLeftWaitlist) == 0
+    assert len(events) == 4
+
+
+async def test_enrols_and_completes_with_the_registry_absent(
+    database_url,
+    broker,
+    make_settings,  # type: ignore[no-untyped-def]
+) -> None:
+    """Training needs only its replica: after the registry's events have arrived, a fresh start
+    of the service (the registry not running, never called) enrols, runs and completes."""
+    settings = make_settings("training", database_url, broker)
+    app = create_app(settings)
+    async with running(app) as client:
+        t = Training(app, client, settings)
+        cipinang, p, program = await setup(t, {"Nurdin": date(2025, 1, 2), "Oki": date(2025, 1, 2)})
+    again = create_app(settings)  # a restart: the same database, no registry anywhere
+    async with running(again) as client:
+        t = Training(again, client, settings)
+        s = await schedule(t, program, cipinang)
+        people = [str(p["Nurdin"]), str(p["Oki"])]
+        await t.post(f"/api/v1/sessions/{s}/enrollments", {"participant_ids": people}, expect=201)
+        await t.post(f"/api/v1/sessions/{s}/start")
+        for day in DAYS:
+            await t.put(
+                f"/api/v1/sessions/{s}/attendance",
+                {
+                    "date": day.isoformat(),
+                    "records": [{"participant_id": x, "status": "present"} for x in people],
+                },
+            )
+        await t.put(
+            f"/api/v1/sessions/{s}/assessments",
+            {
+                "assessor": "Asesor YBI",
+                "results": [
+                    {"participant_id": x, "unit_code": u["code"], "result": "competent"}
+                    for x in people
+                    for u in UNITS
+                ],
+            },
+        )
+        done = await t.post(f"/api/v1/sessions/{s}/complete")
+        assert set(statuses(done).values()) == {"completed"}
+        events = await t.events(expect=4)
+        assert sorted(
+            e.participant_name for e in events if isinstance(e, ParticipantCompleted)
+        ) == ["Nurdin", "Oki"]
