@@ -1,0 +1,297 @@
+"""The leadership dashboard in a real headless Chromium: it renders, filters change the numbers.
+
+The reporting service runs under uvicorn on a free port, fed real events through the broker;
+Debian's Chromium is driven by Playwright (no browser download). A screenshot is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from bekal.reporting.app import create_app
+from bekal.shared.auth import mint_token
+from bekal.shared.broker import free_port
+from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import (
+    CompetencyUnit,
+    FacilityClass,
+    FacilityKind,
+    FacilityRegistered,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateShared,
+    ParticipantCompleted,
+    ParticipantEnrolled,
+    ProgramPublished,
+    SessionScheduled,
+    Sex,
+)
+from bekal.shared.messaging.models import InboxMessage
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Where the screenshot goes: an artifact directory in CI if given, else the test's tmp dir.
+SCREENSHOT_DIR = os.environ.get("BEKAL_SCREENSHOT_DIR")
+
+F1, F2, P1, P2, S1, S2 = (uuid.uuid4() for _ in range(6))
+UNITS = [CompetencyUnit(code="U1", title="Unit")]
+
+
+def _browser() -> str:
+    if CHROMIUM is None:
+        message = "Chromium not installed (Debian package 'chromium'; `make browser`)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing dependency is a failure)", pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def history() -> list[Event]:
+    """Banten: 8 women in batik, 6 pass, 2 start a business; Kalimantan Barat: 3 men in
+    woodcraft, all pass."""
+    events: list[Event] = []
+    for fid, code, province in (
+        (F1, "LPP-TANGERANG", "Banten"),
+        (F2, "LAPAS-PONTIANAK", "Kalimantan Barat"),
+    ):
+        events.append(
+            FacilityRegistered(
+                facility_id=fid,
+                code=code,
+                name=code,
+                kind=FacilityKind.LAPAS,
+                facility_class=FacilityClass.IIA,
+                province=province,
+                regional_office="Kanwil",
+                capacity=100,
+                active=True,
+            )
+        )
+    for pid, code, title, sector in (
+        (P1, "WUB-BATIK", "Batik Tulis", "batik"),
+        (P2, "KRJ-KAYU", "Kerajinan Kayu", "kerajinan kayu"),
+    ):
+        events.append(
+            ProgramPublished(
+                program_id=pid,
+                program_version=1,
+                code=code,
+                title=title,
+                sector=sector,
+                partner=None,
+                days=5,
+                hours=40,
+                min_attendance_share=0.8,
+                competency_units=UNITS,
+            )
+        )
+    events.append(
+        SessionScheduled(
+            session_id=S1,
+            program_id=P1,
+            program_version=1,
+            facility_id=F1,
+            start_date=date(2024, 9, 2),
+            end_date=date(2024, 9, 6),
+            capacity=30,
+        )
+    )
+    events.append(
+        SessionScheduled(
+            session_id=S2,
+            program_id=P2,
+            program_version=1,
+            facility_id=F2,
+            start_date=date(2023, 9, 2),
+            end_date=date(2023, 9, 6),
+            capacity=30,
+        )
+    )
+    for n in range(11):
+        in_banten = n < 8
+        person, enrollment = uuid.uuid4(), uuid.uuid4()
+        sid, pid = (S1, P1) if in_banten else (S2, P2)
+        events.append(
+            InmateShared(
+                participant_id=person,
+                full_name="Nama",
+                birth_year=1990,
+                sex=Sex.FEMALE if in_banten else Sex.MALE,
+                facility_id=F1 if in_banten else F2,
+                admission_date=date(2022, 1, 1),
+                expected_release_date=None,
+            )
+        )
+        events.append(
+            ParticipantEnrolled(
+                enrollment_id=enrollment,
+                session_id=sid,
+                participant_id=person,
+                enrolled_on=date(2023, 8, 1),
+            )
+        )
+        if n in (6, 7):
+            continue  # still enrolled
+        events.append(
+            ParticipantCompleted(
+                enrollment_id=enrollment,
+                session_id=sid,
+                participant_id=person,
+                participant_name="Nama",
+                program_id=pid,
+                program_code="X",
+                program_title="X",
+                sector="batik" if in_banten else "kerajinan kayu",
+                partner=None,
+                competency_units=UNITS,
+                hours=40,
+                start_date=date(2023, 9, 2),
+                end_date=date(2024, 9, 6) if in_banten else date(2023, 9, 6),
+                attendance_share=1.0,
+            )
+        )
+        if n < 2:
+            events.append(
+                FollowUpRecorded(
+                    enrollment_id=enrollment,
+                    session_id=sid,
+                    participant_id=person,
+                    checkpoint_months=3,
+                    situation=FollowUpSituation.BUSINESS_STARTED_WITH_NIB,
+                    recorded_on=date(2025, 1, 1),
+                )
+            )
+    return events
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """The app under uvicorn on a free local port (a browser needs a real socket)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            await asyncio.sleep(0.1)
+        assert server.started, "uvicorn did not start"
+        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=60)
+
+
+async def test_dashboard_renders_and_filters_change_the_numbers(
+    tmp_path: Path, broker, make_settings
+):
+    chromium = _browser()
+    from playwright.async_api import async_playwright
+
+    settings = make_settings(
+        "reporting", f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}", broker
+    )
+    app = create_app(settings)
+    events = history()
+    token = mint_token(
+        settings, subject="pimpinan", ministry="industry", roles=["reporting_viewer"]
+    )
+    async with served(app) as base:
+        await publish(settings, events)
+
+        async def applied() -> bool:
+            return await count(app.state.db, InboxMessage) >= len(events)
+
+        await wait_until(applied, within=60, what="reporting applying the history")
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 1400})
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+                async def open_(query: str) -> dict[str, str]:
+                    await page.goto(f"{base}/dashboard{query}")
+                    await page.wait_for_selector("body[data-ready]", timeout=30000)
+                    assert await page.get_attribute("body", "data-ready") == "1", (
+                        await page.text_content("#error")
+                    )
+                    ids = (
+                        "total-enrolled",
+                        "total-completed",
+                        "total-certified",
+                        "completion-rate",
+                        "new-entrepreneurs",
+                    )
+                    return {i: (await page.text_content(f"#{i}") or "").strip() for i in ids}
+
+                # The token comes once in the address's fragment (never sent to the server).
+                everything = await open_(f"#token={token}")
+                assert everything == {
+                    "total-enrolled": "11",
+                    "total-completed": "9",
+                    "total-certified": "0",
+                    "completion-rate": "100%",
+                    "new-entrepreneurs": "2",
+                }
+                assert await page.title() == "Dasbor Bekal — Pelatihan Wirausaha Warga Binaan"
+                assert "Peserta per provinsi" in (await page.text_content("body") or "")
+                provinces = await page.eval_on_selector_all(
+                    "#by-province .bar-row", "rows => rows.map(r => r.dataset.province)"
+                )
+                assert provinces == ["Banten", "Kalimantan Barat"]
+                programs = await page.eval_on_selector_all(
+                    "#by-program tr", "rows => rows.map(r => r.innerText.split('\\t'))"
+                )
+                assert [p[0] for p in programs] == ["Kerajinan Kayu", "Batik Tulis"]
+                assert "2017 (tahunan)" in (await page.text_content("#targets") or "")
+                assert "(belum ada data)" not in (await page.text_content("#data-as-of") or "")
+                shot = Path(SCREENSHOT_DIR or tmp_path) / "dasbor-pelaporan.png"
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(shot), full_page=True)
+                assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+                # Filters in the address change the numbers (the token stays in the tab).
+                banten = await open_("?province=Banten")
+                assert banten["total-enrolled"] == "8" and banten["total-completed"] == "6"
+                assert banten["new-entrepreneurs"] == "2"
+                assert await page.input_value("#f-province") == "Banten"
+                men_2023 = await open_("?year=2023&sex=M")
+                assert men_2023["total-enrolled"] == "3"
+                assert men_2023["completion-rate"] == "100%"
+                nobody = await open_("?year=2024&sex=M")
+                assert nobody["total-enrolled"] == "0" and nobody["completion-rate"] == "—"
+
+                # Choosing a filter in the form reloads with it in the address.
+                await page.goto(f"{base}/dashboard")
+                await page.wait_for_selector("body[data-ready='1']")
+                await page.select_option("#f-sector", "batik")
+                await page.click("#filters button[type=submit]")
+                await page.wait_for_url("**/dashboard?sector=batik")
+                await page.wait_for_selector("body[data-ready='1']")
+                assert (await page.text_content("#total-enrolled") or "").strip() == "8"
+                assert errors == []
+            finally:
+                await browser.close()
