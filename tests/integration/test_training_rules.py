@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -633,6 +633,7 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
     )
     consent = InmateConsentWithdrawn(participant_id=p["Lukman"], withdrawn_on=DAYS[1])
     erased = InmateErased(participant_id=p["Mulyadi"])
+    between = datetime.now(UTC)  # after the sharing, before the erasure
     ids = await t.publish(merged, consent, erased)
     await t.handled(*ids)
     # Replays (same ids and new ids) change nothing a second time.
@@ -640,6 +641,14 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
         merged, consent, erased, event_ids=[*ids[:1], str(uuid.uuid4()), str(uuid.uuid4())]
     )
     await t.handled(*again)
+    # A sharing of Mulyadi older than the erasure, delivered late under a new id, does not
+    # bring the name back.
+    [old_share] = await publish(
+        t.settings,
+        [inmate(p["Mulyadi"], cipinang, "Mulyadi")],
+        times=[between],
+    )
+    await t.handled(old_share)
 
     now = await t.get(f"/api/v1/sessions/{s}")
     state = {

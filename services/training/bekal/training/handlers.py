@@ -82,12 +82,14 @@ async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
 
 @subscriptions.on(InmateConsentWithdrawn)
 async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContext) -> None:
-    withdrawn = await services.apply_inmate_consent_withdrawn(session=ctx.session, event=event)
+    withdrawn = await services.apply_inmate_consent_withdrawn(
+        session=ctx.session, event=event, as_of=ctx.meta.time
+    )
     log.info("participant_anonymised", reason="consent_withdrawn", withdrawn=len(withdrawn))
 
 
 @subscriptions.on(InmateErased)
 async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
     on = (ctx.meta.time or utcnow()).date()
-    await services.apply_inmate_erased(session=ctx.session, event=event, on=on)
+    await services.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
     log.info("participant_anonymised", reason="erased")

@@ -405,7 +405,7 @@ async def apply_inmate_died(
 
 
 async def apply_inmate_consent_withdrawn(
-    *, session: AsyncSession, event: InmateConsentWithdrawn
+    *, session: AsyncSession, event: InmateConsentWithdrawn, as_of: datetime | None = None
 ) -> list[EnrollmentWithdrawn]:
     """Open enrolments end (reason consent_withdrawn) and the name is removed; counts stay."""
     withdrawn = await withdraw_from_open_sessions(
@@ -415,7 +415,7 @@ async def apply_inmate_consent_withdrawn(
         on=event.withdrawn_on,
     )
     await anonymise_participant(
-        session=session, participant_id=event.participant_id, on=event.withdrawn_on
+        session=session, participant_id=event.participant_id, on=event.withdrawn_on, as_of=as_of
     )
     return withdrawn
 
@@ -424,7 +424,7 @@ ANONYMOUS_NAME = ""
 
 
 async def anonymise_participant(
-    *, session: AsyncSession, participant_id: uuid.UUID, on: date
+    *, session: AsyncSession, participant_id: uuid.UUID, on: date, as_of: datetime | None = None
 ) -> bool:
     """Remove the person's name everywhere training keeps it; enrolments and outcomes stay.
 
@@ -438,6 +438,10 @@ async def anonymise_participant(
     name = row.full_name
     row.full_name = ANONYMOUS_NAME
     row.anonymised_on = row.anonymised_on or on
+    # A replayed (older) InmateShared must not bring the name back; a newer one (consent given
+    # again) may.
+    if as_of is not None and (row.as_of is None or as_of > row.as_of):
+        row.as_of = as_of
     row.updated_at = utcnow()
     if not name:
         return False
@@ -458,8 +462,12 @@ def _scrub(text: str, name: str) -> str:
     return text.replace(encoded, ANONYMOUS_NAME)
 
 
-async def apply_inmate_erased(*, session: AsyncSession, event: InmateErased, on: date) -> None:
-    await anonymise_participant(session=session, participant_id=event.participant_id, on=on)
+async def apply_inmate_erased(
+    *, session: AsyncSession, event: InmateErased, on: date, as_of: datetime | None = None
+) -> None:
+    await anonymise_participant(
+        session=session, participant_id=event.participant_id, on=on, as_of=as_of
+    )
 
 
 async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -> int:
