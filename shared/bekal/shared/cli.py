@@ -79,6 +79,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_import(args: argparse.Namespace) -> int:
+    # Imported here: only an installation with the registry has this command's code.
+    from bekal.registry.cli import run_import_command
+
+    return run_import_command(args)
+
+
 def _run(args: argparse.Namespace) -> int:
     from bekal.shared.devrun import main as devrun_main
 
@@ -157,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["generate", "check"])
     p.add_argument("--root", default=".", help="the repository root (default: here)")
     p.set_defaults(fn=_contracts)
+
+    p = sub.add_parser(
+        "registry-import",
+        help="import inmates from a CSV export into the registry (DATABASE_URL, PSEUDONYM_SECRET)",
+    )
+    p.add_argument("file", help="the CSV file; columns in docs/registry-import.md")
+    p.add_argument(
+        "--dry-run", action="store_true", help="check every line, report bad ones, write nothing"
+    )
+    p.add_argument("--actor", help="who is importing, for the audit trail (default cli:<user>)")
+    p.add_argument("--chunk-size", type=int, default=1000, help="lines per transaction")
+    p.set_defaults(fn=_registry_import)
 
     args = parser.parse_args(argv)
     return int(args.fn(args))
