@@ -4,6 +4,7 @@ PostgreSQL: a dry run writes nothing, a real run is idempotent, consenting peopl
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -203,7 +204,16 @@ async def test_only_registry_admins_import(registry: Registry):
     assert r.status_code == 404
 
 
-def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+async def _cli(
+    database_url: str, *args: str, command: tuple[str, ...] = ("bekal.registry.cli", "import")
+) -> subprocess.CompletedProcess[str]:
+    """In a thread: the app's loop must keep running (on SQLite it may hold the write lock)."""
+    return await asyncio.to_thread(_run_cli, database_url, args, command)
+
+
+def _run_cli(
+    database_url: str, args: tuple[str, ...], command: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -212,7 +222,7 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "bekal.registry.cli", "import", *args],
+        [sys.executable, "-m", *command, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -228,7 +238,7 @@ async def test_cli_dry_run_then_idempotent_import_in_small_chunks(
     path = tmp_path / "export.csv"
     path.write_text(HEADER + "".join(GOOD_LINES + BAD_LINES))
 
-    dry = _cli(database_url, str(path), "--dry-run", "--chunk-size", "2", "--actor", "ops")
+    dry = await _cli(database_url, str(path), "--dry-run", "--chunk-size", "2", "--actor", "ops")
     assert dry.returncode == 1, dry.stderr
     for line, field in EXPECTED_ERRORS:
         assert f"baris {line}: {field}:" in dry.stdout
@@ -237,9 +247,18 @@ async def test_cli_dry_run_then_idempotent_import_in_small_chunks(
     assert await reg.count(Inmate) == 0
 
     # Chunks of 2 lines: the duplicates sit in other chunks than their first occurrence.
-    first = _cli(database_url, str(path), "--chunk-size", "2", "--actor", "ops")
+    first = await _cli(database_url, str(path), "--chunk-size", "2", "--actor", "ops")
     assert "3 dibuat" in first.stdout, first.stdout + first.stderr
-    second = _cli(database_url, str(path), "--chunk-size", "2", "--actor", "ops")
+    # The same through the platform command, ``bekal registry-import``.
+    second = await _cli(
+        database_url,
+        str(path),
+        "--chunk-size",
+        "2",
+        "--actor",
+        "ops",
+        command=("bekal.shared.cli", "registry-import"),
+    )
     assert "0 dibuat, 3 sudah ada, 6 salah" in second.stdout, second.stdout + second.stderr
     assert await reg.count(Inmate) == 3
     assert await reg.count(AuditEntry, AuditEntry.actor == "ops") == 2
