@@ -13,8 +13,19 @@ from bekal.shared.migrations import alembic_config, upgrade
 
 pytestmark = pytest.mark.integration
 
-PROJECTIONS = {"facilities", "programs", "sessions", "enrollments", "certificates",
-               "projection_state"}
+PROJECTIONS = {
+    "facilities",
+    "programs",
+    "sessions",
+    "enrollments",
+    "certificates",
+    "projection_state",
+    "participants",
+    "certificate_revocations",
+    "erased_participants",
+    "merged_participants",
+    "targets",
+}
 PLATFORM = {"outbox", "inbox", "dead_letters", "idempotency_keys"}
 
 
@@ -31,6 +42,14 @@ async def test_migrations_create_the_projections_with_one_state_row_and_drop_the
         async with db.engine.connect() as conn:
             rows = (await conn.execute(text("SELECT id, data_as_of FROM projection_state"))).all()
         assert [tuple(r) for r in rows] == [(1, None)]
+        async with db.engine.connect() as conn:
+            targets = (
+                await conn.execute(
+                    text("SELECT year, annual, cumulative FROM targets ORDER BY year")
+                )
+            ).all()
+        # The announced targets are there from the start.
+        assert [tuple(r) for r in targets] == [(2017, 5000, None), (2019, None, 20000)]
 
         await asyncio.to_thread(upgrade, "bekal.reporting", database_url)  # idempotent
 

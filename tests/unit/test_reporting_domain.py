@@ -203,3 +203,55 @@ def test_data_as_of_only_moves_forward() -> None:
     t2 = datetime(2024, 9, 2, tzinfo=UTC)
     assert later(t2, t1) == t2 and later(t1, t2) == t2
     assert later(None, t1) == t1 and later(t1, None) == t1 and later(None, None) is None
+
+
+# --- follow-ups, targets, exports -------------------------------------------------------------
+
+
+def test_the_latest_follow_up_is_the_later_checkpoint_then_the_later_date() -> None:
+    from bekal.reporting.domain import is_later_follow_up
+
+    assert is_later_follow_up((3, date(2025, 1, 1)), (None, None))
+    assert is_later_follow_up((6, date(2025, 1, 1)), (3, date(2025, 2, 1)))
+    assert not is_later_follow_up((3, date(2025, 3, 1)), (12, date(2025, 1, 1)))
+    assert is_later_follow_up((6, date(2025, 4, 2)), (6, date(2025, 4, 1)))
+
+
+def test_target_progress_runs_cumulative_figures_over_every_year_gaps_included() -> None:
+    from bekal.reporting.domain import progress_by_year
+
+    rows = progress_by_year(
+        {2017: (1000, 1200), 2019: (2500, 3000)}, {2017: (5000, None), 2019: (None, 20000)}
+    )
+    assert [r.year for r in rows] == [2017, 2018, 2019]
+    assert [r.new_entrepreneurs_cumulative for r in rows] == [1000, 1000, 3500]
+    assert [r.certified_cumulative for r in rows] == [1200, 1200, 4200]
+    assert rows[0].progress_annual == 0.2 and rows[0].progress_cumulative is None
+    assert rows[1].progress_annual is None
+    assert rows[2].progress_cumulative == 0.175
+    assert progress_by_year({}, {}) == []
+
+
+def test_counters_add_up_new_entrepreneurs_and_rates_and_mean_days() -> None:
+    c = Counters(
+        completed=4,
+        certified=3,
+        days_to_certificate_count=3,
+        days_to_certificate_total=10,
+        business_with_nib=2,
+        business_without_nib=1,
+    )
+    assert c.new_entrepreneurs == 3
+    assert c.certification_rate == 0.75
+    assert c.mean_days_to_certificate == 3.3
+    assert Counters().certification_rate is None and Counters().mean_days_to_certificate is None
+
+
+def test_export_file_names_carry_the_grouping_and_every_filter() -> None:
+    from bekal.reporting.exports import file_name
+
+    filters = IndicatorFilters(year=2024, province="Kalimantan Barat", sex="F")
+    assert file_name("indikator", [Dimension.PROGRAM, Dimension.YEAR], filters, "csv") == (
+        "indikator_per-program-year_year-2024_province-kalimantan-barat_sex-f.csv"
+    )
+    assert file_name("indikator", [], IndicatorFilters(), "xlsx") == "indikator.xlsx"
