@@ -36,6 +36,7 @@ from bekal.shared.events.catalogue import (
     ParticipantWaitlisted,
     ReadinessRecorded,
     ReleaseKind,
+    SessionCancelled,
     Sex,
 )
 from bekal.shared.idempotency import IdempotencyRecord
@@ -681,6 +682,34 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
     assert [type(e) for e in events].count(EnrollmentWithdrawn) == 1
     assert [type(e) for e in events].count(ParticipantLeftWaitlist) == 0
     assert len(events) == 4
+
+    # Lukman withdrew consent: no longer a candidate anywhere.
+    later = await schedule(t, program, cipinang, start=START + timedelta(days=10))
+    r = await t.client.post(
+        f"/api/v1/sessions/{later}/enrollments",
+        headers=t.officer,
+        json={"participant_ids": [str(p["Lukman"])]},
+    )
+    assert "persetujuan" in problem(r, 422)["errors"][0]["message"]
+
+    # Cancelling needs an admin and a reason; every live enrolment ends, once.
+    cancel = {"reason": "Instruktur berhalangan, dijadwalkan ulang"}
+    problem(
+        await t.client.post(f"/api/v1/sessions/{s}/cancel", headers=t.officer, json=cancel), 403
+    )
+    r = await t.client.post(f"/api/v1/sessions/{s}/cancel", headers=t.admin, json={"reason": ""})
+    assert problem(r, 422)["errors"][0]["field"].endswith("reason")
+    cancelled = await t.post(f"/api/v1/sessions/{s}/cancel", cancel)
+    assert (cancelled["status"], cancelled["cancellation_reason"]) == (
+        "cancelled",
+        cancel["reason"],
+    )
+    assert set(statuses(cancelled).values()) == {"withdrawn"}
+    problem(await t.client.post(f"/api/v1/sessions/{s}/cancel", headers=t.admin, json=cancel), 409)
+    events = await t.events(expect=6)
+    assert [type(e) for e in events].count(EnrollmentWithdrawn) == 3
+    sessions = await t.events("training.sessions", expect=4)
+    assert [e.reason for e in sessions if isinstance(e, SessionCancelled)] == [cancel["reason"]]
 
 
 async def test_enrols_and_completes_with_the_registry_absent(

@@ -17,6 +17,7 @@ from bekal.training.domain import (
     RuleBroken,
     SessionStatus,
     add_months,
+    check_can_cancel,
     check_correctable,
     check_follow_up,
     check_graduate,
@@ -199,3 +200,20 @@ def test_follow_ups_at_3_6_12_months_after_release() -> None:
     with pytest.raises(RuleBroken) as before:
         check_follow_up(checkpoint_months=3, released_on=released, recorded_on=date(2024, 11, 30))
     assert before.value.field == "recorded_on"
+
+
+def test_someone_who_withdrew_consent_is_no_candidate() -> None:
+    gone = ParticipantFacts(
+        uuid.uuid4(), ParticipantStatus.IN_CUSTODY, HERE, date(2019, 9, 1), False
+    )
+    [problem] = problems([gone], overridden=[gone.participant_id])
+    assert "persetujuan" in problem.message and not problem.conflict
+
+
+def test_only_open_sessions_can_be_cancelled() -> None:
+    check_can_cancel(SessionStatus.PLANNED)
+    check_can_cancel(SessionStatus.RUNNING)
+    for status in (SessionStatus.COMPLETED, SessionStatus.CANCELLED):
+        with pytest.raises(RuleBroken) as refused:
+            check_can_cancel(status)
+        assert refused.value.conflict

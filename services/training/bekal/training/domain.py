@@ -80,6 +80,16 @@ def check_can_start(status: SessionStatus) -> None:
         )
 
 
+def check_can_cancel(status: SessionStatus) -> None:
+    if status not in OPEN_SESSION_STATUSES:
+        raise RuleBroken(
+            "status",
+            f"Sesi berstatus '{status}'; hanya sesi yang direncanakan atau berjalan "
+            "dapat dibatalkan.",
+            conflict=True,
+        )
+
+
 def check_running(status: SessionStatus, action: str) -> None:
     """Attendance, assessment and completion happen only while the session runs."""
     if status != SessionStatus.RUNNING:
@@ -110,6 +120,8 @@ class ParticipantFacts:
     status: ParticipantStatus
     facility_id: uuid.UUID
     expected_release_date: date | None = None
+    # False once the person withdrew consent or was erased: no longer a candidate.
+    consented: bool = True
 
 
 # Candidates are those near release: expected out within this many months of the session start.
@@ -208,6 +220,8 @@ def enrollment_problems(
             message = "Peserta disebut lebih dari sekali dalam permintaan ini."
         elif facts is None:
             message = "Peserta tidak dikenal (belum dibagikan oleh registri pemasyarakatan)."
+        elif not facts.consented:
+            message = "Peserta telah menarik persetujuan atau datanya dihapus; bukan calon peserta."
         elif facts.status != ParticipantStatus.IN_CUSTODY:
             message = "Peserta sudah bebas; hanya warga binaan yang masih dibina dapat didaftarkan."
         elif facts.facility_id != session_facility_id:

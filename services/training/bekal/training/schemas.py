@@ -178,6 +178,8 @@ class SessionPublic(BaseModel):
     instructors: list[Instructor]
     started_on: date | None
     completed_on: date | None
+    cancelled_on: date | None = None
+    cancellation_reason: str | None = None
     created_at: datetime
     enrollments: list[EnrollmentPublic]
 
@@ -284,6 +286,10 @@ class OutcomeCorrectionPublic(BaseModel):
 class CorrectionsPublic(BaseModel):
     data: list[OutcomeCorrectionPublic]
     count: int
+
+
+class SessionCancel(_Input):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=1000)]
 
 
 class EnrollmentWithdrawal(_Input):

@@ -38,6 +38,7 @@ from bekal.shared.events.catalogue import (
     ParticipantWaitlisted,
     ProgramPublished,
     ReadinessRecorded,
+    SessionCancelled,
     SessionCompleted,
     SessionScheduled,
     SessionStarted,
@@ -859,7 +860,11 @@ async def enrol(
     }
     known = {
         pid: ParticipantFacts(
-            pid, ParticipantStatus(p.status), p.facility_id, p.expected_release_date
+            pid,
+            ParticipantStatus(p.status),
+            p.facility_id,
+            p.expected_release_date,
+            consented=p.anonymised_on is None,
         )
         for pid, p in people.items()
     }
@@ -959,6 +964,34 @@ async def start_session(
     ts.started_on = today
     ts.updated_at = utcnow()
     add_event(session, SessionStarted(session_id=ts.id, started_on=today))
+    return ts
+
+
+async def cancel_session(
+    *, session: AsyncSession, session_id: uuid.UUID, reason: str, today: date
+) -> TrainingSession:
+    """Cancel a planned or running session: every live enrolment and queue entry ends
+    (reason ``other``), then SessionCancelled with the reason."""
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_can_cancel(SessionStatus(ts.status))
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    live = (
+        await session.scalars(
+            select(Enrollment)
+            .where(Enrollment.session_id == ts.id, Enrollment.status.in_(LIVE_STATUSES))
+            .order_by(Enrollment.created_at, Enrollment.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    for enrollment in live:
+        _end_enrollment(session, enrollment, reason=WithdrawalReason.OTHER, on=today)
+    ts.status = SessionStatus.CANCELLED.value
+    ts.cancelled_on = today
+    ts.cancellation_reason = reason
+    ts.updated_at = utcnow()
+    add_event(session, SessionCancelled(session_id=ts.id, reason=reason))
     return ts
 
 

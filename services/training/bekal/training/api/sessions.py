@@ -34,6 +34,7 @@ from bekal.training.schemas import (
     EnrollmentsPublic,
     EnrollmentWithdrawal,
     OutcomeCorrectionPublic,
+    SessionCancel,
     SessionCreate,
     SessionPublic,
     SessionsPublic,
@@ -78,6 +79,8 @@ def _session_public(ts: TrainingSession, enrollments: list[EnrollmentView]) -> S
         instructors=ts.instructors,
         started_on=ts.started_on,
         completed_on=ts.completed_on,
+        cancelled_on=ts.cancelled_on,
+        cancellation_reason=ts.cancellation_reason,
         created_at=ts.created_at,
         enrollments=[_enrollment_public(v) for v in enrollments],
     )
@@ -306,3 +309,18 @@ async def correct_session(
         for e, previous, new in changed
     ]
     return CorrectionsPublic(data=data, count=len(data))
+
+
+@router.post(
+    "/{session_id}/cancel",
+    response_model=SessionPublic,
+    summary="Cancel a planned or running session with a reason; every enrolment ends",
+)
+async def cancel_session(
+    session_id: uuid.UUID, body: SessionCancel, session: SessionDep, _: TrainingAdmin
+) -> SessionPublic:
+    ts = await services.cancel_session(
+        session=session, session_id=session_id, reason=body.reason, today=utcnow().date()
+    )
+    await session.commit()
+    return await _read(session, ts)
