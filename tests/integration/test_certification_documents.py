@@ -146,6 +146,11 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
             entry = jws_parts(c["credential_jws"])[1]["credentialStatus"]
             assert status_list_bit(encoded, int(entry["statusListIndex"])) is revoked
 
+        assert (await client.get("/status-lists/2")).status_code == 404  # not opened yet
+        assert (await client.get("/did.json")).json() == (
+            await client.get("/.well-known/did.json")
+        ).json()
+
         records = await published(app, "certification.certificates", at_least=4)
         events = [p.event for p in records]
         (revoked_event,) = [e for e in events if isinstance(e, CertificateRevoked)]

@@ -340,6 +340,13 @@ def open_badge_credential(
         "validFrom": valid_from.isoformat().replace("+00:00", "Z"),
         "credentialSubject": subject,
         "credentialStatus": dict(status),
+        "credentialSchema": [
+            {
+                "id": "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
+                "ob_v3p0_achievementcredential_schema.json",
+                "type": "1EdTechJsonSchemaValidator2019",
+            }
+        ],
         "evidence": [{"id": verification_url, "type": ["Evidence"], "name": "Verifikasi"}],
         # JWT claims that restate the credential (VC-JOSE-COSE allows both; they agree).
         "iss": issuer_id,

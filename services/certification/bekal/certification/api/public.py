@@ -40,6 +40,8 @@ async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> di
     "/.well-known/did.json",
     summary="The issuer's did:web document: every key that ever signed, by key id",
 )
+# did:web with a path (PUBLIC_BASE_URL behind a path prefix) resolves to <prefix>/did.json.
+@router.get("/did.json", include_in_schema=False)
 async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     keys = await services.published_keys(session, signer=issuer.signer)
