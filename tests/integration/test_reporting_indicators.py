@@ -784,7 +784,39 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
             4, completed=2, not_completed=1, released=1, certified=2, rate=0.6667, days=(D1, D1)
         )  # S1 - E15
         assert body["filters"] == {"year": "2019", "sector": "kerajinan kayu", "sex": "M"}
-        for params in ({"group_by": "facility"}, {"facility_id": str(F1)}):
+        # Per session: detail, for administrators.
+        body = await _get(client, admin, group_by="session")
+        assert body["data"] == [  # by start date
+            {
+                "session_id": str(S1),
+                "session_start_date": "2019-05-13",
+                "session_end_date": "2019-05-18",
+                **SESSION_S1,
+            },
+            {
+                "session_id": str(S3),
+                "session_start_date": "2024-07-17",
+                "session_end_date": "2024-07-22",
+                **SESSION_S3,
+            },
+            {
+                "session_id": str(S4),
+                "session_start_date": "2024-09-02",
+                "session_end_date": "2024-09-06",
+                **SESSION_S4,
+            },
+            {
+                "session_id": str(S2),
+                "session_start_date": "2024-09-03",
+                "session_end_date": "2024-09-07",
+                **SESSION_S2,
+            },
+        ]
+        for params in (
+            {"group_by": "facility"},
+            {"facility_id": str(F1)},
+            {"group_by": "province,session"},
+        ):
             response = await client.get("/api/v1/indicators", params=params, headers=viewer)
             assert response.status_code == 403, params
             assert response.headers["content-type"].startswith("application/problem+json")
@@ -807,6 +839,28 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
         assert body["totals"] == TOTALS_3
         body = await _get(client, admin, facility_id=str(F1), program_id=str(P1))
         assert body["totals"] == SESSION_S2_3
+        body = await _get(client, viewer, group_by="sex")
+        assert body["data"] == [
+            {"sex": "F", **SEX_F_3},
+            {"sex": "M", **SEX_M_3},
+            {"sex": None, **SEX_UNKNOWN_3},
+        ]
+
+        # The whole history delivered again, in the same order per aggregate but with new
+        # event ids (so the inbox cannot drop it): the upserts must change nothing.
+        replayed = Script(
+            items=[
+                (event, str(uuid.uuid4()), at)
+                for script in (early, rest, later_events)
+                for event, _, at in script.items
+            ]
+        )
+        await _publish(settings, replayed)
+        await _wait_for_inbox(
+            app, _unique(early) + _unique(rest) + _unique(later_events) + len(replayed.items)
+        )
+        body = await _get(client, admin)
+        assert body["totals"] == TOTALS_3
         body = await _get(client, viewer, group_by="sex")
         assert body["data"] == [
             {"sex": "F", **SEX_F_3},

@@ -77,7 +77,7 @@ def test_counters_read_null_sums_as_zero_and_list_every_withdrawal_reason() -> N
 
 def test_group_by_is_parsed_in_the_order_given_and_repeats_count_once() -> None:
     assert parse_group_by(" Year , facility,year,") == [Dimension.YEAR, Dimension.FACILITY]
-    assert parse_group_by("facility,province,program,year,sector,sex") == list(Dimension)
+    assert parse_group_by("facility,province,program,year,sector,sex,session") == list(Dimension)
 
 
 @pytest.mark.parametrize("raw", [None, "", " , "])

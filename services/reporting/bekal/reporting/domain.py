@@ -23,10 +23,11 @@ class Dimension(StrEnum):
     YEAR = "year"
     SECTOR = "sector"
     SEX = "sex"
+    SESSION = "session"
 
 
-# Dimensions that name a single facility: only roles allowed to see detail may use them.
-DETAIL_DIMENSIONS = frozenset({Dimension.FACILITY})
+# Dimensions that name a single facility or session: only roles allowed to see detail may.
+DETAIL_DIMENSIONS = frozenset({Dimension.FACILITY, Dimension.SESSION})
 
 
 # The output keys each dimension contributes to a row: the id first, then its labels.
@@ -37,6 +38,7 @@ DIMENSION_KEYS: dict[Dimension, tuple[str, ...]] = {
     Dimension.YEAR: ("year",),
     Dimension.SECTOR: ("sector",),
     Dimension.SEX: ("sex",),
+    Dimension.SESSION: ("session_id", "session_start_date", "session_end_date"),
 }
 
 # What a group is sorted by within each dimension: codes read better than ids; the id breaks
@@ -48,6 +50,7 @@ _SORT_FIELDS: dict[Dimension, tuple[str, ...]] = {
     Dimension.YEAR: ("year",),
     Dimension.SECTOR: ("sector",),
     Dimension.SEX: ("sex",),
+    Dimension.SESSION: ("session_start_date", "session_id"),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,9 @@ class IndicatorRow(IndicatorCounters):
     year: int | None = Field(default=None, description="The year the session ends")
     sector: str | None = None
     sex: str | None = Field(default=None, description="F or M; null while not shared")
+    session_id: uuid.UUID | None = None
+    session_start_date: date | None = None
+    session_end_date: date | None = None
 
 
 class IndicatorsPublic(BaseModel):

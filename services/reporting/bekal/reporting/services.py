@@ -468,6 +468,7 @@ def _facts() -> Any:
     e_program = func.coalesce(s.program_id, e.program_id)
     enrollments = (
         select(
+            e.session_id.label("session_id"),
             s.facility_id.label("facility_id"),
             e_program.label("program_id"),
             func.coalesce(s.year, e.year).label("year"),
@@ -498,6 +499,7 @@ def _facts() -> Any:
     days_known = completed_day.is_not(None) & cert.c.first_day.is_not(None)
     certificates = (
         select(
+            cert.c.session_id.label("session_id"),
             s.facility_id.label("facility_id"),
             c_program.label("program_id"),
             func.coalesce(s.year, e.year).label("year"),
@@ -531,6 +533,7 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
     """SELECT <dimension columns>, SUM(<counters>) ... GROUP BY <dimension columns>."""
     facts = _facts()
     f, p = Facility, Program
+    session = aliased(TrainingSession)
     columns: dict[Dimension, list[Any]] = {
         Dimension.FACILITY: [
             facts.c.facility_id.label("facility_id"),
@@ -546,6 +549,11 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
         Dimension.YEAR: [facts.c.year.label("year")],
         Dimension.SECTOR: [facts.c.sector.label("sector")],
         Dimension.SEX: [facts.c.sex.label("sex")],
+        Dimension.SESSION: [
+            facts.c.session_id.label("session_id"),
+            session.start_date.label("session_start_date"),
+            session.end_date.label("session_end_date"),
+        ],
     }
     keys = [col for d in dimensions for col in columns[d]]
     stmt = (
@@ -557,6 +565,8 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
         .outerjoin(f, f.id == facts.c.facility_id)
         .outerjoin(p, p.id == facts.c.program_id)
     )
+    if Dimension.SESSION in dimensions:
+        stmt = stmt.outerjoin(session, session.id == facts.c.session_id)
     if filters.year is not None:
         stmt = stmt.where(facts.c.year == filters.year)
     if filters.province is not None:

@@ -72,7 +72,7 @@ def indicator_query(
         Query(
             max_length=200,
             description="Comma-separated subset of facility, province, program, year, sector, "
-            "sex; empty for totals only",
+            "sex, session; empty for totals only",
         ),
     ] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
@@ -103,13 +103,13 @@ QueryDep = Annotated[IndicatorQuery, Depends(indicator_query)]
 
 
 def check_detail(principal: Principal, query: IndicatorQuery) -> None:
-    """One facility's numbers are detail: only administrators of either side may read them."""
+    """One facility's or session's numbers are detail: only administrators may read them."""
     wants_detail = bool(DETAIL_DIMENSIONS & set(query.dimensions)) or (
         query.filters.facility_id is not None
     )
     if wants_detail and not principal.has_role(*DETAIL_ROLES):
         raise Forbidden(
-            "Rincian per fasilitas hanya untuk peran: " + ", ".join(DETAIL_ROLES),
+            "Rincian per fasilitas atau per sesi hanya untuk peran: " + ", ".join(DETAIL_ROLES),
         )
 
 
