@@ -292,6 +292,18 @@ async def test_dashboard_renders_and_filters_change_the_numbers(
                 await page.wait_for_url("**/dashboard?sector=batik")
                 await page.wait_for_selector("body[data-ready='1']")
                 assert (await page.text_content("#total-enrolled") or "").strip() == "8"
+                # The export buttons download the table with the filters in the file name.
+                async with page.expect_download() as caught:
+                    await page.click("button[data-export=csv]")
+                download = await caught.value
+                assert download.suggested_filename == (
+                    "indikator_per-province-program-year_sector-batik.csv"
+                )
+                saved = tmp_path / download.suggested_filename
+                await download.save_as(str(saved))
+                lines = saved.read_text("utf-8-sig").splitlines()
+                assert lines[0].startswith("province,program_id,program_code,program_title,year,")
+                assert lines[1].startswith("Banten,") and lines[-1].startswith("total,")
                 assert errors == []
             finally:
                 await browser.close()
