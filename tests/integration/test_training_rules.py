@@ -335,7 +335,7 @@ async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
     }
     after = await t.post(
         f"/api/v1/sessions/{s}/enrollments/{enrollment[str(p['Andi'])]}/withdraw",
-        {"note": "Sakit berkepanjangan"},
+        None,
         headers=t.officer,
     )
     assert statuses(after) == {

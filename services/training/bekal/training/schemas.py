@@ -292,10 +292,6 @@ class SessionCancel(_Input):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=1000)]
 
 
-class EnrollmentWithdrawal(_Input):
-    note: Text | None = None
-
-
 class ReadinessIn(_Input):
     identity_card: bool
     bank_account: bool

@@ -32,7 +32,6 @@ from bekal.training.schemas import (
     EnrollmentCreate,
     EnrollmentPublic,
     EnrollmentsPublic,
-    EnrollmentWithdrawal,
     OutcomeCorrectionPublic,
     SessionCancel,
     SessionCreate,
@@ -269,7 +268,6 @@ async def withdraw_enrollment(
     enrollment_id: uuid.UUID,
     session: SessionDep,
     _: TrainingOfficer,
-    body: EnrollmentWithdrawal | None = None,
 ) -> SessionPublic:
     ts = await services.withdraw_enrollment(
         session=session, session_id=session_id, enrollment_id=enrollment_id, today=utcnow().date()
