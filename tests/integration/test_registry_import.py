@@ -170,6 +170,15 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     assert await reg.count(OutboxMessage) == outbox_after_first
     assert await reg.count(AuditEntry, AuditEntry.action == "inmates.imported") == 2
 
+    # An erased person is not brought back by importing the same export again.
+    r = await reg.client.post(f"/api/v1/inmates/{rows['IM.1'].id}/erasure", headers=reg.admin)
+    assert r.status_code == 200, r.text
+    third = await reg.upload(text, dry_run=False)
+    assert (third["created"], third["unchanged"], third["invalid"]) == (0, 3, 6)
+    async with reg.app.state.db.session() as s:
+        erased = await s.get(Inmate, rows["IM.1"].id)
+    assert erased is not None and erased.full_name == "[dihapus]" and erased.erased_at
+
     # The NIKs are in no event, no job, no log line (only their keyed hash and ciphertext).
     for p in await published(reg.app, "registry.inmates"):
         assert not any(nik.encode() in p.raw() for nik in NIK_TEXTS)
