@@ -605,6 +605,22 @@ async def test_history_lock_correction_and_graduates(training: Training) -> None
         "competencies_not_met",
     )
 
+    # Erasure of a graduate: the name leaves the replica and the completion event kept in the
+    # outbox; the outcome and the follow-ups stay.
+    async def names_in_outbox() -> list[str]:
+        async with t.app.state.db.session() as db:
+            return list((await db.scalars(select(OutboxMessage.payload))).all())
+
+    assert any('"Hadi"' in x for x in await names_in_outbox())
+    await t.handled(*await t.publish(InmateErased(participant_id=p["Hadi"])))
+    assert not any("Hadi" in x for x in await names_in_outbox())
+    after = {e["participant_id"]: e for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]}
+    assert (after[str(p["Hadi"])]["full_name"], after[str(p["Hadi"])]["status"]) == (
+        "",
+        "completed",
+    )
+    assert (await t.get(f"/api/v1/enrollments/{hadi}/follow-ups"))["count"] == 2
+
 
 async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
     t = training
