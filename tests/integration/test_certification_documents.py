@@ -127,6 +127,12 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
         assert old["status"] == "revoked" and old["replaced_by_id"] == new["id"]
         r = await client.post(path, json=body, headers=admin)
         assert r.status_code == 409  # the old one is no longer valid to correct
+        r = await client.get(cert["pdf_url"], headers=officer)
+        assert r.status_code == 409 and r.json()["replaced_by_id"] == new["id"]
+        r = await client.get(new["pdf_url"], headers=officer)
+        assert r.status_code == 200 and "Siti Rahmawati" in (
+            pypdf.PdfReader(io.BytesIO(r.content)).pages[0].extract_text()
+        )
 
         v = (await client.get(f"/public/verify/{cert['verification_code']}")).json()
         assert v["result"] == "revoked" and v["replaced_by_number"] == new["number"]

@@ -15,6 +15,7 @@ from bekal.certification.deps import (
     SessionDep,
     SettingsDep,
 )
+from bekal.certification.domain import CertificateStatus
 from bekal.certification.schemas import (
     CertificatePublic,
     CertificateReissue,
@@ -23,6 +24,7 @@ from bekal.certification.schemas import (
     ErasurePublic,
 )
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+from bekal.shared.problems import Conflict
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 participants = APIRouter(prefix="/api/v1/participants", tags=["erasure"])
@@ -86,6 +88,14 @@ async def certificate_pdf(
     certificate_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
 ) -> Response:
     c = await services.get_certificate(session, certificate_id=certificate_id)
+    if c.status == CertificateStatus.REVOKED:
+        # A printed copy of a revoked certificate would be shown as if it were valid.
+        raise Conflict(
+            f"Sertifikat {c.number} sudah dicabut dan tidak dapat dicetak.",
+            slug="certificate-revoked",
+            errors=[{"field": "status", "message": "sertifikat sudah dicabut"}],
+            replaced_by_id=str(c.replaced_by_id) if c.replaced_by_id else None,
+        )
     document = pdf.render(
         pdf.PrintedCertificate(
             number=c.number,
