@@ -605,6 +605,18 @@ async def test_history_lock_correction_and_graduates(training: Training) -> None
         "competencies_not_met",
     )
 
+    # Field officers find the graduates to follow up, a page at a time.
+    url = f"/api/v1/enrollments?status=completed&session_id={s}&limit=1"
+    r = await t.client.get(url, headers=t.field)
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["count"] == 2 and first["next_cursor"]
+    r = await t.client.get(f"{url}&cursor={first['next_cursor']}", headers=t.field)
+    second = r.json()
+    assert second["next_cursor"] is None
+    assert {e["full_name"] for e in first["data"] + second["data"]} == {"Hadi", "Irfan"}
+    assert (await t.client.get(url, headers=t.token("reporting_viewer"))).status_code == 403
+
     # Erasure of a graduate: the name leaves the replica and the completion event kept in the
     # outbox; the outcome and the follow-ups stay.
     async def names_in_outbox() -> list[str]:

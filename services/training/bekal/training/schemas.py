@@ -211,6 +211,12 @@ class EnrollmentsPublic(BaseModel):
     count: int
 
 
+class EnrollmentsPage(BaseModel):
+    data: list[EnrollmentPublic]
+    count: int
+    next_cursor: str | None
+
+
 class AttendanceRecordIn(_Input):
     participant_id: uuid.UUID
     status: AttendanceStatus

@@ -1529,6 +1529,35 @@ async def record_readiness(
     return row
 
 
+async def list_enrollments(
+    *,
+    session: AsyncSession,
+    status: EnrollmentStatus | None,
+    participant_id: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Page[Enrollment], dict[uuid.UUID, str]]:
+    """Enrolments across sessions (e.g. every graduate, for field officers), with names."""
+    query = select(Enrollment)
+    if status is not None:
+        query = query.where(Enrollment.status == status.value)
+    if participant_id is not None:
+        query = query.where(Enrollment.participant_id == participant_id)
+    if session_id is not None:
+        query = query.where(Enrollment.session_id == session_id)
+    page = await paginate(
+        session,
+        query,
+        key=Enrollment.created_at,
+        tiebreak=Enrollment.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+    )
+    return page, await _names(session, page.rows)
+
+
 async def list_follow_ups(*, session: AsyncSession, enrollment_id: uuid.UUID) -> list[FollowUp]:
     if await session.get(Enrollment, enrollment_id) is None:
         raise NotFound("Pendaftaran tidak ditemukan.")

@@ -1,4 +1,4 @@
-"""Graduates: the readiness checklist before release and follow-ups after it."""
+"""Enrolments across sessions, and graduates' readiness checklists and follow-ups."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from bekal.shared.db import utcnow
+from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training import services
 from bekal.training.deps import FollowUpRecorder, GraduateRecorder, SessionDep
+from bekal.training.domain import EnrollmentStatus
 from bekal.training.schemas import (
+    EnrollmentPublic,
+    EnrollmentsPage,
     FollowUpIn,
     FollowUpPublic,
     FollowUpsPublic,
@@ -19,6 +23,47 @@ from bekal.training.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/enrollments", tags=["graduates"])
+
+
+@router.get(
+    "",
+    response_model=EnrollmentsPage,
+    summary="Enrolments across sessions, e.g. ?status=completed for the graduates to follow up",
+)
+async def list_enrollments(
+    session: SessionDep,
+    _: GraduateRecorder,
+    status: EnrollmentStatus | None = None,
+    participant_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> EnrollmentsPage:
+    page, names = await services.list_enrollments(
+        session=session,
+        status=status,
+        participant_id=participant_id,
+        session_id=session_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    data = [
+        EnrollmentPublic(
+            id=e.id,
+            session_id=e.session_id,
+            participant_id=e.participant_id,
+            full_name=names.get(e.participant_id),
+            status=e.status,
+            enrolled_on=e.enrolled_on,
+            withdrawal_reason=e.withdrawal_reason,
+            withdrawn_on=e.withdrawn_on,
+            not_completed_reason=e.not_completed_reason,
+            attendance_share=e.attendance_share,
+            override_reason=e.override_reason,
+        )
+        for e in page.rows
+    ]
+    return EnrollmentsPage(data=data, count=page.count, next_cursor=page.next_cursor)
 
 
 @router.get("/{enrollment_id}/readiness", response_model=ReadinessPublic)
