@@ -421,3 +421,26 @@ def test_pdf_prints_names_beyond_latin_1_without_failing():
     text = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
     assert "Nguyen Thi Anh" in text and "IKMA/2024/000009" in text
     assert "bekerja sama" not in text  # no partner, no partner line
+
+
+def test_pdf_sets_a_long_competency_list_smaller_to_keep_it_above_the_qr_code():
+    cert = pdf.PrintedCertificate(
+        number="IKMA/2024/000010",
+        recipient_name="Siti Rahmawati",
+        program_title="Bimtek Wirausaha Baru IKM Batik",
+        competency_units=[(f"BTK.{i:02d}", "Membatik tulis dengan canting") for i in range(25)],
+        hours=40,
+        start_date=date(2024, 9, 3),
+        end_date=date(2024, 9, 7),
+        issued_on=date(2024, 9, 8),
+        partner="Yayasan Batik Indonesia",
+        verification_url="https://sertifikat.example.id/verify/abc",
+    )
+    _, bottom_at_full_size = pdf._render(cert, unit_size=10)
+    assert bottom_at_full_size > pdf.FOOTER_TOP  # would run into the QR code
+    assert pdf._render(cert, unit_size=7)[1] > pdf.FOOTER_TOP
+    assert pdf._render(cert, unit_size=6)[1] <= pdf.FOOTER_TOP  # the largest size that fits
+    document = pdf.render(cert)
+    assert len(pypdf.PdfReader(io.BytesIO(document)).pages) == 1
+    text = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
+    assert "BTK.24" in text and "Siti Rahmawati" in text

@@ -50,8 +50,20 @@ def _latin1(text: str) -> str:
     return "".join(out)
 
 
+QR_SIZE = 42  # mm
+FOOTER_TOP = 297 - 24 - QR_SIZE - 10  # mm: where the issuer block and the QR code begin
+
+
 def render(cert: PrintedCertificate) -> bytes:
-    """The certificate as a one-page A4 PDF."""
+    """The certificate as a one-page A4 PDF; a long list of competencies is set smaller."""
+    for size in (10.0, 9.0, 8.0, 7.0, 6.0, 5.0):
+        document, bottom = _render(cert, unit_size=size)
+        if bottom <= FOOTER_TOP:
+            return document
+    return document  # pragma: no cover - only with dozens of competency units
+
+
+def _render(cert: PrintedCertificate, *, unit_size: float) -> tuple[bytes, float]:
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_title(_latin1(f"Sertifikat {cert.number}"))
     pdf.set_author(_latin1(ISSUER))
@@ -94,10 +106,11 @@ def render(cert: PrintedCertificate) -> bytes:
     pdf.ln(6)
     line("Unit kompetensi yang dinyatakan kompeten:", 11, style="B")
     for code, title in cert.competency_units:
-        line(f"{code}  {title}", 10, height=5.5)
+        line(f"{code}  {title}", unit_size, height=unit_size * 0.55)
+    content_bottom = pdf.get_y()
 
     # The issuer and the date on the left, the QR code to the verification page on the right.
-    qr_size = 42
+    qr_size = QR_SIZE
     bottom = pdf.h - 24
     pdf.image(
         io.BytesIO(qr_png(cert.verification_url)),
@@ -124,4 +137,4 @@ def render(cert: PrintedCertificate) -> bytes:
         ),
         align="L",
     )
-    return bytes(pdf.output())
+    return bytes(pdf.output()), content_bottom
