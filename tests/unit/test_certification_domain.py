@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import io
 import json
@@ -438,7 +439,11 @@ def test_pdf_sets_a_long_competency_list_smaller_to_keep_it_above_the_qr_code():
     )
     _, bottom_at_full_size = pdf._render(cert, unit_size=10)
     assert bottom_at_full_size > pdf.FOOTER_TOP  # would run into the QR code
-    assert pdf._render(cert, unit_size=5)[1] <= pdf.FOOTER_TOP  # a smaller size fits
+    size = pdf.unit_size_for(cert)
+    assert size < 10 and pdf._render(cert, unit_size=size)[1] <= pdf.FOOTER_TOP
+    assert pdf._render(cert, unit_size=size + 1)[1] > pdf.FOOTER_TOP  # the largest that fits
+    short = dataclasses.replace(cert, competency_units=cert.competency_units[:2])
+    assert pdf.unit_size_for(short) == 10
     document = pdf.render(cert)
     assert len(pypdf.PdfReader(io.BytesIO(document)).pages) == 1
     text = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()

@@ -56,11 +56,16 @@ FOOTER_TOP = 297 - 24 - QR_SIZE - 10  # mm: where the issuer block and the QR co
 
 def render(cert: PrintedCertificate) -> bytes:
     """The certificate as a one-page A4 PDF; a long list of competencies is set smaller."""
-    for size in (10.0, 9.0, 8.0, 7.0, 6.0, 5.0):
-        document, bottom = _render(cert, unit_size=size)
-        if bottom <= FOOTER_TOP:
-            return document
-    return document  # pragma: no cover - only with dozens of competency units
+    return _render(cert, unit_size=unit_size_for(cert))[0]
+
+
+def unit_size_for(cert: PrintedCertificate) -> float:
+    """The largest font size at which the competency units end above the issuer and QR code."""
+    sizes = (10.0, 9.0, 8.0, 7.0, 6.0, 5.0)
+    for size in sizes:
+        if _render(cert, unit_size=size)[1] <= FOOTER_TOP:
+            return size
+    return sizes[-1]  # pragma: no cover - only with dozens of competency units
 
 
 def _render(cert: PrintedCertificate, *, unit_size: float) -> tuple[bytes, float]:
