@@ -215,6 +215,26 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
         db: Database = app.state.db
         await publish(settings, [erased, withdrawn, merged])
         await wait_until(lambda: _equals(count(db, Certificate), 3))
+        # A completion of the person that had been dead-lettered: its name goes too.
+        async with db.session() as s:
+            for who in (erased, merged):
+                s.add(
+                    DeadLetter(
+                        consumer_group="certification",
+                        topic="training.enrollments",
+                        partition=0,
+                        offset=1,
+                        key=str(who.enrollment_id),
+                        headers="{}",
+                        value=who.model_dump_json(),
+                        event_id=str(uuid.uuid4()),
+                        event_type="enrollment.completed",
+                        reason="handler_failed",
+                        error="test",
+                        attempts=1,
+                    )
+                )
+            await s.commit()
         await publish(
             settings,
             [
@@ -240,7 +260,8 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
             left = (await s.scalars(select(Certificate))).all()
             kept = (await s.scalars(select(ErasedCertificate))).all()
             erased_ids = list(await s.scalars(select(ErasedParticipant.participant_id)))
-        assert await count(db, DeadLetter) == 0
+            dead = list(await s.scalars(select(DeadLetter.value)))
+        assert len(dead) == 1 and "Citra" in dead[0]  # only the erased person's went
 
     assert [(c.recipient_name, c.participant_id) for c in left] == [("Citra", survivor)]
     assert len(kept) == 2 and all(k.content_hash.startswith("sha256:") for k in kept)

@@ -45,6 +45,7 @@ from bekal.shared.events.catalogue import (
     CertificateRevoked,
     ParticipantCompleted,
 )
+from bekal.shared.messaging.models import DeadLetter
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
 from bekal.shared.problems import Conflict, NotFound, RuleViolation
@@ -693,6 +694,10 @@ async def erase_participant(
         await session.execute(
             delete(Certificate).where(Certificate.participant_id == participant_id)
         )
+    # A completion that could not be handled waits in the dead letters with the name in it.
+    await session.execute(
+        delete(DeadLetter).where(DeadLetter.value.contains(str(participant_id), autoescape=True))
+    )
     log.info("participant_certificates_erased", count=len(certificates))
     return [c.number for c in certificates]
 
