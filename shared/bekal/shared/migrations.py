@@ -51,10 +51,14 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     async def run_async() -> None:
+        section = config.get_section(config.config_ini_section, {})
+        # A running service may hold SQLite's write lock for a moment: wait for it, as services do.
+        sqlite = str(section.get("sqlalchemy.url", "")).startswith("sqlite")
         engine = async_engine_from_config(
-            config.get_section(config.config_ini_section, {}),
+            section,
             prefix="sqlalchemy.",
             poolclass=pool.NullPool,
+            connect_args={"timeout": 30} if sqlite else {},
         )
         async with engine.connect() as connection:
             await connection.run_sync(do_run)
