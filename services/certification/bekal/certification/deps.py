@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification.ratelimit import SlidingWindowLimiter
 from bekal.certification.services import Issuer
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.auth import Ministry, Principal, Role, require
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
-        yield session
+from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
 def get_settings(request: Request) -> CertificationSettings:
@@ -40,7 +34,6 @@ def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
     return limiter
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[CertificationSettings, Depends(get_settings)]
 SignerDep = Annotated[CertificateSigner, Depends(get_signer)]
 IssuerDep = Annotated[Issuer, Depends(get_issuer)]

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, require
+from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 from bekal.shared.settings import Settings
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: rolled back unless the route commits."""
-    async with request.app.state.db.session() as session:
-        yield session
 
 
 def _settings(request: Request) -> Settings:
@@ -23,7 +16,6 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 # Anyone signed in, of either ministry: facilities are not personal data.

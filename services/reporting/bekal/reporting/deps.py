@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bekal.shared.auth import Ministry, Principal, Role, require
+from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 # Both ministries read reports: these roles of either side may.
 READER_ROLES: tuple[str, ...] = (
@@ -29,11 +26,5 @@ DETAIL_ROLES: tuple[str, ...] = (
 TARGET_EDITOR_ROLES: tuple[str, ...] = (Role.TRAINING_ADMIN,)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReportReader = Annotated[Principal, require(roles=READER_ROLES)]
 TargetEditor = Annotated[Principal, require(ministry=Ministry.INDUSTRY, roles=TARGET_EDITOR_ROLES)]

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bekal.shared.auth import Ministry, Principal, Role, require
-
-
-async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(_db_session)]
+from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 # Everything here is the industry side's: corrections staff read their own registry instead.
 TrainingReader = Annotated[
