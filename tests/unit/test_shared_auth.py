@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bekal.shared.auth import (
@@ -65,17 +69,99 @@ def test_minted_token_verifies_with_claims(settings: Settings) -> None:
     [
         {"exp": int(time.time()) - 3600},
         {"nbf": int(time.time()) + 3600},
+        {"iat": int(time.time()) + 3600},
         {"aud": "someone-else"},
+        {"aud": ["someone-else", "another"]},
         {"iss": "another-issuer"},
         {"ministry": "finance"},
+        {"exp": "tomorrow"},
+        {"roles": "training_admin"},
+        {"facilities": "LP-CIPINANG"},
     ],
-    ids=["expired", "not-yet-valid", "wrong-audience", "wrong-issuer", "unknown-ministry"],
+    ids=[
+        "expired",
+        "not-yet-valid",
+        "issued-in-the-future",
+        "wrong-audience",
+        "wrong-audiences",
+        "wrong-issuer",
+        "unknown-ministry",
+        "expiry-not-a-number",
+        "roles-not-a-list",
+        "facilities-not-a-list",
+    ],
 )
 def test_bad_tokens_are_refused(settings: Settings, override: dict[str, object]) -> None:
     key = load_or_create_dev_key(settings.auth_dev_key_file)
     token = jwt.encode(_claims(settings, **override), key, algorithm="EdDSA")
     with pytest.raises(Unauthorized):
         TokenVerifier(settings).verify(token)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "sub", "iss", "aud", "ministry"])
+def test_token_missing_a_required_claim_is_refused(settings: Settings, claim: str) -> None:
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    claims = _claims(settings)
+    del claims[claim]
+    with pytest.raises(Unauthorized):
+        TokenVerifier(settings).verify(jwt.encode(claims, key, algorithm="EdDSA"))
+
+
+def _b64(data: bytes) -> str:
+    return jwt.utils.base64url_encode(data).decode()
+
+
+def test_hmac_token_keyed_with_the_public_key_is_refused(settings: Settings) -> None:
+    """Algorithm confusion: whoever holds the public key must not be able to sign with it."""
+    public = (
+        load_or_create_dev_key(settings.auth_dev_key_file)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    # Built by hand: PyJWT itself refuses to use a PEM public key as an HMAC secret.
+    signing_input = ".".join(
+        [
+            _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "dev"}).encode()),
+            _b64(json.dumps(_claims(settings)).encode()),
+        ]
+    )
+    for secret in (public, public.strip()):
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        with pytest.raises(Unauthorized):
+            TokenVerifier(settings).verify(f"{signing_input}.{_b64(mac)}")
+
+
+def test_token_with_a_signature_stripped_is_refused(settings: Settings) -> None:
+    token = mint_token(settings, subject="u", ministry="industry", roles=["training_admin"])
+    header, payload, _ = token.split(".")
+    for forged in (f"{header}.{payload}.", f"{header}.{payload}", "not-a-token", ""):
+        with pytest.raises(Unauthorized):
+            TokenVerifier(settings).verify(forged)
+
+
+@pytest.mark.parametrize(
+    ("ministry", "claimed", "kept"),
+    [
+        (
+            "corrections",
+            ["registry_admin", "training_admin", "certification_admin", "reporting_viewer"],
+            {"registry_admin", "reporting_viewer"},
+        ),
+        ("industry", ["registry_admin", "facility_officer", "operator"], {"operator"}),
+        (
+            "industry",
+            ["training_admin", "someone_elses_role"],
+            {"training_admin", "someone_elses_role"},
+        ),
+    ],
+    ids=["corrections-claims-industry-roles", "industry-claims-corrections-roles", "unknown-kept"],
+)
+def test_a_role_of_the_other_ministry_is_never_honoured(
+    settings: Settings, ministry: str, claimed: list[str], kept: set[str]
+) -> None:
+    token = mint_token(settings, subject="u", ministry=ministry, roles=claimed)
+    principal = TokenVerifier(settings).verify(token)
+    assert principal.roles == kept
 
 
 def test_token_signed_with_another_key_is_refused(settings: Settings) -> None:

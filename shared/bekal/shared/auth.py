@@ -44,6 +44,25 @@ class Role(StrEnum):
     OPERATOR = "operator"  # dead letters and other operations
 
 
+# The side each role belongs to; None for roles either side may hold.
+ROLE_MINISTRY: dict[Role, Ministry | None] = {
+    Role.REGISTRY_ADMIN: Ministry.CORRECTIONS,
+    Role.FACILITY_OFFICER: Ministry.CORRECTIONS,
+    Role.TRAINING_ADMIN: Ministry.INDUSTRY,
+    Role.TRAINING_OFFICER: Ministry.INDUSTRY,
+    Role.FIELD_OFFICER: Ministry.INDUSTRY,
+    Role.CERTIFICATION_ADMIN: Ministry.INDUSTRY,
+    Role.REPORTING_VIEWER: None,
+    Role.OPERATOR: None,
+}
+
+
+def foreign_roles(ministry: Ministry, roles: frozenset[str]) -> list[str]:
+    """The roles in ``roles`` that belong to the other ministry (unknown names are not ours)."""
+    known = {r.value: side for r, side in ROLE_MINISTRY.items()}
+    return sorted(r for r in roles if known.get(r) not in (None, ministry))
+
+
 @dataclass(frozen=True)
 class Principal:
     subject: str
@@ -137,10 +156,14 @@ class TokenVerifier:
         facilities = claims.get("facilities") or []
         if not isinstance(roles, list) or not isinstance(facilities, list):
             raise Unauthorized("Klaim 'roles' dan 'facilities' harus berupa daftar")
+        claimed = frozenset(map(str, roles))
+        # A role of the other side is never honoured: endpoints that admit a role without
+        # naming a ministry (reports, operations) would otherwise open to a mis-issued token.
+        granted = claimed.difference(foreign_roles(ministry, claimed))
         return Principal(
             subject=str(claims["sub"]),
             ministry=ministry,
-            roles=frozenset(map(str, roles)),
+            roles=granted,
             facilities=frozenset(map(str, facilities)),
             claims=claims,
         )
