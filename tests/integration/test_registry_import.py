@@ -44,8 +44,9 @@ GOOD_LINES = [
     "IM.3,Rina,6171014505900103,P,1995-01-01,SMP,LP-IMP,2023-03-01,2025-12-01,in_custody,1,1,\n",
 ]
 BAD_LINES = [
-    # line 5: NIK too short; 6: unknown facility; 7: inactive facility; 8: released;
-    # 9: the same registration number again; 10: the same NIK under another number.
+    # line 5: NIK too short; 6: unknown facility; 7: inactive facility; 8: released and never
+    # registered (skipped, not bad); 9: the same registration number again; 10: the same NIK
+    # under another number.
     "IM.4,Ani,617101450590010,F,1990-05-05,,LP-IMP,2023-01-10,,,,,\n",
     "IM.5,Ani,6171014505900105,F,1990-05-05,,LP-NOPE,2023-01-10,,,,,\n",
     "IM.6,Ani,6171014505900106,F,1990-05-05,,LP-CLOSED,2023-01-10,,,,,\n",
@@ -57,7 +58,6 @@ EXPECTED_ERRORS = [
     (5, "nik"),
     (6, "facility_code"),
     (7, "facility_code"),
-    (8, "status"),
     (9, "registration_number"),
     (10, "nik"),
 ]
@@ -138,15 +138,16 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     dry = await reg.upload(text, dry_run=True)
     assert dry["status"] == "done" and dry["dry_run"] is True and dry["progress"] == 1.0
     assert (dry["total_lines"], dry["processed_lines"]) == (9, 9)
-    assert (dry["created"], dry["unchanged"], dry["invalid"]) == (3, 0, 6)
+    assert (dry["created"], dry["unchanged"], dry["skipped"], dry["invalid"]) == (3, 0, 1, 5)
     assert [(e["line"], e["field"]) for e in dry["errors"]] == EXPECTED_ERRORS
+    assert [(e["line"], e["field"]) for e in dry["skipped_lines"]] == [(8, "status")]
     assert all(e["reason"] for e in dry["errors"])
     assert await reg.count(Inmate) == 0
     assert await reg.count(OutboxMessage) == outbox_before
     assert await reg.count(AuditEntry, AuditEntry.action == "inmates.imported") == 0
 
     real = await reg.upload(text, dry_run=False)
-    assert (real["created"], real["unchanged"], real["invalid"]) == (3, 0, 6)
+    assert (real["created"], real["unchanged"], real["skipped"], real["invalid"]) == (3, 0, 1, 5)
     assert [(e["line"], e["field"]) for e in real["errors"]] == EXPECTED_ERRORS
     async with reg.app.state.db.session() as s:
         rows = {i.registration_number: i for i in (await s.scalars(select(Inmate))).all()}
@@ -163,7 +164,8 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     outbox_after_first = await reg.count(OutboxMessage)
 
     again = await reg.upload(text, dry_run=False)
-    assert (again["created"], again["unchanged"], again["invalid"]) == (0, 3, 6)
+    assert (again["created"], again["unchanged"], again["invalid"]) == (0, 3, 5)
+    assert (again["updated"], again["transferred"], again["released"]) == (0, 0, 0)
     async with reg.app.state.db.session() as s:
         rows = {i.registration_number: i for i in (await s.scalars(select(Inmate))).all()}
     assert {n: (r.updated_at, r.full_name, r.facility_id) for n, r in rows.items()} == before
@@ -174,7 +176,7 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     r = await reg.client.post(f"/api/v1/inmates/{rows['IM.1'].id}/erasure", headers=reg.admin)
     assert r.status_code == 200, r.text
     third = await reg.upload(text, dry_run=False)
-    assert (third["created"], third["unchanged"], third["invalid"]) == (0, 3, 6)
+    assert (third["created"], third["unchanged"], third["invalid"]) == (0, 3, 5)
     async with reg.app.state.db.session() as s:
         erased = await s.get(Inmate, rows["IM.1"].id)
     assert erased is not None and erased.full_name == "[dihapus]" and erased.erased_at
@@ -251,7 +253,8 @@ async def test_cli_dry_run_then_idempotent_import_in_small_chunks(
     assert dry.returncode == 1, dry.stderr
     for line, field in EXPECTED_ERRORS:
         assert f"baris {line}: {field}:" in dry.stdout
-    assert "3 akan dibuat" in dry.stdout and "6 salah" in dry.stdout
+    assert "3 akan dibuat" in dry.stdout and "1 dilewati, 5 salah" in dry.stdout
+    assert "baris 8: dilewati:" in dry.stdout
     assert "Kolom diabaikan: offence" in dry.stdout
     assert await reg.count(Inmate) == 0
 
@@ -268,8 +271,12 @@ async def test_cli_dry_run_then_idempotent_import_in_small_chunks(
         "ops",
         command=("bekal.shared.cli", "registry-import"),
     )
-    assert "0 dibuat, 3 sudah ada, 6 salah" in second.stdout, second.stdout + second.stderr
+    assert "0 dibuat, 0 diperbarui, 0 dipindahkan, 0 dibebaskan, 3 tidak berubah" in second.stdout
+    assert "1 dilewati, 5 salah" in second.stdout, second.stdout + second.stderr
     assert await reg.count(Inmate) == 3
-    assert await reg.count(AuditEntry, AuditEntry.actor == "ops") == 2
+    by_ops = AuditEntry.actor == "ops"
+    assert await reg.count(AuditEntry, by_ops, AuditEntry.action == "inmates.imported") == 2
+    # One entry per person created, by whoever ran the import; none for the unchanged lines.
+    assert await reg.count(AuditEntry, by_ops, AuditEntry.action == "inmate.registered") == 3
     for run in (dry, first, second):
         assert not any(nik in run.stdout + run.stderr for nik in NIK_TEXTS)

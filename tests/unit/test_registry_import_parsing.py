@@ -64,7 +64,11 @@ def test_indonesian_forms_are_understood() -> None:
         ({"date_of_birth": "2024-01-01"}, "date_of_birth"),  # after admission
         ({"admission_date": ""}, "admission_date"),
         ({"expected_release_date": "2020-01-01"}, "expected_release_date"),
-        ({"status": "released"}, "status"),
+        ({"status": "deceased"}, "status"),
+        ({"status": "in_custody", "release_kind": "parole"}, "release_kind"),
+        ({"status": "parole", "release_kind": "free"}, "release_kind"),
+        ({"status": "released", "released_on": "2020-01-01"}, "released_on"),
+        ({"released_on": "2026-01-01"}, "released_on"),
         ({"consent_training": "mungkin"}, "consent_training"),
         ({"facility_code": ""}, "facility_code"),
         ({"full_name": "x" * 201}, "full_name"),

@@ -6,11 +6,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry.api import audit_router, facilities_router, imports_router, inmates_router
+from bekal.registry.api.imports import mark_interrupted_jobs
 from bekal.registry.domain import MovementRefused, RuleBroken
 from bekal.shared.problems import Conflict, RuleViolation, problem_response
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
+
+
+async def _on_ready(app: FastAPI) -> None:
+    # An import job runs inside the process that accepted it: one left running died with it.
+    await mark_interrupted_jobs(app.state.db)
+
 
 spec = ServiceSpec(
     name="registry",
@@ -22,6 +29,7 @@ spec = ServiceSpec(
     ),
     routers=[facilities_router, inmates_router, audit_router, imports_router],
     subscriptions=None,  # the registry is a source of truth: it consumes nothing
+    on_ready=_on_ready,
 )
 
 

@@ -44,6 +44,9 @@ async def _import(args: argparse.Namespace, settings: Settings, console: Console
         where = f"{error.field}: " if error.field else ""
         progress.console.print(f"baris {error.line}: {where}{error.reason}", highlight=False)
 
+    async def on_skip(line: LineError) -> None:
+        progress.console.print(f"baris {line.line}: dilewati: {line.reason}", highlight=False)
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -67,7 +70,10 @@ async def _import(args: argparse.Namespace, settings: Settings, console: Console
                 secret=settings.pseudonym_secret,
                 dry_run=args.dry_run,
                 recorded_by=actor,
+                roles="cli",
+                source=f"cli:{path.name}",
                 on_error=on_error,
+                on_skip=on_skip,
                 on_progress=on_progress,
                 chunk_size=args.chunk_size,
             )
@@ -81,10 +87,12 @@ async def _import(args: argparse.Namespace, settings: Settings, console: Console
     finally:
         await db.dispose()
     mode = "Uji coba (tidak ada yang ditulis)" if args.dry_run else "Impor selesai"
+    would = "akan " if args.dry_run else ""
     console.print(
-        f"{mode}: {report.processed_lines} baris, {report.created} "
-        f"{'akan dibuat' if args.dry_run else 'dibuat'}, {report.unchanged} sudah ada, "
-        f"{report.invalid} salah."
+        f"{mode}: {report.processed_lines} baris, {report.created} {would}dibuat, "
+        f"{report.updated} {would}diperbarui, {report.transferred} {would}dipindahkan, "
+        f"{report.released} {would}dibebaskan, {report.unchanged} tidak berubah, "
+        f"{report.skipped} dilewati, {report.invalid} salah."
     )
     if report.ignored_columns:
         console.print(f"Kolom diabaikan: {', '.join(report.ignored_columns)}")

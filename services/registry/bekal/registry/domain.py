@@ -303,6 +303,22 @@ def check_transfer(
         )
 
 
+def check_expected_release(
+    *, status: InmateStatus, admission_date: date, expected_release_date: date
+) -> None:
+    if not status.in_custody:
+        raise NotInCustody(
+            f"Warga binaan tidak lagi dalam tahanan ({status_words(status)}); "
+            "perkiraan tanggal bebas tidak dapat diubah.",
+            field="status",
+        )
+    if expected_release_date < admission_date:
+        raise InvalidValue(
+            "Perkiraan tanggal bebas tidak boleh sebelum tanggal masuk.",
+            field="expected_release_date",
+        )
+
+
 def check_absence(
     *,
     status: InmateStatus,

@@ -1,4 +1,10 @@
-"""Bulk import of inmates from a CSV export of the national corrections database, streamed."""
+"""Bulk import of inmates from a CSV export of the national corrections database, streamed.
+
+An export is a full picture of the day: new people are registered, and the changes it shows
+for people already registered (a transfer, a new expected release date, a release, consent
+given) are applied through the same use cases as the API, with the same rules, events and
+audit entries.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +18,21 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.registry import domain
-from bekal.registry.domain import InmateStatus, RuleBroken
+from bekal.registry import domain, services
+from bekal.registry.domain import Consent, InmateStatus, RuleBroken
 from bekal.registry.models import AuditEntry, Facility, Inmate
+from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
+from bekal.shared.auth import Ministry, Principal
 from bekal.shared.db import Database, utcnow
-from bekal.shared.events.catalogue import InmateShared
+from bekal.shared.events.catalogue import InmateShared, ReleaseKind
 from bekal.shared.messaging.outbox import add_event
 
 log = structlog.get_logger(__name__)
@@ -39,6 +49,8 @@ COLUMNS: tuple[str, ...] = (
     "admission_date",
     "expected_release_date",
     "status",
+    "release_kind",
+    "released_on",
     "consent_training",
     "consent_data_sharing",
 )
@@ -59,6 +71,24 @@ _SEX = {"F": "F", "P": "F", "PEREMPUAN": "F", "M": "M", "L": "M", "LAKI-LAKI": "
 _TRUE = {"true", "1", "y", "ya", "yes"}
 _FALSE = {"", "false", "0", "n", "tidak", "no"}
 _STATUS_IN_CUSTODY = {"", "in_custody", "dalam_tahanan"}
+# A release status names its kind, or says "released" and leaves the kind to ``release_kind``.
+_RELEASE_KINDS: dict[str, ReleaseKind] = {
+    "free": ReleaseKind.FREE,
+    "bebas_murni": ReleaseKind.FREE,
+    "parole": ReleaseKind.PAROLE,
+    "pembebasan_bersyarat": ReleaseKind.PAROLE,
+    "conditional": ReleaseKind.CONDITIONAL,
+    "conditional_release": ReleaseKind.CONDITIONAL,
+    "cuti_bersyarat": ReleaseKind.CONDITIONAL,
+}
+_STATUS_RELEASED = {"released", "bebas"}
+# Rule fields (named after the API's inputs) as the file's columns, for the report.
+_COLUMN_OF_FIELD = {
+    "to_facility_id": "facility_code",
+    "transferred_on": "facility_code",
+    "released_on": "released_on",
+    "expected_release_date": "expected_release_date",
+}
 _DMY = re.compile(r"(\d{2})[/-](\d{2})[/-](\d{4})")
 
 
@@ -86,6 +116,20 @@ class ImportRow:
     expected_release_date: date | None
     consent_training: bool
     consent_data_sharing: bool
+    # Set when the file says the person has left: a permanent release of that kind, on that day.
+    release_kind: ReleaseKind | None = None
+    released_on: date | None = None
+
+
+class Outcome(StrEnum):
+    """What a good line does; each line counts under exactly one."""
+
+    CREATED = "created"
+    UPDATED = "updated"  # expected release date and/or consent
+    TRANSFERRED = "transferred"  # (and possibly updated too)
+    RELEASED = "released"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # not bad, not written: a released person the registry never had
 
 
 @dataclass
@@ -94,9 +138,23 @@ class ImportReport:
     total_lines: int = 0  # data lines (the header excluded)
     processed_lines: int = 0
     created: int = 0
+    updated: int = 0
+    transferred: int = 0
+    released: int = 0
     unchanged: int = 0
+    skipped: int = 0
     invalid: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "lines": self.processed_lines,
+            **{o.value: getattr(self, o.value) for o in Outcome},
+            "invalid": self.invalid,
+        }
 
 
 class BadFile(Exception):
@@ -138,8 +196,35 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def parse_line(line: int, record: dict[str, str | None]) -> ImportRow:
-    """One CSV record as an ImportRow; raises LineErrorException naming the field."""
+def _release(status: str, record: dict[str, str | None]) -> ReleaseKind | None:
+    """The release kind a line states, or None for someone in custody."""
+    word = "_".join(status.replace("-", " ").split())
+    named = (record.get("release_kind") or "").strip().lower()
+    named = "_".join(named.replace("-", " ").split())
+    if word in _STATUS_IN_CUSTODY:
+        if named:
+            raise _Bad("release_kind", "jenis pembebasan hanya diisi untuk warga binaan yang bebas")
+        return None
+    if word not in _STATUS_RELEASED and word not in _RELEASE_KINDS:
+        raise _Bad(
+            "status",
+            "status harus in_custody, released, free, parole atau conditional "
+            "(atau dalam_tahanan, bebas, bebas_murni, pembebasan_bersyarat, cuti_bersyarat)",
+        )
+    if named and named not in _RELEASE_KINDS:
+        raise _Bad("release_kind", "jenis pembebasan harus free, parole atau conditional")
+    stated = _RELEASE_KINDS.get(word)
+    kind = _RELEASE_KINDS.get(named)
+    if stated is not None and kind is not None and stated is not kind:
+        raise _Bad("release_kind", "jenis pembebasan tidak cocok dengan status")
+    return stated or kind or ReleaseKind.FREE
+
+
+def parse_line(line: int, record: dict[str, str | None], *, today: date | None = None) -> ImportRow:
+    """One CSV record as an ImportRow; raises LineErrorException naming the field.
+
+    ``today`` dates a release whose ``released_on`` is empty (the day the export shows it).
+    """
 
     try:
 
@@ -165,12 +250,17 @@ def parse_line(line: int, record: dict[str, str | None]) -> ImportRow:
         admitted = _date(text("admission_date", 10), "admission_date")
         release_text = text("expected_release_date", 10)
         release = _date(release_text, "expected_release_date") if release_text else None
-        status = text("status", 30).lower()
-        if status not in _STATUS_IN_CUSTODY:
-            raise _Bad(
-                "status",
-                "hanya warga binaan yang masih dalam tahanan (in_custody) yang diimpor",
+        release_kind = _release(text("status", 30).lower(), record)
+        released_text = text("released_on", 10)
+        released_on: date | None = None
+        if release_kind is not None:
+            released_on = (
+                _date(released_text, "released_on") if released_text else today or utcnow().date()
             )
+            if released_on < admitted:
+                raise _Bad("released_on", "tanggal bebas tidak boleh sebelum tanggal masuk")
+        elif released_text:
+            raise _Bad("released_on", "tanggal bebas hanya diisi untuk warga binaan yang bebas")
         training = _flag(record.get("consent_training"), "consent_training")
         sharing = _flag(record.get("consent_data_sharing"), "consent_data_sharing")
         domain.check_admission_dates(
@@ -193,7 +283,129 @@ def parse_line(line: int, record: dict[str, str | None]) -> ImportRow:
         expected_release_date=release,
         consent_training=training,
         consent_data_sharing=sharing,
+        release_kind=release_kind,
+        released_on=released_on,
     )
+
+
+# --- what a line means for someone already registered (no database) -------------------------
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What the import compares of a person already in the registry."""
+
+    id: uuid.UUID
+    nik_hash: str
+    facility_id: uuid.UUID
+    status: InmateStatus
+    admission_date: date
+    expected_release_date: date | None
+    consent: Consent
+    consent_withdrawn: bool
+    erased: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    outcome: Outcome
+    transfer_to: uuid.UUID | None = None
+    expected_release_date: date | None = None
+    consent: Consent | None = None  # the consent to record (never less than what is held)
+    release: tuple[ReleaseKind, date] | None = None
+
+
+def plan_change(
+    row: ImportRow,
+    *,
+    nik_hash: str,
+    current: Registered,
+    facility_id: uuid.UUID,
+    facility_active: bool,
+    today: date,
+) -> Change:
+    """What a line changes for someone already registered; LineErrorException if it cannot.
+
+    The file is a daily picture, so what it says that differs is applied: a transfer, a new
+    expected release date, a release, consent given. It never withdraws consent (a person's
+    act, recorded in the registry, not an export's artefact) and never brings back an erased
+    or merged record.
+    """
+
+    def refuse(rule: RuleBroken) -> LineErrorException:
+        return LineErrorException(
+            LineError(row.line, _COLUMN_OF_FIELD.get(rule.field, rule.field), rule.message)
+        )
+
+    if nik_hash != current.nik_hash:
+        raise LineErrorException(
+            LineError(row.line, "nik", "nomor registrasi sudah terdaftar dengan NIK yang berbeda")
+        )
+    if current.erased or current.status is InmateStatus.MERGED:
+        return Change(Outcome.UNCHANGED)
+    if row.release_kind is not None:
+        if current.status is InmateStatus.RELEASED:
+            return Change(Outcome.UNCHANGED)
+        assert row.released_on is not None  # parse_line dates every release
+        try:
+            domain.check_release(
+                status=current.status,
+                admission_date=current.admission_date,
+                released_on=row.released_on,
+            )
+        except RuleBroken as rule:
+            raise refuse(rule) from None
+        return Change(Outcome.RELEASED, release=(row.release_kind, row.released_on))
+    if not current.status.in_custody:
+        raise LineErrorException(
+            LineError(
+                row.line,
+                "status",
+                f"warga binaan {domain.status_words(current.status)} menurut registri, "
+                "sedangkan berkas menyatakan dalam tahanan",
+            )
+        )
+    transfer_to: uuid.UUID | None = None
+    expected: date | None = None
+    consent: Consent | None = None
+    try:
+        if facility_id != current.facility_id:
+            domain.check_transfer(
+                status=current.status,
+                admission_date=current.admission_date,
+                from_facility_id=current.facility_id,
+                to_facility_id=facility_id,
+                to_facility_active=facility_active,
+                transferred_on=today,
+            )
+            transfer_to = facility_id
+        # An empty date in the file is "not known there", not "no longer expected".
+        if (
+            row.expected_release_date is not None
+            and row.expected_release_date != current.expected_release_date
+        ):
+            domain.check_expected_release(
+                status=current.status,
+                admission_date=current.admission_date,
+                expected_release_date=row.expected_release_date,
+            )
+            expected = row.expected_release_date
+    except RuleBroken as rule:
+        raise refuse(rule) from None
+    given = Consent(
+        training=current.consent.training or row.consent_training,
+        data_sharing=current.consent.data_sharing or row.consent_data_sharing,
+    )
+    # After a withdrawal the export may still say "ya" for a while: only the registry gives it back.
+    if given != current.consent and not current.consent_withdrawn:
+        consent = given
+    if transfer_to is not None:
+        outcome = Outcome.TRANSFERRED
+    elif expected is not None or consent is not None:
+        outcome = Outcome.UPDATED
+    else:
+        outcome = Outcome.UNCHANGED
+    return Change(outcome, transfer_to=transfer_to, expected_release_date=expected, consent=consent)
 
 
 class LineErrorException(Exception):
@@ -295,16 +507,32 @@ async def run_import(
     dry_run: bool,
     recorded_by: str,
     on_error: ErrorCallback,
+    on_skip: ErrorCallback | None = None,
     on_progress: ProgressCallback | None = None,
     chunk_size: int = CHUNK_SIZE,
+    roles: str = "",
+    source: str = "import",
+    job_id: uuid.UUID | None = None,
+    today: date | None = None,
 ) -> ImportReport:
     """Import ``path`` chunk by chunk; each chunk is one transaction (none in a dry run).
 
-    A line whose registration number is already registered with the same NIK is left as it
-    is (``unchanged``), so running the same file again changes nothing. Changes to existing
-    people go through the movement endpoints, which audit and announce them.
+    A line that says what the registry already holds is ``unchanged``, so running the same
+    file again changes nothing. Each change to a person is audited under ``recorded_by`` with
+    ``source``, ``job_id`` and the line, like the same change made through the API.
     """
     report = ImportReport(dry_run=dry_run, total_lines=count_lines(path))
+    context = _Context(
+        secret=secret,
+        dry_run=dry_run,
+        principal=Principal(
+            subject=recorded_by,
+            ministry=Ministry.CORRECTIONS,
+            roles=frozenset(r for r in roles.split(",") if r),
+        ),
+        via={"source": source, "job_id": str(job_id) if job_id else None},
+        today=today or utcnow().date(),
+    )
     facilities: dict[str, tuple[uuid.UUID, bool]] = {}
     async with db.session() as s:
         for fid, code, active in (
@@ -317,32 +545,12 @@ async def run_import(
         for line, record in _records(path, report):
             chunk.append((line, record))
             if len(chunk) >= chunk_size:
-                await _chunk(
-                    db,
-                    chunk,
-                    report,
-                    facilities,
-                    seen,
-                    secret,
-                    dry_run,
-                    recorded_by,
-                    on_error,
-                )
+                await _chunk(db, chunk, report, facilities, seen, context, on_error, on_skip)
                 chunk = []
                 if on_progress:
                     await on_progress(report)
         if chunk:
-            await _chunk(
-                db,
-                chunk,
-                report,
-                facilities,
-                seen,
-                secret,
-                dry_run,
-                recorded_by,
-                on_error,
-            )
+            await _chunk(db, chunk, report, facilities, seen, context, on_error, on_skip)
     finally:
         seen.close()
     report.total_lines = report.processed_lines
@@ -350,12 +558,18 @@ async def run_import(
         await on_progress(report)
     log.info(
         "inmates_imported" if not dry_run else "inmates_import_checked",
-        lines=report.processed_lines,
-        created=report.created,
-        unchanged=report.unchanged,
-        invalid=report.invalid,
+        **report.counts(),
     )
     return report
+
+
+@dataclass(frozen=True)
+class _Context:
+    secret: str
+    dry_run: bool
+    principal: Principal  # who runs the import: the actor of every audit entry it writes
+    via: dict[str, Any]  # added to each audit entry: where the change came from
+    today: date
 
 
 async def _chunk(
@@ -364,29 +578,42 @@ async def _chunk(
     report: ImportReport,
     facilities: dict[str, tuple[uuid.UUID, bool]],
     seen: SeenKeys,
-    secret: str,
-    dry_run: bool,
-    recorded_by: str,
+    context: _Context,
     on_error: ErrorCallback,
+    on_skip: ErrorCallback | None,
 ) -> None:
     report.processed_lines += len(chunk)
     errors: list[LineError] = []
+    skipped: list[LineError] = []
     try:
         await _check_and_write(
-            db,
-            chunk,
-            report,
-            facilities,
-            seen,
-            secret,
-            dry_run,
-            recorded_by,
-            errors.append,
+            db, chunk, report, facilities, seen, context, errors.append, skipped.append
         )
     finally:
         report.invalid += len(errors)
+        report.skipped += len(skipped)
         for error in sorted(errors, key=lambda e: e.line):
             await on_error(error)
+        if on_skip is not None:
+            for skip in sorted(skipped, key=lambda e: e.line):
+                await on_skip(skip)
+
+
+# The columns compared for people already registered: read as plain rows, not ORM objects, so
+# the same file again (everything unchanged) costs one query per chunk.
+_REGISTERED = (
+    Inmate.registration_number,
+    Inmate.id,
+    Inmate.nik_hash,
+    Inmate.facility_id,
+    Inmate.status,
+    Inmate.admission_date,
+    Inmate.expected_release_date,
+    Inmate.consent_training,
+    Inmate.consent_data_sharing,
+    Inmate.consent_withdrawn_at,
+    Inmate.erased_at,
+)
 
 
 async def _check_and_write(
@@ -395,43 +622,45 @@ async def _check_and_write(
     report: ImportReport,
     facilities: dict[str, tuple[uuid.UUID, bool]],
     seen: SeenKeys,
-    secret: str,
-    dry_run: bool,
-    recorded_by: str,
+    context: _Context,
     bad: Callable[[LineError], None],
+    skip: Callable[[LineError], None],
 ) -> None:
     rows: list[tuple[ImportRow, str]] = []
     for line, record in chunk:
         try:
-            row = parse_line(line, record)
+            row = parse_line(line, record, today=context.today)
         except LineErrorException as exc:
             bad(exc.error)
             continue
-        known = facilities.get(row.facility_code)
-        if known is None:
+        if row.facility_code not in facilities:
             bad(LineError(line, "facility_code", "kode fasilitas tidak dikenal"))
             continue
-        if not known[1]:
-            bad(LineError(line, "facility_code", "fasilitas tidak aktif"))
-            continue
-        rows.append((row, domain.nik_digest(row.nik, secret)))
+        rows.append((row, domain.nik_digest(row.nik, context.secret)))
 
     async with db.session() as session:
         numbers = [r.registration_number for r, _ in rows]
         hashes = [h for _, h in rows]
-        by_number = (
-            dict(
-                (
-                    await session.execute(
-                        select(Inmate.registration_number, Inmate.nik_hash).where(
-                            Inmate.registration_number.in_(numbers)
-                        )
-                    )
-                ).all()
-            )
-            if numbers
-            else {}
-        )
+        registered: dict[str, Registered] = {}
+        if numbers:
+            for found in (
+                await session.execute(
+                    select(*_REGISTERED).where(Inmate.registration_number.in_(numbers))
+                )
+            ).all():
+                registered[found.registration_number] = Registered(
+                    id=found.id,
+                    nik_hash=found.nik_hash,
+                    facility_id=found.facility_id,
+                    status=InmateStatus(found.status),
+                    admission_date=found.admission_date,
+                    expected_release_date=found.expected_release_date,
+                    consent=Consent(
+                        training=found.consent_training, data_sharing=found.consent_data_sharing
+                    ),
+                    consent_withdrawn=found.consent_withdrawn_at is not None,
+                    erased=found.erased_at is not None,
+                )
         by_hash = (
             dict(
                 (
@@ -454,7 +683,7 @@ async def _check_and_write(
         seen_numbers: set[int] = set()  # this chunk's
         seen_niks: set[int] = set()
         new: list[dict[str, Any]] = []
-        now: datetime = utcnow()
+        changes: list[tuple[ImportRow, uuid.UUID, Change]] = []
         for row, nik_hash in rows:
             number_key, nik_key = keys[row.line]
             # Checked before the database, so a dry run and a real run report the same lines.
@@ -472,73 +701,188 @@ async def _check_and_write(
                 continue
             seen_numbers.add(number_key)
             seen_niks.add(nik_key)
-            existing_hash = by_number.get(row.registration_number)
-            if existing_hash is not None:
-                if existing_hash == nik_hash:
-                    report.unchanged += 1
-                else:
-                    bad(
-                        LineError(
-                            row.line,
-                            "nik",
-                            "nomor registrasi sudah terdaftar dengan NIK yang berbeda",
-                        )
+            facility_id, facility_active = facilities[row.facility_code]
+            current = registered.get(row.registration_number)
+            if current is not None:
+                try:
+                    change = plan_change(
+                        row,
+                        nik_hash=nik_hash,
+                        current=current,
+                        facility_id=facility_id,
+                        facility_active=facility_active,
+                        today=context.today,
                     )
+                except LineErrorException as exc:
+                    bad(exc.error)
+                    continue
+                report.count(change.outcome)
+                if change.outcome is not Outcome.UNCHANGED:
+                    changes.append((row, current.id, change))
                 continue
             if nik_hash in by_hash:
                 bad(LineError(row.line, "nik", "NIK sudah terdaftar dengan nomor registrasi lain"))
                 continue
-            report.created += 1
-            if dry_run:
+            if row.release_kind is not None:
+                skip(
+                    LineError(
+                        row.line,
+                        "status",
+                        "sudah bebas menurut berkas dan belum terdaftar; tidak didaftarkan",
+                    )
+                )
                 continue
-            share = row.consent_training and row.consent_data_sharing
-            consent_given = row.consent_training or row.consent_data_sharing
-            new.append(
-                {
-                    "id": uuid.uuid4(),
-                    "registration_number": row.registration_number,
-                    "full_name": row.full_name,
-                    "search_name": domain.search_key(row.full_name),
-                    "nik_hash": nik_hash,
-                    "nik_encrypted": domain.encrypt_nik(row.nik, secret),
-                    "sex": row.sex,
-                    "date_of_birth": row.date_of_birth,
-                    "education_level": row.education_level,
-                    "facility_id": facilities[row.facility_code][0],
-                    "admission_date": row.admission_date,
-                    "expected_release_date": row.expected_release_date,
-                    "status": InmateStatus.IN_CUSTODY.value,
-                    "consent_training": row.consent_training,
-                    "consent_data_sharing": row.consent_data_sharing,
-                    "consent_recorded_at": now if consent_given else None,
-                    "consent_recorded_by": recorded_by if consent_given else None,
-                    "shared": share,
-                    "shared_at": now if share else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            if not facility_active:
+                bad(LineError(row.line, "facility_code", "fasilitas tidak aktif"))
+                continue
+            report.created += 1
+            if not context.dry_run:
+                new.append(_new_inmate(row, nik_hash, facility_id, context))
         seen.add(SeenKeys.NUMBER, seen_numbers)
         seen.add(SeenKeys.NIK, seen_niks)
-        if dry_run or not new:
+        if context.dry_run or not (new or changes):
             return  # the session closes without a commit: nothing written
-        # Core executemany: the ORM bulk path would fetch each new row back, for nothing here.
-        await session.execute(Inmate.__table__.insert(), new)
-        for values in new:
-            if values["shared"]:
-                add_event(
-                    session,
-                    InmateShared(
-                        participant_id=values["id"],
-                        full_name=values["full_name"],
-                        sex=values["sex"],
-                        birth_year=values["date_of_birth"].year,
-                        facility_id=values["facility_id"],
-                        admission_date=values["admission_date"],
-                        expected_release_date=values["expected_release_date"],
-                    ),
-                )
+        if new:
+            await _insert(session, new, facilities, context)
+        for row, inmate_id, change in changes:
+            await _apply(session, row, inmate_id, change, context)
         await session.commit()
+
+
+def _new_inmate(
+    row: ImportRow, nik_hash: str, facility_id: uuid.UUID, context: _Context
+) -> dict[str, Any]:
+    now: datetime = utcnow()
+    share = row.consent_training and row.consent_data_sharing
+    consent_given = row.consent_training or row.consent_data_sharing
+    return {
+        "id": uuid.uuid4(),
+        "registration_number": row.registration_number,
+        "full_name": row.full_name,
+        "search_name": domain.search_key(row.full_name),
+        "nik_hash": nik_hash,
+        "nik_encrypted": domain.encrypt_nik(row.nik, context.secret),
+        "sex": row.sex,
+        "date_of_birth": row.date_of_birth,
+        "education_level": row.education_level,
+        "facility_id": facility_id,
+        "admission_date": row.admission_date,
+        "expected_release_date": row.expected_release_date,
+        "status": InmateStatus.IN_CUSTODY.value,
+        "consent_training": row.consent_training,
+        "consent_data_sharing": row.consent_data_sharing,
+        "consent_recorded_at": now if consent_given else None,
+        "consent_recorded_by": context.principal.subject if consent_given else None,
+        "shared": share,
+        "shared_at": now if share else None,
+        "created_at": now,
+        "updated_at": now,
+        "_line": row.line,
+    }
+
+
+async def _insert(
+    session: AsyncSession,
+    new: list[dict[str, Any]],
+    facilities: dict[str, tuple[uuid.UUID, bool]],
+    context: _Context,
+) -> None:
+    """New people, their audit entries and InmateShared events, in bulk."""
+    codes = {fid: code for code, (fid, _) in facilities.items()}
+    lines = [values.pop("_line") for values in new]
+    # Core executemany: the ORM bulk path would fetch each new row back, for nothing here.
+    await session.execute(Inmate.__table__.insert(), new)
+    principal = context.principal
+    roles = ",".join(sorted(principal.roles))
+    await session.execute(
+        AuditEntry.__table__.insert(),
+        [
+            {
+                "id": uuid.uuid4(),
+                "at": values["created_at"],
+                "actor": principal.subject,
+                "roles": roles,
+                "action": "inmate.registered",
+                "inmate_id": values["id"],
+                "facility_id": values["facility_id"],
+                "detail": json.dumps(
+                    {
+                        "registration_number": values["registration_number"],
+                        "consent_training": values["consent_training"],
+                        "consent_data_sharing": values["consent_data_sharing"],
+                        "shared": values["shared"],
+                        "line": line,
+                        **context.via,
+                    },
+                    sort_keys=True,
+                ),
+            }
+            for values, line in zip(new, lines, strict=True)
+        ],
+    )
+    for values in new:
+        if values["shared"]:
+            add_event(
+                session,
+                InmateShared(
+                    participant_id=values["id"],
+                    full_name=values["full_name"],
+                    sex=values["sex"],
+                    birth_year=values["date_of_birth"].year,
+                    facility_id=values["facility_id"],
+                    admission_date=values["admission_date"],
+                    expected_release_date=values["expected_release_date"],
+                    facility_code=codes[values["facility_id"]],
+                ),
+            )
+
+
+async def _apply(
+    session: AsyncSession,
+    row: ImportRow,
+    inmate_id: uuid.UUID,
+    change: Change,
+    context: _Context,
+) -> None:
+    """One person's changes, through the same use cases (rules, events, audit) as the API."""
+    principal = context.principal
+    via = {**context.via, "line": row.line}
+    if change.release is not None:
+        kind, released_on = change.release
+        await services.release_inmate(
+            session,
+            inmate_id=inmate_id,
+            release=ReleaseIn(kind=kind, released_on=released_on),
+            principal=principal,
+            via=via,
+        )
+        return
+    if change.transfer_to is not None:
+        await services.transfer_inmate(
+            session,
+            inmate_id=inmate_id,
+            transfer=TransferIn(to_facility_id=change.transfer_to, transferred_on=context.today),
+            principal=principal,
+            via=via,
+        )
+    if change.expected_release_date is not None:
+        await services.update_expected_release(
+            session,
+            inmate_id=inmate_id,
+            expected_release_date=change.expected_release_date,
+            principal=principal,
+            via=via,
+        )
+    if change.consent is not None:
+        await services.record_consent(
+            session,
+            inmate_id=inmate_id,
+            consent=ConsentIn(
+                training=change.consent.training, data_sharing=change.consent.data_sharing
+            ),
+            principal=principal,
+            via=via,
+        )
 
 
 async def audit_import(
@@ -550,7 +894,7 @@ async def audit_import(
     source: str,
     job_id: uuid.UUID | None = None,
 ) -> None:
-    """One audit entry per real import (not one per line): who imported what, with the counts."""
+    """One summary entry per real import, next to the entries per person it changed."""
     async with db.session() as session:
         session.add(
             AuditEntry(
@@ -563,10 +907,7 @@ async def audit_import(
                     {
                         "source": source,
                         "job_id": str(job_id) if job_id else None,
-                        "lines": report.processed_lines,
-                        "created": report.created,
-                        "unchanged": report.unchanged,
-                        "invalid": report.invalid,
+                        **report.counts(),
                     },
                     sort_keys=True,
                 ),

@@ -117,7 +117,7 @@ class ImportJob(Base):
     __tablename__ = "import_jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
     dry_run: Mapped[bool] = mapped_column(Boolean)
     filename: Mapped[str | None] = mapped_column(String(300))
     total_lines: Mapped[int] = mapped_column(Integer, default=0)
@@ -125,8 +125,16 @@ class ImportJob(Base):
     created_count: Mapped[int] = mapped_column(Integer, default=0)
     unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
     invalid_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    transferred_count: Mapped[int] = mapped_column(Integer, default=0)
+    released_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
     # The first bad lines as JSON [{line, field, reason}]; the count above has them all.
     errors: Mapped[str | None] = mapped_column(Text)
+    # The first skipped lines, the same way (a released person not registered, for example).
+    skipped: Mapped[str | None] = mapped_column(Text)
+    # Written with each chunk's progress: a running job whose beat stopped died with its process.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -321,16 +321,23 @@ class ImportErrorPublic(BaseModel):
 
 class ImportJobPublic(BaseModel):
     id: uuid.UUID
-    status: str = Field(description="queued, running, done or failed")
+    status: str = Field(description="queued, running, done, failed or interrupted")
     dry_run: bool
     filename: str | None
     total_lines: int
     processed_lines: int
     progress: float = Field(description="processed_lines / total_lines, 0..1")
     created: int
+    updated: int = Field(description="Expected release date or consent changed")
+    transferred: int
+    released: int
     unchanged: int
+    skipped: int = Field(description="Neither bad nor written (a released person not registered)")
     invalid: int
     errors: list[ImportErrorPublic] = Field(description="The first bad lines (all are counted)")
+    skipped_lines: list[ImportErrorPublic] = Field(
+        description="The first skipped lines, with the reason (all are counted)"
+    )
     failure: str | None
     created_by: str
     created_at: datetime

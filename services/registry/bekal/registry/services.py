@@ -245,11 +245,17 @@ def _shared_event(inmate: Inmate) -> InmateShared:
         facility_id=inmate.facility_id,
         admission_date=inmate.admission_date,
         expected_release_date=inmate.expected_release_date,
+        facility_code=inmate.facility.code,
     )
 
 
 def _apply_consent(
-    session: AsyncSession, inmate: Inmate, consent: Consent, *, principal: Principal
+    session: AsyncSession,
+    inmate: Inmate,
+    consent: Consent,
+    *,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
 ) -> None:
     share = domain.must_share(
         consent=consent, already_shared=inmate.shared, status=InmateStatus(inmate.status)
@@ -285,6 +291,7 @@ def _apply_consent(
             "data_sharing": consent.data_sharing,
             "shared": share,
             "withdrawn": withdraw,
+            **(via or {}),
         },
     )
 
@@ -416,7 +423,12 @@ async def list_inmates(
 
 
 async def record_consent(
-    session: AsyncSession, *, inmate_id: uuid.UUID, consent: ConsentIn, principal: Principal
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID,
+    consent: ConsentIn,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
 ) -> Inmate:
     inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
     _apply_consent(
@@ -424,13 +436,19 @@ async def record_consent(
         inmate,
         Consent(training=consent.training, data_sharing=consent.data_sharing),
         principal=principal,
+        via=via,
     )
     inmate.updated_at = utcnow()
     return inmate
 
 
 async def release_inmate(
-    session: AsyncSession, *, inmate_id: uuid.UUID, release: ReleaseIn, principal: Principal
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID,
+    release: ReleaseIn,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
 ) -> Inmate:
     inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
     domain.check_release(
@@ -471,14 +489,20 @@ async def release_inmate(
         "inmate.released",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
-        detail={"kind": release.kind.value, "released_on": release.released_on},
+        detail={"kind": release.kind.value, "released_on": release.released_on, **(via or {})},
     )
     return inmate
 
 
 async def transfer_inmate(
-    session: AsyncSession, *, inmate_id: uuid.UUID, transfer: TransferIn, principal: Principal
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID,
+    transfer: TransferIn,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
 ) -> Inmate:
+    """Move an inmate to another active facility; ``via`` adds context to the audit entry."""
     inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
     target = await session.get(Facility, transfer.to_facility_id)
     if target is None:
@@ -492,6 +516,7 @@ async def transfer_inmate(
         transferred_on=transfer.transferred_on,
     )
     from_facility_id = inmate.facility_id
+    from_facility_code = inmate.facility.code
     inmate.facility_id = target.id
     inmate.facility = target
     inmate.updated_at = utcnow()
@@ -513,6 +538,8 @@ async def transfer_inmate(
                 from_facility_id=from_facility_id,
                 to_facility_id=target.id,
                 transferred_on=transfer.transferred_on,
+                from_facility_code=from_facility_code,
+                to_facility_code=target.code,
             ),
         )
     log.info(
@@ -531,7 +558,44 @@ async def transfer_inmate(
             "from_facility_id": from_facility_id,
             "to_facility_id": target.id,
             "transferred_on": transfer.transferred_on,
+            **(via or {}),
         },
+    )
+    return inmate
+
+
+async def update_expected_release(
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID,
+    expected_release_date: date,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
+) -> Inmate:
+    """A new expected release date (a remission, a new sentence computation).
+
+    A shared person is shared again, whole: the industry side's replica keeps the latest
+    InmateShared, so its candidate window follows the new date.
+    """
+    inmate = await _load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    domain.check_expected_release(
+        status=InmateStatus(inmate.status),
+        admission_date=inmate.admission_date,
+        expected_release_date=expected_release_date,
+    )
+    previous = inmate.expected_release_date
+    inmate.expected_release_date = expected_release_date
+    inmate.updated_at = utcnow()
+    if inmate.shared:
+        add_event(session, _shared_event(inmate))
+    log.info("inmate_expected_release_updated", inmate_id=str(inmate.id))
+    audit(
+        session,
+        principal,
+        "inmate.expected_release_updated",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"from": previous, "to": expected_release_date, **(via or {})},
     )
     return inmate
 

@@ -111,7 +111,9 @@ class _InmateEvent(Event):
 class InmateShared(_InmateEvent):
     """An inmate gave consent to training and to sharing the minimum with the industry side.
 
-    Published when consent is complete; only shared people ever appear on this topic.
+    Published when consent is complete; only shared people ever appear on this topic. Published
+    again, whole, when what it carries changes (a new expected release date): consumers keep the
+    latest, so applying it twice changes nothing.
     """
 
     event_name: ClassVar[str] = "inmate.shared"
@@ -122,6 +124,9 @@ class InmateShared(_InmateEvent):
     facility_id: uuid.UUID
     admission_date: date
     expected_release_date: date | None
+    facility_code: str | None = Field(
+        default=None, description="Added in v1 (optional): the facility code; older events lack it"
+    )
 
 
 @catalogue.register
@@ -133,6 +138,12 @@ class InmateTransferred(_InmateEvent):
     from_facility_id: uuid.UUID
     to_facility_id: uuid.UUID
     transferred_on: date
+    from_facility_code: str | None = Field(
+        default=None, description="Added in v1 (optional); older events carry only the ids"
+    )
+    to_facility_code: str | None = Field(
+        default=None, description="Added in v1 (optional); older events carry only the ids"
+    )
 
 
 @catalogue.register

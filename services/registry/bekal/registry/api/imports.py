@@ -7,11 +7,13 @@ import json
 import os
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
+from sqlalchemy import or_, update
 
 from bekal.registry.deps import RegistryAdmin, SessionDep
 from bekal.registry.importer import (
@@ -31,7 +33,14 @@ router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 log = structlog.get_logger(__name__)
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-KEPT_ERRORS = 1000  # the job keeps the first bad lines; all of them are counted
+KEPT_ERRORS = 1000  # the job keeps the first bad (and skipped) lines; all of them are counted
+# A job beats with each chunk (well under a second); one silent this long died with its process.
+STALE_AFTER = timedelta(minutes=2)
+UNFINISHED = ("queued", "running")
+INTERRUPTED = (
+    "Impor terhenti karena layanan registri berhenti saat impor berjalan. Unggah berkas yang "
+    "sama sekali lagi untuk menyelesaikannya: baris yang sudah masuk tidak berubah."
+)
 
 
 def job_public(job: ImportJob) -> ImportJobPublic:
@@ -47,9 +56,14 @@ def job_public(job: ImportJob) -> ImportJobPublic:
         if total
         else (1.0 if job.status == "done" else 0.0),
         created=job.created_count,
+        updated=job.updated_count,
+        transferred=job.transferred_count,
+        released=job.released_count,
         unchanged=job.unchanged_count,
+        skipped=job.skipped_count,
         invalid=job.invalid_count,
         errors=[ImportErrorPublic(**e) for e in json.loads(job.errors or "[]")],
+        skipped_lines=[ImportErrorPublic(**e) for e in json.loads(job.skipped or "[]")],
         failure=job.failure,
         created_by=job.created_by,
         created_at=job.created_at,
@@ -106,6 +120,7 @@ async def start_import(
         invalid_count=0,
         created_by=principal.subject,
         created_at=utcnow(),
+        heartbeat_at=utcnow(),
     )
     session.add(job)
     await session.commit()
@@ -133,7 +148,44 @@ async def get_import(job_id: uuid.UUID, session: SessionDep, principal: Registry
     job = await session.get(ImportJob, job_id)
     if job is None:
         raise NotFound("Pekerjaan impor tidak ditemukan.")
+    if job.status in UNFINISHED and _stale(job):
+        # Its process stopped (another replica's, or this one's before a restart).
+        job.status, job.failure, job.finished_at = "interrupted", INTERRUPTED, utcnow()
+        await session.commit()
     return job_public(job)
+
+
+def _stale(job: ImportJob) -> bool:
+    beat = job.heartbeat_at or job.created_at
+    return beat < utcnow() - STALE_AFTER
+
+
+async def mark_interrupted_jobs(db: Database, *, older_than: timedelta = STALE_AFTER) -> int:
+    """At start-up: jobs left queued or running by a stopped process are ``interrupted``.
+
+    Only jobs whose beat stopped: with several replicas on one database, a job another replica
+    is running right now beats every chunk and is left alone. A job cut off moments before a
+    restart is caught later, when someone reads it (GET). Re-submitting the same file completes
+    it: the lines already imported are ``unchanged``.
+    """
+    cutoff = utcnow() - older_than
+    async with db.session() as session:
+        result = await session.execute(
+            update(ImportJob)
+            .where(
+                ImportJob.status.in_(UNFINISHED),
+                or_(
+                    ImportJob.heartbeat_at < cutoff,
+                    ImportJob.heartbeat_at.is_(None) & (ImportJob.created_at < cutoff),
+                ),
+            )
+            .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
+        )
+        await session.commit()
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        log.warning("import_jobs_interrupted", count=count)
+    return count
 
 
 async def _run_job(
@@ -147,22 +199,33 @@ async def _run_job(
     roles: str,
 ) -> None:
     errors: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
 
     async def on_error(error: LineError) -> None:
         if len(errors) < KEPT_ERRORS:
             errors.append(error.as_dict())
+
+    async def on_skip(line: LineError) -> None:
+        if len(skipped) < KEPT_ERRORS:
+            skipped.append(line.as_dict())
 
     async def save(report: ImportReport | None, **fields: Any) -> None:
         async with db.session() as s:
             job = await s.get(ImportJob, job_id)
             if job is None:
                 return
+            job.heartbeat_at = utcnow()
             if report is not None:
                 job.processed_lines = report.processed_lines
                 job.created_count = report.created
+                job.updated_count = report.updated
+                job.transferred_count = report.transferred
+                job.released_count = report.released
                 job.unchanged_count = report.unchanged
+                job.skipped_count = report.skipped
                 job.invalid_count = report.invalid
                 job.errors = json.dumps(errors)
+                job.skipped = json.dumps(skipped)
             for name, value in fields.items():
                 setattr(job, name, value)
             await s.commit()
@@ -178,7 +241,11 @@ async def _run_job(
             secret=secret,
             dry_run=dry_run,
             recorded_by=actor,
+            roles=roles,
+            source="http",
+            job_id=job_id,
             on_error=on_error,
+            on_skip=on_skip,
             on_progress=on_progress,
         )
         if not dry_run:
