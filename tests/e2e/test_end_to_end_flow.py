@@ -200,6 +200,8 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
         },
     )
     sid = session["id"]
+    opened = api("POST", "training", f"/api/v1/sessions/{sid}/open", as_="industry")
+    assert opened["status"] == "open"
     api(
         "POST",
         "training",

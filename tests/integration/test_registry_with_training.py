@@ -128,6 +128,7 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
             },
             industry,
         )
+        await post(trn, f"/api/v1/sessions/{course['id']}/open", None, industry)
         enrolled = [people["away"], people["freed"], people["duplicate"]]
         await post(
             trn,

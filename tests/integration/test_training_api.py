@@ -32,6 +32,7 @@ from bekal.shared.events.catalogue import (
     ProgramPublished,
     ReleaseKind,
     SessionCompleted,
+    SessionOpened,
     SessionScheduled,
     SessionStarted,
     Sex,
@@ -283,6 +284,22 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2 and r.json()["min_attendance_share"] == 1.0
 
+    # A planned session takes no nominations and cannot start: it is opened first.
+    r = await t.client.post(
+        f"/api/v1/sessions/{course['id']}/enrollments",
+        headers=t.officer,
+        json={"participant_ids": [str(people[0])]},
+    )
+    assert "belum dibuka" in assert_problem(r, 409, "status")["detail"]
+    r = await t.client.post(f"/api/v1/sessions/{course['id']}/start", headers=t.officer)
+    assert "dibuka" in assert_problem(r, 409, "status")["detail"]
+    r = await t.client.post(f"/api/v1/sessions/{course['id']}/open", headers=t.officer)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "open" and r.json()["opened_on"] is not None
+    r = await t.client.post(f"/api/v1/sessions/{course['id']}/open", headers=t.officer)
+    assert_problem(r, 409, "status")
+    assert await t.count(Enrollment) == 0
+
     # Enrolment: capacity 4 takes the first four; a fifth is refused and nothing is written.
     r = await t.client.post(
         f"/api/v1/sessions/{course['id']}/enrollments",
@@ -429,8 +446,13 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         p2: "attendance_below_minimum",
         p3: "competencies_not_met",
     }
-    session_events = await t.read_topic("training.sessions", expect=3)
-    assert [type(e) for e in session_events] == [SessionScheduled, SessionStarted, SessionCompleted]
+    session_events = await t.read_topic("training.sessions", expect=4)
+    assert [type(e) for e in session_events] == [
+        SessionScheduled,
+        SessionOpened,
+        SessionStarted,
+        SessionCompleted,
+    ]
     last = session_events[-1]
     assert isinstance(last, SessionCompleted)
     assert (last.completed_count, last.not_completed_count) == (2, 2)
@@ -447,6 +469,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
     second = r.json()
     assert second["program_version"] == 2 and second["min_attendance_share"] == 1.0
     p4, p5, p6 = people[4:7]
+    await t.client.post(f"/api/v1/sessions/{second['id']}/open", headers=t.officer)
     r = await t.client.post(
         f"/api/v1/sessions/{second['id']}/enrollments",
         headers=t.officer,
@@ -597,6 +620,8 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
             "/api/v1/sessions", headers=t.admin, json=session_body(program["id"], here)
         )
     ).json()
+    opened = await t.client.post(f"/api/v1/sessions/{course['id']}/open", headers=t.officer)
+    assert opened.status_code == 200, opened.text
     await wait_until(lambda: outbox_drained(t.app.state.db))
 
     async def snapshot() -> list[int]:

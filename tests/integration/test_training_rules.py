@@ -204,7 +204,9 @@ async def schedule(
     start: date = START,
     days: int = 5,
     capacity: int = 10,
+    opened: bool = True,
 ) -> str:
+    """A session planned at the facility, opened for nominations unless ``opened`` is False."""
     body = await t.post(
         "/api/v1/sessions",
         {
@@ -217,6 +219,8 @@ async def schedule(
         },
         expect=201,
     )
+    if opened:
+        await t.post(f"/api/v1/sessions/{body['id']}/open", headers=t.officer)
     return str(body["id"])
 
 

@@ -146,14 +146,19 @@ def test_end_before_start_names_end_date() -> None:
     assert err.value.field == "end_date" and not err.value.conflict
 
 
-def test_only_a_planned_session_starts_and_only_a_running_one_takes_records() -> None:
-    check_can_start(SessionStatus.PLANNED)
-    for status in (SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.CANCELLED):
+def test_only_an_open_session_starts_and_only_a_running_one_takes_records() -> None:
+    check_can_start(SessionStatus.OPEN)
+    for status in (
+        SessionStatus.PLANNED,
+        SessionStatus.RUNNING,
+        SessionStatus.COMPLETED,
+        SessionStatus.CANCELLED,
+    ):
         with pytest.raises(RuleBroken) as err:
             check_can_start(status)
         assert err.value.conflict
     check_running(SessionStatus.RUNNING, "absensi")
-    for status in (SessionStatus.PLANNED, SessionStatus.COMPLETED):
+    for status in (SessionStatus.PLANNED, SessionStatus.OPEN, SessionStatus.COMPLETED):
         with pytest.raises(RuleBroken):
             check_running(status, "absensi")
 
@@ -179,7 +184,7 @@ def facts(
     return ParticipantFacts(pid, status, facility)
 
 
-def problems(candidates, known, *, capacity=3, taken=0, enrolled=(), status=SessionStatus.PLANNED):  # type: ignore[no-untyped-def]
+def problems(candidates, known, *, capacity=3, taken=0, enrolled=(), status=SessionStatus.OPEN):  # type: ignore[no-untyped-def]
     return enrollment_problems(
         session_status=status,
         session_facility_id=HERE,
@@ -240,7 +245,7 @@ def test_no_enrolment_in_a_closed_session() -> None:
 
 
 def test_release_withdraws_only_live_enrolments_in_open_sessions() -> None:
-    for session_status in (SessionStatus.PLANNED, SessionStatus.RUNNING):
+    for session_status in (SessionStatus.PLANNED, SessionStatus.OPEN, SessionStatus.RUNNING):
         assert is_withdrawable(
             enrollment_status=EnrollmentStatus.ENROLLED,
             session_status=session_status,

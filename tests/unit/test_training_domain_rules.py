@@ -18,9 +18,11 @@ from bekal.training.domain import (
     SessionStatus,
     add_months,
     check_can_cancel,
+    check_can_open,
     check_correctable,
     check_follow_up,
     check_graduate,
+    check_transition,
     dates_overlap,
     enrollment_problems,
     is_withdrawable,
@@ -39,7 +41,7 @@ def facts(release: date | None, *, status: ParticipantStatus = ParticipantStatus
 
 def problems(people, **kwargs):  # type: ignore[no-untyped-def]
     args = {
-        "session_status": SessionStatus.PLANNED,
+        "session_status": SessionStatus.OPEN,
         "session_facility_id": HERE,
         "capacity": 30,
         "seats_taken": 0,
@@ -210,10 +212,49 @@ def test_someone_who_withdrew_consent_is_no_candidate() -> None:
     assert "persetujuan" in problem.message and not problem.conflict
 
 
-def test_only_open_sessions_can_be_cancelled() -> None:
+def test_only_unfinished_sessions_can_be_cancelled() -> None:
     check_can_cancel(SessionStatus.PLANNED)
+    check_can_cancel(SessionStatus.OPEN)
     check_can_cancel(SessionStatus.RUNNING)
     for status in (SessionStatus.COMPLETED, SessionStatus.CANCELLED):
         with pytest.raises(RuleBroken) as refused:
             check_can_cancel(status)
         assert refused.value.conflict
+
+
+def test_the_life_cycle_is_planned_open_running_completed_or_cancelled() -> None:
+    allowed = {
+        (SessionStatus.PLANNED, SessionStatus.OPEN),
+        (SessionStatus.PLANNED, SessionStatus.CANCELLED),
+        (SessionStatus.OPEN, SessionStatus.RUNNING),
+        (SessionStatus.OPEN, SessionStatus.CANCELLED),
+        (SessionStatus.RUNNING, SessionStatus.COMPLETED),
+        (SessionStatus.RUNNING, SessionStatus.CANCELLED),
+    }
+    for current in SessionStatus:
+        for target in SessionStatus:
+            if target is SessionStatus.PLANNED:
+                continue  # nothing goes back to planned; there is no such move to ask for
+            if (current, target) in allowed:
+                check_transition(current, target)
+                continue
+            with pytest.raises(RuleBroken) as refused:
+                check_transition(current, target)
+            assert refused.value.conflict and refused.value.field == "status"
+            assert f"'{current}'" in refused.value.message
+    check_can_open(SessionStatus.PLANNED)
+    with pytest.raises(RuleBroken):
+        check_can_open(SessionStatus.OPEN)
+
+
+def test_a_planned_session_takes_no_enrolment_until_it_is_opened() -> None:
+    person = facts(date(2019, 9, 1))
+    with pytest.raises(RuleBroken) as refused:
+        problems([person], session_status=SessionStatus.PLANNED)
+    assert refused.value.conflict and "belum dibuka" in refused.value.message
+    assert problems([person], session_status=SessionStatus.OPEN) == []
+    assert problems([person], session_status=SessionStatus.RUNNING) == []
+    for closed in (SessionStatus.COMPLETED, SessionStatus.CANCELLED):
+        with pytest.raises(RuleBroken) as after:
+            problems([person], session_status=closed)
+        assert "ditutup" in after.value.message

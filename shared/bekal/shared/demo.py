@@ -441,6 +441,10 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
             not_completed += sum(e["status"] == "not_completed" for e in session["enrollments"])
             withdrawn += sum(e["status"] == "withdrawn" for e in session["enrollments"])
             continue
+        # Each step checks where an earlier, interrupted load stopped: planned -> open
+        # (nominations) -> enrolled -> running.
+        if session["status"] == "planned":
+            api.call("POST", "training", f"/api/v1/sessions/{sid}/open", as_="industry")
         if not session["enrollments"]:
             api.call(
                 "POST",
@@ -449,7 +453,7 @@ def load_demo(urls: Mapping[str, str], *, key_file: Path) -> str:
                 as_="industry",
                 json={"participant_ids": people[ci]},
             )
-        if session["status"] == "planned":
+        if session["status"] in ("planned", "open"):
             api.call("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
         active = _release_midway(api, course, sid, people[ci])
         for d in range(course.days):

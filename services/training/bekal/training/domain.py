@@ -14,7 +14,8 @@ from bekal.shared.events.catalogue import EnrollmentOutcome, NotCompletedReason
 
 
 class SessionStatus(StrEnum):
-    PLANNED = "planned"
+    PLANNED = "planned"  # being prepared (dates, instructors); no nominations yet
+    OPEN = "open"  # nominations accepted: enrolment and the waiting list
     RUNNING = "running"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -26,6 +27,18 @@ class EnrollmentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
     NOT_COMPLETED = "not_completed"
+
+
+class EndReason(StrEnum):
+    """Why an enrolment ended early, as training keeps it (the published reasons, and one more)."""
+
+    RELEASED = "released"
+    TRANSFERRED = "transferred"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OTHER = "other"
+    # A registry merge found the person twice in one session; the other enrolment stays.
+    # Published as ``other`` with ``merged_into_enrollment_id``.
+    MERGED = "merged"
 
 
 class ParticipantStatus(StrEnum):
@@ -44,8 +57,34 @@ class AssessmentResult(StrEnum):
     NOT_YET_COMPETENT = "not_yet_competent"
 
 
-# A session is "open" until it is completed or cancelled: enrolments in it can still change.
-OPEN_SESSION_STATUSES = frozenset({SessionStatus.PLANNED, SessionStatus.RUNNING})
+# A session is live until it is completed or cancelled: enrolments in it can still change
+# (a release, a transfer or a withdrawal by hand ends them; the waiting list moves up).
+LIVE_SESSION_STATUSES = frozenset(
+    {SessionStatus.PLANNED, SessionStatus.OPEN, SessionStatus.RUNNING}
+)
+# New names are taken once nominations are open, and still while the course runs (a late
+# entrant's attendance counts from the first day, so the attendance rule decides).
+ENROLLING_STATUSES = frozenset({SessionStatus.OPEN, SessionStatus.RUNNING})
+
+# The life cycle: planned -> open -> running -> completed, or cancelled (with a reason) from
+# any status before completed. Everything else is refused (409).
+TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.PLANNED: frozenset({SessionStatus.OPEN, SessionStatus.CANCELLED}),
+    SessionStatus.OPEN: frozenset({SessionStatus.RUNNING, SessionStatus.CANCELLED}),
+    SessionStatus.RUNNING: frozenset({SessionStatus.COMPLETED, SessionStatus.CANCELLED}),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.CANCELLED: frozenset(),
+}
+
+# What each target status needs, said to the person who asked for it.
+_TRANSITION_REFUSED = {
+    SessionStatus.OPEN: "hanya sesi yang direncanakan dapat dibuka untuk pendaftaran",
+    SessionStatus.RUNNING: "hanya sesi yang sudah dibuka untuk pendaftaran dapat dimulai",
+    SessionStatus.COMPLETED: "penutupan hanya dapat dilakukan saat sesi berjalan",
+    SessionStatus.CANCELLED: (
+        "hanya sesi yang direncanakan, dibuka, atau berjalan dapat dibatalkan"
+    ),
+}
 
 
 class RuleBroken(Exception):
@@ -71,23 +110,26 @@ def check_session_dates(start_date: date, end_date: date) -> None:
         raise RuleBroken("end_date", "Tanggal selesai tidak boleh sebelum tanggal mulai.")
 
 
-def check_can_start(status: SessionStatus) -> None:
-    if status != SessionStatus.PLANNED:
+def check_transition(current: SessionStatus, target: SessionStatus) -> None:
+    """Refuse (409) a move the life cycle does not allow, saying what the move needs."""
+    if target not in TRANSITIONS[current]:
         raise RuleBroken(
             "status",
-            f"Sesi berstatus '{status}'; hanya sesi yang direncanakan dapat dimulai.",
+            f"Sesi berstatus '{current}'; {_TRANSITION_REFUSED[target]}.",
             conflict=True,
         )
+
+
+def check_can_open(status: SessionStatus) -> None:
+    check_transition(status, SessionStatus.OPEN)
+
+
+def check_can_start(status: SessionStatus) -> None:
+    check_transition(status, SessionStatus.RUNNING)
 
 
 def check_can_cancel(status: SessionStatus) -> None:
-    if status not in OPEN_SESSION_STATUSES:
-        raise RuleBroken(
-            "status",
-            f"Sesi berstatus '{status}'; hanya sesi yang direncanakan atau berjalan "
-            "dapat dibatalkan.",
-            conflict=True,
-        )
+    check_transition(status, SessionStatus.CANCELLED)
 
 
 def check_running(status: SessionStatus, action: str) -> None:
@@ -201,7 +243,13 @@ def enrollment_problems(
     administrator gave a reason). With ``waitlist`` the capacity is no obstacle: the caller puts
     those beyond it on the waiting list instead.
     """
-    if session_status not in OPEN_SESSION_STATUSES:
+    if session_status == SessionStatus.PLANNED:
+        raise RuleBroken(
+            "status",
+            "Sesi masih direncanakan; pendaftaran belum dibuka.",
+            conflict=True,
+        )
+    if session_status not in ENROLLING_STATUSES:
         raise RuleBroken(
             "status",
             f"Sesi berstatus '{session_status}'; pendaftaran sudah ditutup.",
@@ -285,7 +333,7 @@ def is_withdrawable(
     """
     if enrollment_status not in (EnrollmentStatus.ENROLLED, EnrollmentStatus.WAITLISTED):
         return False
-    if session_status not in OPEN_SESSION_STATUSES:
+    if session_status not in LIVE_SESSION_STATUSES:
         return False
     return moved_to_facility_id is None or moved_to_facility_id != session_facility_id
 

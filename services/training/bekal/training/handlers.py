@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import structlog
 
 from bekal.shared.db import utcnow
@@ -25,6 +27,31 @@ log = structlog.get_logger(__name__)
 
 subscriptions = Subscriptions("training")
 
+PersonEvent = TypeVar(
+    "PersonEvent",
+    InmateReleased,
+    InmateTransferred,
+    InmateTemporarilyAbsent,
+    InmateReturned,
+    InmateDied,
+    InmateConsentWithdrawn,
+    InmateErased,
+)
+
+
+async def _routed(event: PersonEvent, ctx: HandlerContext) -> PersonEvent:
+    """The event as it applies here: a merged-away id is routed to the surviving id.
+
+    The registry publishes a merge after the old record's own events, but a replay or a
+    re-sent event can still name the old id; it concerns the same person, now kept under the
+    surviving id, and must not bring the old record back.
+    """
+    survivor = await services.surviving_id(ctx.session, event.participant_id)
+    if survivor is None:
+        return event
+    log.info("event_routed_to_surviving_participant", event_type=type(event).__name__)
+    return event.model_copy(update={"participant_id": survivor})
+
 
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
@@ -33,11 +60,16 @@ async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerC
 
 @subscriptions.on(InmateShared)
 async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
+    if await services.surviving_id(ctx.session, event.participant_id) is not None:
+        # The merged-away record's facts are obsolete; the survivor has its own InmateShared.
+        log.info("merged_participant_share_ignored")
+        return
     await services.apply_inmate_shared(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     withdrawn = await services.apply_inmate_released(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
@@ -47,6 +79,7 @@ async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None
 
 @subscriptions.on(InmateTransferred)
 async def on_inmate_transferred(event: InmateTransferred, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     withdrawn = await services.apply_inmate_transferred(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
@@ -56,17 +89,20 @@ async def on_inmate_transferred(event: InmateTransferred, ctx: HandlerContext) -
 
 @subscriptions.on(InmateTemporarilyAbsent)
 async def on_inmate_absent(event: InmateTemporarilyAbsent, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     # Court, hospital or leave: the person comes back, so no course ends.
     await services.apply_inmate_absent(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateReturned)
 async def on_inmate_returned(event: InmateReturned, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     await services.apply_inmate_returned(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateDied)
 async def on_inmate_died(event: InmateDied, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     withdrawn = await services.apply_inmate_died(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
@@ -82,6 +118,7 @@ async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
 
 @subscriptions.on(InmateConsentWithdrawn)
 async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     withdrawn = await services.apply_inmate_consent_withdrawn(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
@@ -90,6 +127,7 @@ async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContex
 
 @subscriptions.on(InmateErased)
 async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
+    event = await _routed(event, ctx)
     on = (ctx.meta.time or utcnow()).date()
     await services.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
     log.info("participant_anonymised", reason="erased")

@@ -68,6 +68,21 @@ class Participant(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class MergedParticipant(Base):
+    """A tombstone: this participant id was merged into ``surviving_id`` by the registry.
+
+    Registry events for the old id that arrive later (late, replayed or re-sent) are routed to
+    the surviving id, so the old record is never brought back.
+    """
+
+    __tablename__ = "merged_participants"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    surviving_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    merged_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # --- owned by training ---------------------------------------------------------------------
 
 
@@ -115,6 +130,7 @@ class TrainingSession(Base):
     capacity: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), index=True)
     instructors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    opened_on: Mapped[date | None] = mapped_column(Date)
     started_on: Mapped[date | None] = mapped_column(Date)
     completed_on: Mapped[date | None] = mapped_column(Date)
     cancelled_on: Mapped[date | None] = mapped_column(Date)

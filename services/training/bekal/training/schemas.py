@@ -14,11 +14,11 @@ from bekal.shared.events.catalogue import (
     FollowUpSituation,
     NotCompletedReason,
     Sex,
-    WithdrawalReason,
 )
 from bekal.training.domain import (
     AssessmentResult,
     AttendanceStatus,
+    EndReason,
     EnrollmentStatus,
     ParticipantStatus,
     SessionStatus,
@@ -154,7 +154,7 @@ class EnrollmentPublic(BaseModel):
     full_name: str | None
     status: EnrollmentStatus
     enrolled_on: date
-    withdrawal_reason: WithdrawalReason | None
+    withdrawal_reason: EndReason | None
     withdrawn_on: date | None
     not_completed_reason: NotCompletedReason | None
     attendance_share: float | None
@@ -176,6 +176,7 @@ class SessionPublic(BaseModel):
     capacity: int
     status: SessionStatus
     instructors: list[Instructor]
+    opened_on: date | None = None
     started_on: date | None
     completed_on: date | None
     cancelled_on: date | None = None

@@ -40,6 +40,7 @@ from bekal.shared.events.catalogue import (
     ReadinessRecorded,
     SessionCancelled,
     SessionCompleted,
+    SessionOpened,
     SessionScheduled,
     SessionStarted,
     WithdrawalReason,
@@ -66,6 +67,7 @@ from bekal.training.models import (
     Enrollment,
     Facility,
     FollowUp,
+    MergedParticipant,
     Participant,
     Program,
     ReadinessChecklist,
@@ -296,7 +298,7 @@ async def promote_waitlisted(
 
     The same enrolment row moves up; ParticipantEnrolled is published with its id.
     """
-    if SessionStatus(ts.status) not in domain.OPEN_SESSION_STATUSES:
+    if SessionStatus(ts.status) not in domain.LIVE_SESSION_STATUSES:
         return []
     await session.flush()
     free = domain.seats_free(capacity=ts.capacity, seats_taken=await _seats_taken(session, ts.id))
@@ -342,7 +344,7 @@ async def withdraw_enrollment(
     enrollment = await session.get(Enrollment, enrollment_id, populate_existing=True)
     if enrollment is None or enrollment.session_id != ts.id:
         raise NotFound("Pendaftaran tidak ditemukan pada sesi ini.")
-    if SessionStatus(ts.status) not in domain.OPEN_SESSION_STATUSES:
+    if SessionStatus(ts.status) not in domain.LIVE_SESSION_STATUSES:
         raise _refused(
             RuleBroken(
                 "status", f"Sesi berstatus '{ts.status}'; tidak dapat diubah.", conflict=True
@@ -471,16 +473,65 @@ async def apply_inmate_erased(
     )
 
 
+async def surviving_id(session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID | None:
+    """The id a merged-away participant id now lives under; None if it was never merged."""
+    seen: set[uuid.UUID] = set()
+    current = participant_id
+    while (tomb := await session.get(MergedParticipant, current)) is not None:
+        if tomb.surviving_id in seen:  # pragma: no cover - the registry never merges in a loop
+            break
+        seen.add(current)
+        current = tomb.surviving_id
+    return current if current != participant_id else None
+
+
+# Merging two enrolments of one person in one session: which to keep, and whose day counts.
+_KEEP_RANK = {
+    EnrollmentStatus.COMPLETED.value: 4,
+    EnrollmentStatus.NOT_COMPLETED.value: 3,
+    EnrollmentStatus.ENROLLED.value: 2,
+    EnrollmentStatus.WAITLISTED.value: 1,
+    EnrollmentStatus.WITHDRAWN.value: 0,
+}
+_DAY_RANK = {
+    AttendanceStatus.ABSENT.value: 0,
+    AttendanceStatus.EXCUSED.value: 1,
+    AttendanceStatus.PRESENT.value: 2,
+}
+MERGE_ACTOR = "registry-merge"
+
+
 async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -> int:
     """Everything held under the merged id moves to the surviving id; returns rows re-keyed.
 
-    If both records were in the same session, the surviving record's enrolment stays and the
-    merged one's, if still live, is withdrawn (one person, one seat). A replay finds nothing
-    left under the merged id.
+    A tombstone (old id -> surviving id) is kept so that later events for the old id are
+    routed to the survivor (or, for InmateShared, ignored) and never bring the old record back.
+    A replay finds the tombstone and changes nothing.
+
+    If both records were in the same session, one enrolment stays under the surviving id:
+    the one furthest along (completed, then not completed, enrolled, waitlisted, withdrawn;
+    the survivor's own on a tie). The other's attendance and assessments are folded into it
+    (a day counts as present if either record says present, else excused if either says
+    excused; a unit is competent if either record was assessed competent), its readiness
+    checklist and follow-ups move over where the kept one has none, and it ends as withdrawn
+    with reason ``merged`` (published as EnrollmentWithdrawn ``other`` with
+    ``merged_into_enrollment_id``, or ParticipantLeftWaitlist ``merged``). A freed seat goes to
+    the waiting list; a decided outcome is decided again from the folded record and, if it
+    changes, published as OutcomeCorrected (and ParticipantCompleted when it becomes completed).
     """
-    old, new = event.participant_id, event.surviving_participant_id
-    if old == new:
+    old = event.participant_id
+    new = await surviving_id(session, event.surviving_participant_id) or (
+        event.surviving_participant_id
+    )
+    if old == new or await session.get(MergedParticipant, old) is not None:
         return 0
+    session.add(MergedParticipant(id=old, surviving_id=new, merged_on=event.merged_on))
+    # Ids merged into the old one earlier now lead straight to the survivor.
+    await session.execute(
+        update(MergedParticipant)
+        .where(MergedParticipant.surviving_id == old)
+        .values(surviving_id=new)
+    )
     old_row = await session.get(Participant, old)
     new_row = await session.get(Participant, new)
     if old_row is not None:
@@ -505,29 +556,34 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
                 )
             )
         await session.delete(old_row)
-    survivor_sessions = set(
-        (
+    survivors = {
+        e.session_id: e
+        for e in (
             await session.scalars(
-                select(Enrollment.session_id).where(Enrollment.participant_id == new)
+                select(Enrollment)
+                .where(Enrollment.participant_id == new)
+                .execution_options(populate_existing=True)
             )
         ).all()
-    )
+    }
     moved = 0
     for enrollment in (
         await session.scalars(
             select(Enrollment)
             .where(Enrollment.participant_id == old)
+            .order_by(Enrollment.session_id)
             .execution_options(populate_existing=True)
         )
     ).all():
-        if enrollment.session_id in survivor_sessions:
-            if enrollment.status in LIVE_STATUSES:
-                _end_enrollment(
-                    session, enrollment, reason=WithdrawalReason.OTHER, on=event.merged_on
-                )
+        twin = survivors.get(enrollment.session_id)
+        if twin is None:
+            enrollment.participant_id = new
+            enrollment.updated_at = utcnow()
+            moved += 1
             continue
-        enrollment.participant_id = new
-        enrollment.updated_at = utcnow()
+        await _fold_twin_enrollments(
+            session, merged=enrollment, surviving=twin, old=old, new=new, on=event.merged_on
+        )
         moved += 1
     for model in (ReadinessChecklist, FollowUp):
         result = await session.execute(
@@ -535,6 +591,166 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
         )
         moved += result.rowcount or 0  # type: ignore[attr-defined]
     return moved
+
+
+async def _fold_twin_enrollments(
+    session: AsyncSession,
+    *,
+    merged: Enrollment,
+    surviving: Enrollment,
+    old: uuid.UUID,
+    new: uuid.UUID,
+    on: date,
+) -> None:
+    """One person enrolled twice in one session (under two ids): keep one, end the other."""
+    ts = await get_session(session=session, session_id=merged.session_id, lock=True)
+    if _KEEP_RANK[merged.status] > _KEEP_RANK[surviving.status]:
+        kept, dropped = merged, surviving
+        # The session holds one enrolment per person id: the dropped one takes the old id.
+        dropped.participant_id = old
+        await session.flush()
+        kept.participant_id = new
+    else:
+        kept, dropped = surviving, merged
+    kept.updated_at = dropped.updated_at = utcnow()
+    await session.flush()
+    if dropped.status == EnrollmentStatus.WITHDRAWN.value:
+        return  # nothing left to fold: its seat and its record were already given up
+    await _fold_history(session, ts, kept=kept, dropped=dropped)
+    was_waiting = dropped.status == EnrollmentStatus.WAITLISTED.value
+    dropped.status = EnrollmentStatus.WITHDRAWN.value
+    dropped.withdrawal_reason = domain.EndReason.MERGED.value
+    dropped.withdrawn_on = on
+    if was_waiting:
+        add_event(
+            session,
+            ParticipantLeftWaitlist(
+                enrollment_id=dropped.id,
+                session_id=ts.id,
+                participant_id=old,
+                reason=domain.EndReason.MERGED.value,
+                left_on=on,
+            ),
+        )
+    else:
+        add_event(
+            session,
+            EnrollmentWithdrawn(
+                enrollment_id=dropped.id,
+                session_id=ts.id,
+                participant_id=old,
+                reason=WithdrawalReason.OTHER,
+                withdrawn_on=on,
+                merged_into_enrollment_id=kept.id,
+            ),
+        )
+    if kept.status in DECIDED:
+        await _redecide(
+            session,
+            ts,
+            kept,
+            reason="Penggabungan data: peserta yang sama tercatat dua kali pada sesi ini.",
+            today=on,
+        )
+    await promote_waitlisted(session=session, ts=ts, today=on)
+
+
+async def _fold_history(
+    session: AsyncSession, ts: TrainingSession, *, kept: Enrollment, dropped: Enrollment
+) -> None:
+    """Bring the dropped enrolment's attendance, assessments and graduate records to the kept."""
+    days = {
+        r.day: r
+        for r in (
+            await session.scalars(
+                select(AttendanceRecord).where(AttendanceRecord.enrollment_id == kept.id)
+            )
+        ).all()
+    }
+    better: dict[date, dict[uuid.UUID, AttendanceStatus]] = defaultdict(dict)
+    for record in (
+        await session.scalars(
+            select(AttendanceRecord).where(AttendanceRecord.enrollment_id == dropped.id)
+        )
+    ).all():
+        mine = days.get(record.day)
+        if mine is None or _DAY_RANK[record.status] > _DAY_RANK[mine.status]:
+            better[record.day][kept.id] = AttendanceStatus(record.status)
+    for day, statuses in sorted(better.items()):
+        await _write_day(
+            session,
+            ts,
+            day,
+            statuses,
+            changed_by=MERGE_ACTOR,
+            reason="Penggabungan data warga binaan (dua catatan satu orang).",
+            replace_day=False,
+        )
+    units = {
+        a.unit_code: a
+        for a in (
+            await session.scalars(select(Assessment).where(Assessment.enrollment_id == kept.id))
+        ).all()
+    }
+    for theirs in (
+        await session.scalars(select(Assessment).where(Assessment.enrollment_id == dropped.id))
+    ).all():
+        mine = units.get(theirs.unit_code)
+        if mine is None:
+            session.add(
+                Assessment(
+                    id=uuid.uuid4(),
+                    session_id=ts.id,
+                    enrollment_id=kept.id,
+                    unit_code=theirs.unit_code,
+                    result=theirs.result,
+                    assessor=theirs.assessor,
+                    assessed_at=theirs.assessed_at,
+                )
+            )
+        elif (
+            theirs.result == AssessmentResult.COMPETENT.value
+            and mine.result != AssessmentResult.COMPETENT.value
+        ):
+            mine.result, mine.assessor, mine.assessed_at = (
+                theirs.result,
+                theirs.assessor,
+                theirs.assessed_at,
+            )
+    if await session.get(ReadinessChecklist, kept.id) is None:
+        checklist = await session.get(ReadinessChecklist, dropped.id)
+        if checklist is not None:
+            # The primary key is the enrolment: move the row by copying it.
+            session.add(
+                ReadinessChecklist(
+                    enrollment_id=kept.id,
+                    participant_id=kept.participant_id,
+                    identity_card=checklist.identity_card,
+                    bank_account=checklist.bank_account,
+                    nib=checklist.nib,
+                    starter_tools=checklist.starter_tools,
+                    recorded_by=checklist.recorded_by,
+                    recorded_on=checklist.recorded_on,
+                    updated_at=utcnow(),
+                )
+            )
+            await session.delete(checklist)
+    taken = set(
+        (
+            await session.scalars(
+                select(FollowUp.checkpoint_months).where(FollowUp.enrollment_id == kept.id)
+            )
+        ).all()
+    )
+    await session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.enrollment_id == dropped.id,
+            FollowUp.checkpoint_months.not_in(taken or {0}),
+        )
+        .values(enrollment_id=kept.id, participant_id=kept.participant_id)
+    )
+    await session.flush()
 
 
 async def list_facilities(
@@ -950,6 +1166,22 @@ async def enrol(
         created.append((enrollment, people[pid].full_name))
     ts.updated_at = now
     return created
+
+
+async def open_session(
+    *, session: AsyncSession, session_id: uuid.UUID, today: date
+) -> TrainingSession:
+    """A planned session starts taking nominations (SessionOpened)."""
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_can_open(SessionStatus(ts.status))
+    except RuleBroken as rule:
+        raise _refused(rule) from rule
+    ts.status = SessionStatus.OPEN.value
+    ts.opened_on = today
+    ts.updated_at = utcnow()
+    add_event(session, SessionOpened(session_id=ts.id, opened_on=today))
+    return ts
 
 
 async def start_session(
@@ -1419,55 +1651,70 @@ async def correct_outcomes(
         row.assessed_at = now
     await session.flush()
     enrollments = [e for e in by_participant.values() if e.id in touched]
-    outcomes = await _decide(session, ts, enrollments)
-    names = await _names(session, enrollments)
     changed: list[tuple[Enrollment, EnrollmentOutcome, EnrollmentOutcome]] = []
     for enrollment in sorted(enrollments, key=lambda e: (e.created_at, e.id)):
-        outcome = outcomes[enrollment.id]
-        previous = (
-            EnrollmentOutcome.COMPLETED
-            if enrollment.status == EnrollmentStatus.COMPLETED.value
-            else EnrollmentOutcome.NOT_COMPLETED
-        )
-        new = domain.outcome_of(outcome)
-        reason_now = outcome.reason.value if outcome.reason else None
-        if (
-            new == previous
-            and enrollment.attendance_share == outcome.attendance_share
-            and enrollment.not_completed_reason == reason_now
-        ):
-            continue
-        enrollment.status = new.value
-        enrollment.attendance_share = outcome.attendance_share
-        enrollment.not_completed_reason = reason_now
-        enrollment.updated_at = now
-        add_event(
-            session,
-            OutcomeCorrected(
-                enrollment_id=enrollment.id,
-                session_id=ts.id,
-                participant_id=enrollment.participant_id,
-                previous_outcome=previous,
-                outcome=new,
-                not_completed_reason=outcome.reason,
-                attendance_share=outcome.attendance_share,
-                reason=data.reason,
-                corrected_on=today,
-            ),
-        )
-        if new == EnrollmentOutcome.COMPLETED and previous != new:
-            add_event(
-                session,
-                _completed_event(
-                    ts,
-                    enrollment,
-                    names.get(enrollment.participant_id, ""),
-                    outcome.attendance_share,
-                ),
-            )
-        changed.append((enrollment, previous, new))
+        change = await _redecide(session, ts, enrollment, reason=data.reason, today=today)
+        if change is not None:
+            changed.append((enrollment, *change))
     ts.updated_at = now
     return changed
+
+
+async def _redecide(
+    session: AsyncSession,
+    ts: TrainingSession,
+    enrollment: Enrollment,
+    *,
+    reason: str,
+    today: date,
+) -> tuple[EnrollmentOutcome, EnrollmentOutcome] | None:
+    """Decide a decided enrolment's outcome again from what is recorded now.
+
+    If the outcome, share or reason changed, OutcomeCorrected is published (and, when it
+    becomes completed, ParticipantCompleted for the certificate); returns (previous, new).
+    """
+    await session.flush()
+    outcome = (await _decide(session, ts, [enrollment]))[enrollment.id]
+    previous = (
+        EnrollmentOutcome.COMPLETED
+        if enrollment.status == EnrollmentStatus.COMPLETED.value
+        else EnrollmentOutcome.NOT_COMPLETED
+    )
+    new = domain.outcome_of(outcome)
+    reason_now = outcome.reason.value if outcome.reason else None
+    if (
+        new == previous
+        and enrollment.attendance_share == outcome.attendance_share
+        and enrollment.not_completed_reason == reason_now
+    ):
+        return None
+    enrollment.status = new.value
+    enrollment.attendance_share = outcome.attendance_share
+    enrollment.not_completed_reason = reason_now
+    enrollment.updated_at = utcnow()
+    add_event(
+        session,
+        OutcomeCorrected(
+            enrollment_id=enrollment.id,
+            session_id=ts.id,
+            participant_id=enrollment.participant_id,
+            previous_outcome=previous,
+            outcome=new,
+            not_completed_reason=outcome.reason,
+            attendance_share=outcome.attendance_share,
+            reason=reason,
+            corrected_on=today,
+        ),
+    )
+    if new == EnrollmentOutcome.COMPLETED and previous != new:
+        names = await _names(session, [enrollment])
+        add_event(
+            session,
+            _completed_event(
+                ts, enrollment, names.get(enrollment.participant_id, ""), outcome.attendance_share
+            ),
+        )
+    return previous, new
 
 
 # --- graduates: readiness before release, follow-ups after it -------------------------------

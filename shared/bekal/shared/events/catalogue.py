@@ -276,6 +276,15 @@ class SessionScheduled(_SessionEvent):
 
 
 @catalogue.register
+class SessionOpened(_SessionEvent):
+    """Nominations are accepted: from now on people can be enrolled (or queued) for the session."""
+
+    event_name: ClassVar[str] = "session.opened"
+
+    opened_on: date
+
+
+@catalogue.register
 class SessionStarted(_SessionEvent):
     event_name: ClassVar[str] = "session.started"
 
@@ -322,6 +331,9 @@ class EnrollmentWithdrawn(_EnrollmentEvent):
 
     reason: WithdrawalReason
     withdrawn_on: date
+    # Set when the enrolment ended because the registry merged two records of one person who
+    # were both in this session: the person's one enrolment is now this other one.
+    merged_into_enrollment_id: uuid.UUID | None = None
 
 
 @catalogue.register
@@ -459,6 +471,13 @@ class CertificateRevocationKind(StrEnum):
     SUPERSEDED = "superseded"  # corrected: re-issued under a new number (CertificateReissued)
 
 
+class CertificateRevocationCause(StrEnum):
+    """What led the issuer itself to revoke (absent: a decision of certification staff)."""
+
+    OUTCOME_CORRECTED = "outcome_corrected"  # training corrected the outcome to not completed
+    ENROLLMENT_MERGED = "enrollment_merged"  # the same person's other enrolment carries it now
+
+
 @catalogue.register
 class CertificateRevoked(Event):
     """A certificate is no longer valid. ``superseded``: a corrected one replaces it."""
@@ -473,6 +492,7 @@ class CertificateRevoked(Event):
     revoked_on: date
     kind: CertificateRevocationKind
     replaced_by_certificate_id: uuid.UUID | None = None
+    cause: CertificateRevocationCause | None = None
 
 
 @catalogue.register

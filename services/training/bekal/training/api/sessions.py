@@ -76,6 +76,7 @@ def _session_public(ts: TrainingSession, enrollments: list[EnrollmentView]) -> S
         capacity=ts.capacity,
         status=ts.status,
         instructors=ts.instructors,
+        opened_on=ts.opened_on,
         started_on=ts.started_on,
         completed_on=ts.completed_on,
         cancelled_on=ts.cancelled_on,
@@ -183,6 +184,19 @@ async def enrol(
         payload=body,
         create=create,
     )
+
+
+@router.post(
+    "/{session_id}/open",
+    response_model=SessionPublic,
+    summary="Open a planned session for nominations (enrolment and the waiting list)",
+)
+async def open_session(
+    session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
+) -> SessionPublic:
+    ts = await services.open_session(session=session, session_id=session_id, today=utcnow().date())
+    await session.commit()
+    return await _read(session, ts)
 
 
 @router.post("/{session_id}/start", response_model=SessionPublic)
