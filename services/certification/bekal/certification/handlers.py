@@ -1,12 +1,15 @@
-"""Consumed events: a completed course gets one signed certificate; erasures and merges apply."""
+"""Consumed events: a completed course gets one signed certificate; corrections of the outcome,
+erasures and merges apply."""
 
 from __future__ import annotations
 
 from bekal.certification import services
 from bekal.shared.events.catalogue import (
+    EnrollmentWithdrawn,
     InmateConsentWithdrawn,
     InmateErased,
     InmatesMerged,
+    OutcomeCorrected,
     ParticipantCompleted,
 )
 from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
@@ -23,6 +26,20 @@ async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerCont
     # Idempotent by the enrollment, not only by the event id: a completion re-published
     # under a new id finds its certificate and does nothing.
     await services.issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
+
+
+@subscriptions.on(OutcomeCorrected)
+async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> None:
+    # Pass -> fail revokes the certificate; fail -> pass issues one (again). Runs before the
+    # ParticipantCompleted that follows a correction to "completed" on the same partition.
+    issuer: services.Issuer = ctx.resources[ISSUER]
+    await services.apply_outcome_corrected(ctx.session, event=event, issuer=issuer)
+
+
+@subscriptions.on(EnrollmentWithdrawn)
+async def on_enrollment_withdrawn(event: EnrollmentWithdrawn, ctx: HandlerContext) -> None:
+    # Only a withdrawal that folds a duplicate enrolment into another can touch a certificate.
+    await services.apply_enrollment_merged_away(ctx.session, event=event)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)

@@ -41,8 +41,13 @@ from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CertificateReissued,
+    CertificateRevocationCause,
     CertificateRevocationKind,
     CertificateRevoked,
+    EnrollmentOutcome,
+    EnrollmentWithdrawn,
+    NotCompletedReason,
+    OutcomeCorrected,
     ParticipantCompleted,
 )
 from bekal.shared.messaging.models import DeadLetter
@@ -498,6 +503,7 @@ async def revoke_certificate(
     now: datetime | None = None,
     kind: RevocationKind = RevocationKind.REVOKED,
     replaced_by: Certificate | None = None,
+    cause: CertificateRevocationCause | None = None,
 ) -> Certificate:
     """Revoke for good: verification says so at once, and the status list bit is set.
 
@@ -530,6 +536,7 @@ async def revoke_certificate(
             revoked_on=certificate.revoked_on,
             kind=CertificateRevocationKind(kind.value),
             replaced_by_certificate_id=replaced_by.id if replaced_by else None,
+            cause=cause,
         ),
     )
     log.info(
@@ -574,6 +581,30 @@ async def reissue_certificate(
             slug="correction-changes-nothing",
             errors=[{"field": "recipient_name", "message": "nama tidak berubah"}],
         )
+    new = await _new_revision(session, old, recipient_name=name, issuer=issuer, now=now)
+    await revoke_certificate(
+        session,
+        certificate_id=old.id,
+        reason=f"Dikoreksi menjadi {new.number}: {reason}",
+        revoked_by=reissued_by,
+        now=now,
+        kind=RevocationKind.SUPERSEDED,
+        replaced_by=new,
+    )
+    _publish_reissued(session, old=old, new=new)
+    log.info("certificate_reissued", old=old.number, new=new.number)
+    return new
+
+
+async def _new_revision(
+    session: AsyncSession,
+    old: Certificate,
+    *,
+    recipient_name: str,
+    issuer: Issuer,
+    now: datetime,
+) -> Certificate:
+    """The next revision of an enrolment's certificate: same facts, a new number, signed."""
     year = domain.number_year(old.end_date)
     new = Certificate(
         id=uuid.uuid4(),
@@ -589,7 +620,7 @@ async def reissue_certificate(
         sector=old.sector,
         partner=old.partner,
         competency_units=old.competency_units,
-        recipient_name=name,
+        recipient_name=recipient_name,
         hours=old.hours,
         start_date=old.start_date,
         end_date=old.end_date,
@@ -599,16 +630,11 @@ async def reissue_certificate(
     )
     await _sign(session, new, issuer=issuer, now=now)
     session.add(new)
-    await session.flush()  # a concurrent correction of the same certificate fails here (409)
-    await revoke_certificate(
-        session,
-        certificate_id=old.id,
-        reason=f"Dikoreksi menjadi {new.number}: {reason}",
-        revoked_by=reissued_by,
-        now=now,
-        kind=RevocationKind.SUPERSEDED,
-        replaced_by=new,
-    )
+    await session.flush()  # a concurrent revision of the same certificate fails here (409)
+    return new
+
+
+def _publish_reissued(session: AsyncSession, *, old: Certificate, new: Certificate) -> None:
     add_event(
         session,
         CertificateReissued(
@@ -623,8 +649,112 @@ async def reissue_certificate(
             issued_on=new.issued_on,
         ),
     )
-    log.info("certificate_reissued", old=old.number, new=new.number)
-    return new
+
+
+# --- reacting to training's corrections -------------------------------------------------------
+
+# Who revoked or re-issued when training's facts (not certification staff) decided it.
+TRAINING_CORRECTION_ACTOR = "training-correction"
+
+_NOT_COMPLETED_WORDS = {
+    NotCompletedReason.ATTENDANCE_BELOW_MINIMUM: "kehadiran di bawah batas minimum",
+    NotCompletedReason.COMPETENCIES_NOT_MET: "kompetensi belum terpenuhi",
+}
+
+
+async def _certificates_of(session: AsyncSession, enrollment_id: uuid.UUID) -> list[Certificate]:
+    """Every certificate of one enrolment, oldest revision first, held until commit."""
+    rows = await session.scalars(
+        select(Certificate)
+        .where(Certificate.enrollment_id == enrollment_id)
+        .order_by(Certificate.revision)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
+async def apply_outcome_corrected(
+    session: AsyncSession,
+    *,
+    event: OutcomeCorrected,
+    issuer: Issuer,
+    now: datetime | None = None,
+) -> list[Certificate]:
+    """Training corrected an outcome after completion; returns the certificates it changed.
+
+    Pass turned into fail: the enrolment's valid certificate is revoked (kind ``revoked``,
+    cause ``outcome_corrected``, the correction's reason kept here in Bahasa Indonesia).
+    Fail turned into pass: if the enrolment never had a certificate, the ParticipantCompleted
+    that training publishes right after this event issues the first one (nothing to do here).
+    If its certificate had been revoked by an earlier outcome correction, a new revision is
+    issued (new number, CertificateReissued linking the revoked one). A certificate revoked by
+    certification staff stays revoked: a correction of the outcome does not overrule them.
+    A second delivery finds the certificate already in the state asked for and does nothing.
+    """
+    now = now or utcnow()
+    certificates = await _certificates_of(session, event.enrollment_id)
+    valid = [c for c in certificates if c.status == CertificateStatus.VALID.value]
+    if event.outcome is EnrollmentOutcome.NOT_COMPLETED:
+        why = (
+            f" ({_NOT_COMPLETED_WORDS[event.not_completed_reason]})"
+            if event.not_completed_reason is not None
+            else ""
+        )
+        return [
+            await revoke_certificate(
+                session,
+                certificate_id=c.id,
+                reason=f"Hasil pelatihan dikoreksi menjadi tidak lulus{why}: {event.reason}",
+                revoked_by=TRAINING_CORRECTION_ACTOR,
+                now=now,
+                cause=CertificateRevocationCause.OUTCOME_CORRECTED,
+            )
+            for c in valid
+        ]
+    if valid or not certificates:
+        return []
+    latest = certificates[-1]
+    if (
+        latest.revoked_by != TRAINING_CORRECTION_ACTOR
+        or latest.revocation_kind != RevocationKind.REVOKED.value
+        or latest.replaced_by_id is not None
+    ):
+        return []
+    new = await _new_revision(
+        session, latest, recipient_name=latest.recipient_name, issuer=issuer, now=now
+    )
+    latest.replaced_by_id = new.id
+    _publish_reissued(session, old=latest, new=new)
+    log.info("certificate_issued_again", old=latest.number, new=new.number)
+    return [new]
+
+
+async def apply_enrollment_merged_away(
+    session: AsyncSession, *, event: EnrollmentWithdrawn, now: datetime | None = None
+) -> list[Certificate]:
+    """The registry merged two records of one person who were both in one session; training
+    kept one enrolment (``merged_into_enrollment_id``). A valid certificate of the other is
+    revoked (cause ``enrollment_merged``): the person holds one certificate per course, the
+    one of the enrolment kept. Other withdrawals (a mid-course release) never had one."""
+    if event.merged_into_enrollment_id is None:
+        return []
+    certificates = await _certificates_of(session, event.enrollment_id)
+    return [
+        await revoke_certificate(
+            session,
+            certificate_id=c.id,
+            reason=(
+                "Data warga binaan digabung: orang yang sama tercatat dua kali pada sesi ini; "
+                f"yang berlaku adalah pendaftaran {event.merged_into_enrollment_id}."
+            ),
+            revoked_by=TRAINING_CORRECTION_ACTOR,
+            now=now,
+            cause=CertificateRevocationCause.ENROLLMENT_MERGED,
+        )
+        for c in certificates
+        if c.status == CertificateStatus.VALID.value
+    ]
 
 
 # --- the status list ----------------------------------------------------------------------------
