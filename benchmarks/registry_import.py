@@ -1,7 +1,10 @@
 """Benchmark: import a generated 300,000-line inmate CSV into a fresh SQLite database.
 
-Prints lines per second and peak memory for a dry run, a real run and a second (idempotent)
-run of the same file. Run with ``.venv/bin/python benchmarks/registry_import.py [--rows N]``;
+Prints lines per second and peak memory for a dry run, a real run, a second (idempotent)
+run of the same file, and the next day's export, in which one person in 100 changed (a
+transfer, a new expected release date, a release or consent given, in turn).
+
+Run with ``.venv/bin/python benchmarks/registry_import.py [--rows N]``;
 ``--tracemalloc`` also reports the peak of Python allocations (slower).
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from bekal.registry.importer import COLUMNS, ImportReport, LineError, run_import
 from bekal.registry.models import Facility
 from bekal.shared.db import Database, utcnow
+from bekal.shared.logging import configure_logging
 from bekal.shared.migrations import upgrade
 
 SECRET = "benchmark-pseudonym-secret"
@@ -31,8 +35,11 @@ FIRST = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "A
 LAST = ["Aminah", "Santoso", "Wulandari", "Saputra", "Lestari", "Hidayat", "Rahayu", "Fauzi"]
 
 
-def generate(path: Path, rows: int, bad_every: int) -> None:
-    """Written line by line, so generating does not hold the file either."""
+def generate(path: Path, rows: int, bad_every: int, changed_every: int = 0) -> None:
+    """Written line by line, so generating does not hold the file either.
+
+    With ``changed_every``, the same people (the same random draws), one in that many changed.
+    """
     rnd = random.Random(42)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -45,18 +52,35 @@ def generate(path: Path, rows: int, bad_every: int) -> None:
             if bad_every and i % bad_every == bad_every - 1:
                 nik = nik[:-1]  # a bad line now and then, as real exports have
             consent = rnd.random() < 0.3
+            name = f"{rnd.choice(FIRST)} {rnd.choice(LAST)}"
+            sex = rnd.choice("FM")
+            education = rnd.choice(["SD", "SMP", "SMA", ""])
+            facility = FACILITIES[i % len(FACILITIES)]
+            status = "in_custody"
+            if changed_every and i % changed_every == 0:
+                change = (i // changed_every) % 4
+                if change == 0:
+                    facility = FACILITIES[(i + 1) % len(FACILITIES)]
+                elif change == 1:
+                    release += timedelta(days=30)
+                elif change == 2:
+                    status = "parole"
+                else:
+                    consent = True
             w.writerow(
                 [
                     f"BN.{i:07d}",
-                    f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
+                    name,
                     nik,
-                    rnd.choice("FM"),
+                    sex,
                     born.isoformat(),
-                    rnd.choice(["SD", "SMP", "SMA", ""]),
-                    FACILITIES[i % len(FACILITIES)],
+                    education,
+                    facility,
                     admitted.isoformat(),
                     release.isoformat(),
-                    "in_custody",
+                    status,
+                    "",  # release_kind: the status names it
+                    "",  # released_on: the day of the import
                     "ya" if consent else "tidak",
                     "ya" if consent else "tidak",
                 ]
@@ -123,7 +147,8 @@ async def one_run(db: Database, path: Path, *, dry_run: bool, label: str, trace:
     print(
         f"{label:<22} {report.processed_lines:>8} lines in {elapsed:7.1f} s = "
         f"{report.processed_lines / elapsed:8.0f} lines/s; created {report.created}, "
-        f"unchanged {report.unchanged}, invalid {report.invalid}; "
+        f"updated {report.updated}, transferred {report.transferred}, "
+        f"released {report.released}, unchanged {report.unchanged}, invalid {report.invalid}; "
         f"max RSS {rss_before:.0f} -> {max_rss_mib():.0f} MiB{peak}",
         flush=True,
     )
@@ -135,11 +160,15 @@ async def main() -> None:
     parser.add_argument("--bad-every", type=int, default=1000, help="one bad line per N (0: none)")
     parser.add_argument("--tracemalloc", action="store_true")
     args = parser.parse_args()
+    # A line per person changed would be thousands of lines here, and would cost time to print.
+    configure_logging(service="registry", level="WARNING", json=False)
 
     with tempfile.TemporaryDirectory(prefix="bekal-bench-") as tmp:
         csv_path = Path(tmp) / "inmates.csv"
         t = time.perf_counter()
         generate(csv_path, args.rows, args.bad_every)
+        next_day = Path(tmp) / "inmates-next-day.csv"
+        generate(next_day, args.rows, args.bad_every, changed_every=100)
         size = csv_path.stat().st_size / 2**20
         print(f"generated {args.rows} lines ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
         url = f"sqlite+aiosqlite:///{tmp}/registry.db"
@@ -152,6 +181,9 @@ async def main() -> None:
             await one_run(db, csv_path, dry_run=False, label="import", trace=args.tracemalloc)
             await one_run(
                 db, csv_path, dry_run=False, label="same file again", trace=args.tracemalloc
+            )
+            await one_run(
+                db, next_day, dry_run=False, label="next day (1% changed)", trace=args.tracemalloc
             )
         finally:
             await db.dispose()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bekal.registry.importer import LineErrorException, count_lines, parse_line
+from bekal.shared.events.catalogue import ReleaseKind
 
 GOOD = {
     "registration_number": "AI.2023.001",
@@ -91,3 +92,35 @@ def test_lines_are_counted_without_the_header(tmp_path: Path) -> None:
     assert count_lines(path) == 2
     path.write_text("")
     assert count_lines(path) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "expected"),
+    [
+        ("released", "", ReleaseKind.FREE),
+        ("released", "parole", ReleaseKind.PAROLE),
+        ("bebas", "cuti_bersyarat", ReleaseKind.CONDITIONAL),
+        ("parole", "", ReleaseKind.PAROLE),
+        ("Pembebasan Bersyarat", "", ReleaseKind.PAROLE),
+        ("conditional_release", "conditional", ReleaseKind.CONDITIONAL),
+        ("bebas_murni", "", ReleaseKind.FREE),
+    ],
+)
+def test_a_release_status_names_its_kind(status: str, kind: str, expected: ReleaseKind) -> None:
+    row = parse_line(
+        4,
+        {**GOOD, "status": status, "release_kind": kind, "released_on": ""},
+        today=date(2026, 11, 25),
+    )
+    assert row.release_kind is expected
+    assert row.released_on == date(2026, 11, 25)  # no date in the file: the day of the import
+
+
+def test_a_release_keeps_the_date_the_file_gives() -> None:
+    row = parse_line(4, {**GOOD, "status": "parole", "released_on": "01/11/2026"})
+    assert row.released_on == date(2026, 11, 1)
+
+
+def test_someone_in_custody_has_no_release() -> None:
+    row = parse_line(4, dict(GOOD))
+    assert row.release_kind is None and row.released_on is None
