@@ -633,3 +633,68 @@ async def test_no_nik_in_any_event_list_audit_entry_or_log_line(
     assert "inmate_erased" in logs.out + logs.err
     assert nik not in logs.out + logs.err and "32730157089200X7" not in logs.out + logs.err
     assert await count(reg.app.state.db, Inmate) == 1
+
+
+async def test_a_new_expected_release_date_shares_the_person_again_and_obeys_the_rules(
+    registry: Registry,
+):
+    reg = registry
+    home = await facility(reg, "LP-ERD")
+    await facility(reg, "LP-ERD-OTHER")
+    shared = await inmate(reg, home["id"], "ERD.1", NIKS[17], consent=BOTH)
+    unshared = await inmate(reg, home["id"], "ERD.2", NIKS[18])
+
+    r = await reg.post(
+        f"/api/v1/inmates/{shared['id']}/expected-release",
+        {"expected_release_date": "2026-03-31"},
+        reg.officer("LP-ERD"),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["expected_release_date"] == "2026-03-31"
+    # Another facility's officer cannot tell the person exists.
+    problem(
+        await reg.post(
+            f"/api/v1/inmates/{shared['id']}/expected-release",
+            {"expected_release_date": "2026-04-30"},
+            reg.officer("LP-ERD-OTHER"),
+        ),
+        404,
+    )
+    problem(
+        await reg.post(
+            f"/api/v1/inmates/{unshared['id']}/expected-release",
+            {"expected_release_date": "2022-12-31"},
+        ),
+        422,
+        "expected_release_date",
+    )
+    r = await reg.post(
+        f"/api/v1/inmates/{unshared['id']}/release",
+        {"kind": "free", "released_on": "2025-01-01"},
+    )
+    assert r.status_code == 200, r.text
+    gone = problem(
+        await reg.post(
+            f"/api/v1/inmates/{unshared['id']}/expected-release",
+            {"expected_release_date": "2026-03-31"},
+        ),
+        409,
+        "status",
+    )
+    assert gone["type"].endswith("inmate-not-in-custody")
+
+    events = [p.event for p in await reg.published()]
+    again = [e for e in events if isinstance(e, InmateShared)]
+    # Shared twice, the second time whole with the new date; the unshared person never.
+    assert [(str(e.participant_id), e.expected_release_date) for e in again] == [
+        (shared["id"], date(2026, 6, 30)),
+        (shared["id"], date(2026, 3, 31)),
+    ]
+    assert all(e.facility_code == "LP-ERD" for e in again)
+    (entry,) = await reg.rows(
+        AuditEntry,
+        AuditEntry.inmate_id == uuid.UUID(shared["id"]),
+        AuditEntry.action == "inmate.expected_release_updated",
+    )
+    assert entry.actor == "officer"
+    assert json.loads(entry.detail) == {"from": "2026-06-30", "to": "2026-03-31"}

@@ -137,6 +137,12 @@ class ReleaseIn(BaseModel):
     released_on: date
 
 
+class ExpectedReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_release_date: date
+
+
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

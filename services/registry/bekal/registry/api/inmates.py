@@ -15,6 +15,7 @@ from bekal.registry.schemas import (
     AbsenceIn,
     ConsentIn,
     DeathIn,
+    ExpectedReleaseIn,
     InmateCreate,
     InmatePublic,
     InmatesPublic,
@@ -167,6 +168,28 @@ async def transfer_inmate(
 ) -> InmatePublic:
     inmate = await services.transfer_inmate(
         session, inmate_id=inmate_id, transfer=body, principal=principal
+    )
+    public = InmatePublic.of(inmate)
+    await commit(session)
+    return public
+
+
+@router.post(
+    "/{inmate_id}/expected-release",
+    response_model=InmatePublic,
+    summary="Record a new expected release date (shares the person again if shared)",
+)
+async def update_expected_release(
+    inmate_id: uuid.UUID,
+    body: ExpectedReleaseIn,
+    session: SessionDep,
+    principal: CorrectionsStaff,
+) -> InmatePublic:
+    inmate = await services.update_expected_release(
+        session,
+        inmate_id=inmate_id,
+        expected_release_date=body.expected_release_date,
+        principal=principal,
     )
     public = InmatePublic.of(inmate)
     await commit(session)
