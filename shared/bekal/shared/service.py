@@ -133,9 +133,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The engine first: it makes a SQLite file's directory, which a first start may lack.
+        db = Database(settings.database_url, pool_size=settings.database_pool_size)
         if settings.run_migrations_on_start:
             await asyncio.to_thread(upgrade, spec.package, settings.database_url)
-        db = Database(settings.database_url, pool_size=settings.database_pool_size)
         resources = spec.resources(app, settings) if spec.resources else None
         messaging = Messaging(spec, settings, db, resources)
         app.state.db = db
