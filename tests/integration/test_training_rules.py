@@ -788,3 +788,138 @@ async def test_enrols_and_completes_with_the_registry_absent(
         assert sorted(
             e.participant_name for e in events if isinstance(e, ParticipantCompleted)
         ) == ["Nurdin", "Oki"]
+
+
+async def test_a_merge_of_two_records_in_one_session_keeps_one_enrolment_and_a_tombstone(
+    training: Training,
+) -> None:
+    """Rudi was registered twice ("Rudi Ganda") and enrolled under both ids in two sessions."""
+    t = training
+    cipinang, p, program = await setup(
+        t, {name: date(2025, 1, 2) for name in ("Rudi", "Rudi Ganda", "Sari")}
+    )
+    rudi, twin = str(p["Rudi"]), str(p["Rudi Ganda"])
+
+    # A, completed: under one id Rudi came the first three days and passed BTK-01; under the
+    # other he came the last two and passed BTK-02. Each record alone fails.
+    a = await schedule(t, program, cipinang)
+    await t.post(f"/api/v1/sessions/{a}/enrollments", {"participant_ids": [rudi, twin]}, expect=201)
+    await t.post(f"/api/v1/sessions/{a}/start", headers=t.officer)
+    for i, day in enumerate(DAYS):
+        here, away = (rudi, twin) if i < 3 else (twin, rudi)
+        await t.put(
+            f"/api/v1/sessions/{a}/attendance",
+            {
+                "date": day.isoformat(),
+                "records": [
+                    {"participant_id": here, "status": "present"},
+                    {"participant_id": away, "status": "absent"},
+                ],
+            },
+        )
+    await t.put(
+        f"/api/v1/sessions/{a}/assessments",
+        {
+            "assessor": "Asesor YBI",
+            "results": [
+                {"participant_id": rudi, "unit_code": "BTK-01", "result": "competent"},
+                {"participant_id": rudi, "unit_code": "BTK-02", "result": "not_yet_competent"},
+                {"participant_id": twin, "unit_code": "BTK-02", "result": "competent"},
+            ],
+        },
+    )
+    done = await t.post(f"/api/v1/sessions/{a}/complete")
+    assert set(statuses(done).values()) == {"not_completed"}
+
+    # B, open with two seats: both records hold one, Sari waits.
+    b = await schedule(t, program, cipinang, start=START + timedelta(days=10), capacity=2)
+    await t.post(
+        f"/api/v1/sessions/{b}/enrollments",
+        {"participant_ids": [rudi, twin, str(p["Sari"])], "waitlist": True},
+        expect=201,
+    )
+    before = len(await t.events(expect=9))
+
+    merged = InmatesMerged(
+        participant_id=p["Rudi Ganda"], surviving_participant_id=p["Rudi"], merged_on=DAYS[-1]
+    )
+    [merge_id] = await t.publish(merged)
+    await t.handled(merge_id)
+
+    # A: one enrolment under Rudi's id, with both records' days and units: now completed.
+    after_a = await t.get(f"/api/v1/sessions/{a}")
+    by_person = {e["participant_id"]: e for e in after_a["enrollments"]}
+    assert (by_person[rudi]["status"], by_person[rudi]["attendance_share"]) == ("completed", 1.0)
+    assert (by_person[twin]["status"], by_person[twin]["withdrawal_reason"]) == (
+        "withdrawn",
+        "merged",
+    )
+    history = (await t.get(f"/api/v1/sessions/{a}/attendance/history"))["data"]
+    folded = [h for h in history if h["changed_by"] == "registry-merge"]
+    assert sorted((h["date"], h["previous_status"], h["status"]) for h in folded) == [
+        (DAYS[3].isoformat(), "absent", "present"),
+        (DAYS[4].isoformat(), "absent", "present"),
+    ]
+    # B: one seat for Rudi, the other goes to Sari.
+    assert statuses(await t.get(f"/api/v1/sessions/{b}")) == {
+        rudi: "enrolled",
+        twin: "withdrawn",
+        str(p["Sari"]): "enrolled",
+    }
+    graduates = await t.get(f"/api/v1/enrollments?participant_id={rudi}")
+    assert sorted(e["status"] for e in graduates["data"]) == ["completed", "enrolled"]
+
+    # Records come partition by partition: pick the merge's events by what they are about.
+    everything = await t.events(expect=before + 5)
+    rudi_a = by_person[rudi]["id"]
+    rudi_b = next(
+        e["id"]
+        for e in (await t.get(f"/api/v1/sessions/{b}"))["enrollments"]
+        if e["participant_id"] == rudi
+    )
+    folded_away = [
+        e
+        for e in everything
+        if isinstance(e, EnrollmentWithdrawn) and e.merged_into_enrollment_id is not None
+    ]
+    assert sorted(str(e.merged_into_enrollment_id) for e in folded_away) == sorted([rudi_a, rudi_b])
+    assert all(e.reason.value == "other" and str(e.participant_id) == twin for e in folded_away)
+    [fixed] = [e for e in everything if isinstance(e, OutcomeCorrected)]
+    assert (str(fixed.enrollment_id), fixed.outcome.value) == (rudi_a, "completed")
+    [certified] = [e for e in everything if isinstance(e, ParticipantCompleted)]
+    assert str(certified.enrollment_id) == rudi_a and certified.participant_name == "Rudi"
+    moved_up = [e for e in everything if isinstance(e, ParticipantEnrolled)]
+    assert [str(e.participant_id) for e in moved_up].count(str(p["Sari"])) == 1
+    assert len(everything) == before + 5
+
+    # The tombstone: the merge again (same id and a new one), a late sharing of the old record
+    # and its release. The sharing does not bring it back; the release is Rudi's.
+    again = await t.publish(merged, event_ids=[merge_id])
+    replayed = await t.publish(
+        merged,
+        inmate(p["Rudi Ganda"], cipinang, "Rudi Ganda"),
+        released(p["Rudi Ganda"], cipinang, START + timedelta(days=11)),
+    )
+    await t.handled(*replayed)
+    assert again == [merge_id]
+    async with t.app.state.db.session() as db:
+        assert await db.get(Participant, p["Rudi Ganda"]) is None
+        survivor = await db.get(Participant, p["Rudi"])
+        assert survivor is not None and survivor.status == "released"
+    assert statuses(await t.get(f"/api/v1/sessions/{b}")) == {
+        rudi: "withdrawn",
+        twin: "withdrawn",
+        str(p["Sari"]): "enrolled",
+    }
+    everything = await t.events(expect=before + 6)
+    assert len(everything) == before + 6  # the release's one withdrawal, nothing else
+    [gone] = [
+        e for e in everything if isinstance(e, EnrollmentWithdrawn) and e.reason.value == "released"
+    ]
+    assert (str(gone.enrollment_id), str(gone.participant_id)) == (rudi_b, rudi)
+    # And the old id is no candidate of its own any more.
+    c = await schedule(t, program, cipinang, start=START + timedelta(days=20))
+    r = await t.client.post(
+        f"/api/v1/sessions/{c}/enrollments", headers=t.officer, json={"participant_ids": [twin]}
+    )
+    assert "tidak dikenal" in problem(r, 422)["errors"][0]["message"]
