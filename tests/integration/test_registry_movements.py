@@ -698,3 +698,39 @@ async def test_a_new_expected_release_date_shares_the_person_again_and_obeys_the
     )
     assert entry.actor == "officer"
     assert json.loads(entry.detail) == {"from": "2026-06-30", "to": "2026-03-31"}
+
+
+async def test_erasure_also_clears_the_name_from_kept_events_and_replayable_answers(
+    registry: Registry,
+):
+    reg = registry
+    here = await facility(reg, "LP-COPY")
+    body = {
+        "registration_number": "C.1",
+        "full_name": "Kartika Sari",
+        "nik": NIKS[0],
+        "sex": "F",
+        "date_of_birth": "1991-04-12",
+        "facility_id": here["id"],
+        "admission_date": "2023-01-10",
+        "consent": BOTH,
+    }
+    key = {**reg.admin, "Idempotency-Key": "reg-c1"}
+    r = await reg.post("/api/v1/inmates", body, key)
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    # Before: the subject-access export shows every copy of the person's data the registry keeps.
+    export = (await reg.get(f"/api/v1/inmates/{pid}/subject-access")).json()
+    assert [s["body"]["full_name"] for s in export["stored_responses"]] == ["Kartika Sari"]
+    assert export["events_published"][0]["data"]["full_name"] == "Kartika Sari"
+
+    assert (await reg.post(f"/api/v1/inmates/{pid}/erasure")).status_code == 200
+    for row in await reg.rows(OutboxMessage):
+        assert "Kartika" not in row.payload
+    assert "Kartika" not in json.dumps(
+        (await reg.get(f"/api/v1/inmates/{pid}/subject-access")).json()
+    )
+    # A replay of the registration's key no longer answers with the old record.
+    replay = await reg.post("/api/v1/inmates", body, key)
+    assert problem(replay, 409, "registration_number")["type"].endswith("registration-number-taken")
+    assert "Kartika" not in replay.text

@@ -305,6 +305,12 @@ class PublishedEventPublic(BaseModel):
     data: dict[str, Any]
 
 
+class StoredResponsePublic(BaseModel):
+    created_at: datetime
+    status: int
+    body: Any
+
+
 class SubjectAccessExport(BaseModel):
     """Everything the registry holds about one person (UU PDP right of access)."""
 
@@ -317,6 +323,9 @@ class SubjectAccessExport(BaseModel):
     movements: list[MovementPublic]
     events_published: list[PublishedEventPublic]
     audit_trail: list[AuditEntryPublic]
+    stored_responses: list[StoredResponsePublic] = Field(
+        description="Answers kept for Idempotency-Key replays that name the person"
+    )
 
 
 class ImportErrorPublic(BaseModel):

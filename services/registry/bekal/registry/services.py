@@ -46,6 +46,7 @@ from bekal.shared.events.catalogue import (
     InmateTemporarilyAbsent,
     InmateTransferred,
 )
+from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.pagination import Page, paginate, parse_utc
@@ -839,6 +840,17 @@ async def erase_inmate(
     ever_shared = [row.id for row in [inmate, *duplicates] if row.shared_at is not None]
     for row in [inmate, *duplicates]:
         _anonymise(row, now)
+    ids = [inmate.id, *(row.id for row in duplicates)]
+    # Copies of the name outside the inmates table: the events kept in the outbox, and the
+    # answers kept for Idempotency-Key replays (a replay then answers as a new request would).
+    for message in (
+        await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
+        )
+    ).all():
+        message.payload = _erased_payload(message.payload)
+    for record in await _stored_responses(session, ids):
+        await session.delete(record)
     for participant_id in ever_shared:
         add_event(session, InmateErased(participant_id=participant_id))
     log.info("inmate_erased", inmate_id=str(inmate.id), duplicates=len(duplicates))
@@ -851,6 +863,26 @@ async def erase_inmate(
         detail={"duplicates": [row.id for row in duplicates]},
     )
     return inmate
+
+
+def _erased_payload(payload: str) -> str:
+    data = json.loads(payload)
+    if isinstance(data, dict) and "full_name" in data:
+        data["full_name"] = domain.ERASED_NAME
+    return json.dumps(data, ensure_ascii=False)
+
+
+async def _stored_responses(session: AsyncSession, ids: list[uuid.UUID]) -> list[IdempotencyRecord]:
+    """Answers kept for Idempotency-Key replays that name one of ``ids`` (a registration's)."""
+    return list(
+        (
+            await session.scalars(
+                select(IdempotencyRecord)
+                .where(or_(*(IdempotencyRecord.body.contains(str(i)) for i in ids)))
+                .order_by(IdempotencyRecord.created_at)
+            )
+        ).all()
+    )
 
 
 async def subject_access(
@@ -882,6 +914,7 @@ async def subject_access(
             select(AuditEntry).where(AuditEntry.inmate_id.in_(ids)).order_by(AuditEntry.at)
         )
     ).all()
+    stored = await _stored_responses(session, ids)
     audit(
         session,
         principal,
@@ -907,6 +940,10 @@ async def subject_access(
             for e in events
         ],
         "audit_trail": [audit_public(a) for a in trail],
+        "stored_responses": [
+            {"created_at": r.created_at, "status": r.status, "body": json.loads(r.body)}
+            for r in stored
+        ],
     }
 
 
