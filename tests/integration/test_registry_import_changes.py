@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bekal.registry.api.imports import INTERRUPTED
+from bekal.registry.api.imports import INTERRUPTED, UPLOAD_PREFIX
 from bekal.registry.app import create_app
 from bekal.registry.importer import COLUMNS, LineError, run_import
 from bekal.registry.models import AuditEntry, Facility, ImportJob, Inmate, InmateMovement
@@ -385,6 +386,13 @@ async def test_a_job_cut_off_by_a_stop_is_marked_interrupted_and_completed_by_su
                     )
                 )
             await s.commit()
+        # The uploads the stopped process left on disk (NIKs in clear), and the live one's.
+        uploads = {
+            job_id: Path(tempfile.gettempdir()) / f"{UPLOAD_PREFIX}{job_id}-x.csv"
+            for job_id in (cut_off, elsewhere)
+        }
+        for upload in uploads.values():
+            upload.write_text(export(*everyone[:1]))
 
     # The registry starts again on the same database.
     second = create_app(settings)
@@ -399,8 +407,11 @@ async def test_a_job_cut_off_by_a_stop_is_marked_interrupted_and_completed_by_su
         stopped = await job(cut_off)
         assert stopped["status"] == "interrupted" and stopped["failure"] == INTERRUPTED
         assert stopped["finished_at"] is not None and stopped["processed_lines"] == 5
-        # A job still beating (another replica's) is left running.
+        assert not uploads[cut_off].exists()
+        # A job still beating (another replica's) is left running, its upload in place.
         assert (await job(elsewhere))["status"] == "running"
+        assert uploads[elsewhere].exists()
+        uploads[elsewhere].unlink()
 
         # A job whose beat stops while the registry runs is found out when it is read.
         async with second.state.db.session() as s:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from bekal.registry.deps import RegistryAdmin, SessionDep
 from bekal.registry.importer import (
@@ -36,6 +36,7 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 KEPT_ERRORS = 1000  # the job keeps the first bad (and skipped) lines; all of them are counted
 # A job beats with each chunk (well under a second); one silent this long died with its process.
 STALE_AFTER = timedelta(minutes=2)
+UPLOAD_PREFIX = "bekal-registry-import-"
 UNFINISHED = ("queued", "running")
 INTERRUPTED = (
     "Impor terhenti karena layanan registri berhenti saat impor berjalan. Unggah berkas yang "
@@ -85,7 +86,9 @@ async def start_import(
     filename: Annotated[str | None, Query(max_length=300)] = None,
 ) -> ImportJobPublic:
     # Streamed to a temporary file: the upload is never held in memory whole.
-    fd, name = tempfile.mkstemp(prefix="bekal-registry-import-", suffix=".csv")
+    job_id = uuid.uuid4()
+    # Named after the job, so the file (NIKs in clear) of a job cut off can be found and removed.
+    fd, name = tempfile.mkstemp(prefix=f"{UPLOAD_PREFIX}{job_id}-", suffix=".csv")
     path = Path(name)
     size = 0
     try:
@@ -109,7 +112,7 @@ async def start_import(
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
     job = ImportJob(
-        id=uuid.uuid4(),
+        id=job_id,
         status="queued",
         dry_run=dry_run,
         filename=filename,
@@ -152,6 +155,7 @@ async def get_import(job_id: uuid.UUID, session: SessionDep, principal: Registry
         # Its process stopped (another replica's, or this one's before a restart).
         job.status, job.failure, job.finished_at = "interrupted", INTERRUPTED, utcnow()
         await session.commit()
+        await asyncio.to_thread(remove_upload, job.id)
     return job_public(job)
 
 
@@ -169,23 +173,33 @@ async def mark_interrupted_jobs(db: Database, *, older_than: timedelta = STALE_A
     it: the lines already imported are ``unchanged``.
     """
     cutoff = utcnow() - older_than
+    stopped = (
+        ImportJob.status.in_(UNFINISHED),
+        or_(
+            ImportJob.heartbeat_at < cutoff,
+            ImportJob.heartbeat_at.is_(None) & (ImportJob.created_at < cutoff),
+        ),
+    )
     async with db.session() as session:
-        result = await session.execute(
-            update(ImportJob)
-            .where(
-                ImportJob.status.in_(UNFINISHED),
-                or_(
-                    ImportJob.heartbeat_at < cutoff,
-                    ImportJob.heartbeat_at.is_(None) & (ImportJob.created_at < cutoff),
-                ),
+        ids = list((await session.scalars(select(ImportJob.id).where(*stopped))).all())
+        if ids:
+            await session.execute(
+                update(ImportJob)
+                .where(ImportJob.id.in_(ids), *stopped)
+                .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
             )
-            .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
-        )
-        await session.commit()
-    count = int(getattr(result, "rowcount", 0) or 0)
-    if count:
-        log.warning("import_jobs_interrupted", count=count)
-    return count
+            await session.commit()
+    for job_id in ids:
+        await asyncio.to_thread(remove_upload, job_id)
+    if ids:
+        log.warning("import_jobs_interrupted", count=len(ids))
+    return len(ids)
+
+
+def remove_upload(job_id: uuid.UUID) -> None:
+    """The uploaded file of a job cut off (it holds NIKs in clear), if this host has it."""
+    for leftover in Path(tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}{job_id}-*.csv"):
+        leftover.unlink(missing_ok=True)
 
 
 async def _run_job(
