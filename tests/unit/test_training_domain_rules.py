@@ -10,6 +10,8 @@ import pytest
 
 from bekal.shared.events.catalogue import EnrollmentOutcome, NotCompletedReason
 from bekal.training.domain import (
+    AssessmentResult,
+    AttendanceStatus,
     EnrollmentStatus,
     Outcome,
     ParticipantFacts,
@@ -25,7 +27,10 @@ from bekal.training.domain import (
     check_transition,
     dates_overlap,
     enrollment_problems,
+    folded_day,
+    folded_result,
     is_withdrawable,
+    merged_keeps_its_own,
     outcome_of,
     release_window_problem,
     split_by_capacity,
@@ -258,3 +263,42 @@ def test_a_planned_session_takes_no_enrolment_until_it_is_opened() -> None:
         with pytest.raises(RuleBroken) as after:
             problems([person], session_status=closed)
         assert "ditutup" in after.value.message
+
+
+def test_a_merge_keeps_the_enrolment_furthest_along_and_the_survivors_own_on_a_tie() -> None:
+    order = [
+        EnrollmentStatus.WITHDRAWN,
+        EnrollmentStatus.WAITLISTED,
+        EnrollmentStatus.ENROLLED,
+        EnrollmentStatus.NOT_COMPLETED,
+        EnrollmentStatus.COMPLETED,
+    ]
+    for i, lower in enumerate(order):
+        for higher in order[i + 1 :]:
+            assert merged_keeps_its_own(higher, lower)
+            assert not merged_keeps_its_own(lower, higher)
+        assert not merged_keeps_its_own(lower, lower)
+
+
+def test_a_merge_counts_a_day_present_if_either_record_says_so_else_excused() -> None:
+    present, excused, absent = (
+        AttendanceStatus.PRESENT,
+        AttendanceStatus.EXCUSED,
+        AttendanceStatus.ABSENT,
+    )
+    assert folded_day(None, absent) is absent  # a day only the other record has
+    assert folded_day(absent, present) is present
+    assert folded_day(absent, excused) is excused
+    assert folded_day(excused, present) is present
+    for kept in (present, excused, absent):
+        assert folded_day(kept, kept) is None
+    assert folded_day(present, absent) is None and folded_day(present, excused) is None
+    assert folded_day(excused, absent) is None
+
+
+def test_a_merge_counts_a_unit_competent_if_either_record_was_assessed_competent() -> None:
+    yes, no = AssessmentResult.COMPETENT, AssessmentResult.NOT_YET_COMPETENT
+    assert folded_result(None, no) is no
+    assert folded_result(no, yes) is yes
+    assert folded_result(yes, no) is None
+    assert folded_result(yes, yes) is None and folded_result(no, no) is None

@@ -338,6 +338,49 @@ def is_withdrawable(
     return moved_to_facility_id is None or moved_to_facility_id != session_facility_id
 
 
+# --- merging two records of one person ------------------------------------------------------
+
+# When the registry merges two records of one person who were both in one session, the
+# enrolment furthest along stays; the other's history is folded into it.
+_KEEP_RANK = {
+    EnrollmentStatus.COMPLETED: 4,
+    EnrollmentStatus.NOT_COMPLETED: 3,
+    EnrollmentStatus.ENROLLED: 2,
+    EnrollmentStatus.WAITLISTED: 1,
+    EnrollmentStatus.WITHDRAWN: 0,
+}
+_DAY_RANK = {AttendanceStatus.ABSENT: 0, AttendanceStatus.EXCUSED: 1, AttendanceStatus.PRESENT: 2}
+
+
+def merged_keeps_its_own(merged: EnrollmentStatus, surviving: EnrollmentStatus) -> bool:
+    """Whether the merged record's enrolment is kept rather than the survivor's own.
+
+    Completed beats not completed beats enrolled beats waitlisted beats withdrawn; on a tie the
+    survivor's own stays.
+    """
+    return _KEEP_RANK[merged] > _KEEP_RANK[surviving]
+
+
+def folded_day(kept: AttendanceStatus | None, other: AttendanceStatus) -> AttendanceStatus | None:
+    """The day's status once the other record is folded in, or None if the kept one stands.
+
+    The person was there if either record says present; else excused if either says excused.
+    """
+    if kept is None or _DAY_RANK[other] > _DAY_RANK[kept]:
+        return other
+    return None
+
+
+def folded_result(
+    kept: AssessmentResult | None, other: AssessmentResult
+) -> AssessmentResult | None:
+    """A unit's result once the other record is folded in, or None if the kept one stands:
+    competent if either record was assessed competent."""
+    if kept is None or (other == AssessmentResult.COMPETENT and kept != AssessmentResult.COMPETENT):
+        return other
+    return None
+
+
 # --- completion ----------------------------------------------------------------------------
 
 

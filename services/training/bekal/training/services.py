@@ -485,19 +485,7 @@ async def surviving_id(session: AsyncSession, participant_id: uuid.UUID) -> uuid
     return current if current != participant_id else None
 
 
-# Merging two enrolments of one person in one session: which to keep, and whose day counts.
-_KEEP_RANK = {
-    EnrollmentStatus.COMPLETED.value: 4,
-    EnrollmentStatus.NOT_COMPLETED.value: 3,
-    EnrollmentStatus.ENROLLED.value: 2,
-    EnrollmentStatus.WAITLISTED.value: 1,
-    EnrollmentStatus.WITHDRAWN.value: 0,
-}
-_DAY_RANK = {
-    AttendanceStatus.ABSENT.value: 0,
-    AttendanceStatus.EXCUSED.value: 1,
-    AttendanceStatus.PRESENT.value: 2,
-}
+# Who folded attendance in when a registry merge found one person twice in one session.
 MERGE_ACTOR = "registry-merge"
 
 
@@ -604,7 +592,9 @@ async def _fold_twin_enrollments(
 ) -> None:
     """One person enrolled twice in one session (under two ids): keep one, end the other."""
     ts = await get_session(session=session, session_id=merged.session_id, lock=True)
-    if _KEEP_RANK[merged.status] > _KEEP_RANK[surviving.status]:
+    if domain.merged_keeps_its_own(
+        EnrollmentStatus(merged.status), EnrollmentStatus(surviving.status)
+    ):
         kept, dropped = merged, surviving
         # The session holds one enrolment per person id: the dropped one takes the old id.
         dropped.participant_id = old
@@ -674,8 +664,12 @@ async def _fold_history(
         )
     ).all():
         mine = days.get(record.day)
-        if mine is None or _DAY_RANK[record.status] > _DAY_RANK[mine.status]:
-            better[record.day][kept.id] = AttendanceStatus(record.status)
+        day = domain.folded_day(
+            AttendanceStatus(mine.status) if mine is not None else None,
+            AttendanceStatus(record.status),
+        )
+        if day is not None:
+            better[record.day][kept.id] = day
     for day, statuses in sorted(better.items()):
         await _write_day(
             session,
@@ -696,6 +690,14 @@ async def _fold_history(
         await session.scalars(select(Assessment).where(Assessment.enrollment_id == dropped.id))
     ).all():
         mine = units.get(theirs.unit_code)
+        if (
+            domain.folded_result(
+                AssessmentResult(mine.result) if mine is not None else None,
+                AssessmentResult(theirs.result),
+            )
+            is None
+        ):
+            continue
         if mine is None:
             session.add(
                 Assessment(
@@ -708,10 +710,7 @@ async def _fold_history(
                     assessed_at=theirs.assessed_at,
                 )
             )
-        elif (
-            theirs.result == AssessmentResult.COMPETENT.value
-            and mine.result != AssessmentResult.COMPETENT.value
-        ):
+        else:
             mine.result, mine.assessor, mine.assessed_at = (
                 theirs.result,
                 theirs.assessor,
