@@ -281,6 +281,14 @@ async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
         "overrides": [{"participant_id": str(p["Eko"]), "reason": "Remisi diperkirakan"}],
     }
     problem(await t.client.post(url, headers=t.officer, json=override), 403)
+    for reason in ("", "   "):
+        r = await t.client.post(
+            url,
+            headers=t.admin,
+            json={**override, "overrides": [{"participant_id": str(p["Eko"]), "reason": reason}]},
+        )
+        assert problem(r, 422)["errors"][0]["field"].endswith("overrides.0.reason")
+    assert await count(t.app.state.db, Enrollment) == 0
     r = await t.client.post(
         url,
         headers=t.admin,
@@ -294,9 +302,11 @@ async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
         url, headers=t.admin, json={**override, "participant_ids": [str(p["Eko"]), str(p["Andi"])]}
     )
     assert r.status_code == 201, r.text
-    assert {e["participant_id"]: e["override_reason"] for e in r.json()["data"]} == {
-        str(p["Eko"]): "Remisi diperkirakan",
-        str(p["Andi"]): None,
+    assert {
+        e["participant_id"]: (e["override_reason"], e["override_by"]) for e in r.json()["data"]
+    } == {
+        str(p["Eko"]): ("Remisi diperkirakan", "admin-ikma"),
+        str(p["Andi"]): (None, None),
     }
 
     # Full: without a waiting list it is refused (409); with one, Budi and Cahyo queue in order.

@@ -159,6 +159,8 @@ class EnrollmentPublic(BaseModel):
     not_completed_reason: NotCompletedReason | None
     attendance_share: float | None
     override_reason: str | None = None
+    # Who gave the override (a training administrator's subject).
+    override_by: str | None = None
 
 
 class SessionPublic(BaseModel):

@@ -60,6 +60,7 @@ async def list_enrollments(
             not_completed_reason=e.not_completed_reason,
             attendance_share=e.attendance_share,
             override_reason=e.override_reason,
+            override_by=e.override_by,
         )
         for e in page.rows
     ]

@@ -57,6 +57,7 @@ def _enrollment_public(view: EnrollmentView) -> EnrollmentPublic:
         not_completed_reason=enrollment.not_completed_reason,
         attendance_share=enrollment.attendance_share,
         override_reason=enrollment.override_reason,
+        override_by=enrollment.override_by,
     )
 
 
