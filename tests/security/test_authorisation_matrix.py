@@ -129,6 +129,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "POST /api/v1/inmates/{inmate_id}/consent": corrections(*STAFF, other_facility=404),
         "POST /api/v1/inmates/{inmate_id}/release": corrections(*STAFF, other_facility=404),
         "POST /api/v1/inmates/{inmate_id}/transfer": corrections(*STAFF, other_facility=404),
+        "POST /api/v1/inmates/{inmate_id}/expected-release": corrections(
+            *STAFF, other_facility=404
+        ),
         "POST /api/v1/inmates/{inmate_id}/absence": corrections(*STAFF, other_facility=404),
         "POST /api/v1/inmates/{inmate_id}/return": corrections(*STAFF, other_facility=404),
         "POST /api/v1/inmates/{inmate_id}/death": corrections(*STAFF, other_facility=404),
@@ -335,6 +338,9 @@ class World:
                 {"reason": "hospital", "absent_from": today}
             ),
             "/api/v1/inmates/{inmate_id}/return": _const({"returned_on": today}),
+            "/api/v1/inmates/{inmate_id}/expected-release": _const(
+                {"expected_release_date": f"{date.today().year + 1}-12-31"}
+            ),
             "/api/v1/inmates/{inmate_id}/death": _const({"died_on": today}),
             "/api/v1/inmates/{inmate_id}/merge": self._merge_body,
         }
