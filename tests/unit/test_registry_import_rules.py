@@ -175,3 +175,8 @@ def test_the_same_number_with_another_nik_is_a_bad_line() -> None:
 def test_an_erased_or_merged_record_is_never_changed_by_a_file(current: Registered) -> None:
     row = replace(ROW, consent_training=True, consent_data_sharing=True)
     assert plan(row, current=current, facility=THERE).outcome is Outcome.UNCHANGED
+
+
+def test_someone_in_a_facility_since_deactivated_stays_unchanged() -> None:
+    # Only a new registration or a transfer needs an active facility.
+    assert plan(active=False).outcome is Outcome.UNCHANGED
