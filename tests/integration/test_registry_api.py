@@ -646,6 +646,14 @@ async def test_search_filters_and_pages(registry: Registry):
     assert [f["code"] for f in (await facilities(province="banten"))["data"]] == ["LPP-TANGERANG"]
     assert [f["code"] for f in (await facilities(active="false"))["data"]] == ["LPP-TANGERANG"]
     assert [f["code"] for f in (await facilities(active="true"))["data"]] == ["LP-CIPINANG"]
+    assert [f["code"] for f in (await facilities(kind="lapas_perempuan"))["data"]] == [
+        "LPP-TANGERANG"
+    ]
+    assert (await facilities(kind="lpka"))["count"] == 0
+    assert (await facilities(facility_class="I"))["count"] == 0
+    assert (await facilities(facility_class="IIA", kind="lapas"))["count"] == 1
+    r = await reg.client.get("/api/v1/facilities", params={"kind": "penjara"}, headers=reg.admin)
+    assert_problem(r, 422, "kind")
     assert (await facilities(code="LP-CIPINANG"))["data"][0]["id"] == jakarta["id"]
     first = await facilities(limit=1)
     assert first["count"] == 2 and [f["code"] for f in first["data"]] == ["LP-CIPINANG"]

@@ -34,6 +34,8 @@ from bekal.registry.schemas import (
 from bekal.shared.auth import Principal
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
+    FacilityClass,
+    FacilityKind,
     FacilityRegistered,
     FacilityUpdated,
     InmateConsentWithdrawn,
@@ -188,6 +190,8 @@ async def list_facilities(
     active: bool | None,
     limit: int,
     cursor: str | None,
+    kind: FacilityKind | None = None,
+    facility_class: FacilityClass | None = None,
 ) -> Page[Facility]:
     conditions: list[ColumnElement[bool]] = []
     if code:
@@ -199,6 +203,10 @@ async def list_facilities(
             raise InvalidValue(str(exc), field="province") from None
     if active is not None:
         conditions.append(Facility.active.is_(active))
+    if kind is not None:
+        conditions.append(Facility.kind == kind.value)
+    if facility_class is not None:
+        conditions.append(Facility.facility_class == facility_class.value)
     return await paginate(
         session,
         select(Facility).where(*conditions),

@@ -19,6 +19,7 @@ from bekal.registry.schemas import (
     InmatePublic,
     InmatesPublic,
 )
+from bekal.shared.events.catalogue import FacilityClass, FacilityKind
 from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
@@ -59,11 +60,20 @@ async def list_facilities(
     code: str | None = None,
     province: str | None = None,
     active: bool | None = None,
+    kind: FacilityKind | None = None,
+    facility_class: FacilityClass | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> FacilitiesPublic:
     page = await services.list_facilities(
-        session, code=code, province=province, active=active, limit=limit, cursor=cursor
+        session,
+        code=code,
+        province=province,
+        active=active,
+        kind=kind,
+        facility_class=facility_class,
+        limit=limit,
+        cursor=cursor,
     )
     return FacilitiesPublic(
         data=[FacilityPublic.model_validate(f) for f in page.rows],
