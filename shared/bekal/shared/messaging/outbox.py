@@ -110,6 +110,13 @@ class OutboxRelay:
                     .limit(self.settings.outbox_batch_size)
                 )
             ).all()
+            if self.db.is_sqlite and rows:
+                # On SQLite every transaction holds the database's one write lock (BEGIN
+                # IMMEDIATE): end it before waiting on the broker, or a broker that does not
+                # answer stalls every request that writes. The rows stay loaded; marking them
+                # sent below is a second, short transaction. (PostgreSQL keeps the one
+                # transaction: it holds no lock that writers wait for, only the relay's own.)
+                await session.commit()
             sent = 0
             try:
                 for row in rows:
