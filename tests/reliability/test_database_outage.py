@@ -1,0 +1,211 @@
+"""The database away: requests answer 503 problem+json, the consumer commits no offset ahead of
+its effects and resumes where it was; nothing is lost.
+
+PostgreSQL is reached through a loopback proxy that the test cuts (existing connections reset,
+new ones refused). SQLite has no server to lose; its fair equivalent is a write lock held by
+another process for longer than the service's lock timeout (30 s), so that is what it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from bekal.shared.auth import mint_token
+from bekal.shared.broker import EmbeddedBroker
+from bekal.shared.settings import Settings
+from tests.support.processes import ServiceProcess
+from tests.support.sql import scalar
+from tests.support.streams import StreamProducer, committed_total, shared_inmate
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+BEFORE, DURING = 1500, 1000
+
+
+def _program(tag: str) -> dict[str, Any]:
+    return {
+        "code": f"WUB-LOGAM-{tag}",
+        "title": "Penumbuhan WUB IKM Logam",
+        "sector": "logam",
+        "partner": "Balai Besar Logam",
+        "days": 5,
+        "hours": 40,
+        "min_attendance_share": 0.8,
+        "competency_units": [{"code": "LGM-01", "title": "Pengelasan dasar"}],
+    }
+
+
+class Outage:
+    """What the test saw while the database was away."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, int, str, dict[str, Any]]] = []
+        self.committed: list[int] = []
+
+    async def ask(self, http: httpx.AsyncClient, method: str, path: str, **kw: Any) -> None:
+        r = await http.request(method, path, **kw)
+        body = r.json() if r.headers.get("content-type", "").endswith("json") else {}
+        self.answers.append((f"{method} {path}", r.status_code, r.headers["content-type"], body))
+
+
+async def _run(
+    *,
+    training: ServiceProcess,
+    settings: Settings,
+    effects: Callable[[], Awaitable[int]],
+    take_away: Callable[[], Awaitable[None]],
+    give_back: Callable[[], Awaitable[None]],
+    hold: float,
+    label: str,
+) -> None:
+    token = mint_token(
+        settings, subject="ikma-admin", ministry="industry", roles=["training_admin"]
+    )
+    facility = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(BEFORE + DURING)]
+    events = [shared_inmate(i, facility_id=facility, participant_id=p) for i, p in enumerate(ids)]
+    outage = Outage()
+    async with (
+        StreamProducer(settings) as stream,
+        httpx.AsyncClient(
+            base_url=training.url, headers={"Authorization": f"Bearer {token}"}, timeout=90
+        ) as http,
+    ):
+        await stream.send(events[:BEFORE])
+        await wait_until(lambda: _reached(effects, BEFORE // 3), within=120, what="a third")
+        await take_away()
+        away = time.monotonic()
+        await asyncio.sleep(1.0)  # what was in flight at the cut settles (commits or not)
+        at_cut = await effects()
+        # The stream goes on while the database is away.
+        await stream.send(events[BEFORE:])
+        requests = asyncio.gather(
+            outage.ask(http, "POST", "/api/v1/programs", json=_program(uuid.uuid4().hex[:6])),
+            outage.ask(http, "GET", "/api/v1/participants"),
+            outage.ask(http, "GET", "/readyz"),
+        )
+        while time.monotonic() - away < hold:
+            outage.committed.append(await committed_total(settings, "training", events[0].topic))
+            await asyncio.sleep(1.0)
+        await requests
+        during = await effects()
+        await give_back()
+        back = time.monotonic()
+        await wait_until(lambda: _reached(effects, len(ids)), within=180, what="every effect")
+        recovery = time.monotonic() - back
+        after = await http.post("/api/v1/programs", json=_program(uuid.uuid4().hex[:6]))
+    got = await effects()
+    final_commit = await committed_total(settings, "training", events[0].topic)
+    print(
+        f"\n[{label}] away {back - away:.1f} s; events sent {len(ids)} ({DURING} while away), "
+        f"effects at the cut {at_cut}, effects while away {during - at_cut}, "
+        f"committed offsets while away {min(outage.committed)}..{max(outage.committed)} "
+        f"(never above the {at_cut} effects), answers while away "
+        f"{[(what, status) for what, status, _, _ in outage.answers]}, "
+        f"effects counted {got}, lost {len(ids) - got}, doubled {max(0, got - len(ids))}, "
+        f"recovery (back to every effect) {recovery:.1f} s, committed at the end {final_commit}"
+    )
+    for what, status, content_type, body in outage.answers:
+        if what.startswith("GET /readyz"):
+            assert status == 503
+            continue
+        if status == 200:  # only a read may still work (SQLite: readers pass a write lock)
+            assert what.startswith("GET"), what
+            continue
+        assert status == 503, (what, status, body)
+        assert content_type == "application/problem+json"
+        assert body["type"].endswith("/service-unavailable") and body["status"] == 503
+    assert any(status == 503 for what, status, _, _ in outage.answers if "POST" in what)
+    assert during == at_cut  # nothing written while away
+    # An offset is committed only after the effects of every record before it.
+    assert max(outage.committed) <= at_cut
+    assert got == len(ids)
+    assert final_commit == len(ids)
+    assert after.status_code == 201, after.text
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)
+async def test_postgresql_cut_off_answers_503_and_consumer_resumes_where_it_was(
+    broker: EmbeddedBroker,
+    services: Callable[..., ServiceProcess],
+    client_settings: Callable[[EmbeddedBroker], Settings],
+    new_database: Callable[[str], Awaitable[str]],
+) -> None:
+    direct = await new_database("training")
+    target = make_url(direct)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    training = services("training", database_url=via_proxy, broker=broker)
+    try:
+        await training.wait_ready()
+
+        async def effects() -> int:
+            return int(await scalar(direct, "SELECT count(*) FROM participants"))
+
+        await _run(
+            training=training,
+            settings=client_settings(broker),
+            effects=effects,
+            take_away=proxy.cut,
+            give_back=proxy.restore,
+            hold=12.0,
+            label="PostgreSQL cut off",
+        )
+    finally:
+        training.stop()
+        await proxy.close()
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)
+async def test_sqlite_locked_by_another_process_answers_503_and_consumer_resumes_where_it_was(
+    broker: EmbeddedBroker,
+    services: Callable[..., ServiceProcess],
+    client_settings: Callable[[EmbeddedBroker], Settings],
+    new_database: Callable[[str], Awaitable[str]],
+) -> None:
+    url = await new_database("training")
+    training = services("training", database_url=url, broker=broker)
+    await training.wait_ready()
+    path = make_url(url).database
+    assert path
+    holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+
+    async def effects() -> int:
+        return int(await scalar(url, "SELECT count(*) FROM participants"))
+
+    async def lock() -> None:
+        await asyncio.to_thread(holder.execute, "BEGIN EXCLUSIVE")
+
+    async def unlock() -> None:
+        await asyncio.to_thread(holder.execute, "ROLLBACK")
+
+    try:
+        await _run(
+            training=training,
+            settings=client_settings(broker),
+            effects=effects,
+            take_away=lock,
+            give_back=unlock,
+            hold=36.0,  # longer than the service waits for the lock (30 s)
+            label="SQLite locked by another process",
+        )
+    finally:
+        holder.close()
+
+
+async def _reached(effects: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await effects() >= n
