@@ -933,3 +933,65 @@ async def test_a_merge_of_two_records_in_one_session_keeps_one_enrolment_and_a_t
         f"/api/v1/sessions/{c}/enrollments", headers=t.officer, json={"participant_ids": [twin]}
     )
     assert "tidak dikenal" in problem(r, 422)["errors"][0]["message"]
+
+
+async def test_a_completed_duplicate_enrolment_moves_to_the_surviving_id(
+    training: Training,
+) -> None:
+    """Tono passed under his duplicate record and failed under his own: after the merge his one
+    enrolment is the completed one, under his own id."""
+    t = training
+    cipinang, p, program = await setup(t, {name: date(2025, 1, 2) for name in ("Tono", "Tono G")})
+    tono, twin = str(p["Tono"]), str(p["Tono G"])
+    s = await schedule(t, program, cipinang)
+    await t.post(f"/api/v1/sessions/{s}/enrollments", {"participant_ids": [tono, twin]}, expect=201)
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+    for day in DAYS:
+        await t.put(
+            f"/api/v1/sessions/{s}/attendance",
+            {
+                "date": day.isoformat(),
+                "records": [
+                    {"participant_id": twin, "status": "present"},
+                    {"participant_id": tono, "status": "absent"},
+                ],
+            },
+        )
+    await t.put(
+        f"/api/v1/sessions/{s}/assessments",
+        {
+            "assessor": "Asesor YBI",
+            "results": [
+                {"participant_id": twin, "unit_code": u["code"], "result": "competent"}
+                for u in UNITS
+            ],
+        },
+    )
+    done = await t.post(f"/api/v1/sessions/{s}/complete")
+    ids = {e["participant_id"]: e["id"] for e in done["enrollments"]}
+    assert statuses(done) == {tono: "not_completed", twin: "completed"}
+    before = len(await t.events(expect=4))
+
+    merged = InmatesMerged(
+        participant_id=p["Tono G"], surviving_participant_id=p["Tono"], merged_on=DAYS[-1]
+    )
+    await t.handled(*await t.publish(merged, merged))
+
+    after = await t.get(f"/api/v1/sessions/{s}")
+    state = {
+        e["id"]: (e["participant_id"], e["status"], e["withdrawal_reason"])
+        for e in after["enrollments"]
+    }
+    assert state == {
+        ids[twin]: (tono, "completed", None),  # the passed enrolment, now under Tono's id
+        ids[tono]: (twin, "withdrawn", "merged"),  # the failed one, filed under the old id
+    }
+    graduates = await t.get(f"/api/v1/enrollments?participant_id={tono}&status=completed")
+    assert [e["id"] for e in graduates["data"]] == [ids[twin]]
+    events = await t.events(expect=before + 1)
+    assert len(events) == before + 1  # one withdrawal; the kept outcome did not change
+    [folded] = [e for e in events if isinstance(e, EnrollmentWithdrawn)]
+    assert (str(folded.enrollment_id), str(folded.merged_into_enrollment_id)) == (
+        ids[tono],
+        ids[twin],
+    )

@@ -596,7 +596,10 @@ async def _fold_twin_enrollments(
         EnrollmentStatus(merged.status), EnrollmentStatus(surviving.status)
     ):
         kept, dropped = merged, surviving
-        # The session holds one enrolment per person id: the dropped one takes the old id.
+        # The session holds one enrolment per person id: the two swap ids (through a free id,
+        # so the unique constraint holds at every step) and the dropped one keeps the old id.
+        kept.participant_id = uuid.uuid4()
+        await session.flush()
         dropped.participant_id = old
         await session.flush()
         kept.participant_id = new
