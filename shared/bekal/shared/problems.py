@@ -102,6 +102,33 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+# Data exceptions: SQLSTATE class 22, and what the drivers raise before a value reaches the server.
+_UNSTORABLE = {
+    "DataError",
+    "CharacterNotInRepertoireError",
+    "UntranslatableCharacterError",
+    "NumericValueOutOfRangeError",
+    "OverflowError",
+}
+
+
+def is_unstorable_value(exc: BaseException) -> bool:
+    """True when the database refused a value itself, as opposed to being unreachable."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if type(current).__name__ in _UNSTORABLE:
+            return True
+        if str(getattr(current, "sqlstate", "") or "").startswith("22"):
+            return True
+        stack += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return False
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else {}
     headers.update(problem.headers)
@@ -148,6 +175,18 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unstorable_value(exc):
+            # A value the schema let through but the database cannot hold (a NUL character,
+            # an integer beyond its column): the client's input, so 422 rather than 500.
+            log.warning("unstorable_value", error=str(exc).splitlines()[0][:300])
+            return problem_response(
+                RuleViolation(
+                    "Nilai tidak dapat disimpan atau dicari: karakter NUL, atau angka di luar "
+                    "batas yang diizinkan.",
+                    slug="unstorable-value",
+                ),
+                request,
+            )
         if is_unavailable(exc):
             log.warning("database_unavailable", error=str(exc)[:300])
             return problem_response(
@@ -164,3 +203,82 @@ def install_problem_handlers(app: FastAPI) -> None:
             ),
             request,
         )
+
+
+# --- what the OpenAPI documents say about errors ------------------------------------------
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; ``errors`` names the fields at fault.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "The body could not be read (not JSON, or not the declared media type)",
+    401: "No valid bearer token",
+    403: "The token's side or roles do not admit this",
+    404: "Not found (or not visible to the caller)",
+    409: "Not allowed in the current state; `detail` says why",
+    422: "Invalid input; `errors` names each field",
+    429: "Too many requests; see Retry-After",
+    503: "The database or the broker is unavailable; try again shortly",
+}
+_WRITES = {"post", "put", "patch", "delete"}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problem+json answers every operation can give, in place and returned.
+
+    FastAPI documents only the success and a plain-JSON 422; the handlers above answer every
+    error as problem+json, so clients and contract tests need the real media type and shape.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = _PROBLEM_SCHEMA
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for item in openapi.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            statuses = {503}
+            if operation.get("security"):
+                statuses |= {401, 403}
+            if operation.get("parameters") or operation.get("requestBody") or "422" in responses:
+                statuses.add(422)
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                statuses.add(404)
+            if method in _WRITES:
+                statuses |= {404, 409}
+            if operation.get("requestBody"):
+                statuses.add(400)
+            if "429" in responses:
+                statuses.add(429)
+            for status in sorted(statuses):
+                entry = responses.setdefault(
+                    str(status), {"description": _PROBLEM_DESCRIPTIONS[status]}
+                )
+                declared = set(entry.get("content", {})) - {"application/json"}
+                if not declared:  # a page's own error (HTML) stays as the route declares it
+                    entry["content"] = {PROBLEM_JSON: {"schema": ref}}
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return openapi

@@ -27,7 +27,7 @@ from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.outbox import OutboxRelay, backlog
 from bekal.shared.migrations import upgrade
-from bekal.shared.problems import install_problem_handlers
+from bekal.shared.problems import document_problems, install_problem_handlers
 from bekal.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -163,11 +163,24 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     install_problem_handlers(app)
+    _document_problems_in_openapi(app)
     app.add_middleware(_RequestContext, service=spec.name)
     app.include_router(_operations_router(spec))
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+def _document_problems_in_openapi(app: FastAPI) -> None:
+    """The OpenAPI document declares the problem+json answers the handlers give."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _RequestContext(BaseHTTPMiddleware):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from bekal.certification import services
@@ -54,7 +54,11 @@ async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -
     responses={200: {"content": {"application/vc+jwt": {}}}},
     summary="A signed BitstringStatusListCredential (revocation), as vc+jwt",
 )
-async def status_list(status_list: int, session: SessionDep, issuer: IssuerDep) -> Response:
+async def status_list(
+    status_list: Annotated[int, Path(ge=1, le=2**31 - 1, description="The list's number")],
+    session: SessionDep,
+    issuer: IssuerDep,
+) -> Response:
     credential = await services.status_list_credential(
         session, status_list=status_list, issuer=issuer
     )
@@ -63,6 +67,17 @@ async def status_list(status_list: int, session: SessionDep, issuer: IssuerDep) 
         credential, media_type="application/vc+jwt", headers={"Cache-Control": "no-cache"}
     )
 
+
+_LIMITED: dict[str, Any] = {
+    "description": "Too many verifications from this client; Retry-After says when to retry",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
+# The pages answer a burst with a page too, and Retry-After.
+_PAGE_LIMITED: dict[str, Any] = {
+    "description": "Too many verifications from this client (a page saying when to retry)",
+    "content": {"text/html": {}},
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
 
 Name = Annotated[
     str | None,
@@ -78,7 +93,7 @@ Name = Annotated[
     response_model=VerificationPublic,
     response_model_exclude_unset=True,
     summary="Verify a credential the holder presents (works after their data was erased too)",
-    responses={429: {"description": "Too many verifications from this client"}},
+    responses={429: _LIMITED},
 )
 async def verify_presented(
     body: CredentialPresented,
@@ -98,7 +113,7 @@ async def verify_presented(
     response_model=VerificationPublic,
     response_model_exclude_unset=True,
     summary="Verify a certificate by its verification code or its (URL-encoded) number",
-    responses={429: {"description": "Too many verifications from this client"}},
+    responses={429: _LIMITED},
 )
 async def verify_json(
     code: str,
@@ -117,6 +132,7 @@ async def verify_json(
     "/verify",
     response_class=HTMLResponse,
     summary="The page where an employer types the number and the name printed on the paper",
+    responses={429: _PAGE_LIMITED},
 )
 async def verify_form(
     request: Request,
@@ -170,6 +186,7 @@ def _limit(limiter: Any, request: Request) -> None:
     "/verify/{code:path}",
     response_class=HTMLResponse,
     summary="The verification page an employer opens (Bahasa Indonesia)",
+    responses={429: _PAGE_LIMITED},
 )
 async def verify_page(
     code: str,
