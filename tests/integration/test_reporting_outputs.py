@@ -266,6 +266,49 @@ async def test_exports_targets_and_suppressed_public_outputs(database_url, broke
         response = await client.put("/api/v1/targets/2024", headers=admin, json={"note": "x"})
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "annual"
+        # Every edit is audited: who, when, the values before and after; refused ones are not.
+        response = await client.put(
+            "/api/v1/targets/2024", headers=admin, json={"annual": 10, "cumulative": 40}
+        )
+        assert response.status_code == 200
+        body = (await client.get("/api/v1/targets/changes", headers=viewer)).json()
+        assert body["count"] == 2
+        changes = [
+            {k: c[k] for k in ("year", "changed_by", "old_annual", "old_cumulative", "old_note")}
+            | {k: c[k] for k in ("new_annual", "new_cumulative", "new_note")}
+            for c in body["data"]
+        ]
+        subject = "industry-training_admin"
+        assert changes == [
+            {
+                "year": 2024,
+                "changed_by": subject,
+                "old_annual": None,
+                "old_cumulative": None,
+                "old_note": None,
+                "new_annual": 10,
+                "new_cumulative": None,
+                "new_note": "Target uji",
+            },
+            {
+                "year": 2024,
+                "changed_by": subject,
+                "old_annual": 10,
+                "old_cumulative": None,
+                "old_note": "Target uji",
+                "new_annual": 10,
+                "new_cumulative": 40,
+                "new_note": None,
+            },
+        ]
+        assert body["data"][0]["changed_at"] <= body["data"][1]["changed_at"]
+        assert (
+            await client.get("/api/v1/targets/changes", headers=viewer, params={"year": 2017})
+        ).json()["count"] == 0
+        response = await client.put(
+            "/api/v1/targets/2024", headers=admin, json={"annual": 10, "note": "Target uji"}
+        )
+        assert response.status_code == 200
 
         body = (await client.get("/api/v1/targets/progress", headers=viewer)).json()
         progress = {r["year"]: r for r in body["data"]}

@@ -1,9 +1,11 @@
-"""Replay: projections rebuilt from the beginning of the topics equal the live ones, twice over.
+"""Replay with switch-over: the running service rebuilds its projections into a new generation.
 
 A live reporting service consumes a history (with a re-issued certificate, a merge and an
-erasure) and keeps answering while two rebuilds fill fresh databases (one of them on the
-parametrized database, so SQLite and PostgreSQL). The three sets of tables are identical; the
-service restarted on a rebuilt database goes on consuming without counting anything twice.
+erasure). A rebuild fills generation 1 while generation 0 keeps answering, then the service
+switches reads and its consumer over, without a restart. A second rebuild runs while events are
+published: each appears exactly once. A third gives tables identical to the second. A second
+replica of the service follows each switch-over by itself. Targets, set by hand, survive every
+rebuild. On SQLite and PostgreSQL (the service's database).
 """
 
 from __future__ import annotations
@@ -11,27 +13,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date
-from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from bekal.reporting.app import create_app
-from bekal.reporting.models import (
-    Certificate,
-    CertificateRevocation,
-    Enrollment,
-    ErasedParticipant,
-    Facility,
-    MergedParticipant,
-    Participant,
-    Program,
-    ProjectionState,
-    Target,
-    TrainingSession,
+from bekal.reporting.generations import (
+    PROJECTION_MODELS,
+    drop_database,
+    generation_location,
+    generation_url,
 )
-from bekal.reporting.rebuild import NotFresh, rebuild
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
@@ -61,19 +55,6 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-PROJECTIONS = (
-    Facility,
-    Program,
-    TrainingSession,
-    Enrollment,
-    Certificate,
-    CertificateRevocation,
-    Participant,
-    ErasedParticipant,
-    MergedParticipant,
-    Target,
-    ProjectionState,
-)
 F1, P1, S1 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 PEOPLE = [uuid.uuid4() for _ in range(6)]
 ENROLMENTS = [uuid.uuid4() for _ in range(6)]
@@ -197,12 +178,12 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     try:
         out: dict[str, list[tuple[Any, ...]]] = {}
         async with db.session() as s:
-            for model in PROJECTIONS:
-                columns = list(model.__table__.columns)
+            for model in PROJECTION_MODELS:
+                table: Any = model.__table__
                 rows = (
-                    await s.execute(select(*columns).order_by(*model.__table__.primary_key.columns))
+                    await s.execute(select(*table.columns).order_by(*table.primary_key.columns))
                 ).all()
-                out[model.__tablename__] = [tuple(r) for r in rows]
+                out[table.name] = [tuple(r) for r in rows]
         return out
     finally:
         await db.dispose()
@@ -215,82 +196,143 @@ async def _applied(db: Database, n: int) -> None:
     await wait_until(done, within=60, what=f"{n} events applied")
 
 
-async def test_rebuilds_equal_the_live_projections_and_the_service_switches_over(
-    tmp_path: Path, database_url: str, broker, make_settings
+async def _status(client: httpx.AsyncClient, operator: dict[str, str]) -> dict[str, Any]:
+    response = await client.get("/api/v1/admin/projections", headers=operator)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _switched(client: httpx.AsyncClient, operator: dict[str, str], number: int) -> None:
+    async def done() -> bool:
+        status = await _status(client, operator)
+        generation = next(g for g in status["data"] if g["number"] == number)
+        assert generation["status"] != "failed", generation["error"]
+        return bool(status["live"] == number)
+
+    await wait_until(done, within=120, what=f"generation {number} live")
+
+
+def _late_enrolment() -> ParticipantEnrolled:
+    return ParticipantEnrolled(
+        enrollment_id=uuid.uuid4(),
+        session_id=S1,
+        participant_id=uuid.uuid4(),
+        enrolled_on=date(2024, 9, 1),
+    )
+
+
+async def test_rebuild_switches_the_running_service_over_without_losing_or_doubling_an_event(
+    database_url: str, broker, make_settings
 ):
-    live_url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
-    second_url = f"sqlite+aiosqlite:///{tmp_path / 'second.db'}"
-    settings = make_settings("reporting", live_url, broker)
+    settings = make_settings("reporting", database_url, broker)
     events = history()
     app = create_app(settings)
-    async with running(app) as client:
-        admin = bearer(settings, ministry="industry", roles=["training_admin"])
-        await publish(settings, events)
-        await _applied(app.state.db, len(events))
-        response = await client.put("/api/v1/targets/2024", headers=admin, json={"annual": 12})
-        assert response.status_code == 200
-        before = (
-            await client.get("/api/v1/indicators", headers=admin, params={"group_by": "sex"})
-        ).json()
-        assert before["totals"]["enrolled"] == 6 and before["totals"]["certified"] == 6
+    # A second replica, in the same consumer group: it follows each switch-over by itself.
+    other = create_app(settings)
+    try:
+        async with running(app) as client, running(other) as other_client:
+            admin = bearer(settings, ministry="industry", roles=["training_admin"])
+            operator = bearer(settings, ministry="industry", roles=["operator"])
+            await publish(settings, events)
+            await _applied(app.state.db, len(events))
+            response = await client.put("/api/v1/targets/2024", headers=admin, json={"annual": 12})
+            assert response.status_code == 200
+            params = {"group_by": "sex"}
+            before = (await client.get("/api/v1/indicators", headers=admin, params=params)).json()
+            assert before["totals"]["enrolled"] == 6 and before["totals"]["certified"] == 6
 
-        # The service keeps answering, with the same numbers, while a rebuild runs.
-        seen: list[tuple[int, dict[str, Any]]] = []
-        progress: list[tuple[int, int]] = []
-        task = asyncio.create_task(
-            rebuild(
-                settings,
-                database_url,
-                targets_from=live_url,
-                progress=lambda d, t: progress.append((d, t)),
-            )
-        )
-        while not task.done():
-            response = await client.get(
-                "/api/v1/indicators", headers=admin, params={"group_by": "sex"}
-            )
-            seen.append((response.status_code, response.json()))
-            await asyncio.sleep(0.05)
-        first = await task
-        assert seen and all(s == (200, before) for s in seen)
-        assert first.records == len(events) and first.outcomes == {"handled": len(events)}
-        assert progress[-1] == (len(events), len(events))
+            # Rebuild 1: generation 0 answers, with the same numbers, until the switch-over.
+            response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+            assert response.status_code == 202
+            assert response.json()["live"] == 0 and response.json()["building"] == 1
+            again = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+            assert again.status_code == 409
+            assert again.json()["type"].endswith("rebuild-running")
+            seen: list[tuple[int, dict[str, Any]]] = []
+            while (status := await _status(client, operator))["building"] is not None:
+                assert status["live"] == 0
+                response = await client.get("/api/v1/indicators", headers=admin, params=params)
+                seen.append((response.status_code, response.json()))
+            assert all(s == (200, before) for s in seen)
+            await _switched(client, operator, 1)
+            gen1 = next(g for g in status["data"] if g["number"] == 1)
+            assert gen1["records_done"] == gen1["records_total"] == len(events)
+            assert app.state.projections.live.number == 1
+            url1 = generation_url(database_url, generation_location(database_url, 1))
+            assert await dump(url1) == await dump(database_url)
 
-        second = await rebuild(settings, second_url, targets_from=live_url)
-        assert second.records == len(events)
-        live, one, two = await dump(live_url), await dump(database_url), await dump(second_url)
-        assert one == two
-        assert one == live
-        assert [row[:3] for row in one["targets"]] == [
-            (2017, 5000, None),
-            (2019, None, 20000),
-            (2024, 12, None),
-        ]
-        # The erased person is anonymous in the rebuild too; the merged one is filed under P3.
-        assert str(PEOPLE[3]) not in repr(one["enrollments"] + one["participants"])
-        assert len(one["participants"]) == 4
+            # Reads now come from generation 1: emptying generation 0 changes no number.
+            response = await client.delete("/api/v1/admin/projections/0", headers=operator)
+            assert response.status_code == 200 and response.json()["status"] == "dropped"
+            assert (await dump(database_url))["enrollments"] == []
+            after = (await client.get("/api/v1/indicators", headers=admin, params=params)).json()
+            assert after == before
+            live = await client.delete("/api/v1/admin/projections/1", headers=operator)
+            assert live.status_code == 409
 
-        # A rebuild starts from nothing: a database already filled is refused.
-        with pytest.raises(NotFresh):
-            await rebuild(settings, second_url)
+            # Rebuild 2 while events are published: each appears exactly once in generation 2.
+            response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+            assert response.status_code == 202
+            late: list[Event] = []
+            while (await _status(client, operator))["building"] is not None:
+                late.append(_late_enrolment())
+                await publish(settings, late[-1:])
+            assert late, "no event was published while generation 2 was being built"
+            await _switched(client, operator, 2)
+            late.append(_late_enrolment())  # and one after the switch-over
+            await publish(settings, late[-1:])
+            gen2 = app.state.projections.live.db
+            await _applied(gen2, len(events) + len(late))
+            body = (await client.get("/api/v1/indicators", headers=admin)).json()
+            assert body["totals"]["enrolled"] == 6 + len(late)
+            await asyncio.sleep(0.5)  # a second look: nothing more was applied after that
+            assert await count(gen2, InboxMessage) == len(events) + len(late)
+            url2 = generation_url(database_url, generation_location(database_url, 2))
+            assert len((await dump(url2))["enrollments"]) == 6 + len(late)
 
-    # Switch-over: the service restarted on the rebuilt database answers the same and goes on
-    # consuming (its group re-reads nothing it would count twice).
-    switched = create_app(settings.model_copy(update={"database_url": database_url}))
-    async with running(switched) as client:
-        body = (
-            await client.get("/api/v1/indicators", headers=admin, params={"group_by": "sex"})
-        ).json()
-        assert body == before
-        late = ParticipantEnrolled(
-            enrollment_id=uuid.uuid4(),
-            session_id=S1,
-            participant_id=uuid.uuid4(),
-            enrolled_on=date(2024, 9, 1),
-        )
-        await publish(settings, [late])
-        await _applied(switched.state.db, len(events) + 1)
-        await asyncio.sleep(0.5)
-        body = (await client.get("/api/v1/indicators", headers=admin)).json()
-        assert body["totals"]["enrolled"] == 7
-        assert await count(switched.state.db, InboxMessage) == len(events) + 1
+            # Rebuild 3 gives exactly generation 2's tables.
+            response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+            assert response.status_code == 202
+            await _switched(client, operator, 3)
+            url3 = generation_url(database_url, generation_location(database_url, 3))
+            assert await dump(url3) == await dump(url2)
+            # The erased person is anonymous in the rebuild too; the merged one is filed under P3.
+            three = await dump(url3)
+            assert str(PEOPLE[3]) not in repr(three["enrollments"] + three["participants"])
+            assert len(three["participants"]) == 4
+
+            # Targets are not projections: every rebuild kept them, and their edit is audited.
+            targets = (await client.get("/api/v1/targets", headers=admin)).json()["data"]
+            assert [(t["year"], t["annual"], t["cumulative"]) for t in targets] == [
+                (2017, 5000, None),
+                (2019, None, 20000),
+                (2024, 12, None),
+            ]
+            progress = (await client.get("/api/v1/targets/progress", headers=admin)).json()
+            assert next(r for r in progress["data"] if r["year"] == 2024)["target_annual"] == 12
+
+            async def followed() -> bool:
+                return bool(other.state.projections.live.number == 3)
+
+            await wait_until(followed, within=30, what="the other replica on generation 3")
+            for c in (client, other_client):
+                body = (await c.get("/api/v1/indicators", headers=admin, params=params)).json()
+                assert body["totals"]["enrolled"] == 6 + len(late)
+            status = await _status(client, operator)
+            assert [g["status"] for g in status["data"]] == [
+                "dropped",
+                "retired",
+                "retired",
+                "live",
+            ]
+
+        # Restarted, the service reads the live generation named in its control table.
+        restarted = create_app(settings)
+        async with running(restarted) as client:
+            assert restarted.state.projections.live.number == 3
+            body = (await client.get("/api/v1/indicators", headers=admin)).json()
+            assert body["totals"]["enrolled"] == 6 + len(late)
+    finally:
+        for n in (1, 2, 3):
+            await drop_database(database_url, generation_location(database_url, n))

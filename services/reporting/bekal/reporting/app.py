@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from bekal.reporting.api import routers
+from bekal.reporting.generations import Projections
 from bekal.reporting.handlers import subscriptions
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
@@ -25,4 +29,23 @@ spec = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(spec, settings or Settings(service_name=spec.name))
+    settings = settings or Settings(service_name=spec.name)
+    # The live consumer writes into whichever generation is live, which a rebuild changes while
+    # the service runs: reporting starts it itself (generations.Projections), not the factory.
+    app = create_service_app(spec, settings.model_copy(update={"consumer_auto_start": False}))
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with inner(app):
+            projections = Projections(app, settings, consume=settings.consumer_auto_start)
+            app.state.projections = projections
+            await projections.open()
+            try:
+                yield
+            finally:
+                await projections.stop()
+        await projections.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Integer, String
+from sqlalchemy import Boolean, Date, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata
@@ -179,3 +179,46 @@ class ProjectionState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TargetChange(Base):
+    """One edit of a target, kept for audit: who, when, and the values before and after."""
+
+    __tablename__ = "target_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_by: Mapped[str] = mapped_column(String(200))
+    old_annual: Mapped[int | None] = mapped_column(Integer)
+    old_cumulative: Mapped[int | None] = mapped_column(Integer)
+    old_note: Mapped[str | None] = mapped_column(String(300))
+    new_annual: Mapped[int | None] = mapped_column(Integer)
+    new_cumulative: Mapped[int | None] = mapped_column(Integer)
+    new_note: Mapped[str | None] = mapped_column(String(300))
+
+
+class ProjectionGeneration(Base):
+    """A generation of the projections (control table, in the service's own database).
+
+    Generation 0 is the projection tables of the service's database itself; a rebuild fills
+    generation n+1 in a database of its own (``location``) and makes it ``live`` once caught up.
+    Exactly one generation is ``live``: reads and the live consumer use it.
+    """
+
+    __tablename__ = "projection_generations"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Database URL of the generation; None = the service's own database (generation 0).
+    location: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20))  # building, live, retired, failed, dropped
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    switched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    records_done: Mapped[int] = mapped_column(Integer, default=0)
+    records_total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    # JSON {"topic:partition": offset}: the generation holds every record before these offsets.
+    # Another replica switching over moves its consumer there, so nothing it applied to the old
+    # generation meanwhile is missing from the new one.
+    switch_offsets: Mapped[str | None] = mapped_column(Text)

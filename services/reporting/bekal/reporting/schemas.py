@@ -111,3 +111,45 @@ class TargetProgressPublic(BaseModel):
 class TargetProgressesPublic(BaseModel):
     data: list[TargetProgressPublic]
     data_as_of: datetime | None
+
+
+class TargetChangePublic(BaseModel):
+    """One edit of a target: who, when, and the values before and after."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    year: int
+    changed_at: datetime
+    changed_by: str
+    old_annual: int | None
+    old_cumulative: int | None
+    old_note: str | None
+    new_annual: int | None
+    new_cumulative: int | None
+    new_note: str | None
+
+
+class TargetChangesPublic(BaseModel):
+    data: list[TargetChangePublic]
+    count: int
+
+
+class GenerationPublic(BaseModel):
+    """A generation of the projections and, while it is built, the rebuild's progress."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    status: str = Field(description="building, live, retired, failed or dropped")
+    started_at: datetime | None
+    switched_at: datetime | None
+    retired_at: datetime | None
+    records_done: int = Field(description="Events replayed so far")
+    records_total: int = Field(description="Events replayed so far plus those still behind")
+    error: str | None
+
+
+class GenerationsPublic(BaseModel):
+    live: int
+    building: int | None
+    data: list[GenerationPublic]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from bekal.reporting import exports, services
-from bekal.reporting.deps import DETAIL_ROLES, ReportReader, SessionDep
+from bekal.reporting.deps import DETAIL_ROLES, ProjectionSession, ReportReader
 from bekal.reporting.domain import (
     DETAIL_DIMENSIONS,
     Counters,
@@ -125,7 +125,9 @@ async def _report(session: Any, principal: Principal, query: IndicatorQuery) -> 
     response_model_exclude_unset=True,
     summary="Indikator pelatihan: peserta, penarikan, kelulusan, sertifikat",
 )
-async def get_indicators(session: SessionDep, principal: ReportReader, query: QueryDep) -> Any:
+async def get_indicators(
+    session: ProjectionSession, principal: ReportReader, query: QueryDep
+) -> Any:
     report = await _report(session, principal, query)
     return IndicatorsPublic(
         group_by=[d.value for d in report.group_by],
@@ -140,7 +142,9 @@ async def get_indicators(session: SessionDep, principal: ReportReader, query: Qu
 
 
 @router.get(".csv", summary="Tabel indikator sebagai CSV (baris judul, filter di nama berkas)")
-async def get_indicators_csv(session: SessionDep, principal: ReportReader, query: QueryDep) -> Any:
+async def get_indicators_csv(
+    session: ProjectionSession, principal: ReportReader, query: QueryDep
+) -> Any:
     report = await _report(session, principal, query)
     table = exports.indicator_table(report)
     name = exports.file_name("indikator", query.dimensions, query.filters, "csv")
@@ -152,7 +156,9 @@ async def get_indicators_csv(session: SessionDep, principal: ReportReader, query
 
 
 @router.get(".xlsx", summary="Tabel indikator sebagai XLSX (baris judul, filter di nama berkas)")
-async def get_indicators_xlsx(session: SessionDep, principal: ReportReader, query: QueryDep) -> Any:
+async def get_indicators_xlsx(
+    session: ProjectionSession, principal: ReportReader, query: QueryDep
+) -> Any:
     report = await _report(session, principal, query)
     table = exports.indicator_table(report)
     name = exports.file_name("indikator", query.dimensions, query.filters, "xlsx")

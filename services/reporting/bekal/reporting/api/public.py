@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from bekal.reporting import exports, privacy, services
-from bekal.reporting.deps import SessionDep
+from bekal.reporting.deps import ProjectionSession
 from bekal.reporting.privacy import OPEN_DATA_KEYS, PUBLIC_COUNTERS
 
 router = APIRouter(prefix="/public", tags=["public"])
@@ -37,7 +37,7 @@ def _as_of(value: datetime | None) -> str | None:
 
 
 @router.get("/summary", summary="Ringkasan publik (angka kecil disamarkan)")
-async def public_summary(session: SessionDep) -> dict[str, Any]:
+async def public_summary(session: ProjectionSession) -> dict[str, Any]:
     tables, data_as_of = await services.public_tables(session)
     return {
         "data_as_of": _as_of(data_as_of),
@@ -53,7 +53,7 @@ def _open_data_rows(tables: privacy.PublicTables) -> list[dict[str, Any]]:
 
 
 @router.get("/open-data.json", summary="Data terbuka (JSON), bentuk tetap dan terdokumentasi")
-async def open_data_json(session: SessionDep) -> dict[str, Any]:
+async def open_data_json(session: ProjectionSession) -> dict[str, Any]:
     tables, data_as_of = await services.public_tables(session)
     return {
         "schema": OPEN_DATA_SCHEMA,
@@ -65,7 +65,7 @@ async def open_data_json(session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/open-data.csv", summary="Data terbuka (CSV), bentuk tetap dan terdokumentasi")
-async def open_data_csv(session: SessionDep) -> Response:
+async def open_data_csv(session: ProjectionSession) -> Response:
     tables, data_as_of = await services.public_tables(session)
     columns = [*OPEN_DATA_KEYS, *PUBLIC_COUNTERS]
     table = exports.Table(

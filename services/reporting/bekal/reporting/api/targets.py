@@ -1,14 +1,20 @@
-"""Targets of new entrepreneurs as data, and progress against them."""
+"""Targets of new entrepreneurs as data (audited edits), and progress against them.
+
+Targets live in the service's own database, apart from the projections: a rebuild never
+replaces them.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from bekal.reporting import services
-from bekal.reporting.deps import ReportReader, SessionDep, TargetEditor
+from bekal.reporting.deps import ControlSession, ProjectionSession, ReportReader, TargetEditor
 from bekal.reporting.schemas import (
+    TargetChangePublic,
+    TargetChangesPublic,
     TargetProgressesPublic,
     TargetProgressPublic,
     TargetPublic,
@@ -21,7 +27,7 @@ router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
 
 
 @router.get("", response_model=TargetsPublic, summary="Target wirausaha baru per tahun")
-async def list_targets(session: SessionDep, _: ReportReader) -> Any:
+async def list_targets(session: ControlSession, _: ReportReader) -> Any:
     rows = await services.list_targets(session)
     return TargetsPublic(data=[TargetPublic.model_validate(r) for r in rows], count=len(rows))
 
@@ -29,8 +35,10 @@ async def list_targets(session: SessionDep, _: ReportReader) -> Any:
 @router.get(
     "/progress", response_model=TargetProgressesPublic, summary="Capaian terhadap target per tahun"
 )
-async def target_progress(session: SessionDep, _: ReportReader) -> Any:
-    rows, data_as_of = await services.target_progress(session)
+async def target_progress(
+    session: ProjectionSession, targets: ControlSession, _: ReportReader
+) -> Any:
+    rows, data_as_of = await services.target_progress(session, targets)
     return TargetProgressesPublic(
         data=[
             TargetProgressPublic(
@@ -44,9 +52,25 @@ async def target_progress(session: SessionDep, _: ReportReader) -> Any:
     )
 
 
+@router.get(
+    "/changes",
+    response_model=TargetChangesPublic,
+    summary="Riwayat perubahan target (siapa, kapan, nilai lama dan baru)",
+)
+async def target_changes(
+    session: ControlSession,
+    _: ReportReader,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> Any:
+    rows = await services.target_changes(session, year=year)
+    return TargetChangesPublic(
+        data=[TargetChangePublic.model_validate(r) for r in rows], count=len(rows)
+    )
+
+
 @router.put("/{year}", response_model=TargetPublic, summary="Tetapkan atau ubah target satu tahun")
 async def put_target(
-    session: SessionDep,
+    session: ControlSession,
     principal: TargetEditor,
     year: Annotated[int, Path(ge=2000, le=2100)],
     body: TargetUpdate,
