@@ -176,6 +176,10 @@ async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncI
         yield reg
 
 
+def _uploads_left(job_id: uuid.UUID) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}{job_id}-*"))
+
+
 def _snapshot(people: dict[str, Inmate]) -> dict[str, tuple[Any, ...]]:
     return {
         n: (
@@ -494,3 +498,32 @@ async def test_an_export_changes_what_training_knows_of_the_people_it_may_enrol(
             )
 
         await wait_until(applied, within=60, what="training applied the export's changes")
+
+
+async def test_a_job_running_when_the_registry_shuts_down_is_marked_interrupted_at_once(
+    database_url: str, broker: Any, make_settings: Any
+):
+    settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
+    # Far more lines than can be imported between the upload's answer and the shutdown.
+    many = [person(f"SD.{n:06d}", f"32019{n:011d}") for n in range(30_000)]
+    app = create_app(settings)
+    async with running(app) as client:
+        reg = Registry(app, client, settings, {})
+        reg.facilities = await _facilities(client, reg.admin)
+        r = await client.post(
+            "/api/v1/imports",
+            content=export(*many).encode(),
+            headers={**reg.admin, "Content-Type": "text/csv"},
+        )
+        assert r.status_code == 202, r.text
+        job_id = uuid.UUID(r.json()["id"])
+
+    again = create_app(settings)
+    async with running(again) as client:
+        got = await client.get(f"/api/v1/imports/{job_id}", headers=reg.admin)
+        job = got.json()
+        assert job["status"] == "interrupted" and job["failure"] == INTERRUPTED, job
+        assert job["processed_lines"] < 30_000
+        assert not _uploads_left(job_id)
+        # Whole chunks only: what was imported is a multiple of the chunk size.
+        assert await count(again.state.db, Inmate) % 1000 == 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from bekal.registry.api import audit_router, facilities_router, imports_router, inmates_router
-from bekal.registry.api.imports import mark_interrupted_jobs
+from bekal.registry.api.imports import mark_interrupted_jobs, stop_running_jobs
 from bekal.registry.domain import MovementRefused, RuleBroken
 from bekal.shared.problems import Conflict, RuleViolation, problem_response
 from bekal.shared.service import ServiceSpec
@@ -49,4 +53,16 @@ async def _rule_broken(request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(spec, settings)
     app.add_exception_handler(RuleBroken, _rule_broken)
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with service_lifespan(app) as state:
+            try:
+                yield state
+            finally:
+                # Before the shared shutdown closes the database the jobs write to.
+                await stop_running_jobs(app)
+
+    app.router.lifespan_context = lifespan
     return app

@@ -128,7 +128,7 @@ async def start_import(
     session.add(job)
     await session.commit()
     app: FastAPI = request.app
-    tasks: set[asyncio.Task[None]] = app.state.__dict__.setdefault("import_tasks", set())
+    tasks: dict[asyncio.Task[None], uuid.UUID] = app.state.__dict__.setdefault("import_tasks", {})
     task = asyncio.create_task(
         _run_job(
             app.state.db,
@@ -140,8 +140,8 @@ async def start_import(
             roles=",".join(sorted(principal.roles)),
         )
     )
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    tasks[task] = job.id
+    task.add_done_callback(lambda done: tasks.pop(done, None))
     log.info("import_job_started", job_id=str(job.id), dry_run=dry_run, bytes=size)
     return job_public(job)
 
@@ -194,6 +194,28 @@ async def mark_interrupted_jobs(db: Database, *, older_than: timedelta = STALE_A
     if ids:
         log.warning("import_jobs_interrupted", count=len(ids))
     return len(ids)
+
+
+async def stop_running_jobs(app: FastAPI) -> None:
+    """At shutdown: this process's jobs stop now and say so, instead of waiting to be found out."""
+    tasks: dict[asyncio.Task[None], uuid.UUID] = app.state.__dict__.get("import_tasks", {})
+    ids = list(tasks.values())
+    if not ids:
+        return
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    db: Database = app.state.db
+    async with db.session() as session:
+        await session.execute(
+            update(ImportJob)
+            .where(ImportJob.id.in_(ids), ImportJob.status.in_(UNFINISHED))
+            .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
+        )
+        await session.commit()
+    for job_id in ids:  # a job cancelled before it started never reached its own clean-up
+        await asyncio.to_thread(remove_upload, job_id)
+    log.warning("import_jobs_interrupted", count=len(ids), reason="shutdown")
 
 
 def remove_upload(job_id: uuid.UUID) -> None:
