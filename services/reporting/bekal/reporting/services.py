@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     union_all,
     update,
 )
@@ -418,6 +420,38 @@ def _flag(condition: ColumnElement[bool]) -> Any:
     return case((condition, _one()), else_=_zero())
 
 
+_WITHOUT_NIB = (FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB,)
+# Sorts an enrolment whose end is not known yet after every known one.
+_NO_DAY = 10**7
+
+
+def _first_of_person(
+    e: Any, s: Any, condition: Callable[[Any], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """True for the person's first completed enrolment meeting ``condition`` (by the day the
+    course ended, then enrolment id): indicators about people count each person there, once.
+
+    Erased people's enrolments carry an anonymous id each, so they count per enrolment.
+    """
+    other = aliased(Enrollment)
+    other_session = aliased(TrainingSession)
+    day = func.coalesce(s.end_day, e.end_day, _NO_DAY)
+    other_day = func.coalesce(other_session.end_day, other.end_day, _NO_DAY)
+    earlier = (
+        select(other.id)
+        .select_from(other)
+        .outerjoin(other_session, other_session.id == other.session_id)
+        .where(
+            other.participant_id == e.participant_id,
+            other.id != e.id,
+            other.status == EnrollmentStatus.COMPLETED.value,
+            condition(other),
+            (other_day < day) | ((other_day == day) & (other.id < e.id)),
+        )
+    )
+    return ~exists(earlier)
+
+
 def _certified_enrollments() -> Any:
     """One row per enrolment holding a certificate that counts.
 
@@ -463,8 +497,19 @@ def _facts() -> Any:
         for r in WithdrawalReason
     ]
 
-    def situation(*values: FollowUpSituation) -> Any:
-        return _flag(completed & e.follow_up_situation.in_([v.value for v in values]))
+    def in_situation(row: Any, *values: FollowUpSituation) -> ColumnElement[bool]:
+        return row.follow_up_situation.in_([v.value for v in values])
+
+    business = (FollowUpSituation.BUSINESS_STARTED_WITH_NIB, *_WITHOUT_NIB)
+
+    def situation(*values: FollowUpSituation, among: tuple[FollowUpSituation, ...]) -> Any:
+        # A person, not an enrolment: counted under their first completed course whose
+        # follow-up says so (``among``), whatever else they took.
+        return _flag(
+            completed
+            & in_situation(e, *values)
+            & _first_of_person(e, s, lambda other: in_situation(other, *among))
+        )
 
     e_program = func.coalesce(s.program_id, e.program_id)
     enrollments = (
@@ -483,10 +528,18 @@ def _facts() -> Any:
             _zero().label("certified"),
             _zero().label("days_to_certificate_count"),
             _zero().label("days_to_certificate_total"),
-            _flag(completed & person.released_on.is_not(None)).label("graduates_released"),
-            situation(FollowUpSituation.BUSINESS_STARTED_WITH_NIB).label("business_with_nib"),
-            situation(FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB).label("business_without_nib"),
-            situation(FollowUpSituation.EMPLOYED_BY_IKM).label("employed"),
+            _flag(
+                completed
+                & person.released_on.is_not(None)
+                & _first_of_person(e, s, lambda other: true())
+            ).label("graduates_released"),
+            situation(FollowUpSituation.BUSINESS_STARTED_WITH_NIB, among=business).label(
+                "business_with_nib"
+            ),
+            situation(*_WITHOUT_NIB, among=business).label("business_without_nib"),
+            situation(
+                FollowUpSituation.EMPLOYED_BY_IKM, among=(FollowUpSituation.EMPLOYED_BY_IKM,)
+            ).label("employed"),
         )
         .select_from(e)
         .outerjoin(s, s.id == e.session_id)

@@ -1,0 +1,223 @@
+"""Indicators about people count each person once, however many courses they took.
+
+Hand-computed history (one facility, programs A and B, sessions ending 2024-03-08 (A) and
+2024-09-06 (B)):
+
+| person | courses completed | released | latest follow-up per course |
+|---|---|---|---|
+| X | A and B | yes | A: business without NIB; B: business with NIB |
+| Y | B | yes | B: business with NIB |
+| Z | A and B | no | A: employed; B: employed |
+| W | A (not completed) | yes | - |
+
+New entrepreneurs: X and Y = 2 (X once, under A, the first course; without NIB as A says);
+graduates released: X and Y = 2 (W did not complete); employed: Z = 1, under A.
+Per enrolment these would have been 3, 3 and 2.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from bekal.reporting.app import create_app
+from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import (
+    CompetencyUnit,
+    FacilityClass,
+    FacilityKind,
+    FacilityRegistered,
+    FollowUpRecorded,
+    FollowUpSituation,
+    InmateReleased,
+    InmateShared,
+    NotCompletedReason,
+    ParticipantCompleted,
+    ParticipantEnrolled,
+    ParticipantNotCompleted,
+    ProgramPublished,
+    ReleaseKind,
+    SessionScheduled,
+    Sex,
+)
+from bekal.shared.messaging.models import InboxMessage
+from tests.support.apps import bearer, running
+from tests.support.db import count
+from tests.support.kafka import publish
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+F = uuid.uuid4()
+PROGRAM = {"A": uuid.uuid4(), "B": uuid.uuid4()}
+SESSION = {"A": uuid.uuid4(), "B": uuid.uuid4()}
+END = {"A": date(2024, 3, 8), "B": date(2024, 9, 6)}
+PERSON = {p: uuid.uuid4() for p in "XYZW"}
+UNITS = [CompetencyUnit(code="U1", title="Unit")]
+
+
+def history() -> list[Event]:
+    events: list[Event] = [
+        FacilityRegistered(
+            facility_id=F,
+            code="LPP-TANGERANG",
+            name="LPP Tangerang",
+            kind=FacilityKind.LAPAS_PEREMPUAN,
+            facility_class=FacilityClass.IIA,
+            province="Banten",
+            regional_office="Kanwil Banten",
+            capacity=250,
+            active=True,
+        )
+    ]
+    for course in "AB":
+        events += [
+            ProgramPublished(
+                program_id=PROGRAM[course],
+                program_version=1,
+                code=f"WUB-{course}",
+                title=f"Kursus {course}",
+                sector="batik",
+                partner=None,
+                days=5,
+                hours=40,
+                min_attendance_share=0.8,
+                competency_units=UNITS,
+            ),
+            SessionScheduled(
+                session_id=SESSION[course],
+                program_id=PROGRAM[course],
+                program_version=1,
+                facility_id=F,
+                start_date=END[course] - timedelta(days=4),
+                end_date=END[course],
+                capacity=30,
+            ),
+        ]
+    for person in "XYZW":
+        events.append(
+            InmateShared(
+                participant_id=PERSON[person],
+                full_name="Nama",
+                sex=Sex.FEMALE,
+                birth_year=1990,
+                facility_id=F,
+                admission_date=date(2023, 1, 1),
+                expected_release_date=None,
+            )
+        )
+
+    def completed(person: str, course: str, then: FollowUpSituation | None) -> None:
+        enrolment = uuid.uuid4()
+        events.extend(
+            [
+                ParticipantEnrolled(
+                    enrollment_id=enrolment,
+                    session_id=SESSION[course],
+                    participant_id=PERSON[person],
+                    enrolled_on=END[course] - timedelta(days=10),
+                ),
+                ParticipantCompleted(
+                    enrollment_id=enrolment,
+                    session_id=SESSION[course],
+                    participant_id=PERSON[person],
+                    participant_name="Nama",
+                    program_id=PROGRAM[course],
+                    program_code=f"WUB-{course}",
+                    program_title=f"Kursus {course}",
+                    sector="batik",
+                    partner=None,
+                    competency_units=UNITS,
+                    hours=40,
+                    start_date=END[course] - timedelta(days=4),
+                    end_date=END[course],
+                    attendance_share=1.0,
+                ),
+            ]
+        )
+        if then is not None:
+            events.append(
+                FollowUpRecorded(
+                    enrollment_id=enrolment,
+                    session_id=SESSION[course],
+                    participant_id=PERSON[person],
+                    checkpoint_months=3,
+                    situation=then,
+                    recorded_on=date(2025, 1, 10),
+                )
+            )
+
+    # B is published first: the first course is found by its end date, not arrival order.
+    completed("X", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB)
+    completed("X", "A", FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB)
+    completed("Y", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB)
+    completed("Z", "A", FollowUpSituation.EMPLOYED_BY_IKM)
+    completed("Z", "B", FollowUpSituation.EMPLOYED_BY_IKM)
+    w = uuid.uuid4()
+    events += [
+        ParticipantEnrolled(
+            enrollment_id=w,
+            session_id=SESSION["A"],
+            participant_id=PERSON["W"],
+            enrolled_on=date(2024, 2, 20),
+        ),
+        ParticipantNotCompleted(
+            enrollment_id=w,
+            session_id=SESSION["A"],
+            participant_id=PERSON["W"],
+            reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
+            attendance_share=0.5,
+        ),
+    ]
+    for person in "XYW":
+        events.append(
+            InmateReleased(
+                participant_id=PERSON[person],
+                facility_id=F,
+                release_kind=ReleaseKind.PAROLE,
+                released_on=date(2024, 10, 1),
+            )
+        )
+    return events
+
+
+PEOPLE_COUNTERS = ("new_entrepreneurs", "business_with_nib", "business_without_nib")
+
+
+def _people(row: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(
+        row[k]
+        for k in (*PEOPLE_COUNTERS, "graduates_released", "employed", "completed", "enrolled")
+    )
+
+
+async def test_a_person_with_two_courses_and_one_business_is_one_new_entrepreneur(
+    database_url: str, broker, make_settings
+):
+    settings = make_settings("reporting", database_url, broker)
+    events = history()
+    app = create_app(settings)
+    async with running(app) as client:
+        await publish(settings, events)
+
+        async def applied() -> bool:
+            return await count(app.state.db, InboxMessage) >= len(events)
+
+        await wait_until(applied, within=60, what="history applied")
+        admin = bearer(settings, ministry="industry", roles=["training_admin"])
+        body = (
+            await client.get("/api/v1/indicators", headers=admin, params={"group_by": "program"})
+        ).json()
+        # (new entrepreneurs, with NIB, without NIB, released graduates, employed, completed,
+        # enrolled)
+        assert _people(body["totals"]) == (2, 1, 1, 2, 1, 5, 6)
+        by_program = {r["program_code"]: _people(r) for r in body["data"]}
+        assert by_program == {
+            "WUB-A": (1, 0, 1, 1, 1, 2, 3),  # X (without NIB, released), Z employed; W not done
+            "WUB-B": (1, 1, 0, 1, 0, 3, 3),  # Y only: X and Z were counted under A
+        }
+        progress = (await client.get("/api/v1/targets/progress", headers=admin)).json()
+        assert next(r for r in progress["data"] if r["year"] == 2024)["new_entrepreneurs"] == 2
