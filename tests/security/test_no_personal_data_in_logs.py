@@ -1,0 +1,328 @@
+"""No personal data in logs: a whole run of the four services, every line they wrote, scanned.
+
+The services run as separate processes on the real broker, logging at DEBUG into files that
+hold everything they print (structured logs, library warnings, tracebacks). The flow registers
+people by name and NIK and takes them through consent, a course, certificates, public
+verification (by number and name in the address too), search by name, a subject-access export,
+reports and refused requests; then no name and no NIK it used may appear in any line.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from bekal.shared.auth import mint_token
+from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.devrun import SERVICES, Platform
+from bekal.shared.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+# Distinctive names, so that a hit is a leak and not a coincidence.
+NAMES = [
+    "Sutrisno Wirapraja",
+    "Gunawan Kartasasmita",
+    "Haryanto Puspanegara",
+    "Bambang Suryokusumo",
+]
+
+
+@pytest.fixture(scope="module")
+def platform(
+    broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    p = Platform(
+        root=tmp_path_factory.mktemp("logscan"),
+        ports={s: free_port() for s in SERVICES},
+        bootstrap_servers=broker.bootstrap_servers,
+        extra_env={
+            "KAFKA_NAMESPACE": f"logs{uuid.uuid4().hex[:6]}.",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_JSON": "true",
+            "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
+            "KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        },
+    )
+    p.start()
+    try:
+        p.wait_ready(timeout=180)
+        yield p
+    finally:
+        p.stop()
+
+
+class Api:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        settings = Settings(auth_dev_key_file=platform.key_file)
+        self.tokens = {
+            "corrections": mint_token(
+                settings, subject="kanwil-admin", ministry="corrections", roles=["registry_admin"]
+            ),
+            "industry": mint_token(
+                settings,
+                subject="ikma-admin",
+                ministry="industry",
+                roles=["training_admin", "training_officer", "certification_admin"],
+            ),
+        }
+        self.http = httpx.Client(timeout=30)
+
+    def __call__(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        as_: str | None,
+        json: Any = None,
+        expect: int | None = 200,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[as_]}"} if as_ else {}
+        r = self.http.request(method, self.platform.url(service) + path, json=json, headers=headers)
+        if expect is not None:
+            assert r.status_code == expect, f"{method} {service}{path}: {r.status_code} {r.text}"
+        return r.json() if r.content and "json" in r.headers.get("content-type", "") else r.text
+
+
+def eventually(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
+    platform: Platform,
+) -> None:
+    api = Api(platform)
+    tag = uuid.uuid4().hex[:6].upper()
+    niks = [f"3175{d}{i:011d}" for i, d in enumerate("1234")]
+    facility = api(
+        "POST",
+        "registry",
+        "/api/v1/facilities",
+        as_="corrections",
+        expect=201,
+        json={
+            "code": f"LP-LOG-{tag}",
+            "name": "Lapas Kelas I Cipinang",
+            "kind": "lapas",
+            "facility_class": "I",
+            "province": "DKI Jakarta",
+            "regional_office": "Kanwil DKI Jakarta",
+            "capacity": 1136,
+        },
+    )
+    inmates = [
+        api(
+            "POST",
+            "registry",
+            "/api/v1/inmates",
+            as_="corrections",
+            expect=201,
+            json={
+                "registration_number": f"LOG-{tag}-{i}",
+                "full_name": name,
+                "nik": niks[i],
+                "sex": "M",
+                "date_of_birth": f"1990-01-0{i + 1}",
+                "facility_id": facility["id"],
+                "admission_date": "2022-01-10",
+                "expected_release_date": "2025-01-10",
+                # The last one consents later, through its own request.
+                "consent": {"training": i < 3, "data_sharing": i < 3},
+            },
+        )
+        for i, name in enumerate(NAMES)
+    ]
+    ids = [m["id"] for m in inmates]
+    api(
+        "POST",
+        "registry",
+        f"/api/v1/inmates/{ids[3]}/consent",
+        as_="corrections",
+        json={"training": True, "data_sharing": True},
+    )
+    # Refused requests carrying the personal data: a duplicate NIK, a malformed one.
+    duplicate = {
+        "registration_number": f"LOG-{tag}-dup",
+        "full_name": NAMES[0],
+        "nik": niks[0],
+        "sex": "M",
+        "date_of_birth": "1990-01-01",
+        "facility_id": facility["id"],
+        "admission_date": "2022-01-10",
+    }
+    r = api("POST", "registry", "/api/v1/inmates", as_="corrections", json=duplicate, expect=None)
+    assert isinstance(r, dict) and r["status"] in (409, 422)
+    malformed = {**duplicate, "nik": niks[1][:-1] + "X", "registration_number": f"LOG-{tag}-bad"}
+    r = api("POST", "registry", "/api/v1/inmates", as_="corrections", json=malformed, expect=422)
+    # Reads: search by name, one record, the subject-access export (which holds the NIK).
+    api("GET", "registry", f"/api/v1/inmates?q={quote(NAMES[1])}", as_="corrections")
+    api("GET", "registry", f"/api/v1/inmates/{ids[0]}", as_="corrections")
+    export = api("GET", "registry", f"/api/v1/inmates/{ids[0]}/subject-access", as_="corrections")
+    assert niks[0] in str(export)  # it is there for the person; it must not be in the logs
+
+    participants = eventually(
+        "participants in training",
+        lambda: (lambda got: got if got["count"] == 4 else None)(
+            api(
+                "GET",
+                "training",
+                f"/api/v1/participants?facility_id={facility['id']}",
+                as_="industry",
+            )
+        ),
+    )
+    assert {p["id"] for p in participants["data"]} == set(ids)
+    program = api(
+        "POST",
+        "training",
+        "/api/v1/programs",
+        as_="industry",
+        expect=201,
+        json={
+            "code": f"LOG-{tag}",
+            "title": "Penumbuhan WUB IKM Batik",
+            "sector": "batik",
+            "partner": "Yayasan Batik Indonesia",
+            "days": 5,
+            "hours": 40,
+            "min_attendance_share": 0.8,
+            "competency_units": [{"code": "BTK-01", "title": "Membatik tulis"}],
+        },
+    )
+    start = date(2024, 9, 3)
+    session = api(
+        "POST",
+        "training",
+        "/api/v1/sessions",
+        as_="industry",
+        expect=201,
+        json={
+            "program_id": program["id"],
+            "facility_id": facility["id"],
+            "start_date": start.isoformat(),
+            "end_date": (start + timedelta(days=4)).isoformat(),
+            "capacity": 4,
+            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
+        },
+    )
+    sid = session["id"]
+    api("POST", "training", f"/api/v1/sessions/{sid}/open", as_="industry")
+    api(
+        "POST",
+        "training",
+        f"/api/v1/sessions/{sid}/enrollments",
+        as_="industry",
+        expect=201,
+        json={"participant_ids": ids},
+    )
+    api("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
+    # One is released mid-course: the withdrawal travels registry -> training -> reporting.
+    api(
+        "POST",
+        "registry",
+        f"/api/v1/inmates/{ids[3]}/release",
+        as_="corrections",
+        json={"kind": "parole", "released_on": (start + timedelta(days=2)).isoformat()},
+    )
+
+    def withdrawn() -> bool:
+        s = api("GET", "training", f"/api/v1/sessions/{sid}", as_="industry")
+        return any(e["status"] == "withdrawn" for e in s["enrollments"])
+
+    eventually("the released participant's withdrawal", withdrawn)
+    for d in range(5):
+        api(
+            "PUT",
+            "training",
+            f"/api/v1/sessions/{sid}/attendance",
+            as_="industry",
+            json={
+                "date": (start + timedelta(days=d)).isoformat(),
+                "records": [{"participant_id": p, "status": "present"} for p in ids[:3]],
+            },
+        )
+    api(
+        "PUT",
+        "training",
+        f"/api/v1/sessions/{sid}/assessments",
+        as_="industry",
+        json={
+            "assessor": "Instruktur YBI",
+            "results": [
+                {"participant_id": p, "unit_code": "BTK-01", "result": "competent"} for p in ids[:3]
+            ],
+        },
+    )
+    api("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
+
+    certificates = eventually(
+        "three certificates",
+        lambda: (lambda got: got if got["count"] == 3 else None)(
+            api("GET", "certification", f"/api/v1/certificates?session_id={sid}", as_="industry")
+        ),
+    )["data"]
+    for cert in certificates:
+        # Public verification by code, by number with the name (JSON and the page's form).
+        api("GET", "certification", f"/public/verify/{cert['verification_code']}", as_=None)
+        number, name = quote(cert["number"], safe=""), quote(cert["recipient_name"])
+        api("GET", "certification", f"/public/verify/{number}?name={name}", as_=None)
+        api("GET", "certification", f"/verify?nomor={number}&nama={name}", as_=None)
+        api("GET", "certification", f"/api/v1/certificates/{cert['id']}/pdf", as_="industry")
+    api(
+        "POST",
+        "certification",
+        f"/api/v1/certificates/{certificates[0]['id']}/revoke",
+        as_="industry",
+        json={"reason": "Diterbitkan atas data kelulusan yang keliru"},
+    )
+    # The registry grants an erasure request: the person's data is removed everywhere.
+    api("POST", "registry", f"/api/v1/inmates/{ids[2]}/erasure", as_="corrections")
+
+    def counted() -> bool:
+        got = api(
+            "GET",
+            "reporting",
+            f"/api/v1/indicators?group_by=facility&facility_id={facility['id']}",
+            as_="corrections",
+        )
+        return bool(got["data"]) and got["data"][0]["certified"] >= 3
+
+    eventually("the report to count the certificates", counted)
+    time.sleep(1.0)  # the last consumers' log lines reach the files
+
+    logs = sorted((platform.var / "log").glob("*.log"))
+    assert {p.stem for p in logs} >= set(SERVICES)
+    lines = [line for path in logs for line in path.read_text("utf-8", "replace").splitlines()]
+    needles = [*NAMES, *niks, *(n.upper() for n in NAMES)]
+    # Names also as the address and JSON escapes would write them.
+    needles += [quote(n) for n in NAMES] + [n.replace(" ", "+") for n in NAMES]
+    leaks = [
+        f"{needle!r} in: {line[:300]}" for line in lines for needle in needles if needle in line
+    ]
+    print(
+        f"\n{len(lines)} log lines from {len(logs)} files scanned for {len(NAMES)} names and "
+        f"{len(niks)} NIKs: {len(leaks)} hits"
+    )
+    # The scan had the whole run to read: a line for every request each service answered.
+    requests_logged = {s: 0 for s in SERVICES}
+    for path in logs:
+        if path.stem in requests_logged:
+            requests_logged[path.stem] = path.read_text("utf-8", "replace").count('"http_request"')
+    assert all(n >= 1 for n in requests_logged.values()), requests_logged
+    assert not leaks, "\n".join(leaks[:20])
