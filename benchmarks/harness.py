@@ -1,0 +1,258 @@
+"""What the platform benchmarks share: PostgreSQL databases, broker, the four services, tables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform as host
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bekal.shared.auth import mint_token
+from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.devrun import SERVICES, Platform
+from bekal.shared.settings import Settings
+
+PG_ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_dsn(name: str) -> str:
+    """asyncpg's DSN for database ``name`` on the same server."""
+    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
+def sqlalchemy_url(name: str) -> str:
+    return pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def create_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def databases(prefix: str, names: Iterable[str]) -> AsyncIterator[dict[str, str]]:
+    """Fresh PostgreSQL databases ``<prefix>_<name>``, dropped at the end: name -> database."""
+    made: dict[str, str] = {}
+    try:
+        for name in names:
+            made[name] = f"{prefix}_{name}"
+            await create_database(made[name])
+        yield made
+    finally:
+        for db in made.values():
+            await drop_database(db)
+
+
+def run_tag() -> str:
+    return f"bekal_bench_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Running:
+    """The broker and the four services as processes, each on its own PostgreSQL database."""
+
+    root: Path
+    broker: EmbeddedBroker
+    platform: Platform
+    databases: dict[str, str]
+    namespace: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return self.platform.url(service)
+
+    def settings(self, service: str, **overrides: Any) -> Settings:
+        """Settings like the service's own (same broker, namespace), for in-process clients."""
+        values: dict[str, Any] = {
+            "service_name": service,
+            "environment": "test",
+            "database_url": sqlalchemy_url(self.databases[service]),
+            "kafka_bootstrap_servers": self.broker.bootstrap_servers,
+            "kafka_namespace": self.namespace,
+            "auth_dev_key_file": self.platform.key_file,
+            "log_json": True,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def bearer(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+ROLES: dict[str, tuple[str, list[str]]] = {
+    "corrections": ("corrections", ["registry_admin"]),
+    "industry": (
+        "industry",
+        [
+            "training_admin",
+            "training_officer",
+            "certification_admin",
+            "reporting_viewer",
+        ],
+    ),
+}
+
+
+@asynccontextmanager
+async def platform_on_postgres(
+    root: Path, *, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Running]:
+    """A dedicated broker on a free port and the four services as ``bekal serve`` processes."""
+    tag = run_tag()
+    async with databases(tag, SERVICES) as dbs:
+        (root / "var" / "log").mkdir(parents=True, exist_ok=True)
+        broker = EmbeddedBroker(port=free_port(), log_file=root / "var" / "log" / "broker.log")
+        broker.start()
+        namespace = f"{tag}."
+        env = {
+            "KAFKA_NAMESPACE": namespace,
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+            # The benchmark asks for many verifications from one address on purpose.
+            "VERIFY_RATE_LIMIT_PER_MINUTE": "100000000",
+        }
+        env.update(extra_env or {})
+        p = Platform(
+            root=root,
+            ports={s: free_port() for s in SERVICES},
+            bootstrap_servers=broker.bootstrap_servers,
+            database_urls={s: sqlalchemy_url(dbs[s]) for s in SERVICES},
+            extra_env=env,
+        )
+        try:
+            p.start()
+            await asyncio.to_thread(p.wait_ready, 180)
+            running = Running(
+                root=root, broker=broker, platform=p, databases=dbs, namespace=namespace
+            )
+            settings = Settings(auth_dev_key_file=p.key_file)
+            for who, (ministry, roles) in ROLES.items():
+                running.tokens[who] = mint_token(
+                    settings,
+                    subject=f"bench-{who}",
+                    ministry=ministry,
+                    roles=roles,
+                    ttl_seconds=6 * 3600,
+                )
+            yield running
+        finally:
+            await asyncio.to_thread(p.stop)
+            broker.stop()
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0..100), nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table, so what is printed can go into a document as it is."""
+    body = [[_cell(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
+    ]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for r in body:
+        lines.append(
+            "| "
+            + " | ".join(
+                c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths, strict=True)
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").replace("-", "").replace("%", "").isdigit()
+
+
+def machine() -> str:
+    """One line on where the figures come from."""
+    cores = os.cpu_count()
+    load = os.getloadavg()
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cores} cores "
+        f"({host.processor() or host.machine()}); Python {sys.version.split()[0]}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+
+
+async def pg_server_version() -> str:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    try:
+        return str(await conn.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await conn.close()
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = await fn()
+    return result, time.perf_counter() - started
+
+
+async def gather_limited(
+    jobs: Sequence[Callable[[], Awaitable[Any]]], concurrency: int
+) -> list[Any]:
+    """Run ``jobs`` with at most ``concurrency`` at a time, results in order."""
+    results: list[Any] = [None] * len(jobs)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(jobs)):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            results[i] = await jobs[i]()
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    return results
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")

@@ -1,0 +1,548 @@
+"""Benchmark: the event pipeline against the ceiling of the same machine, optionally profiled.
+
+The same records, the same broker, the same tables:
+
+- raw aiokafka produce (every send in flight, then all acknowledgements) and, for comparison,
+  one ``send_and_wait`` at a time; raw aiokafka consume;
+- raw asyncpg inserts of the rows a consumer writes for them (the participant and the inbox
+  row), with ``executemany`` and with ``COPY``; raw consume-and-insert (a consumer group, one
+  transaction per fetched batch, offsets committed after it: the platform's guarantees and
+  nothing else);
+- the platform's own ``OutboxRelay`` on those rows waiting unsent, and its ``ConsumerRunner``
+  with training's handlers on those records, in this process, as a share of the ceiling.
+
+Standalone it makes its own broker (embedded, on a free port), PostgreSQL databases (created
+and dropped here) and ``InmateShared`` events; ``national_scale.py`` calls ``measure`` with the
+events its registry really wrote.
+
+    .venv/bin/python benchmarks/pipeline.py [--events 90000] [--profile]
+
+``--profile`` runs the relay and the consumer under cProfile and prints where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import logging
+import pstats
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    create_database,
+    drop_database,
+    machine,
+    pg_dsn,
+    pg_server_version,
+    run_tag,
+    sqlalchemy_url,
+    table,
+)
+
+from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.events import catalogue
+from bekal.shared.events.catalogue import InmateShared, Sex
+from bekal.shared.settings import Settings
+
+Record = Callable[[str, int, float, str], float]
+
+
+@dataclass(frozen=True)
+class Outboxed:
+    """An outbox row as the registry writes it for one InmateShared event."""
+
+    event_id: str
+    topic: str
+    aggregate_id: str
+    event_type: str
+    payload: str
+    traceparent: str | None
+    created_at: datetime
+
+
+def synthetic(n: int, *, facilities: int = 530, seed: int = 11) -> list[Outboxed]:
+    """``n`` InmateShared outbox rows like the registry's import writes."""
+    rnd = random.Random(seed)
+    facility_ids = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(facilities)]
+    first = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad"]
+    last = ["Aminah", "Santoso", "Wulandari", "Saputra", "Lestari", "Hidayat", "Rahayu"]
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(n):
+        event = InmateShared(
+            participant_id=uuid.UUID(int=rnd.getrandbits(128)),
+            full_name=f"{rnd.choice(first)} {rnd.choice(last)}",
+            sex=rnd.choice([Sex.FEMALE, Sex.MALE]),
+            birth_year=rnd.randrange(1965, 2004),
+            facility_id=facility_ids[i % facilities],
+            admission_date=date(2020, 1, 1) + timedelta(days=rnd.randrange(0, 1700)),
+            expected_release_date=date(2025, 11, 1) + timedelta(days=rnd.randrange(0, 60)),
+            facility_code=f"LP-{i % facilities:04d}",
+        )
+        rows.append(
+            Outboxed(
+                event_id=str(uuid.uuid4()),
+                topic=event.topic,
+                aggregate_id=event.aggregate_id,
+                event_type=event.event_type(),
+                payload=json.dumps(event.data(), ensure_ascii=False),
+                traceparent=None,
+                created_at=now,
+            )
+        )
+    return rows
+
+
+def settings_for(
+    service: str, *, bootstrap: str, namespace: str, database: str | None = None
+) -> Settings:
+    return Settings(
+        service_name=service,
+        environment="test",
+        database_url=sqlalchemy_url(database) if database else "",
+        kafka_bootstrap_servers=bootstrap,
+        kafka_namespace=namespace,
+    )
+
+
+@contextmanager
+def profiled(enabled: bool, title: str, out: Path | None):  # type: ignore[no-untyped-def]
+    """cProfile around a block (the event loop's other tasks included: that is the cost)."""
+    if not enabled:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(profile, stream=text)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(45)
+        print(f"\n===== profile: {title} =====\n{text.getvalue()}", flush=True)
+        if out:
+            stats.dump_stats(str(out))
+
+
+async def measure(
+    bootstrap: str,
+    rows: Sequence[Outboxed],
+    record: Record,
+    *,
+    profile: bool = False,
+    profile_dir: Path | None = None,
+) -> dict[str, float]:
+    """Every figure of the module docstring, on ``rows``; returns rates by name."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from bekal.shared.db import Database
+    from bekal.shared.events.envelope import to_kafka
+    from bekal.shared.messaging.consumer import ConsumerRunner
+    from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+    from bekal.shared.messaging.outbox import OutboxRelay, _source, backlog
+    from bekal.shared.migrations import upgrade
+    from bekal.training.handlers import subscriptions as training_subscriptions
+
+    rates: dict[str, float] = {}
+    n = len(rows)
+    source = _source("registry")
+    records = []
+    for r in rows:
+        event = InmateShared.model_validate_json(r.payload)
+        records.append(to_kafka(event, source=source, event_id=r.event_id, time=r.created_at))
+    size = sum(len(v) + len(k or b"") + sum(len(a) + len(b) for a, b in h) for k, v, h in records)
+    print(f"pipeline: {n:,} InmateShared records, {size / n:.0f} bytes each on average", flush=True)
+
+    tag = run_tag()
+    settings = settings_for("registry", bootstrap=bootstrap, namespace=f"{tag}.")
+    topic = settings.topic(InmateShared.topic)
+    await ensure_topics(settings, [InmateShared.topic, InmateShared.topic + ".one"])
+
+    # Raw produce: the producer the services use (acks=all, linger 5 ms), all sends in flight.
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        acks = [await producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
+        await asyncio.gather(*acks)
+        rates["raw produce"] = record(
+            "ceiling: raw aiokafka produce (all in flight)",
+            n,
+            time.perf_counter() - started,
+            "events",
+        )
+        # What the relay did per row before batching: one send_and_wait at a time.
+        sample = records[: min(n, 3000)]
+        started = time.perf_counter()
+        for k, v, h in sample:
+            await producer.send_and_wait(topic + ".one", key=k, value=v, headers=h)
+        rates["raw send_and_wait"] = record(
+            "ceiling: raw aiokafka send_and_wait, one at a time",
+            len(sample),
+            time.perf_counter() - started,
+            "events",
+        )
+    finally:
+        await producer.stop()
+
+    # Raw consume: every partition from the beginning, no group.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+        max_poll_records=500,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        got = 0
+        started = time.perf_counter()
+        while got < n:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                got += len(batch)
+        rates["raw consume"] = record(
+            "ceiling: raw aiokafka consume", got, time.perf_counter() - started, "events"
+        )
+    finally:
+        await consumer.stop()
+
+    # Raw inserts of the same rows into training's own tables (a scratch database).
+    scratch = f"{tag}_training"
+    await create_database(scratch)
+    try:
+        await asyncio.to_thread(upgrade, "bekal.training", sqlalchemy_url(scratch))
+        now = datetime.now(UTC)
+        participants = []
+        inbox = []
+        for i, (_key, v, h) in enumerate(records):
+            participants.append(participant_row(json.loads(v), now))
+            ce_id = dict(h)["ce_id"].decode()
+            inbox.append(("training", ce_id, InmateShared.event_type(), topic, i % 3, i, now))
+        conn = await asyncpg.connect(pg_dsn(scratch))
+        try:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.executemany(INSERT_PARTICIPANT, participants)
+                await conn.executemany(INSERT_INBOX, inbox)
+            rates["raw executemany"] = record(
+                "ceiling: raw asyncpg executemany (participant + inbox row)",
+                n,
+                time.perf_counter() - started,
+                "rows",
+            )
+            await conn.execute("TRUNCATE participants, inbox")
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "participants", records=participants, columns=PARTICIPANT_COLUMNS
+                )
+                await conn.copy_records_to_table("inbox", records=inbox, columns=INBOX_COLUMNS)
+            rates["raw copy"] = record(
+                "ceiling: raw asyncpg COPY (participant + inbox row)",
+                n,
+                time.perf_counter() - started,
+                "rows",
+            )
+            await conn.execute("TRUNCATE participants, inbox")
+
+            # Raw consume-and-insert: a consumer group, one transaction per fetched batch,
+            # offsets committed after it (the platform's guarantees, nothing else).
+            group = AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=bootstrap,
+                group_id=f"{tag}.raw",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=200,
+            )
+            await group.start()
+            try:
+                got = 0
+                started = time.perf_counter()
+                while got < n:
+                    batches = await group.getmany(timeout_ms=1000, max_records=200)
+                    for tp, batch in batches.items():
+                        stamp = datetime.now(UTC)
+                        p_rows, i_rows = [], []
+                        for rec in batch:
+                            p_rows.append(participant_row(json.loads(rec.value), stamp))
+                            ce_id = dict(rec.headers)["ce_id"].decode()
+                            i_rows.append(
+                                (
+                                    "training",
+                                    ce_id,
+                                    InmateShared.event_type(),
+                                    rec.topic,
+                                    rec.partition,
+                                    rec.offset,
+                                    stamp,
+                                )
+                            )
+                        async with conn.transaction():
+                            await conn.executemany(INSERT_PARTICIPANT, p_rows)
+                            await conn.executemany(INSERT_INBOX, i_rows)
+                        await group.commit({tp: batch[-1].offset + 1})
+                        got += len(batch)
+                rates["raw consume+insert"] = record(
+                    "ceiling: raw consume + insert (a transaction per batch, then commit)",
+                    got,
+                    time.perf_counter() - started,
+                    "events",
+                )
+            finally:
+                await group.stop()
+            await conn.execute("TRUNCATE participants, inbox")
+        finally:
+            await conn.close()
+
+        # The platform's consumer runner with training's handlers, on the same records.
+        train_settings = settings_for(
+            "training", bootstrap=bootstrap, namespace=f"{tag}.", database=scratch
+        )
+        db = Database(train_settings.database_url)
+        kafka = make_consumer(train_settings, "bench-training", [InmateShared.topic])
+        dlq = make_producer(train_settings)
+        await kafka.start()
+        await dlq.start()
+        runner = ConsumerRunner(
+            subscriptions=training_subscriptions,
+            registry=catalogue,
+            db=db,
+            settings=train_settings,
+            consumer=kafka,
+            dlq_producer=dlq,
+        )
+        try:
+            with profiled(
+                profile, "ConsumerRunner", profile_dir / "consumer.prof" if profile_dir else None
+            ):
+                started = time.perf_counter()
+                runner.start()
+                while runner.processed < n:
+                    if not runner.running:
+                        raise RuntimeError("the consumer runner stopped")
+                    await asyncio.sleep(0.05)
+                elapsed = time.perf_counter() - started
+            rates["consumer"] = record(
+                "platform: ConsumerRunner + training handler (in process)",
+                runner.processed,
+                elapsed,
+                "events",
+            )
+        finally:
+            await runner.stop()
+            await kafka.stop()
+            await dlq.stop()
+            await db.dispose()
+    finally:
+        await drop_database(scratch)
+
+    # The platform's outbox relay on the same rows, waiting unsent in a fresh registry database.
+    scratch = f"{tag}_registry"
+    await create_database(scratch)
+    try:
+        await asyncio.to_thread(upgrade, "bekal.registry", sqlalchemy_url(scratch))
+        conn = await asyncpg.connect(pg_dsn(scratch))
+        try:
+            await conn.copy_records_to_table(
+                "outbox",
+                records=[
+                    (
+                        r.event_id,
+                        r.topic,
+                        r.aggregate_id,
+                        r.event_type,
+                        r.payload,
+                        r.traceparent,
+                        r.created_at,
+                        None,
+                        0,
+                    )
+                    for r in rows
+                ],
+                columns=[
+                    "event_id",
+                    "topic",
+                    "aggregate_id",
+                    "event_type",
+                    "payload",
+                    "traceparent",
+                    "created_at",
+                    "sent_at",
+                    "attempts",
+                ],
+            )
+        finally:
+            await conn.close()
+        relay_settings = settings_for(
+            "registry", bootstrap=bootstrap, namespace=f"{tag}.relay.", database=scratch
+        )
+        await ensure_topics(relay_settings, [InmateShared.topic])
+        db = Database(relay_settings.database_url)
+        producer = make_producer(relay_settings)
+        await producer.start()
+        relay = OutboxRelay(db=db, producer=producer, settings=relay_settings)
+        try:
+            with profiled(
+                profile, "OutboxRelay", profile_dir / "relay.prof" if profile_dir else None
+            ):
+                started = time.perf_counter()
+                relay.start()
+                while await backlog(db) > 0:  # noqa: ASYNC110 - the database is what says done
+                    await asyncio.sleep(0.05)
+                elapsed = time.perf_counter() - started
+            rates["relay"] = record("platform: OutboxRelay (in process)", n, elapsed, "events")
+        finally:
+            await relay.stop()
+            await producer.stop()
+            await db.dispose()
+    finally:
+        await drop_database(scratch)
+    return rates
+
+
+def ratios(rates: dict[str, float]) -> str:
+    pairs = [
+        ("outbox relay / raw produce", "relay", "raw produce"),
+        ("consumer / raw consume+insert", "consumer", "raw consume+insert"),
+        ("raw consume+insert / raw consume", "raw consume+insert", "raw consume"),
+    ]
+    return table(
+        ["stage / its ceiling", "stage /s", "ceiling /s", "ratio"],
+        [
+            (name, rates[a], rates[b], f"{rates[a] / rates[b]:.2f}")
+            for name, a, b in pairs
+            if a in rates and b in rates
+        ],
+    )
+
+
+PARTICIPANT_COLUMNS = [
+    "id",
+    "full_name",
+    "sex",
+    "birth_year",
+    "facility_id",
+    "status",
+    "admission_date",
+    "expected_release_date",
+    "as_of",
+    "updated_at",
+]
+INSERT_PARTICIPANT = (
+    f"INSERT INTO participants ({', '.join(PARTICIPANT_COLUMNS)}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+INBOX_COLUMNS = [
+    "consumer_group",
+    "event_id",
+    "event_type",
+    "topic",
+    "partition",
+    "offset",
+    "handled_at",
+]
+INSERT_INBOX = (
+    'INSERT INTO inbox (consumer_group, event_id, event_type, topic, partition, "offset", '
+    "handled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+
+def participant_row(data: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    release = data.get("expected_release_date")
+    return (
+        data["participant_id"],
+        data["full_name"],
+        data["sex"],
+        data["birth_year"],
+        data["facility_id"],
+        "in_custody",
+        date.fromisoformat(data["admission_date"]),
+        date.fromisoformat(release) if release else None,
+        now,
+        now,
+    )
+
+
+def quiet_logs(path: Path) -> None:
+    """In-process clients log as the services do (JSON, INFO), to a file instead of the screen."""
+    log_file = path.open("w")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=log_file),
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    results: list[tuple[str, int, str, float]] = []
+
+    def record(stage: str, count: int, seconds: float, unit: str) -> float:
+        rate = count / seconds if seconds > 0 else float("nan")
+        results.append((stage, count, unit, rate))
+        print(f"  {stage}: {count:,} {unit} in {seconds:.2f} s = {rate:,.0f}/s", flush=True)
+        return rate
+
+    with tempfile.TemporaryDirectory(prefix="bekal-pipeline-") as tmp_name:
+        tmp = Path(tmp_name)
+        quiet_logs(tmp / "bench.log")
+        print(f"machine: {machine()}; PostgreSQL {await pg_server_version()}", flush=True)
+        broker = EmbeddedBroker(port=free_port(), log_file=tmp / "broker.log")
+        broker.start()
+        try:
+            rates = await measure(
+                broker.bootstrap_servers,
+                synthetic(args.events),
+                record,
+                profile=args.profile,
+                profile_dir=Path(args.profile_dir) if args.profile_dir else None,
+            )
+        finally:
+            broker.stop()
+    print()
+    print(f"## Pipeline and ceiling ({machine()})")
+    print()
+    print(table(["stage", "count", "unit", "per second"], results))
+    print()
+    print(ratios(rates))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=90_000, help="InmateShared events")
+    parser.add_argument("--profile", action="store_true", help="cProfile the relay and consumer")
+    parser.add_argument("--profile-dir", help="also save the .prof files here")
+    asyncio.run(main(parser.parse_args()))
