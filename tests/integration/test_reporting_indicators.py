@@ -441,6 +441,7 @@ def counts(
         "mean_days_to_certificate": round(sum(days) / len(days), 1) if days else None,
         "days_to_certificate_count": len(days),
         "graduates_released": graduates_released,
+        "graduates_released_ready": 0,
         "business_with_nib": with_nib,
         "business_without_nib": without_nib,
         "new_entrepreneurs": with_nib + without_nib,

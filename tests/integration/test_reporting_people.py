@@ -10,8 +10,12 @@ Hand-computed history (one facility, programs A and B, sessions ending 2024-03-0
 | Z | A and B | no | A: employed; B: employed |
 | W | A (not completed) | yes | - |
 
+X's readiness checklists are complete (ready to trade) for both courses; everyone else's
+lacks the NIB.
+
 New entrepreneurs: X and Y = 2 (X once, under A, the first course; without NIB as A says);
-graduates released: X and Y = 2 (W did not complete); employed: Z = 1, under A.
+graduates released: X and Y = 2 (W did not complete), of whom ready to trade: X = 1, under A;
+employed: Z = 1, under A.
 Per enrolment these would have been 3, 3 and 2.
 """
 
@@ -39,6 +43,7 @@ from bekal.shared.events.catalogue import (
     ParticipantEnrolled,
     ParticipantNotCompleted,
     ProgramPublished,
+    ReadinessRecorded,
     ReleaseKind,
     SessionScheduled,
     Sex,
@@ -110,7 +115,9 @@ def history() -> list[Event]:
             )
         )
 
-    def completed(person: str, course: str, then: FollowUpSituation | None) -> None:
+    def completed(
+        person: str, course: str, then: FollowUpSituation | None, *, ready: bool = False
+    ) -> None:
         enrolment = uuid.uuid4()
         events.extend(
             [
@@ -138,6 +145,20 @@ def history() -> list[Event]:
                 ),
             ]
         )
+        # A checklist missing the NIB first, then (when ready) the whole of it.
+        events.extend(
+            ReadinessRecorded(
+                enrollment_id=enrolment,
+                session_id=SESSION[course],
+                participant_id=PERSON[person],
+                identity_card=True,
+                bank_account=True,
+                nib=nib,
+                starter_tools=True,
+                recorded_on=date(2024, 9, day),
+            )
+            for day, nib in ((20, False), (25, True))[: 2 if ready else 1]
+        )
         if then is not None:
             events.append(
                 FollowUpRecorded(
@@ -151,8 +172,8 @@ def history() -> list[Event]:
             )
 
     # B is published first: the first course is found by its end date, not arrival order.
-    completed("X", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB)
-    completed("X", "A", FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB)
+    completed("X", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB, ready=True)
+    completed("X", "A", FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB, ready=True)
     completed("Y", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB)
     completed("Z", "A", FollowUpSituation.EMPLOYED_BY_IKM)
     completed("Z", "B", FollowUpSituation.EMPLOYED_BY_IKM)
@@ -190,7 +211,14 @@ PEOPLE_COUNTERS = ("new_entrepreneurs", "business_with_nib", "business_without_n
 def _people(row: dict[str, Any]) -> tuple[int, ...]:
     return tuple(
         row[k]
-        for k in (*PEOPLE_COUNTERS, "graduates_released", "employed", "completed", "enrolled")
+        for k in (
+            *PEOPLE_COUNTERS,
+            "graduates_released",
+            "graduates_released_ready",
+            "employed",
+            "completed",
+            "enrolled",
+        )
     )
 
 
@@ -211,13 +239,13 @@ async def test_a_person_with_two_courses_and_one_business_is_one_new_entrepreneu
         body = (
             await client.get("/api/v1/indicators", headers=admin, params={"group_by": "program"})
         ).json()
-        # (new entrepreneurs, with NIB, without NIB, released graduates, employed, completed,
-        # enrolled)
-        assert _people(body["totals"]) == (2, 1, 1, 2, 1, 5, 6)
+        # (new entrepreneurs, with NIB, without NIB, released graduates, of whom ready to
+        # trade, employed, completed, enrolled)
+        assert _people(body["totals"]) == (2, 1, 1, 2, 1, 1, 5, 6)
         by_program = {r["program_code"]: _people(r) for r in body["data"]}
         assert by_program == {
-            "WUB-A": (1, 0, 1, 1, 1, 2, 3),  # X (without NIB, released), Z employed; W not done
-            "WUB-B": (1, 1, 0, 1, 0, 3, 3),  # Y only: X and Z were counted under A
+            "WUB-A": (1, 0, 1, 1, 1, 1, 2, 3),  # X (without NIB, released, ready), Z employed
+            "WUB-B": (1, 1, 0, 1, 0, 0, 3, 3),  # Y only: X and Z were counted under A
         }
         progress = (await client.get("/api/v1/targets/progress", headers=admin)).json()
         assert next(r for r in progress["data"] if r["year"] == 2024)["new_entrepreneurs"] == 2

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from bekal.reporting.api import routers
 from bekal.reporting.generations import Projections
 from bekal.reporting.handlers import subscriptions
+from bekal.reporting.settings import reporting_settings
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
@@ -29,7 +30,7 @@ spec = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name=spec.name)
+    settings = reporting_settings(settings)
     # The live consumer writes into whichever generation is live, which a rebuild changes while
     # the service runs: reporting starts it itself (generations.Projections), not the factory.
     app = create_service_app(spec, settings.model_copy(update={"consumer_auto_start": False}))

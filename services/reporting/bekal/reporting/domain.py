@@ -108,6 +108,14 @@ def mean_days(total_days: int, count: int) -> float | None:
     return round(total_days / count, 1)
 
 
+def ready_to_trade(
+    *, identity_card: bool, bank_account: bool, nib: bool, starter_tools: bool
+) -> bool:
+    """A graduate can trade on release with an identity card, a bank account, a business
+    number (NIB) and starter tools: the whole readiness checklist."""
+    return identity_card and bank_account and nib and starter_tools
+
+
 def withdrawn_column(reason: WithdrawalReason | str) -> str:
     """The name of the SQL result column counting withdrawals for one reason."""
     return f"withdrawn_{WithdrawalReason(reason).value}"
@@ -128,6 +136,9 @@ class Counters:
     days_to_certificate_total: int = 0
     # Graduates (completed) by what happened after: released, and the latest follow-up.
     graduates_released: int = 0
+    # Of those, people whose readiness checklist had everything to trade (ID card, bank
+    # account, NIB, starter tools).
+    graduates_released_ready: int = 0
     business_with_nib: int = 0
     business_without_nib: int = 0
     employed: int = 0
@@ -167,6 +178,7 @@ class Counters:
             days_to_certificate_count=n("days_to_certificate_count"),
             days_to_certificate_total=n("days_to_certificate_total"),
             graduates_released=n("graduates_released"),
+            graduates_released_ready=n("graduates_released_ready"),
             business_with_nib=n("business_with_nib"),
             business_without_nib=n("business_without_nib"),
             employed=n("employed"),

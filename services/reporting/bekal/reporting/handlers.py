@@ -23,6 +23,7 @@ from bekal.shared.events.catalogue import (
     ParticipantEnrolled,
     ParticipantNotCompleted,
     ProgramPublished,
+    ReadinessRecorded,
     SessionCancelled,
     SessionCompleted,
     SessionScheduled,
@@ -150,6 +151,12 @@ async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> 
         if completed or event.not_completed_reason is None
         else event.not_completed_reason.value,
     )
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(ReadinessRecorded)
+async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -> None:
+    await services.record_readiness(ctx.session, event=event)
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 

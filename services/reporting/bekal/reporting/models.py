@@ -92,6 +92,10 @@ class Enrollment(Base):
     follow_up_situation: Mapped[str | None] = mapped_column(String(40))
     follow_up_checkpoint: Mapped[int | None] = mapped_column(Integer)
     follow_up_on: Mapped[date | None] = mapped_column(Date)
+    # The latest readiness checklist before release: identity card, bank account, NIB and
+    # starter tools all in hand (null until one is recorded).
+    ready_to_trade: Mapped[bool | None] = mapped_column(Boolean)
+    readiness_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Certificate(Base):

@@ -32,6 +32,11 @@ class IndicatorCounters(BaseModel):
         description="Certificates whose completion date is known (the mean's denominator)"
     )
     graduates_released: int = Field(description="Graduates (completed) since released")
+    graduates_released_ready: int = Field(
+        default=0,
+        description="Released graduates whose readiness checklist had identity card, bank "
+        "account, NIB and starter tools",
+    )
     business_with_nib: int = Field(
         description="Graduates whose latest follow-up: business started, with an NIB"
     )

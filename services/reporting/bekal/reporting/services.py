@@ -40,6 +40,7 @@ from bekal.reporting.domain import (
     merge_enrollment_status,
     merge_session_status,
     progress_by_year,
+    ready_to_trade,
     reporting_year,
     sort_groups,
     withdrawn_column,
@@ -73,6 +74,7 @@ from bekal.shared.events.catalogue import (
     InmateShared,
     InmatesMerged,
     ProgramPublished,
+    ReadinessRecorded,
     SessionScheduled,
     WithdrawalReason,
 )
@@ -246,6 +248,34 @@ async def record_follow_up(session: AsyncSession, *, event: FollowUpRecorded) ->
         row.follow_up_on = event.recorded_on
 
 
+async def record_readiness(session: AsyncSession, *, event: ReadinessRecorded) -> None:
+    """Keep the latest readiness checklist (later date; on a tie, the readier one)."""
+    row = await session.get(Enrollment, event.enrollment_id)
+    if row is None:
+        await record_enrollment(
+            session,
+            enrollment_id=event.enrollment_id,
+            session_id=event.session_id,
+            participant_id=event.participant_id,
+            status=EnrollmentStatus.ENROLLED,
+        )
+        row = await session.get(Enrollment, event.enrollment_id)
+        assert row is not None
+    ready = ready_to_trade(
+        identity_card=event.identity_card,
+        bank_account=event.bank_account,
+        nib=event.nib,
+        starter_tools=event.starter_tools,
+    )
+    if (
+        row.readiness_on is None
+        or event.recorded_on > row.readiness_on
+        or (event.recorded_on == row.readiness_on and ready)
+    ):
+        row.ready_to_trade = ready
+        row.readiness_on = event.recorded_on
+
+
 # --- people: merges and erasure -----------------------------------------------------------------
 
 
@@ -400,6 +430,7 @@ COUNTER_COLUMNS: tuple[str, ...] = (
     "days_to_certificate_count",
     "days_to_certificate_total",
     "graduates_released",
+    "graduates_released_ready",
     "business_with_nib",
     "business_without_nib",
     "employed",
@@ -533,6 +564,12 @@ def _facts() -> Any:
                 & person.released_on.is_not(None)
                 & _first_of_person(e, s, lambda other: true())
             ).label("graduates_released"),
+            _flag(
+                completed
+                & person.released_on.is_not(None)
+                & e.ready_to_trade.is_(True)
+                & _first_of_person(e, s, lambda other: other.ready_to_trade.is_(True))
+            ).label("graduates_released_ready"),
             situation(FollowUpSituation.BUSINESS_STARTED_WITH_NIB, among=business).label(
                 "business_with_nib"
             ),
@@ -570,6 +607,7 @@ def _facts() -> Any:
                 "days_to_certificate_total"
             ),
             _zero().label("graduates_released"),
+            _zero().label("graduates_released_ready"),
             _zero().label("business_with_nib"),
             _zero().label("business_without_nib"),
             _zero().label("employed"),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from html import escape
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+
+from bekal.reporting.settings import reporting_settings
 
 router = APIRouter(tags=["dashboard"])
 
@@ -17,7 +20,12 @@ def _page() -> str:
 
 
 @router.get("/dashboard", response_class=HTMLResponse, summary="Dasbor pimpinan")
-async def dashboard() -> HTMLResponse:
+async def dashboard(request: Request) -> HTMLResponse:
     # The page holds no data: its script reads the API with the bearer token the user gives
-    # (kept in the tab's sessionStorage, taken from the address's #token=... once).
-    return HTMLResponse(_page(), headers={"Cache-Control": "no-store"})
+    # (kept in the tab's sessionStorage, taken from the address's #token=... once). Its title
+    # and the institutions it names are settings: ministries get reorganised.
+    settings = reporting_settings(request.app.state.settings)
+    page = _page()
+    for name in ("dashboard_title", "dashboard_issuers"):
+        page = page.replace("{{" + name + "}}", escape(getattr(settings, name)))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})

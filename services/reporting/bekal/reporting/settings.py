@@ -1,0 +1,32 @@
+"""The reporting service's settings: the shared ones plus the texts its pages show."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bekal.shared.settings import Settings
+
+
+class ReportingSettings(Settings):
+    service_name: str = "reporting"
+    # Ministries get reorganised: their names are configuration, never code.
+    dashboard_title: str = Field(
+        default="Dasbor Pelatihan Wirausaha Baru bagi Warga Binaan",
+        max_length=200,
+        description="Title of the leadership's dashboard (DASHBOARD_TITLE)",
+    )
+    dashboard_issuers: str = Field(
+        default="Kerja sama bidang perindustrian dan pemasyarakatan",
+        max_length=300,
+        description="The institutions named under the title (DASHBOARD_ISSUERS), e.g. both "
+        "ministries' current names",
+    )
+
+
+def reporting_settings(settings: Settings | None) -> ReportingSettings:
+    """Accept plain shared settings too (tests and tools build those) and add our defaults."""
+    if settings is None:
+        return ReportingSettings()
+    if isinstance(settings, ReportingSettings):
+        return settings
+    return ReportingSettings(**settings.model_dump())
