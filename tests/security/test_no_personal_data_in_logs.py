@@ -284,15 +284,6 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
         api("GET", "certification", f"/public/verify/{number}?name={name}", as_=None)
         api("GET", "certification", f"/verify?nomor={number}&nama={name}", as_=None)
         api("GET", "certification", f"/api/v1/certificates/{cert['id']}/pdf", as_="industry")
-    api(
-        "POST",
-        "certification",
-        f"/api/v1/certificates/{certificates[0]['id']}/revoke",
-        as_="industry",
-        json={"reason": "Diterbitkan atas data kelulusan yang keliru"},
-    )
-    # The registry grants an erasure request: the person's data is removed everywhere.
-    api("POST", "registry", f"/api/v1/inmates/{ids[2]}/erasure", as_="corrections")
 
     def counted() -> bool:
         got = api(
@@ -304,6 +295,22 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
         return bool(got["data"]) and got["data"][0]["certified"] >= 3
 
     eventually("the report to count the certificates", counted)
+    api(
+        "POST",
+        "certification",
+        f"/api/v1/certificates/{certificates[0]['id']}/revoke",
+        as_="industry",
+        json={"reason": "Diterbitkan atas data kelulusan yang keliru"},
+    )
+
+    # The registry grants an erasure request: the person's data is removed everywhere.
+    api("POST", "registry", f"/api/v1/inmates/{ids[2]}/erasure", as_="corrections")
+
+    def erased() -> bool:
+        got = api("GET", "training", f"/api/v1/participants/{ids[2]}", as_="industry", expect=None)
+        return NAMES[2] not in str(got)  # anonymised (or gone) in training's replica
+
+    eventually("the erasure to reach training", erased)
     time.sleep(1.0)  # the last consumers' log lines reach the files
 
     logs = sorted((platform.var / "log").glob("*.log"))
