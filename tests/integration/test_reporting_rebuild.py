@@ -327,6 +327,19 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
                 "live",
             ]
 
+            # An erasure after the switch-overs reaches the retired generations too.
+            await publish(settings, [InmateErased(participant_id=PEOPLE[4])])
+            url1 = generation_url(database_url, generation_location(database_url, 1))
+
+            async def erased_everywhere() -> bool:
+                for url in (url1, url2, url3):
+                    people = (await dump(url))["participants"]
+                    if str(PEOPLE[4]) in repr(people):
+                        return False
+                return True
+
+            await wait_until(erased_everywhere, within=60, what="erased in retired generations")
+
         # Restarted, the service reads the live generation named in its control table.
         restarted = create_app(settings)
         async with running(restarted) as client:

@@ -38,7 +38,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bekal.reporting import models
+from bekal.reporting import models, services
 from bekal.reporting.handlers import subscriptions
 from bekal.reporting.models import ProjectionGeneration
 from bekal.shared.db import Database
@@ -74,6 +74,8 @@ Progress = Callable[[int, int], None]
 CLOSE_ENOUGH = 1000
 # How often a replica looks whether another one switched the live generation.
 WATCH_SECONDS = 2.0
+# Every so many rounds, erasures applied to the live generation are applied to retired ones.
+ERASURE_SYNC_ROUNDS = 5
 # For the last round: read to the end offsets seen once, then stop whatever came after.
 _ANYTHING = 2**62
 
@@ -319,8 +321,15 @@ class Projections:
         Its consumer moves to the switch-over offsets, so what this replica applied to the old
         generation after the rebuild's last read is applied to the new one too (once: the inbox).
         """
+        rounds = 0
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            rounds += 1
+            if rounds % ERASURE_SYNC_ROUNDS == 0:
+                try:
+                    await self.erase_in_retired()
+                except Exception as exc:  # tried again next time
+                    log.warning("retired_erasure_failed", error=str(exc)[:300])
             try:
                 async with self.control.session() as s:
                     row = await s.scalar(
@@ -349,6 +358,32 @@ class Projections:
                 log.info("projection_followed_switch_over", generation=row.number)
                 if runner is not None:
                     self._run_live(runner.consumer)
+
+    async def erase_in_retired(self) -> int:
+        """Erasures reach the retired generations too: they receive no events, but must not
+        keep what an erasure removed from the live one. Returns the people erased there."""
+        async with self.live.db.session() as s:
+            erased = set((await s.scalars(select(models.ErasedParticipant.id))).all())
+        async with self.control.session() as s:
+            retired = (
+                await s.scalars(
+                    select(ProjectionGeneration).where(ProjectionGeneration.status == RETIRED)
+                )
+            ).all()
+        done = 0
+        for row in retired:
+            db = self._database(row.location)
+            try:
+                async with db.session() as s:
+                    have = set((await s.scalars(select(models.ErasedParticipant.id))).all())
+                    for participant_id in erased - have:
+                        await services.erase_participant(s, participant_id=participant_id)
+                        done += 1
+                    await s.commit()
+            finally:
+                if db is not self.control:
+                    await db.dispose()
+        return done
 
     # --- rebuild ---
 
