@@ -424,3 +424,26 @@ async def test_every_endpoint_admits_exactly_the_callers_its_rule_names(started:
 
 def expected_status(expected: str) -> int:
     return int(expected)
+
+
+@pytest.mark.parametrize("started", ["registry"], indirect=True)
+async def test_facility_staff_lists_show_only_their_facilitys_inmates(started: World) -> None:
+    world = started
+    settings = world.app.state.settings
+    ours = {await world.fresh_inmate() for _ in range(3)}
+    async with client_for(world.app) as client:
+        listed: dict[str, set[str]] = {}
+        for caller in (FACILITY_OWN, FACILITY_OTHER, REGISTRY_ADMIN):
+            r = await client.get("/api/v1/inmates", headers=caller.headers(settings))
+            assert r.status_code == 200, r.text
+            listed[caller.name] = {i["id"] for i in r.json()["data"]}
+        facility = world.facility_ids[OWN_FACILITY]
+        r = await client.get(
+            "/api/v1/inmates",
+            params={"facility_id": facility},
+            headers=FACILITY_OTHER.headers(settings),
+        )
+        asked_for_ours = {i["id"] for i in r.json()["data"]} if r.status_code == 200 else set()
+    assert ours <= listed[FACILITY_OWN.name] and ours <= listed[REGISTRY_ADMIN.name]
+    assert not ours & listed[FACILITY_OTHER.name]
+    assert not asked_for_ours  # naming the other facility's id shows nothing either
