@@ -389,7 +389,9 @@ async def test_every_endpoint_admits_exactly_the_callers_its_rule_names(started:
     rules = RULES[world.service]
     mismatches: list[str] = []
     checked = 0
+    grid: list[str] = []
     for method, path in routes(world.app):
+        row = ""
         rule = rules.get(f"{method} {path}")
         if rule is None:
             mismatches.append(f"no authorisation rule for {method} {path}")
@@ -399,6 +401,9 @@ async def test_every_endpoint_admits_exactly_the_callers_its_rule_names(started:
             async with client_for(world.app, peer=f"10.9.{number}.1") as client:
                 r = await client.request(method, url, json=body, headers=caller.headers(settings))
             checked += 1
+            row += {401: "1", 403: "3", 404: "4"}.get(
+                r.status_code, "E" if r.status_code == 500 else "."
+            )
             expected = rule.expected(caller)
             got = "404" if expected == "404" and r.status_code == 404 else outcome(r.status_code)
             # Own facility's staff must reach what another facility's staff are told is not there.
@@ -415,8 +420,13 @@ async def test_every_endpoint_admits_exactly_the_callers_its_rule_names(started:
                     path,
                     caller.name,
                 )
+        grid.append(f"  {row}  {method} {path}")
+    legend = "  ".join(f"{n + 1}={c.name}" for n, c in enumerate(CALLERS))
+    print(f"\n{world.service}, callers left to right: {legend}")
+    print("  . admitted (2xx, or 404/409/422 for a made-up id or body)  1=401  3=403  4=404")
+    print("\n".join(grid))
     print(
-        f"\n{world.service}: {len(routes(world.app))} routes x {len(CALLERS)} callers = "
+        f"{world.service}: {len(routes(world.app))} routes x {len(CALLERS)} callers = "
         f"{checked} requests checked, {len(mismatches)} mismatches"
     )
     assert not mismatches, "\n".join(mismatches)
