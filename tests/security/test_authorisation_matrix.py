@@ -454,6 +454,15 @@ async def test_facility_staff_lists_show_only_their_facilitys_inmates(started: W
             headers=FACILITY_OTHER.headers(settings),
         )
         asked_for_ours = {i["id"] for i in r.json()["data"]} if r.status_code == 200 else set()
+        # Another facility's inmate and no inmate at all: one and the same answer.
+        other = FACILITY_OTHER.headers(settings)
+        hidden = await client.get(f"/api/v1/inmates/{sorted(ours)[0]}", headers=other)
+        absent = await client.get(f"/api/v1/inmates/{uuid.uuid4()}", headers=other)
     assert ours <= listed[FACILITY_OWN.name] and ours <= listed[REGISTRY_ADMIN.name]
     assert not ours & listed[FACILITY_OTHER.name]
     assert not asked_for_ours  # naming the other facility's id shows nothing either
+    assert hidden.status_code == absent.status_code == 404
+    without_instance = [
+        {k: v for k, v in r.json().items() if k != "instance"} for r in (hidden, absent)
+    ]
+    assert without_instance[0] == without_instance[1]
