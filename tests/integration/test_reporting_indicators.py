@@ -442,6 +442,8 @@ def counts(
         "days_to_certificate_count": len(days),
         "graduates_released": graduates_released,
         "graduates_released_ready": 0,
+        "waitlisted": 0,
+        "waiting": 0,
         "business_with_nib": with_nib,
         "business_without_nib": without_nib,
         "new_entrepreneurs": with_nib + without_nib,

@@ -10,6 +10,9 @@ Hand-computed history (one facility, programs A and B, sessions ending 2024-03-0
 | Z | A and B | no | A: employed; B: employed |
 | W | A (not completed) | yes | - |
 
+Waiting lists of B: Y moved up from it (enrolled under the same id), V left it, W still waits:
+3 entries, 1 waiting (not enrolments: enrolled stays 6).
+
 X's readiness checklists are complete (ready to trade) for both courses; everyone else's
 lacks the NIB.
 
@@ -41,7 +44,9 @@ from bekal.shared.events.catalogue import (
     NotCompletedReason,
     ParticipantCompleted,
     ParticipantEnrolled,
+    ParticipantLeftWaitlist,
     ParticipantNotCompleted,
+    ParticipantWaitlisted,
     ProgramPublished,
     ReadinessRecorded,
     ReleaseKind,
@@ -116,9 +121,24 @@ def history() -> list[Event]:
         )
 
     def completed(
-        person: str, course: str, then: FollowUpSituation | None, *, ready: bool = False
+        person: str,
+        course: str,
+        then: FollowUpSituation | None,
+        *,
+        ready: bool = False,
+        waitlisted_first: bool = False,
     ) -> None:
         enrolment = uuid.uuid4()
+        if waitlisted_first:  # moved up from the waiting list: the same id enrols
+            events.append(
+                ParticipantWaitlisted(
+                    enrollment_id=enrolment,
+                    session_id=SESSION[course],
+                    participant_id=PERSON[person],
+                    waitlisted_on=END[course] - timedelta(days=20),
+                    position=1,
+                )
+            )
         events.extend(
             [
                 ParticipantEnrolled(
@@ -174,7 +194,7 @@ def history() -> list[Event]:
     # B is published first: the first course is found by its end date, not arrival order.
     completed("X", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB, ready=True)
     completed("X", "A", FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB, ready=True)
-    completed("Y", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB)
+    completed("Y", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB, waitlisted_first=True)
     completed("Z", "A", FollowUpSituation.EMPLOYED_BY_IKM)
     completed("Z", "B", FollowUpSituation.EMPLOYED_BY_IKM)
     w = uuid.uuid4()
@@ -191,6 +211,31 @@ def history() -> list[Event]:
             participant_id=PERSON["W"],
             reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
             attendance_share=0.5,
+        ),
+    ]
+    # Waiting lists of B: W still waits; V (not shared) left it.
+    v_entry = uuid.uuid4()
+    events += [
+        ParticipantWaitlisted(
+            enrollment_id=uuid.uuid4(),
+            session_id=SESSION["B"],
+            participant_id=PERSON["W"],
+            waitlisted_on=date(2024, 8, 1),
+            position=2,
+        ),
+        ParticipantLeftWaitlist(
+            enrollment_id=v_entry,
+            session_id=SESSION["B"],
+            participant_id=uuid.uuid4(),
+            reason="released",
+            left_on=date(2024, 8, 20),
+        ),
+        ParticipantWaitlisted(
+            enrollment_id=v_entry,
+            session_id=SESSION["B"],
+            participant_id=uuid.uuid4(),
+            waitlisted_on=date(2024, 8, 2),
+            position=3,
         ),
     ]
     for person in "XYW":
@@ -218,6 +263,8 @@ def _people(row: dict[str, Any]) -> tuple[int, ...]:
             "employed",
             "completed",
             "enrolled",
+            "waitlisted",
+            "waiting",
         )
     )
 
@@ -240,12 +287,13 @@ async def test_a_person_with_two_courses_and_one_business_is_one_new_entrepreneu
             await client.get("/api/v1/indicators", headers=admin, params={"group_by": "program"})
         ).json()
         # (new entrepreneurs, with NIB, without NIB, released graduates, of whom ready to
-        # trade, employed, completed, enrolled)
-        assert _people(body["totals"]) == (2, 1, 1, 2, 1, 1, 5, 6)
+        # trade, employed, completed, enrolled, waiting-list entries, still waiting)
+        assert _people(body["totals"]) == (2, 1, 1, 2, 1, 1, 5, 6, 3, 1)
         by_program = {r["program_code"]: _people(r) for r in body["data"]}
         assert by_program == {
-            "WUB-A": (1, 0, 1, 1, 1, 1, 2, 3),  # X (without NIB, released, ready), Z employed
-            "WUB-B": (1, 1, 0, 1, 0, 0, 3, 3),  # Y only: X and Z were counted under A
+            "WUB-A": (1, 0, 1, 1, 1, 1, 2, 3, 0, 0),  # X (without NIB, released, ready), Z
+            # Y only (X and Z were counted under A); waiting lists: Y moved up, V left, W waits
+            "WUB-B": (1, 1, 0, 1, 0, 0, 3, 3, 3, 1),
         }
         progress = (await client.get("/api/v1/targets/progress", headers=admin)).json()
         assert next(r for r in progress["data"] if r["year"] == 2024)["new_entrepreneurs"] == 2

@@ -139,6 +139,9 @@ class Counters:
     # Of those, people whose readiness checklist had everything to trade (ID card, bank
     # account, NIB, starter tools).
     graduates_released_ready: int = 0
+    # Demand: places asked for on full sessions' waiting lists, and those still waiting.
+    waitlisted: int = 0
+    waiting: int = 0
     business_with_nib: int = 0
     business_without_nib: int = 0
     employed: int = 0
@@ -179,6 +182,8 @@ class Counters:
             days_to_certificate_total=n("days_to_certificate_total"),
             graduates_released=n("graduates_released"),
             graduates_released_ready=n("graduates_released_ready"),
+            waitlisted=n("waitlisted"),
+            waiting=n("waiting"),
             business_with_nib=n("business_with_nib"),
             business_without_nib=n("business_without_nib"),
             employed=n("employed"),

@@ -65,6 +65,7 @@ PROJECTION_MODELS: tuple[type[models.Base], ...] = (
     models.Participant,
     models.ErasedParticipant,
     models.MergedParticipant,
+    models.WaitlistEntry,
     models.ProjectionState,
 )
 

@@ -21,7 +21,9 @@ from bekal.shared.events.catalogue import (
     OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
+    ParticipantLeftWaitlist,
     ParticipantNotCompleted,
+    ParticipantWaitlisted,
     ProgramPublished,
     ReadinessRecorded,
     SessionCancelled,
@@ -151,6 +153,14 @@ async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> 
         if completed or event.not_completed_reason is None
         else event.not_completed_reason.value,
     )
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(ParticipantWaitlisted, ParticipantLeftWaitlist)
+async def on_waitlist(
+    event: ParticipantWaitlisted | ParticipantLeftWaitlist, ctx: HandlerContext
+) -> None:
+    await services.record_waitlist(ctx.session, event=event)
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 

@@ -98,6 +98,20 @@ class Enrollment(Base):
     readiness_on: Mapped[date | None] = mapped_column(Date)
 
 
+class WaitlistEntry(Base):
+    """A place on a session's waiting list (not an enrolment: a person moved up enrols under the
+    same id). ``participant_id`` is the registry's pseudonym."""
+
+    __tablename__ = "waitlist_entries"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    waitlisted_on: Mapped[date | None] = mapped_column(Date)
+    # Set when the entry ended without an enrolment.
+    left_on: Mapped[date | None] = mapped_column(Date)
+
+
 class Certificate(Base):
     """A certificate issued (or re-issued) for an enrolment: number and date, no personal data.
 

@@ -32,6 +32,12 @@ class IndicatorCounters(BaseModel):
         description="Certificates whose completion date is known (the mean's denominator)"
     )
     graduates_released: int = Field(description="Graduates (completed) since released")
+    waitlisted: int = Field(
+        default=0, description="Waiting-list entries on full sessions (not enrolments)"
+    )
+    waiting: int = Field(
+        default=0, description="Of those, still waiting: neither enrolled nor left the list"
+    )
     graduates_released_ready: int = Field(
         default=0,
         description="Released graduates whose readiness checklist had identity card, bank "

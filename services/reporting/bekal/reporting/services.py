@@ -59,6 +59,7 @@ from bekal.reporting.models import (
     Target,
     TargetChange,
     TrainingSession,
+    WaitlistEntry,
 )
 from bekal.reporting.privacy import OPEN_DATA_KEYS, PublicTables
 from bekal.shared.events.catalogue import (
@@ -73,6 +74,8 @@ from bekal.shared.events.catalogue import (
     InmateReleased,
     InmateShared,
     InmatesMerged,
+    ParticipantLeftWaitlist,
+    ParticipantWaitlisted,
     ProgramPublished,
     ReadinessRecorded,
     SessionScheduled,
@@ -276,6 +279,25 @@ async def record_readiness(session: AsyncSession, *, event: ReadinessRecorded) -
         row.readiness_on = event.recorded_on
 
 
+async def record_waitlist(
+    session: AsyncSession, *, event: ParticipantWaitlisted | ParticipantLeftWaitlist
+) -> None:
+    """A waiting-list entry, joined or ended (either may arrive first)."""
+    row = await session.get(WaitlistEntry, event.enrollment_id)
+    if row is None:
+        participant_id = await resolve_participant(
+            session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
+        )
+        row = WaitlistEntry(
+            id=event.enrollment_id, session_id=event.session_id, participant_id=participant_id
+        )
+        session.add(row)
+    if isinstance(event, ParticipantWaitlisted):
+        row.waitlisted_on = event.waitlisted_on
+    else:
+        row.left_on = event.left_on
+
+
 # --- people: merges and erasure -----------------------------------------------------------------
 
 
@@ -341,6 +363,11 @@ async def merge_participants(session: AsyncSession, *, event: InmatesMerged) -> 
     await session.execute(
         update(Certificate).where(Certificate.participant_id == old).values(participant_id=survivor)
     )
+    await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.participant_id == old)
+        .values(participant_id=survivor)
+    )
     if await session.get(ErasedParticipant, survivor) is not None:
         await erase_participant(session, participant_id=survivor)
 
@@ -368,6 +395,13 @@ async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID)
     ).all()
     for certificate in certificates:
         certificate.participant_id = anonymous_id(certificate.enrollment_id)
+    entries = (
+        await session.scalars(
+            select(WaitlistEntry).where(WaitlistEntry.participant_id == participant_id)
+        )
+    ).all()
+    for entry in entries:
+        entry.participant_id = anonymous_id(entry.id)
 
 
 async def record_participant(session: AsyncSession, *, event: InmateShared) -> None:
@@ -431,6 +465,8 @@ COUNTER_COLUMNS: tuple[str, ...] = (
     "days_to_certificate_total",
     "graduates_released",
     "graduates_released_ready",
+    "waitlisted",
+    "waiting",
     "business_with_nib",
     "business_without_nib",
     "employed",
@@ -570,6 +606,8 @@ def _facts() -> Any:
                 & e.ready_to_trade.is_(True)
                 & _first_of_person(e, s, lambda other: other.ready_to_trade.is_(True))
             ).label("graduates_released_ready"),
+            _zero().label("waitlisted"),
+            _zero().label("waiting"),
             situation(FollowUpSituation.BUSINESS_STARTED_WITH_NIB, among=business).label(
                 "business_with_nib"
             ),
@@ -608,6 +646,8 @@ def _facts() -> Any:
             ),
             _zero().label("graduates_released"),
             _zero().label("graduates_released_ready"),
+            _zero().label("waitlisted"),
+            _zero().label("waiting"),
             _zero().label("business_with_nib"),
             _zero().label("business_without_nib"),
             _zero().label("employed"),
@@ -618,7 +658,29 @@ def _facts() -> Any:
         .outerjoin(p, p.id == c_program)
         .outerjoin(person, person.id == cert.c.participant_id)
     )
-    return union_all(enrollments, certificates).subquery("facts")
+    w = WaitlistEntry
+    enrolled_later = exists(select(Enrollment.id).where(Enrollment.id == w.id))
+    waitlist_counters = {
+        "waitlisted": _one(),
+        "waiting": _flag(w.left_on.is_(None) & ~enrolled_later),
+    }
+    waitlist = (
+        select(
+            w.session_id.label("session_id"),
+            s.facility_id.label("facility_id"),
+            s.program_id.label("program_id"),
+            s.year.label("year"),
+            p.sector.label("sector"),
+            person.sex.label("sex"),
+            # UNION ALL matches columns by position: the counters in COUNTER_COLUMNS' order.
+            *[waitlist_counters.get(name, _zero()).label(name) for name in COUNTER_COLUMNS],
+        )
+        .select_from(w)
+        .outerjoin(s, s.id == w.session_id)
+        .outerjoin(p, p.id == s.program_id)
+        .outerjoin(person, person.id == w.participant_id)
+    )
+    return union_all(enrollments, certificates, waitlist).subquery("facts")
 
 
 def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> Select[Any]:

@@ -44,6 +44,8 @@ def counters_json(c: Counters) -> dict[str, Any]:
         "days_to_certificate_count": c.days_to_certificate_count,
         "graduates_released": c.graduates_released,
         "graduates_released_ready": c.graduates_released_ready,
+        "waitlisted": c.waitlisted,
+        "waiting": c.waiting,
         "business_with_nib": c.business_with_nib,
         "business_without_nib": c.business_without_nib,
         "new_entrepreneurs": c.new_entrepreneurs,
