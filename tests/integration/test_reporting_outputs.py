@@ -329,6 +329,20 @@ async def test_exports_targets_and_suppressed_public_outputs(database_url, broke
             "progress_cumulative": None,
         }
         assert body["data_as_of"]
+        # The same table as files, with a header row.
+        response = await client.get("/api/v1/targets/progress.csv", headers=viewer)
+        assert response.status_code == 200
+        assert 'filename="capaian-target.csv"' in response.headers["content-disposition"]
+        lines = response.content.decode("utf-8-sig").splitlines()
+        assert lines[0] == (
+            "year,target_annual,target_cumulative,new_entrepreneurs,new_entrepreneurs_cumulative,"
+            "certified,certified_cumulative,progress_annual,progress_cumulative"
+        )
+        assert lines[1] == "2017,5000,,0,0,0,0,0.0,"
+        assert lines[-1] == "2024,10,,3,3,6,6,0.3,"
+        response = await client.get("/api/v1/targets/progress.xlsx", headers=viewer)
+        assert response.status_code == 200 and response.content[:2] == b"PK"
+        assert (await client.get("/api/v1/targets/progress.csv")).status_code == 401
 
         # --- public outputs, no sign-in: small counts hidden, and what would reveal them.
         body = (await client.get("/public/summary")).json()

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
-from bekal.reporting import services
+from bekal.reporting import exports, services
 from bekal.reporting.deps import ControlSession, ProjectionSession, ReportReader, TargetEditor
 from bekal.reporting.schemas import (
     TargetChangePublic,
@@ -49,6 +50,59 @@ async def target_progress(
             for r in rows
         ],
         data_as_of=data_as_of,
+    )
+
+
+PROGRESS_COLUMNS = (
+    "year",
+    "target_annual",
+    "target_cumulative",
+    "new_entrepreneurs",
+    "new_entrepreneurs_cumulative",
+    "certified",
+    "certified_cumulative",
+    "progress_annual",
+    "progress_cumulative",
+)
+
+
+async def _progress_table(session: Any, targets: Any) -> tuple[exports.Table, Any]:
+    rows, data_as_of = await services.target_progress(session, targets)
+    values = [
+        {
+            **r.__dict__,
+            "progress_annual": r.progress_annual,
+            "progress_cumulative": r.progress_cumulative,
+        }
+        for r in rows
+    ]
+    table = exports.Table(
+        columns=list(PROGRESS_COLUMNS), rows=[[v[c] for c in PROGRESS_COLUMNS] for v in values]
+    )
+    return table, data_as_of
+
+
+@router.get("/progress.csv", summary="Capaian terhadap target sebagai CSV (baris judul)")
+async def target_progress_csv(
+    session: ProjectionSession, targets: ControlSession, _: ReportReader
+) -> Response:
+    table, data_as_of = await _progress_table(session, targets)
+    return Response(
+        exports.to_csv(table),
+        media_type="text/csv; charset=utf-8",
+        headers=exports.download_headers("capaian-target.csv", data_as_of),
+    )
+
+
+@router.get("/progress.xlsx", summary="Capaian terhadap target sebagai XLSX (baris judul)")
+async def target_progress_xlsx(
+    session: ProjectionSession, targets: ControlSession, _: ReportReader
+) -> Response:
+    table, data_as_of = await _progress_table(session, targets)
+    return Response(
+        exports.to_xlsx(table, sheet="Capaian target", data_as_of=data_as_of),
+        media_type=exports.XLSX_MEDIA_TYPE,
+        headers=exports.download_headers("capaian-target.xlsx", data_as_of),
     )
 
 
