@@ -49,7 +49,7 @@ def follow(client: httpx.Client, number: int, *, poll_seconds: float = 1.0) -> d
             time.sleep(poll_seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bekal.reporting.rebuild",
         description="Rebuild reporting's projections into a new generation in the running "
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--url", default="http://localhost:8004", help="the reporting service")
     parser.add_argument("--token", default=os.environ.get("BEKAL_TOKEN"), help="operator token")
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help=argparse.SUPPRESS)
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="only show the generations")
     action.add_argument("--drop", type=int, metavar="N", help="drop retired generation N")
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Token operator diperlukan (--token atau BEKAL_TOKEN).", file=sys.stderr)
         return 2
     headers = {"Authorization": f"Bearer {args.token}"}
-    with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
+    with httpx.Client(
+        base_url=args.url, headers=headers, timeout=30, transport=transport
+    ) as client:
         if args.status:
             response = client.get(PATH)
         elif args.drop is not None:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             response = client.post(f"{PATH}/rebuild")
             if response.status_code == 202:
                 number = response.json()["building"]
-                generation = follow(client, number)
+                generation = follow(client, number, poll_seconds=args.poll_seconds)
                 if generation["status"] != "live":
                     print(f"Gagal: {generation['error']}", file=sys.stderr)
                     return 1
