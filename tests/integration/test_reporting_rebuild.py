@@ -189,6 +189,18 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
         await db.dispose()
 
 
+def _same(one: dict[str, list[tuple[Any, ...]]], two: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Identical tables; otherwise say which rows differ."""
+    for table in one:
+        only_one = set(one[table]) - set(two[table])
+        only_two = set(two[table]) - set(one[table])
+        assert one[table] == two[table], (
+            table,
+            sorted(map(str, only_one)),
+            sorted(map(str, only_two)),
+        )
+
+
 async def _applied(db: Database, n: int) -> None:
     async def done() -> bool:
         return await count(db, InboxMessage) >= n
@@ -260,7 +272,7 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
             assert gen1["records_done"] == gen1["records_total"] == len(events)
             assert app.state.projections.live.number == 1
             url1 = generation_url(database_url, generation_location(database_url, 1))
-            assert await dump(url1) == await dump(database_url)
+            _same(await dump(url1), await dump(database_url))
 
             # Reads now come from generation 1: emptying generation 0 changes no number.
             response = await client.delete("/api/v1/admin/projections/0", headers=operator)
@@ -296,7 +308,7 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
             assert response.status_code == 202
             await _switched(client, operator, 3)
             url3 = generation_url(database_url, generation_location(database_url, 3))
-            assert await dump(url3) == await dump(url2)
+            _same(await dump(url3), await dump(url2))
             # The erased person is anonymous in the rebuild too; the merged one is filed under P3.
             three = await dump(url3)
             assert str(PEOPLE[3]) not in repr(three["enrollments"] + three["participants"])

@@ -494,7 +494,10 @@ class Projections:
             )
             await s.commit()
 
-    async def generations(self) -> list[ProjectionGeneration]:
+    async def generations(self) -> tuple[int, int | None, list[ProjectionGeneration]]:
+        """(live, building, every generation), consistent with each other: taken before the
+        rows are read, and a switch-over commits its rows before it changes them."""
+        live, building, progress = self.live.number, self.building, self.progress
         async with self.control.session() as s:
             rows = list(
                 (
@@ -504,9 +507,9 @@ class Projections:
                 ).all()
             )
         for row in rows:
-            if row.number == self.building:
-                row.records_done, row.records_total = self.progress
-        return rows
+            if row.number == building and row.status == BUILDING:
+                row.records_done, row.records_total = progress
+        return live, building, rows
 
     async def drop(self, number: int) -> ProjectionGeneration | None:
         """Drop a retired (or failed) generation: its database, or gen 0's projection rows."""

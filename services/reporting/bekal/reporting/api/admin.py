@@ -20,10 +20,10 @@ def _projections(request: Request) -> Projections:
 
 
 async def _status(projections: Projections) -> GenerationsPublic:
-    rows = await projections.generations()
+    live, building, rows = await projections.generations()
     return GenerationsPublic(
-        live=projections.live.number,
-        building=projections.building,
+        live=live,
+        building=building,
         data=[GenerationPublic.model_validate(r) for r in rows],
     )
 
