@@ -202,6 +202,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /api/v1/indicators.xlsx": either_side(*READERS),
         "GET /api/v1/targets": either_side(*READERS),
         "GET /api/v1/targets/progress": either_side(*READERS),
+        "GET /api/v1/targets/progress.csv": either_side(*READERS),
+        "GET /api/v1/targets/progress.xlsx": either_side(*READERS),
         "GET /api/v1/targets/changes": either_side(*READERS),
         "PUT /api/v1/targets/{year}": industry(T_ADMIN),
         "GET /api/v1/admin/projections": either_side(OPERATOR),
