@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     true,
     union_all,
     update,
@@ -307,10 +308,26 @@ def anonymous_id(enrollment_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(ANONYMOUS_NAMESPACE, f"erased:{enrollment_id}")
 
 
+# The advisory lock (any number of ours) ordering identity changes against new facts.
+_IDENTITY_LOCK = 0x62656B616C
+
+
+async def identity_lock(session: AsyncSession, *, exclusive: bool) -> None:
+    """Order merges and erasures (exclusive) against facts filed under a participant id
+    (shared), so a fact committed at the same time as an erasure or a merge is never filed
+    under the old id. Replicas apply events concurrently on PostgreSQL; SQLite already takes
+    one writer at a time (BEGIN IMMEDIATE). Held to the end of the transaction."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(text(f"SELECT {function}(:key)"), {"key": _IDENTITY_LOCK})
+
+
 async def resolve_participant(
     session: AsyncSession, *, participant_id: uuid.UUID, enrollment_id: uuid.UUID
 ) -> uuid.UUID:
     """The id to file a new fact under: the survivor of a merge, or anonymous once erased."""
+    await identity_lock(session, exclusive=False)
     participant_id = await _survivor(session, participant_id)
     if await session.get(ErasedParticipant, participant_id) is not None:
         return anonymous_id(enrollment_id)
@@ -327,6 +344,7 @@ async def _survivor(session: AsyncSession, participant_id: uuid.UUID) -> uuid.UU
 
 
 async def release_participant(session: AsyncSession, *, event: InmateReleased) -> None:
+    await identity_lock(session, exclusive=False)
     participant_id = await _survivor(session, event.participant_id)
     if await session.get(ErasedParticipant, participant_id) is not None:
         return
@@ -339,6 +357,7 @@ async def release_participant(session: AsyncSession, *, event: InmateReleased) -
 
 async def merge_participants(session: AsyncSession, *, event: InmatesMerged) -> None:
     """Everything filed under the merged id moves to the survivor; counts of enrolments stay."""
+    await identity_lock(session, exclusive=True)
     old, survivor = event.participant_id, event.surviving_participant_id
     if old == survivor or await session.get(MergedParticipant, old) is not None:
         return
@@ -378,6 +397,7 @@ async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID)
     Sex and birth year go (their enrolments count under "unknown" sex from now on); each
     enrolment and certificate is re-filed under an anonymous id of its own.
     """
+    await identity_lock(session, exclusive=True)
     if await session.get(ErasedParticipant, participant_id) is None:
         session.add(ErasedParticipant(id=participant_id))
     row = await session.get(Participant, participant_id)
@@ -406,6 +426,7 @@ async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID)
 
 async def record_participant(session: AsyncSession, *, event: InmateShared) -> None:
     """Sex and birth year only: the name the event carries (for certificates) is not kept."""
+    await identity_lock(session, exclusive=False)
     if await session.get(ErasedParticipant, event.participant_id) is not None:
         return
     if await session.get(MergedParticipant, event.participant_id) is not None:
