@@ -2,11 +2,13 @@
 
 The registry and training run as processes on a broker of their own, which the tests freeze
 with SIGSTOP (to its clients it is unreachable; connections hang, as with a dead host).
-Effects are counted downstream, in training's replica.
+Effects are counted downstream, in training's replica. The last test freezes the broker under
+a consumer that is in the middle of a stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,7 @@ from tests.support.kafka import records_on
 from tests.support.processes import ServiceProcess
 from tests.support.registry_client import RegistryClient
 from tests.support.sql import scalar
+from tests.support.streams import StreamProducer, committed_total, shared_inmate
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -189,3 +192,51 @@ async def _reached(effects: Callable[[], Awaitable[int]], n: int) -> bool:
 
 async def _equals(value: Awaitable[object], expected: object) -> bool:
     return await value == expected
+
+
+@pytest.mark.timeout(300)
+async def test_broker_frozen_while_a_consumer_is_mid_stream_loses_nothing(
+    new_database: Callable[[str], Awaitable[str]],
+    own_broker: EmbeddedBroker,
+    services: Callable[..., ServiceProcess],
+    client_settings: Callable[[EmbeddedBroker], Settings],
+) -> None:
+    url = await new_database("training")
+    training = services("training", database_url=url, broker=own_broker)
+    await training.wait_ready()
+    settings = client_settings(own_broker)
+    facility = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(3000)]
+
+    async def effects() -> int:
+        return int(await scalar(url, "SELECT count(*) FROM participants"))
+
+    async with StreamProducer(settings) as stream:
+        await stream.send(
+            [shared_inmate(i, facility_id=facility, participant_id=p) for i, p in enumerate(ids)]
+        )
+    await wait_until(lambda: _reached(effects, 500), within=120, what="a sixth of the effects")
+    own_broker.pause()
+    try:
+        at_freeze = await effects()
+        await asyncio.sleep(OUTAGE_SECONDS / 2)
+        during = await effects() - at_freeze
+    finally:
+        own_broker.resume()
+    resumed = time.monotonic()
+    await wait_until(lambda: _reached(effects, len(ids)), within=180, what="every effect")
+    recovery = time.monotonic() - resumed
+    got = await effects()
+    committed = await committed_total(settings, "training", InmateShared.topic)
+    print(
+        f"\n[broker frozen {OUTAGE_SECONDS / 2:.0f} s under a consuming process] events sent "
+        f"{len(ids)}, effects at the freeze {at_freeze}, applied while frozen (already fetched) "
+        f"{during}, effects counted {got}, lost {len(ids) - got}, doubled "
+        f"{max(0, got - len(ids))}, committed at the end {committed}, recovery {recovery:.1f} s"
+    )
+    assert got == len(ids)
+    await wait_until(
+        lambda: _equals(committed_total(settings, "training", InmateShared.topic), len(ids)),
+        within=60,
+        what="every offset committed",
+    )
