@@ -26,6 +26,7 @@ from bekal.reporting.generations import (
     generation_location,
     generation_url,
 )
+from bekal.reporting.models import ProjectionGeneration
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
@@ -338,6 +339,18 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
                 "retired",
                 "live",
             ]
+
+            # A rebuild whose replica crashed stays "building": none starts on any replica
+            # until the operator drops it.
+            async with app.state.db.session() as s:
+                s.add(ProjectionGeneration(number=9, location="crashed", status="building"))
+                await s.commit()
+            response = await other_client.post(
+                "/api/v1/admin/projections/rebuild", headers=operator
+            )
+            assert response.status_code == 409
+            response = await client.delete("/api/v1/admin/projections/9", headers=operator)
+            assert response.status_code == 200 and response.json()["status"] == "dropped"
 
             # An erasure after the switch-overs reaches the retired generations too.
             await publish(settings, [InmateErased(participant_id=PEOPLE[4])])

@@ -266,13 +266,6 @@ class Projections:
             row = await s.scalar(
                 select(ProjectionGeneration).where(ProjectionGeneration.status == LIVE)
             )
-            # A rebuild cut short by a stop is not resumed: it is marked failed, start another.
-            await s.execute(
-                ProjectionGeneration.__table__.update()
-                .where(ProjectionGeneration.status == BUILDING)
-                .values(status=FAILED, error="dihentikan sebelum selesai")
-            )
-            await s.commit()
         if row is not None and row.location is not None:
             self.live = Generation(row.number, self._database(row.location))
         if self.consume:
@@ -393,6 +386,12 @@ class Projections:
         if self.building is not None:
             raise RebuildRunning(f"generasi {self.building} sedang dibangun")
         async with self.control.session() as s:
+            # One at a time across replicas too (a crashed one's row is dropped first).
+            other = await s.scalar(
+                select(ProjectionGeneration.number).where(ProjectionGeneration.status == BUILDING)
+            )
+            if other is not None:
+                raise RebuildRunning(f"generasi {other} sedang dibangun")
             number = (await s.scalar(select(func.max(ProjectionGeneration.number))) or 0) + 1
             row = ProjectionGeneration(
                 number=number,
@@ -517,7 +516,9 @@ class Projections:
             row = await s.get(ProjectionGeneration, number)
             if row is None:
                 return None
-            if row.status in (LIVE, BUILDING) or number == self.building:
+            # A "building" row of no running rebuild (its replica crashed) may be dropped; one
+            # this replica is building may not. (A stop marks its own rebuild failed.)
+            if row.status == LIVE or number == self.building:
                 raise CannotDrop(f"generasi {number} berstatus {row.status}")
         if row.location is None:
             # Generation 0 shares the service's database: empty its projection tables (and the
