@@ -436,7 +436,7 @@ def ratios(rates: dict[str, float]) -> str:
     return table(
         ["stage / its ceiling", "stage /s", "ceiling /s", "ratio"],
         [
-            (name, rates[a], rates[b], f"{rates[a] / rates[b]:.2f}")
+            (name, rates[a], rates[b], f"{rates[a] / rates[b]:.3f}")
             for name, a, b in pairs
             if a in rates and b in rates
         ],
