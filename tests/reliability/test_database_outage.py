@@ -106,6 +106,12 @@ async def _run(
         recovery = time.monotonic() - back
         after = await http.post("/api/v1/programs", json=_program(uuid.uuid4().hex[:6]))
     got = await effects()
+    # Offsets are committed after each batch's effects: wait for the last batch's commit.
+    await wait_until(
+        lambda: _committed_at_least(settings, events[0].topic, len(ids)),
+        within=60,
+        what="every offset committed",
+    )
     final_commit = await committed_total(settings, "training", events[0].topic)
     print(
         f"\n[{label}] away {back - away:.1f} s; events sent {len(ids)} ({DURING} while away), "
@@ -209,3 +215,7 @@ async def test_sqlite_locked_by_another_process_answers_503_and_consumer_resumes
 
 async def _reached(effects: Callable[[], Awaitable[int]], n: int) -> bool:
     return await effects() >= n
+
+
+async def _committed_at_least(settings: Settings, topic: str, n: int) -> bool:
+    return await committed_total(settings, "training", topic) >= n

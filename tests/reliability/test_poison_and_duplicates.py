@@ -118,6 +118,14 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
         within=60,
         what="the dead letters",
     )
+
+    async def dead_letter_rows() -> int:
+        return int(await scalar(url, "SELECT count(*) FROM dead_letters"))
+
+    # The table row follows the record onto the topic.
+    await wait_until(
+        lambda: _reached(dead_letter_rows, len(POISON)), within=30, what="the dead-letter rows"
+    )
     elapsed = time.monotonic() - started
     rows = {
         str(r[0]): (r[1], str(r[2]))
@@ -131,7 +139,7 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
         1 for d in duplicates if rows[str(d.event.participant_id)][0] == "DUPLIKAT"
     )
     older_won = sum(1 for p in reordered if rows[str(p)][1] != str(moved_to))
-    dead_rows = int(await scalar(url, "SELECT count(*) FROM dead_letters"))
+    dead_rows = await dead_letter_rows()
     print(
         f"\n[duplicates, reordering, poison] good events {GOOD + len(newer)} (+{len(duplicates)} "
         f"duplicates, {len(reordered)} pairs out of order, {len(POISON)} poison), effects "
@@ -145,11 +153,11 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
     assert older_won == 0
     assert reasons == expected_reasons
     assert len(dead) == len(POISON) == dead_rows
-    for r in dead:
-        headers = dict(r.headers)
-        assert headers["dlq_consumer_group"] == b"training"
-        assert headers["dlq_original_topic"] == settings.topic(InmateShared.topic).encode()
-        assert headers["dlq_error"]
+    for record in dead:
+        dlq = dict(record.headers)
+        assert dlq["dlq_consumer_group"] == b"training"
+        assert dlq["dlq_original_topic"] == settings.topic(InmateShared.topic).encode()
+        assert dlq["dlq_error"]
 
 
 async def _reached(effects: Callable[[], Awaitable[int]], n: int) -> bool:
