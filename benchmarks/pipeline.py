@@ -344,10 +344,16 @@ async def measure(
             ):
                 started = time.perf_counter()
                 runner.start()
+                mark, marked = started, 0
                 while runner.processed < n:
                     if not runner.running:
                         raise RuntimeError("the consumer runner stopped")
                     await asyncio.sleep(0.05)
+                    now = time.perf_counter()
+                    if now - mark >= 10:  # the rate as the run goes, to see it change
+                        rate = (runner.processed - marked) / (now - mark)
+                        print(f"    consumer: {runner.processed:,} done, {rate:,.0f}/s", flush=True)
+                        mark, marked = now, runner.processed
                 elapsed = time.perf_counter() - started
             rates["consumer"] = record(
                 "platform: ConsumerRunner + training handler (in process)",
