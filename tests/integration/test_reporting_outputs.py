@@ -266,6 +266,12 @@ async def test_exports_targets_and_suppressed_public_outputs(database_url, broke
         response = await client.put("/api/v1/targets/2024", headers=admin, json={"note": "x"})
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "annual"
+        # A target beyond any national figure (and beyond its column) names the field.
+        response = await client.put(
+            "/api/v1/targets/2024", headers=admin, json={"cumulative": 100000000000000.0}
+        )
+        assert response.status_code == 422
+        assert "cumulative" in response.json()["errors"][0]["field"]
         # Every edit is audited: who, when, the values before and after; refused ones are not.
         response = await client.put(
             "/api/v1/targets/2024", headers=admin, json={"annual": 10, "cumulative": 40}

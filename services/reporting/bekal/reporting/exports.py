@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import xlsxwriter
+from fastapi import Response
 
 from bekal.reporting.domain import DIMENSION_KEYS, Counters, Dimension
 from bekal.shared.events.catalogue import WithdrawalReason
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from bekal.reporting.services import IndicatorFilters, IndicatorReport
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def file_route(media_type: str) -> dict[str, Any]:
+    """Route options that document a file answer in the OpenAPI (not the JSON default)."""
+    return {
+        "response_class": Response,
+        "responses": {200: {"content": {media_type.split(";")[0]: {}}, "description": "Berkas"}},
+    }
+
 
 # The counter columns of an exported table, in order; the names are the API's field names.
 COUNTER_HEADERS: tuple[str, ...] = (

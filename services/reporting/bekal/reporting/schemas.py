@@ -81,10 +81,19 @@ class IndicatorsPublic(BaseModel):
     )
 
 
+# Far above any national target, and within the 32-bit column that stores it.
+TARGET_MAX = 10_000_000
+
+
 class TargetUpdate(BaseModel):
-    annual: int | None = Field(default=None, ge=0, description="New entrepreneurs in that year")
+    annual: int | None = Field(
+        default=None, ge=0, le=TARGET_MAX, description="New entrepreneurs in that year"
+    )
     cumulative: int | None = Field(
-        default=None, ge=0, description="New entrepreneurs from the start to the end of that year"
+        default=None,
+        ge=0,
+        le=TARGET_MAX,
+        description="New entrepreneurs from the start to the end of that year",
     )
     note: str | None = Field(default=None, max_length=300)
 

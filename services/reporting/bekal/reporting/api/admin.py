@@ -53,7 +53,9 @@ async def start_rebuild(request: Request, _: Operator) -> Any:
     response_model=GenerationPublic,
     summary="Hapus generasi lama (bukan yang aktif atau sedang dibangun)",
 )
-async def drop_generation(request: Request, _: Operator, number: Annotated[int, Path(ge=0)]) -> Any:
+async def drop_generation(
+    request: Request, _: Operator, number: Annotated[int, Path(ge=0, le=2**31 - 1)]
+) -> Any:
     try:
         row = await _projections(request).drop(number)
     except CannotDrop as exc:

@@ -144,7 +144,11 @@ async def get_indicators(
     )
 
 
-@router.get(".csv", summary="Tabel indikator sebagai CSV (baris judul, filter di nama berkas)")
+@router.get(
+    ".csv",
+    summary="Tabel indikator sebagai CSV (baris judul, filter di nama berkas)",
+    **exports.file_route(exports.CSV_MEDIA_TYPE),
+)
 async def get_indicators_csv(
     session: ProjectionSession, principal: ReportReader, query: QueryDep
 ) -> Any:
@@ -153,12 +157,16 @@ async def get_indicators_csv(
     name = exports.file_name("indikator", query.dimensions, query.filters, "csv")
     return Response(
         exports.to_csv(table),
-        media_type="text/csv; charset=utf-8",
+        media_type=exports.CSV_MEDIA_TYPE,
         headers=exports.download_headers(name, report.data_as_of),
     )
 
 
-@router.get(".xlsx", summary="Tabel indikator sebagai XLSX (baris judul, filter di nama berkas)")
+@router.get(
+    ".xlsx",
+    summary="Tabel indikator sebagai XLSX (baris judul, filter di nama berkas)",
+    **exports.file_route(exports.XLSX_MEDIA_TYPE),
+)
 async def get_indicators_xlsx(
     session: ProjectionSession, principal: ReportReader, query: QueryDep
 ) -> Any:

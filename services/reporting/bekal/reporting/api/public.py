@@ -64,7 +64,11 @@ async def open_data_json(session: ProjectionSession) -> dict[str, Any]:
     }
 
 
-@router.get("/open-data.csv", summary="Data terbuka (CSV), bentuk tetap dan terdokumentasi")
+@router.get(
+    "/open-data.csv",
+    summary="Data terbuka (CSV), bentuk tetap dan terdokumentasi",
+    **exports.file_route(exports.CSV_MEDIA_TYPE),
+)
 async def open_data_csv(session: ProjectionSession) -> Response:
     tables, data_as_of = await services.public_tables(session)
     columns = [*OPEN_DATA_KEYS, *PUBLIC_COUNTERS]
@@ -73,6 +77,6 @@ async def open_data_csv(session: ProjectionSession) -> Response:
     )
     return Response(
         exports.to_csv(table),
-        media_type="text/csv; charset=utf-8",
+        media_type=exports.CSV_MEDIA_TYPE,
         headers=exports.download_headers("bekal-data-terbuka.csv", data_as_of),
     )

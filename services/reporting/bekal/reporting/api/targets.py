@@ -82,19 +82,27 @@ async def _progress_table(session: Any, targets: Any) -> tuple[exports.Table, An
     return table, data_as_of
 
 
-@router.get("/progress.csv", summary="Capaian terhadap target sebagai CSV (baris judul)")
+@router.get(
+    "/progress.csv",
+    summary="Capaian terhadap target sebagai CSV (baris judul)",
+    **exports.file_route(exports.CSV_MEDIA_TYPE),
+)
 async def target_progress_csv(
     session: ProjectionSession, targets: ControlSession, _: ReportReader
 ) -> Response:
     table, data_as_of = await _progress_table(session, targets)
     return Response(
         exports.to_csv(table),
-        media_type="text/csv; charset=utf-8",
+        media_type=exports.CSV_MEDIA_TYPE,
         headers=exports.download_headers("capaian-target.csv", data_as_of),
     )
 
 
-@router.get("/progress.xlsx", summary="Capaian terhadap target sebagai XLSX (baris judul)")
+@router.get(
+    "/progress.xlsx",
+    summary="Capaian terhadap target sebagai XLSX (baris judul)",
+    **exports.file_route(exports.XLSX_MEDIA_TYPE),
+)
 async def target_progress_xlsx(
     session: ProjectionSession, targets: ControlSession, _: ReportReader
 ) -> Response:
