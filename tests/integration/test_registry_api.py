@@ -612,6 +612,8 @@ async def test_search_filters_and_pages(registry: Registry):
     ] == 2
     assert (await inmates(q="tng-00"))["count"] == 2
     assert (await inmates(q="%"))["count"] == 1  # a literal percent sign, not a wildcard
+    r = await reg.client.get("/api/v1/inmates", params={"q": "si\x00ti"}, headers=reg.admin)
+    assert r.status_code == 422 and "q" in r.json()["errors"][0]["field"]
     assert [i["id"] for i in (await inmates(status="released"))["data"]] == [created[2]["id"]]
     assert (await inmates(status="in_custody"))["count"] == 6
     assert (await inmates(facility_id=banten["id"]))["count"] == 2

@@ -73,7 +73,12 @@ async def list_inmates(
     facility_id: uuid.UUID | None = None,
     status: InmateStatus | None = None,
     q: Annotated[
-        str | None, Query(max_length=100, description="Part of the name or registration number")
+        str | None,
+        Query(
+            max_length=100,
+            pattern=r"^[^\x00]*$",  # a NUL cannot be searched for (PostgreSQL refuses it)
+            description="Part of the name or registration number",
+        ),
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
