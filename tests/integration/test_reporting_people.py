@@ -34,6 +34,7 @@ from bekal.reporting.app import create_app
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
+    EnrollmentWithdrawn,
     FacilityClass,
     FacilityKind,
     FacilityRegistered,
@@ -41,6 +42,7 @@ from bekal.shared.events.catalogue import (
     FollowUpSituation,
     InmateReleased,
     InmateShared,
+    InmatesMerged,
     NotCompletedReason,
     ParticipantCompleted,
     ParticipantEnrolled,
@@ -52,6 +54,7 @@ from bekal.shared.events.catalogue import (
     ReleaseKind,
     SessionScheduled,
     Sex,
+    WithdrawalReason,
 )
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.apps import bearer, running
@@ -297,3 +300,86 @@ async def test_a_person_with_two_courses_and_one_business_is_one_new_entrepreneu
         }
         progress = (await client.get("/api/v1/targets/progress", headers=admin)).json()
         assert next(r for r in progress["data"] if r["year"] == 2024)["new_entrepreneurs"] == 2
+
+
+async def test_a_person_enrolled_twice_in_one_session_under_merged_records_counts_once(
+    database_url: str, broker, make_settings
+):
+    """Training folds the duplicate (withdrawn, merged into the kept one): one enrolment counts.
+
+    The duplicate had completed before the merge, and a late replay of that completion arrives
+    after the fold: it must not count the duplicate again.
+    """
+    settings = make_settings("reporting", database_url, broker)
+    base = history()[:4]  # the facility, program A and its session
+    old, survivor = uuid.uuid4(), PERSON["X"]
+    kept, folded = uuid.uuid4(), uuid.uuid4()
+
+    def shared(person: uuid.UUID) -> InmateShared:
+        return InmateShared(
+            participant_id=person,
+            full_name="Nama",
+            sex=Sex.FEMALE,
+            birth_year=1990,
+            facility_id=F,
+            admission_date=date(2023, 1, 1),
+            expected_release_date=None,
+        )
+
+    def enrolled(enrolment: uuid.UUID, person: uuid.UUID) -> ParticipantEnrolled:
+        return ParticipantEnrolled(
+            enrollment_id=enrolment,
+            session_id=SESSION["A"],
+            participant_id=person,
+            enrolled_on=END["A"] - timedelta(days=10),
+        )
+
+    def completion(enrolment: uuid.UUID, person: uuid.UUID) -> ParticipantCompleted:
+        return ParticipantCompleted(
+            enrollment_id=enrolment,
+            session_id=SESSION["A"],
+            participant_id=person,
+            participant_name="Nama",
+            program_id=PROGRAM["A"],
+            program_code="WUB-A",
+            program_title="Kursus A",
+            sector="batik",
+            partner=None,
+            competency_units=UNITS,
+            hours=40,
+            start_date=END["A"] - timedelta(days=4),
+            end_date=END["A"],
+            attendance_share=1.0,
+        )
+
+    events: list[Event] = [
+        *base,
+        shared(survivor),
+        shared(old),
+        enrolled(kept, survivor),
+        enrolled(folded, old),
+        completion(folded, old),
+        InmatesMerged(participant_id=old, surviving_participant_id=survivor, merged_on=END["A"]),
+        EnrollmentWithdrawn(
+            enrollment_id=folded,
+            session_id=SESSION["A"],
+            participant_id=survivor,
+            reason=WithdrawalReason.OTHER,
+            withdrawn_on=END["A"],
+            merged_into_enrollment_id=kept,
+        ),
+        completion(kept, survivor),
+        completion(folded, survivor),  # a late replay of the duplicate's completion
+    ]
+    app = create_app(settings)
+    async with running(app) as client:
+        await publish(settings, events)
+
+        async def applied() -> bool:
+            return await count(app.state.db, InboxMessage) >= len(events)
+
+        await wait_until(applied, within=60, what="history applied")
+        admin = bearer(settings, ministry="industry", roles=["training_admin"])
+        totals = (await client.get("/api/v1/indicators", headers=admin)).json()["totals"]
+        assert (totals["enrolled"], totals["completed"], totals["withdrawn"]) == (1, 1, 0)
+        assert totals["withdrawn_by_reason"]["other"] == 0

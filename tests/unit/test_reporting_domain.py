@@ -181,6 +181,13 @@ def test_a_late_scheduled_event_never_moves_a_session_back() -> None:
     assert merge_session_status("planned", SessionStatus.CANCELLED) is SessionStatus.CANCELLED
 
 
+def test_a_folded_duplicate_enrolment_stays_folded_whatever_arrives_later() -> None:
+    for current in (None, "enrolled", "completed", "withdrawn"):
+        assert merge_enrollment_status(current, EnrollmentStatus.MERGED) is EnrollmentStatus.MERGED
+    for late in EnrollmentStatus:
+        assert merge_enrollment_status("merged", late) is EnrollmentStatus.MERGED
+
+
 def test_a_late_enrolled_event_never_undoes_an_outcome() -> None:
     for outcome in ("completed", "not_completed", "withdrawn"):
         assert merge_enrollment_status(outcome, EnrollmentStatus.ENROLLED).value == outcome

@@ -251,10 +251,18 @@ class EnrollmentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
     NOT_COMPLETED = "not_completed"
+    # The duplicate left behind when two records of one person were enrolled in the same
+    # session and training folded them into one: counted nowhere, the kept enrolment counts.
+    MERGED = "merged"
 
 
 def merge_enrollment_status(current: str | None, incoming: EnrollmentStatus) -> EnrollmentStatus:
-    """An outcome (withdrawn, completed, not completed) is never undone by a late "enrolled"."""
+    """An outcome (withdrawn, completed, not completed) is never undone by a late "enrolled".
+
+    A folded-away duplicate stays folded: no late or replayed event of it counts it again.
+    """
+    if current == EnrollmentStatus.MERGED.value or incoming is EnrollmentStatus.MERGED:
+        return EnrollmentStatus.MERGED
     if current is None or incoming is not EnrollmentStatus.ENROLLED:
         return incoming
     return EnrollmentStatus(current)

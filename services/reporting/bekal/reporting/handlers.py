@@ -103,7 +103,10 @@ async def on_enrollment_withdrawn(event: EnrollmentWithdrawn, ctx: HandlerContex
         enrollment_id=event.enrollment_id,
         session_id=event.session_id,
         participant_id=event.participant_id,
-        status=EnrollmentStatus.WITHDRAWN,
+        # A withdrawal that folds a duplicate into the person's other enrolment is no withdrawal.
+        status=EnrollmentStatus.MERGED
+        if event.merged_into_enrollment_id is not None
+        else EnrollmentStatus.WITHDRAWN,
         withdrawal_reason=event.reason.value,
     )
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)

@@ -641,6 +641,7 @@ def _facts() -> Any:
         .outerjoin(s, s.id == e.session_id)
         .outerjoin(p, p.id == e_program)
         .outerjoin(person, person.id == e.participant_id)
+        .where(e.status != EnrollmentStatus.MERGED.value)
     )
     cert = _certified_enrollments()
     c_program = func.coalesce(s.program_id, cert.c.program_id)
