@@ -179,6 +179,9 @@ def test_a_late_scheduled_event_never_moves_a_session_back() -> None:
     assert merge_session_status("completed", SessionStatus.RUNNING) is SessionStatus.COMPLETED
     assert merge_session_status(None, SessionStatus.RUNNING) is SessionStatus.RUNNING
     assert merge_session_status("planned", SessionStatus.CANCELLED) is SessionStatus.CANCELLED
+    assert merge_session_status("planned", SessionStatus.OPEN) is SessionStatus.OPEN
+    assert merge_session_status("running", SessionStatus.OPEN) is SessionStatus.RUNNING
+    assert merge_session_status("open", SessionStatus.PLANNED) is SessionStatus.OPEN
 
 
 def test_a_folded_duplicate_enrolment_stays_folded_whatever_arrives_later() -> None:

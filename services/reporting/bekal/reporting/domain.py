@@ -225,6 +225,7 @@ def sort_groups(groups: list[IndicatorGroup], dimensions: list[Dimension]) -> li
 
 class SessionStatus(StrEnum):
     PLANNED = "planned"
+    OPEN = "open"  # nominations accepted
     RUNNING = "running"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -232,9 +233,10 @@ class SessionStatus(StrEnum):
 
 _SESSION_STAGE = {
     SessionStatus.PLANNED: 0,
-    SessionStatus.RUNNING: 1,
-    SessionStatus.COMPLETED: 2,
-    SessionStatus.CANCELLED: 2,
+    SessionStatus.OPEN: 1,
+    SessionStatus.RUNNING: 2,
+    SessionStatus.COMPLETED: 3,
+    SessionStatus.CANCELLED: 3,
 }
 
 

@@ -28,6 +28,7 @@ from bekal.shared.events.catalogue import (
     ReadinessRecorded,
     SessionCancelled,
     SessionCompleted,
+    SessionOpened,
     SessionScheduled,
     SessionStarted,
 )
@@ -57,6 +58,14 @@ async def on_program_published(event: ProgramPublished, ctx: HandlerContext) -> 
 @subscriptions.on(SessionScheduled)
 async def on_session_scheduled(event: SessionScheduled, ctx: HandlerContext) -> None:
     await services.schedule_session(ctx.session, event=event)
+    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(SessionOpened)
+async def on_session_opened(event: SessionOpened, ctx: HandlerContext) -> None:
+    await services.change_session_status(
+        ctx.session, session_id=event.session_id, status=SessionStatus.OPEN
+    )
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
