@@ -233,7 +233,11 @@ def _operations_router(spec: ServiceSpec) -> APIRouter:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        checks["broker"] = "ok" if request.app.state.messaging.ready.is_set() else "connecting"
+        messaging = request.app.state.messaging
+        checks["broker"] = "ok" if messaging.ready.is_set() else "connecting"
+        if messaging.runner is not None:
+            # A consumer loop that ended (an unexpected error) applies nothing more: say so.
+            checks["consumer"] = "ok" if messaging.runner.running else "stopped"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks},
