@@ -8,20 +8,17 @@ shows it.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from bekal.shared.auth import mint_token
-from bekal.shared.broker import EmbeddedBroker, free_port
-from bekal.shared.devrun import SERVICES, Platform
-from bekal.shared.settings import Settings
+from bekal.shared.broker import EmbeddedBroker
+from bekal.shared.devrun import Platform
+from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -30,77 +27,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 def platform(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("platform")
-    p = Platform(
-        root=root,
-        ports={s: free_port() for s in SERVICES},
-        bootstrap_servers=broker.bootstrap_servers,
-        extra_env={
-            "KAFKA_NAMESPACE": f"e2e{uuid.uuid4().hex[:6]}.",
-            "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
-            "KAFKA_SESSION_TIMEOUT_MS": "3000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        },
-    )
-    p.start()
-    try:
-        p.wait_ready(timeout=180)
+    with started_platform(broker, tmp_path_factory.mktemp("platform"), namespace="e2e") as p:
         yield p
-    finally:
-        p.stop()
-
-
-class Client:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        settings = Settings(auth_dev_key_file=platform.key_file)
-        self.tokens = {
-            "corrections": mint_token(
-                settings, subject="kanwil-admin", ministry="corrections", roles=["registry_admin"]
-            ),
-            "industry": mint_token(
-                settings,
-                subject="ikma-admin",
-                ministry="industry",
-                roles=[
-                    "training_admin",
-                    "training_officer",
-                    "certification_admin",
-                    "reporting_viewer",
-                ],
-            ),
-        }
-        self.http = httpx.Client(timeout=30)
-
-    def __call__(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        as_: str | None,
-        json: Any = None,
-        expect: int = 200,
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[as_]}"} if as_ else {}
-        r = self.http.request(method, self.platform.url(service) + path, json=json, headers=headers)
-        assert r.status_code == expect, f"{method} {service}{path}: {r.status_code} {r.text[:800]}"
-        return r.json() if r.content else None
-
-
-def eventually(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def test_course_from_registration_to_certificate_and_report(platform: Platform) -> None:
-    api = Client(platform)
+    api = PlatformClient(platform)
     tag = uuid.uuid4().hex[:6].upper()
 
     # 1. Corrections: a facility and five inmates, four of whom consent.

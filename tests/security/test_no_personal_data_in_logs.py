@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 
-from bekal.shared.auth import mint_token
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.broker import EmbeddedBroker
 from bekal.shared.devrun import SERVICES, Platform
-from bekal.shared.settings import Settings
+from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -39,75 +36,16 @@ NAMES = [
 def platform(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
-    p = Platform(
-        root=tmp_path_factory.mktemp("logscan"),
-        ports={s: free_port() for s in SERVICES},
-        bootstrap_servers=broker.bootstrap_servers,
-        extra_env={
-            "KAFKA_NAMESPACE": f"logs{uuid.uuid4().hex[:6]}.",
-            "LOG_LEVEL": "DEBUG",
-            "LOG_JSON": "true",
-            "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
-            "KAFKA_SESSION_TIMEOUT_MS": "3000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        },
-    )
-    p.start()
-    try:
-        p.wait_ready(timeout=180)
+    root = tmp_path_factory.mktemp("logscan")
+    env = {"LOG_LEVEL": "DEBUG", "LOG_JSON": "true"}
+    with started_platform(broker, root, namespace="logs", env=env) as p:
         yield p
-    finally:
-        p.stop()
-
-
-class Api:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        settings = Settings(auth_dev_key_file=platform.key_file)
-        self.tokens = {
-            "corrections": mint_token(
-                settings, subject="kanwil-admin", ministry="corrections", roles=["registry_admin"]
-            ),
-            "industry": mint_token(
-                settings,
-                subject="ikma-admin",
-                ministry="industry",
-                roles=["training_admin", "training_officer", "certification_admin"],
-            ),
-        }
-        self.http = httpx.Client(timeout=30)
-
-    def __call__(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        as_: str | None,
-        json: Any = None,
-        expect: int | None = 200,
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[as_]}"} if as_ else {}
-        r = self.http.request(method, self.platform.url(service) + path, json=json, headers=headers)
-        if expect is not None:
-            assert r.status_code == expect, f"{method} {service}{path}: {r.status_code} {r.text}"
-        return r.json() if r.content and "json" in r.headers.get("content-type", "") else r.text
-
-
-def eventually(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
     platform: Platform,
 ) -> None:
-    api = Api(platform)
+    api = PlatformClient(platform)
     tag = uuid.uuid4().hex[:6].upper()
     niks = [f"3175{d}{i:011d}" for i, d in enumerate("1234")]
     facility = api(
