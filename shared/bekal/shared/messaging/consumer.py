@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,8 +98,18 @@ class _Stopping(Exception):
     """Raised inside processing when the runner is asked to stop before a record is done."""
 
 
+@dataclass
+class _Decoded:
+    """A fetched record, read: its event, envelope and handler (None: not for this group)."""
+
+    record: Record
+    event: Event
+    meta: EventMeta
+    handler: Handler | None
+
+
 class ConsumerRunner:
-    """Runs one consumer group: getmany → per record one transaction (effect + inbox) → commit."""
+    """Runs one consumer group: getmany → one transaction per batch (effects + inbox) → commit."""
 
     def __init__(
         self,
@@ -123,6 +133,7 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
+        self._last_done: Record | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
@@ -148,20 +159,126 @@ class ConsumerRunner:
                 await self._sleep(1.0)
                 continue
             for tp, records in batches.items():
-                done: Record | None = None
-                try:
-                    for record in records:
-                        if self._stopping.is_set():
-                            break
-                        await self.process(record)
-                        done = record
-                except _Stopping:
-                    pass
+                done = await self.process_batch(records)
                 if done is not None:
                     await self._commit(tp, done.offset + 1)
                     self._report_lag(tp, done.offset + 1)
                 if self._stopping.is_set():
                     break
+
+    async def process_batch(self, records: Sequence[Record]) -> Record | None:
+        """Handle one partition's fetched records in order; return the last one done.
+
+        Consecutive readable records are applied in one transaction, with one inbox lookup for
+        all of them: a round trip per batch instead of several per record. If anything in that
+        transaction fails, it is rolled back and the same records go one by one through
+        ``process`` (retries, dead letters, waiting for the database), so a bad record costs
+        its batch the shortcut and nothing else. The caller commits the offset after the
+        returned record only: everything up to it is committed in the database.
+        """
+        self._last_done = None
+        pending: list[_Decoded] = []
+        try:
+            for record in records:
+                if self._stopping.is_set():
+                    break
+                try:
+                    event, meta = from_kafka(
+                        record.key, record.value, list(record.headers or []), self.registry
+                    )
+                except UnreadableEvent:
+                    await self._apply(pending)
+                    pending = []
+                    await self.process(record)  # to the dead-letter topic, after those before it
+                    self._last_done = record
+                    continue
+                pending.append(_Decoded(record, event, meta, self.subs.handlers.get(meta.type)))
+            await self._apply(pending)
+        except _Stopping:
+            pass
+        return self._last_done
+
+    async def _apply(self, items: list[_Decoded]) -> None:
+        if not items:
+            return
+        if self._stopping.is_set():
+            raise _Stopping
+        try:
+            outcomes = await self._handle_together(items)
+        except Exception as exc:
+            log.info(
+                "consumer_batch_one_by_one",
+                records=len(items),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            for item in items:
+                if self._stopping.is_set():
+                    raise _Stopping from exc
+                await self.process(item.record)
+                self._last_done = item.record
+            return
+        for item, outcome in zip(items, outcomes, strict=True):
+            self._count(item.record, outcome)
+            if outcome != "ignored" and item.meta.time:
+                metrics.LAST_EVENT_APPLIED.labels(self.service, self.subs.group_id).set(
+                    item.meta.time.timestamp()
+                )
+        self._last_done = items[-1].record
+
+    async def _handle_together(self, items: list[_Decoded]) -> list[str]:
+        """One transaction: every new record's effect and its inbox row, or nothing."""
+        wanted = [i.meta.id for i in items if i.handler is not None]
+        if not wanted:
+            return ["ignored"] * len(items)
+        outcomes: list[str] = []
+        inbox: list[InboxMessage] = []
+        async with self.db.session() as session:
+            seen = set(
+                await session.scalars(
+                    select(InboxMessage.event_id).where(
+                        InboxMessage.consumer_group == self.subs.group_id,
+                        InboxMessage.event_id.in_(wanted),
+                    )
+                )
+            )
+            for item in items:
+                if item.handler is None:
+                    outcomes.append("ignored")
+                    continue
+                if item.meta.id in seen:  # handled before, or earlier in this same batch
+                    outcomes.append("duplicate")
+                    continue
+                seen.add(item.meta.id)
+                set_traceparent(new_traceparent(item.meta.traceparent))
+                structlog.contextvars.bind_contextvars(
+                    event_id=item.meta.id, event_type=item.meta.type
+                )
+                try:
+                    await item.handler(
+                        item.event,
+                        HandlerContext(session=session, meta=item.meta, resources=self.resources),
+                    )
+                finally:
+                    structlog.contextvars.unbind_contextvars("event_id", "event_type", "trace_id")
+                    set_traceparent(None)
+                inbox.append(
+                    InboxMessage(
+                        consumer_group=self.subs.group_id,
+                        event_id=item.meta.id,
+                        event_type=item.meta.type,
+                        topic=item.record.topic,
+                        partition=item.record.partition,
+                        offset=item.record.offset,
+                    )
+                )
+                outcomes.append("handled")
+            if inbox:
+                # Added last, so they go in one statement instead of being flushed one by one
+                # by the next handler's queries; they commit with the effects all the same.
+                session.add_all(inbox)
+                await session.commit()
+        self.processed += len(inbox)
+        return outcomes
 
     async def process(self, record: Record) -> str:
         """Handle one record to the end: handled, duplicate, ignored or dead-lettered."""
