@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bekal.reporting import models, services
@@ -402,7 +403,10 @@ class Projections:
                 records_total=0,
             )
             s.add(row)
-            await s.commit()
+            try:
+                await s.commit()
+            except IntegrityError as exc:  # another replica took number n+1 at the same moment
+                raise RebuildRunning(f"generasi {number} sedang dibangun") from exc
         self.building, self.progress = number, (0, 0)
         self._spawn(self._rebuild(row), f"reporting-rebuild-{number}")
         return row
