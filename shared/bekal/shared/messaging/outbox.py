@@ -52,8 +52,11 @@ class OutboxRelay:
     """Publishes unsent outbox rows in order, with acks=all, and marks them sent.
 
     A failed publish leaves the row (and every row after it) unsent; the relay backs off and
-    tries again, so an event is never lost and order per aggregate is kept. A crash between
-    publish and mark-sent re-publishes the row: consumers drop it by its event id.
+    tries again, so an event is never lost. A crash between publish and mark-sent re-publishes
+    the row: consumers drop it by its event id. Order per aggregate holds while the broker
+    accepts a batch whole; if it refuses one row of a batch but takes a later one of the same
+    key, that later one arrives first and the refused one follows on the retry, so consumers
+    must not assume a strict order (they keep the newer state, see tests/reliability).
     """
 
     def __init__(self, *, db: Database, producer: AIOKafkaProducer, settings: Settings) -> None:
