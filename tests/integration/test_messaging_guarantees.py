@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import date
 
 import pytest
@@ -19,8 +20,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import Database, new_metadata
 from bekal.shared.events import catalogue
-from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
-from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
+from bekal.shared.events.catalogue import (
+    AbsenceReason,
+    InmateReleased,
+    InmateTemporarilyAbsent,
+    ReleaseKind,
+)
+from bekal.shared.messaging.consumer import (
+    BatchContext,
+    ConsumerRunner,
+    Delivered,
+    HandlerContext,
+    Subscriptions,
+)
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessage
 from bekal.shared.messaging.outbox import OutboxRelay, add_event
@@ -295,3 +307,107 @@ async def test_topics_are_created_explicitly_with_the_set_partitions(
     finally:
         await admin.close()
     assert len(described[0]["partitions"]) == 4
+
+
+class Applied(Base):
+    """One row per applied event, saying which kind of handler applied it."""
+
+    __tablename__ = "applied"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(36))
+    via: Mapped[str] = mapped_column(String(10))
+
+
+def _batching_subscriptions(calls: list[list[str]], fail_when: str | None = None) -> Subscriptions:
+    subs = Subscriptions("training")
+
+    @subs.on(InmateReleased, InmateTemporarilyAbsent)
+    async def one(event: InmateReleased | InmateTemporarilyAbsent, ctx: HandlerContext) -> None:
+        ctx.session.add(Applied(participant_id=str(event.participant_id), via="one"))
+
+    @subs.on_batch(InmateReleased)
+    async def many(items: Sequence[Delivered[InmateReleased]], ctx: BatchContext) -> None:
+        ids = [str(item.event.participant_id) for item in items]
+        calls.append(ids)
+        ctx.session.add_all([Applied(participant_id=i, via="batch") for i in ids])
+        if fail_when in ids:
+            await ctx.session.flush()  # its rows are written, then must be rolled back
+            raise ValueError("batch broken on purpose")
+
+    return subs
+
+
+def _absent() -> InmateTemporarilyAbsent:
+    return InmateTemporarilyAbsent(
+        participant_id=uuid.uuid4(),
+        facility_id=uuid.uuid4(),
+        reason=AbsenceReason.COURT,
+        absent_from=date(2024, 9, 4),
+    )
+
+
+async def _applied(db: Database) -> list[tuple[str, str]]:
+    async with db.session() as s:
+        rows = await s.scalars(select(Applied).order_by(Applied.id))
+        return [(r.participant_id, r.via) for r in rows]
+
+
+async def test_batch_handler_gets_consecutive_events_of_its_type_in_partition_order(
+    database_url, broker, make_settings
+):
+    settings = make_settings("training", database_url, broker)
+    settings = settings.model_copy(update={"kafka_topic_partitions": 1})
+    db = await _prepare(database_url)
+    calls: list[list[str]] = []
+    runner, producer = await _runner(settings, db, _batching_subscriptions(calls))
+    events = [released() for _ in range(4)] + [_absent()] + [released() for _ in range(3)]
+    ids = [str(e.participant_id) for e in events]
+    await publish(settings, events)
+    runner.start()
+    try:
+        await wait_until(lambda: _inbox_at_least(db, len(events)))
+    finally:
+        await runner.stop()
+        await runner.consumer.stop()
+        await producer.stop()
+
+    applied = await _applied(db)
+    print(f"\nbatch handler calls: {[len(c) for c in calls]}")
+    # Every event applied once, in the partition's order, across batch and one-event handlers.
+    assert [pid for pid, _ in applied] == ids
+    assert dict(applied)[ids[4]] == "one"  # the absence has no batch handler
+    assert all(via == "batch" for pid, via in applied if pid != ids[4])
+    # A batch call never reaches across the absence, and together the calls are the releases.
+    assert [pid for call in calls for pid in call] == ids[:4] + ids[5:]
+    assert all(not (set(call) & {ids[4]}) for call in calls)
+    assert all(set(call) <= set(ids[:4]) or set(call) <= set(ids[5:]) for call in calls)
+    assert max(len(call) for call in calls) > 1
+    await db.dispose()
+
+
+async def test_failing_batch_is_rolled_back_and_each_event_applied_once_one_by_one(
+    database_url, broker, make_settings
+):
+    settings = make_settings("training", database_url, broker)
+    settings = settings.model_copy(update={"kafka_topic_partitions": 1})
+    db = await _prepare(database_url)
+    events = [released() for _ in range(5)]
+    ids = [str(e.participant_id) for e in events]
+    calls: list[list[str]] = []
+    runner, producer = await _runner(settings, db, _batching_subscriptions(calls, fail_when=ids[2]))
+    await publish(settings, events)
+    runner.start()
+    try:
+        await wait_until(lambda: _inbox_at_least(db, len(events)))
+    finally:
+        await runner.stop()
+        await runner.consumer.stop()
+        await producer.stop()
+
+    applied = await _applied(db)
+    assert [pid for pid, _ in applied] == ids  # once each, in order: the batch's rows are gone
+    assert ids[2] in {pid for call in calls for pid in call}  # the batch did run, and failed
+    # The fetch that held the failing event went one by one, through the one-event handler.
+    assert dict(applied)[ids[2]] == "one"
+    assert await count(db, DeadLetter) == 0
+    await db.dispose()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,7 @@ from bekal.shared.db import Database, is_unavailable
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
-from bekal.shared.logging import new_traceparent, set_traceparent
+from bekal.shared.logging import current_traceparent, new_traceparent, set_traceparent
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.settings import Settings
@@ -67,13 +68,51 @@ class HandlerContext:
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
 
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Delivered(Generic[E]):
+    """One event of a batch, with its envelope."""
+
+    event: E
+    meta: EventMeta
+
+
+@dataclass
+class BatchContext:
+    """What a batch handler gets besides its events: the transaction and app resources."""
+
+    session: AsyncSession
+    resources: Mapping[str, Any] = field(default_factory=dict)
+
+    def publish(self, event: Event, *, cause: EventMeta) -> None:
+        """Stage a follow-up event of ``cause`` in the transaction, in ``cause``'s trace."""
+        before = current_traceparent()
+        set_traceparent(new_traceparent(cause.traceparent))
+        try:
+            add_event(self.session, event)
+        finally:
+            set_traceparent(before)
+
+
+BatchHandler = Callable[[Sequence[Delivered[Any]], BatchContext], Awaitable[None]]
+
 
 class Subscriptions:
-    """One consumer group's handlers: one function per consumed event type."""
+    """One consumer group's handlers: one function per consumed event type.
+
+    A type may also have a batch handler (``on_batch``): it gets consecutive new events of that
+    type from one fetched partition batch at once, so it can read and write them with a few
+    statements instead of a few per event. It must leave exactly the state the one-event
+    handler would leave applied to the same events in order: the one-event handler is still
+    what runs when a batch falls back to one by one, on a retry and for a dead letter.
+    """
 
     def __init__(self, group_id: str) -> None:
         self.group_id = group_id
         self.handlers: dict[str, Handler] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
         self._topics: set[str] = set()
 
     def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
@@ -81,6 +120,18 @@ class Subscriptions:
             for cls in event_classes:
                 self.handlers[cls.event_type()] = fn
                 self._topics.add(cls.topic)
+            return fn
+
+        return register
+
+    def on_batch(self, *event_classes: type[Event]) -> Callable[[BatchHandler], BatchHandler]:
+        def register(fn: BatchHandler) -> BatchHandler:
+            for cls in event_classes:
+                if cls.event_type() not in self.handlers:
+                    raise ValueError(
+                        f"{cls.__name__}: register its one-event handler (on) before on_batch"
+                    )
+                self.batch_handlers[cls.event_type()] = fn
             return fn
 
         return register
@@ -217,12 +268,15 @@ class ConsumerRunner:
                 await self.process(item.record)
                 self._last_done = item.record
             return
-        for item, outcome in zip(items, outcomes, strict=True):
-            self._count(item.record, outcome)
-            if outcome != "ignored" and item.meta.time:
-                metrics.LAST_EVENT_APPLIED.labels(self.service, self.subs.group_id).set(
-                    item.meta.time.timestamp()
-                )
+        pairs = list(zip(items, outcomes, strict=True))
+        counts = Counter((i.record.topic, o) for i, o in pairs)
+        for (topic, outcome), n in counts.items():
+            metrics.EVENTS_CONSUMED.labels(self.service, self.subs.group_id, topic, outcome).inc(n)
+        applied = [i.meta.time for i, o in pairs if o != "ignored" and i.meta.time]
+        if applied:
+            metrics.LAST_EVENT_APPLIED.labels(self.service, self.subs.group_id).set(
+                applied[-1].timestamp()
+            )
         self._last_done = items[-1].record
 
     async def _handle_together(self, items: list[_Decoded]) -> list[str]:
@@ -231,7 +285,7 @@ class ConsumerRunner:
         if not wanted:
             return ["ignored"] * len(items)
         outcomes: list[str] = []
-        inbox: list[InboxMessage] = []
+        new: list[_Decoded] = []
         async with self.db.session() as session:
             seen = set(
                 await session.scalars(
@@ -244,41 +298,70 @@ class ConsumerRunner:
             for item in items:
                 if item.handler is None:
                     outcomes.append("ignored")
-                    continue
-                if item.meta.id in seen:  # handled before, or earlier in this same batch
+                elif item.meta.id in seen:  # handled before, or earlier in this same batch
                     outcomes.append("duplicate")
-                    continue
-                seen.add(item.meta.id)
-                set_traceparent(new_traceparent(item.meta.traceparent))
-                structlog.contextvars.bind_contextvars(
-                    event_id=item.meta.id, event_type=item.meta.type
+                else:
+                    seen.add(item.meta.id)
+                    new.append(item)
+                    outcomes.append("handled")
+            start = 0
+            while start < len(new):
+                batch_handler = self.subs.batch_handlers.get(new[start].meta.type)
+                end = start + 1
+                if batch_handler is None:
+                    await self._handle_one(session, new[start])
+                else:
+                    while (
+                        end < len(new)
+                        and self.subs.batch_handlers.get(new[end].meta.type) is batch_handler
+                    ):
+                        end += 1
+                    await self._handle_run(session, batch_handler, new[start:end])
+                start = end
+            if new:
+                # One statement for all inbox rows, after the effects: they commit together.
+                await session.execute(
+                    insert(InboxMessage),
+                    [
+                        {
+                            "consumer_group": self.subs.group_id,
+                            "event_id": item.meta.id,
+                            "event_type": item.meta.type,
+                            "topic": item.record.topic,
+                            "partition": item.record.partition,
+                            "offset": item.record.offset,
+                        }
+                        for item in new
+                    ],
                 )
-                try:
-                    await item.handler(
-                        item.event,
-                        HandlerContext(session=session, meta=item.meta, resources=self.resources),
-                    )
-                finally:
-                    structlog.contextvars.unbind_contextvars("event_id", "event_type", "trace_id")
-                    set_traceparent(None)
-                inbox.append(
-                    InboxMessage(
-                        consumer_group=self.subs.group_id,
-                        event_id=item.meta.id,
-                        event_type=item.meta.type,
-                        topic=item.record.topic,
-                        partition=item.record.partition,
-                        offset=item.record.offset,
-                    )
-                )
-                outcomes.append("handled")
-            if inbox:
-                # Added last, so they go in one statement instead of being flushed one by one
-                # by the next handler's queries; they commit with the effects all the same.
-                session.add_all(inbox)
                 await session.commit()
-        self.processed += len(inbox)
+        self.processed += len(new)
         return outcomes
+
+    async def _handle_one(self, session: AsyncSession, item: _Decoded) -> None:
+        assert item.handler is not None
+        set_traceparent(new_traceparent(item.meta.traceparent))
+        structlog.contextvars.bind_contextvars(event_id=item.meta.id, event_type=item.meta.type)
+        try:
+            await item.handler(
+                item.event,
+                HandlerContext(session=session, meta=item.meta, resources=self.resources),
+            )
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type", "trace_id")
+            set_traceparent(None)
+
+    async def _handle_run(
+        self, session: AsyncSession, handler: BatchHandler, run: list[_Decoded]
+    ) -> None:
+        structlog.contextvars.bind_contextvars(event_type=run[0].meta.type, events=len(run))
+        try:
+            await handler(
+                [Delivered(item.event, item.meta) for item in run],
+                BatchContext(session=session, resources=self.resources),
+            )
+        finally:
+            structlog.contextvars.unbind_contextvars("event_type", "events")
 
     async def process(self, record: Record) -> str:
         """Handle one record to the end: handled, duplicate, ignored or dead-lettered."""
