@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import structlog
@@ -20,7 +21,12 @@ from bekal.shared.events.catalogue import (
     InmateTemporarilyAbsent,
     InmateTransferred,
 )
-from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
+from bekal.shared.messaging.consumer import (
+    BatchContext,
+    Delivered,
+    HandlerContext,
+    Subscriptions,
+)
 from bekal.training import services
 
 log = structlog.get_logger(__name__)
@@ -60,11 +66,17 @@ async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerC
 
 @subscriptions.on(InmateShared)
 async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
-    if await services.surviving_id(ctx.session, event.participant_id) is not None:
+    await on_inmates_shared([Delivered(event, ctx.meta)], BatchContext(ctx.session))
+
+
+@subscriptions.on_batch(InmateShared)
+async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
+    ignored = await services.apply_inmates_shared(
+        session=ctx.session, events=[(item.event, item.meta.time) for item in items]
+    )
+    if ignored:
         # The merged-away record's facts are obsolete; the survivor has its own InmateShared.
-        log.info("merged_participant_share_ignored")
-        return
-    await services.apply_inmate_shared(session=ctx.session, event=event, as_of=ctx.meta.time)
+        log.info("merged_participant_share_ignored", count=ignored)
 
 
 @subscriptions.on(InmateReleased)

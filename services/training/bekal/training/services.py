@@ -125,24 +125,49 @@ async def apply_facility(
     row.updated_at = utcnow()
 
 
-async def apply_inmate_shared(
-    *, session: AsyncSession, event: InmateShared, as_of: datetime | None
-) -> None:
-    row = await session.get(Participant, event.participant_id)
-    if row is not None and _is_stale(row.as_of, as_of):
-        return
-    if row is None:
-        # Only people in custody are shared; a later release or transfer event moves them on.
-        row = Participant(id=event.participant_id, status=ParticipantStatus.IN_CUSTODY.value)
-        session.add(row)
-    row.full_name = event.full_name
-    row.sex = event.sex.value
-    row.birth_year = event.birth_year
-    row.facility_id = event.facility_id
-    row.admission_date = event.admission_date
-    row.expected_release_date = event.expected_release_date
-    row.as_of = as_of or row.as_of
-    row.updated_at = utcnow()
+async def apply_inmates_shared(
+    *, session: AsyncSession, events: Sequence[tuple[InmateShared, datetime | None]]
+) -> int:
+    """Apply registry shares in order (each with its event time); returns how many were ignored.
+
+    Two statements read what a whole batch needs (tombstones, current rows); the rows are
+    written when the transaction flushes. The effect is that of applying each event alone:
+    a merged-away id's share is ignored (the survivor has its own InmateShared), an event
+    older than the row's state changes nothing, and a later event for the same person in the
+    same batch wins.
+    """
+    ids = {event.participant_id for event, _ in events}
+    merged = set(
+        await session.scalars(select(MergedParticipant.id).where(MergedParticipant.id.in_(ids)))
+    )
+    rows = {
+        row.id: row
+        for row in await session.scalars(
+            select(Participant).where(Participant.id.in_(ids - merged))
+        )
+    }
+    ignored = 0
+    for event, as_of in events:
+        if event.participant_id in merged:
+            ignored += 1
+            continue
+        row = rows.get(event.participant_id)
+        if row is not None and _is_stale(row.as_of, as_of):
+            continue
+        if row is None:
+            # Only people in custody are shared; a later release or transfer event moves them on.
+            row = Participant(id=event.participant_id, status=ParticipantStatus.IN_CUSTODY.value)
+            session.add(row)
+            rows[row.id] = row
+        row.full_name = event.full_name
+        row.sex = event.sex.value
+        row.birth_year = event.birth_year
+        row.facility_id = event.facility_id
+        row.admission_date = event.admission_date
+        row.expected_release_date = event.expected_release_date
+        row.as_of = as_of or row.as_of
+        row.updated_at = utcnow()
+    return ignored
 
 
 async def apply_inmate_released(

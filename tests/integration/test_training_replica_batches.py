@@ -1,0 +1,130 @@
+"""Training's replica of the registry, fed a batch at a time: the same rows as one by one.
+
+The consumer hands consecutive ``InmateShared`` events of a fetched batch to one handler, which
+reads what they need with two statements. Whatever the batch holds (the same person twice,
+an event older than the row, a merged-away id), the replica must end as it would after
+applying the events one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from bekal.shared.db import Database
+from bekal.shared.events.catalogue import InmateShared, Sex
+from bekal.shared.events.envelope import EventMeta
+from bekal.shared.messaging.consumer import BatchContext, Delivered
+from bekal.shared.migrations import upgrade
+from bekal.training.handlers import on_inmates_shared
+from bekal.training.models import MergedParticipant, Participant
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 9, 1, 8, 0, tzinfo=UTC)
+FACILITY = uuid.uuid4()
+EXISTING = uuid.uuid4()  # already in the replica, as of T0 + 2 h
+MERGED = uuid.uuid4()  # merged away into EXISTING before this batch
+NEW = uuid.uuid4()
+LATE = uuid.uuid4()
+
+
+def shared(pid: uuid.UUID, name: str, release: date | None = None) -> InmateShared:
+    return InmateShared(
+        participant_id=pid,
+        full_name=name,
+        sex=Sex.FEMALE,
+        birth_year=1990,
+        facility_id=FACILITY,
+        admission_date=date(2023, 1, 5),
+        expected_release_date=release,
+    )
+
+
+def delivered(event: InmateShared, hours: int) -> Delivered[InmateShared]:
+    meta = EventMeta(
+        id=str(uuid.uuid4()),
+        type=InmateShared.event_type(),
+        source="/corrections/registry",
+        subject=str(event.participant_id),
+        time=T0 + timedelta(hours=hours),
+        traceparent=None,
+    )
+    return Delivered(event, meta)
+
+
+BATCH = [
+    delivered(shared(NEW, "Siti Rahmawati"), 1),
+    delivered(shared(EXISTING, "Nama Lama"), 1),  # older than the row: changes nothing
+    delivered(shared(MERGED, "Dewi Lestari"), 3),  # merged away: ignored
+    delivered(shared(LATE, "Rina Wati", date(2025, 3, 1)), 5),
+    delivered(shared(NEW, "Siti Rahmawati", date(2025, 6, 30)), 4),  # the same person, later
+    delivered(shared(LATE, "Rina W.", date(2024, 12, 1)), 2),  # older than the one before it
+    delivered(shared(EXISTING, "Dewi Lestari", date(2025, 1, 15)), 6),
+]
+
+
+async def _seed(db: Database) -> None:
+    async with db.session() as s:
+        await s.execute(delete(Participant))
+        await s.execute(delete(MergedParticipant))
+        s.add(
+            Participant(
+                id=EXISTING,
+                full_name="Dewi L.",
+                sex="F",
+                birth_year=1990,
+                facility_id=FACILITY,
+                status="in_custody",
+                admission_date=date(2023, 1, 5),
+                as_of=T0 + timedelta(hours=2),
+            )
+        )
+        s.add(MergedParticipant(id=MERGED, surviving_id=EXISTING, merged_on=date(2024, 8, 1)))
+        await s.commit()
+
+
+async def _replica(db: Database) -> dict[uuid.UUID, dict[str, Any]]:
+    async with db.session() as s:
+        rows = await s.scalars(select(Participant))
+        return {
+            r.id: {
+                c.key: getattr(r, c.key)
+                for c in Participant.__table__.columns
+                if c.key != "updated_at"
+            }
+            for r in rows
+        }
+
+
+async def test_a_batch_of_shares_leaves_the_replica_as_one_by_one_would(database_url: str):
+    await asyncio.to_thread(upgrade, "bekal.training", database_url)
+    db = Database(database_url)
+    try:
+        await _seed(db)
+        async with db.session() as s:
+            await on_inmates_shared(BATCH, BatchContext(s))
+            await s.commit()
+        together = await _replica(db)
+
+        await _seed(db)
+        for item in BATCH:
+            async with db.session() as s:
+                await on_inmates_shared([item], BatchContext(s))
+                await s.commit()
+        one_by_one = await _replica(db)
+    finally:
+        await db.dispose()
+
+    assert together == one_by_one
+    assert set(together) == {EXISTING, NEW, LATE}  # the merged-away id never came back
+    assert together[NEW]["expected_release_date"] == date(2025, 6, 30)
+    assert together[LATE]["full_name"] == "Rina Wati"  # the older event lost
+    assert together[LATE]["expected_release_date"] == date(2025, 3, 1)
+    assert together[EXISTING]["full_name"] == "Dewi Lestari"
+    assert together[EXISTING]["as_of"] == T0 + timedelta(hours=6)
