@@ -1,6 +1,14 @@
-"""Consumer group "reporting": every event it reads becomes an upsert into a projection."""
+"""Consumer group "reporting": every event it reads becomes an upsert into a projection.
+
+The busiest event types (shares of people, enrolment events, certificates) also have a batch
+handler: the runner gives it consecutive events of a fetched batch at once. Each one-event
+handler is that batch handler applied to one event, so both follow the same rules.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from bekal.reporting import services
 from bekal.reporting.domain import EnrollmentStatus, SessionStatus
@@ -32,7 +40,7 @@ from bekal.shared.events.catalogue import (
     SessionScheduled,
     SessionStarted,
 )
-from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
+from bekal.shared.messaging.consumer import BatchContext, Delivered, HandlerContext, Subscriptions
 
 subscriptions = Subscriptions("reporting")
 
@@ -43,10 +51,27 @@ async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerC
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
+def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchContext]:
+    """A single event as a batch of one, for the batch handlers."""
+    return [Delivered(event, ctx.meta)], BatchContext(session=ctx.session, resources=ctx.resources)
+
+
+async def _advance_data_as_of(items: Sequence[Delivered[Any]], ctx: BatchContext) -> None:
+    """Once per batch, to the newest event time in it: the value event by event would reach."""
+    await services.advance_data_as_of(
+        ctx.session, at=services.newest(item.meta.time for item in items)
+    )
+
+
 @subscriptions.on(InmateShared)
 async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
-    await services.record_participant(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await on_inmates_shared(*_one(event, ctx))
+
+
+@subscriptions.on_batch(InmateShared)
+async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
+    await services.record_participants(ctx.session, events=[item.event for item in items])
+    await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(ProgramPublished)
@@ -93,79 +118,86 @@ async def on_session_cancelled(event: SessionCancelled, ctx: HandlerContext) -> 
     await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
-@subscriptions.on(ParticipantEnrolled)
-async def on_participant_enrolled(event: ParticipantEnrolled, ctx: HandlerContext) -> None:
-    await services.record_enrollment(
-        ctx.session,
-        enrollment_id=event.enrollment_id,
-        session_id=event.session_id,
-        participant_id=event.participant_id,
-        status=EnrollmentStatus.ENROLLED,
-    )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+EnrollmentEvent: TypeAlias = (
+    ParticipantEnrolled
+    | EnrollmentWithdrawn
+    | ParticipantCompleted
+    | ParticipantNotCompleted
+    | OutcomeCorrected
+)
 
 
-@subscriptions.on(EnrollmentWithdrawn)
-async def on_enrollment_withdrawn(event: EnrollmentWithdrawn, ctx: HandlerContext) -> None:
-    await services.record_enrollment(
-        ctx.session,
-        enrollment_id=event.enrollment_id,
-        session_id=event.session_id,
-        participant_id=event.participant_id,
-        # A withdrawal that folds a duplicate into the person's other enrolment is no withdrawal.
-        status=EnrollmentStatus.MERGED
-        if event.merged_into_enrollment_id is not None
-        else EnrollmentStatus.WITHDRAWN,
-        withdrawal_reason=event.reason.value,
-    )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
-
-
-@subscriptions.on(ParticipantCompleted)
-async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerContext) -> None:
-    # The event names the participant (for the certificate); reporting keeps no names.
-    await services.record_enrollment(
-        ctx.session,
-        enrollment_id=event.enrollment_id,
-        session_id=event.session_id,
-        participant_id=event.participant_id,
-        status=EnrollmentStatus.COMPLETED,
-        program_id=event.program_id,
-        end_date=event.end_date,
-        sector=event.sector,
-    )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
-
-
-@subscriptions.on(ParticipantNotCompleted)
-async def on_participant_not_completed(event: ParticipantNotCompleted, ctx: HandlerContext) -> None:
-    await services.record_enrollment(
-        ctx.session,
-        enrollment_id=event.enrollment_id,
-        session_id=event.session_id,
-        participant_id=event.participant_id,
-        status=EnrollmentStatus.NOT_COMPLETED,
-        not_completed_reason=event.reason.value,
-    )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
-
-
-@subscriptions.on(OutcomeCorrected)
-async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> None:
+def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
+    """What an enrolment event says about its enrolment."""
+    ids = {
+        "enrollment_id": event.enrollment_id,
+        "session_id": event.session_id,
+        "participant_id": event.participant_id,
+    }
+    if isinstance(event, ParticipantEnrolled):
+        return services.EnrollmentFact(**ids, status=EnrollmentStatus.ENROLLED)
+    if isinstance(event, EnrollmentWithdrawn):
+        return services.EnrollmentFact(
+            **ids,
+            # A withdrawal that folds a duplicate into the person's other enrolment is no
+            # withdrawal.
+            status=EnrollmentStatus.MERGED
+            if event.merged_into_enrollment_id is not None
+            else EnrollmentStatus.WITHDRAWN,
+            withdrawal_reason=event.reason.value,
+        )
+    if isinstance(event, ParticipantCompleted):
+        # The event names the participant (for the certificate); reporting keeps no names.
+        return services.EnrollmentFact(
+            **ids,
+            status=EnrollmentStatus.COMPLETED,
+            program_id=event.program_id,
+            end_date=event.end_date,
+            sector=event.sector,
+        )
+    if isinstance(event, ParticipantNotCompleted):
+        return services.EnrollmentFact(
+            **ids,
+            status=EnrollmentStatus.NOT_COMPLETED,
+            not_completed_reason=event.reason.value,
+        )
     # Corrections replace the outcome; a correction to "completed" is followed by a
     # ParticipantCompleted carrying the program facts.
     completed = event.outcome is EnrollmentOutcome.COMPLETED
-    await services.record_enrollment(
-        ctx.session,
-        enrollment_id=event.enrollment_id,
-        session_id=event.session_id,
-        participant_id=event.participant_id,
+    return services.EnrollmentFact(
+        **ids,
         status=EnrollmentStatus.COMPLETED if completed else EnrollmentStatus.NOT_COMPLETED,
         not_completed_reason=None
         if completed or event.not_completed_reason is None
         else event.not_completed_reason.value,
     )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+
+
+@subscriptions.on(
+    ParticipantEnrolled,
+    EnrollmentWithdrawn,
+    ParticipantCompleted,
+    ParticipantNotCompleted,
+    OutcomeCorrected,
+)
+async def on_enrollment_event(event: EnrollmentEvent, ctx: HandlerContext) -> None:
+    await on_enrollment_events(*_one(event, ctx))
+
+
+@subscriptions.on_batch(
+    ParticipantEnrolled,
+    EnrollmentWithdrawn,
+    ParticipantCompleted,
+    ParticipantNotCompleted,
+    OutcomeCorrected,
+)
+async def on_enrollment_events(
+    items: Sequence[Delivered[EnrollmentEvent]], ctx: BatchContext
+) -> None:
+    await services.record_enrollments(
+        ctx.session, facts=[enrollment_fact(item.event) for item in items]
+    )
+    await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(ParticipantWaitlisted, ParticipantLeftWaitlist)
@@ -192,8 +224,15 @@ async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) ->
 async def on_certificate_issued(
     event: CertificateIssued | CertificateReissued, ctx: HandlerContext
 ) -> None:
-    await services.record_certificate(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await on_certificates_issued(*_one(event, ctx))
+
+
+@subscriptions.on_batch(CertificateIssued, CertificateReissued)
+async def on_certificates_issued(
+    items: Sequence[Delivered[CertificateIssued | CertificateReissued]], ctx: BatchContext
+) -> None:
+    await services.record_certificates(ctx.session, events=[item.event for item in items])
+    await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(CertificateRevoked)

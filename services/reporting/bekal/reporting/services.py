@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import reduce
 from typing import Any
 
 import structlog
@@ -155,6 +156,21 @@ async def change_session_status(
     row.status = merge_session_status(row.status, status).value
 
 
+@dataclass(frozen=True)
+class EnrollmentFact:
+    """What one enrolment event says about its enrolment (see ``record_enrollments``)."""
+
+    enrollment_id: uuid.UUID
+    session_id: uuid.UUID
+    participant_id: uuid.UUID
+    status: EnrollmentStatus
+    withdrawal_reason: str | None = None
+    not_completed_reason: str | None = None
+    program_id: uuid.UUID | None = None
+    end_date: date | None = None
+    sector: str | None = None
+
+
 async def record_enrollment(
     session: AsyncSession,
     *,
@@ -169,50 +185,105 @@ async def record_enrollment(
     sector: str | None = None,
 ) -> None:
     """Upsert one enrolment from any of its events; an outcome is never undone by a late enrol."""
-    row = await session.get(Enrollment, enrollment_id)
-    if row is None:
-        participant_id = await resolve_participant(
-            session, participant_id=participant_id, enrollment_id=enrollment_id
-        )
-        row = Enrollment(id=enrollment_id, session_id=session_id, participant_id=participant_id)
-        session.add(row)
-        current = None
-    else:
-        current = row.status
-    merged = merge_enrollment_status(current, status)
-    row.status = merged.value
-    if merged is status and status is not EnrollmentStatus.ENROLLED:
-        row.withdrawal_reason = withdrawal_reason
-        row.not_completed_reason = not_completed_reason
-    if program_id is not None:
-        row.program_id = program_id
-    if end_date is not None:
-        row.year = reporting_year(end_date)
-        row.end_day = end_date.toordinal()
-    if sector is not None:
-        row.sector = sector
-
-
-async def record_certificate(
-    session: AsyncSession, *, event: CertificateIssued | CertificateReissued
-) -> None:
-    """Certificates are immutable facts, one row each; a re-issued one is another row."""
-    if await session.get(Certificate, event.certificate_id) is not None:
-        return
-    participant_id = await resolve_participant(
-        session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
+    await record_enrollments(
+        session,
+        facts=[
+            EnrollmentFact(
+                enrollment_id=enrollment_id,
+                session_id=session_id,
+                participant_id=participant_id,
+                status=status,
+                withdrawal_reason=withdrawal_reason,
+                not_completed_reason=not_completed_reason,
+                program_id=program_id,
+                end_date=end_date,
+                sector=sector,
+            )
+        ],
     )
-    session.add(
+
+
+async def record_enrollments(session: AsyncSession, *, facts: Sequence[EnrollmentFact]) -> None:
+    """Apply enrolment facts in order, as ``record_enrollment`` would one by one.
+
+    One statement reads the enrolments already known; the people of new ones are resolved
+    together (merges and erasures do not change between facts of the same batch); the rest is
+    done in order in memory and written when the transaction flushes. A later fact for the
+    same enrolment in the same batch sees the row as the earlier one left it.
+    """
+    if not facts:
+        return
+    rows: dict[uuid.UUID, Enrollment] = {
+        row.id: row
+        for row in await session.scalars(
+            select(Enrollment).where(Enrollment.id.in_({f.enrollment_id for f in facts}))
+        )
+    }
+    new = [f for f in facts if f.enrollment_id not in rows]
+    people = await identities(session, {f.participant_id for f in new}) if new else None
+    for fact in facts:
+        row = rows.get(fact.enrollment_id)
+        if row is None:
+            assert people is not None
+            row = Enrollment(
+                id=fact.enrollment_id,
+                session_id=fact.session_id,
+                participant_id=people.file_under(fact.participant_id, fact.enrollment_id),
+            )
+            session.add(row)
+            rows[row.id] = row
+            current = None
+        else:
+            current = row.status
+        merged = merge_enrollment_status(current, fact.status)
+        row.status = merged.value
+        if merged is fact.status and fact.status is not EnrollmentStatus.ENROLLED:
+            row.withdrawal_reason = fact.withdrawal_reason
+            row.not_completed_reason = fact.not_completed_reason
+        if fact.program_id is not None:
+            row.program_id = fact.program_id
+        if fact.end_date is not None:
+            row.year = reporting_year(fact.end_date)
+            row.end_day = fact.end_date.toordinal()
+        if fact.sector is not None:
+            row.sector = fact.sector
+
+
+async def record_certificates(
+    session: AsyncSession, *, events: Sequence[CertificateIssued | CertificateReissued]
+) -> None:
+    """Certificates are immutable facts, one row each; a re-issued one is another row.
+
+    Applied in order, as one by one: the first event of a certificate id not yet known adds
+    its row, any other changes nothing. One statement reads the known ids, the people of the
+    new ones are resolved together.
+    """
+    if not events:
+        return
+    known = set(
+        await session.scalars(
+            select(Certificate.id).where(Certificate.id.in_({e.certificate_id for e in events}))
+        )
+    )
+    new: dict[uuid.UUID, CertificateIssued | CertificateReissued] = {}
+    for event in events:
+        if event.certificate_id not in known:
+            new.setdefault(event.certificate_id, event)
+    if not new:
+        return
+    people = await identities(session, {e.participant_id for e in new.values()})
+    session.add_all(
         Certificate(
             id=event.certificate_id,
             number=event.number,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
-            participant_id=participant_id,
+            participant_id=people.file_under(event.participant_id, event.enrollment_id),
             program_id=event.program_id,
             issued_on=event.issued_on,
             issued_day=event.issued_on.toordinal(),
         )
+        for event in new.values()
     )
 
 
@@ -327,26 +398,73 @@ async def resolve_participant(
     session: AsyncSession, *, participant_id: uuid.UUID, enrollment_id: uuid.UUID
 ) -> uuid.UUID:
     """The id to file a new fact under: the survivor of a merge, or anonymous once erased."""
+    people = await identities(session, {participant_id})
+    return people.file_under(participant_id, enrollment_id)
+
+
+# Merges may chain; a cycle cannot happen but must not hang either.
+_MAX_MERGE_HOPS = 10
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Who some participant ids are now: the survivor of each (after merges), and which
+    survivors are erased."""
+
+    survivors: dict[uuid.UUID, uuid.UUID]
+    erased: frozenset[uuid.UUID]
+
+    def file_under(self, participant_id: uuid.UUID, enrollment_id: uuid.UUID) -> uuid.UUID:
+        """The id to file a new fact of this enrolment under: the survivor, or an anonymous
+        id once the person is erased."""
+        survivor = self.survivors.get(participant_id, participant_id)
+        if survivor in self.erased:
+            return anonymous_id(enrollment_id)
+        return survivor
+
+
+async def identities(session: AsyncSession, participant_ids: Collection[uuid.UUID]) -> Identities:
+    """Resolve many participant ids at once (under the shared identity lock): one statement per
+    step of the longest merge chain, one for the erased."""
     await identity_lock(session, exclusive=False)
-    participant_id = await _survivor(session, participant_id)
-    if await session.get(ErasedParticipant, participant_id) is not None:
-        return anonymous_id(enrollment_id)
-    return participant_id
-
-
-async def _survivor(session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID:
-    for _ in range(10):  # merges may chain; a cycle cannot happen but must not hang either
-        merged = await session.get(MergedParticipant, participant_id)
-        if merged is None:
+    links: dict[uuid.UUID, uuid.UUID] = {}
+    looked_up: set[uuid.UUID] = set()
+    frontier = set(participant_ids)
+    for _ in range(_MAX_MERGE_HOPS):
+        frontier -= looked_up
+        if not frontier:
             break
-        participant_id = merged.surviving_id
-    return participant_id
+        looked_up |= frontier
+        found = {
+            old: survivor
+            for old, survivor in await session.execute(
+                select(MergedParticipant.id, MergedParticipant.surviving_id).where(
+                    MergedParticipant.id.in_(frontier)
+                )
+            )
+        }
+        links.update(found)
+        frontier = set(found.values())
+    survivors: dict[uuid.UUID, uuid.UUID] = {}
+    for start in participant_ids:
+        current = start
+        for _ in range(_MAX_MERGE_HOPS):
+            if current not in links:
+                break
+            current = links[current]
+        survivors[start] = current
+    erased = frozenset(
+        await session.scalars(
+            select(ErasedParticipant.id).where(ErasedParticipant.id.in_(set(survivors.values())))
+        )
+    )
+    return Identities(survivors=survivors, erased=erased)
 
 
 async def release_participant(session: AsyncSession, *, event: InmateReleased) -> None:
-    await identity_lock(session, exclusive=False)
-    participant_id = await _survivor(session, event.participant_id)
-    if await session.get(ErasedParticipant, participant_id) is not None:
+    people = await identities(session, {event.participant_id})
+    participant_id = people.survivors[event.participant_id]
+    if participant_id in people.erased:
         return
     row = await session.get(Participant, participant_id)
     if row is None:
@@ -424,19 +542,44 @@ async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID)
         entry.participant_id = anonymous_id(entry.id)
 
 
-async def record_participant(session: AsyncSession, *, event: InmateShared) -> None:
-    """Sex and birth year only: the name the event carries (for certificates) is not kept."""
+async def record_participants(session: AsyncSession, *, events: Sequence[InmateShared]) -> int:
+    """Sex and birth year only: the name the event carries (for certificates) is not kept.
+
+    Shares are applied in order, as one by one; returns how many were ignored (the person
+    erased, or merged into another record).
+
+    Three statements read what the whole batch needs (erased, merged, current rows); a later
+    share of the same person in the batch wins; rows are written when the transaction flushes.
+    """
+    if not events:
+        return 0
     await identity_lock(session, exclusive=False)
-    if await session.get(ErasedParticipant, event.participant_id) is not None:
-        return
-    if await session.get(MergedParticipant, event.participant_id) is not None:
-        return
-    row = await session.get(Participant, event.participant_id)
-    if row is None:
-        row = Participant(id=event.participant_id)
-        session.add(row)
-    row.sex = event.sex.value
-    row.birth_year = event.birth_year
+    ids = {e.participant_id for e in events}
+    gone = set(
+        await session.scalars(select(ErasedParticipant.id).where(ErasedParticipant.id.in_(ids)))
+    )
+    gone |= set(
+        await session.scalars(
+            select(MergedParticipant.id).where(MergedParticipant.id.in_(ids - gone))
+        )
+    )
+    rows: dict[uuid.UUID, Participant] = {
+        row.id: row
+        for row in await session.scalars(select(Participant).where(Participant.id.in_(ids - gone)))
+    }
+    ignored = 0
+    for event in events:
+        if event.participant_id in gone:
+            ignored += 1
+            continue
+        row = rows.get(event.participant_id)
+        if row is None:
+            row = Participant(id=event.participant_id)
+            session.add(row)
+            rows[row.id] = row
+        row.sex = event.sex.value
+        row.birth_year = event.birth_year
+    return ignored
 
 
 async def advance_data_as_of(session: AsyncSession, *, at: datetime | None) -> None:
@@ -448,6 +591,11 @@ async def advance_data_as_of(session: AsyncSession, *, at: datetime | None) -> N
         session.add(ProjectionState(id=STATE_ROW_ID, data_as_of=at))
         return
     state.data_as_of = later(state.data_as_of, at)
+
+
+def newest(times: Iterable[datetime | None]) -> datetime | None:
+    """The newest of some event times (unknown ones left out): a batch's data-as-of."""
+    return reduce(later, times, None)
 
 
 # --- indicators -------------------------------------------------------------------------------
