@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import hmac
@@ -166,6 +167,30 @@ def custody_terms_in(claims: Mapping[str, Any]) -> list[str]:
 
     walk(claims)
     return found
+
+
+def course_custody_terms(
+    *,
+    program_code: str,
+    program_title: str,
+    sector: str,
+    partner: str | None,
+    competency_units: Iterable[Competency],
+) -> list[str]:
+    """Custody words in a course's own text, the only free text a credential carries.
+
+    The rest of a credential is our fixed wording, dates, ids and hashes. Every certificate of
+    a course has the same text, so the scan is remembered per course.
+    """
+    texts = (program_code, program_title, sector, partner or "")
+    return list(
+        _course_custody_terms(texts + tuple(t for u in competency_units for t in (u.code, u.title)))
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _course_custody_terms(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(custody_terms_in({"course": list(texts)}))
 
 
 def verification_result(

@@ -3,6 +3,8 @@ erasures and merges apply."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bekal.certification import services
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
@@ -12,7 +14,12 @@ from bekal.shared.events.catalogue import (
     OutcomeCorrected,
     ParticipantCompleted,
 )
-from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
+from bekal.shared.messaging.consumer import (
+    BatchContext,
+    Delivered,
+    HandlerContext,
+    Subscriptions,
+)
 
 subscriptions = Subscriptions("certification")
 
@@ -26,6 +33,21 @@ async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerCont
     # Idempotent by the enrollment, not only by the event id: a completion re-published
     # under a new id finds its certificate and does nothing.
     await services.issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
+
+
+@subscriptions.on_batch(ParticipantCompleted)
+async def on_participants_completed(
+    items: Sequence[Delivered[ParticipantCompleted]], ctx: BatchContext
+) -> None:
+    # The end of a session completes everyone in it at once: one batch draws their numbers
+    # and status list places and writes their certificates together.
+    issuer: services.Issuer = ctx.resources[ISSUER]
+    results = await services.issue_certificates(
+        ctx.session, completions=[(item.event, item.meta.id) for item in items], issuer=issuer
+    )
+    for item, (certificate, issued_now) in zip(items, results, strict=True):
+        if certificate is not None and issued_now:
+            ctx.publish(services.issued_event(certificate), cause=item.meta)
 
 
 @subscriptions.on(OutcomeCorrected)

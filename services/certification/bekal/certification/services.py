@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -110,7 +113,7 @@ class Issuer:
     signer: CertificateSigner
     public_base_url: str
 
-    @property
+    @cached_property
     def did(self) -> str:
         return domain.issuer_did(self.public_base_url)
 
@@ -172,29 +175,9 @@ async def issue_certificate(
         # The savepoint spans the number, the status entry and the row: if the row loses the
         # race on the unique constraint, the number goes back too and the sequence stays whole.
         async with session.begin_nested():
-            sequence = await _next_sequence(session, domain.number_year(event.end_date))
-            certificate = Certificate(
-                id=uuid.uuid4(),
-                number=domain.certificate_number(domain.number_year(event.end_date), sequence),
-                enrollment_id=event.enrollment_id,
-                revision=1,
-                participant_id=event.participant_id,
-                session_id=event.session_id,
-                program_id=event.program_id,
-                program_code=event.program_code,
-                program_title=event.program_title,
-                sector=event.sector,
-                partner=event.partner,
-                competency_units=json.dumps(
-                    [{"code": u.code, "title": u.title} for u in event.competency_units]
-                ),
-                recipient_name=domain.display_name(event.participant_name),
-                hours=event.hours,
-                start_date=event.start_date,
-                end_date=event.end_date,
-                verification_code=domain.new_verification_code(),
-                status=CertificateStatus.VALID.value,
-                source_event_id=event_id,
+            year = domain.number_year(event.end_date)
+            certificate = _certificate_for(
+                event, event_id=event_id, number=await _next_sequence(session, year)
             )
             await _sign(session, certificate, issuer=issuer, now=now)
             session.add(certificate)
@@ -209,18 +192,96 @@ async def issue_certificate(
             number=existing.number,
         )
         return existing, False
-    add_event(
-        session,
-        CertificateIssued(
-            certificate_id=certificate.id,
-            number=certificate.number,
-            participant_id=certificate.participant_id,
-            session_id=certificate.session_id,
-            enrollment_id=certificate.enrollment_id,
-            program_id=certificate.program_id,
-            issued_on=certificate.issued_on,
-        ),
+    add_event(session, issued_event(certificate))
+    _log_issued(certificate)
+    return certificate, True
+
+
+async def issue_certificates(
+    session: AsyncSession,
+    *,
+    completions: Sequence[tuple[ParticipantCompleted, str]],
+    issuer: Issuer,
+    now: datetime | None = None,
+) -> list[tuple[Certificate | None, bool]]:
+    """``issue_certificate`` for each ``(completion, event id)`` in order, with a few statements
+    for all of them instead of a dozen for each; one ``(certificate, issued_now)`` per completion.
+
+    The state it leaves is the one ``issue_certificate`` leaves applied to each in turn: an
+    enrollment that has its certificate (from before, or from a completion earlier in the
+    list) gets nothing new, an erased participant gets nothing, and the others get numbers
+    in their order, each a random free status list place and a signed credential.
+
+    It does not stage the CertificateIssued events: the caller publishes ``issued_event`` of
+    each certificate issued now, in the trace of its completion. Runs inside the caller's
+    transaction and does not commit. If a concurrent issuer took the same enrollment or status
+    list place meanwhile, the flush fails on a unique constraint: the caller rolls back and
+    issues the completions one at a time with ``issue_certificate``, which settles such races.
+    """
+    if not completions:
+        return []
+    enrollment_ids = {event.enrollment_id for event, _ in completions}
+    certified = {
+        c.enrollment_id: c
+        for c in await session.scalars(
+            select(Certificate).where(
+                Certificate.enrollment_id.in_(enrollment_ids), Certificate.revision == 1
+            )
+        )
+    }
+    erased = set(
+        await session.scalars(
+            select(ErasedParticipant.participant_id).where(
+                ErasedParticipant.participant_id.in_(
+                    {event.participant_id for event, _ in completions}
+                )
+            )
+        )
     )
+    fresh: dict[uuid.UUID, tuple[ParticipantCompleted, str]] = {}
+    for event, event_id in completions:
+        if event.enrollment_id in certified or event.enrollment_id in fresh:
+            continue
+        if event.participant_id in erased:
+            log.warning("completion_of_erased_participant_ignored", event_id=event_id)
+            continue
+        fresh[event.enrollment_id] = (event, event_id)
+    if fresh:
+        now = now or utcnow()
+        years = Counter(domain.number_year(event.end_date) for event, _ in fresh.values())
+        next_number = await _draw_sequences(session, years)
+        places = await _allocate_status_entries(session, len(fresh))
+        for (event, event_id), place in zip(fresh.values(), places, strict=True):
+            year = domain.number_year(event.end_date)
+            certificate = _certificate_for(event, event_id=event_id, number=next_number[year])
+            next_number[year] += 1
+            _seal(certificate, place, issuer=issuer, now=now)
+            session.add(certificate)
+            certified[event.enrollment_id] = certificate
+        await session.flush()
+        for enrollment_id in fresh:
+            _log_issued(certified[enrollment_id])
+    results: list[tuple[Certificate | None, bool]] = []
+    unannounced = set(fresh)  # the first completion of each enrollment is the one that issued
+    for event, _ in completions:
+        results.append((certified.get(event.enrollment_id), event.enrollment_id in unannounced))
+        unannounced.discard(event.enrollment_id)
+    return results
+
+
+def issued_event(certificate: Certificate) -> CertificateIssued:
+    return CertificateIssued(
+        certificate_id=certificate.id,
+        number=certificate.number,
+        participant_id=certificate.participant_id,
+        session_id=certificate.session_id,
+        enrollment_id=certificate.enrollment_id,
+        program_id=certificate.program_id,
+        issued_on=certificate.issued_on,
+    )
+
+
+def _log_issued(certificate: Certificate) -> None:
     log.info(
         "certificate_issued",
         certificate_id=str(certificate.id),
@@ -228,14 +289,47 @@ async def issue_certificate(
         enrollment_id=str(certificate.enrollment_id),
         kid=certificate.signing_kid,
     )
-    return certificate, True
+
+
+def _certificate_for(event: ParticipantCompleted, *, event_id: str, number: int) -> Certificate:
+    """The unsigned revision 1 of a completion's certificate, numbered ``number`` in its year."""
+    return Certificate(
+        id=uuid.uuid4(),
+        number=domain.certificate_number(domain.number_year(event.end_date), number),
+        enrollment_id=event.enrollment_id,
+        revision=1,
+        participant_id=event.participant_id,
+        session_id=event.session_id,
+        program_id=event.program_id,
+        program_code=event.program_code,
+        program_title=event.program_title,
+        sector=event.sector,
+        partner=event.partner,
+        competency_units=json.dumps(
+            [{"code": u.code, "title": u.title} for u in event.competency_units]
+        ),
+        recipient_name=domain.display_name(event.participant_name),
+        hours=event.hours,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        verification_code=domain.new_verification_code(),
+        status=CertificateStatus.VALID.value,
+        source_event_id=event_id,
+    )
 
 
 async def _sign(
     session: AsyncSession, certificate: Certificate, *, issuer: Issuer, now: datetime
 ) -> None:
     """Give ``certificate`` its status list entry and its signed OpenBadgeCredential."""
-    status_list, index = await _allocate_status_entry(session)
+    _seal(certificate, await _allocate_status_entry(session), issuer=issuer, now=now)
+
+
+def _seal(
+    certificate: Certificate, place: tuple[int, int], *, issuer: Issuer, now: datetime
+) -> None:
+    """Sign ``certificate`` as an OpenBadgeCredential pointing at its status list ``place``."""
+    status_list, index = place
     certificate.status_list, certificate.status_list_index = status_list, index
     certificate.issued_at = now
     certificate.issued_on = domain.issue_date(now)
@@ -259,7 +353,13 @@ async def _sign(
         status=domain.status_entry(list_url=issuer.status_list_url(status_list), index=index),
         verification_url=issuer.verification_url(certificate.verification_code),
     )
-    custody_terms = domain.custody_terms_in(credential)
+    custody_terms = domain.course_custody_terms(
+        program_code=certificate.program_code,
+        program_title=certificate.program_title,
+        sector=certificate.sector or "",
+        partner=certificate.partner,
+        competency_units=units,
+    )
     if custody_terms:
         # Issued anyway (the person earned it), but someone must look at the program's wording.
         log.warning(
@@ -274,23 +374,75 @@ async def _sign(
 
 async def _allocate_status_entry(session: AsyncSession) -> tuple[int, int]:
     """A random free place in the open status list (a new list once it is half full)."""
-    current = await session.scalar(select(func.max(StatusEntry.status_list))) or 1
-    used = await session.scalar(
-        select(func.count()).select_from(StatusEntry).where(StatusEntry.status_list == current)
-    )
-    if (used or 0) >= domain.STATUS_LIST_FILL_LIMIT:
-        current += 1
-    for _ in range(64):
-        index = secrets.randbelow(domain.STATUS_LIST_SIZE)
-        if await session.get(StatusEntry, (current, index)) is not None:
-            continue
+    (place,) = await _allocate_status_entries(session, 1)
+    return place
+
+
+async def _allocate_status_entries(session: AsyncSession, count: int) -> list[tuple[int, int]]:
+    """``count`` random free places, taken in the open status list until it is half full, then
+    in the next one; in the order drawn, so that the order of issue says nothing of the index.
+
+    A statement reads the open list, one checks each round of random candidates, one takes them
+    all. A concurrent issuer taking one of them first fails the insert: the savepoint undoes it
+    and the places are drawn again.
+    """
+    for _ in range(8):
+        head = (
+            await session.execute(
+                select(StatusEntry.status_list, func.count())
+                .where(
+                    StatusEntry.status_list
+                    == select(func.max(StatusEntry.status_list)).scalar_subquery()
+                )
+                .group_by(StatusEntry.status_list)
+            )
+        ).first()
+        current, used = (head[0], head[1]) if head is not None else (1, 0)
+        places: list[tuple[int, int]] = []
+        while len(places) < count:
+            if used >= domain.STATUS_LIST_FILL_LIMIT:
+                current, used = current + 1, 0
+            wanted = min(count - len(places), domain.STATUS_LIST_FILL_LIMIT - used)
+            places += [(current, i) for i in await _free_indexes(session, current, wanted)]
+            used += wanted
         try:
             async with session.begin_nested():
-                session.add(StatusEntry(status_list=current, list_index=index, revoked=False))
+                await session.execute(
+                    insert(StatusEntry),
+                    [
+                        {"status_list": status_list, "list_index": index, "revoked": False}
+                        for status_list, index in places
+                    ],
+                )
         except IntegrityError:
             continue  # taken by a concurrent issuer a moment ago
-        return current, index
-    raise RuntimeError(f"no free index found in status list {current}")  # pragma: no cover
+        return places
+    raise RuntimeError("no free status list places found")  # pragma: no cover
+
+
+async def _free_indexes(session: AsyncSession, status_list: int, count: int) -> list[int]:
+    """``count`` distinct random indexes not yet taken in ``status_list``, in the order drawn."""
+    chosen: list[int] = []
+    seen: set[int] = set()
+    for _ in range(64):
+        candidates: list[int] = []
+        while len(chosen) + len(candidates) < count:
+            index = secrets.randbelow(domain.STATUS_LIST_SIZE)
+            if index not in seen:
+                seen.add(index)
+                candidates.append(index)
+        taken = set(
+            await session.scalars(
+                select(StatusEntry.list_index).where(
+                    StatusEntry.status_list == status_list,
+                    StatusEntry.list_index.in_(candidates),
+                )
+            )
+        )
+        chosen += [i for i in candidates if i not in taken]
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"no free index found in status list {status_list}")  # pragma: no cover
 
 
 async def _by_enrollment(session: AsyncSession, enrollment_id: uuid.UUID) -> Certificate | None:
@@ -303,27 +455,41 @@ async def _by_enrollment(session: AsyncSession, enrollment_id: uuid.UUID) -> Cer
 
 
 async def _next_sequence(session: AsyncSession, year: int) -> int:
-    """Draw the year's next number. The UPDATE locks the counter row until commit (PostgreSQL);
-    on SQLite the whole transaction already holds the write lock."""
-    found = await session.scalar(
-        select(CertificateCounter.year).where(CertificateCounter.year == year)
+    """Draw the year's next number."""
+    return (await _draw_sequences(session, {year: 1}))[year]
+
+
+async def _draw_sequences(session: AsyncSession, counts: Mapping[int, int]) -> dict[int, int]:
+    """Draw ``counts[year]`` consecutive numbers of each year; return the first of each.
+
+    The UPDATE locks the counter row until commit (PostgreSQL); on SQLite the whole transaction
+    already holds the write lock. Years are taken in ascending order, so that two issuers
+    never wait for each other crosswise.
+    """
+    found = set(
+        await session.scalars(
+            select(CertificateCounter.year).where(CertificateCounter.year.in_(list(counts)))
+        )
     )
-    if found is None:
+    for year in sorted(set(counts) - found):
         try:
             async with session.begin_nested():
                 session.add(CertificateCounter(year=year, last_number=0))
         except IntegrityError:
             pass  # another transaction opened the year first; its row is the one to increment
-    drawn = await session.scalar(
-        update(CertificateCounter)
-        .where(CertificateCounter.year == year)
-        .values(last_number=CertificateCounter.last_number + 1)
-        .returning(CertificateCounter.last_number)
-        .execution_options(synchronize_session=False)
-    )
-    if drawn is None:  # pragma: no cover - the row was created just above
-        raise RuntimeError(f"no certificate counter for {year}")
-    return int(drawn)
+    first: dict[int, int] = {}
+    for year in sorted(counts):
+        drawn = await session.scalar(
+            update(CertificateCounter)
+            .where(CertificateCounter.year == year)
+            .values(last_number=CertificateCounter.last_number + counts[year])
+            .returning(CertificateCounter.last_number)
+            .execution_options(synchronize_session=False)
+        )
+        if drawn is None:  # pragma: no cover - the row was created just above
+            raise RuntimeError(f"no certificate counter for {year}")
+        first[year] = int(drawn) - counts[year] + 1
+    return first
 
 
 # --- reading --------------------------------------------------------------------------------
