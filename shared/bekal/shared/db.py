@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -124,6 +124,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def plan_each_statement(session: AsyncSession) -> None:
+    """On PostgreSQL, plan this transaction's statements for their actual parameters.
+
+    asyncpg prepares statements; after five executions PostgreSQL may switch a statement to a
+    generic plan made without the parameters. For a lookup of a batch (``event_id IN (200
+    values)``) on a table whose statistics lag behind its growth, that plan is a sequential
+    scan: measured at 46 ms instead of 1.5 ms for 200 ids in 10,000 inbox rows, and growing
+    with the table. Batch transactions pay one statement for this; single-row lookups keep
+    their cached plans elsewhere.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def is_unavailable(exc: BaseException) -> bool:

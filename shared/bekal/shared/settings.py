@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     )
     outbox_poll_interval_seconds: float = 0.5
     outbox_batch_size: int = 200
+    # Records a consumer fetches at most at once, over all its partitions; applied in one
+    # transaction, so also the most a transaction holds.
+    consumer_batch_size: int = Field(default=200, ge=1, le=5000)
     consumer_max_attempts: int = Field(
         default=5, description="Tries of a failing handler before dead-lettering"
     )

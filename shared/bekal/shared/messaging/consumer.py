@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, is_unavailable
+from bekal.shared.db import Database, is_unavailable, plan_each_statement
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -184,7 +184,7 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
-        self._last_done: Record | None = None
+        self._last_done: dict[TopicPartition, Record] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
@@ -204,30 +204,32 @@ class ConsumerRunner:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+                batches = await self.consumer.getmany(
+                    timeout_ms=500, max_records=self.settings.consumer_batch_size
+                )
             except KafkaError as exc:
                 log.warning("consumer_fetch_failed", group=self.subs.group_id, error=str(exc))
                 await self._sleep(1.0)
                 continue
-            for tp, records in batches.items():
-                done = await self.process_batch(records)
-                if done is not None:
-                    await self._commit(tp, done.offset + 1)
-                    self._report_lag(tp, done.offset + 1)
-                if self._stopping.is_set():
-                    break
+            done = await self.process_batch([r for records in batches.values() for r in records])
+            if done:
+                positions = {tp: record.offset + 1 for tp, record in done.items()}
+                await self._commit(positions)
+                for tp, position in positions.items():
+                    self._report_lag(tp, position)
 
-    async def process_batch(self, records: Sequence[Record]) -> Record | None:
-        """Handle one partition's fetched records in order; return the last one done.
+    async def process_batch(self, records: Sequence[Record]) -> dict[TopicPartition, Record]:
+        """Handle one fetch's records, each partition's in order; return each one's last done.
 
-        Consecutive readable records are applied in one transaction, with one inbox lookup for
-        all of them: a round trip per batch instead of several per record. If anything in that
-        transaction fails, it is rolled back and the same records go one by one through
-        ``process`` (retries, dead letters, waiting for the database), so a bad record costs
-        its batch the shortcut and nothing else. The caller commits the offset after the
-        returned record only: everything up to it is committed in the database.
+        Consecutive readable records, of every partition in the fetch, are applied in one
+        transaction with one inbox lookup for all of them: a few round trips per fetch instead
+        of several per record. If anything in that transaction fails, it is rolled back and the
+        same records go one by one through ``process`` (retries, dead letters, waiting for the
+        database), so a bad record costs its batch the shortcut and nothing else. The caller
+        commits each partition's offset after its returned record only: everything up to it is
+        committed in the database.
         """
-        self._last_done = None
+        self._last_done = {}
         pending: list[_Decoded] = []
         try:
             for record in records:
@@ -241,13 +243,16 @@ class ConsumerRunner:
                     await self._apply(pending)
                     pending = []
                     await self.process(record)  # to the dead-letter topic, after those before it
-                    self._last_done = record
+                    self._done(record)
                     continue
                 pending.append(_Decoded(record, event, meta, self.subs.handlers.get(meta.type)))
             await self._apply(pending)
         except _Stopping:
             pass
         return self._last_done
+
+    def _done(self, record: Record) -> None:
+        self._last_done[TopicPartition(record.topic, record.partition)] = record
 
     async def _apply(self, items: list[_Decoded]) -> None:
         if not items:
@@ -266,7 +271,7 @@ class ConsumerRunner:
                 if self._stopping.is_set():
                     raise _Stopping from exc
                 await self.process(item.record)
-                self._last_done = item.record
+                self._done(item.record)
             return
         pairs = list(zip(items, outcomes, strict=True))
         counts = Counter((i.record.topic, o) for i, o in pairs)
@@ -277,7 +282,8 @@ class ConsumerRunner:
             metrics.LAST_EVENT_APPLIED.labels(self.service, self.subs.group_id).set(
                 applied[-1].timestamp()
             )
-        self._last_done = items[-1].record
+        for item in items:
+            self._done(item.record)
 
     async def _handle_together(self, items: list[_Decoded]) -> list[str]:
         """One transaction: every new record's effect and its inbox row, or nothing."""
@@ -287,6 +293,7 @@ class ConsumerRunner:
         outcomes: list[str] = []
         new: list[_Decoded] = []
         async with self.db.session() as session:
+            await plan_each_statement(session)  # lookups of 200 ids: never a generic plan
             seen = set(
                 await session.scalars(
                     select(InboxMessage.event_id).where(
@@ -533,13 +540,15 @@ class ConsumerRunner:
             dead_letter_topic=self.subs.dead_letter_topic,
         )
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+    async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         try:
-            await self.consumer.commit({tp: offset})
+            await self.consumer.commit(positions)
         except (CommitFailedError, IllegalStateError) as exc:
-            # Partition moved to another member mid-batch: it re-reads from the last commit,
+            # A partition moved to another member mid-batch: it re-reads from the last commit,
             # and the inbox turns the re-read into duplicates.
-            log.warning("offset_commit_failed", partition=str(tp), error=str(exc))
+            log.warning(
+                "offset_commit_failed", partitions=[str(tp) for tp in positions], error=str(exc)
+            )
 
     def _report_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self.consumer.highwater(tp)
