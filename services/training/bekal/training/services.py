@@ -7,8 +7,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Principal, Role
@@ -130,11 +131,11 @@ async def apply_inmates_shared(
 ) -> int:
     """Apply registry shares in order (each with its event time); returns how many were ignored.
 
-    Two statements read what a whole batch needs (tombstones, current rows); the rows are
-    written when the transaction flushes. The effect is that of applying each event alone:
-    a merged-away id's share is ignored (the survivor has its own InmateShared), an event
-    older than the row's state changes nothing, and a later event for the same person in the
-    same batch wins.
+    Two statements read what a whole batch needs (tombstones, current rows) and one inserts the
+    people seen for the first time. The effect is that of applying each event alone: a
+    merged-away id's share is ignored (the survivor has its own InmateShared), an event older
+    than the row's state changes nothing, and a later event for the same person in the same
+    batch wins.
     """
     ids = {event.participant_id for event, _ in events}
     merged = set(
@@ -146,27 +147,41 @@ async def apply_inmates_shared(
             select(Participant).where(Participant.id.in_(ids - merged))
         )
     }
+    # People new to the replica, as plain rows: no unit-of-work bookkeeping per person.
+    new: dict[uuid.UUID, dict[str, Any]] = {}
     ignored = 0
     for event, as_of in events:
-        if event.participant_id in merged:
+        pid = event.participant_id
+        if pid in merged:
             ignored += 1
             continue
-        row = rows.get(event.participant_id)
-        if row is not None and _is_stale(row.as_of, as_of):
-            continue
-        if row is None:
+        facts = {
+            "full_name": event.full_name,
+            "sex": event.sex.value,
+            "birth_year": event.birth_year,
+            "facility_id": event.facility_id,
+            "admission_date": event.admission_date,
+            "expected_release_date": event.expected_release_date,
+            "updated_at": utcnow(),
+        }
+        if (row := rows.get(pid)) is not None:
+            if not _is_stale(row.as_of, as_of):
+                for name, value in facts.items():
+                    setattr(row, name, value)
+                row.as_of = as_of or row.as_of
+        elif (seen := new.get(pid)) is not None:
+            if not _is_stale(seen["as_of"], as_of):
+                seen.update(facts, as_of=as_of or seen["as_of"])
+        else:
             # Only people in custody are shared; a later release or transfer event moves them on.
-            row = Participant(id=event.participant_id, status=ParticipantStatus.IN_CUSTODY.value)
-            session.add(row)
-            rows[row.id] = row
-        row.full_name = event.full_name
-        row.sex = event.sex.value
-        row.birth_year = event.birth_year
-        row.facility_id = event.facility_id
-        row.admission_date = event.admission_date
-        row.expected_release_date = event.expected_release_date
-        row.as_of = as_of or row.as_of
-        row.updated_at = utcnow()
+            new[pid] = {
+                "id": pid,
+                "status": ParticipantStatus.IN_CUSTODY.value,
+                "as_of": as_of,
+                **facts,
+            }
+    if new:
+        await session.execute(insert(Participant), list(new.values()))
     return ignored
 
 
