@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
@@ -138,27 +138,35 @@ class OutboxRelay:
                 except Exception as exc:  # not even queued (unknown type, buffer timeout)
                     failure = exc
                     break
-            # Bounded: a broker that never answers must not stall the relay forever.
-            results = await asyncio.gather(
-                *(asyncio.wait_for(ack, timeout=30) for ack in acks), return_exceptions=True
-            )
-            sent = 0
-            now = datetime.now(UTC)
+            if acks:
+                # Bounded: a broker that never answers must not stall the relay forever.
+                await asyncio.wait(acks, timeout=30)
+            sent: list[int] = []
             try:
-                for row, result in zip(rows, [*results, failure], strict=False):
-                    row.attempts += 1
+                for row, ack in zip(rows, [*acks, None], strict=False):
+                    result = _outcome(ack) if ack is not None else failure
                     if isinstance(result, BaseException):
+                        row.attempts += 1
                         row.last_error = f"{type(result).__name__}: {result}"[:2000]
                         failure = result
                         break
-                    row.sent_at = now
-                    sent += 1
-                    metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, row.topic).inc()
+                    sent.append(row.seq)
+                if sent:
+                    # One statement for the batch instead of one per row. By seq, not by range:
+                    # a row with a lower seq committed late may sit between them, unsent.
+                    await session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.seq.in_(sent))
+                        .values(sent_at=datetime.now(UTC), attempts=OutboxMessage.attempts + 1)
+                        .execution_options(synchronize_session=False)
+                    )
             finally:
                 await session.commit()
+            for row in rows[: len(sent)]:
+                metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, row.topic).inc()
             if failure is not None:
                 raise failure
-            return sent
+            return len(sent)
 
     async def _send(self, row: OutboxMessage) -> asyncio.Future[Any]:
         """Queue one row in the producer; the future resolves when the broker has it."""
@@ -175,12 +183,21 @@ class OutboxRelay:
             time=row.created_at,
             traceparent=row.traceparent,
         )
-        return await asyncio.wait_for(
-            self.producer.send(
-                self.settings.topic(row.topic), key=key, value=value, headers=headers
-            ),
-            timeout=30,
+        # send() waits only while the producer's buffer is full, bounded by its own
+        # request timeout.
+        return await self.producer.send(
+            self.settings.topic(row.topic), key=key, value=value, headers=headers
         )
+
+
+def _outcome(ack: asyncio.Future[Any]) -> object:
+    """What an acknowledgement came to: its result, its error, or a timeout if still open."""
+    if not ack.done():
+        ack.cancel()
+        return TimeoutError("no acknowledgement from the broker within 30 s")
+    if ack.cancelled():
+        return asyncio.CancelledError("the send was cancelled")
+    return ack.exception() or ack.result()
 
 
 async def backlog(db: Database) -> int:
