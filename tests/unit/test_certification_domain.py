@@ -133,6 +133,29 @@ def test_custody_words_in_free_text_are_found():
     assert domain.custody_terms_in(claims) == ["lapas", "warga binaan"]
 
 
+def test_custody_words_of_a_course_are_found_in_each_of_its_texts():
+    # What a credential carries besides our fixed wording: the course's code, title, sector,
+    # partner and units. A word in any of them is found, each once, in the order of the fields.
+    found = domain.course_custody_terms(
+        program_code="WUB-BTK",
+        program_title="Batik tulis",
+        sector="batik",
+        partner="Koperasi Rutan Cipinang",
+        competency_units=[Competency("NAPI-1", "Membatik"), Competency("B", "Kerja lapas")],
+    )
+    assert found == ["rutan", "napi", "lapas"]
+    assert (
+        domain.course_custody_terms(
+            program_code="WUB-BTK",
+            program_title="Batik tulis",
+            sector="batik",
+            partner=None,
+            competency_units=[Competency("BTK.01", "Membatik cap")],
+        )
+        == []
+    )
+
+
 def test_custody_words_are_matched_as_words_only():
     # "ketahanan" (resilience) contains "tahanan" but says nothing about custody.
     assert domain.custody_terms_in({"t": "Ketahanan pangan olahan"}) == []
