@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Principal, Role
@@ -181,7 +181,7 @@ async def apply_inmates_shared(
                 **facts,
             }
     if new:
-        await session.execute(insert(Participant), list(new.values()))
+        await session.execute(Participant.__table__.insert(), list(new.values()))
     return ignored
 
 

@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -328,7 +328,7 @@ class ConsumerRunner:
             if new:
                 # One statement for all inbox rows, after the effects: they commit together.
                 await session.execute(
-                    insert(InboxMessage),
+                    InboxMessage.__table__.insert(),
                     [
                         {
                             "consumer_group": self.subs.group_id,
