@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import reduce
+from functools import cache, reduce
 from typing import Any
 
 import structlog
@@ -742,6 +742,7 @@ def _certified_enrollments() -> Any:
     )
 
 
+@cache  # the same statement every time; building it took longer than PostgreSQL ran it
 def _facts() -> Any:
     """One row per enrolment and one per certified enrolment, each placed in its session's groups.
 
