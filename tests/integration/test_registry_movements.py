@@ -467,6 +467,90 @@ async def test_reads_and_changes_are_in_the_audit_trail_for_admins_only(registry
     assert NIKS[11] not in r.text + first.text
 
 
+async def test_a_search_audits_each_record_it_returns_and_no_other(registry: Registry):
+    reg = registry
+    here = await facility(reg, "LP-AUS")
+    elsewhere = await facility(reg, "LP-AUT")
+    people = [
+        await inmate(reg, here["id"], f"AS.{n}", NIKS[n], full_name=f"Rina Wulandari {n}")
+        for n in (12, 13, 14)
+    ]
+    hidden = await inmate(reg, elsewhere["id"], "AS.15", NIKS[15], full_name="Rina Saputra")
+    officer = reg.officer("LP-AUS")
+
+    first = await reg.get("/api/v1/inmates", officer, q="rina", limit=2)
+    assert first.status_code == 200, first.text
+    assert first.json()["count"] == 3  # the other facility's Rina is not there
+    second = await reg.get(
+        "/api/v1/inmates", officer, q="rina", limit=2, cursor=first.json()["next_cursor"]
+    )
+    shown = [i["id"] for i in first.json()["data"] + second.json()["data"]]
+    assert sorted(shown) == sorted(p["id"] for p in people)
+
+    listed = await reg.rows(AuditEntry, AuditEntry.action == "inmate.listed")
+    assert sorted(str(e.inmate_id) for e in listed) == sorted(shown)
+    assert {(e.actor, e.roles, str(e.facility_id)) for e in listed} == {
+        ("officer", "facility_officer", here["id"])
+    }
+    assert all(e.detail is None and e.at is not None for e in listed)
+    assert len({e.id for e in listed}) == 3
+    # A search that finds nobody reads nobody.
+    assert (await reg.get("/api/v1/inmates", officer, q="tidak-ada")).json()["count"] == 0
+    assert len(await reg.rows(AuditEntry, AuditEntry.action == "inmate.listed")) == 3
+    assert not await reg.rows(
+        AuditEntry,
+        AuditEntry.inmate_id == uuid.UUID(hidden["id"]),
+        AuditEntry.action == "inmate.listed",
+    )
+
+
+async def test_registration_number_search_ignores_case_and_accents_only_where_they_are(
+    registry: Registry,
+):
+    reg = registry
+    here = await facility(reg, "LP-SRC")
+    await inmate(reg, here["id"], "Bdg-001/A", NIKS[16], full_name="Ṣiti Ámínah")
+    await inmate(reg, here["id"], "BDG-002/B", NIKS[17], full_name="Eko Saputra")
+
+    async def found(q: str) -> list[str]:
+        r = await reg.get("/api/v1/inmates", q=q)
+        assert r.status_code == 200, r.text
+        return sorted(i["registration_number"] for i in r.json()["data"])
+
+    assert await found("bdg-00") == ["BDG-002/B", "Bdg-001/A"]
+    assert await found("BDG-001") == ["Bdg-001/A"]
+    assert await found("siti aminah") == ["Bdg-001/A"]
+    assert await found("ÁMÍNAH") == ["Bdg-001/A"]  # a needle outside ASCII still finds names
+    assert await found("002/b") == ["BDG-002/B"]
+
+
+async def test_a_taken_registration_number_or_nik_is_a_conflict_naming_the_field(
+    registry: Registry,
+):
+    reg = registry
+    here = await facility(reg, "LP-DUP")
+    await inmate(reg, here["id"], "D.1", NIKS[18])
+    body = {
+        "full_name": "Dewi Lestari",
+        "sex": "F",
+        "date_of_birth": "1991-04-12",
+        "facility_id": here["id"],
+        "admission_date": "2023-01-10",
+    }
+    both = await reg.post(
+        "/api/v1/inmates", {**body, "registration_number": "D.1", "nik": NIKS[18]}
+    )
+    assert problem(both, 409, "registration_number")["type"].endswith("registration-number-taken")
+    number = await reg.post(
+        "/api/v1/inmates", {**body, "registration_number": "D.1", "nik": NIKS[0]}
+    )
+    assert problem(number, 409, "registration_number")["type"].endswith("registration-number-taken")
+    nik = await reg.post("/api/v1/inmates", {**body, "registration_number": "D.2", "nik": NIKS[18]})
+    assert problem(nik, 409, "nik")["type"].endswith("nik-taken")
+    assert NIKS[18] not in nik.text
+    assert len(await reg.rows(Inmate)) == 1
+
+
 async def test_subject_access_export_holds_everything_and_is_the_only_place_with_the_nik(
     registry: Registry,
 ):

@@ -135,6 +135,6 @@ async def list_candidates(
         count=page.count,
         next_cursor=page.next_cursor,
     )
-    services.audit_reads(session, principal, "inmate.listed", list(page.rows))
+    await services.audit_reads(session, principal, "inmate.listed", page.rows)
     await commit(session)
     return result

@@ -98,7 +98,7 @@ async def list_inmates(
         next_cursor=page.next_cursor,
     )
     # Each record shown is a read of personal data: the trail names every one.
-    services.audit_reads(session, principal, "inmate.listed", list(page.rows))
+    await services.audit_reads(session, principal, "inmate.listed", page.rows)
     await commit(session)
     return result
 
