@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Principal, Role
@@ -1043,27 +1043,42 @@ async def enrollments_of(
     return found
 
 
-async def _overlapping(
+async def _candidates(
     session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    """People of the batch already in (or queued for) another session on overlapping dates."""
+) -> tuple[dict[uuid.UUID, Participant], dict[uuid.UUID, str]]:
+    """The people of the batch, and those already in (or queued for) another session on
+    overlapping dates: one query, joined, instead of a round trip for each question."""
     rows = await session.execute(
-        select(Enrollment.participant_id, TrainingSession)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(
-            Enrollment.participant_id.in_(set(participant_ids)),
-            Enrollment.session_id != ts.id,
-            Enrollment.status != EnrollmentStatus.WITHDRAWN.value,
-            TrainingSession.status != SessionStatus.CANCELLED.value,
-            TrainingSession.start_date <= ts.end_date,
-            TrainingSession.end_date >= ts.start_date,
+        select(Participant, TrainingSession)
+        .outerjoin(
+            Enrollment,
+            and_(
+                Enrollment.participant_id == Participant.id,
+                Enrollment.session_id != ts.id,
+                Enrollment.status != EnrollmentStatus.WITHDRAWN.value,
+            ),
         )
+        .outerjoin(
+            TrainingSession,
+            and_(
+                TrainingSession.id == Enrollment.session_id,
+                TrainingSession.status != SessionStatus.CANCELLED.value,
+                TrainingSession.start_date <= ts.end_date,
+                TrainingSession.end_date >= ts.start_date,
+            ),
+        )
+        .where(Participant.id.in_(set(participant_ids)))
     )
-    return {
-        pid: f"{other.program_code} {other.start_date.isoformat()} s.d. "
-        f"{other.end_date.isoformat()}, sesi {other.id}"
-        for pid, other in rows
-    }
+    people: dict[uuid.UUID, Participant] = {}
+    busy: dict[uuid.UUID, str] = {}
+    for person, elsewhere in rows:
+        people[person.id] = person
+        if elsewhere is not None:
+            busy[person.id] = (
+                f"{elsewhere.program_code} {elsewhere.start_date.isoformat()} s.d. "
+                f"{elsewhere.end_date.isoformat()}, sesi {elsewhere.id}"
+            )
+    return people, busy
 
 
 async def enrol(
@@ -1108,14 +1123,7 @@ async def enrol(
         if status not in (EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value)
     )
     queued = sum(1 for _, status in existing if status == EnrollmentStatus.WAITLISTED.value)
-    people = {
-        p.id: p
-        for p in (
-            await session.scalars(
-                select(Participant).where(Participant.id.in_(set(participant_ids)))
-            )
-        ).all()
-    }
+    people, busy = await _candidates(session, ts, participant_ids)
     known = {
         pid: ParticipantFacts(
             pid,
@@ -1137,7 +1145,7 @@ async def enrol(
             known=known,
             session_start=ts.start_date,
             overridden=overrides,
-            busy=await _overlapping(session, ts, participant_ids),
+            busy=busy,
             waitlist=waitlist,
         )
     except RuleBroken as rule:
