@@ -8,6 +8,7 @@ requests back to back for ``--seconds`` seconds over loopback (an asyncio httpx 
 load generator shares the machine's cores with the services, as it would on one laptop).
 
     .venv/bin/python benchmarks/http_load.py [--seconds 15] [--concurrency 16] [--inmates 20000]
+        [--only search,create,enrol]
 
 Every request's status is checked: errors are counted and shown, never timed as successes.
 The public verification's rate limit is raised for the run (it would refuse the load).
@@ -344,6 +345,9 @@ async def drive(run: Any, seeded: Seeded, args: argparse.Namespace) -> list[Outc
         ("GET reporting /api/v1/indicators?group_by=province,year", indicators),
         ("GET certification /public/verify/{code}", verify),
     ]
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        plan = [(n, c) for n, c in plan if c.__name__ in wanted]
     results = []
     for name, call in plan:
         await asyncio.sleep(2)  # let the previous endpoint's events settle
@@ -358,4 +362,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15.0, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=16, help="workers in flight")
     parser.add_argument("--inmates", type=int, default=20_000, help="imported before the load")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated endpoints to load: search,create,enrol,indicators,verify",
+    )
     asyncio.run(main(parser.parse_args()))
