@@ -84,6 +84,23 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+async def two_databases(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """The fresh database of ``database_url`` and a second fresh one of the same kind."""
+    if database_url.startswith("sqlite"):
+        other = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+        yield database_url, other
+        return
+    try:
+        name = await _create_pg_database()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+    try:
+        yield database_url, _pg_url(name)
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
 def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a service under test, with its own topic and group namespace on the broker."""
 

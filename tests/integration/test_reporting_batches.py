@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,7 +60,6 @@ from bekal.shared.messaging.consumer import (
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import upgrade
-from tests.conftest import _create_pg_database, _drop_pg_database, _pg_url, _unavailable
 from tests.support.db import count
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
@@ -76,23 +74,6 @@ def at(minutes: int) -> datetime:
 
 
 Timed = tuple[Event, datetime | None]
-
-
-@pytest.fixture
-async def two_databases(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """The fresh database of ``database_url`` and a second fresh one of the same kind."""
-    if database_url.startswith("sqlite"):
-        other = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
-        yield database_url, other
-        return
-    try:
-        name = await _create_pg_database()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
-    try:
-        yield database_url, _pg_url(name)
-    finally:
-        await _drop_pg_database(name)
 
 
 def _meta(event: Event, time: datetime | None) -> EventMeta:
