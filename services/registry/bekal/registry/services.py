@@ -346,9 +346,23 @@ def idempotency_payload(data: InmateCreate, *, secret: str) -> dict[str, Any]:
 async def register_inmate(
     session: AsyncSession, *, data: InmateCreate, principal: Principal, secret: str
 ) -> Inmate:
-    facility = await session.get(Facility, data.facility_id)
-    if facility is None:
+    nik_hash = domain.nik_digest(data.nik.get_secret_value(), secret)
+    # The facility and whether either unique key is taken, in one round trip; the answers are
+    # still given in the order of the rules (facility, access, dates, then conflicts).
+    found = (
+        await session.execute(
+            select(
+                Facility,
+                select(Inmate.id)
+                .where(Inmate.registration_number == data.registration_number)
+                .exists(),
+                select(Inmate.id).where(Inmate.nik_hash == nik_hash).exists(),
+            ).where(Facility.id == data.facility_id)
+        )
+    ).one_or_none()
+    if found is None:
         raise InvalidValue("Fasilitas tidak ditemukan.", field="facility_id")
+    facility, number_taken, nik_taken = found
     if not principal.may_see_facility(facility.code):
         raise Forbidden(
             "Petugas hanya dapat mendaftarkan warga binaan di fasilitasnya sendiri.",
@@ -360,26 +374,14 @@ async def register_inmate(
         admission_date=data.admission_date,
         expected_release_date=data.expected_release_date,
     )
-    nik_hash = domain.nik_digest(data.nik.get_secret_value(), secret)
-    # Both unique keys in one round trip; a taken registration number is reported first.
-    taken = (
-        await session.execute(
-            select(Inmate.registration_number, Inmate.nik_hash).where(
-                or_(
-                    Inmate.registration_number == data.registration_number,
-                    Inmate.nik_hash == nik_hash,
-                )
-            )
-        )
-    ).all()
-    if any(number == data.registration_number for number, _ in taken):
+    if number_taken:
         message = f"Nomor registrasi '{data.registration_number}' sudah terdaftar."
         raise Conflict(
             message,
             slug="registration-number-taken",
             errors=[{"field": "registration_number", "message": message}],
         )
-    if taken:
+    if nik_taken:
         message = "NIK ini sudah terdaftar untuk warga binaan lain."
         raise Conflict(message, slug="nik-taken", errors=[{"field": "nik", "message": message}])
 
