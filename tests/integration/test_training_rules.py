@@ -410,6 +410,47 @@ async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
     assert withdrawn == {p["Andi"]: "other", p["Eko"]: "released"}
 
 
+async def test_only_live_enrolments_hold_a_seat_or_a_date(training: Training) -> None:
+    """Seats and overlapping dates are counted from the enrolments read with the session
+    locked: a withdrawn one frees its seat and its dates, yet still counts as enrolled once."""
+    t = training
+    near = date(2025, 1, 2)
+    cipinang, p, program = await setup(t, {n: near for n in ("Andi", "Budi", "Cahyo", "Dedi")})
+    s = await schedule(t, program, cipinang, capacity=2)
+    url = f"/api/v1/sessions/{s}/enrollments"
+    first = await t.post(
+        url, {"participant_ids": [str(p["Andi"]), str(p["Budi"])]}, headers=t.officer, expect=201
+    )
+    andi = next(e["id"] for e in first["data"] if e["participant_id"] == str(p["Andi"]))
+    await t.post(f"{url}/{andi}/withdraw", None, headers=t.officer)
+
+    # Andi's seat is free again: Cahyo takes it; then the session is full for Dedi.
+    taken = await t.post(url, {"participant_ids": [str(p["Cahyo"])]}, headers=t.officer, expect=201)
+    assert [e["status"] for e in taken["data"]] == ["enrolled"]
+    full = problem(
+        await t.client.post(url, headers=t.officer, json={"participant_ids": [str(p["Dedi"])]}), 409
+    )
+    assert "Kapasitas" in full["errors"][0]["message"]
+    # Withdrawn is still enrolled once in this session.
+    again = problem(
+        await t.client.post(url, headers=t.officer, json={"participant_ids": [str(p["Andi"])]}), 409
+    )
+    assert "sudah pernah" in again["errors"][0]["message"]
+
+    # On overlapping dates: Andi's withdrawn enrolment does not hold them, Budi's does.
+    overlapping = await schedule(t, program, cipinang, start=START + timedelta(days=2))
+    other = f"/api/v1/sessions/{overlapping}/enrollments"
+    await t.post(other, {"participant_ids": [str(p["Andi"])]}, headers=t.officer, expect=201)
+    busy = problem(
+        await t.client.post(
+            other, headers=t.officer, json={"participant_ids": [str(p["Budi"]), str(p["Dedi"])]}
+        ),
+        409,
+    )
+    assert [e["participant_id"] for e in busy["errors"]] == [str(p["Budi"])]
+    assert "bertumpuk" in busy["errors"][0]["message"] and s in busy["errors"][0]["message"]
+
+
 async def test_history_lock_correction_and_graduates(training: Training) -> None:
     t = training
     cipinang, p, program = await setup(

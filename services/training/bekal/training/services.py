@@ -6,11 +6,13 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bekal.shared.auth import Principal, Role
 from bekal.shared.db import utcnow
@@ -1043,25 +1045,60 @@ async def enrollments_of(
     return found
 
 
-async def _candidates(
+@dataclass(frozen=True)
+class _Nomination:
+    """What enrolling a batch in a session needs to know, read with the session locked."""
+
+    people: dict[uuid.UUID, Participant]
+    busy: dict[uuid.UUID, str]  # in (or queued for) another session on overlapping dates
+    already: set[uuid.UUID]  # people of the batch with any enrolment in this session
+    taken: int  # seats of this session held (enrolled and beyond, not queued or withdrawn)
+    queued: int  # this session's waiting list
+
+
+async def _nomination(
     session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
-) -> tuple[dict[uuid.UUID, Participant], dict[uuid.UUID, str]]:
-    """The people of the batch, and those already in (or queued for) another session on
-    overlapping dates: one query, joined, instead of a round trip for each question."""
+) -> _Nomination:
+    """The people of the batch with what the rules ask about them, in one query.
+
+    It was three round trips: the session's every enrolment (to count seats), the people, and
+    their other sessions. The counts come from subqueries of this statement, which runs after
+    the session's row is locked (its snapshot is taken then, so no seat is missed). When none
+    of the batch is known the counts do not matter: every one of them is refused as unknown.
+    """
+    here = aliased(Enrollment)
+    seats = select(func.count()).where(
+        Enrollment.session_id == ts.id,
+        Enrollment.status.not_in(
+            [EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value]
+        ),
+    )
+    queue = select(func.count()).where(
+        Enrollment.session_id == ts.id,
+        Enrollment.status == EnrollmentStatus.WAITLISTED.value,
+    )
+    other = aliased(Enrollment)
     rows = await session.execute(
-        select(Participant, TrainingSession)
+        select(
+            Participant,
+            TrainingSession,
+            here.id,
+            seats.scalar_subquery(),
+            queue.scalar_subquery(),
+        )
+        .outerjoin(here, and_(here.participant_id == Participant.id, here.session_id == ts.id))
         .outerjoin(
-            Enrollment,
+            other,
             and_(
-                Enrollment.participant_id == Participant.id,
-                Enrollment.session_id != ts.id,
-                Enrollment.status != EnrollmentStatus.WITHDRAWN.value,
+                other.participant_id == Participant.id,
+                other.session_id != ts.id,
+                other.status != EnrollmentStatus.WITHDRAWN.value,
             ),
         )
         .outerjoin(
             TrainingSession,
             and_(
-                TrainingSession.id == Enrollment.session_id,
+                TrainingSession.id == other.session_id,
                 TrainingSession.status != SessionStatus.CANCELLED.value,
                 TrainingSession.start_date <= ts.end_date,
                 TrainingSession.end_date >= ts.start_date,
@@ -1071,14 +1108,19 @@ async def _candidates(
     )
     people: dict[uuid.UUID, Participant] = {}
     busy: dict[uuid.UUID, str] = {}
-    for person, elsewhere in rows:
+    already: set[uuid.UUID] = set()
+    taken = queued = 0
+    for person, elsewhere, enrolled_here, seats_held, waiting in rows:
+        taken, queued = int(seats_held or 0), int(waiting or 0)  # the same on every row
         people[person.id] = person
+        if enrolled_here is not None:
+            already.add(person.id)
         if elsewhere is not None:
             busy[person.id] = (
                 f"{elsewhere.program_code} {elsewhere.start_date.isoformat()} s.d. "
                 f"{elsewhere.end_date.isoformat()}, sesi {elsewhere.id}"
             )
-    return people, busy
+    return _Nomination(people, busy, already, taken=taken, queued=queued)
 
 
 async def enrol(
@@ -1110,20 +1152,8 @@ async def enrol(
             errors=[{"field": "overrides", "message": "perlu peran training_admin"}],
         )
     ts = await get_session(session=session, session_id=session_id, lock=True)
-    existing = (
-        await session.execute(
-            select(Enrollment.participant_id, Enrollment.status).where(
-                Enrollment.session_id == ts.id
-            )
-        )
-    ).all()
-    taken = sum(
-        1
-        for _, status in existing
-        if status not in (EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value)
-    )
-    queued = sum(1 for _, status in existing if status == EnrollmentStatus.WAITLISTED.value)
-    people, busy = await _candidates(session, ts, participant_ids)
+    nomination = await _nomination(session, ts, participant_ids)
+    people, taken, queued = nomination.people, nomination.taken, nomination.queued
     known = {
         pid: ParticipantFacts(
             pid,
@@ -1140,12 +1170,12 @@ async def enrol(
             session_facility_id=ts.facility_id,
             capacity=ts.capacity,
             seats_taken=taken,
-            already_enrolled=[pid for pid, _ in existing],
+            already_enrolled=nomination.already,
             candidates=participant_ids,
             known=known,
             session_start=ts.start_date,
             overridden=overrides,
-            busy=busy,
+            busy=nomination.busy,
             waitlist=waitlist,
         )
     except RuleBroken as rule:
