@@ -411,3 +411,58 @@ async def test_failing_batch_is_rolled_back_and_each_event_applied_once_one_by_o
     assert dict(applied)[ids[2]] == "one"
     assert await count(db, DeadLetter) == 0
     await db.dispose()
+
+
+async def test_two_deliveries_of_the_same_batch_at_once_apply_it_once_and_run_no_handler_twice(
+    database_url, broker, make_settings
+):
+    """Two members of a group handed the same records at once (a rebalance mid-batch).
+
+    The inbox rows are claimed first, in one statement: the second delivery waits for the
+    first transaction, finds every event taken and applies nothing, without running a
+    handler or falling back one by one.
+    """
+    settings = make_settings("training", database_url, broker)
+    db = await _prepare(database_url)
+    events = [released() for _ in range(30)]
+    ids = [str(e.participant_id) for e in events]
+    calls: tuple[list[list[str]], list[list[str]]] = ([], [])
+    subs = [_batching_subscriptions(c) for c in calls]
+
+    @subs[0].on_batch(InmateReleased)
+    async def slow(items: Sequence[Delivered[InmateReleased]], ctx: BatchContext) -> None:
+        calls[0].append([str(item.event.participant_id) for item in items])
+        ctx.session.add_all(
+            [Applied(participant_id=str(i.event.participant_id), via="batch") for i in items]
+        )
+        await ctx.session.flush()
+        await asyncio.sleep(0.5)  # holds its transaction while the other delivery arrives
+
+    first, first_producer = await _runner(settings, db, subs[0])
+    second, second_producer = await _runner(settings, db, subs[1])
+    await publish(settings, events)
+    records = await records_on(settings, "registry.inmates")
+    try:
+
+        async def later() -> object:
+            await asyncio.sleep(0.1)
+            return await second.process_batch(records)
+
+        await asyncio.gather(first.process_batch(records), later())
+    finally:
+        for runner, producer in ((first, first_producer), (second, second_producer)):
+            await runner.consumer.stop()
+            await producer.stop()
+
+    applied = await _applied(db)
+    handled = [pid for c in calls for call in c for pid in call]
+    print(
+        f"\nsame {len(records)} records delivered twice at once: applied {len(applied)}, "
+        f"handled by the first {first.processed}, by the second {second.processed}"
+    )
+    assert sorted(pid for pid, _ in applied) == sorted(ids)  # each once
+    assert all(via == "batch" for _, via in applied)  # neither went one by one
+    assert sorted(handled) == sorted(ids)  # no handler saw an event twice
+    assert (first.processed, second.processed) == (len(ids), 0)
+    assert await count(db, InboxMessage) == len(ids)
+    await db.dispose()

@@ -13,11 +13,13 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, is_unavailable, plan_each_statement
+from bekal.shared.db import Database, is_unavailable, plan_each_statement, utcnow
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -222,12 +224,12 @@ class ConsumerRunner:
         """Handle one fetch's records, each partition's in order; return each one's last done.
 
         Consecutive readable records, of every partition in the fetch, are applied in one
-        transaction with one inbox lookup for all of them: a few round trips per fetch instead
-        of several per record. If anything in that transaction fails, it is rolled back and the
-        same records go one by one through ``process`` (retries, dead letters, waiting for the
-        database), so a bad record costs its batch the shortcut and nothing else. The caller
-        commits each partition's offset after its returned record only: everything up to it is
-        committed in the database.
+        transaction whose first statement claims their inbox rows: a few round trips per
+        fetch instead of several per record. If anything in that transaction fails, it is
+        rolled back and the same records go one by one through ``process`` (retries, dead
+        letters, waiting for the database), so a bad record costs its batch the shortcut and
+        nothing else. The caller commits each partition's offset after its returned record
+        only: everything up to it is committed in the database.
         """
         self._last_done = {}
         pending: list[_Decoded] = []
@@ -286,31 +288,30 @@ class ConsumerRunner:
             self._done(item.record)
 
     async def _handle_together(self, items: list[_Decoded]) -> list[str]:
-        """One transaction: every new record's effect and its inbox row, or nothing."""
-        wanted = [i.meta.id for i in items if i.handler is not None]
-        if not wanted:
+        """One transaction: every new record's effect and its inbox row, or nothing.
+
+        The inbox rows go first, in one statement that skips the event ids already there and
+        returns the ones it wrote: those, and only those, are new. A concurrent delivery of
+        the same event waits on the row and then finds it taken.
+        """
+        candidates: dict[str, _Decoded] = {}
+        for item in items:
+            if item.handler is not None:
+                candidates.setdefault(item.meta.id, item)  # a repeat in the batch is a duplicate
+        if not candidates:
             return ["ignored"] * len(items)
-        outcomes: list[str] = []
-        new: list[_Decoded] = []
         async with self.db.session() as session:
             await plan_each_statement(session)  # lookups of 200 ids: never a generic plan
-            seen = set(
-                await session.scalars(
-                    select(InboxMessage.event_id).where(
-                        InboxMessage.consumer_group == self.subs.group_id,
-                        InboxMessage.event_id.in_(wanted),
-                    )
-                )
-            )
-            for item in items:
-                if item.handler is None:
-                    outcomes.append("ignored")
-                elif item.meta.id in seen:  # handled before, or earlier in this same batch
-                    outcomes.append("duplicate")
-                else:
-                    seen.add(item.meta.id)
-                    new.append(item)
-                    outcomes.append("handled")
+            fresh = await self._claim(session, list(candidates.values()))
+            new = [item for item in candidates.values() if item.meta.id in fresh]
+            outcomes = [
+                "ignored"
+                if item.handler is None
+                else "handled"
+                if candidates[item.meta.id] is item and item.meta.id in fresh
+                else "duplicate"
+                for item in items
+            ]
             start = 0
             while start < len(new):
                 batch_handler = self.subs.batch_handlers.get(new[start].meta.type)
@@ -326,24 +327,34 @@ class ConsumerRunner:
                     await self._handle_run(session, batch_handler, new[start:end])
                 start = end
             if new:
-                # One statement for all inbox rows, after the effects: they commit together.
-                await session.execute(
-                    InboxMessage.__table__.insert(),
-                    [
-                        {
-                            "consumer_group": self.subs.group_id,
-                            "event_id": item.meta.id,
-                            "event_type": item.meta.type,
-                            "topic": item.record.topic,
-                            "partition": item.record.partition,
-                            "offset": item.record.offset,
-                        }
-                        for item in new
-                    ],
-                )
                 await session.commit()
         self.processed += len(new)
         return outcomes
+
+    async def _claim(self, session: AsyncSession, items: list[_Decoded]) -> set[str]:
+        """Write the inbox rows of ``items`` not there yet; return the event ids written."""
+        table = InboxMessage.__table__
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["consumer_group", "event_id"])
+            .returning(table.c.event_id)
+        )
+        rows = [
+            {
+                "consumer_group": self.subs.group_id,
+                "event_id": item.meta.id,
+                "event_type": item.meta.type,
+                "topic": item.record.topic,
+                "partition": item.record.partition,
+                "offset": item.record.offset,
+                "handled_at": utcnow(),
+            }
+            for item in items
+        ]
+        # Executed for many rows at once, the statement stays cached and goes as a few
+        # multi-row INSERTs, each returning the ids it wrote.
+        return set((await session.execute(statement, rows)).scalars())
 
     async def _handle_one(self, session: AsyncSession, item: _Decoded) -> None:
         assert item.handler is not None
