@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -16,7 +16,7 @@ from bekal.shared.events.catalogue import (
     ParticipantCompleted,
     ReleaseKind,
 )
-from bekal.shared.events.envelope import UnreadableEvent, from_kafka, to_kafka
+from bekal.shared.events.envelope import UnreadableEvent, encode, from_kafka, to_kafka
 from bekal.shared.events.topics import TOPICS
 
 
@@ -121,6 +121,69 @@ def test_unreadable_records_are_rejected_with_a_reason(headers, value, reason) -
     with pytest.raises(UnreadableEvent) as info:
         from_kafka(b"k", value, headers, catalogue)
     assert info.value.reason == reason
+
+
+def _released_headers(**override: bytes) -> list[tuple[str, bytes]]:
+    headers = {
+        "ce_id": b"1",
+        "ce_type": b"id.bekal.registry.inmate.released.v1",
+        "ce_source": b"/corrections/registry",
+        "ce_specversion": b"1.0",
+        "ce_time": b"2024-09-07T10:00:00Z",
+        "content-type": b"application/json",
+        **override,
+    }
+    return list(headers.items())
+
+
+@pytest.mark.parametrize(
+    ("headers", "value"),
+    [
+        (_released_headers(ce_time=b"yesterday"), None),  # not a time
+        (_released_headers(ce_time=b"2024-09-07T10:00:00"), None),  # no UTC offset
+        (_released_headers(), b"[1, 2]"),  # JSON, but not an object
+        (_released_headers(), b""),  # no data at all
+        (_released_headers(), b"\xff\xfe{}"),  # not UTF-8
+    ],
+    ids=["bad time", "naive time", "array", "empty", "not utf-8"],
+)
+def test_records_the_model_or_the_envelope_cannot_read_are_malformed(headers, value) -> None:  # type: ignore[no-untyped-def]
+    if value is None:
+        value = json.dumps(_released().data()).encode()
+    with pytest.raises(UnreadableEvent) as info:
+        from_kafka(b"k", value, headers, catalogue)
+    assert info.value.reason == "malformed"
+
+
+def test_time_with_an_offset_is_read_as_the_same_instant() -> None:
+    event = _released()
+    value = json.dumps(event.data()).encode()
+    headers = _released_headers(ce_time=b"2024-09-07T17:00:00.123456+07:00")
+    decoded, meta = from_kafka(b"k", value, headers, catalogue)
+    assert decoded == event
+    assert meta.time == datetime(2024, 9, 7, 10, 0, 0, 123456, tzinfo=UTC)
+    assert meta.time.utcoffset() == timezone(timedelta(hours=7)).utcoffset(None)
+
+
+def test_stored_payload_is_sent_as_it_is_and_reads_as_the_event() -> None:
+    """The outbox relay sends the JSON it stored, without parsing and serialising it again."""
+    event = _released()
+    payload = json.dumps(event.data(), ensure_ascii=False).encode()
+    when = datetime(2024, 9, 7, 10, 0, tzinfo=UTC)
+    key, value, headers = encode(
+        event_type=event.event_type(),
+        subject=event.aggregate_id,
+        data=payload,
+        source="/corrections/registry",
+        event_id="abc",
+        time=when,
+    )
+    assert value == payload
+    assert (key, value, headers) == to_kafka(
+        event, source="/corrections/registry", event_id="abc", time=when
+    )
+    decoded, meta = from_kafka(key, value, headers, catalogue)
+    assert decoded == event and meta.time == when and meta.subject == event.aggregate_id
 
 
 def test_producers_cannot_build_an_invalid_event() -> None:

@@ -17,6 +17,8 @@ from bekal.shared.events.base import Event, EventRegistry
 
 CONTENT_TYPE = "application/json"
 TRACEPARENT = "traceparent"
+TIME = "ce_time"
+_READ_HERE = frozenset({TRACEPARENT, TIME})  # not given to the SDK: read below
 _FORMAT = JSONFormat()
 
 
@@ -55,16 +57,42 @@ def to_kafka(
     traceparent: str | None = None,
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Encode an event as (key, value, headers) in binary content mode."""
+    return encode(
+        event_type=event.event_type(),
+        subject=event.aggregate_id,
+        data=json.dumps(event.data(), ensure_ascii=False).encode(),
+        source=source,
+        event_id=event_id,
+        time=time,
+        traceparent=traceparent,
+    )
+
+
+def encode(
+    *,
+    event_type: str,
+    subject: str,
+    data: bytes,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+    traceparent: str | None = None,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Encode an event's JSON ``data``, already validated by its model, in binary content mode.
+
+    The outbox relay sends the payload it stored as it is: parsing it into the model and
+    serialising it again would give the same JSON, and cost most of the relay's time per row.
+    """
     attributes: dict[str, Any] = {
         "id": event_id or new_event_id(),
         "source": source,
-        "type": event.event_type(),
-        "subject": event.aggregate_id,
+        "type": event_type,
+        "subject": subject,
         "time": time or datetime.now(UTC),
         "datacontenttype": CONTENT_TYPE,
-        "partitionkey": event.aggregate_id,
+        "partitionkey": subject,
     }
-    message = ce_kafka.to_binary(CloudEvent(attributes=attributes, data=event.data()), _FORMAT)
+    message = ce_kafka.to_binary(CloudEvent(attributes=attributes, data=data), _FORMAT)
     headers = [(k, v) for k, v in message.headers.items() if k != "ce_partitionkey"]
     if traceparent:
         headers.append((TRACEPARENT, traceparent.encode()))
@@ -78,18 +106,25 @@ def from_kafka(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
     registry: EventRegistry,
 ) -> tuple[Event, EventMeta]:
-    """Decode and validate a record; raise UnreadableEvent with a reason for anything else."""
+    """Decode and validate a record; raise UnreadableEvent with a reason for anything else.
+
+    The SDK reads the attributes; the event's model parses the data straight from its bytes
+    (one step instead of ``json.loads`` and then a validation of the dict), and ``ce_time`` is
+    read with the standard library, which takes every RFC 3339 time we write: the SDK's own
+    parser cost a fifth of a consumer's time per event.
+    """
     header_map = {k: v for k, v in headers}
     if "ce_type" not in header_map or "ce_id" not in header_map:
         raise UnreadableEvent("not_a_cloudevent", "missing ce_id or ce_type header")
     try:
         message = ce_kafka.KafkaMessage(
-            headers={k: v for k, v in header_map.items() if k != TRACEPARENT},
+            headers={k: v for k, v in header_map.items() if k not in _READ_HERE},
             key=key,
             value=value or b"",
         )
-        ce = ce_kafka.from_binary(message, _FORMAT)
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        ce = ce_kafka.from_binary(message, _DATA_AS_IS)
+        time = _time(header_map.get(TIME))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise UnreadableEvent("malformed", str(exc)) from exc
     except Exception as exc:  # the SDK raises its own exception family for bad attributes
         raise UnreadableEvent("malformed", f"{type(exc).__name__}: {exc}") from exc
@@ -98,16 +133,15 @@ def from_kafka(
     if cls is None:
         raise UnreadableEvent("unknown_type", f"no event type {event_type!r} in the catalogue")
     data = ce.get_data()
-    if isinstance(data, bytes | str):
-        try:
-            data = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UnreadableEvent("malformed", f"data is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UnreadableEvent("malformed", "data is not a JSON object")
+    if not data:
+        raise UnreadableEvent("malformed", "the record has no data")
+    if isinstance(data, str):
+        data = data.encode()
     try:
-        event = cls.model_validate(data)
+        event = cls.model_validate_json(data)  # type: ignore[arg-type]
     except ValidationError as exc:
+        if any(e["type"] == "json_invalid" or not e["loc"] for e in exc.errors()):
+            raise UnreadableEvent("malformed", f"data is not a JSON object: {exc}") from exc
         raise UnreadableEvent("invalid_payload", str(exc)) from exc
     trace = header_map.get(TRACEPARENT)
     meta = EventMeta(
@@ -115,7 +149,29 @@ def from_kafka(
         type=event_type,
         source=ce.get_source(),
         subject=ce.get_subject(),
-        time=ce.get_time(),
+        time=time,
         traceparent=trace.decode(errors="replace") if trace else None,
     )
     return event, meta
+
+
+def _time(raw: bytes | None) -> datetime | None:
+    """``ce_time`` as an aware datetime (RFC 3339 requires the offset)."""
+    if raw is None:
+        return None
+    parsed = datetime.fromisoformat(raw.decode())
+    if parsed.tzinfo is None:
+        raise ValueError(f"ce_time {raw.decode()!r} has no UTC offset")
+    return parsed
+
+
+class _DataAsIs(JSONFormat):
+    """The JSON format, except that received data stays bytes for the model to parse."""
+
+    def read_data(
+        self, body: bytes, datacontenttype: str | None
+    ) -> dict[str, Any] | str | bytes | None:
+        return body or None
+
+
+_DATA_AS_IS = _DataAsIs()

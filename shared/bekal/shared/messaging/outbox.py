@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bekal.shared import metrics
 from bekal.shared.db import Database, utcnow
 from bekal.shared.events.base import Event
-from bekal.shared.events.envelope import to_kafka
+from bekal.shared.events.envelope import encode
 from bekal.shared.logging import current_traceparent
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.settings import Settings
@@ -169,15 +169,19 @@ class OutboxRelay:
             return len(sent)
 
     async def _send(self, row: OutboxMessage) -> asyncio.Future[Any]:
-        """Queue one row in the producer; the future resolves when the broker has it."""
+        """Queue one row in the producer; the future resolves when the broker has it.
+
+        The payload goes as it was stored: the event's model validated it when the row was
+        written (``add_event``), in the same transaction as the change it reports.
+        """
         from bekal.shared.events import catalogue
 
-        cls = catalogue.get(row.event_type)
-        if cls is None:
+        if catalogue.get(row.event_type) is None:
             raise RuntimeError(f"outbox row {row.event_id} has unknown type {row.event_type}")
-        event = cls.model_validate_json(row.payload)
-        key, value, headers = to_kafka(
-            event,
+        key, value, headers = encode(
+            event_type=row.event_type,
+            subject=row.aggregate_id,
+            data=row.payload.encode(),
             source=self.source,
             event_id=str(row.event_id),
             time=row.created_at,
