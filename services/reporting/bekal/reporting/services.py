@@ -63,6 +63,7 @@ from bekal.reporting.models import (
     WaitlistEntry,
 )
 from bekal.reporting.privacy import OPEN_DATA_KEYS, PublicTables
+from bekal.shared.db import among
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CertificateReissued,
@@ -215,7 +216,9 @@ async def record_enrollments(session: AsyncSession, *, facts: Sequence[Enrollmen
     rows: dict[uuid.UUID, Enrollment] = {
         row.id: row
         for row in await session.scalars(
-            select(Enrollment).where(Enrollment.id.in_({f.enrollment_id for f in facts}))
+            select(Enrollment).where(
+                among(session, Enrollment.id, {f.enrollment_id for f in facts})
+            )
         )
     }
     new = [f for f in facts if f.enrollment_id not in rows]
@@ -261,7 +264,9 @@ async def record_certificates(
         return
     known = set(
         await session.scalars(
-            select(Certificate.id).where(Certificate.id.in_({e.certificate_id for e in events}))
+            select(Certificate.id).where(
+                among(session, Certificate.id, {e.certificate_id for e in events})
+            )
         )
     )
     new: dict[uuid.UUID, CertificateIssued | CertificateReissued] = {}
@@ -438,7 +443,7 @@ async def identities(session: AsyncSession, participant_ids: Collection[uuid.UUI
             old: survivor
             for old, survivor in await session.execute(
                 select(MergedParticipant.id, MergedParticipant.surviving_id).where(
-                    MergedParticipant.id.in_(frontier)
+                    among(session, MergedParticipant.id, frontier)
                 )
             )
         }
@@ -454,7 +459,9 @@ async def identities(session: AsyncSession, participant_ids: Collection[uuid.UUI
         survivors[start] = current
     erased = frozenset(
         await session.scalars(
-            select(ErasedParticipant.id).where(ErasedParticipant.id.in_(set(survivors.values())))
+            select(ErasedParticipant.id).where(
+                among(session, ErasedParticipant.id, set(survivors.values()))
+            )
         )
     )
     return Identities(survivors=survivors, erased=erased)
@@ -555,16 +562,20 @@ async def record_participants(session: AsyncSession, *, events: Sequence[InmateS
     await identity_lock(session, exclusive=False)
     ids = {e.participant_id for e in events}
     gone = set(
-        await session.scalars(select(ErasedParticipant.id).where(ErasedParticipant.id.in_(ids)))
+        await session.scalars(
+            select(ErasedParticipant.id).where(among(session, ErasedParticipant.id, ids))
+        )
     )
     gone |= set(
         await session.scalars(
-            select(MergedParticipant.id).where(MergedParticipant.id.in_(ids - gone))
+            select(MergedParticipant.id).where(among(session, MergedParticipant.id, ids - gone))
         )
     )
     rows: dict[uuid.UUID, Participant] = {
         row.id: row
-        for row in await session.scalars(select(Participant).where(Participant.id.in_(ids - gone)))
+        for row in await session.scalars(
+            select(Participant).where(among(session, Participant.id, ids - gone))
+        )
     }
     ignored = 0
     for event in events:

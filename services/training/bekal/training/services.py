@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bekal.shared.auth import Principal, Role
-from bekal.shared.db import utcnow
+from bekal.shared.db import among, utcnow
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
     EnrollmentOutcome,
@@ -141,12 +141,14 @@ async def apply_inmates_shared(
     """
     ids = {event.participant_id for event, _ in events}
     merged = set(
-        await session.scalars(select(MergedParticipant.id).where(MergedParticipant.id.in_(ids)))
+        await session.scalars(
+            select(MergedParticipant.id).where(among(session, MergedParticipant.id, ids))
+        )
     )
     rows = {
         row.id: row
         for row in await session.scalars(
-            select(Participant).where(Participant.id.in_(ids - merged))
+            select(Participant).where(among(session, Participant.id, ids - merged))
         )
     }
     # People new to the replica, as plain rows: no unit-of-work bookkeeping per person.
