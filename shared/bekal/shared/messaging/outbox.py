@@ -68,6 +68,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.backoff = settings.outbox_poll_interval_seconds
+        self.published = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -82,6 +83,10 @@ class OutboxRelay:
         self._wake.set()
         if self._task:
             await self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
         failures = 0
@@ -162,6 +167,7 @@ class OutboxRelay:
                     )
             finally:
                 await session.commit()
+            self.published += len(sent)
             for row in rows[: len(sent)]:
                 metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, row.topic).inc()
             if failure is not None:
