@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import String, select
+from sqlalchemy import String, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, Database, among, new_metadata
@@ -45,4 +45,13 @@ async def test_among_finds_exactly_the_rows_whose_ids_it_is_given(database_url: 
     assert await found(set(stored[:3])) == set(stored[:3])
     assert await found(strangers) == set()
     assert await found(set()) == set()
+    await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no plan cache
+async def test_postgresql_plans_every_statement_for_its_values(database_url: str) -> None:
+    """A cached generic plan cannot hash a batch's ids: it scans and compares each with each."""
+    db = Database(database_url)
+    async with db.session() as session:
+        assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
     await db.dispose()

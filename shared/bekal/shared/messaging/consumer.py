@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, is_unavailable, plan_each_statement, utcnow
+from bekal.shared.db import Database, is_unavailable, utcnow
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -301,7 +301,6 @@ class ConsumerRunner:
         if not candidates:
             return ["ignored"] * len(items)
         async with self.db.session() as session:
-            await plan_each_statement(session)  # lookups of 200 ids: never a generic plan
             fresh = await self._claim(session, list(candidates.values()))
             new = [item for item in candidates.values() if item.meta.id in fresh]
             outcomes = [
