@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import String, select, text
+from sqlalchemy import Date, Integer, String, UniqueConstraint, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bekal.shared.db import GUID, Database, among, new_metadata
+from bekal.shared.db import GUID, Database, UTCDateTime, among, insert_rows, new_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,17 @@ class Person(Base):
     __tablename__ = "people"
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
     name: Mapped[str] = mapped_column(String(50))
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(GUID())
+    code: Mapped[str] = mapped_column(String(20))
+    on: Mapped[date | None] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("person_id", "code"),)
 
 
 async def test_among_finds_exactly_the_rows_whose_ids_it_is_given(database_url: str) -> None:
@@ -54,4 +66,44 @@ async def test_postgresql_plans_every_statement_for_its_values(database_url: str
     db = Database(database_url)
     async with db.session() as session:
         assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+    await db.dispose()
+
+
+async def test_insert_rows_writes_every_value_and_skips_taken_keys(database_url: str) -> None:
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    table = Visit.__table__
+    person = uuid.uuid4()
+    jakarta = timezone(timedelta(hours=7))
+    first = [
+        {
+            "person_id": person,
+            "code": f"c{i}",
+            "on": date(2024, 9, 3) if i % 2 else None,
+            "at": datetime(2024, 9, 3, 8, i % 60, tzinfo=jakarta),
+        }
+        for i in range(250)
+    ]
+    async with db.session() as session:
+        await insert_rows(session, table, first)  # type: ignore[arg-type]
+        await session.commit()
+    again = [*first[240:], {**first[0], "code": "new"}]  # ten taken, one new
+    async with db.session() as session:
+        written = await insert_rows(
+            session,
+            table,  # type: ignore[arg-type]
+            again,
+            skip_taken=["person_id", "code"],
+            returning=table.c.code,
+        )
+        await session.commit()
+        assert written == ["new"]
+        assert await insert_rows(session, table, []) == []  # type: ignore[arg-type]
+    async with db.session() as session:
+        stored = {v.code: v for v in await session.scalars(select(Visit))}
+    assert len(stored) == 251
+    assert stored["c1"].on == date(2024, 9, 3) and stored["c2"].on is None
+    assert stored["c7"].at == datetime(2024, 9, 3, 1, 7, tzinfo=UTC)  # the same instant, in UTC
+    assert stored["new"].person_id == person
     await db.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +14,18 @@ from sqlalchemy import (
     DateTime,
     MetaData,
     String,
+    Table,
     TypeDecorator,
     any_,
     bindparam,
     event,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -162,6 +167,51 @@ def among(
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    skip_taken: Sequence[str] = (),
+    returning: ColumnElement[Any] | None = None,
+) -> list[Any]:
+    """Insert a batch's rows with one statement; return ``returning`` of the rows written.
+
+    Every row names the same columns, every column it needs (no Python-side defaults are
+    applied). With ``skip_taken`` (the columns of a unique key) a row whose key is taken is
+    left out instead of failing the statement, and so is absent from what is returned.
+
+    On PostgreSQL the values go as one array per column, ``INSERT ... SELECT FROM unnest(...)``:
+    one statement execution, compiled and prepared once, with a dozen parameters instead of
+    one per value. Measured for an inbox row and a participant per event, 200 events a
+    statement: 75 us per event against 107 to 113 for the multi-row and executemany forms.
+    SQLite gets an executemany of the same rows.
+    """
+    if not rows:
+        return []
+    names = list(rows[0])
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = [
+            bindparam(f"rows_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+            for name in names
+        ]
+        source = select(func.unnest(*arrays).table_valued(*names).render_derived())
+        pg = pg_insert(table).from_select(names, source)
+        if skip_taken:
+            pg = pg.on_conflict_do_nothing(index_elements=list(skip_taken))
+        if returning is None:
+            await session.execute(pg)
+            return []
+        return list((await session.execute(pg.returning(returning))).scalars())
+    lite = sqlite_insert(table)
+    if skip_taken:
+        lite = lite.on_conflict_do_nothing(index_elements=list(skip_taken))
+    if returning is None:
+        await session.execute(lite, list(rows))
+        return []
+    return list((await session.execute(lite.returning(returning), list(rows))).scalars())
 
 
 def is_unavailable(exc: BaseException) -> bool:

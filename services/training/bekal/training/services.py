@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bekal.shared.auth import Principal, Role
-from bekal.shared.db import among, utcnow
+from bekal.shared.db import among, insert_rows, utcnow
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
     EnrollmentOutcome,
@@ -184,8 +184,7 @@ async def apply_inmates_shared(
                 "as_of": as_of,
                 **facts,
             }
-    if new:
-        await session.execute(Participant.__table__.insert(), list(new.values()))
+    await insert_rows(session, Participant.__table__, list(new.values()))  # type: ignore[arg-type]
     return ignored
 
 

@@ -13,13 +13,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, is_unavailable, utcnow
+from bekal.shared.db import Database, insert_rows, is_unavailable, utcnow
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -332,13 +330,7 @@ class ConsumerRunner:
 
     async def _claim(self, session: AsyncSession, items: list[_Decoded]) -> set[str]:
         """Write the inbox rows of ``items`` not there yet; return the event ids written."""
-        table = InboxMessage.__table__
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=["consumer_group", "event_id"])
-            .returning(table.c.event_id)
-        )
+        now = utcnow()
         rows = [
             {
                 "consumer_group": self.subs.group_id,
@@ -347,13 +339,19 @@ class ConsumerRunner:
                 "topic": item.record.topic,
                 "partition": item.record.partition,
                 "offset": item.record.offset,
-                "handled_at": utcnow(),
+                "handled_at": now,
             }
             for item in items
         ]
-        # Executed for many rows at once, the statement stays cached and goes as a few
-        # multi-row INSERTs, each returning the ids it wrote.
-        return set((await session.execute(statement, rows)).scalars())
+        table = InboxMessage.__table__
+        written = await insert_rows(
+            session,
+            table,  # type: ignore[arg-type]
+            rows,
+            skip_taken=["consumer_group", "event_id"],
+            returning=table.c.event_id,
+        )
+        return set(written)
 
     async def _handle_one(self, session: AsyncSession, item: _Decoded) -> None:
         assert item.handler is not None
