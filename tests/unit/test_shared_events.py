@@ -144,8 +144,10 @@ def _released_headers(**override: bytes) -> list[tuple[str, bytes]]:
         (_released_headers(), b"[1, 2]"),  # JSON, but not an object
         (_released_headers(), b""),  # no data at all
         (_released_headers(), b"\xff\xfe{}"),  # not UTF-8
+        (_released_headers(ce_specversion=b"0.3"), None),  # not CloudEvents 1.0
+        (_released_headers(ce_source=b""), None),  # a required attribute empty
     ],
-    ids=["bad time", "naive time", "array", "empty", "not utf-8"],
+    ids=["bad time", "naive time", "array", "empty", "not utf-8", "old version", "no source"],
 )
 def test_records_the_model_or_the_envelope_cannot_read_are_malformed(headers, value) -> None:  # type: ignore[no-untyped-def]
     if value is None:

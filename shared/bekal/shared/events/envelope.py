@@ -6,8 +6,9 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
+from cloudevents.core.base import EventFactory
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -18,6 +19,7 @@ from bekal.shared.events.base import Event, EventRegistry
 CONTENT_TYPE = "application/json"
 TRACEPARENT = "traceparent"
 TIME = "ce_time"
+SPECVERSION = "1.0"
 _READ_HERE = frozenset({TRACEPARENT, TIME})  # not given to the SDK: read below
 _FORMAT = JSONFormat()
 
@@ -108,10 +110,13 @@ def from_kafka(
 ) -> tuple[Event, EventMeta]:
     """Decode and validate a record; raise UnreadableEvent with a reason for anything else.
 
-    The SDK reads the attributes; the event's model parses the data straight from its bytes
-    (one step instead of ``json.loads`` and then a validation of the dict), and ``ce_time`` is
-    read with the standard library, which takes every RFC 3339 time we write: the SDK's own
-    parser cost a fifth of a consumer's time per event.
+    The SDK's binding maps the headers to attributes; the checks its event class would make
+    are the few below, on the attributes this platform uses (that class validates every
+    attribute's type through abstract-class checks and was a third of the decoding time). The
+    event's model parses the data straight from its bytes (one step instead of ``json.loads``
+    and then a validation of the dict), and ``ce_time`` is read with the standard library,
+    which takes every RFC 3339 time we write: the SDK's parser was a fifth of a consumer's
+    time per event.
     """
     header_map = {k: v for k, v in headers}
     if "ce_type" not in header_map or "ce_id" not in header_map:
@@ -122,17 +127,23 @@ def from_kafka(
             key=key,
             value=value or b"",
         )
-        ce = ce_kafka.from_binary(message, _DATA_AS_IS)
+        attributes, data = cast(
+            "_Received", ce_kafka.from_binary(message, _DATA_AS_IS, event_factory=_RECEIVED)
+        )
         time = _time(header_map.get(TIME))
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise UnreadableEvent("malformed", str(exc)) from exc
-    except Exception as exc:  # the SDK raises its own exception family for bad attributes
+    except Exception as exc:  # the SDK's own exception family, should the binding raise one
         raise UnreadableEvent("malformed", f"{type(exc).__name__}: {exc}") from exc
-    event_type = ce.get_type()
+    if attributes.get("specversion") != SPECVERSION:
+        raise UnreadableEvent("malformed", f"not CloudEvents {SPECVERSION}")
+    missing = [name for name in ("id", "source", "type") if not attributes.get(name)]
+    if missing:
+        raise UnreadableEvent("malformed", f"empty or missing attributes: {', '.join(missing)}")
+    event_type = attributes["type"]
     cls = registry.get(event_type)
     if cls is None:
         raise UnreadableEvent("unknown_type", f"no event type {event_type!r} in the catalogue")
-    data = ce.get_data()
     if not data:
         raise UnreadableEvent("malformed", "the record has no data")
     if isinstance(data, str):
@@ -145,10 +156,10 @@ def from_kafka(
         raise UnreadableEvent("invalid_payload", str(exc)) from exc
     trace = header_map.get(TRACEPARENT)
     meta = EventMeta(
-        id=ce.get_id(),
+        id=attributes["id"],
         type=event_type,
-        source=ce.get_source(),
-        subject=ce.get_subject(),
+        source=attributes["source"],
+        subject=attributes.get("subject"),
         time=time,
         traceparent=trace.decode(errors="replace") if trace else None,
     )
@@ -165,6 +176,13 @@ def _time(raw: bytes | None) -> datetime | None:
     return parsed
 
 
+class _Received(NamedTuple):
+    """What the binding read from a record: its attributes (strings) and its data (bytes)."""
+
+    attributes: dict[str, Any]
+    data: Any
+
+
 class _DataAsIs(JSONFormat):
     """The JSON format, except that received data stays bytes for the model to parse."""
 
@@ -175,3 +193,4 @@ class _DataAsIs(JSONFormat):
 
 
 _DATA_AS_IS = _DataAsIs()
+_RECEIVED = cast(EventFactory, _Received)  # the binding calls it with (attributes, data)
