@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -159,6 +160,9 @@ class _Decoded:
     handler: Handler | None
 
 
+_Read = _Decoded | Record  # a fetched record, decoded, or left as it came when unreadable
+
+
 class ConsumerRunner:
     """Runs one consumer group: getmany → one transaction per batch (effects + inbox) → commit."""
 
@@ -202,21 +206,38 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                batches = await self.consumer.getmany(
-                    timeout_ms=500, max_records=self.settings.consumer_batch_size
-                )
-            except KafkaError as exc:
-                log.warning("consumer_fetch_failed", group=self.subs.group_id, error=str(exc))
-                await self._sleep(1.0)
-                continue
-            done = await self.process_batch([r for records in batches.values() for r in records])
-            if done:
-                positions = {tp: record.offset + 1 for tp, record in done.items()}
-                await self._commit(positions)
-                for tp, position in positions.items():
-                    self._report_lag(tp, position)
+        # The next fetch is read while this one is applied: reading (decoding and validating
+        # each record) is CPU work, applying is mostly waiting for the database. Records read
+        # ahead and not applied when the runner stops are not committed: they are read again.
+        ahead: asyncio.Future[list[_Read]] | None = None
+        try:
+            while not self._stopping.is_set():
+                read = await (ahead or self._fetch_and_read())
+                ahead = asyncio.ensure_future(self._fetch_and_read())
+                if not read:
+                    continue
+                done = await self._apply_read(read)
+                if done:
+                    positions = {tp: record.offset + 1 for tp, record in done.items()}
+                    await self._commit(positions)
+                    for tp, position in positions.items():
+                        self._report_lag(tp, position)
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with suppress(asyncio.CancelledError):
+                    await ahead
+
+    async def _fetch_and_read(self) -> list[_Read]:
+        try:
+            batches = await self.consumer.getmany(
+                timeout_ms=500, max_records=self.settings.consumer_batch_size
+            )
+        except KafkaError as exc:
+            log.warning("consumer_fetch_failed", group=self.subs.group_id, error=str(exc))
+            await self._sleep(1.0)
+            return []
+        return await self._read([r for records in batches.values() for r in records])
 
     async def process_batch(self, records: Sequence[Record]) -> dict[TopicPartition, Record]:
         """Handle one fetch's records, each partition's in order; return each one's last done.
@@ -229,23 +250,38 @@ class ConsumerRunner:
         nothing else. The caller commits each partition's offset after its returned record
         only: everything up to it is committed in the database.
         """
+        return await self._apply_read(await self._read(records))
+
+    async def _read(self, records: Sequence[Record]) -> list[_Read]:
+        """Each record decoded; one that cannot be read stays a bare record, in its place."""
+        read: list[_Read] = []
+        for n, record in enumerate(records, 1):
+            try:
+                event, meta = from_kafka(
+                    record.key, record.value, list(record.headers or []), self.registry
+                )
+            except UnreadableEvent:
+                read.append(record)
+            else:
+                read.append(_Decoded(record, event, meta, self.subs.handlers.get(meta.type)))
+            if n % 50 == 0:
+                await asyncio.sleep(0)  # let the fetch being applied hear from its database
+        return read
+
+    async def _apply_read(self, read: Sequence[_Read]) -> dict[TopicPartition, Record]:
         self._last_done = {}
         pending: list[_Decoded] = []
         try:
-            for record in records:
+            for item in read:
                 if self._stopping.is_set():
                     break
-                try:
-                    event, meta = from_kafka(
-                        record.key, record.value, list(record.headers or []), self.registry
-                    )
-                except UnreadableEvent:
-                    await self._apply(pending)
-                    pending = []
-                    await self.process(record)  # to the dead-letter topic, after those before it
-                    self._done(record)
+                if isinstance(item, _Decoded):
+                    pending.append(item)
                     continue
-                pending.append(_Decoded(record, event, meta, self.subs.handlers.get(meta.type)))
+                await self._apply(pending)
+                pending = []
+                await self.process(item)  # to the dead-letter topic, after those before it
+                self._done(item)
             await self._apply(pending)
         except _Stopping:
             pass
