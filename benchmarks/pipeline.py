@@ -271,22 +271,23 @@ async def measure(
             )
             await conn.execute("TRUNCATE participants, inbox")
 
-            # Raw consume-and-insert: a consumer group, one transaction per fetched batch,
-            # offsets committed after it (the platform's guarantees, nothing else).
+            # Raw consume-and-insert: a consumer group, one transaction per fetched batch of the
+            # platform's batch size, offsets committed after it (its guarantees, nothing else).
+            batch_size = settings.consumer_batch_size
             group = AIOKafkaConsumer(
                 topic,
                 bootstrap_servers=bootstrap,
                 group_id=f"{tag}.raw",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                max_poll_records=200,
+                max_poll_records=batch_size,
             )
             await group.start()
             try:
                 got = 0
                 started = time.perf_counter()
                 while got < n:
-                    batches = await group.getmany(timeout_ms=1000, max_records=200)
+                    batches = await group.getmany(timeout_ms=1000, max_records=batch_size)
                     for tp, batch in batches.items():
                         stamp = datetime.now(UTC)
                         p_rows, i_rows = [], []
