@@ -6,15 +6,15 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Row, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, utcnow
+from bekal.shared.db import Database, among, utcnow
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import encode
 from bekal.shared.logging import current_traceparent
@@ -118,11 +118,12 @@ class OutboxRelay:
         async with self.db.session() as session:
             if not await _take_relay_lock(session, self.db):
                 return 0
+            # The table, not the ORM: rows are read and marked with plain statements.
             rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.sent_at.is_(None))
-                    .order_by(OutboxMessage.seq)
+                await session.execute(
+                    select(*_COLUMNS)
+                    .where(_OUTBOX.c.sent_at.is_(None))
+                    .order_by(_OUTBOX.c.seq)
                     .limit(self.settings.outbox_batch_size)
                 )
             ).all()
@@ -151,8 +152,14 @@ class OutboxRelay:
                 for row, ack in zip(rows, [*acks, None], strict=False):
                     result = _outcome(ack) if ack is not None else failure
                     if isinstance(result, BaseException):
-                        row.attempts += 1
-                        row.last_error = f"{type(result).__name__}: {result}"[:2000]
+                        await session.execute(
+                            update(_OUTBOX)
+                            .where(_OUTBOX.c.seq == row.seq)
+                            .values(
+                                attempts=_OUTBOX.c.attempts + 1,
+                                last_error=f"{type(result).__name__}: {result}"[:2000],
+                            )
+                        )
                         failure = result
                         break
                     sent.append(row.seq)
@@ -160,10 +167,9 @@ class OutboxRelay:
                     # One statement for the batch instead of one per row. By seq, not by range:
                     # a row with a lower seq committed late may sit between them, unsent.
                     await session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.seq.in_(sent))
-                        .values(sent_at=datetime.now(UTC), attempts=OutboxMessage.attempts + 1)
-                        .execution_options(synchronize_session=False)
+                        update(_OUTBOX)
+                        .where(among(session, _OUTBOX.c.seq, sent))
+                        .values(sent_at=datetime.now(UTC), attempts=_OUTBOX.c.attempts + 1)
                     )
             finally:
                 await session.commit()
@@ -174,7 +180,7 @@ class OutboxRelay:
                 raise failure
             return len(sent)
 
-    async def _send(self, row: OutboxMessage) -> asyncio.Future[Any]:
+    async def _send(self, row: Row[Any]) -> asyncio.Future[Any]:
         """Queue one row in the producer; the future resolves when the broker has it.
 
         The payload goes as it was stored: the event's model validated it when the row was
@@ -198,6 +204,22 @@ class OutboxRelay:
         return await self.producer.send(
             self.settings.topic(row.topic), key=key, value=value, headers=headers
         )
+
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_COLUMNS = [
+    _OUTBOX.c[name]
+    for name in (
+        "seq",
+        "event_id",
+        "topic",
+        "aggregate_id",
+        "event_type",
+        "payload",
+        "traceparent",
+        "created_at",
+    )
+]
 
 
 def _outcome(ack: asyncio.Future[Any]) -> object:
