@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         description="CA bundle that signed the brokers' certificates (SSL/SASL_SSL protocols)",
     )
     outbox_poll_interval_seconds: float = 0.5
-    outbox_batch_size: int = 200
+    # Outbox rows the relay reads and hands to the producer at once, then awaits together.
+    outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     # Records a consumer fetches at most at once, over all its partitions; applied in one
     # transaction, so also the most a transaction holds.
     consumer_batch_size: int = Field(default=200, ge=1, le=5000)
