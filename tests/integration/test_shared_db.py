@@ -94,7 +94,7 @@ async def test_insert_rows_writes_every_value_and_skips_taken_keys(database_url:
             session,
             table,  # type: ignore[arg-type]
             again,
-            skip_taken=["person_id", "code"],
+            key=["person_id", "code"],
             returning=table.c.code,
         )
         await session.commit()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     event,
     func,
+    or_,
     select,
     text,
 )
@@ -174,14 +175,19 @@ async def insert_rows(
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     *,
-    skip_taken: Sequence[str] = (),
+    key: Sequence[str] = (),
+    update: Sequence[str] = (),
+    unless_newer: str | None = None,
     returning: ColumnElement[Any] | None = None,
 ) -> list[Any]:
     """Insert a batch's rows with one statement; return ``returning`` of the rows written.
 
     Every row names the same columns, every column it needs (no Python-side defaults are
-    applied). With ``skip_taken`` (the columns of a unique key) a row whose key is taken is
-    left out instead of failing the statement, and so is absent from what is returned.
+    applied). With ``key`` (the columns of a unique key) a row whose key is taken is not
+    inserted: it is left out, and absent from what is returned, or with ``update`` those
+    columns of the stored row take the incoming values. With ``unless_newer`` (a timestamp
+    among them), a stored row newer than the incoming one is left as it is, and an incoming
+    null keeps the stored value. Each key may come once in ``rows``.
 
     On PostgreSQL the values go as one array per column, ``INSERT ... SELECT FROM unnest(...)``:
     one statement execution, compiled and prepared once, with a dozen parameters instead of
@@ -192,26 +198,34 @@ async def insert_rows(
     if not rows:
         return []
     names = list(rows[0])
+    statement: Any
+    params: list[Mapping[str, Any]] | None = None
     if session.get_bind().dialect.name == "postgresql":
         arrays = [
             bindparam(f"rows_{name}", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
             for name in names
         ]
         source = select(func.unnest(*arrays).table_valued(*names).render_derived())
-        pg = pg_insert(table).from_select(names, source)
-        if skip_taken:
-            pg = pg.on_conflict_do_nothing(index_elements=list(skip_taken))
-        if returning is None:
-            await session.execute(pg)
-            return []
-        return list((await session.execute(pg.returning(returning))).scalars())
-    lite = sqlite_insert(table)
-    if skip_taken:
-        lite = lite.on_conflict_do_nothing(index_elements=list(skip_taken))
-    if returning is None:
-        await session.execute(lite, list(rows))
-        return []
-    return list((await session.execute(lite.returning(returning), list(rows))).scalars())
+        statement = pg_insert(table).from_select(names, source)
+    else:
+        statement, params = sqlite_insert(table), list(rows)
+    if key and update:
+        incoming = statement.excluded
+        values: dict[str, Any] = {name: incoming[name] for name in update}
+        newer = None
+        if unless_newer is not None:
+            stored, given = table.c[unless_newer], incoming[unless_newer]
+            values[unless_newer] = func.coalesce(given, stored)
+            newer = or_(stored.is_(None), given.is_(None), given >= stored)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key), set_=values, where=newer
+        )
+    elif key:
+        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+    if returning is not None:
+        statement = statement.returning(returning)
+    result = await session.execute(statement, params)
+    return list(result.scalars()) if returning is not None else []
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -384,7 +384,7 @@ class ConsumerRunner:
             session,
             table,  # type: ignore[arg-type]
             rows,
-            skip_taken=["consumer_group", "event_id"],
+            key=["consumer_group", "event_id"],
             returning=table.c.event_id,
         )
         return set(written)
