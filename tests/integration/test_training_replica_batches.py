@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import delete, select
 
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import InmateShared, Sex
+from bekal.shared.events.catalogue import InmateReleased, InmateShared, ReleaseKind, Sex
 from bekal.shared.events.envelope import EventMeta
 from bekal.shared.messaging.consumer import BatchContext, Delivered
 from bekal.shared.migrations import upgrade
+from bekal.training import services
 from bekal.training.handlers import on_inmates_shared
 from bekal.training.models import MergedParticipant, Participant
 
@@ -128,3 +129,48 @@ async def test_a_batch_of_shares_leaves_the_replica_as_one_by_one_would(database
     assert together[LATE]["expected_release_date"] == date(2025, 3, 1)
     assert together[EXISTING]["full_name"] == "Dewi Lestari"
     assert together[EXISTING]["as_of"] == T0 + timedelta(hours=6)
+
+
+@pytest.mark.parametrize(("share_hours", "share_applies"), [(4, True), (2, False)])
+async def test_shares_after_a_release_in_the_same_transaction_see_the_release(
+    database_url: str, share_hours: int, share_applies: bool
+):
+    """A fetch can hold a release (applied one event at a time) and then shares of the person.
+
+    The shares are written with one statement against the stored rows: the release left
+    pending before them must count, and what the transaction reads afterwards is the table.
+    """
+    await asyncio.to_thread(upgrade, "bekal.training", database_url)
+    db = Database(database_url)
+    release = InmateReleased(
+        participant_id=EXISTING,
+        facility_id=FACILITY,
+        release_kind=ReleaseKind.PAROLE,
+        released_on=date(2024, 9, 1),
+    )
+    try:
+        await _seed(db)
+        async with db.session() as s:
+            await services.apply_inmate_released(
+                session=s, event=release, as_of=T0 + timedelta(hours=3)
+            )
+            held = await s.get(Participant, EXISTING)  # a row the transaction keeps hold of
+            await on_inmates_shared(
+                [delivered(shared(EXISTING, "Dewi Lestari"), share_hours)], BatchContext(s)
+            )
+            seen = await s.get(Participant, EXISTING)
+            assert seen is not None and seen is held
+            in_transaction = (seen.status, seen.full_name, seen.as_of)
+            await s.commit()
+        stored = (await _replica(db))[EXISTING]
+    finally:
+        await db.dispose()
+
+    expected_name, expected_as_of = (
+        ("Dewi Lestari", T0 + timedelta(hours=4))
+        if share_applies
+        else ("Dewi L.", T0 + timedelta(hours=3))
+    )
+    assert in_transaction == ("released", expected_name, expected_as_of)
+    assert (stored["status"], stored["full_name"], stored["as_of"]) == in_transaction
+    assert stored["release_kind"] == "parole"

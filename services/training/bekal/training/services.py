@@ -128,31 +128,38 @@ async def apply_facility(
     row.updated_at = utcnow()
 
 
+_SHARED_FACTS = (
+    "full_name",
+    "sex",
+    "birth_year",
+    "facility_id",
+    "admission_date",
+    "expected_release_date",
+    "updated_at",
+)
+
+
 async def apply_inmates_shared(
     *, session: AsyncSession, events: Sequence[tuple[InmateShared, datetime | None]]
 ) -> int:
     """Apply registry shares in order (each with its event time); returns how many were ignored.
 
-    Two statements read what a whole batch needs (tombstones, current rows) and one inserts the
-    people seen for the first time. The effect is that of applying each event alone: a
-    merged-away id's share is ignored (the survivor has its own InmateShared), an event older
-    than the row's state changes nothing, and a later event for the same person in the same
-    batch wins.
+    One statement reads the batch's merge tombstones, one upsert writes everyone else. The
+    effect is that of applying each event alone: a merged-away id's share is ignored (the
+    survivor has its own InmateShared), an event older than the row's state changes nothing, a
+    later event for the same person in the same batch wins, and a person seen for the first
+    time is in custody (a later release or transfer event moves them on).
     """
+    # Changes earlier events of this transaction left pending go first: the upsert compares
+    # with what is stored.
+    await session.flush()
     ids = {event.participant_id for event, _ in events}
     merged = set(
         await session.scalars(
             select(MergedParticipant.id).where(among(session, MergedParticipant.id, ids))
         )
     )
-    rows = {
-        row.id: row
-        for row in await session.scalars(
-            select(Participant).where(among(session, Participant.id, ids - merged))
-        )
-    }
-    # People new to the replica, as plain rows: no unit-of-work bookkeeping per person.
-    new: dict[uuid.UUID, dict[str, Any]] = {}
+    latest: dict[uuid.UUID, dict[str, Any]] = {}
     ignored = 0
     for event, as_of in events:
         pid = event.participant_id
@@ -168,23 +175,27 @@ async def apply_inmates_shared(
             "expected_release_date": event.expected_release_date,
             "updated_at": utcnow(),
         }
-        if (row := rows.get(pid)) is not None:
-            if not _is_stale(row.as_of, as_of):
-                for name, value in facts.items():
-                    setattr(row, name, value)
-                row.as_of = as_of or row.as_of
-        elif (seen := new.get(pid)) is not None:
-            if not _is_stale(seen["as_of"], as_of):
-                seen.update(facts, as_of=as_of or seen["as_of"])
-        else:
-            # Only people in custody are shared; a later release or transfer event moves them on.
-            new[pid] = {
+        if (seen := latest.get(pid)) is None:
+            latest[pid] = {
                 "id": pid,
                 "status": ParticipantStatus.IN_CUSTODY.value,
                 "as_of": as_of,
                 **facts,
             }
-    await insert_rows(session, Participant.__table__, list(new.values()))  # type: ignore[arg-type]
+        elif not _is_stale(seen["as_of"], as_of):
+            seen.update(facts, as_of=as_of or seen["as_of"])
+    await insert_rows(
+        session,
+        Participant.__table__,  # type: ignore[arg-type]
+        list(latest.values()),
+        key=["id"],
+        update=[*_SHARED_FACTS, "as_of"],
+        unless_newer="as_of",
+    )
+    # Rows this transaction had loaded are now behind the table: read them again if used.
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, Participant) and loaded.id in latest:
+            session.expire(loaded)
     return ignored
 
 
