@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import Date, Integer, String, UniqueConstraint, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bekal.shared.db import GUID, Database, UTCDateTime, among, insert_rows, new_metadata
+from bekal.shared.db import (
+    GUID,
+    Database,
+    UTCDateTime,
+    among,
+    insert_rows,
+    new_metadata,
+    plan_each_statement,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +69,17 @@ async def test_among_finds_exactly_the_rows_whose_ids_it_is_given(database_url: 
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no plan cache
-async def test_postgresql_plans_every_statement_for_its_values(database_url: str) -> None:
-    """A cached generic plan cannot hash a batch's ids: it scans and compares each with each."""
+async def test_a_batch_transaction_plans_each_statement_and_requests_keep_cached_plans(
+    database_url: str,
+) -> None:
+    """A cached generic plan cannot hash a batch's ids: it compares each row with each id."""
     db = Database(database_url)
     async with db.session() as session:
+        await plan_each_statement(session)
         assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        await session.commit()
+    async with db.session() as session:
+        assert await session.scalar(text("SHOW plan_cache_mode")) == "auto"
     await db.dispose()
 
 

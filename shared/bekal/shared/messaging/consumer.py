@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, insert_rows, is_unavailable, utcnow
+from bekal.shared.db import Database, insert_rows, is_unavailable, plan_each_statement, utcnow
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -335,6 +335,7 @@ class ConsumerRunner:
         if not candidates:
             return ["ignored"] * len(items)
         async with self.db.session() as session:
+            await plan_each_statement(session)  # batch lookups: never a stale generic plan
             fresh = await self._claim(session, list(candidates.values()))
             new = [item for item in candidates.values() if item.meta.id in fresh]
             outcomes = [
@@ -479,6 +480,7 @@ class ConsumerRunner:
         self, record: Record, event: Event, meta: EventMeta, handler: Handler
     ) -> str:
         async with self.db.session() as session:
+            await plan_each_statement(session)  # the handlers' batch lookups, of one event here
             if await self._seen(session, meta.id):
                 return "duplicate"
             await handler(

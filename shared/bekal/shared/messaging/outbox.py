@@ -14,7 +14,7 @@ from sqlalchemy import Row, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, among, utcnow
+from bekal.shared.db import Database, among, plan_each_statement, utcnow
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import encode
 from bekal.shared.logging import current_traceparent
@@ -118,6 +118,7 @@ class OutboxRelay:
         async with self.db.session() as session:
             if not await _take_relay_lock(session, self.db):
                 return 0
+            await plan_each_statement(session)  # marking sent looks up the batch's seqs
             # The table, not the ORM: rows are read and marked with plain statements.
             rows = (
                 await session.execute(
