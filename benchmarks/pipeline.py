@@ -60,6 +60,7 @@ from harness import (
 from bekal.shared.broker import EmbeddedBroker, free_port
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, Sex
+from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
 
 Record = Callable[[str, int, float, str], float]
@@ -153,7 +154,7 @@ async def measure(
     profile_dir: Path | None = None,
 ) -> dict[str, float]:
     """Every figure of the module docstring, on ``rows``; returns rates by name."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from bekal.shared.db import Database
     from bekal.shared.events.envelope import to_kafka
@@ -215,10 +216,7 @@ async def measure(
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        parts = await partitions_of(consumer, [topic])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         got = 0

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import from_kafka, to_kafka
 from bekal.shared.events.topics import SOURCES
-from bekal.shared.messaging.kafka import make_producer
+from bekal.shared.messaging.kafka import make_producer, partitions_of
 from bekal.shared.settings import Settings
 
 
@@ -63,10 +63,7 @@ async def records_on(
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
+        partitions = await partitions_of(consumer, [name])
         assert partitions, f"topic {name} does not exist"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import InmateShared, Sex
 from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES
+from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -47,6 +48,7 @@ class StreamProducer:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             acks="all",
+            enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=20,
             max_batch_size=256 * 1024,
             request_timeout_ms=30000,
@@ -101,13 +103,9 @@ async def committed_total(settings: Settings, group: str, topic: str) -> int:
     await consumer.start()
     try:
         name = settings.topic(topic)
-        partitions = consumer.partitions_for_topic(name)
-        if partitions is None:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(name) or set()
         total = 0
-        for p in sorted(partitions):
-            offset = await consumer.committed(TopicPartition(name, p))
+        for tp in await partitions_of(consumer, [name]):
+            offset = await consumer.committed(tp)
             total += offset or 0
         return total
     finally:

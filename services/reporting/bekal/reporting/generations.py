@@ -45,7 +45,7 @@ from bekal.reporting.models import ProjectionGeneration
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.messaging.consumer import ConsumerRunner
-from bekal.shared.messaging.kafka import make_consumer
+from bekal.shared.messaging.kafka import make_consumer, partitions_of
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import upgrade
 from bekal.shared.settings import Settings
@@ -184,12 +184,9 @@ class Replay:
             if await s.scalar(select(func.count()).select_from(InboxMessage)):
                 raise NotFresh(f"{self.db.url.split('@')[-1]} already holds applied events")
         await self.consumer.start()
-        await self.consumer.topics()
-        self.partitions = [
-            TopicPartition(self.settings.topic(t), p)
-            for t in subscriptions.topics
-            for p in sorted(self.consumer.partitions_for_topic(self.settings.topic(t)) or ())
-        ]
+        self.partitions = await partitions_of(
+            self.consumer, [self.settings.topic(t) for t in subscriptions.topics]
+        )
         self.consumer.assign(self.partitions)
         await self.consumer.seek_to_beginning(*self.partitions)
 

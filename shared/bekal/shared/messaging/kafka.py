@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -60,6 +61,19 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
     )
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (physical names) as the cluster knows them now.
+
+    ``consumer.topics()`` fetches fresh metadata but does not keep it, and a consumer that has
+    not subscribed knows no partitions on Apache Kafka (Tansu's metadata happened to list every
+    topic): read the partitions from the metadata that call returns.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    return [
+        TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())
+    ]
+
+
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
     """Create the missing topics with the configured partitions; return those created."""
     wanted = sorted({settings.topic(n) for n in names})
@@ -83,10 +97,30 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
             elif code != TOPIC_ALREADY_EXISTS:  # a sibling service may have just created it
                 raise RuntimeError(f"could not create topic {topic}: {code} {message}")
         if created:
+            await _wait_until_served(admin, created)
             log.info("topics_created", topics=created, partitions=settings.kafka_topic_partitions)
         return created
     finally:
         await admin.close()
+
+
+async def _wait_until_served(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Apache Kafka answers CreateTopics before every broker serves the topic: wait until each
+    partition has a leader, so a client that asks for the topic next finds it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(
+            t.get("error_code", 0) == 0
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+            for t in described
+        ):
+            return
+        if loop.time() > deadline:
+            raise RuntimeError(f"topics {topics} have no leader 30 s after their creation")
+        await asyncio.sleep(0.1)
 
 
 def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
