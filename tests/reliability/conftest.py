@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bekal.shared.auth import load_or_create_dev_key
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.settings import Settings
 from tests.conftest import _create_pg_database, _drop_pg_database, _pg_url, _unavailable
 from tests.support.processes import ServiceProcess
@@ -65,15 +65,16 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def client_settings(namespace: str, key_file: Path) -> Callable[[EmbeddedBroker], Settings]:
+def client_settings(namespace: str, key_file: Path) -> Callable[[Broker], Settings]:
     """Settings the test itself uses to reach a broker (same topic namespace) and mint tokens."""
 
-    def make(broker: EmbeddedBroker) -> Settings:
+    def make(broker: Broker) -> Settings:
         return Settings(
             service_name="registry",
             environment="test",
             kafka_bootstrap_servers=broker.bootstrap_servers,
             kafka_namespace=namespace,
+            kafka_enable_idempotence=broker.idempotent,
             auth_dev_key_file=key_file,
         )
 
@@ -87,13 +88,12 @@ def services(
     """Start a service as a process; every one started is stopped at the end."""
     started: list[ServiceProcess] = []
 
-    def start(
-        service: str, *, database_url: str, broker: EmbeddedBroker, **env: str
-    ) -> ServiceProcess:
+    def start(service: str, *, database_url: str, broker: Broker, **env: str) -> ServiceProcess:
         proc = ServiceProcess(
             service,
             database_url=database_url,
             bootstrap_servers=broker.bootstrap_servers,
+            idempotence=broker.idempotent,
             namespace=namespace,
             key_file=key_file,
             log_dir=tmp_path / "log",

@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.broker import Broker, free_port
 from bekal.shared.devrun import SERVICES, Platform
 from bekal.shared.settings import Settings
 
 
 @contextmanager
 def started_platform(
-    broker: EmbeddedBroker, root: Path, *, namespace: str, env: Mapping[str, str] = {}
+    broker: Broker, root: Path, *, namespace: str, env: Mapping[str, str] = {}
 ) -> Iterator[Platform]:
     """Started and ready, on free ports and topics of its own (``namespace`` + a random tag)."""
     p = Platform(
@@ -28,6 +28,7 @@ def started_platform(
         bootstrap_servers=broker.bootstrap_servers,
         extra_env={
             "KAFKA_NAMESPACE": f"{namespace}{uuid.uuid4().hex[:6]}.",
+            "KAFKA_ENABLE_IDEMPOTENCE": str(broker.idempotent).lower(),
             "OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
             # A new group member waits about half the session timeout to join: keep it short.
             "KAFKA_SESSION_TIMEOUT_MS": "3000",

@@ -43,6 +43,7 @@ class ServiceProcess:
         namespace: str,
         key_file: Path,
         log_dir: Path,
+        idempotence: bool = False,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.service = service
@@ -58,6 +59,7 @@ class ServiceProcess:
             DATABASE_URL=database_url,
             KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
             KAFKA_NAMESPACE=namespace,
+            KAFKA_ENABLE_IDEMPOTENCE=str(idempotence).lower(),
             AUTH_DEV_KEY_FILE=str(key_file),
             OUTBOX_POLL_INTERVAL_SECONDS="0.2",
             CONSUMER_RETRY_BACKOFF_SECONDS="0.05",
