@@ -12,7 +12,6 @@ several on loopback ports, each a ``java kafka.Kafka`` process with its own stor
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
 import signal
@@ -24,12 +23,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bekal.shared.broker import free_port, port_open
+from bekal.shared.broker import die_with_parent, free_port, port_open
 
 VERSION = "4.4.0"
 NAME = "apache-kafka"
 STARTED = b"Kafka Server started"
-_PR_SET_PDEATHSIG = 1
 
 
 class KafkaUnavailable(RuntimeError):
@@ -90,14 +88,6 @@ def install(root: Path | None = None) -> Path:
     shutil.rmtree(libs, ignore_errors=True)
     partial.rename(libs)
     return libs
-
-
-def _die_with_parent() -> None:
-    # A broker ends with whatever started it, even when that is killed outright.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -244,7 +234,7 @@ class ApacheKafka:
                 stderr=subprocess.STDOUT,
                 env=self._env(),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent(signal.SIGKILL),  # none outlives its starter
             )
 
     def _wait_started(self, nodes: list[Node], timeout: float) -> None:

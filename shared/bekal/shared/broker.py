@@ -5,11 +5,13 @@ Memory-only: it keeps nothing across a restart, and has no idempotent producer.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +29,18 @@ class Broker(Protocol):
     def version(self) -> str: ...
 
     def stop(self) -> None: ...
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when its parent dies, even by SIGKILL (Linux)."""
+
+    def arm() -> None:
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    return arm
 
 
 def free_port() -> int:
