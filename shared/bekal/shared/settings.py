@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     )
     consumer_retry_backoff_seconds: float = 0.2
     consumer_auto_start: bool = True
+    consumer_journal: bool = Field(
+        default=False,
+        description="Append every delivery and every application to consumer_journal (audits, "
+        "fault tests): unlike the inbox it shows an event applied twice",
+    )
     auth_issuer: str = "bekal-dev"
     auth_audience: str = "bekal"
     auth_jwks_url: str | None = Field(

@@ -23,6 +23,7 @@ from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
 from bekal.shared.logging import current_traceparent, new_traceparent, set_traceparent
+from bekal.shared.messaging.journal import Journal
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.settings import Settings
@@ -163,6 +164,10 @@ class _Decoded:
 _Read = _Decoded | Record  # a fetched record, decoded, or left as it came when unreadable
 
 
+def _position(event_id: str, record: Record) -> tuple[str, str, int, int]:
+    return (event_id, record.topic, record.partition, record.offset)
+
+
 class ConsumerRunner:
     """Runs one consumer group: getmany → one transaction per batch (effects + inbox) → commit."""
 
@@ -189,6 +194,7 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
         self._last_done: dict[TopicPartition, Record] = {}
+        self.journal = Journal(db, subscriptions.group_id) if settings.consumer_journal else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
@@ -295,6 +301,10 @@ class ConsumerRunner:
             return
         if self._stopping.is_set():
             raise _Stopping
+        if self.journal is not None:
+            await self.journal.delivered(
+                [_position(i.meta.id, i.record) for i in items if i.handler]
+            )
         try:
             outcomes = await self._handle_together(items)
         except Exception as exc:
@@ -361,6 +371,10 @@ class ConsumerRunner:
                     await self._handle_run(session, batch_handler, new[start:end])
                 start = end
             if new:
+                if self.journal is not None:
+                    await self.journal.applied(
+                        session, [_position(i.meta.id, i.record) for i in new]
+                    )
                 await session.commit()
         self.processed += len(new)
         return outcomes
@@ -496,6 +510,8 @@ class ConsumerRunner:
                     offset=record.offset,
                 )
             )
+            if self.journal is not None:
+                await self.journal.applied(session, [_position(meta.id, record)])
             try:
                 await session.commit()
             except IntegrityError:

@@ -1,0 +1,110 @@
+"""The consumer journal shows what the inbox cannot: a delivery repeated, an effect doubled.
+
+The fault tests count effects with it, so it must be able to show a double: with the inbox
+row of an event removed (a dedupe that failed), the second delivery applies the event again
+and the journal says so, while the inbox still holds one row per event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import delete, inspect
+
+from bekal.shared.db import Database
+from bekal.shared.events import catalogue
+from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
+from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
+from bekal.shared.messaging.journal import journal_counts
+from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from bekal.shared.messaging.models import InboxMessage
+from bekal.shared.migrations import create_platform_tables
+from tests.support.kafka import publish, records_on
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 20
+
+
+def _released() -> InmateReleased:
+    return InmateReleased(
+        participant_id=uuid.uuid4(),
+        facility_id=uuid.uuid4(),
+        release_kind=ReleaseKind.FREE,
+        released_on=date(2024, 9, 7),
+    )
+
+
+async def _runner(settings, db):  # type: ignore[no-untyped-def]
+    subs = Subscriptions("training")
+
+    @subs.on(InmateReleased)
+    async def on_released(event: InmateReleased, ctx: HandlerContext) -> None:
+        return None
+
+    await ensure_topics(settings, [*subs.topics, subs.dead_letter_topic])
+    producer = make_producer(settings)
+    await producer.start()
+    consumer = make_consumer(settings, subs.group_id, subs.topics)
+    await consumer.start()
+    runner = ConsumerRunner(
+        subscriptions=subs,
+        registry=catalogue,
+        db=db,
+        settings=settings,
+        consumer=consumer,
+        dlq_producer=producer,
+    )
+    return runner, producer
+
+
+@pytest.mark.parametrize("dedupe_broken", [False, True], ids=["inbox", "inbox-emptied"])
+async def test_journal_counts_repeated_deliveries_and_shows_a_doubled_effect(
+    database_url, broker, make_settings, dedupe_broken
+):
+    settings = make_settings("training", database_url, broker, consumer_journal=True)
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_platform_tables)
+    runner, producer = await _runner(settings, db)
+    await publish(settings, [_released() for _ in range(EVENTS)])
+    records = await records_on(settings, "registry.inmates")
+    try:
+        await runner.process_batch(records)
+        if dedupe_broken:
+            async with db.session() as s:
+                await s.execute(delete(InboxMessage))
+                await s.commit()
+        await runner.process_batch(records)  # Kafka delivers the same records again
+        async with db.session() as s:
+            counts = await journal_counts(s, "training")
+    finally:
+        await runner.consumer.stop()
+        await producer.stop()
+        await db.dispose()
+
+    assert counts["delivered_rows"] == 2 * EVENTS
+    assert counts["delivered_again"] == EVENTS
+    assert counts["applied_events"] == EVENTS
+    assert counts["applied_again"] == (EVENTS if dedupe_broken else 0)
+
+
+async def test_journal_is_off_unless_asked_for(database_url, broker, make_settings):
+    settings = make_settings("training", database_url, broker)
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_platform_tables)
+    runner, producer = await _runner(settings, db)
+    await publish(settings, [_released() for _ in range(3)])
+    try:
+        await runner.process_batch(await records_on(settings, "registry.inmates"))
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await runner.consumer.stop()
+        await producer.stop()
+        await db.dispose()
+    assert runner.processed == 3
+    assert "consumer_journal" not in tables
