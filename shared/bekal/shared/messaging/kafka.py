@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
+from bekal.shared.events.topics import topic_config
 from bekal.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,14 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
-    """Create the missing topics with the configured partitions; return those created."""
-    wanted = sorted({settings.topic(n) for n in names})
+    """Create the missing topics; return those created.
+
+    Each gets the configured partitions and replication factor and its topic configs from the
+    catalogue (retention, cleanup policy, min.insync.replicas capped to the replicas it has,
+    no unclean leader election). A topic that exists already is left as it is.
+    """
+    logical = {settings.topic(n): n for n in names}
+    wanted = sorted(logical)
     admin = AIOKafkaAdminClient(**_common(settings), request_timeout_ms=15000)
     await admin.start()
     try:
@@ -86,7 +93,12 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
             return []
         response = await admin.create_topics(
             [
-                NewTopic(n, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+                NewTopic(
+                    n,
+                    settings.kafka_topic_partitions,
+                    settings.kafka_replication_factor,
+                    topic_configs=topic_config(logical[n], settings.kafka_replication_factor),
+                )
                 for n in missing
             ]
         )
@@ -98,7 +110,12 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
                 raise RuntimeError(f"could not create topic {topic}: {code} {message}")
         if created:
             await _wait_until_served(admin, created)
-            log.info("topics_created", topics=created, partitions=settings.kafka_topic_partitions)
+            log.info(
+                "topics_created",
+                topics=created,
+                partitions=settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+            )
         return created
     finally:
         await admin.close()
