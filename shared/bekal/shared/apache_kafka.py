@@ -163,6 +163,9 @@ class ApacheKafka:
                 f"transaction.state.log.replication.factor={n}",
                 f"transaction.state.log.min.isr={min(2, n)}",
                 "group.initial.rebalance.delay.ms=0",
+                # Tests and a developer's run use session timeouts of a few seconds, so that a
+                # killed consumer's partitions move on quickly; the default floor is 6 s.
+                "group.min.session.timeout.ms=1000",
                 "num.partitions=3",
                 "",
             ]

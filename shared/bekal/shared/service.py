@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -97,12 +98,9 @@ class Messaging:
         self.relay.start()
         subs = self.spec.subscriptions
         if subs and self.settings.consumer_auto_start:
-            consumer = make_consumer(self.settings, subs.group_id, subs.topics)
-            try:
-                await consumer.start()
-            except BaseException:  # cancelled by a shutdown while joining: close what was opened
-                await consumer.stop()
-                raise
+            consumer = await self._join(subs)
+            if consumer is None:
+                return
             self.runner = ConsumerRunner(
                 subscriptions=subs,
                 registry=catalogue,
@@ -115,6 +113,34 @@ class Messaging:
             self.runner.start()
         self.ready.set()
         log.info("messaging_ready", topics=self.topics())
+
+    async def _join(self, subs: Subscriptions) -> AIOKafkaConsumer | None:
+        """The group's consumer, joined; retried until it joins or the service stops.
+
+        A refused join (a session timeout outside the broker's bounds, a missing ACL, an
+        unreachable coordinator) is logged as an error each time: it used to end this task
+        unseen, leaving a service that answers HTTP but never becomes ready.
+        """
+        delay = 0.5
+        while not self._stopping:
+            consumer = make_consumer(self.settings, subs.group_id, subs.topics)
+            try:
+                await consumer.start()
+                return consumer
+            except Exception as exc:
+                await consumer.stop()
+                log.error(
+                    "consumer_join_failed",
+                    group=self.settings.topic(subs.group_id),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    retry_in=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+            except BaseException:  # cancelled by a shutdown while joining: close what was opened
+                await consumer.stop()
+                raise
+        return None
 
     async def stop(self) -> None:
         self._stopping = True
