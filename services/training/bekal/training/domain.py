@@ -151,6 +151,62 @@ def check_attendance_date(day: date, start_date: date, end_date: date) -> None:
         )
 
 
+# How each way of leaving a course is said in an attendance refusal.
+_LEFT_BY = {
+    EndReason.RELEASED: "bebas",
+    EndReason.TRANSFERRED: "dipindahkan ke lapas/rutan lain",
+    EndReason.CONSENT_WITHDRAWN: "menarik persetujuan",
+    EndReason.OTHER: "ditarik dari sesi",
+}
+
+
+def attendance_refusal(
+    *,
+    day: date,
+    enrollment_status: EnrollmentStatus,
+    withdrawn_on: date | None,
+    withdrawal_reason: EndReason | None,
+) -> str | None:
+    """Why ``day`` cannot carry attendance for this enrolment (409), or None if it can.
+
+    A withdrawn enrolment takes attendance only on days **before** its withdrawal date; the
+    withdrawal day itself is refused. ``withdrawn_on`` is the day the person left: for a release
+    or a transfer the registry's ``released_on`` / ``transferred_on`` (from that day the register
+    holds them as out of custody or at another facility, and enrolment would already refuse
+    them), for a death or a consent withdrawal the registry's date, and for a withdrawal by hand
+    the day it was recorded. So a person paroled on 2024-09-05 can be marked up to 2024-09-04,
+    and not on 2024-09-05 or after. It is the line assessment draws (a withdrawn enrolment is
+    never assessed), drawn per day because attendance is kept per day.
+
+    Days before the withdrawal stay writable on purpose: sending a day replaces its whole sheet,
+    so a trainer re-sending day 1 must be able to keep the record of someone who left on day 3.
+    A record folded away by a registry merge (``merged``) takes no attendance on any day: the
+    person's days belong to the surviving record. A withdrawn enrolment without a date is
+    refused on every day, as nothing says until when the person was there.
+
+    The enrolment's own date is no bound: ``enrolled_on`` is the day the enrolment was entered,
+    not a day of the course. A late entrant's attendance counts from the first day, and a course
+    entered after the fact (the historical courses) has every one of its days before it.
+    """
+    if enrollment_status != EnrollmentStatus.WITHDRAWN:
+        return None
+    if withdrawal_reason == EndReason.MERGED:
+        return (
+            "Data peserta ini telah digabung ke data lain; catat absensinya pada data "
+            "yang dipertahankan."
+        )
+    if withdrawn_on is None:
+        return "Peserta sudah ditarik dari sesi; tanggal penarikan tidak tercatat."
+    if day < withdrawn_on:
+        return None
+    how = _LEFT_BY.get(withdrawal_reason or EndReason.OTHER, "ditarik dari sesi")
+    return (
+        f"Peserta keluar dari sesi pada {withdrawn_on.isoformat()} ({how}); absensi tanggal "
+        f"{day.isoformat()} tidak dapat dicatat, hanya untuk hari sebelum "
+        f"{withdrawn_on.isoformat()}."
+    )
+
+
 # --- enrolment -----------------------------------------------------------------------------
 
 
