@@ -1036,3 +1036,99 @@ async def test_a_completed_duplicate_enrolment_moves_to_the_surviving_id(
         ids[tono],
         ids[twin],
     )
+
+
+async def test_attendance_is_refused_from_the_day_a_participant_left(training: Training) -> None:
+    """Bayu is paroled on 5 September: his days before it can still be marked, the 5th and
+    later are refused (409) for him alone or in a full sheet, and a refused sheet writes
+    nothing at all."""
+    t = training
+    names = ("Bayu", "Dedi", "Fajar", "Gilang")
+    cipinang, p, program = await setup(t, {n: date(2025, 1, 2) for n in names})
+    s = await schedule(t, program, cipinang)
+    everyone = [str(p[n]) for n in names]
+    await t.post(f"/api/v1/sessions/{s}/enrollments", {"participant_ids": everyone}, expect=201)
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+    url = f"/api/v1/sessions/{s}/attendance"
+
+    def sheet(day: date, people: list[str]) -> dict[str, Any]:
+        return {
+            "date": day.isoformat(),
+            "records": [{"participant_id": x, "status": "present"} for x in people],
+        }
+
+    await t.put(url, sheet(DAYS[0], everyone), headers=t.officer)
+    paroled_on = date(2024, 9, 5)
+    parole = InmateReleased(
+        participant_id=p["Bayu"],
+        facility_id=cipinang,
+        release_kind=ReleaseKind.PAROLE,
+        released_on=paroled_on,
+    )
+    await t.handled(*await t.publish(parole))
+    [bayu] = [
+        e
+        for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]
+        if e["participant_id"] == everyone[0]
+    ]
+    assert (bayu["status"], bayu["withdrawn_on"]) == ("withdrawn", paroled_on.isoformat())
+
+    # The day before the parole still takes him, and re-sending the first day keeps his record.
+    assert await t.put(url, sheet(DAYS[1], everyone), headers=t.officer) == {
+        "date": DAYS[1].isoformat(),
+        "count": 4,
+    }
+    await t.put(url, sheet(DAYS[0], everyone), headers=t.officer)
+    stored = await count(t.app.state.db, AttendanceRecord)
+    history = (await t.get(f"/api/v1/sessions/{s}/attendance/history"))["count"]
+    assert (stored, history) == (8, 8)
+
+    async def refused(day: date, people: list[str]) -> dict[str, Any]:
+        r = await t.client.put(url, headers=t.officer, json=sheet(day, people))
+        body = problem(r, 409)
+        assert body["type"].endswith("/attendance-refused") and body["title"] == "Absensi ditolak"
+        return body
+
+    # Alone, on the day after the parole: the incident's request.
+    alone = await refused(date(2024, 9, 6), [everyone[0]])
+    [error] = alone["errors"]
+    assert error == {
+        **error,
+        "field": "records.0.participant_id",
+        "participant_id": everyone[0],
+        "enrollment_id": bayu["id"],
+        "date": "2024-09-06",
+        "withdrawn_on": "2024-09-05",
+        "withdrawal_reason": "released",
+    }
+    assert "2024-09-06" in error["message"] and "bebas" in error["message"]
+    assert "Bayu" in alone["detail"] and "2024-09-06" in alone["detail"]
+
+    # In the full sheet (third of four): the whole sheet is refused, only he is named.
+    batch = await refused(date(2024, 9, 6), [everyone[1], everyone[2], everyone[0], everyone[3]])
+    assert [(e["field"], e["participant_id"]) for e in batch["errors"]] == [
+        ("records.2.participant_id", everyone[0])
+    ]
+    assert "tidak ada yang disimpan" in batch["detail"]
+    # The parole day itself is already refused.
+    on_the_day = await refused(paroled_on, everyone)
+    assert on_the_day["errors"][0]["date"] == paroled_on.isoformat()
+
+    # Nothing of any refused sheet was written: no row, no history entry, for either day.
+    assert await count(t.app.state.db, AttendanceRecord) == 8
+    assert (
+        await count(
+            t.app.state.db,
+            AttendanceRecord,
+            AttendanceRecord.day.in_([paroled_on, date(2024, 9, 6)]),
+        )
+        == 0
+    )
+    assert (await t.get(f"/api/v1/sessions/{s}/attendance/history"))["count"] == 8
+
+    # Without him the same day goes in.
+    assert await t.put(url, sheet(date(2024, 9, 6), everyone[1:]), headers=t.officer) == {
+        "date": "2024-09-06",
+        "count": 3,
+    }
+    assert await count(t.app.state.db, AttendanceRecord) == 11

@@ -1403,7 +1403,9 @@ async def record_attendance(
 ) -> int:
     """Replace the day's attendance sheet with the one given (corrections re-send the day).
 
-    Every change is kept in the attendance history with who made it and when.
+    Every change is kept in the attendance history with who made it and when. A sheet naming
+    someone who had left the course by that day (``domain.attendance_refusal``) is refused as a
+    whole (409), every such person named, and nothing of it is written.
     """
     ts = await get_session(session=session, session_id=session_id, lock=True)
     try:
@@ -1413,6 +1415,7 @@ async def record_attendance(
         raise _refused(rule) from rule
     enrolled = await _enrollments_by_participant(session, ts.id)
     seen: set[uuid.UUID] = set()
+    refused: list[tuple[int, Enrollment, str]] = []
     for i, record in enumerate(sheet.records):
         field = f"records.{i}.participant_id"
         if record.participant_id in seen:
@@ -1421,6 +1424,18 @@ async def record_attendance(
         if found is None or found.status == EnrollmentStatus.WAITLISTED.value:
             raise _invalid(field, "Peserta tidak terdaftar pada sesi ini.")
         seen.add(record.participant_id)
+        refusal = domain.attendance_refusal(
+            day=sheet.date,
+            enrollment_status=EnrollmentStatus(found.status),
+            withdrawn_on=found.withdrawn_on,
+            withdrawal_reason=(
+                domain.EndReason(found.withdrawal_reason) if found.withdrawal_reason else None
+            ),
+        )
+        if refusal is not None:
+            refused.append((i, found, refusal))
+    if refused:
+        raise await _attendance_refused(session, sheet.date, refused)
     await _write_day(
         session,
         ts,
@@ -1432,6 +1447,38 @@ async def record_attendance(
     )
     ts.updated_at = utcnow()
     return len(sheet.records)
+
+
+async def _attendance_refused(
+    session: AsyncSession, day: date, refused: Sequence[tuple[int, Enrollment, str]]
+) -> Problem:
+    """409 for a sheet naming people who had left the course by ``day``: the whole sheet is
+    refused, each of them named in ``errors`` with the day, and by name in the ``detail``."""
+    names = await _names(session, [e for _, e, _ in refused])
+    errors = [
+        {
+            "field": f"records.{i}.participant_id",
+            "message": message,
+            "participant_id": str(e.participant_id),
+            "enrollment_id": str(e.id),
+            "date": day.isoformat(),
+            "withdrawn_on": e.withdrawn_on.isoformat() if e.withdrawn_on else None,
+            "withdrawal_reason": e.withdrawal_reason,
+        }
+        for i, e, message in refused
+    ]
+    who = ", ".join(
+        f"{names.get(e.participant_id) or e.participant_id}"
+        + (f" (keluar {e.withdrawn_on.isoformat()})" if e.withdrawn_on else "")
+        for _, e, _ in refused
+    )
+    return Conflict(
+        f"Absensi tanggal {day.isoformat()} ditolak; tidak ada yang disimpan. "
+        f"{len(refused)} peserta sudah keluar dari sesi pada atau sebelum tanggal itu: {who}.",
+        slug="attendance-refused",
+        title="Absensi ditolak",
+        errors=errors,
+    )
 
 
 async def attendance_history(
