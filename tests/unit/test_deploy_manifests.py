@@ -13,9 +13,10 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
+from bekal.shared import apache_kafka
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
 from bekal.shared.contracts import consumers
-from bekal.shared.events.topics import TOPICS, dead_letter_topic
+from bekal.shared.events.topics import TOPICS, dead_letter_topic, topic_config
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -211,8 +212,27 @@ def test_kafka_topics_are_the_catalogue_and_every_dead_letter_topic() -> None:
         assert topic["metadata"]["namespace"] == "kafka"
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "bekal"
         assert topic["spec"]["partitions"] == 3
-        assert topic["spec"]["replicas"] >= 3
-        assert int(topic["spec"]["config"]["min.insync.replicas"]) >= 2
+        assert topic["spec"]["replicas"] == 3
+
+
+def test_kafka_topics_have_the_catalogue_settings_for_three_replicas() -> None:
+    topics = {
+        t["spec"]["topicName"]: t["spec"] for t in of_kind(render("deploy/kafka"), "KafkaTopic")
+    }
+    durable = {
+        "min.insync.replicas": "2",
+        "unclean.leader.election.enable": "false",
+        "cleanup.policy": "delete",
+    }
+    for topic in TOPICS:
+        config = topics[topic.name]["config"]
+        assert config == topic_config(topic.name), topic.name
+        assert config == {**durable, "retention.ms": "-1"}, topic.name  # the whole history
+    for group in consumers():
+        name = dead_letter_topic(group.group)
+        config = topics[name]["config"]
+        assert config == topic_config(name), name
+        assert config == {**durable, "retention.ms": str(30 * 24 * 3600 * 1000)}, name
 
 
 def test_each_service_user_may_write_only_what_it_owns_and_read_only_what_it_consumes() -> None:
@@ -284,6 +304,10 @@ def test_local_overlay_runs_kafka_with_the_listener_and_users_the_services_expec
     topics = of_kind(docs, "KafkaTopic")
     assert len(topics) == len(of_kind(render("deploy/kafka"), "KafkaTopic"))
     assert all(t["spec"]["replicas"] <= pool["spec"]["replicas"] for t in topics)
+    for topic in topics:  # one node: one replica, which acks=all then waits for alone
+        name = topic["spec"]["topicName"]
+        assert topic["spec"]["config"] == topic_config(name, pool["spec"]["replicas"]), name
+        assert topic["spec"]["config"]["min.insync.replicas"] == "1"
     assert {u["metadata"]["name"] for u in of_kind(docs, "KafkaUser")} == {
         f"bekal-{s}" for s in SERVICES
     }
@@ -294,3 +318,15 @@ def test_local_overlay_runs_kafka_with_the_listener_and_users_the_services_expec
         kafka_rule = next(r for r in policy["egress"] if r["ports"][0]["port"] == 9093)
         selector = kafka_rule["to"][0]["namespaceSelector"]["matchLabels"]
         assert selector == {"kubernetes.io/metadata.name": "bekal"}
+
+
+def test_local_kafka_runs_the_version_the_tests_run() -> None:
+    docs = render("deploy/overlays/local")
+    kafka = named(docs, "Kafka", "bekal")["spec"]["kafka"]
+    assert kafka["version"] == apache_kafka.VERSION == "4.4.0"
+    if "metadataVersion" in kafka:
+        assert str(kafka["metadataVersion"]).startswith("4.4")
+    assert kafka["config"]["unclean.leader.election.enable"] is False
+    replicas = named(docs, "KafkaNodePool", "dual-role")["spec"]["replicas"]
+    assert kafka["config"]["min.insync.replicas"] <= replicas
+    assert kafka["config"]["default.replication.factor"] == replicas

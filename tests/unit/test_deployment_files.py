@@ -17,8 +17,9 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import make_url
 
+from bekal.shared import apache_kafka
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
-from bekal.shared.events.topics import TOPICS
+from bekal.shared.events.topics import TOPICS, topic_config
 from bekal.shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,7 +308,10 @@ def test_every_service_uses_an_idempotent_producer_on_the_compose_broker(service
 
 def test_kafka_runs_kraft_single_node_without_topic_auto_creation() -> None:
     kafka = compose_service("kafka")
-    assert kafka.get("image") == "apache/kafka:3.9.0", f"kafka image is {kafka.get('image')!r}"
+    # The version the tests run (bekal.shared.apache_kafka) is the one compose runs.
+    assert kafka.get("image") == f"apache/kafka:{apache_kafka.VERSION}" == "apache/kafka:4.4.0", (
+        f"kafka image is {kafka.get('image')!r}"
+    )
     env = environment(kafka)
     roles = {r.strip() for r in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
     assert roles == {"broker", "controller"}, (
@@ -348,7 +352,22 @@ def test_kafka_init_creates_exactly_the_catalogue_and_dead_letter_topics() -> No
             f"kafka-init: every topic gets 3 partitions: {line.strip()}"
         )
         assert "--topic" in words, f"kafka-init: --create without --topic: {line.strip()}"
-        created.append(words[words.index("--topic") + 1])
+        name = words[words.index("--topic") + 1]
+        created.append(name)
+        replicas = int(words[words.index("--replication-factor") + 1])
+        assert replicas == int(environment(compose_service("registry"))["KAFKA_REPLICATION_FACTOR"])
+        configs = dict(
+            words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "--config"
+        )
+        assert configs == topic_config(name, replicas), (
+            f"kafka-init: {name} is created with {configs}, the catalogue says "
+            f"{topic_config(name, replicas)} for {replicas} replica(s)"
+        )
+        # One node: min.insync.replicas capped at its one replica, or acks=all would never do.
+        assert (replicas, configs["min.insync.replicas"]) == (1, "1"), line.strip()
+        assert configs["unclean.leader.election.enable"] == "false", line.strip()
+        expected_retention = str(30 * 24 * 3600 * 1000) if name.endswith(".dlq") else "-1"
+        assert configs["retention.ms"] == expected_retention, line.strip()
     expected = {topic.name for topic in TOPICS} | {
         consumer_dead_letter_topic(group) for group in CONSUMER_GROUPS
     }

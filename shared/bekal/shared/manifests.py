@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
+from bekal.shared import apache_kafka
 from bekal.shared.contracts import Consumer
-from bekal.shared.events.topics import TOPICS
+from bekal.shared.events.topics import TOPICS, topic_settings
 
 PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
 MINISTRY = {
@@ -24,9 +25,8 @@ KAFKA_CA_DIR = "/var/run/bekal/kafka-ca"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 IMAGE_REPOSITORY = "bekal"
 UID = 10001
-# Event topics keep their whole history: reporting and new consumers rebuild from offset 0.
-EVENT_TOPIC_CONFIG = {"retention.ms": "-1", "min.insync.replicas": "2"}
-DEAD_LETTER_TOPIC_CONFIG = {"retention.ms": str(30 * 24 * 3600 * 1000), "min.insync.replicas": "2"}
+# The Apache Kafka that production runs, as the tests run it (bekal.shared.apache_kafka).
+KAFKA_VERSION = apache_kafka.VERSION
 # Environment names a service's Secret (<svc>-secrets, made by the platform) must hold.
 SECRET_KEYS = {
     "registry": ("DATABASE_URL", "PSEUDONYM_SECRET"),
@@ -67,20 +67,20 @@ def kafka_topics(ministry: str, consumers: Sequence[Consumer]) -> list[dict[str,
     docs = []
     for topic in TOPICS:
         if topic.ministry == ministry:
-            docs.append(_kafka_topic(topic.name, EVENT_TOPIC_CONFIG, f"owner: {topic.owner}"))
+            docs.append(_kafka_topic(topic.name, f"owner: {topic.owner}"))
     for consumer in consumers:
         if MINISTRY[consumer.service] == ministry:
             docs.append(
                 _kafka_topic(
-                    consumer.dead_letter_topic,
-                    DEAD_LETTER_TOPIC_CONFIG,
-                    f"dead letters of consumer group {consumer.group}",
+                    consumer.dead_letter_topic, f"dead letters of consumer group {consumer.group}"
                 )
             )
     return docs
 
 
-def _kafka_topic(name: str, config: dict[str, str], about: str) -> dict[str, Any]:
+def _kafka_topic(name: str, about: str) -> dict[str, Any]:
+    """A KafkaTopic with the catalogue's settings for ``name`` (production: three replicas)."""
+    settings = topic_settings(name)
     return {
         "apiVersion": STRIMZI_API,
         "kind": "KafkaTopic",
@@ -89,7 +89,12 @@ def _kafka_topic(name: str, config: dict[str, str], about: str) -> dict[str, Any
             "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, "app.kubernetes.io/part-of": "bekal"},
             "annotations": {"bekal.id/about": about},
         },
-        "spec": {"topicName": name, "partitions": 3, "replicas": 3, "config": dict(config)},
+        "spec": {
+            "topicName": name,
+            "partitions": settings.partitions,
+            "replicas": settings.replication_factor,
+            "config": settings.config(),
+        },
     }
 
 
@@ -143,6 +148,80 @@ def kafka_users(ministry: str, consumers: Sequence[Consumer]) -> list[dict[str, 
         for service, owner in MINISTRY.items()
         if owner == ministry
     ]
+
+
+LOCAL_KAFKA_HEADER = (
+    "# A one-node Kafka (KRaft) for a test cluster, run by the Strimzi operator (install it\n"
+    "# first: https://strimzi.io/install/latest), of the Apache Kafka version the tests run.\n"
+    "# The same listener as production: TLS on 9093 with SCRAM users and ACLs, so the services\n"
+    "# run with exactly the users and rights deploy/kafka declares.\n"
+    "# No part-of: bekal label here: Strimzi copies it to its pods, and the default-deny of the\n"
+    "# overlay is meant for the services only.\n"
+)
+
+
+def local_kafka_cluster() -> list[dict[str, Any]]:
+    """The local overlay's one-node cluster: the Kafka version the tests run, one replica each."""
+    replicas = 1
+    # Every topic's min.insync.replicas, capped to the one replica this cluster can give it.
+    min_isr = int(topic_settings(TOPICS[0].name).config(replicas)["min.insync.replicas"])
+    return [
+        {
+            "apiVersion": STRIMZI_API,
+            "kind": "KafkaNodePool",
+            "metadata": {"name": "dual-role", "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
+            "spec": {
+                "replicas": replicas,
+                "roles": ["controller", "broker"],
+                "storage": {"type": "persistent-claim", "size": "5Gi", "deleteClaim": True},
+            },
+        },
+        {
+            "apiVersion": STRIMZI_API,
+            "kind": "Kafka",
+            "metadata": {
+                "name": KAFKA_CLUSTER,
+                "annotations": {
+                    "strimzi.io/node-pools": "enabled",
+                    "strimzi.io/kraft": "enabled",
+                },
+            },
+            "spec": {
+                "kafka": {
+                    "version": KAFKA_VERSION,
+                    "listeners": [
+                        {
+                            "name": "tls",
+                            "port": 9093,
+                            "type": "internal",
+                            "tls": True,
+                            "authentication": {"type": "scram-sha-512"},
+                        }
+                    ],
+                    "authorization": {"type": "simple"},
+                    "config": {
+                        "auto.create.topics.enable": False,
+                        "unclean.leader.election.enable": False,
+                        # One node cannot replicate.
+                        "offsets.topic.replication.factor": replicas,
+                        "transaction.state.log.replication.factor": replicas,
+                        "transaction.state.log.min.isr": min_isr,
+                        "default.replication.factor": replicas,
+                        "min.insync.replicas": min_isr,
+                    },
+                },
+                "entityOperator": {"topicOperator": {}, "userOperator": {}},
+            },
+        },
+    ]
+
+
+def local_kafka_files() -> dict[str, str]:
+    """deploy/overlays/local/kafka-cluster.yaml (the rest of that overlay is hand-written)."""
+    body = yaml.safe_dump_all(
+        local_kafka_cluster(), sort_keys=False, default_flow_style=False, width=100
+    )
+    return {"deploy/overlays/local/kafka-cluster.yaml": LOCAL_KAFKA_HEADER + HEADER + body}
 
 
 def kafka_files(consumers: Sequence[Consumer]) -> dict[str, str]:
