@@ -19,8 +19,14 @@ from bekal.shared import contracts
 from bekal.shared.cli import main as bekal
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import CertificateIssued
-from bekal.shared.events.envelope import to_kafka
-from bekal.shared.events.topics import SOURCES, TOPICS, dead_letter_topic
+from bekal.shared.events.envelope import encode, to_kafka
+from bekal.shared.events.topics import (
+    DEAD_LETTER_RETENTION_MS,
+    SOURCES,
+    TOPICS,
+    dead_letter_topic,
+    topic_settings,
+)
 from bekal.shared.generated import (
     COMPOSE_FILE,
     SCHEMA_DIR,
@@ -118,9 +124,12 @@ def test_compose_creates_every_topic_exactly_once(groups: list[contracts.Consume
         compose_with_topics("services: {}\n", groups)
 
 
-def test_one_channel_per_topic_one_message_per_event_version(doc: dict[str, Any]) -> None:
+def test_one_channel_per_topic_one_message_per_event_version(
+    doc: dict[str, Any], groups: list[contracts.Consumer]
+) -> None:
     assert doc["asyncapi"] == "3.0.0"
-    assert set(doc["channels"]) == {t.name for t in TOPICS}
+    dead_letters = {dead_letter_topic(g.group) for g in groups}
+    assert set(doc["channels"]) == {t.name for t in TOPICS} | dead_letters
     for cls in catalogue.all():
         channel = doc["channels"][cls.topic]
         mid = contracts.message_id(cls)
@@ -133,8 +142,149 @@ def test_one_channel_per_topic_one_message_per_event_version(doc: dict[str, Any]
         assert headers["ce_source"]["const"] == SOURCES[cls.topic.split(".")[0]]
         assert message["bindings"]["kafka"]["key"]["type"] == "string"
         assert cls.aggregate_field in message["bindings"]["kafka"]["key"]["description"]
-    messages_on_channels = sum(len(c["messages"]) for c in doc["channels"].values())
+    messages_on_channels = sum(
+        len(c["messages"]) for name, c in doc["channels"].items() if name not in dead_letters
+    )
     assert messages_on_channels == len(catalogue.all())
+
+
+def test_each_channel_binding_states_the_topic_settings_of_the_catalogue(
+    doc: dict[str, Any],
+) -> None:
+    for name, channel in doc["channels"].items():
+        binding = channel["bindings"]["kafka"]
+        settings = topic_settings(name)
+        assert binding["topic"] == name
+        assert (binding["partitions"], binding["replicas"]) == (3, 3)
+        assert binding["topicConfiguration"] == {
+            "cleanup.policy": [settings.cleanup_policy],
+            "retention.ms": settings.retention_ms,
+        }
+        expected = DEAD_LETTER_RETENTION_MS if name.endswith(".dlq") else -1
+        assert binding["topicConfiguration"]["retention.ms"] == expected
+        assert binding["topicConfiguration"]["cleanup.policy"] == ["delete"]
+
+
+def test_every_record_carries_the_cloudevents_headers_its_message_requires(
+    doc: dict[str, Any],
+) -> None:
+    required = {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject"}
+    required.add("content-type")
+    for cls in catalogue.all():
+        headers = doc["components"]["messages"][contracts.message_id(cls)]["headers"]
+        assert set(headers["required"]) == required, cls.__name__
+        assert "traceparent" in headers["properties"] and "traceparent" not in headers["required"]
+    # What the outbox relay sends (no time of its own given here): every required header, once.
+    _, _, wire = encode(
+        event_type=CertificateIssued.event_type(),
+        subject=str(uuid.uuid4()),
+        data=b"{}",
+        source=SOURCES["certification"],
+    )
+    names = [k for k, _ in wire]
+    assert sorted(names) == sorted(required)
+    validator = Draft202012Validator(
+        doc["components"]["messages"][contracts.message_id(CertificateIssued)]["headers"]
+    )
+    as_text = {k: v.decode() for k, v in wire}
+    validator.validate(as_text)
+    for missing in ("ce_subject", "ce_time"):
+        broken = {k: v for k, v in as_text.items() if k != missing}
+        assert [e.validator for e in validator.iter_errors(broken)] == ["required"], missing
+
+
+def dead_letter_headers(**changes: str | None) -> dict[str, str]:
+    """The headers of a dead letter as the consumer runner writes them (an unreadable record)."""
+    headers: dict[str, str | None] = {
+        "ce_id": "e1",
+        "ce_type": "id.bekal.registry.inmate.vanished.v9",
+        "ce_source": "/x",
+        "ce_specversion": "1.0",
+        "content-type": "application/json",
+        "x_other": "kept as it was",
+        "dlq_reason": "unknown_type",
+        "dlq_error": "no event type 'id.bekal.registry.inmate.vanished.v9' in the catalogue",
+        "dlq_original_topic": "registry.inmates",
+        "dlq_original_partition": "2",
+        "dlq_original_offset": "41",
+        "dlq_consumer_group": "training",
+        "dlq_attempts": "0",
+    }
+    headers.update(changes)
+    return {k: v for k, v in headers.items() if v is not None}
+
+
+def test_each_consumer_group_has_a_dead_letter_channel_it_alone_writes(
+    doc: dict[str, Any], groups: list[contracts.Consumer]
+) -> None:
+    for group in groups:
+        name = dead_letter_topic(group.group)
+        channel = doc["channels"][name]
+        assert channel["address"] == name
+        assert channel["x-owner"] == group.service
+        assert channel["messages"] == {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}}
+        assert "30 days" in channel["description"]
+        sends = [
+            op for op in doc["operations"].values() if op["channel"]["$ref"] == f"#/channels/{name}"
+        ]
+        assert [(op["action"], op["x-service"]) for op in sends] == [("send", group.service)]
+        receive = [
+            op
+            for op in doc["operations"].values()
+            if op["action"] == "receive" and op["x-service"] == group.service
+        ]
+        assert receive and all(op["x-dead-letter-topic"] == name for op in receive)
+
+
+def test_the_dead_letter_message_requires_the_headers_that_say_why_and_from_where(
+    doc: dict[str, Any],
+) -> None:
+    message = doc["components"]["messages"]["DeadLetter"]
+    headers = message["headers"]
+    assert set(headers["required"]) == {
+        "dlq_reason",
+        "dlq_error",
+        "dlq_original_topic",
+        "dlq_original_partition",
+        "dlq_original_offset",
+        "dlq_consumer_group",
+        "dlq_attempts",
+    }
+    assert headers["properties"]["dlq_reason"]["enum"] == [
+        "not_a_cloudevent",
+        "malformed",
+        "unknown_type",
+        "invalid_payload",
+        "handler_failed",
+    ]
+    # The original record's CloudEvents headers are described but not required: a record without
+    # them (not_a_cloudevent) is dead-lettered too.
+    assert {"ce_id", "ce_type", "ce_time"} <= set(headers["properties"])
+    assert not {"ce_id", "ce_type", "ce_time"} & set(headers["required"])
+    assert resolve(doc, message["payload"]["$ref"])["title"] == "DeadLetter"
+    validator = Draft202012Validator(headers)
+    validator.validate(dead_letter_headers())
+    validator.validate(
+        dead_letter_headers(ce_id=None, ce_type=None, ce_source=None, dlq_reason="not_a_cloudevent")
+    )
+    for broken, expected in (
+        (dead_letter_headers(dlq_reason=None), "required"),
+        (dead_letter_headers(dlq_original_offset=None), "required"),
+        (dead_letter_headers(dlq_reason="it_broke"), "enum"),
+        (dead_letter_headers(dlq_original_partition="two"), "pattern"),
+        (dead_letter_headers(dlq_error="x" * 4001), "maxLength"),
+    ):
+        assert [e.validator for e in validator.iter_errors(broken)] == [expected]
+
+
+def test_the_page_shows_the_dead_letter_topics_and_their_headers(
+    doc: dict[str, Any], groups: list[contracts.Consumer]
+) -> None:
+    page = contracts.render_html(doc)
+    for group in groups:
+        assert f'<section id="{dead_letter_topic(group.group)}">' in page
+    for header in ("dlq_reason", "dlq_original_topic", "dlq_original_offset", "dlq_attempts"):
+        assert f"<code>{header}</code>" in page
 
 
 def test_every_reference_resolves(doc: dict[str, Any]) -> None:
@@ -152,7 +302,9 @@ def test_operations_send_by_owner_and_receive_by_each_consumer_group(
         for op in doc["operations"].values()
         if op["action"] == "send"
     }
-    assert sends == {t.name: t.owner for t in TOPICS}
+    assert sends == {t.name: t.owner for t in TOPICS} | {
+        dead_letter_topic(g.group): g.service for g in groups
+    }
     receives = {
         (op["x-service"], resolve(doc, op["channel"]["$ref"])["address"])
         for op in doc["operations"].values()
@@ -214,19 +366,20 @@ async def test_each_service_serves_its_own_topics(service: str) -> None:
         for op in served["operations"].values()
         if op["action"] == "send"
     }
-    assert sends == owned
     subs = module.spec.subscriptions
+    dead_letters = {subs.dead_letter_topic} if subs else set()
+    assert sends == owned | dead_letters
     receives = {
         resolve(served, op["channel"]["$ref"])["address"]
         for op in served["operations"].values()
         if op["action"] == "receive"
     }
     assert receives == (set(subs.topics) if subs else set())
-    assert set(served["channels"]) == owned | receives
+    assert set(served["channels"]) == owned | receives | dead_letters
     platform = contracts.asyncapi(consumer_groups=contracts.consumers())
     for mid, message in served["components"]["messages"].items():
         assert message == platform["components"]["messages"][mid]
         assert served["components"]["schemas"][mid] == platform["components"]["schemas"][mid]
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for topic in owned:
+    for topic in owned | dead_letters:
         assert f"<code>{topic}</code>" in page.text

@@ -13,7 +13,14 @@ from typing import Any
 
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
-from bekal.shared.events.topics import SOURCES, TOPICS, Topic, dead_letter_topic
+from bekal.shared.events.topics import (
+    SOURCES,
+    TOPICS,
+    Topic,
+    TopicSettings,
+    dead_letter_topic,
+    topic_settings,
+)
 
 SERVICES = ("registry", "training", "certification", "reporting")
 ASYNCAPI_VERSION = "3.0.0"
@@ -207,7 +214,113 @@ CLOUDEVENTS_HEADERS: dict[str, Any] = {
     "content-type": {"type": "string", "const": "application/json"},
     "traceparent": {"type": "string", "description": "W3C trace context (optional)"},
 }
-_REQUIRED_HEADERS = ["ce_specversion", "ce_id", "ce_source", "ce_type", "content-type"]
+# What every record carries (bekal.shared.events.envelope.encode writes all of these, always);
+# only traceparent is optional.
+_REQUIRED_HEADERS = [
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_subject",
+    "ce_time",
+    "content-type",
+]
+
+# --- dead letters: what the consumer runner (bekal.shared.messaging.consumer) writes ----------
+
+DEAD_LETTER_MESSAGE = "DeadLetter"
+DEAD_LETTER_REASONS: dict[str, str] = {
+    "not_a_cloudevent": "the record has no ce_id or ce_type header",
+    "malformed": "CloudEvents attributes or data that cannot be read (not JSON, not "
+    "CloudEvents 1.0, an empty id, source or type, no data)",
+    "unknown_type": "an event type the catalogue does not know",
+    "invalid_payload": "data that does not validate against its event type's schema",
+    "handler_failed": "the consumer's handler kept failing after its retries",
+}
+_COUNT = {"type": "string", "pattern": "^[0-9]+$"}
+DEAD_LETTER_HEADERS: dict[str, Any] = {
+    "dlq_reason": {
+        "type": "string",
+        "enum": list(DEAD_LETTER_REASONS),
+        "description": "Why the record is here: "
+        + "; ".join(f"{k}: {v}" for k, v in DEAD_LETTER_REASONS.items()),
+    },
+    "dlq_error": {
+        "type": "string",
+        "maxLength": 4000,
+        "description": "The error, as the consumer saw it (at most 4,000 characters)",
+    },
+    "dlq_original_topic": {
+        "type": "string",
+        "description": "The topic the record was read from",
+    },
+    "dlq_original_partition": {**_COUNT, "description": "Its partition there"},
+    "dlq_original_offset": {**_COUNT, "description": "Its offset there"},
+    "dlq_consumer_group": {
+        "type": "string",
+        "description": "The consumer group that could not handle it",
+    },
+    "dlq_attempts": {
+        **_COUNT,
+        "description": "How often the handler ran: 0 when the record could not even be read",
+    },
+}
+
+
+def _dead_letter_message() -> dict[str, Any]:
+    """A dead letter: the original record (key, value, headers) plus the dlq_* headers."""
+    # The original record's headers stay as they were, unchecked: a record dead-lettered as
+    # malformed may have any value in them, or lack them.
+    original = {
+        name: {"type": "string", "description": f"The original record's {name} header, if any"}
+        for name in CLOUDEVENTS_HEADERS
+    }
+    return {
+        "name": DEAD_LETTER_MESSAGE,
+        "title": "Dead letter",
+        "summary": (
+            "A record a consumer group could not handle, as it was read (same key, value and "
+            "headers), with the dlq_* headers saying why and where it came from."
+        ),
+        "headers": {
+            "type": "object",
+            "required": list(DEAD_LETTER_HEADERS),
+            "properties": {**DEAD_LETTER_HEADERS, **original},
+            # Whatever other headers the original record had are kept too.
+            "additionalProperties": {"type": "string"},
+        },
+        "payload": {"$ref": f"#/components/schemas/{DEAD_LETTER_MESSAGE}"},
+        "bindings": {
+            "kafka": {
+                "key": {"description": "The original record's key, unchanged"},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
+    }
+
+
+_DEAD_LETTER_PAYLOAD: dict[str, Any] = {
+    "title": DEAD_LETTER_MESSAGE,
+    "description": (
+        "The original record's value, byte for byte: usually an event's JSON data, but it may "
+        "be anything (that can be why it is here)."
+    ),
+}
+
+
+def _kafka_channel_binding(name: str) -> dict[str, Any]:
+    """The topic as it is created (bekal.shared.events.topics): partitions, replicas, retention."""
+    settings: TopicSettings = topic_settings(name)
+    return {
+        "topic": name,
+        "partitions": settings.partitions,
+        "replicas": settings.replication_factor,
+        "topicConfiguration": {
+            "cleanup.policy": [settings.cleanup_policy],
+            "retention.ms": settings.retention_ms,
+        },
+        "bindingVersion": KAFKA_BINDING_VERSION,
+    }
 
 
 def message_id(cls: type[Event]) -> str:
@@ -253,7 +366,7 @@ def asyncapi(
                 f"key = the aggregate id."
             ),
             "messages": channel_messages,
-            "bindings": {"kafka": {"topic": name, "bindingVersion": KAFKA_BINDING_VERSION}},
+            "bindings": {"kafka": _kafka_channel_binding(name)},
             "x-owner": topic.owner,
             "x-ministry": topic.ministry,
         }
@@ -267,6 +380,33 @@ def asyncapi(
             "x-service": topic.owner,
         }
     for consumer in consumer_groups:
+        dlq = consumer.dead_letter_topic
+        messages[DEAD_LETTER_MESSAGE] = _dead_letter_message()
+        schemas[DEAD_LETTER_MESSAGE] = _DEAD_LETTER_PAYLOAD
+        mref = f"#/channels/{dlq}/messages/{DEAD_LETTER_MESSAGE}"
+        channels[dlq] = {
+            "address": dlq,
+            "title": dlq,
+            "description": (
+                f"Dead letters of consumer group {consumer.group}: the records {consumer.service}"
+                f" could not handle, kept {topic_settings(dlq).retention_ms // 86_400_000} days "
+                f"for operators to inspect and retry. Written only by {consumer.service}."
+            ),
+            "messages": {
+                DEAD_LETTER_MESSAGE: {"$ref": f"#/components/messages/{DEAD_LETTER_MESSAGE}"}
+            },
+            "bindings": {"kafka": _kafka_channel_binding(dlq)},
+            "x-owner": consumer.service,
+            "x-ministry": SOURCES[consumer.service].split("/")[1],
+            "x-consumer-group": consumer.group,
+        }
+        operations[_operation_id("publish", dlq)] = {
+            "action": "send",
+            "title": f"{consumer.service} dead-letters what group {consumer.group} cannot handle",
+            "channel": {"$ref": f"#/channels/{dlq}"},
+            "messages": [{"$ref": mref}],
+            "x-service": consumer.service,
+        }
         by_topic: dict[str, list[str]] = {}
         for event_type in consumer.event_types:
             cls = catalogue.get(event_type)
@@ -419,6 +559,9 @@ def render_html(doc: Mapping[str, Any]) -> str:
         out.append(f"<p>{e(channel['description'])}</p>")
         for mid in channel["messages"]:
             message = components["messages"][mid]
+            if mid == DEAD_LETTER_MESSAGE:
+                out.extend(_dead_letter_html(message))
+                continue
             schema = components["schemas"][mid]
             out.append(
                 f"<h3>{e(message['name'])} <small>(<code>"
@@ -449,6 +592,26 @@ def render_html(doc: Mapping[str, Any]) -> str:
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _dead_letter_html(message: Mapping[str, Any]) -> list[str]:
+    e = html.escape
+    headers = message["headers"]
+    required = set(headers["required"])
+    out = [
+        f"<h3>{e(message['title'])}</h3>",
+        f"<p>{e(message['summary'])}</p>",
+        "<table><tr><th>Header</th><th>Wajib</th><th>Keterangan</th></tr>",
+    ]
+    for name, prop in headers["properties"].items():
+        values = f" ({', '.join(prop['enum'])})" if "enum" in prop else ""
+        out.append(
+            f"<tr><td><code>{e(name)}</code></td>"
+            f"<td>{'ya' if name in required else 'tidak'}</td>"
+            f"<td>{e(str(prop.get('description', '')) + values)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def _type_label(prop: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
