@@ -32,13 +32,22 @@ class Broker(Protocol):
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets ``sig`` when its parent dies, even by SIGKILL (Linux)."""
+    """A ``preexec_fn``: the child gets ``sig`` when its parent dies, even by SIGKILL (Linux).
+
+    The kernel sends it when the *thread* that started the child ends, so start children from a
+    thread that lasts as long as the process. It survives exec but not fork: the child's own
+    children are not covered (end those by the child's process group or session).
+    """
+    parent = os.getpid()
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: nothing to arm
+        return lambda: None
 
     def arm() -> None:
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the prctl, so no signal will come
+            os._exit(1)
 
     return arm
 
@@ -103,6 +112,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # memory-only: nothing to shut down
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         deadline = time.monotonic() + timeout
