@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,18 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from bekal.shared.broker import free_port
+from bekal.shared.broker import die_with_parent, free_port
 
-_PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _die_with_parent() -> None:
-    """A service the test started ends when the test process does, even if that is killed."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 class ServiceProcess:
@@ -93,7 +83,8 @@ class ServiceProcess:
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            # A service the test started ends when the test process does, even if that is killed.
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         log.close()
         self.starts += 1
