@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import structlog
 from fastapi import APIRouter, Response
 
 from bekal.certification import pdf, services
@@ -16,6 +17,7 @@ from bekal.certification.deps import (
     SettingsDep,
 )
 from bekal.certification.domain import CertificateStatus
+from bekal.certification.models import Certificate
 from bekal.certification.schemas import (
     CertificatePublic,
     CertificateReissue,
@@ -28,6 +30,7 @@ from bekal.shared.problems import Conflict
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 participants = APIRouter(prefix="/api/v1/participants", tags=["erasure"])
+log = structlog.get_logger(__name__)
 
 
 @router.get("", response_model=CertificatesPublic, summary="Certificates, newest first")
@@ -96,7 +99,30 @@ async def certificate_pdf(
             errors=[{"field": "status", "message": "sertifikat sudah dicabut"}],
             replaced_by_id=str(c.replaced_by_id) if c.replaced_by_id else None,
         )
-    document = pdf.render(
+    try:
+        document = _printed(c, verification_url=issuer.verification_url(c.verification_code))
+    except pdf.UnprintableText as exc:
+        # Printing it anyway would change the name, which then fails verification by name.
+        # The code points stay out of the log: they are letters of a person's name.
+        log.error("certificate_pdf_unprintable", number=c.number, letters=len(exc.code_points))
+        raise Conflict(
+            f"Sertifikat {c.number} tidak dapat dicetak: teksnya memuat huruf yang tidak ada "
+            f"pada huruf cetak sertifikat ({', '.join(exc.code_points)}).",
+            slug="certificate-unprintable",
+        ) from exc
+    filename = "sertifikat-" + c.number.replace("/", "-") + ".pdf"
+    return Response(
+        document,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _printed(c: Certificate, *, verification_url: str) -> bytes:
+    return pdf.render(
         pdf.PrintedCertificate(
             number=c.number,
             recipient_name=c.recipient_name,
@@ -109,17 +135,8 @@ async def certificate_pdf(
             end_date=c.end_date,
             issued_on=c.issued_on,
             partner=c.partner,
-            verification_url=issuer.verification_url(c.verification_code),
+            verification_url=verification_url,
         )
-    )
-    filename = "sertifikat-" + c.number.replace("/", "-") + ".pdf"
-    return Response(
-        document,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
     )
 
 
