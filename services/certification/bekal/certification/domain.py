@@ -232,6 +232,45 @@ def normalized_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
+# The apostrophes and quotes of a name (Ma'ruf, Nur'aini, Ja`far, Sa'adah, ...), written
+# typographic (U+2019, U+2018) or straight, as a modifier letter (U+02BC) or with an accent
+# key: one mark that people write in any of these ways or leave out, so a typed name is
+# compared without them.
+_APOSTROPHES_AND_QUOTES = dict.fromkeys(
+    map(
+        ord,
+        "'\u2018\u2019\u201a\u201b`\u00b4\u02b9\u02bb\u02bc\u02bd\u02be\u02bf\u02c8"
+        '\u2032\u2035\uff07"\u201c\u201d\u201e\u201f\u2033\uff02',
+    )
+)
+# Latin letters whose stroke or bar Unicode does not decompose (so NFKD keeps them whole):
+# typed without it on a keyboard that lacks them, like any other accent.
+_LETTERS_WITHOUT_DECOMPOSITION = str.maketrans(
+    {"\u0142": "l", "\u0111": "d", "\u00f0": "d", "\u00f8": "o", "\u0127": "h"}
+    | {"\u0131": "i", "\u0167": "t", "\u0180": "b", "\u0268": "i"}
+    | {"\u00e6": "ae", "\u0153": "oe", "\u00fe": "th"}
+)
+
+
+def typed_name_key(name: str) -> str:
+    """A name as an employer may type it from the paper, reduced to what must agree.
+
+    Apostrophes and quotes dropped, case-folded, accents dropped (NFKD without combining
+    marks, and the stroke of ł, đ, ø ...), runs of whitespace made one space. "Dédé", "DEDE"
+    and "Dede" give one key, so do "Ma\u2019ruf" (typographic apostrophe), "Ma'ruf" and
+    "Maruf"; "Dodo" another.
+    """
+    text = name.translate(_APOSTROPHES_AND_QUOTES).casefold()
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join(text.translate(_LETTERS_WITHOUT_DECOMPOSITION).split())
+
+
+def typed_name_matches(printed: str, typed: str) -> bool:
+    """Whether ``typed`` is the printed name ``printed`` as typed (compared in constant time)."""
+    key = typed_name_key(printed)
+    return bool(key) and hmac.compare_digest(key.encode(), typed_name_key(typed).encode())
+
+
 def display_name(name: str) -> str:
     """A person's name as printed: NFC, trimmed, single spaces (case kept)."""
     return " ".join(unicodedata.normalize("NFC", name).split())
@@ -443,7 +482,9 @@ def credential_facts(payload: Mapping[str, Any]) -> CertificateFacts:
 
 
 def name_matches(facts: CertificateFacts, name: str) -> bool:
-    """Whether ``name`` is the recipient's (hash compared in constant time)."""
+    """Whether ``name`` is exactly the recipient's, as the credential holds it (hash compared in
+    constant time; only case and spacing may differ). For the integrity of a stored row: a name
+    typed by an employer is compared with ``typed_name_matches``."""
     if facts.identity_hash is not None and facts.salt is not None:
         return hmac.compare_digest(identity_hash(name, facts.salt), facts.identity_hash)
     if facts.recipient_name is None:

@@ -563,7 +563,13 @@ async def verify(session: AsyncSession, *, code: str, name: str | None = None) -
     if certificate is None:
         return Verification(VerificationResult.UNKNOWN)
     facts = await _verified_facts(session, certificate)
-    if facts is not None and by_number and not domain.name_matches(facts, name or ""):
+    # The row's name is the credential's (checked just now); the one typed from the paper may
+    # differ from it in case, spacing, accents and apostrophes, as people type names.
+    if (
+        facts is not None
+        and by_number
+        and not domain.typed_name_matches(certificate.recipient_name, name or "")
+    ):
         return Verification(VerificationResult.UNKNOWN)
     return await _verification(session, certificate, facts)
 

@@ -162,8 +162,9 @@ async def verify_form(
 
 def _form() -> str:
     return (
-        "<p>Masukkan nomor sertifikat dan nama pemegang persis seperti tercetak, atau pindai "
-        "kode QR pada sertifikat.</p>"
+        "<p>Masukkan nomor sertifikat dan nama pemegang seperti tercetak, atau pindai kode QR "
+        "pada sertifikat. Huruf besar atau kecil, spasi, tanda aksen dan apostrof pada nama "
+        "tidak harus sama persis.</p>"
         "<form method='get' action='/verify'>"
         "<p><label>Nomor sertifikat<br><input name='nomor' required maxlength='64' "
         "placeholder='IKMA/2024/000001'></label></p>"
@@ -264,8 +265,9 @@ def _render(v: VerificationPublic) -> str:
         return _page(
             "Sertifikat tidak dikenal",
             "<p class='status unknown'>Sertifikat tidak dikenal</p>"
-            "<p>Kode atau nomor ini tidak terdaftar sebagai sertifikat yang diterbitkan. "
-            "Periksa kembali kode pada sertifikat, atau hubungi penerbit.</p>",
+            "<p>Kode ini tidak terdaftar sebagai sertifikat yang diterbitkan, atau nomor dan "
+            "nama pemegang yang dimasukkan tidak cocok. Periksa kembali kode, nomor dan nama "
+            "pada sertifikat, atau hubungi penerbit.</p>",
         )
     if v.result is VerificationResult.REVOKED:
         status = (
