@@ -1,8 +1,15 @@
-"""The embedded platform for a laptop: broker, four service processes, demo data; Ctrl-C stops."""
+"""The embedded platform for a laptop: broker, four service processes, demo data; Ctrl-C stops.
+
+Nothing the runner starts outlives it, however it ends. Every child runs in a session of its own
+(so a terminal's Ctrl-C reaches the runner alone, which stops the services before the broker) and
+is armed to be signalled by the kernel when the runner dies (``die_with_parent``). That signal does
+not reach a child's own children, so a guard process, told each child's session over a pipe, ends
+every process still in those sessions when the pipe closes without a clean stop: the runner was
+killed (SIGKILL, OOM). A normal stop ends each session itself, grandchildren included.
+"""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,19 +21,12 @@ from pathlib import Path
 
 import httpx
 
-from bekal.shared.broker import EmbeddedBroker, port_open
+from bekal.shared.broker import EmbeddedBroker, die_with_parent, port_open
 
 SERVICES = ("registry", "training", "certification", "reporting")
 DEFAULT_PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM when the runner dies, even by SIGKILL (Linux): no orphans hold ports."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+SERVICE_STOP_SECONDS = 15.0  # SIGTERM, then SIGKILL for what is left
+BROKER_STOP_SECONDS = 10.0
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Platform:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
+    guard: _Guard | None = None
 
     @property
     def var(self) -> Path:
@@ -88,13 +89,14 @@ class Platform:
                 continue
             if b"bekal" in cmdline or b"tansu" in cmdline:
                 print(f"  stopping process {pid} left by a previous run ({pid_file.stem})")
-                _terminate_pid(pid)
+                end_sessions({pid}, grace=5.0)
             pid_file.unlink(missing_ok=True)
 
     def start(self) -> None:
         for sub in ("data", "keys", "run", "log"):
             (self.var / sub).mkdir(parents=True, exist_ok=True)
         self.clean_up_previous_run()
+        self.guard = _Guard(self.var / "log" / "guard.log")
         from bekal.shared.auth import load_or_create_dev_key
 
         load_or_create_dev_key(self.key_file)  # before the services, so all four read the same key
@@ -107,7 +109,11 @@ class Platform:
             self.broker = EmbeddedBroker(
                 port=self.broker_port, log_file=self.var / "log" / "broker.log"
             )
-            self.broker.start()
+            try:
+                self.broker.start()
+            finally:
+                if self.broker.process is not None:
+                    self.guard.watch(self.broker.process.pid)
             assert self.broker.process is not None
             (self.var / "run" / "broker.pid").write_text(str(self.broker.process.pid))
             self.bootstrap_servers = self.broker.bootstrap_servers
@@ -123,8 +129,11 @@ class Platform:
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
+            log.close()
+            self.guard.watch(proc.pid)
             self.processes[service] = proc
             (self.var / "run" / f"{service}.pid").write_text(str(proc.pid))
 
@@ -163,38 +172,163 @@ class Platform:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """The services first (they may still publish), then the broker, then the guard."""
+        groups = [list(self.processes.values())]
+        if self.broker and self.broker.process:
+            groups.append([self.broker.process])
+        for procs, grace in zip(groups, (SERVICE_STOP_SECONDS, BROKER_STOP_SECONDS), strict=False):
+            end_sessions({p.pid for p in procs}, grace=grace, children=procs)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:  # not even SIGKILL ended it (stuck in the kernel)
+                    print(f"process {proc.pid} did not end", file=sys.stderr)
+                    continue
+                if self.guard:
+                    self.guard.forget(proc.pid)
         if self.broker:
-            self.broker.stop()
+            self.broker.stop()  # already ended: this only tidies up its state
+        if self.guard:
+            self.guard.close()
+            self.guard = None
         for pid_file in (self.var / "run").glob("*.pid"):
             pid_file.unlink(missing_ok=True)
 
 
-def _terminate_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGCONT)
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(50):
+# --- ending whole sessions ----------------------------------------------------------------
+
+
+def _session_members(sessions: set[int]) -> set[int]:
+    """The live processes (zombies are dead) whose session is one of ``sessions``.
+
+    Every child starts a session of its own (its pid is the session id) and whatever it starts
+    stays in it unless it calls setsid itself. Without /proc, the sessions' leaders' groups.
+    """
+    if not os.path.isdir("/proc/self"):
+        alive = set()
+        for sid in sessions:
+            try:
+                os.killpg(sid, 0)
+                alive.add(sid)
+            except OSError:
+                pass
+        return alive
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        # after the command: state, ppid, pgrp, session
+        if fields[0] != b"Z" and int(fields[3]) in sessions:
+            found.add(int(entry.name))
+    return found
+
+
+def _signal_sessions(sessions: set[int], sig: int) -> None:
+    for pid in _session_members(sessions):
+        try:
+            if sig != signal.SIGKILL:
+                os.kill(pid, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def end_sessions(
+    sessions: set[int],
+    *,
+    grace: float,
+    children: list[subprocess.Popen[bytes]] | None = None,
+) -> None:
+    """SIGTERM to every process in ``sessions``, SIGKILL to what is left after ``grace`` seconds.
+
+    ``children`` are the runner's own (the sessions' leaders): they are polled, not reaped, so a
+    leader's pid, and with it the session id, cannot be reused while this runs.
+    """
+
+    def left() -> set[int]:
+        members = _session_members(sessions)
+        for proc in children or []:  # an exited leader is a zombie until reaped: not left
+            if proc.pid in members and _exited(proc.pid):
+                members.discard(proc.pid)
+        return members
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not left():
             return
-        time.sleep(0.1)
+        _signal_sessions(sessions, sig)
+        deadline = time.monotonic() + wait
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _exited(pid: int) -> bool:
+    """Whether a child has exited, leaving it unreaped (its pid stays taken)."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+_GUARD_CODE = "import sys, bekal.shared.devrun as d; d.guard(sys.argv[1])"
+
+
+class _Guard:
+    """A process that outlives a killed runner just long enough to end the runner's children.
+
+    The runner writes ``+pid`` for each child it starts and ``-pid`` once it has ended that child
+    itself. When the pipe closes (the runner exited, however), the guard ends the sessions of the
+    children still listed, then exits. It runs in a session of its own, out of the runner's
+    process group, so whatever kills that group (a closed terminal) does not take it too.
+    """
+
+    def __init__(self, log_file: Path) -> None:
+        read_end, self._pipe = os.pipe()
+        with open(log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _GUARD_CODE, str(read_end)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(read_end,),
+                start_new_session=True,
+            )
+        os.close(read_end)
+
+    def watch(self, pid: int) -> None:
+        os.write(self._pipe, f"+{pid}\n".encode())
+
+    def forget(self, pid: int) -> None:
+        os.write(self._pipe, f"-{pid}\n".encode())
+
+    def close(self) -> None:
+        os.close(self._pipe)
+        try:
+            self.process.wait(timeout=SERVICE_STOP_SECONDS + 10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def guard(fd: str) -> None:
+    """The guard process's body: read the runner's list until the pipe closes, end what is left."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    sessions: set[int] = set()
+    with open(int(fd), "rb") as pipe:
+        for line in pipe:
+            pid = int(line[1:])
+            if line.startswith(b"+"):
+                sessions.add(pid)
+            else:
+                sessions.discard(pid)
+    if sessions:
+        print(f"the runner ended without stopping {sorted(sessions)}: ending them", flush=True)
+        end_sessions(sessions, grace=SERVICE_STOP_SECONDS)
 
 
 def _banner(platform: Platform, demo_summary: str | None) -> str:
