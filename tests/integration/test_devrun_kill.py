@@ -1,4 +1,4 @@
-"""`bekal run` takes everything it started with it, even when it is killed outright.
+"""`bekal run` takes everything it started with it: killed outright, or stopped with Ctrl-C.
 
 The runner is started as `make run` starts it, on free ports, without the demo data. Once every
 service answers /readyz, its whole process tree is noted from /proc; after the runner ends, every
@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -89,7 +89,9 @@ def _bindable(port: int) -> bool:
 
 
 class Runner:
-    def __init__(self, root: Path, *, wrap_broker: bool) -> None:
+    def __init__(
+        self, root: Path, *, wrap_broker: bool, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
         self.root = root
         self.tree: dict[int, int] = {}  # pid: start time, of every process below the runner
         self.ports = {s: free_port() for s in SERVICES}
@@ -116,6 +118,7 @@ class Runner:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=preexec_fn,
             )
 
     @property
@@ -186,6 +189,10 @@ class Runner:
                 pass
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture
 def runners() -> Iterator[list[Runner]]:
     started: list[Runner] = []
@@ -209,3 +216,26 @@ def test_a_killed_runner_leaves_no_process_and_no_port_behind(
     runner.proc.wait()
 
     runner.assert_all_gone()
+
+
+def test_ctrl_c_stops_everything_even_if_the_runner_was_started_with_sigint_ignored(
+    tmp_path: Path, runners: list[Runner]
+) -> None:
+    # What a shell script's `bekal run &` does: the runner starts with SIGINT ignored.
+    runner = Runner(tmp_path, wrap_broker=True, preexec_fn=_ignore_sigint)
+    runners.append(runner)
+    runner.wait_ready()
+    runner.note_tree()
+    runner.assert_broker_is_a_grandchild()
+
+    runner.proc.send_signal(signal.SIGINT)
+    try:
+        code = runner.proc.wait(timeout=GONE_WITHIN)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"SIGINT did not stop the runner:\n{runner.text()}") from None
+    assert code == 0, runner.text()
+    assert "Stopped." in runner.text()
+    runner.assert_all_gone()
+    # The runner ended every session itself, the broker's grandchild too: the guard had no work.
+    assert "ending them" not in runner.guard_log(), runner.guard_log()
+    assert not list((tmp_path / "var" / "run").glob("*.pid"))

@@ -379,10 +379,16 @@ def main(*, load_demo: bool = True) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if stopping:  # already stopping: let the stop finish
+            return
         stopping = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Installed explicitly: a runner started in the background of a script inherits SIGINT
+    # ignored (and Python then leaves it so); a closed terminal sends SIGHUP. Children started
+    # after this get the default dispositions back at exec.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
         print("Starting the broker and the four services ...", flush=True)
         platform.start()
@@ -407,5 +413,6 @@ def main(*, load_demo: bool = True) -> int:
         print(f"Could not start: {exc}", file=sys.stderr)
         return 1
     finally:
+        stopping = True
         platform.stop()
         print("Stopped.", flush=True)
