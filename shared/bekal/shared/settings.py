@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="CA bundle that signed the brokers' certificates (SSL/SASL_SSL protocols)",
     )
     outbox_poll_interval_seconds: float = 0.5
+    outbox_publish_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the relay waits for a batch to be queued and acknowledged "
+        "before it counts the rest as failed and tries again",
+    )
     # Outbox rows the relay reads and hands to the producer at once, then awaits together.
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     # Records a consumer fetches at most at once, over all its partitions; applied in one

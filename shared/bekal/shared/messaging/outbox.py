@@ -141,13 +141,21 @@ class OutboxRelay:
             failure: BaseException | None = None
             for row in rows:
                 try:
-                    acks.append(await self._send(row))
+                    # Bounded too: queueing waits for the topic's metadata, and a producer
+                    # whose client has stopped never gets it (it would wait forever on Apache
+                    # Kafka, whose metadata lists only topics asked for). Cancelling a send
+                    # that is still queueing means it is not sent.
+                    acks.append(
+                        await asyncio.wait_for(
+                            self._send(row), self.settings.outbox_publish_timeout_seconds
+                        )
+                    )
                 except Exception as exc:  # not even queued (unknown type, buffer timeout)
                     failure = exc
                     break
             if acks:
                 # Bounded: a broker that never answers must not stall the relay forever.
-                await asyncio.wait(acks, timeout=30)
+                await asyncio.wait(acks, timeout=self.settings.outbox_publish_timeout_seconds)
             sent: list[int] = []
             try:
                 for row, ack in zip(rows, [*acks, None], strict=False):
