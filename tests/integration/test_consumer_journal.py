@@ -12,6 +12,7 @@ from datetime import date
 
 import pytest
 from sqlalchemy import delete, inspect
+from sqlalchemy.exc import DBAPIError
 
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
@@ -22,6 +23,8 @@ from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_prod
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import create_platform_tables
 from tests.support.kafka import publish, records_on
+from tests.support.faults import wait_all_committed
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +111,60 @@ async def test_journal_is_off_unless_asked_for(database_url, broker, make_settin
         await db.dispose()
     assert runner.processed == 3
     assert "consumer_journal" not in tables
+
+
+class _FailsOnce(ConsumerRunner):
+    """A runner with a bug that strikes once, after a fetch's effects are committed and
+    before its offsets are: the worst moment, for a runner that would skip or double."""
+
+    struck = False
+
+    async def _apply_read(self, read):  # type: ignore[no-untyped-def]
+        done = await super()._apply_read(read)
+        if not self.struck and done:
+            self.struck = True
+            raise RuntimeError("a bug nothing below handles")
+        return done
+
+
+async def test_runner_that_fails_unexpectedly_starts_over_from_committed_offsets(
+    database_url, broker, make_settings
+):
+    settings = make_settings("training", database_url, broker, consumer_journal=True)
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_platform_tables)
+    plain, producer = await _runner(settings, db)
+    runner = _FailsOnce(
+        subscriptions=plain.subs,
+        registry=catalogue,
+        db=db,
+        settings=settings,
+        consumer=plain.consumer,
+        dlq_producer=producer,
+    )
+    await publish(settings, [_released() for _ in range(EVENTS)])
+    runner.start()
+    try:
+        await wait_until(lambda: _applied_at_least(db, EVENTS), within=60, what="every event")
+        await wait_all_committed(settings, "training", ["registry.inmates"], within=60)
+        assert runner.running  # the failure did not end it
+        async with db.session() as s:
+            counts = await journal_counts(s, "training")
+    finally:
+        await runner.stop()
+        await runner.consumer.stop()
+        await producer.stop()
+        await db.dispose()
+    assert runner.failures == 1
+    assert counts["applied_events"] == EVENTS
+    assert counts["applied_again"] == 0
+    assert counts["delivered_again"] > 0  # what the failed fetch applied came again
+
+
+async def _applied_at_least(db: Database, n: int) -> bool:
+    try:
+        async with db.session() as s:
+            return (await journal_counts(s, "training"))["applied_events"] >= n
+    except DBAPIError:  # the journal's table comes with the first delivery
+        return False

@@ -193,6 +193,7 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
+        self.failures = 0  # failures that made the runner start over from committed offsets
         self._last_done: dict[TopicPartition, Record] = {}
         self.journal = Journal(db, subscriptions.group_id) if settings.consumer_journal else None
 
@@ -212,6 +213,45 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def run(self) -> None:
+        """Consume until stopped. A failure nothing below handles does not end the runner: a
+        dead runner would stay in its group, heartbeating, holding partitions nobody reads.
+        It is logged, the partitions go back to their committed offsets (what was fetched and
+        not committed is read again, never skipped) and consuming starts over."""
+        rewind = False
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                if rewind:
+                    await self._rewind()
+                    rewind = False
+                await self._consume()
+            except Exception as exc:
+                self.failures += 1
+                log.error(
+                    "consumer_failed",
+                    group=self.subs.group_id,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    retry_in=delay,
+                    exc_info=True,
+                )
+                rewind = True
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                return
+
+    async def _rewind(self) -> None:
+        positions: dict[str, int | None] = {}
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            positions[str(tp)] = committed
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        log.info("consumer_rewound", group=self.subs.group_id, committed=positions)
+
+    async def _consume(self) -> None:
         # The next fetch is read while this one is applied: reading (decoding and validating
         # each record) is CPU work, applying is mostly waiting for the database. Records read
         # ahead and not applied when the runner stops are not committed: they are read again.
@@ -610,6 +650,15 @@ class ConsumerRunner:
             # and the inbox turns the re-read into duplicates.
             log.warning(
                 "offset_commit_failed", partitions=[str(tp) for tp in positions], error=str(exc)
+            )
+        except KafkaError as exc:
+            # The coordinator unreachable or moving (a broker down or frozen): the effects are
+            # committed in the database, so going on is safe; the next commit covers these
+            # offsets too, and if none comes first, a re-read meets the inbox.
+            log.warning(
+                "offset_commit_failed",
+                partitions=[str(tp) for tp in positions],
+                error=f"{type(exc).__name__}: {exc}",
             )
 
     def _report_lag(self, tp: TopicPartition, position: int) -> None:

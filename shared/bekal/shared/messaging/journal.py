@@ -22,7 +22,8 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, select
+from sqlalchemy import BigInteger, Index, Integer, String, inspect, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,10 +64,19 @@ class Journal:
         self._ready = False
 
     async def _ensure_table(self) -> None:
-        if not self._ready:
+        if self._ready:
+            return
+        try:
             async with self.db.engine.begin() as connection:
                 await connection.run_sync(JournalBase.metadata.create_all, checkfirst=True)
-            self._ready = True
+        except DBAPIError:
+            # Replicas sharing a database start together: another one may have created it
+            # between the check and the CREATE. Anything else is a real failure.
+            async with self.db.engine.connect() as connection:
+                tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            if JournalEntry.__tablename__ not in tables:
+                raise
+        self._ready = True
 
     def _rows(self, stage: str, records: Sequence[tuple[str, str, int, int]]) -> list[dict]:
         now, pid = utcnow(), os.getpid()
