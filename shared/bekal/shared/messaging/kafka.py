@@ -48,6 +48,9 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
+CONSUMER_METADATA_MAX_AGE_MS = 10_000
+
+
 def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *[settings.topic(t) for t in topics],
@@ -59,6 +62,11 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
         max_poll_records=settings.consumer_batch_size,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        # aiokafka resets a partition without a committed offset by asking the leader it has
+        # cached, and on NOT_LEADER it retries without refreshing metadata: after a leader
+        # moved (a broker frozen, then thawed) the whole consumer waited for the periodic
+        # refresh, five minutes by default. A short age bounds that wait.
+        metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
 
 
