@@ -20,7 +20,7 @@ run: install  ## broker + four services + demo data; Ctrl-C stops all
 	.venv/bin/bekal run
 
 test: install postgres kafka-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
-	.venv/bin/python -m pytest
+	bash scripts/test
 
 test-unit: install
 	.venv/bin/python -m pytest tests/unit

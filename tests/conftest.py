@@ -36,38 +36,31 @@ BROKERS = [
     if b in os.environ.get("BEKAL_TEST_BROKERS", "tansu,apache-kafka")
 ]
 USED: dict[str, str] = {}  # the brokers this session started, and their versions
-# The modules whose broker tests pass on Apache Kafka so far; the others still run on Tansu alone
-# (each one moved here once it passes there, until every broker test runs on both).
-ON_APACHE_KAFKA = {
-    "tests/integration/test_contracts_example.py",
-}
+# `make test` runs two pytest processes at once (scripts/test): BEKAL_TEST_TIER=apache-kafka
+# takes the tests on Apache Kafka (the `broker` fixture's apache-kafka half and the modules
+# marked apache_kafka, which start clusters of their own); BEKAL_TEST_TIER=rest takes the others.
+TIER = os.environ.get("BEKAL_TEST_TIER", "")
+
+
+def on_apache_kafka(item: pytest.Item) -> bool:
+    return "[apache-kafka" in item.nodeid or item.get_closest_marker("apache_kafka") is not None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("BEKAL_TEST_EVERY_MODULE_ON_APACHE_KAFKA"):  # to find what fails there
+    if TIER not in ("apache-kafka", "rest"):
         return
-    waiting = [
-        item
-        for item in items
-        if "[apache-kafka" in item.nodeid and item.nodeid.split("::")[0] not in ON_APACHE_KAFKA
-    ]
-    if waiting:
-        config.hook.pytest_deselected(items=waiting)
-        dropped = set(waiting)
+    wanted = TIER == "apache-kafka"
+    elsewhere = [item for item in items if on_apache_kafka(item) is not wanted]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        dropped = set(elsewhere)
         items[:] = [item for item in items if item not in dropped]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     versions = {"tansu": EmbeddedBroker().version, "apache-kafka": apache_kafka.VERSION}
-    return (
-        "brokers: "
-        + ", ".join(f"{b} {versions[b]}" for b in BROKERS)
-        + (
-            f" (apache-kafka for {len(ON_APACHE_KAFKA)} modules so far)"
-            if "apache-kafka" in BROKERS
-            else ""
-        )
-    )
+    brokers = "brokers: " + ", ".join(f"{b} {versions[b]}" for b in BROKERS)
+    return brokers + (f" (tier: {TIER})" if TIER else "")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

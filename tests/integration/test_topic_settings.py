@@ -38,7 +38,7 @@ from tests.support.db import count
 from tests.support.kafka import publish, records_on
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 
 EVENT_TOPIC = "registry.inmates"
 DEAD_LETTER_TOPIC = "training.dlq"
