@@ -22,8 +22,8 @@ from bekal.shared.messaging.journal import journal_counts
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import create_platform_tables
-from tests.support.kafka import publish, records_on
 from tests.support.faults import wait_all_committed
+from tests.support.kafka import publish, records_on
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
