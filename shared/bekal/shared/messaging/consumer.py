@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, overload
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -101,6 +101,21 @@ class BatchContext:
 BatchHandler = Callable[[Sequence[Delivered[Any]], BatchContext], Awaitable[None]]
 
 
+# The event types a handler is registered for, one TypeVar each, so that its first parameter
+# is checked against exactly them (a handler of several types takes their union).
+E1 = TypeVar("E1", bound=Event)
+E2 = TypeVar("E2", bound=Event)
+E3 = TypeVar("E3", bound=Event)
+E4 = TypeVar("E4", bound=Event)
+E5 = TypeVar("E5", bound=Event)
+E6 = TypeVar("E6", bound=Event)
+_H = TypeVar("_H")
+# A one-event handler of E, a batch handler of E, and the decorator that registers either.
+_One: TypeAlias = Callable[[E, HandlerContext], Awaitable[None]]
+_Many: TypeAlias = Callable[[Sequence[Delivered[E]], BatchContext], Awaitable[None]]
+_Registers: TypeAlias = Callable[[_H], _H]
+
+
 class Subscriptions:
     """One consumer group's handlers: one function per consumed event type.
 
@@ -117,7 +132,27 @@ class Subscriptions:
         self.batch_handlers: dict[str, BatchHandler] = {}
         self._topics: set[str] = set()
 
-    def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
+    # One overload per number of event types (up to six): a handler of several types takes
+    # their union, and mypy checks that it does. Add one when a handler needs a seventh.
+    @overload
+    def on(self, a: type[E1], /) -> _Registers[_One[E1]]: ...
+    @overload
+    def on(self, a: type[E1], b: type[E2], /) -> _Registers[_One[E1 | E2]]: ...
+    @overload
+    def on(self, a: type[E1], b: type[E2], c: type[E3], /) -> _Registers[_One[E1 | E2 | E3]]: ...
+    @overload
+    def on(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], /
+    ) -> _Registers[_One[E1 | E2 | E3 | E4]]: ...
+    @overload
+    def on(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], e: type[E5], /
+    ) -> _Registers[_One[E1 | E2 | E3 | E4 | E5]]: ...
+    @overload
+    def on(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], e: type[E5], f: type[E6], /
+    ) -> _Registers[_One[E1 | E2 | E3 | E4 | E5 | E6]]: ...
+    def on(self, *event_classes: type[Event]) -> _Registers[Handler]:
         def register(fn: Handler) -> Handler:
             for cls in event_classes:
                 self.handlers[cls.event_type()] = fn
@@ -126,7 +161,27 @@ class Subscriptions:
 
         return register
 
-    def on_batch(self, *event_classes: type[Event]) -> Callable[[BatchHandler], BatchHandler]:
+    @overload
+    def on_batch(self, a: type[E1], /) -> _Registers[_Many[E1]]: ...
+    @overload
+    def on_batch(self, a: type[E1], b: type[E2], /) -> _Registers[_Many[E1 | E2]]: ...
+    @overload
+    def on_batch(
+        self, a: type[E1], b: type[E2], c: type[E3], /
+    ) -> _Registers[_Many[E1 | E2 | E3]]: ...
+    @overload
+    def on_batch(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], /
+    ) -> _Registers[_Many[E1 | E2 | E3 | E4]]: ...
+    @overload
+    def on_batch(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], e: type[E5], /
+    ) -> _Registers[_Many[E1 | E2 | E3 | E4 | E5]]: ...
+    @overload
+    def on_batch(
+        self, a: type[E1], b: type[E2], c: type[E3], d: type[E4], e: type[E5], f: type[E6], /
+    ) -> _Registers[_Many[E1 | E2 | E3 | E4 | E5 | E6]]: ...
+    def on_batch(self, *event_classes: type[Event]) -> _Registers[BatchHandler]:
         def register(fn: BatchHandler) -> BatchHandler:
             for cls in event_classes:
                 if cls.event_type() not in self.handlers:
