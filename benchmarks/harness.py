@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform as host
@@ -9,16 +10,17 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from bekal.shared import apache_kafka
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.devrun import SERVICES, Platform
 from bekal.shared.settings import Settings
 
@@ -64,6 +66,84 @@ async def databases(prefix: str, names: Iterable[str]) -> AsyncIterator[dict[str
             await drop_database(db)
 
 
+# --- brokers -----------------------------------------------------------------------------------
+
+BROKER_CHOICES = ("tansu", "apache-kafka", "both")
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--broker`` and ``--nodes``, the same in every script that takes either broker."""
+    parser.add_argument(
+        "--broker",
+        choices=BROKER_CHOICES,
+        default="tansu",
+        help="the embedded broker (Tansu), a local Apache Kafka cluster, or both one after the "
+        "other in the same run (default: tansu)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="Apache Kafka nodes; topics get as many replicas, min.insync.replicas 2 on three, "
+        "and producers are idempotent, as in production (default: 3)",
+    )
+
+
+def brokers_wanted(args: argparse.Namespace) -> list[str]:
+    return ["tansu", "apache-kafka"] if args.broker == "both" else [args.broker]
+
+
+def label(broker: Broker) -> str:
+    """How a broker is named in the figures: ``tansu 0.6.0``, ``apache-kafka 4.4.0 x3``."""
+    nodes = f" x{broker.nodes}" if isinstance(broker, apache_kafka.ApacheKafka) else ""
+    return f"{broker.name} {broker.version}{nodes}"
+
+
+def replication_factor(broker: Broker) -> int:
+    """Every node holds a replica on Apache Kafka (as production's three); Tansu has one."""
+    return broker.nodes if isinstance(broker, apache_kafka.ApacheKafka) else 1
+
+
+def broker_settings(broker: Broker) -> dict[str, Any]:
+    """The settings a client on ``broker`` takes, as production's on Apache Kafka."""
+    return {
+        "kafka_bootstrap_servers": broker.bootstrap_servers,
+        "kafka_enable_idempotence": broker.idempotent,
+        "kafka_replication_factor": replication_factor(broker),
+    }
+
+
+def broker_env(broker: Broker) -> dict[str, str]:
+    """The same as ``broker_settings``, for a service process's environment."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KAFKA_ENABLE_IDEMPOTENCE": str(broker.idempotent).lower(),
+        "KAFKA_REPLICATION_FACTOR": str(replication_factor(broker)),
+    }
+
+
+@contextmanager
+def started_broker(kind: str, directory: Path, *, nodes: int = 3) -> Iterator[Broker]:
+    """A broker of this run's own on free ports: Tansu, or an Apache Kafka cluster of ``nodes``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    broker: Broker
+    if kind == "tansu":
+        embedded = EmbeddedBroker(port=free_port(), log_file=directory / "tansu.log")
+        embedded.start()
+        broker = embedded
+    elif kind == "apache-kafka":
+        cluster = apache_kafka.ApacheKafka(nodes=nodes, directory=directory / "apache-kafka")
+        cluster.start()
+        broker = cluster
+    else:
+        raise ValueError(f"unknown broker {kind!r}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 def run_tag() -> str:
     return f"bekal_bench_{uuid.uuid4().hex[:8]}"
 
@@ -73,7 +153,7 @@ class Running:
     """The broker and the four services as processes, each on its own PostgreSQL database."""
 
     root: Path
-    broker: EmbeddedBroker
+    broker: Broker
     platform: Platform
     databases: dict[str, str]
     namespace: str
@@ -88,7 +168,7 @@ class Running:
             "service_name": service,
             "environment": "test",
             "database_url": sqlalchemy_url(self.databases[service]),
-            "kafka_bootstrap_servers": self.broker.bootstrap_servers,
+            **broker_settings(self.broker),
             "kafka_namespace": self.namespace,
             "auth_dev_key_file": self.platform.key_file,
             "log_json": True,
@@ -116,16 +196,23 @@ ROLES: dict[str, tuple[str, list[str]]] = {
 
 @asynccontextmanager
 async def platform_on_postgres(
-    root: Path, *, extra_env: dict[str, str] | None = None
+    root: Path, *, extra_env: dict[str, str] | None = None, broker: Broker | None = None
 ) -> AsyncIterator[Running]:
-    """A dedicated broker on a free port and the four services as ``bekal serve`` processes."""
+    """The four services as ``bekal serve`` processes on ``broker`` (by default an embedded
+    broker of their own on a free port, stopped at the end; a given one is left running)."""
     tag = run_tag()
     async with databases(tag, SERVICES) as dbs:
         (root / "var" / "log").mkdir(parents=True, exist_ok=True)
-        broker = EmbeddedBroker(port=free_port(), log_file=root / "var" / "log" / "broker.log")
-        broker.start()
+        own = broker is None
+        if broker is None:
+            embedded = EmbeddedBroker(
+                port=free_port(), log_file=root / "var" / "log" / "broker.log"
+            )
+            embedded.start()
+            broker = embedded
         namespace = f"{tag}."
         env = {
+            **broker_env(broker),
             "KAFKA_NAMESPACE": namespace,
             "ENVIRONMENT": "test",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
@@ -158,7 +245,8 @@ async def platform_on_postgres(
             yield running
         finally:
             await asyncio.to_thread(p.stop)
-            broker.stop()
+            if own:
+                broker.stop()
 
 
 # --- figures -----------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Benchmark: the platform at national scale on PostgreSQL, and the ceiling of the same machine.
 
 The four services run as ``bekal serve`` processes (each on a PostgreSQL database of its own,
-created and dropped here) against a dedicated embedded broker on a free port. Through their
+created and dropped here) against a dedicated broker on free ports: the embedded broker (Tansu,
+the default), a local Apache Kafka cluster of ``--nodes`` 1 or 3 (topics with as many replicas,
+idempotent producers, as in production), or ``--broker both``, one after the other. Through their
 public APIs only, the script registers ~530 facilities, bulk-imports 300,000 inmates (30%
 consenting, so shared with the industry side), schedules 1,000 sessions, enrols 25,000 people,
 releases some of them mid-course, completes the sessions (certificates follow on their own),
@@ -15,10 +17,13 @@ time from its first to its last row; HTTP stages are timed by the client.
 Then, in the same run: the ceiling. Raw aiokafka produce and consume of the same records (same
 keys, values and headers) on the same broker, raw asyncpg inserts of the same rows (executemany
 and COPY) into the same tables, raw consume-and-insert; and the platform's own relay and consumer
-classes on the same backlog, in this process, as a share of that ceiling.
+classes on the same backlog, in this process, as a share of that ceiling. Every event stage of
+the flow is printed as a share of the same broker's ceiling too: publishing of raw produce,
+applying of raw consume (the broker alone) and of raw consume-and-insert.
 
-    .venv/bin/python benchmarks/national_scale.py             # national scale (about 20-40 min)
+    .venv/bin/python benchmarks/national_scale.py             # national scale (about 6-11 min)
     .venv/bin/python benchmarks/national_scale.py --scale 0.05  # a quick run
+    .venv/bin/python benchmarks/national_scale.py --scale 0.1 --broker both --nodes 3
 """
 
 from __future__ import annotations
@@ -45,12 +50,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipeline
 from harness import (
     Running,
+    add_broker_arguments,
+    brokers_wanted,
     gather_limited,
+    label,
     machine,
     percentile,
     pg_dsn,
     pg_server_version,
     platform_on_postgres,
+    started_broker,
     table,
 )
 from pipeline import Outboxed
@@ -685,7 +694,7 @@ async def ceiling(run: Running, args: argparse.Namespace) -> dict[str, float]:
         )
     ]
     return await pipeline.measure(
-        run.broker.bootstrap_servers,
+        run.broker,
         rows,
         lambda stage, count, seconds, unit: record(stage, count, seconds, unit),
         profile=args.profile,
@@ -695,55 +704,114 @@ async def ceiling(run: Running, args: argparse.Namespace) -> dict[str, float]:
 # --- main ---------------------------------------------------------------------------------------
 
 
+def stage_ratios(rows: list[tuple[str, int, str, float, str]], rates: dict[str, float]) -> str:
+    """Each event stage of the flow as a share of the raw ceiling on the same broker, same run.
+
+    Publishing against raw produce; applying against raw consume (the broker alone) and raw
+    consume-and-insert (the broker and the database). HTTP stages do not touch the broker.
+    """
+
+    def share(rate: float, ceiling: str) -> str:
+        return pipeline.shown(pipeline.ratio({"stage": rate, **rates}, "stage", ceiling))
+
+    out: list[tuple[str, float, str, str, str]] = []
+    for stage, _count, _unit, rate, _note in rows:
+        if "published" in stage or stage.startswith("platform: OutboxRelay"):
+            out.append((stage, rate, "raw produce", share(rate, "raw produce"), "-"))
+        elif (
+            "applied" in stage
+            or stage.endswith("consumer)")
+            or stage.startswith("platform: ConsumerRunner")
+        ):
+            out.append(
+                (
+                    stage,
+                    rate,
+                    "raw consume",
+                    share(rate, "raw consume"),
+                    share(rate, "raw consume+insert"),
+                )
+            )
+    return table(["event stage", "per second", "ceiling", "ratio", "/ raw consume+insert"], out)
+
+
 async def main(args: argparse.Namespace) -> None:
     # The benchmark's own in-process clients log as the services do, to a file, not the screen.
+    runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bekal-national-") as tmp_name:
         tmp = Path(tmp_name)
         pipeline.quiet_logs(tmp / "bench.log")
         print(f"machine: {machine()}; PostgreSQL {await pg_server_version()}", flush=True)
         print(f"scale {args.scale}", flush=True)
         extra = {"OUTBOX_POLL_INTERVAL_SECONDS": "0.5"}
-        async with platform_on_postgres(tmp, extra_env=extra) as run:
-            started = time.perf_counter()
-            flow: dict[str, Any] = {}
-            if not args.ceiling_only:
-                flow = await national_flow(run, args, tmp)
-            else:
-                await quick_inmates(run, args, tmp)
-            flow_seconds = time.perf_counter() - started
-            rates = await ceiling(run, args)
+        for kind in brokers_wanted(args):
+            results.clear()
+            root = tmp / kind
+            with started_broker(kind, root / "broker", nodes=args.nodes) as broker:
+                name = label(broker)
+                print(f"broker: {name} at {broker.bootstrap_servers}", flush=True)
+                async with platform_on_postgres(root, extra_env=extra, broker=broker) as run:
+                    started = time.perf_counter()
+                    flow: dict[str, Any] = {}
+                    if not args.ceiling_only:
+                        flow = await national_flow(run, args, root)
+                    else:
+                        await quick_inmates(run, args, root)
+                    flow_seconds = time.perf_counter() - started
+                    rates = await ceiling(run, args)
+            runs[name] = {
+                "results": list(results),
+                "flow": flow,
+                "flow_seconds": flow_seconds,
+                "rates": rates,
+                "finished": machine(),
+            }
+            print(f"  (done at {machine()})", flush=True)
 
+    for name, got in runs.items():
+        print_run(name, got)
+    if len(runs) > 1:
         print()
-        print(f"## Figures ({machine()})")
+        print(f"## Both brokers ({machine()})")
         print()
-        if flow.get("counts"):
-            print("counts: " + ", ".join(f"{k} {v:,}" for k, v in flow["counts"].items()))
-            print(f"the national flow took {flow_seconds / 60:.1f} min")
-            print()
-        print(table(["stage", "count", "unit", "per second", "note"], results))
-        lag = flow.get("lag")
-        if lag:
-            print()
-            print(
-                table(
-                    ["release in the registry ->", "n", "p50 s", "p99 s", "max s"],
-                    [
-                        (
-                            f"withdrawal in {where}",
-                            len(v),
-                            percentile(v, 50),
-                            percentile(v, 99),
-                            max(v) if v else float("nan"),
-                        )
-                        for where, v in (
-                            ("training (its outbox row)", lag["training"]),
-                            ("reporting (its inbox row)", lag["reporting"]),
-                        )
-                    ],
-                )
+        print(pipeline.compare({name: got["rates"] for name, got in runs.items()}))
+
+
+def print_run(name: str, got: dict[str, Any]) -> None:
+    flow, rates = got["flow"], got["rates"]
+    print()
+    print(f"## Figures on {name} ({got['finished']})")
+    print()
+    if flow.get("counts"):
+        print("counts: " + ", ".join(f"{k} {v:,}" for k, v in flow["counts"].items()))
+        print(f"the national flow took {got['flow_seconds'] / 60:.1f} min")
+        print()
+    print(table(["stage", "count", "unit", "per second", "note"], got["results"]))
+    lag = flow.get("lag")
+    if lag:
+        print()
+        print(
+            table(
+                ["release in the registry ->", "n", "p50 s", "p99 s", "max s"],
+                [
+                    (
+                        f"withdrawal in {where}",
+                        len(v),
+                        percentile(v, 50),
+                        percentile(v, 99),
+                        max(v) if v else float("nan"),
+                    )
+                    for where, v in (
+                        ("training (its outbox row)", lag["training"]),
+                        ("reporting (its inbox row)", lag["reporting"]),
+                    )
+                ],
             )
-        print()
-        print(pipeline.ratios(rates))
+        )
+    print()
+    print(stage_ratios(got["results"], rates))
+    print()
+    print(pipeline.ratios(rates))
 
 
 async def quick_inmates(run: Running, args: argparse.Namespace, tmp: Path) -> None:
@@ -800,6 +868,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--release-rate", type=float, default=10.0, help="mid-course releases per second (lag)"
     )
+    add_broker_arguments(parser)
     parser.add_argument("--profile", action="store_true", help="cProfile the relay and consumer")
     parser.add_argument(
         "--ceiling-only", action="store_true", help="import inmates, then only the ceiling part"

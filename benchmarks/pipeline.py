@@ -11,11 +11,18 @@ The same records, the same broker, the same tables:
 - the platform's own ``OutboxRelay`` on those rows waiting unsent, and its ``ConsumerRunner``
   with training's handlers on those records, in this process, as a share of the ceiling.
 
-Standalone it makes its own broker (embedded, on a free port), PostgreSQL databases (created
-and dropped here) and ``InmateShared`` events; ``national_scale.py`` calls ``measure`` with the
-events its registry really wrote.
+Every platform stage is printed as a share of the raw ceiling on the same broker in the same
+run: the relay of raw produce, the consumer of raw consume (the broker alone) and of raw
+consume-and-insert (the broker and the database).
 
-    .venv/bin/python benchmarks/pipeline.py [--events 90000] [--profile]
+Standalone it makes its own broker on free ports, PostgreSQL databases (created and dropped
+here) and ``InmateShared`` events; ``national_scale.py`` calls ``measure`` with the events its
+registry really wrote. ``--broker`` picks the embedded broker (Tansu, the default), a local
+Apache Kafka cluster of ``--nodes`` 1 or 3 (topics with as many replicas, idempotent producers,
+as in production), or both, one after the other on the same records.
+
+    .venv/bin/python benchmarks/pipeline.py [--events 90000] [--broker tansu|apache-kafka|both]
+        [--nodes 1|3] [--profile]
 
 ``--profile`` runs the relay and the consumer under cProfile and prints where the time goes.
 """
@@ -28,6 +35,7 @@ import cProfile
 import io
 import json
 import logging
+import math
 import pstats
 import random
 import sys
@@ -47,17 +55,22 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    add_broker_arguments,
+    broker_settings,
+    brokers_wanted,
     create_database,
     drop_database,
+    label,
     machine,
     pg_dsn,
     pg_server_version,
     run_tag,
     sqlalchemy_url,
+    started_broker,
     table,
 )
 
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.shared.broker import Broker
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, Sex
 from bekal.shared.messaging.kafka import partitions_of
@@ -113,14 +126,15 @@ def synthetic(n: int, *, facilities: int = 530, seed: int = 11) -> list[Outboxed
 
 
 def settings_for(
-    service: str, *, bootstrap: str, namespace: str, database: str | None = None
+    service: str, *, broker: Broker, namespace: str, database: str | None = None
 ) -> Settings:
+    """A service's settings on ``broker`` as production's (idempotence, replicas on Kafka)."""
     return Settings(
         service_name=service,
         environment="test",
         database_url=sqlalchemy_url(database) if database else "",
-        kafka_bootstrap_servers=bootstrap,
         kafka_namespace=namespace,
+        **broker_settings(broker),
     )
 
 
@@ -146,7 +160,7 @@ def profiled(enabled: bool, title: str, out: Path | None):  # type: ignore[no-un
 
 
 async def measure(
-    bootstrap: str,
+    broker: Broker,
     rows: Sequence[Outboxed],
     record: Record,
     *,
@@ -172,10 +186,15 @@ async def measure(
         event = InmateShared.model_validate_json(r.payload)
         records.append(to_kafka(event, source=source, event_id=r.event_id, time=r.created_at))
     size = sum(len(v) + len(k or b"") + sum(len(a) + len(b) for a, b in h) for k, v, h in records)
-    print(f"pipeline: {n:,} InmateShared records, {size / n:.0f} bytes each on average", flush=True)
+    print(
+        f"pipeline on {label(broker)}: {n:,} InmateShared records, "
+        f"{size / n:.0f} bytes each on average",
+        flush=True,
+    )
+    bootstrap = broker.bootstrap_servers
 
     tag = run_tag()
-    settings = settings_for("registry", bootstrap=bootstrap, namespace=f"{tag}.")
+    settings = settings_for("registry", broker=broker, namespace=f"{tag}.")
     topic = settings.topic(InmateShared.topic)
     await ensure_topics(settings, [InmateShared.topic, InmateShared.topic + ".one"])
 
@@ -322,7 +341,7 @@ async def measure(
 
         # The platform's consumer runner with training's handlers, on the same records.
         train_settings = settings_for(
-            "training", bootstrap=bootstrap, namespace=f"{tag}.", database=scratch
+            "training", broker=broker, namespace=f"{tag}.", database=scratch
         )
         db = Database(train_settings.database_url)
         kafka = make_consumer(train_settings, "bench-training", [InmateShared.topic])
@@ -348,11 +367,11 @@ async def measure(
                     if not runner.running:
                         raise RuntimeError("the consumer runner stopped")
                     await asyncio.sleep(0.05)
-                    now = time.perf_counter()
-                    if now - mark >= 10:  # the rate as the run goes, to see it change
-                        rate = (runner.processed - marked) / (now - mark)
+                    tick = time.perf_counter()
+                    if tick - mark >= 10:  # the rate as the run goes, to see it change
+                        rate = (runner.processed - marked) / (tick - mark)
                         print(f"    consumer: {runner.processed:,} done, {rate:,.0f}/s", flush=True)
-                        mark, marked = now, runner.processed
+                        mark, marked = tick, runner.processed
                 elapsed = time.perf_counter() - started
             rates["consumer"] = record(
                 "platform: ConsumerRunner + training handler (in process)",
@@ -406,7 +425,7 @@ async def measure(
         finally:
             await conn.close()
         relay_settings = settings_for(
-            "registry", bootstrap=bootstrap, namespace=f"{tag}.relay.", database=scratch
+            "registry", broker=broker, namespace=f"{tag}.relay.", database=scratch
         )
         await ensure_topics(relay_settings, [InmateShared.topic])
         db = Database(relay_settings.database_url)
@@ -437,20 +456,53 @@ async def measure(
     return rates
 
 
+# Each platform stage against the raw ceiling of the same broker in the same run: the broker
+# alone (raw produce, raw consume), then the broker and the database (raw consume+insert).
+RATIOS = [
+    ("outbox relay / raw produce", "relay", "raw produce"),
+    ("consumer / raw consume", "consumer", "raw consume"),
+    ("consumer / raw consume+insert", "consumer", "raw consume+insert"),
+    ("raw consume+insert / raw consume", "raw consume+insert", "raw consume"),
+]
+CEILINGS = [
+    ("raw produce (all in flight)", "raw produce"),
+    ("raw send_and_wait, one at a time", "raw send_and_wait"),
+    ("raw consume", "raw consume"),
+    ("raw consume+insert", "raw consume+insert"),
+    ("platform: OutboxRelay", "relay"),
+    ("platform: ConsumerRunner", "consumer"),
+]
+
+
+def ratio(rates: dict[str, float], a: str, b: str) -> float:
+    return rates[a] / rates[b] if a in rates and b in rates and rates[b] else float("nan")
+
+
+def shown(value: float) -> str:
+    """A ratio to three places; ``-`` when one side was not measured."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
 def ratios(rates: dict[str, float]) -> str:
-    pairs = [
-        ("outbox relay / raw produce", "relay", "raw produce"),
-        ("consumer / raw consume+insert", "consumer", "raw consume+insert"),
-        ("raw consume+insert / raw consume", "raw consume+insert", "raw consume"),
-    ]
     return table(
         ["stage / its ceiling", "stage /s", "ceiling /s", "ratio"],
         [
-            (name, rates[a], rates[b], f"{rates[a] / rates[b]:.3f}")
-            for name, a, b in pairs
+            (name, rates[a], rates[b], shown(ratio(rates, a, b)))
+            for name, a, b in RATIOS
             if a in rates and b in rates
         ],
     )
+
+
+def compare(by_broker: dict[str, dict[str, float]]) -> str:
+    """The rates and ratios of each broker side by side (one column a broker)."""
+    names = list(by_broker)
+    rows: list[list[Any]] = []
+    for title, key in CEILINGS:
+        rows.append([f"{title} /s", *(by_broker[b].get(key, float("nan")) for b in names)])
+    for title, a, b in RATIOS:
+        rows.append([f"**{title}**", *(shown(ratio(by_broker[n], a, b)) for n in names)])
+    return table(["", *names], rows)
 
 
 PARTICIPANT_COLUMNS = [
@@ -515,8 +567,8 @@ def quiet_logs(path: Path) -> None:
     )
 
 
-async def main(args: argparse.Namespace) -> None:
-    results: list[tuple[str, int, str, float]] = []
+def recorder(results: list[tuple[str, int, str, float]]) -> Record:
+    """A ``record`` that prints a stage's rate as it is taken and keeps it in ``results``."""
 
     def record(stage: str, count: int, seconds: float, unit: str) -> float:
         rate = count / seconds if seconds > 0 else float("nan")
@@ -524,28 +576,42 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  {stage}: {count:,} {unit} in {seconds:.2f} s = {rate:,.0f}/s", flush=True)
         return rate
 
+    return record
+
+
+async def main(args: argparse.Namespace) -> None:
+    rows = synthetic(args.events)  # the same records on every broker
+    runs: dict[str, tuple[list[tuple[str, int, str, float]], dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bekal-pipeline-") as tmp_name:
         tmp = Path(tmp_name)
         quiet_logs(tmp / "bench.log")
         print(f"machine: {machine()}; PostgreSQL {await pg_server_version()}", flush=True)
-        broker = EmbeddedBroker(port=free_port(), log_file=tmp / "broker.log")
-        broker.start()
-        try:
-            rates = await measure(
-                broker.bootstrap_servers,
-                synthetic(args.events),
-                record,
-                profile=args.profile,
-                profile_dir=Path(args.profile_dir) if args.profile_dir else None,
-            )
-        finally:
-            broker.stop()
-    print()
-    print(f"## Pipeline and ceiling ({machine()})")
-    print()
-    print(table(["stage", "count", "unit", "per second"], results))
-    print()
-    print(ratios(rates))
+        for kind in brokers_wanted(args):
+            results: list[tuple[str, int, str, float]] = []
+            record = recorder(results)
+            with started_broker(kind, tmp / kind, nodes=args.nodes) as broker:
+                print(f"broker: {label(broker)} at {broker.bootstrap_servers}", flush=True)
+                rates = await measure(
+                    broker,
+                    rows,
+                    record,
+                    profile=args.profile,
+                    profile_dir=Path(args.profile_dir) if args.profile_dir else None,
+                )
+                runs[label(broker)] = (results, rates)
+            print(f"  (done at {machine()})", flush=True)
+    for name, (results, rates) in runs.items():
+        print()
+        print(f"## Pipeline and ceiling on {name} ({args.events:,} events)")
+        print()
+        print(table(["stage", "count", "unit", "per second"], results))
+        print()
+        print(ratios(rates))
+    if len(runs) > 1:
+        print()
+        print(f"## Both brokers, same records ({machine()})")
+        print()
+        print(compare({name: rates for name, (_, rates) in runs.items()}))
 
 
 if __name__ == "__main__":
@@ -553,6 +619,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=90_000, help="InmateShared events")
+    add_broker_arguments(parser)
     parser.add_argument("--profile", action="store_true", help="cProfile the relay and consumer")
     parser.add_argument("--profile-dir", help="also save the .prof files here")
     asyncio.run(main(parser.parse_args()))

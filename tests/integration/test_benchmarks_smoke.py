@@ -1,0 +1,121 @@
+"""The benchmark scripts: which broker they take, and that a tiny run prints its ratios.
+
+Nothing here is timed: a benchmark's figures are read by people, not asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import PG_ADMIN_DSN, _unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+SCRIPTS = ["pipeline.py", "national_scale.py"]
+RATIO_LINE = re.compile(r"^\| (?P<name>[a-z+ /]+?) +\|[ \d,]+\|[ \d,]+\| (?P<ratio>[\d.]+|-) \|$")
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "BENCH_POSTGRES_DSN": PG_ADMIN_DSN},
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_names_both_brokers_and_the_node_count(script: str) -> None:
+    result = run(str(BENCHMARKS / script), "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--broker {tansu,apache-kafka,both}" in text
+    assert "--nodes {1,3}" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_broker_or_node_count_it_does_not_know_is_refused(script: str) -> None:
+    for wrong in (["--broker", "redpanda"], ["--broker", "apache-kafka", "--nodes", "2"]):
+        result = run(str(BENCHMARKS / script), *wrong)
+        assert result.returncode == 2, (wrong, result.stdout, result.stderr)
+        assert "invalid choice" in result.stderr
+
+
+def _ratio_table(output: str) -> dict[str, float]:
+    tail = output[output.index("| stage / its ceiling") :]
+    ratios = {}
+    for line in tail.splitlines()[2:]:
+        match = RATIO_LINE.match(line)
+        if not match:
+            break
+        ratios[match["name"]] = float(match["ratio"])
+    return ratios
+
+
+def test_a_tiny_pipeline_run_on_the_embedded_broker_prints_every_ratio(tmp_path: Path) -> None:
+    async def reachable() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(reachable())
+    except Exception as exc:
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+
+    result = run(
+        str(BENCHMARKS / "pipeline.py"), "--events", "300", "--broker", "tansu", timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "pipeline on tansu" in result.stdout
+    ratios = _ratio_table(result.stdout)
+    assert set(ratios) == {
+        "outbox relay / raw produce",
+        "consumer / raw consume",
+        "consumer / raw consume+insert",
+        "raw consume+insert / raw consume",
+    }
+    for name, value in ratios.items():
+        assert math.isfinite(value) and value > 0, (name, value)
+
+
+def test_each_event_stage_is_a_share_of_its_own_brokers_ceiling() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import national_scale
+        import pipeline
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    rates = {"raw produce": 1000.0, "raw consume": 4000.0, "raw consume+insert": 2000.0}
+    stages = [
+        ("facilities created (HTTP)", 10, "requests", 50.0, ""),
+        ("InmateShared published (registry relay)", 90, "events", 250.0, ""),
+        ("InmateShared applied (training consumer)", 90, "events", 1000.0, ""),
+        ("certificates issued (certification consumer)", 9, "events", 400.0, ""),
+    ]
+    lines = national_scale.stage_ratios(stages, rates).splitlines()[2:]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert [c[0] for c in cells] == [s[0] for s in stages[1:]]  # HTTP has no broker ceiling
+    assert cells[0][2:] == ["raw produce", "0.250", "-"]
+    assert cells[1][2:] == ["raw consume", "0.250", "0.500"]
+    assert cells[2][2:] == ["raw consume", "0.100", "0.200"]
+
+    by_broker = {
+        "tansu 0.6.0": {**rates, "relay": 500.0, "consumer": 1000.0},
+        "apache-kafka 4.4.0 x3": {**rates, "raw produce": 2000.0, "relay": 500.0},
+    }
+    table = pipeline.compare(by_broker)
+    relay = next(line for line in table.splitlines() if "outbox relay / raw produce" in line)
+    assert [c.strip() for c in relay.strip("|").split("|")][1:] == ["0.500", "0.250"]
+    missing = next(line for line in table.splitlines() if "consumer / raw consume+insert" in line)
+    assert [c.strip() for c in missing.strip("|").split("|")][1:] == ["0.500", "-"]
