@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import create_database, drop_database, machine, run_tag, sqlalchemy_url
 
-from bekal.reporting import services
+import bekal.reporting
 from bekal.reporting.domain import Dimension
 from bekal.reporting.models import (
     Certificate,
@@ -46,6 +46,7 @@ from bekal.reporting.models import (
     TrainingSession,
     WaitlistEntry,
 )
+from bekal.reporting.services import indicators, publication, targets
 from bekal.shared.db import Database
 from bekal.shared.migrations import upgrade
 
@@ -243,8 +244,8 @@ async def timed(
 
 async def explain(db: Database) -> None:
     """PostgreSQL's plan and timings of the grouping by year and province."""
-    stmt = services.indicator_query(
-        [Dimension.YEAR, Dimension.PROVINCE], services.IndicatorFilters()
+    stmt = indicators.indicator_query(
+        [Dimension.YEAR, Dimension.PROVINCE], indicators.IndicatorFilters()
     )
     async with db.session() as s:
         conn = await s.connection()
@@ -266,20 +267,20 @@ async def run(args: argparse.Namespace, url: str) -> None:
         if db.engine.dialect.name == "postgresql":
             async with db.engine.begin() as conn:
                 await conn.execute(text("ANALYZE"))
-        filters = services.IndicatorFilters()
+        filters = indicators.IndicatorFilters()
 
         async def report(group_by: list[Dimension]) -> Any:
             async with db.session() as s:
-                r = await services.indicators(s, group_by=group_by, filters=filters)
+                r = await indicators.indicators(s, group_by=group_by, filters=filters)
                 return r.groups, r.totals
 
         async def progress() -> Any:
             async with db.session() as s, db.session() as t:
-                return (await services.target_progress(s, t))[0]
+                return (await targets.target_progress(s, t))[0]
 
         async def public() -> Any:
             async with db.session() as s:
-                return (await services.public_tables(s))[0]
+                return (await publication.public_tables(s))[0]
 
         await timed("totals", args.repeat, lambda: report([]))
         await timed(
@@ -297,7 +298,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
-    print(f"reporting from {Path(services.__file__).parent}")
+    print(f"reporting from {Path(bekal.reporting.__file__).parent}")
     if args.database_url:
         await run(args, args.database_url)
     elif args.postgres:

@@ -29,7 +29,7 @@ from bekal.reporting.models import (
     Participant,
     ProjectionState,
 )
-from bekal.reporting.services import anonymous_id
+from bekal.reporting.services.people import anonymous_id
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event

@@ -25,7 +25,7 @@ from bekal.reporting.domain import (
     reporting_year,
     sort_groups,
 )
-from bekal.reporting.services import IndicatorFilters, indicator_query
+from bekal.reporting.services.indicators import IndicatorFilters, indicator_query
 
 # --- rates ------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from bekal.reporting.domain import DIMENSION_KEYS, Counters, Dimension
 from bekal.shared.events.catalogue import WithdrawalReason
 
 if TYPE_CHECKING:
-    from bekal.reporting.services import IndicatorFilters, IndicatorReport
+    from bekal.reporting.services.indicators import IndicatorFilters, IndicatorReport
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

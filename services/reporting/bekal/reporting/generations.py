@@ -39,9 +39,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bekal.reporting import models, services
+from bekal.reporting import models
 from bekal.reporting.handlers import subscriptions
 from bekal.reporting.models import ProjectionGeneration
+from bekal.reporting.services import people
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.messaging.consumer import ConsumerRunner
@@ -369,7 +370,7 @@ class Projections:
                 async with db.session() as s:
                     have = set((await s.scalars(select(models.ErasedParticipant.id))).all())
                     for participant_id in erased - have:
-                        await services.erase_participant(s, participant_id=participant_id)
+                        await people.erase_participant(s, participant_id=participant_id)
                         done += 1
                     await s.commit()
             finally:

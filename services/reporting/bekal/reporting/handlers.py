@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from bekal.reporting import services
 from bekal.reporting.domain import EnrollmentStatus, SessionStatus
+from bekal.reporting.services import common, people, projections
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CertificateReissued,
@@ -47,8 +47,8 @@ subscriptions = Subscriptions("reporting")
 
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
-    await services.apply_facility(ctx.session, event=event, at=ctx.meta.time)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.apply_facility(ctx.session, event=event, at=ctx.meta.time)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchContext]:
@@ -58,9 +58,7 @@ def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchCo
 
 async def _advance_data_as_of(items: Sequence[Delivered[Any]], ctx: BatchContext) -> None:
     """Once per batch, to the newest event time in it: the value event by event would reach."""
-    await services.advance_data_as_of(
-        ctx.session, at=services.newest(item.meta.time for item in items)
-    )
+    await common.advance_data_as_of(ctx.session, at=common.newest(item.meta.time for item in items))
 
 
 @subscriptions.on(InmateShared)
@@ -70,52 +68,52 @@ async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
 
 @subscriptions.on_batch(InmateShared)
 async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
-    await services.record_participants(ctx.session, events=[item.event for item in items])
+    await people.record_participants(ctx.session, events=[item.event for item in items])
     await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(ProgramPublished)
 async def on_program_published(event: ProgramPublished, ctx: HandlerContext) -> None:
-    await services.apply_program(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.apply_program(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionScheduled)
 async def on_session_scheduled(event: SessionScheduled, ctx: HandlerContext) -> None:
-    await services.schedule_session(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.schedule_session(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionOpened)
 async def on_session_opened(event: SessionOpened, ctx: HandlerContext) -> None:
-    await services.change_session_status(
+    await projections.change_session_status(
         ctx.session, session_id=event.session_id, status=SessionStatus.OPEN
     )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionStarted)
 async def on_session_started(event: SessionStarted, ctx: HandlerContext) -> None:
-    await services.change_session_status(
+    await projections.change_session_status(
         ctx.session, session_id=event.session_id, status=SessionStatus.RUNNING
     )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCompleted)
 async def on_session_completed(event: SessionCompleted, ctx: HandlerContext) -> None:
-    await services.change_session_status(
+    await projections.change_session_status(
         ctx.session, session_id=event.session_id, status=SessionStatus.COMPLETED
     )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCancelled)
 async def on_session_cancelled(event: SessionCancelled, ctx: HandlerContext) -> None:
-    await services.change_session_status(
+    await projections.change_session_status(
         ctx.session, session_id=event.session_id, status=SessionStatus.CANCELLED
     )
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 EnrollmentEvent: TypeAlias = (
@@ -127,7 +125,7 @@ EnrollmentEvent: TypeAlias = (
 )
 
 
-def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
+def enrollment_fact(event: EnrollmentEvent) -> projections.EnrollmentFact:
     """What an enrolment event says about its enrolment."""
     ids = {
         "enrollment_id": event.enrollment_id,
@@ -135,9 +133,9 @@ def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
         "participant_id": event.participant_id,
     }
     if isinstance(event, ParticipantEnrolled):
-        return services.EnrollmentFact(**ids, status=EnrollmentStatus.ENROLLED)
+        return projections.EnrollmentFact(**ids, status=EnrollmentStatus.ENROLLED)
     if isinstance(event, EnrollmentWithdrawn):
-        return services.EnrollmentFact(
+        return projections.EnrollmentFact(
             **ids,
             # A withdrawal that folds a duplicate into the person's other enrolment is no
             # withdrawal.
@@ -148,7 +146,7 @@ def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
         )
     if isinstance(event, ParticipantCompleted):
         # The event names the participant (for the certificate); reporting keeps no names.
-        return services.EnrollmentFact(
+        return projections.EnrollmentFact(
             **ids,
             status=EnrollmentStatus.COMPLETED,
             program_id=event.program_id,
@@ -156,7 +154,7 @@ def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
             sector=event.sector,
         )
     if isinstance(event, ParticipantNotCompleted):
-        return services.EnrollmentFact(
+        return projections.EnrollmentFact(
             **ids,
             status=EnrollmentStatus.NOT_COMPLETED,
             not_completed_reason=event.reason.value,
@@ -164,7 +162,7 @@ def enrollment_fact(event: EnrollmentEvent) -> services.EnrollmentFact:
     # Corrections replace the outcome; a correction to "completed" is followed by a
     # ParticipantCompleted carrying the program facts.
     completed = event.outcome is EnrollmentOutcome.COMPLETED
-    return services.EnrollmentFact(
+    return projections.EnrollmentFact(
         **ids,
         status=EnrollmentStatus.COMPLETED if completed else EnrollmentStatus.NOT_COMPLETED,
         not_completed_reason=None
@@ -194,7 +192,7 @@ async def on_enrollment_event(event: EnrollmentEvent, ctx: HandlerContext) -> No
 async def on_enrollment_events(
     items: Sequence[Delivered[EnrollmentEvent]], ctx: BatchContext
 ) -> None:
-    await services.record_enrollments(
+    await projections.record_enrollments(
         ctx.session, facts=[enrollment_fact(item.event) for item in items]
     )
     await _advance_data_as_of(items, ctx)
@@ -204,20 +202,20 @@ async def on_enrollment_events(
 async def on_waitlist(
     event: ParticipantWaitlisted | ParticipantLeftWaitlist, ctx: HandlerContext
 ) -> None:
-    await services.record_waitlist(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_waitlist(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(ReadinessRecorded)
 async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -> None:
-    await services.record_readiness(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_readiness(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(FollowUpRecorded)
 async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) -> None:
-    await services.record_follow_up(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_follow_up(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(CertificateIssued, CertificateReissued)
@@ -231,31 +229,31 @@ async def on_certificate_issued(
 async def on_certificates_issued(
     items: Sequence[Delivered[CertificateIssued | CertificateReissued]], ctx: BatchContext
 ) -> None:
-    await services.record_certificates(ctx.session, events=[item.event for item in items])
+    await projections.record_certificates(ctx.session, events=[item.event for item in items])
     await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(CertificateRevoked)
 async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext) -> None:
-    await services.record_revocation(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_revocation(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
-    await services.release_participant(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.release_participant(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
-    await services.merge_participants(ctx.session, event=event)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.merge_participants(ctx.session, event=event)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)
 async def on_inmate_erased(
     event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
 ) -> None:
-    await services.erase_participant(ctx.session, participant_id=event.participant_id)
-    await services.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.erase_participant(ctx.session, participant_id=event.participant_id)
+    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from bekal.reporting import exports, services
+from bekal.reporting import exports
 from bekal.reporting.deps import DETAIL_ROLES, ProjectionSession, ReportReader
 from bekal.reporting.domain import (
     DETAIL_DIMENSIONS,
@@ -23,6 +23,7 @@ from bekal.reporting.domain import (
     parse_group_by,
 )
 from bekal.reporting.schemas import IndicatorCounters, IndicatorRow, IndicatorsPublic
+from bekal.reporting.services.indicators import IndicatorFilters, indicators
 from bekal.shared.auth import Principal
 from bekal.shared.events.catalogue import Sex
 from bekal.shared.problems import Forbidden, Problem
@@ -56,7 +57,7 @@ def counters_json(c: Counters) -> dict[str, Any]:
 @dataclass(frozen=True)
 class IndicatorQuery:
     dimensions: list[Dimension]
-    filters: services.IndicatorFilters
+    filters: IndicatorFilters
 
 
 def _invalid(field: str, message: str) -> Problem:
@@ -91,7 +92,7 @@ def indicator_query(
         raise _invalid("group_by", str(exc)) from exc
     return IndicatorQuery(
         dimensions=dimensions,
-        filters=services.IndicatorFilters(
+        filters=IndicatorFilters(
             year=year,
             province=province,
             facility_id=facility_id,
@@ -118,7 +119,7 @@ def check_detail(principal: Principal, query: IndicatorQuery) -> None:
 
 async def _report(session: Any, principal: Principal, query: IndicatorQuery) -> Any:
     check_detail(principal, query)
-    return await services.indicators(session, group_by=query.dimensions, filters=query.filters)
+    return await indicators(session, group_by=query.dimensions, filters=query.filters)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from bekal.reporting import exports, services
+from bekal.reporting import exports
 from bekal.reporting.deps import ControlSession, ProjectionSession, ReportReader, TargetEditor
 from bekal.reporting.schemas import (
     TargetChangePublic,
@@ -22,6 +22,7 @@ from bekal.reporting.schemas import (
     TargetsPublic,
     TargetUpdate,
 )
+from bekal.reporting.services import targets as targets_service
 from bekal.shared.problems import Problem
 
 router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
 
 @router.get("", response_model=TargetsPublic, summary="Target wirausaha baru per tahun")
 async def list_targets(session: ControlSession, _: ReportReader) -> Any:
-    rows = await services.list_targets(session)
+    rows = await targets_service.list_targets(session)
     return TargetsPublic(data=[TargetPublic.model_validate(r) for r in rows], count=len(rows))
 
 
@@ -39,7 +40,7 @@ async def list_targets(session: ControlSession, _: ReportReader) -> Any:
 async def target_progress(
     session: ProjectionSession, targets: ControlSession, _: ReportReader
 ) -> Any:
-    rows, data_as_of = await services.target_progress(session, targets)
+    rows, data_as_of = await targets_service.target_progress(session, targets)
     return TargetProgressesPublic(
         data=[
             TargetProgressPublic(
@@ -67,7 +68,7 @@ PROGRESS_COLUMNS = (
 
 
 async def _progress_table(session: Any, targets: Any) -> tuple[exports.Table, Any]:
-    rows, data_as_of = await services.target_progress(session, targets)
+    rows, data_as_of = await targets_service.target_progress(session, targets)
     values = [
         {
             **r.__dict__,
@@ -124,7 +125,7 @@ async def target_changes(
     _: ReportReader,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Any:
-    rows = await services.target_changes(session, year=year)
+    rows = await targets_service.target_changes(session, year=year)
     return TargetChangesPublic(
         data=[TargetChangePublic.model_validate(r) for r in rows], count=len(rows)
     )
@@ -145,7 +146,7 @@ async def put_target(
             title="Data tidak valid",
             errors=[{"field": "annual", "message": "Isi annual atau cumulative (atau keduanya)"}],
         )
-    row = await services.set_target(
+    row = await targets_service.set_target(
         session,
         year=year,
         annual=body.annual,
