@@ -15,15 +15,14 @@ from sqlalchemy import delete, inspect
 from sqlalchemy.exc import DBAPIError
 
 from bekal.shared.db import Database
-from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
 from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
 from bekal.shared.messaging.journal import journal_counts
-from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import create_platform_tables
 from tests.support.faults import wait_all_committed
 from tests.support.kafka import publish, records_on
+from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,27 +39,18 @@ def _released() -> InmateReleased:
     )
 
 
-async def _runner(settings, db):  # type: ignore[no-untyped-def]
+def _subscriptions() -> Subscriptions:
     subs = Subscriptions("training")
 
     @subs.on(InmateReleased)
     async def on_released(event: InmateReleased, ctx: HandlerContext) -> None:
         return None
 
-    await ensure_topics(settings, [*subs.topics, subs.dead_letter_topic])
-    producer = make_producer(settings)
-    await producer.start()
-    consumer = make_consumer(settings, subs.group_id, subs.topics)
-    await consumer.start()
-    runner = ConsumerRunner(
-        subscriptions=subs,
-        registry=catalogue,
-        db=db,
-        settings=settings,
-        consumer=consumer,
-        dlq_producer=producer,
-    )
-    return runner, producer
+    return subs
+
+
+async def _runner(settings, db, runner_class=ConsumerRunner):  # type: ignore[no-untyped-def]
+    return await start_runner(settings, db, _subscriptions(), runner_class=runner_class)
 
 
 @pytest.mark.parametrize("dedupe_broken", [False, True], ids=["inbox", "inbox-emptied"])
@@ -134,15 +124,7 @@ async def test_runner_that_fails_unexpectedly_starts_over_from_committed_offsets
     db = Database(database_url)
     async with db.engine.begin() as conn:
         await conn.run_sync(create_platform_tables)
-    plain, producer = await _runner(settings, db)
-    runner = _FailsOnce(
-        subscriptions=plain.subs,
-        registry=catalogue,
-        db=db,
-        settings=settings,
-        consumer=plain.consumer,
-        dlq_producer=producer,
-    )
+    runner, producer = await _runner(settings, db, _FailsOnce)
     await publish(settings, [_released() for _ in range(EVENTS)])
     runner.start()
     try:

@@ -13,13 +13,11 @@ from collections.abc import Sequence
 from datetime import date
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerClosed
 from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import Database, new_metadata
-from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import (
     AbsenceReason,
     InmateReleased,
@@ -28,17 +26,17 @@ from bekal.shared.events.catalogue import (
 )
 from bekal.shared.messaging.consumer import (
     BatchContext,
-    ConsumerRunner,
     Delivered,
     HandlerContext,
     Subscriptions,
 )
-from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from bekal.shared.messaging.kafka import ensure_topics, make_producer
 from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessage
 from bekal.shared.messaging.outbox import OutboxRelay, add_event
 from bekal.shared.migrations import create_platform_tables
 from tests.support.db import count
 from tests.support.kafka import publish, records_on
+from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -83,23 +81,6 @@ def _subscriptions(fail_for: set[str] | None = None, always_fail: bool = False) 
         ctx.session.add(Effect(participant_id=str(event.participant_id)))
 
     return subs
-
-
-async def _runner(settings, db, subs) -> tuple[ConsumerRunner, AIOKafkaProducer]:  # type: ignore[no-untyped-def]
-    await ensure_topics(settings, [*subs.topics, subs.dead_letter_topic])
-    producer = make_producer(settings)
-    await producer.start()
-    consumer = make_consumer(settings, subs.group_id, subs.topics)
-    await consumer.start()
-    runner = ConsumerRunner(
-        subscriptions=subs,
-        registry=catalogue,
-        db=db,
-        settings=settings,
-        consumer=consumer,
-        dlq_producer=producer,
-    )
-    return runner, producer
 
 
 async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
@@ -147,7 +128,7 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
 async def test_redelivered_event_has_no_second_effect(database_url, broker, make_settings):
     settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
-    runner, producer = await _runner(settings, db, _subscriptions())
+    runner, producer = await start_runner(settings, db, _subscriptions())
     event = released()
     same_id = str(uuid.uuid4())
     await publish(settings, [event, event, event], event_ids=[same_id] * 3)
@@ -176,7 +157,7 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
     db = await _prepare(database_url)
     poison = released()
     good = [released() for _ in range(3)]
-    runner, producer = await _runner(
+    runner, producer = await start_runner(
         settings, db, _subscriptions(fail_for={str(poison.participant_id)})
     )
     await publish(settings, [good[0], poison, good[1], good[2]])
@@ -213,7 +194,7 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_with_the_reason(
 ):
     settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
-    runner, producer = await _runner(settings, db, _subscriptions())
+    runner, producer = await start_runner(settings, db, _subscriptions())
     topic = settings.topic("registry.inmates")
     # CloudEvents headers that look right over a body that is not JSON, of no known type, or
     # not the event its type says.
@@ -261,7 +242,7 @@ async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubl
     await ensure_topics(settings, ["registry.inmates", "training.dlq"])
     await publish(settings, events)
 
-    runner, producer = await _runner(settings, db, _subscriptions())
+    runner, producer = await start_runner(settings, db, _subscriptions())
     runner.start()
     await wait_until(lambda: _inbox_at_least(db, 40))
     await runner.stop()  # mid-stream: commits what it finished, leaves the rest
@@ -270,7 +251,7 @@ async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubl
     first_run = await count(db, Effect)
     assert 40 <= first_run
 
-    runner, producer = await _runner(settings, db, _subscriptions())
+    runner, producer = await start_runner(settings, db, _subscriptions())
     runner.start()
     try:
         await wait_until(lambda: _inbox_at_least(db, 300), within=60)
@@ -362,7 +343,7 @@ async def test_batch_handler_gets_consecutive_events_of_its_type_in_partition_or
     settings = settings.model_copy(update={"kafka_topic_partitions": 1})
     db = await _prepare(database_url)
     calls: list[list[str]] = []
-    runner, producer = await _runner(settings, db, _batching_subscriptions(calls))
+    runner, producer = await start_runner(settings, db, _batching_subscriptions(calls))
     events = [released() for _ in range(4)] + [_absent()] + [released() for _ in range(3)]
     ids = [str(e.participant_id) for e in events]
     await publish(settings, events)
@@ -397,7 +378,9 @@ async def test_failing_batch_is_rolled_back_and_each_event_applied_once_one_by_o
     events = [released() for _ in range(5)]
     ids = [str(e.participant_id) for e in events]
     calls: list[list[str]] = []
-    runner, producer = await _runner(settings, db, _batching_subscriptions(calls, fail_when=ids[2]))
+    runner, producer = await start_runner(
+        settings, db, _batching_subscriptions(calls, fail_when=ids[2])
+    )
     await publish(settings, events)
     runner.start()
     try:
@@ -441,8 +424,8 @@ async def test_two_deliveries_of_the_same_batch_at_once_apply_it_once_and_run_no
         await ctx.session.flush()
         await asyncio.sleep(0.5)  # holds its transaction while the other delivery arrives
 
-    first, first_producer = await _runner(settings, db, subs[0])
-    second, second_producer = await _runner(settings, db, subs[1])
+    first, first_producer = await start_runner(settings, db, subs[0])
+    second, second_producer = await start_runner(settings, db, subs[1])
     await publish(settings, events)
     records = await records_on(settings, "registry.inmates")
     try:

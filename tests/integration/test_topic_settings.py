@@ -25,17 +25,17 @@ from jsonschema import Draft202012Validator
 
 from bekal.shared import apache_kafka, contracts
 from bekal.shared.db import Database
-from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
 from bekal.shared.events.topics import DEAD_LETTER_RETENTION_MS, topic_config
-from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
-from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
+from bekal.shared.messaging.kafka import ensure_topics, make_producer
 from bekal.shared.messaging.models import DeadLetter
 from bekal.shared.migrations import create_platform_tables
 from bekal.shared.settings import Settings
 from tests.conftest import BROKERS, start_apache_kafka
 from tests.support.db import count
 from tests.support.kafka import publish, records_on
+from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
@@ -146,19 +146,8 @@ async def test_dead_letters_carry_the_headers_the_asyncapi_document_requires(
     async with db.engine.begin() as conn:
         await conn.run_sync(create_platform_tables)
     subs = _poison_subscriptions()
-    await ensure_topics(settings, [*subs.topics, subs.dead_letter_topic])
-    producer = make_producer(settings)
-    await producer.start()
-    consumer = make_consumer(settings, subs.group_id, subs.topics)
-    await consumer.start()
-    runner = ConsumerRunner(
-        subscriptions=subs,
-        registry=catalogue,
-        db=db,
-        settings=settings,
-        consumer=consumer,
-        dlq_producer=producer,
-    )
+    runner, producer = await start_runner(settings, db, subs)
+    consumer = runner.consumer
     topic = settings.topic(EVENT_TOPIC)
     ce = [("ce_source", b"/x"), ("ce_specversion", b"1.0"), ("content-type", b"application/json")]
     released_type = InmateReleased.event_type().encode()
