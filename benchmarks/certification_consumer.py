@@ -83,9 +83,9 @@ async def measure(
     """Publish ``events``, run certification's consumer until all are issued: (count, seconds)."""
     from sqlalchemy import func, select
 
-    from bekal.certification import services
     from bekal.certification.handlers import ISSUER, subscriptions
     from bekal.certification.models import Certificate
+    from bekal.certification.services.keys import Issuer, register_signing_key
     from bekal.certification.signing import CertificateSigner
     from bekal.shared.db import Database
     from bekal.shared.events import catalogue
@@ -113,12 +113,12 @@ async def measure(
 
     await asyncio.to_thread(upgrade, "bekal.certification", database_url)
     db = Database(database_url)
-    issuer = services.Issuer(
+    issuer = Issuer(
         signer=CertificateSigner.from_key_file(tmp / f"{label}-certificate.pem"),
         public_base_url="https://sertifikat.example.id",
     )
     async with db.session() as s:
-        await services.register_signing_key(s, signer=issuer.signer)
+        await register_signing_key(s, signer=issuer.signer)
         await s.commit()
     kafka = make_consumer(settings, subscriptions.group_id, subscriptions.topics)
     dlq = make_producer(settings)

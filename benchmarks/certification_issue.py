@@ -25,8 +25,13 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select
 
-from bekal.certification import pdf, services
+from bekal.certification import pdf
 from bekal.certification.models import Certificate
+from bekal.certification.services.issuing import issue_certificate, issue_certificates
+from bekal.certification.services.keys import Issuer, register_signing_key
+from bekal.certification.services.revocation import revoke_certificate
+from bekal.certification.services.status_list import status_list_credential
+from bekal.certification.services.verification import verify
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
 from bekal.shared.events.catalogue import CompetencyUnit, ParticipantCompleted
@@ -67,19 +72,19 @@ async def main(n: int, batch: int) -> None:
         url = f"sqlite+aiosqlite:///{tmp}/certification.db"
         await asyncio.to_thread(upgrade, "bekal.certification", url)
         db = Database(url)
-        issuer = services.Issuer(
+        issuer = Issuer(
             signer=CertificateSigner.from_key_file(Path(tmp) / "key.pem"),
             public_base_url="https://sertifikat.example.id",
         )
         async with db.session() as s:
-            await services.register_signing_key(s, signer=issuer.signer)
+            await register_signing_key(s, signer=issuer.signer)
             await s.commit()
         try:
             started = time.perf_counter()
             for first in range(0, n, batch):
                 async with db.session() as s:
                     for _ in range(min(batch, n - first)):
-                        await services.issue_certificate(
+                        await issue_certificate(
                             s, event=completed(), event_id=str(uuid.uuid4()), issuer=issuer
                         )
                     await s.commit()
@@ -91,7 +96,7 @@ async def main(n: int, batch: int) -> None:
             started = time.perf_counter()
             for first in range(0, n, batch):
                 async with db.session() as s:
-                    await services.issue_certificates(
+                    await issue_certificates(
                         s,
                         completions=[
                             (completed(), str(uuid.uuid4())) for _ in range(min(batch, n - first))
@@ -107,14 +112,14 @@ async def main(n: int, batch: int) -> None:
             revoked = random.sample(rows, k=max(1, n // 20))
             async with db.session() as s:
                 for c in revoked:
-                    await services.revoke_certificate(
+                    await revoke_certificate(
                         s, certificate_id=c.id, reason="benchmark", revoked_by="bench"
                     )
                 await s.commit()
 
             started = time.perf_counter()
             async with db.session() as s:
-                credential = await services.status_list_credential(s, status_list=1, issuer=issuer)
+                credential = await status_list_credential(s, status_list=1, issuer=issuer)
             elapsed = time.perf_counter() - started
             print(
                 f"status list: {len(revoked)} revoked of {n}, credential {len(credential):,} "
@@ -125,7 +130,7 @@ async def main(n: int, batch: int) -> None:
             started = time.perf_counter()
             async with db.session() as s:
                 for c in sample:
-                    await services.verify(s, code=c.verification_code)
+                    await verify(s, code=c.verification_code)
             elapsed = time.perf_counter() - started
             print(f"verified: {len(sample)} in {elapsed:.2f} s ({len(sample) / elapsed:,.0f}/s)")
 

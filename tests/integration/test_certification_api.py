@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from bekal.certification.app import create_app
 from bekal.certification.models import Certificate
-from bekal.certification.services import issue_certificate
+from bekal.certification.services.issuing import issue_certificate
 from bekal.shared.events.catalogue import CertificateRevoked
 from bekal.shared.settings import Settings
 from tests.support.apps import bearer, http_client, published, running

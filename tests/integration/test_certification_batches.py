@@ -34,7 +34,8 @@ from bekal.certification.models import (
     ErasedParticipant,
     StatusEntry,
 )
-from bekal.certification.services import Issuer, issue_certificate, issue_certificates
+from bekal.certification.services.issuing import issue_certificate, issue_certificates
+from bekal.certification.services.keys import Issuer
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
 from bekal.shared.events.catalogue import CertificateIssued, ParticipantCompleted

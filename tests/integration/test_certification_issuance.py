@@ -23,7 +23,8 @@ from bekal.certification.models import (
     ErasedParticipant,
     StatusEntry,
 )
-from bekal.certification.services import Issuer, issue_certificate
+from bekal.certification.services.issuing import issue_certificate
+from bekal.certification.services.keys import Issuer
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database

@@ -14,7 +14,9 @@ from sqlalchemy import inspect, text
 
 from bekal.certification import domain
 from bekal.certification.domain import Competency
-from bekal.certification.services import Issuer, reissue_certificate, verify
+from bekal.certification.services.keys import Issuer
+from bekal.certification.services.revocation import reissue_certificate
+from bekal.certification.services.verification import verify
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
 from bekal.shared.migrations import alembic_config, upgrade

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from bekal.certification.app import create_app
 from bekal.certification.models import Certificate, StatusEntry
-from bekal.certification.services import TRAINING_CORRECTION_ACTOR, revoke_certificate
+from bekal.certification.services.corrections import TRAINING_CORRECTION_ACTOR
+from bekal.certification.services.revocation import revoke_certificate
 from bekal.shared.db import Database
 from bekal.shared.events.catalogue import (
     CertificateIssued,

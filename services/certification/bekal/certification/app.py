@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from bekal.certification import services
 from bekal.certification.api import certificates, public
 from bekal.certification.handlers import ISSUER, subscriptions
 from bekal.certification.ratelimit import SlidingWindowLimiter
+from bekal.certification.services import keys
 from bekal.certification.settings import certification_settings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.service import ServiceSpec
@@ -23,7 +23,7 @@ def _resources(app: FastAPI, settings: Settings) -> dict[str, Any]:
 
 async def _on_ready(app: FastAPI) -> None:
     async with app.state.db.session() as session:
-        await services.register_signing_key(session, signer=app.state.certificate_signer)
+        await keys.register_signing_key(session, signer=app.state.certificate_signer)
         await session.commit()
 
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.certificate_signer = CertificateSigner.from_key_file(
         config.certificate_signing_key_file
     )
-    app.state.certificate_issuer = services.Issuer(
+    app.state.certificate_issuer = keys.Issuer(
         signer=app.state.certificate_signer, public_base_url=config.public_base_url
     )
     app.state.verify_limiter = SlidingWindowLimiter(config.verify_rate_limit_per_minute)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from bekal.certification.ratelimit import SlidingWindowLimiter
-from bekal.certification.services import Issuer
+from bekal.certification.services.keys import Issuer
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.auth import Ministry, Principal, Role, require

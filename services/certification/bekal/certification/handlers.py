@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bekal.certification import services
+from bekal.certification.services.corrections import (
+    apply_enrollment_merged_away,
+    apply_outcome_corrected,
+)
+from bekal.certification.services.erasure import erase_participant, merge_participants
+from bekal.certification.services.issuing import issue_certificate, issue_certificates, issued_event
+from bekal.certification.services.keys import Issuer
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
     InmateConsentWithdrawn,
@@ -29,10 +35,10 @@ ISSUER = "issuer"
 
 @subscriptions.on(ParticipantCompleted)
 async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerContext) -> None:
-    issuer: services.Issuer = ctx.resources[ISSUER]
+    issuer: Issuer = ctx.resources[ISSUER]
     # Idempotent by the enrollment, not only by the event id: a completion re-published
     # under a new id finds its certificate and does nothing.
-    await services.issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
+    await issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
 
 
 @subscriptions.on_batch(ParticipantCompleted)
@@ -41,27 +47,27 @@ async def on_participants_completed(
 ) -> None:
     # The end of a session completes everyone in it at once: one batch draws their numbers
     # and status list places and writes their certificates together.
-    issuer: services.Issuer = ctx.resources[ISSUER]
-    results = await services.issue_certificates(
+    issuer: Issuer = ctx.resources[ISSUER]
+    results = await issue_certificates(
         ctx.session, completions=[(item.event, item.meta.id) for item in items], issuer=issuer
     )
     for item, (certificate, issued_now) in zip(items, results, strict=True):
         if certificate is not None and issued_now:
-            ctx.publish(services.issued_event(certificate), cause=item.meta)
+            ctx.publish(issued_event(certificate), cause=item.meta)
 
 
 @subscriptions.on(OutcomeCorrected)
 async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> None:
     # Pass -> fail revokes the certificate; fail -> pass issues one (again). Runs before the
     # ParticipantCompleted that follows a correction to "completed" on the same partition.
-    issuer: services.Issuer = ctx.resources[ISSUER]
-    await services.apply_outcome_corrected(ctx.session, event=event, issuer=issuer)
+    issuer: Issuer = ctx.resources[ISSUER]
+    await apply_outcome_corrected(ctx.session, event=event, issuer=issuer)
 
 
 @subscriptions.on(EnrollmentWithdrawn)
 async def on_enrollment_withdrawn(event: EnrollmentWithdrawn, ctx: HandlerContext) -> None:
     # Only a withdrawal that folds a duplicate enrolment into another can touch a certificate.
-    await services.apply_enrollment_merged_away(ctx.session, event=event)
+    await apply_enrollment_merged_away(ctx.session, event=event)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)
@@ -72,7 +78,7 @@ async def on_person_erased(
     # of the credential stay, so one the person still holds can be verified when presented.
     # Only an erasure is final: after a consent withdrawal a new consent may come, and with
     # it new courses and certificates.
-    await services.erase_participant(
+    await erase_participant(
         ctx.session,
         participant_id=event.participant_id,
         final=isinstance(event, InmateErased),
@@ -81,7 +87,7 @@ async def on_person_erased(
 
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
-    await services.merge_participants(
+    await merge_participants(
         ctx.session,
         merged_id=event.participant_id,
         surviving_id=event.surviving_participant_id,

@@ -8,7 +8,7 @@ import uuid
 import structlog
 from fastapi import APIRouter, Response
 
-from bekal.certification import pdf, services
+from bekal.certification import pdf
 from bekal.certification.deps import (
     CertificateReader,
     CertificationAdmin,
@@ -25,6 +25,7 @@ from bekal.certification.schemas import (
     CertificatesPublic,
     ErasurePublic,
 )
+from bekal.certification.services import erasure, reading, revocation
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.shared.problems import Conflict
 
@@ -43,7 +44,7 @@ async def list_certificates(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> CertificatesPublic:
-    page = await services.list_certificates(
+    page = await reading.list_certificates(
         session, participant_id=participant_id, session_id=session_id, limit=limit, cursor=cursor
     )
     base_url = settings.public_base_url
@@ -58,7 +59,7 @@ async def list_certificates(
 async def get_certificate(
     certificate_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: CertificateReader
 ) -> CertificatePublic:
-    certificate = await services.get_certificate(session, certificate_id=certificate_id)
+    certificate = await reading.get_certificate(session, certificate_id=certificate_id)
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
 
 
@@ -74,7 +75,7 @@ async def revoke_certificate(
     settings: SettingsDep,
     principal: CertificationAdmin,
 ) -> CertificatePublic:
-    certificate = await services.revoke_certificate(
+    certificate = await revocation.revoke_certificate(
         session, certificate_id=certificate_id, reason=body.reason, revoked_by=principal.subject
     )
     await session.commit()
@@ -90,7 +91,7 @@ async def revoke_certificate(
 async def certificate_pdf(
     certificate_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
 ) -> Response:
-    c = await services.get_certificate(session, certificate_id=certificate_id)
+    c = await reading.get_certificate(session, certificate_id=certificate_id)
     if c.status == CertificateStatus.REVOKED:
         # A printed copy of a revoked certificate would be shown as if it were valid.
         raise Conflict(
@@ -153,7 +154,7 @@ async def reissue_certificate(
     issuer: IssuerDep,
     principal: CertificationAdmin,
 ) -> CertificatePublic:
-    certificate = await services.reissue_certificate(
+    certificate = await revocation.reissue_certificate(
         session,
         certificate_id=certificate_id,
         recipient_name=body.recipient_name,
@@ -173,6 +174,6 @@ async def reissue_certificate(
 async def erase_participant(
     participant_id: uuid.UUID, session: SessionDep, _: CertificationAdmin
 ) -> ErasurePublic:
-    numbers = await services.erase_participant(session, participant_id=participant_id)
+    numbers = await erasure.erase_participant(session, participant_id=participant_id)
     await session.commit()
     return ErasurePublic(participant_id=participant_id, erased_numbers=numbers, count=len(numbers))

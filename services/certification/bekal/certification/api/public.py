@@ -8,10 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from bekal.certification import services
 from bekal.certification.deps import IssuerDep, SessionDep, VerifyLimiterDep
 from bekal.certification.domain import VerificationResult, indonesian_date
 from bekal.certification.schemas import CredentialPresented, JSONWebKeySet, VerificationPublic
+from bekal.certification.services.keys import did_document, published_keys
+from bekal.certification.services.status_list import status_list_credential
+from bekal.certification.services.verification import (
+    Verification,
+    verify,
+    verify_credential_document,
+)
 from bekal.shared.problems import TooManyRequests
 
 router = APIRouter(tags=["public"])
@@ -31,7 +37,7 @@ _PRIVATE_HEADERS = {
 )
 async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
-    keys = await services.published_keys(session, signer=issuer.signer)
+    keys = await published_keys(session, signer=issuer.signer)
     # ``iss`` on each key: the Open Badges implementation guide's check of key provenance.
     return {"keys": [{**key, "iss": issuer.did} for key in keys]}
 
@@ -44,8 +50,8 @@ async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> di
 @router.get("/did.json", include_in_schema=False)
 async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
-    keys = await services.published_keys(session, signer=issuer.signer)
-    return services.did_document(issuer, keys)
+    keys = await published_keys(session, signer=issuer.signer)
+    return did_document(issuer, keys)
 
 
 @router.get(
@@ -59,9 +65,7 @@ async def status_list(
     session: SessionDep,
     issuer: IssuerDep,
 ) -> Response:
-    credential = await services.status_list_credential(
-        session, status_list=status_list, issuer=issuer
-    )
+    credential = await status_list_credential(session, status_list=status_list, issuer=issuer)
     # Revocation must show at once: verifiers fetch it fresh.
     return Response(
         credential, media_type="application/vc+jwt", headers={"Cache-Control": "no-cache"}
@@ -104,7 +108,7 @@ async def verify_presented(
 ) -> VerificationPublic:
     _limit(limiter, request)
     response.headers.update(_PRIVATE_HEADERS)
-    verification = await services.verify_credential_document(session, credential=body.credential)
+    verification = await verify_credential_document(session, credential=body.credential)
     return _public(verification)
 
 
@@ -125,7 +129,7 @@ async def verify_json(
 ) -> VerificationPublic:
     _limit(limiter, request)
     response.headers.update(_PRIVATE_HEADERS)
-    return _public(await services.verify(session, code=code, name=name))
+    return _public(await verify(session, code=code, name=name))
 
 
 @router.get(
@@ -153,7 +157,7 @@ async def verify_form(
         return HTMLResponse(
             body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
         )
-    verification = await services.verify(session, code=nomor, name=nama)
+    verification = await verify(session, code=nomor, name=nama)
     return HTMLResponse(
         _render(_public(verification)),
         headers=_PRIVATE_HEADERS,
@@ -206,7 +210,7 @@ async def verify_page(
         return HTMLResponse(
             body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
         )
-    verification = await services.verify(session, code=code, name=name)
+    verification = await verify(session, code=code, name=name)
     return HTMLResponse(_render(_public(verification)), headers=_PRIVATE_HEADERS)
 
 
@@ -216,7 +220,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _public(verification: services.Verification) -> VerificationPublic:
+def _public(verification: Verification) -> VerificationPublic:
     facts = verification.facts
     if verification.result is VerificationResult.UNKNOWN or facts is None:
         return VerificationPublic(result=VerificationResult.UNKNOWN)

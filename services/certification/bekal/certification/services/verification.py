@@ -1,0 +1,156 @@
+"""Public verification: by code, by number and name, or by the credential the holder presents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.certification import domain
+from bekal.certification.domain import CertificateFacts, CertificateStatus, VerificationResult
+from bekal.certification.models import Certificate, ErasedCertificate, SigningKey
+from bekal.certification.signing import (
+    CredentialError,
+    public_key_from_jwk,
+    unverified_kid,
+    verify_credential,
+)
+
+log = structlog.get_logger(__name__)
+
+# Longer than any code or number we hand out: answered "unknown" without touching the database.
+MAX_LOOKUP_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the public is told, taken from the verified credential, never from the row alone."""
+
+    result: VerificationResult
+    facts: CertificateFacts | None = None
+    certificate: Certificate | None = None
+    replaced_by_number: str | None = None
+    erased: bool = False
+    number: str | None = None
+    revoked_on: Any = None
+
+
+async def verify(session: AsyncSession, *, code: str, name: str | None = None) -> Verification:
+    """Find by verification code, or by number together with the holder's name.
+
+    A number alone answers "unknown": numbers are sequential, and a name behind each one
+    would let anyone list who was trained. The stored signature is checked every time.
+    """
+    code = code.strip()
+    if not code or len(code) > MAX_LOOKUP_LENGTH:
+        return Verification(VerificationResult.UNKNOWN)
+    by_number = domain.is_certificate_number(code)
+    if by_number and not (name and name.strip()):
+        return Verification(VerificationResult.UNKNOWN)
+    column = Certificate.number if by_number else Certificate.verification_code
+    certificate = await session.scalar(select(Certificate).where(column == code))
+    if certificate is None:
+        return Verification(VerificationResult.UNKNOWN)
+    facts = await _verified_facts(session, certificate)
+    # The row's name is the credential's (checked just now); the one typed from the paper may
+    # differ from it in case, spacing, accents and apostrophes, as people type names.
+    if (
+        facts is not None
+        and by_number
+        and not domain.typed_name_matches(certificate.recipient_name, name or "")
+    ):
+        return Verification(VerificationResult.UNKNOWN)
+    return await _verification(session, certificate, facts)
+
+
+async def verify_credential_document(session: AsyncSession, *, credential: str) -> Verification:
+    """Verify a credential the holder presents (the JWS), even after their data was erased.
+
+    Valid when it verifies with a published key and is exactly the credential we issued under
+    its number (kept whole, or kept as a hash after an erasure).
+    """
+    credential = credential.strip()
+    try:
+        payload = await _verified_payload(session, credential)
+        facts = domain.credential_facts(payload)
+    except (CredentialError, KeyError, TypeError, ValueError) as exc:
+        log.info("presented_credential_invalid", error=str(exc))
+        return Verification(VerificationResult.UNKNOWN)
+    certificate = await session.scalar(
+        select(Certificate).where(Certificate.number == facts.number)
+    )
+    if certificate is not None:
+        if certificate.credential_jws != credential:
+            return Verification(VerificationResult.UNKNOWN)
+        return await _verification(session, certificate, facts)
+    erased = await session.get(ErasedCertificate, facts.number)
+    if erased is None or erased.content_hash != domain.content_hash(credential):
+        return Verification(VerificationResult.UNKNOWN)
+    revoked = erased.status == CertificateStatus.REVOKED
+    return Verification(
+        VerificationResult.REVOKED if revoked else VerificationResult.VALID,
+        facts=facts,
+        erased=True,
+        number=erased.number,
+        revoked_on=erased.revoked_on,
+    )
+
+
+async def _verification(
+    session: AsyncSession, certificate: Certificate, facts: CertificateFacts | None
+) -> Verification:
+    result = domain.verification_result(
+        exists=True,
+        signature_valid=facts is not None,
+        revoked=certificate.status == CertificateStatus.REVOKED,
+    )
+    if result is VerificationResult.UNKNOWN:
+        return Verification(result)
+    replaced_by = None
+    if certificate.replaced_by_id is not None:
+        replaced_by = await session.scalar(
+            select(Certificate.number).where(Certificate.id == certificate.replaced_by_id)
+        )
+    return Verification(
+        result,
+        facts=facts,
+        certificate=certificate,
+        replaced_by_number=replaced_by,
+        number=certificate.number,
+        revoked_on=certificate.revoked_on,
+    )
+
+
+async def _verified_payload(session: AsyncSession, credential: str) -> dict[str, Any]:
+    kid = unverified_kid(credential)
+    key_row = await session.get(SigningKey, kid) if kid else None
+    if key_row is None:
+        raise CredentialError(f"no published key {kid!r}")
+    return verify_credential(credential, public_key_from_jwk(json.loads(key_row.public_jwk)))
+
+
+async def _verified_facts(
+    session: AsyncSession, certificate: Certificate
+) -> CertificateFacts | None:
+    """The facts of the row's credential, or None when it does not verify or is not the row's."""
+    try:
+        payload = await _verified_payload(session, certificate.credential_jws)
+        facts = domain.credential_facts(payload)
+        # A genuine credential pasted onto another row is still a forgery of that row.
+        expected_id = f"urn:uuid:{certificate.id}" if domain.is_open_badge(payload) else None
+        if payload.get("jti") not in (expected_id, str(certificate.id)):
+            raise CredentialError("credential belongs to another certificate")
+        if facts.number != certificate.number:
+            raise CredentialError("credential belongs to another number")
+        if not domain.name_matches(facts, certificate.recipient_name):
+            raise CredentialError("credential names someone else")
+    except (CredentialError, KeyError, TypeError, ValueError) as exc:
+        log.error(
+            "certificate_credential_invalid", certificate_id=str(certificate.id), error=str(exc)
+        )
+        return None
+    return facts
