@@ -26,10 +26,11 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.registry import domain, services
+from bekal.registry import domain
 from bekal.registry.domain import Consent, InmateStatus, RuleBroken
 from bekal.registry.models import AuditEntry, Facility, Inmate
 from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
+from bekal.registry.services import inmates, movements
 from bekal.shared.auth import Ministry, Principal
 from bekal.shared.db import Database, utcnow
 from bekal.shared.events.catalogue import InmateShared, ReleaseKind
@@ -849,7 +850,7 @@ async def _apply(
     via = {**context.via, "line": row.line}
     if change.release is not None:
         kind, released_on = change.release
-        await services.release_inmate(
+        await movements.release_inmate(
             session,
             inmate_id=inmate_id,
             release=ReleaseIn(kind=kind, released_on=released_on),
@@ -858,7 +859,7 @@ async def _apply(
         )
         return
     if change.transfer_to is not None:
-        await services.transfer_inmate(
+        await movements.transfer_inmate(
             session,
             inmate_id=inmate_id,
             transfer=TransferIn(to_facility_id=change.transfer_to, transferred_on=context.today),
@@ -866,7 +867,7 @@ async def _apply(
             via=via,
         )
     if change.expected_release_date is not None:
-        await services.update_expected_release(
+        await movements.update_expected_release(
             session,
             inmate_id=inmate_id,
             expected_release_date=change.expected_release_date,
@@ -874,7 +875,7 @@ async def _apply(
             via=via,
         )
     if change.consent is not None:
-        await services.record_consent(
+        await inmates.record_consent(
             session,
             inmate_id=inmate_id,
             consent=ConsentIn(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from bekal.registry import services
 from bekal.registry.deps import RegistryAdmin, SessionDep
 from bekal.registry.schemas import AuditEntriesPublic
+from bekal.registry.services import audit
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -25,11 +25,11 @@ async def list_audit(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> AuditEntriesPublic:
-    page = await services.list_audit(
+    page = await audit.list_audit(
         session, inmate_id=inmate_id, actor=actor, action=action, limit=limit, cursor=cursor
     )
     return AuditEntriesPublic(
-        data=[services.audit_public(a) for a in page.rows],
+        data=[audit.audit_public(a) for a in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
     )

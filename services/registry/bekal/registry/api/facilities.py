@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from bekal.registry import services
 from bekal.registry.deps import AnyPrincipal, CorrectionsStaff, RegistryAdmin, SessionDep
 from bekal.registry.schemas import (
     FacilitiesPublic,
@@ -19,6 +18,7 @@ from bekal.registry.schemas import (
     InmatePublic,
     InmatesPublic,
 )
+from bekal.registry.services import audit, facilities
 from bekal.shared.events.catalogue import FacilityClass, FacilityKind
 from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -40,7 +40,7 @@ async def create_facility(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        facility = await services.register_facility(session, data=body)
+        facility = await facilities.register_facility(session, data=body)
         return FacilityPublic.model_validate(facility).model_dump(mode="json")
 
     return await create_once(
@@ -65,7 +65,7 @@ async def list_facilities(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> FacilitiesPublic:
-    page = await services.list_facilities(
+    page = await facilities.list_facilities(
         session,
         code=code,
         province=province,
@@ -87,7 +87,7 @@ async def get_facility(
     facility_id: uuid.UUID, session: SessionDep, _: AnyPrincipal
 ) -> FacilityPublic:
     return FacilityPublic.model_validate(
-        await services.get_facility(session, facility_id=facility_id)
+        await facilities.get_facility(session, facility_id=facility_id)
     )
 
 
@@ -99,7 +99,7 @@ async def get_facility(
 async def update_facility(
     facility_id: uuid.UUID, body: FacilityUpdate, session: SessionDep, _: RegistryAdmin
 ) -> FacilityPublic:
-    facility = await services.update_facility(session, facility_id=facility_id, changes=body)
+    facility = await facilities.update_facility(session, facility_id=facility_id, changes=body)
     public = FacilityPublic.model_validate(facility)
     await commit(session)
     return public
@@ -121,7 +121,7 @@ async def list_candidates(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> InmatesPublic:
-    page = await services.list_candidates(
+    page = await facilities.list_candidates(
         session,
         facility_id=facility_id,
         principal=principal,
@@ -135,6 +135,6 @@ async def list_candidates(
         count=page.count,
         next_cursor=page.next_cursor,
     )
-    await services.audit_reads(session, principal, "inmate.listed", page.rows)
+    await audit.audit_reads(session, principal, "inmate.listed", page.rows)
     await commit(session)
     return result

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from bekal.registry import services
 from bekal.registry.deps import CorrectionsStaff, RegistryAdmin, SessionDep, SettingsDep
 from bekal.registry.domain import InmateStatus
 from bekal.registry.schemas import (
@@ -25,6 +24,7 @@ from bekal.registry.schemas import (
     SubjectAccessExport,
     TransferIn,
 )
+from bekal.registry.services import audit, inmates, movements, privacy
 from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
@@ -46,7 +46,7 @@ async def create_inmate(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        inmate = await services.register_inmate(
+        inmate = await inmates.register_inmate(
             session, data=body, principal=principal, secret=settings.pseudonym_secret
         )
         return InmatePublic.of(inmate).model_dump(mode="json")
@@ -57,7 +57,7 @@ async def create_inmate(
         principal=principal,
         key=idempotency_key,
         # The NIK only as its keyed hash, never in what the key's record is compared by.
-        payload=services.idempotency_payload(body, secret=settings.pseudonym_secret),
+        payload=inmates.idempotency_payload(body, secret=settings.pseudonym_secret),
         create=create,
     )
 
@@ -83,7 +83,7 @@ async def list_inmates(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> InmatesPublic:
-    page = await services.list_inmates(
+    page = await inmates.list_inmates(
         session,
         principal=principal,
         facility_id=facility_id,
@@ -98,7 +98,7 @@ async def list_inmates(
         next_cursor=page.next_cursor,
     )
     # Each record shown is a read of personal data: the trail names every one.
-    await services.audit_reads(session, principal, "inmate.listed", page.rows)
+    await audit.audit_reads(session, principal, "inmate.listed", page.rows)
     await commit(session)
     return result
 
@@ -108,7 +108,7 @@ async def get_inmate(
     inmate_id: uuid.UUID, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     public = InmatePublic.of(
-        await services.get_inmate(session, inmate_id=inmate_id, principal=principal)
+        await inmates.get_inmate(session, inmate_id=inmate_id, principal=principal)
     )
     await commit(session)
     return public
@@ -123,7 +123,7 @@ async def subject_access(
     inmate_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin, settings: SettingsDep
 ) -> SubjectAccessExport:
     export = SubjectAccessExport.model_validate(
-        await services.subject_access(
+        await privacy.subject_access(
             session, inmate_id=inmate_id, principal=principal, secret=settings.pseudonym_secret
         )
     )
@@ -139,7 +139,7 @@ async def subject_access(
 async def record_consent(
     inmate_id: uuid.UUID, body: ConsentIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.record_consent(
+    inmate = await inmates.record_consent(
         session, inmate_id=inmate_id, consent=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -155,7 +155,7 @@ async def record_consent(
 async def release_inmate(
     inmate_id: uuid.UUID, body: ReleaseIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.release_inmate(
+    inmate = await movements.release_inmate(
         session, inmate_id=inmate_id, release=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -171,7 +171,7 @@ async def release_inmate(
 async def transfer_inmate(
     inmate_id: uuid.UUID, body: TransferIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.transfer_inmate(
+    inmate = await movements.transfer_inmate(
         session, inmate_id=inmate_id, transfer=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -190,7 +190,7 @@ async def update_expected_release(
     session: SessionDep,
     principal: CorrectionsStaff,
 ) -> InmatePublic:
-    inmate = await services.update_expected_release(
+    inmate = await movements.update_expected_release(
         session,
         inmate_id=inmate_id,
         expected_release_date=body.expected_release_date,
@@ -209,7 +209,7 @@ async def update_expected_release(
 async def record_absence(
     inmate_id: uuid.UUID, body: AbsenceIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.record_absence(
+    inmate = await movements.record_absence(
         session, inmate_id=inmate_id, absence=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -225,7 +225,7 @@ async def record_absence(
 async def record_return(
     inmate_id: uuid.UUID, body: ReturnIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.record_return(
+    inmate = await movements.record_return(
         session, inmate_id=inmate_id, back=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -241,7 +241,7 @@ async def record_return(
 async def record_death(
     inmate_id: uuid.UUID, body: DeathIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
-    inmate = await services.record_death(
+    inmate = await movements.record_death(
         session, inmate_id=inmate_id, death=body, principal=principal
     )
     public = InmatePublic.of(inmate)
@@ -257,7 +257,7 @@ async def record_death(
 async def merge_inmates(
     inmate_id: uuid.UUID, body: MergeIn, session: SessionDep, principal: RegistryAdmin
 ) -> InmatePublic:
-    survivor = await services.merge_inmates(
+    survivor = await movements.merge_inmates(
         session, inmate_id=inmate_id, merge=body, principal=principal
     )
     public = InmatePublic.of(survivor)
@@ -273,7 +273,7 @@ async def merge_inmates(
 async def erase_inmate(
     inmate_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin
 ) -> InmatePublic:
-    inmate = await services.erase_inmate(session, inmate_id=inmate_id, principal=principal)
+    inmate = await privacy.erase_inmate(session, inmate_id=inmate_id, principal=principal)
     public = InmatePublic.of(inmate)
     await commit(session)
     return public

@@ -1,0 +1,58 @@
+"""What the inmate use cases share: loading a person within the asker's scope, the share event."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
+
+from bekal.registry.models import Facility, Inmate
+from bekal.shared.auth import Principal
+from bekal.shared.events.catalogue import InmateShared
+from bekal.shared.problems import NotFound
+
+
+def inmates_query() -> Select[tuple[Inmate]]:
+    return select(Inmate).join(Inmate.facility).options(contains_eager(Inmate.facility))
+
+
+def facility_scope(principal: Principal) -> list[ColumnElement[bool]]:
+    """Facility staff see only the facilities named in their token."""
+    if principal.facility_scoped:
+        return [Facility.code.in_(sorted(principal.facilities))]
+    return []
+
+
+async def load_inmate(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal, for_update: bool = False
+) -> Inmate:
+    stmt = inmates_query().where(Inmate.id == inmate_id, *facility_scope(principal))
+    if for_update:
+        # Serialises concurrent movements of one inmate on PostgreSQL (SQLite has one writer).
+        stmt = stmt.with_for_update(of=Inmate)
+    inmate = (await session.scalars(stmt)).unique().one_or_none()
+    if inmate is None:
+        # The same answer whether it does not exist or belongs to another facility's staff.
+        raise NotFound("Warga binaan tidak ditemukan.")
+    return inmate
+
+
+def shared_event(inmate: Inmate) -> InmateShared:
+    return InmateShared(
+        participant_id=inmate.id,
+        full_name=inmate.full_name,
+        sex=inmate.sex,
+        birth_year=inmate.date_of_birth.year,
+        facility_id=inmate.facility_id,
+        admission_date=inmate.admission_date,
+        expected_release_date=inmate.expected_release_date,
+        facility_code=inmate.facility.code,
+    )
+
+
+def clear_absence(inmate: Inmate) -> None:
+    inmate.absence_reason = None
+    inmate.absent_from = None
+    inmate.expected_return = None

@@ -1,0 +1,251 @@
+"""Inmates: registration, reads and searches, consent."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.registry import domain
+from bekal.registry.domain import Consent, InmateStatus, InvalidValue
+from bekal.registry.models import Facility, Inmate
+from bekal.registry.schemas import (
+    ConsentIn,
+    InmateCreate,
+)
+from bekal.registry.services.audit import audit, audit_reads
+from bekal.registry.services.common import facility_scope, inmates_query, load_inmate, shared_event
+from bekal.shared.auth import Principal
+from bekal.shared.db import utcnow
+from bekal.shared.events.catalogue import InmateConsentWithdrawn
+from bekal.shared.messaging.outbox import add_event
+from bekal.shared.pagination import Page, paginate
+from bekal.shared.problems import Conflict, Forbidden
+
+log = structlog.get_logger(__name__)
+
+
+def _apply_consent(
+    session: AsyncSession,
+    inmate: Inmate,
+    consent: Consent,
+    *,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
+) -> None:
+    share = domain.must_share(
+        consent=consent, already_shared=inmate.shared, status=InmateStatus(inmate.status)
+    )
+    withdraw = domain.withdraws_consent(consent=consent, shared=inmate.shared)
+    now = utcnow()
+    inmate.consent_training = consent.training
+    inmate.consent_data_sharing = consent.data_sharing
+    inmate.consent_recorded_at = now
+    inmate.consent_recorded_by = principal.subject
+    if share:
+        inmate.shared = True
+        inmate.shared_at = now
+        add_event(session, shared_event(inmate))
+        log.info("inmate_shared", inmate_id=str(inmate.id))
+    if withdraw:
+        # The industry side anonymises the person; a later full consent shares them again.
+        inmate.shared = False
+        inmate.consent_withdrawn_at = now
+        add_event(
+            session,
+            InmateConsentWithdrawn(participant_id=inmate.id, withdrawn_on=now.date()),
+        )
+        log.info("inmate_consent_withdrawn", inmate_id=str(inmate.id))
+    audit(
+        session,
+        principal,
+        "inmate.consent_recorded",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={
+            "training": consent.training,
+            "data_sharing": consent.data_sharing,
+            "shared": share,
+            "withdrawn": withdraw,
+            **(via or {}),
+        },
+    )
+
+
+def idempotency_payload(data: InmateCreate, *, secret: str) -> dict[str, Any]:
+    """The request as remembered for Idempotency-Key: the NIK only as its keyed hash.
+
+    A plain hash over a body whose other fields are stored next to it would let anyone with
+    the table try NIK candidates until one matched.
+    """
+    payload = data.model_dump(mode="json", exclude={"nik"})
+    payload["nik_hash"] = domain.nik_digest(data.nik.get_secret_value(), secret)
+    return payload
+
+
+async def register_inmate(
+    session: AsyncSession, *, data: InmateCreate, principal: Principal, secret: str
+) -> Inmate:
+    nik_hash = domain.nik_digest(data.nik.get_secret_value(), secret)
+    # The facility and whether either unique key is taken, in one round trip; the answers are
+    # still given in the order of the rules (facility, access, dates, then conflicts).
+    found = (
+        await session.execute(
+            select(
+                Facility,
+                select(Inmate.id)
+                .where(Inmate.registration_number == data.registration_number)
+                .exists(),
+                select(Inmate.id).where(Inmate.nik_hash == nik_hash).exists(),
+            ).where(Facility.id == data.facility_id)
+        )
+    ).one_or_none()
+    if found is None:
+        raise InvalidValue("Fasilitas tidak ditemukan.", field="facility_id")
+    facility, number_taken, nik_taken = found
+    if not principal.may_see_facility(facility.code):
+        raise Forbidden(
+            "Petugas hanya dapat mendaftarkan warga binaan di fasilitasnya sendiri.",
+            errors=[{"field": "facility_id", "message": "di luar fasilitas petugas"}],
+        )
+    domain.check_facility_accepts_inmates(active=facility.active)
+    domain.check_admission_dates(
+        date_of_birth=data.date_of_birth,
+        admission_date=data.admission_date,
+        expected_release_date=data.expected_release_date,
+    )
+    if number_taken:
+        message = f"Nomor registrasi '{data.registration_number}' sudah terdaftar."
+        raise Conflict(
+            message,
+            slug="registration-number-taken",
+            errors=[{"field": "registration_number", "message": message}],
+        )
+    if nik_taken:
+        message = "NIK ini sudah terdaftar untuk warga binaan lain."
+        raise Conflict(message, slug="nik-taken", errors=[{"field": "nik", "message": message}])
+
+    now = utcnow()
+    inmate = Inmate(
+        id=uuid.uuid4(),
+        registration_number=data.registration_number,
+        full_name=data.full_name,
+        search_name=domain.search_key(data.full_name),
+        nik_hash=nik_hash,
+        nik_encrypted=domain.encrypt_nik(data.nik.get_secret_value(), secret),
+        sex=data.sex.value,
+        date_of_birth=data.date_of_birth,
+        education_level=data.education_level,
+        facility_id=facility.id,
+        admission_date=data.admission_date,
+        expected_release_date=data.expected_release_date,
+        status=InmateStatus.IN_CUSTODY.value,
+        consent_training=False,
+        consent_data_sharing=False,
+        shared=False,
+        created_at=now,
+        updated_at=now,
+    )
+    inmate.facility = facility
+    session.add(inmate)
+    log.info("inmate_registered", inmate_id=str(inmate.id), facility_id=str(facility.id))
+    audit(
+        session,
+        principal,
+        "inmate.registered",
+        inmate_id=inmate.id,
+        facility_id=facility.id,
+        detail={"registration_number": inmate.registration_number},
+    )
+    if data.consent is not None:
+        _apply_consent(
+            session,
+            inmate,
+            Consent(training=data.consent.training, data_sharing=data.consent.data_sharing),
+            principal=principal,
+        )
+    return inmate
+
+
+async def get_inmate(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
+) -> Inmate:
+    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal)
+    await audit_reads(session, principal, "inmate.read", [inmate])
+    return inmate
+
+
+def _folded_registration_number(session: AsyncSession, *, ascii_only: bool) -> ColumnElement[str]:
+    """``lower(registration_number)`` for a substring search, as cheap as the needle allows.
+
+    A search reads every row (a substring has no index without pg_trgm). On PostgreSQL,
+    ``lower()`` under the database's collation dominated that scan: 5.8 ms for 20,000 rows,
+    3.8 ms with ``COLLATE "C"`` (which folds ASCII letters only), 1.9 ms for the name alone,
+    measured on a C.UTF-8 database. An ASCII needle meets ASCII letters, folded the same
+    either way; registration numbers are codes, and a rare letter that folds into ASCII (the
+    Kelvin sign) is not worth a full fold of every row.
+    SQLite's ``lower()`` folds ASCII only already, and has no collation of that name.
+    """
+    column: ColumnElement[str] = Inmate.registration_number
+    bind = session.bind
+    if ascii_only and bind is not None and bind.dialect.name == "postgresql":
+        column = column.collate("C")
+    return func.lower(column)
+
+
+async def list_inmates(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    facility_id: uuid.UUID | None,
+    status: InmateStatus | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Inmate]:
+    conditions = facility_scope(principal)
+    if facility_id is not None:
+        conditions.append(Inmate.facility_id == facility_id)
+    if status is not None:
+        conditions.append(Inmate.status == status.value)
+    if q and q.strip():
+        needle = q.strip()
+        conditions.append(
+            or_(
+                Inmate.search_name.contains(domain.search_key(needle), autoescape=True),
+                _folded_registration_number(session, ascii_only=needle.isascii()).contains(
+                    needle.lower(), autoescape=True
+                ),
+            )
+        )
+    return await paginate(
+        session,
+        inmates_query().where(*conditions),
+        key=Inmate.registration_number,
+        tiebreak=Inmate.id,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+async def record_consent(
+    session: AsyncSession,
+    *,
+    inmate_id: uuid.UUID,
+    consent: ConsentIn,
+    principal: Principal,
+    via: dict[str, Any] | None = None,
+) -> Inmate:
+    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    _apply_consent(
+        session,
+        inmate,
+        Consent(training=consent.training, data_sharing=consent.data_sharing),
+        principal=principal,
+        via=via,
+    )
+    inmate.updated_at = utcnow()
+    return inmate

@@ -1,0 +1,169 @@
+"""A person's rights over their data: erasure, and the subject access export."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.registry import domain
+from bekal.registry.domain import InmateStatus
+from bekal.registry.models import AuditEntry, Inmate, InmateMovement
+from bekal.registry.schemas import (
+    InmatePublic,
+    MovementPublic,
+    PublishedEventPublic,
+)
+from bekal.registry.services.audit import audit, audit_public
+from bekal.registry.services.common import load_inmate
+from bekal.shared.auth import Principal
+from bekal.shared.db import utcnow
+from bekal.shared.events.catalogue import InmateErased
+from bekal.shared.idempotency import IdempotencyRecord
+from bekal.shared.messaging.models import OutboxMessage
+from bekal.shared.messaging.outbox import add_event
+
+log = structlog.get_logger(__name__)
+
+
+def _anonymise(inmate: Inmate, now: Any) -> None:
+    inmate.full_name = domain.ERASED_NAME
+    inmate.search_name = domain.search_key(domain.ERASED_NAME)
+    inmate.date_of_birth = domain.erased_birth_date(inmate.date_of_birth)
+    inmate.education_level = None
+    inmate.nik_encrypted = None
+    inmate.consent_training = False
+    inmate.consent_data_sharing = False
+    inmate.shared = False
+    inmate.erased_at = now
+    inmate.updated_at = now
+
+
+async def erase_inmate(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
+) -> Inmate:
+    """Grant an erasure request: anonymise what the law does not require the registry to keep."""
+    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    if inmate.erased_at is not None:
+        raise domain.MovementRefused("Data warga binaan ini sudah dihapus.", field="status")
+    if inmate.status == InmateStatus.MERGED.value:
+        raise domain.MergeRefused(
+            "Catatan ini sudah digabungkan; ajukan penghapusan pada catatan yang tersisa.",
+            field="status",
+        )
+    now = utcnow()
+    duplicates = list(
+        (await session.scalars(select(Inmate).where(Inmate.merged_into_id == inmate.id))).all()
+    )
+    ever_shared = [row.id for row in [inmate, *duplicates] if row.shared_at is not None]
+    for row in [inmate, *duplicates]:
+        _anonymise(row, now)
+    ids = [inmate.id, *(row.id for row in duplicates)]
+    # Copies of the name outside the inmates table: the events kept in the outbox, and the
+    # answers kept for Idempotency-Key replays (a replay then answers as a new request would).
+    for message in (
+        await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
+        )
+    ).all():
+        message.payload = _erased_payload(message.payload)
+    for record in await _stored_responses(session, ids):
+        await session.delete(record)
+    for participant_id in ever_shared:
+        add_event(session, InmateErased(participant_id=participant_id))
+    log.info("inmate_erased", inmate_id=str(inmate.id), duplicates=len(duplicates))
+    audit(
+        session,
+        principal,
+        "inmate.erased",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+        detail={"duplicates": [row.id for row in duplicates]},
+    )
+    return inmate
+
+
+def _erased_payload(payload: str) -> str:
+    data = json.loads(payload)
+    if isinstance(data, dict) and "full_name" in data:
+        data["full_name"] = domain.ERASED_NAME
+    return json.dumps(data, ensure_ascii=False)
+
+
+async def _stored_responses(session: AsyncSession, ids: list[uuid.UUID]) -> list[IdempotencyRecord]:
+    """Answers kept for Idempotency-Key replays that name one of ``ids`` (a registration's)."""
+    return list(
+        (
+            await session.scalars(
+                select(IdempotencyRecord)
+                .where(or_(*(IdempotencyRecord.body.contains(str(i)) for i in ids)))
+                .order_by(IdempotencyRecord.created_at)
+            )
+        ).all()
+    )
+
+
+async def subject_access(
+    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal, secret: str
+) -> dict[str, Any]:
+    """Everything held about one person, the NIK included (decrypted only here)."""
+
+    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal)
+    merged_ids = list(
+        (await session.scalars(select(Inmate.id).where(Inmate.merged_into_id == inmate.id))).all()
+    )
+    ids = [inmate.id, *merged_ids]
+    movements = (
+        await session.scalars(
+            select(InmateMovement)
+            .where(InmateMovement.inmate_id.in_(ids))
+            .order_by(InmateMovement.occurred_on, InmateMovement.recorded_at)
+        )
+    ).all()
+    events = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
+            .order_by(OutboxMessage.seq)
+        )
+    ).all()
+    trail = (
+        await session.scalars(
+            select(AuditEntry).where(AuditEntry.inmate_id.in_(ids)).order_by(AuditEntry.at)
+        )
+    ).all()
+    stored = await _stored_responses(session, ids)
+    audit(
+        session,
+        principal,
+        "inmate.subject_access_exported",
+        inmate_id=inmate.id,
+        facility_id=inmate.facility_id,
+    )
+    log.info("inmate_subject_access_exported", inmate_id=str(inmate.id))
+    return {
+        "generated_at": utcnow(),
+        "inmate": InmatePublic.of(inmate),
+        "nik": domain.decrypt_nik(inmate.nik_encrypted, secret) if inmate.nik_encrypted else None,
+        "merged_record_ids": merged_ids,
+        "movements": [MovementPublic.model_validate(m) for m in movements],
+        "events_published": [
+            PublishedEventPublic(
+                event_type=e.event_type,
+                topic=e.topic,
+                created_at=e.created_at,
+                sent_at=e.sent_at,
+                data=json.loads(e.payload),
+            )
+            for e in events
+        ],
+        "audit_trail": [audit_public(a) for a in trail],
+        "stored_responses": [
+            {"created_at": r.created_at, "status": r.status, "body": json.loads(r.body)}
+            for r in stored
+        ],
+    }
