@@ -21,9 +21,9 @@ from bekal.shared.events.catalogue import InmateReleased, InmateShared, ReleaseK
 from bekal.shared.events.envelope import EventMeta
 from bekal.shared.messaging.consumer import BatchContext, Delivered
 from bekal.shared.migrations import upgrade
-from bekal.training import services
 from bekal.training.handlers import on_inmates_shared
 from bekal.training.models import MergedParticipant, Participant
+from bekal.training.services import replica
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ async def test_shares_after_a_release_in_the_same_transaction_see_the_release(
     try:
         await _seed(db)
         async with db.session() as s:
-            await services.apply_inmate_released(
+            await replica.apply_inmate_released(
                 session=s, event=release, as_of=T0 + timedelta(hours=3)
             )
             held = await s.get(Participant, EXISTING)  # a row the transaction keeps hold of

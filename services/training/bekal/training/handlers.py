@@ -27,7 +27,7 @@ from bekal.shared.messaging.consumer import (
     HandlerContext,
     Subscriptions,
 )
-from bekal.training import services
+from bekal.training.services import merges, replica
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,7 @@ async def _routed(event: PersonEvent, ctx: HandlerContext) -> PersonEvent:
     re-sent event can still name the old id; it concerns the same person, now kept under the
     surviving id, and must not bring the old record back.
     """
-    survivor = await services.surviving_id(ctx.session, event.participant_id)
+    survivor = await merges.surviving_id(ctx.session, event.participant_id)
     if survivor is None:
         return event
     log.info("event_routed_to_surviving_participant", event_type=type(event).__name__)
@@ -61,7 +61,7 @@ async def _routed(event: PersonEvent, ctx: HandlerContext) -> PersonEvent:
 
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
-    await services.apply_facility(session=ctx.session, event=event, as_of=ctx.meta.time)
+    await replica.apply_facility(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateShared)
@@ -71,7 +71,7 @@ async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
 
 @subscriptions.on_batch(InmateShared)
 async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
-    ignored = await services.apply_inmates_shared(
+    ignored = await replica.apply_inmates_shared(
         session=ctx.session, events=[(item.event, item.meta.time) for item in items]
     )
     if ignored:
@@ -82,7 +82,7 @@ async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: Batch
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
-    withdrawn = await services.apply_inmate_released(
+    withdrawn = await replica.apply_inmate_released(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
     if withdrawn:
@@ -92,7 +92,7 @@ async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None
 @subscriptions.on(InmateTransferred)
 async def on_inmate_transferred(event: InmateTransferred, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
-    withdrawn = await services.apply_inmate_transferred(
+    withdrawn = await replica.apply_inmate_transferred(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
     if withdrawn:
@@ -103,19 +103,19 @@ async def on_inmate_transferred(event: InmateTransferred, ctx: HandlerContext) -
 async def on_inmate_absent(event: InmateTemporarilyAbsent, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
     # Court, hospital or leave: the person comes back, so no course ends.
-    await services.apply_inmate_absent(session=ctx.session, event=event, as_of=ctx.meta.time)
+    await replica.apply_inmate_absent(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateReturned)
 async def on_inmate_returned(event: InmateReturned, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
-    await services.apply_inmate_returned(session=ctx.session, event=event, as_of=ctx.meta.time)
+    await replica.apply_inmate_returned(session=ctx.session, event=event, as_of=ctx.meta.time)
 
 
 @subscriptions.on(InmateDied)
 async def on_inmate_died(event: InmateDied, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
-    withdrawn = await services.apply_inmate_died(
+    withdrawn = await replica.apply_inmate_died(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
     if withdrawn:
@@ -124,14 +124,14 @@ async def on_inmate_died(event: InmateDied, ctx: HandlerContext) -> None:
 
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
-    moved = await services.apply_inmates_merged(session=ctx.session, event=event)
+    moved = await merges.apply_inmates_merged(session=ctx.session, event=event)
     log.info("participant_rekeyed", moved=moved)
 
 
 @subscriptions.on(InmateConsentWithdrawn)
 async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
-    withdrawn = await services.apply_inmate_consent_withdrawn(
+    withdrawn = await replica.apply_inmate_consent_withdrawn(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
     log.info("participant_anonymised", reason="consent_withdrawn", withdrawn=len(withdrawn))
@@ -141,5 +141,5 @@ async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContex
 async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
     on = (ctx.meta.time or utcnow()).date()
-    await services.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
+    await replica.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
     log.info("participant_anonymised", reason="erased")

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 
 from bekal.shared.db import utcnow
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from bekal.training import services
 from bekal.training.deps import FollowUpRecorder, GraduateRecorder, SessionDep
 from bekal.training.domain import EnrollmentStatus
 from bekal.training.schemas import (
@@ -21,6 +20,7 @@ from bekal.training.schemas import (
     ReadinessIn,
     ReadinessPublic,
 )
+from bekal.training.services import graduates
 
 router = APIRouter(prefix="/api/v1/enrollments", tags=["graduates"])
 
@@ -39,7 +39,7 @@ async def list_enrollments(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> EnrollmentsPage:
-    page, names = await services.list_enrollments(
+    page, names = await graduates.list_enrollments(
         session=session,
         status=status,
         participant_id=participant_id,
@@ -71,7 +71,7 @@ async def list_enrollments(
 async def get_readiness(
     enrollment_id: uuid.UUID, session: SessionDep, _: GraduateRecorder
 ) -> ReadinessPublic:
-    row = await services.get_readiness(session=session, enrollment_id=enrollment_id)
+    row = await graduates.get_readiness(session=session, enrollment_id=enrollment_id)
     return ReadinessPublic.model_validate(row)
 
 
@@ -83,7 +83,7 @@ async def get_readiness(
 async def record_readiness(
     enrollment_id: uuid.UUID, body: ReadinessIn, session: SessionDep, principal: GraduateRecorder
 ) -> ReadinessPublic:
-    row = await services.record_readiness(
+    row = await graduates.record_readiness(
         session=session,
         enrollment_id=enrollment_id,
         data=body,
@@ -98,7 +98,7 @@ async def record_readiness(
 async def list_follow_ups(
     enrollment_id: uuid.UUID, session: SessionDep, _: GraduateRecorder
 ) -> FollowUpsPublic:
-    rows = await services.list_follow_ups(session=session, enrollment_id=enrollment_id)
+    rows = await graduates.list_follow_ups(session=session, enrollment_id=enrollment_id)
     return FollowUpsPublic(data=[FollowUpPublic.model_validate(r) for r in rows], count=len(rows))
 
 
@@ -114,7 +114,7 @@ async def record_follow_up(
     session: SessionDep,
     principal: FollowUpRecorder,
 ) -> FollowUpPublic:
-    row = await services.record_follow_up(
+    row = await graduates.record_follow_up(
         session=session,
         enrollment_id=enrollment_id,
         checkpoint_months=checkpoint_months,

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 
 from bekal.shared.idempotency import IdempotencyKey, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from bekal.training import services
 from bekal.training.deps import (
     SessionDep,
     TrainingAdmin,
     TrainingReader,
 )
 from bekal.training.schemas import ProgramCreate, ProgramPublic, ProgramsPublic, ProgramUpdate
+from bekal.training.services import programs
 
 router = APIRouter(prefix="/api/v1/programs", tags=["programs"])
 
@@ -30,7 +30,7 @@ async def create_program(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        program = await services.create_program(session=session, data=body)
+        program = await programs.create_program(session=session, data=body)
         return ProgramPublic.model_validate(program).model_dump(mode="json")
 
     return await create_once(
@@ -52,7 +52,7 @@ async def list_programs(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ProgramsPublic:
-    page = await services.list_programs(
+    page = await programs.list_programs(
         session=session, code=code, sector=sector, limit=limit, cursor=cursor
     )
     return ProgramsPublic(
@@ -67,7 +67,7 @@ async def get_program(
     program_id: uuid.UUID, session: SessionDep, _: TrainingReader
 ) -> ProgramPublic:
     return ProgramPublic.model_validate(
-        await services.get_program(session=session, program_id=program_id)
+        await programs.get_program(session=session, program_id=program_id)
     )
 
 
@@ -79,7 +79,7 @@ async def get_program(
 async def publish_program_version(
     program_id: uuid.UUID, body: ProgramUpdate, session: SessionDep, _: TrainingAdmin
 ) -> ProgramPublic:
-    program = await services.publish_program_version(
+    program = await programs.publish_program_version(
         session=session, program_id=program_id, data=body
     )
     public = ProgramPublic.model_validate(program)

@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter
 
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from bekal.training import services
 from bekal.training.deps import SessionDep, TrainingReader
 from bekal.training.domain import ParticipantStatus
 from bekal.training.schemas import (
@@ -16,6 +15,7 @@ from bekal.training.schemas import (
     ParticipantPublic,
     ParticipantsPublic,
 )
+from bekal.training.services import replica
 
 router = APIRouter(prefix="/api/v1", tags=["replica"])
 
@@ -32,7 +32,7 @@ async def list_facilities(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> FacilitiesPublic:
-    page = await services.list_facilities(
+    page = await replica.list_facilities(
         session=session, code=code, province=province, active=active, limit=limit, cursor=cursor
     )
     return FacilitiesPublic(
@@ -47,7 +47,7 @@ async def get_facility(
     facility_id: uuid.UUID, session: SessionDep, _: TrainingReader
 ) -> FacilityPublic:
     return FacilityPublic.model_validate(
-        await services.get_facility(session=session, facility_id=facility_id)
+        await replica.get_facility(session=session, facility_id=facility_id)
     )
 
 
@@ -64,7 +64,7 @@ async def list_participants(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ParticipantsPublic:
-    page = await services.list_participants(
+    page = await replica.list_participants(
         session=session, facility_id=facility_id, status=status, limit=limit, cursor=cursor
     )
     return ParticipantsPublic(
@@ -79,5 +79,5 @@ async def get_participant(
     participant_id: uuid.UUID, session: SessionDep, _: TrainingReader
 ) -> ParticipantPublic:
     return ParticipantPublic.model_validate(
-        await services.get_participant(session=session, participant_id=participant_id)
+        await replica.get_participant(session=session, participant_id=participant_id)
     )

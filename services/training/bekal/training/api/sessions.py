@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from bekal.shared.db import utcnow
 from bekal.shared.idempotency import IdempotencyKey, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from bekal.training import services
 from bekal.training.deps import (
     SessionDep,
     TrainingAdmin,
@@ -38,7 +37,8 @@ from bekal.training.schemas import (
     SessionPublic,
     SessionsPublic,
 )
-from bekal.training.services import EnrollmentView
+from bekal.training.services import assessment, attendance, corrections, enrolment, sessions
+from bekal.training.services.enrolment import EnrollmentView
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -88,7 +88,7 @@ def _session_public(ts: TrainingSession, enrollments: list[EnrollmentView]) -> S
 
 
 async def _read(session: SessionDep, ts: TrainingSession) -> SessionPublic:
-    found = await services.enrollments_of(session=session, session_ids=[ts.id])
+    found = await enrolment.enrollments_of(session=session, session_ids=[ts.id])
     return _session_public(ts, found[ts.id])
 
 
@@ -103,7 +103,7 @@ async def schedule_session(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        ts = await services.schedule_session(session=session, data=body)
+        ts = await sessions.schedule_session(session=session, data=body)
         return _session_public(ts, []).model_dump(mode="json")
 
     return await create_once(
@@ -126,7 +126,7 @@ async def list_sessions(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> SessionsPublic:
-    page = await services.list_sessions(
+    page = await sessions.list_sessions(
         session=session,
         facility_id=facility_id,
         program_id=program_id,
@@ -134,7 +134,7 @@ async def list_sessions(
         limit=limit,
         cursor=cursor,
     )
-    enrollments = await services.enrollments_of(
+    enrollments = await enrolment.enrollments_of(
         session=session, session_ids=[s.id for s in page.rows]
     )
     return SessionsPublic(
@@ -148,7 +148,7 @@ async def list_sessions(
 async def get_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingReader
 ) -> SessionPublic:
-    return await _read(session, await services.get_session(session=session, session_id=session_id))
+    return await _read(session, await sessions.get_session(session=session, session_id=session_id))
 
 
 @router.post(
@@ -166,7 +166,7 @@ async def enrol(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        created = await services.enrol(
+        created = await enrolment.enrol(
             session=session,
             session_id=session_id,
             participant_ids=body.participant_ids,
@@ -195,7 +195,7 @@ async def enrol(
 async def open_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
 ) -> SessionPublic:
-    ts = await services.open_session(session=session, session_id=session_id, today=utcnow().date())
+    ts = await sessions.open_session(session=session, session_id=session_id, today=utcnow().date())
     await session.commit()
     return await _read(session, ts)
 
@@ -204,7 +204,7 @@ async def open_session(
 async def start_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
 ) -> SessionPublic:
-    ts = await services.start_session(session=session, session_id=session_id, today=utcnow().date())
+    ts = await sessions.start_session(session=session, session_id=session_id, today=utcnow().date())
     await session.commit()
     return await _read(session, ts)
 
@@ -217,7 +217,7 @@ async def start_session(
 async def record_attendance(
     session_id: uuid.UUID, body: AttendanceSheet, session: SessionDep, principal: TrainingOfficer
 ) -> AttendanceSaved:
-    count = await services.record_attendance(
+    count = await attendance.record_attendance(
         session=session, session_id=session_id, sheet=body, changed_by=principal.subject
     )
     await session.commit()
@@ -228,7 +228,7 @@ async def record_attendance(
 async def record_assessments(
     session_id: uuid.UUID, body: AssessmentSheet, session: SessionDep, _: TrainingOfficer
 ) -> AssessmentsSaved:
-    count = await services.record_assessments(session=session, session_id=session_id, sheet=body)
+    count = await assessment.record_assessments(session=session, session_id=session_id, sheet=body)
     await session.commit()
     return AssessmentsSaved(count=count)
 
@@ -241,7 +241,7 @@ async def record_assessments(
 async def complete_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
 ) -> SessionPublic:
-    ts = await services.complete_session(
+    ts = await sessions.complete_session(
         session=session, session_id=session_id, today=utcnow().date()
     )
     await session.commit()
@@ -256,7 +256,7 @@ async def complete_session(
 async def attendance_history(
     session_id: uuid.UUID, session: SessionDep, _: TrainingReader
 ) -> AttendanceHistoryPublic:
-    rows = await services.attendance_history(session=session, session_id=session_id)
+    rows = await attendance.attendance_history(session=session, session_id=session_id)
     data = [
         AttendanceChangePublic(
             date=change.day,
@@ -284,7 +284,7 @@ async def withdraw_enrollment(
     session: SessionDep,
     _: TrainingOfficer,
 ) -> SessionPublic:
-    ts = await services.withdraw_enrollment(
+    ts = await enrolment.withdraw_enrollment(
         session=session, session_id=session_id, enrollment_id=enrollment_id, today=utcnow().date()
     )
     await session.commit()
@@ -302,7 +302,7 @@ async def correct_session(
     """The only change allowed after completion. Outcomes are decided again from the session's
     rules; each one that changes publishes OutcomeCorrected (and ParticipantCompleted when it
     becomes completed). Attendance changes are kept in the history with the reason."""
-    changed = await services.correct_outcomes(
+    changed = await corrections.correct_outcomes(
         session=session,
         session_id=session_id,
         data=body,
@@ -332,7 +332,7 @@ async def correct_session(
 async def cancel_session(
     session_id: uuid.UUID, body: SessionCancel, session: SessionDep, _: TrainingAdmin
 ) -> SessionPublic:
-    ts = await services.cancel_session(
+    ts = await sessions.cancel_session(
         session=session, session_id=session_id, reason=body.reason, today=utcnow().date()
     )
     await session.commit()

@@ -1,0 +1,71 @@
+"""Assessment: competency unit results of a running session."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared.db import utcnow
+from bekal.training import domain
+from bekal.training.domain import EnrollmentStatus, RuleBroken, SessionStatus
+from bekal.training.models import Assessment
+from bekal.training.schemas import AssessmentSheet
+from bekal.training.services.common import enrollments_by_participant, invalid, refused
+from bekal.training.services.sessions import get_session
+
+
+async def record_assessments(
+    *, session: AsyncSession, session_id: uuid.UUID, sheet: AssessmentSheet
+) -> int:
+    """Record results; a unit assessed again keeps only its latest result."""
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_running(SessionStatus(ts.status), "penilaian")
+    except RuleBroken as rule:
+        raise refused(rule) from rule
+    unit_codes = {u["code"] for u in ts.competency_units}
+    enrolled = await enrollments_by_participant(session, ts.id)
+    seen: set[tuple[uuid.UUID, str]] = set()
+    for i, result in enumerate(sheet.results):
+        enrollment = enrolled.get(result.participant_id)
+        if enrollment is None or enrollment.status != EnrollmentStatus.ENROLLED.value:
+            raise invalid(
+                f"results.{i}.participant_id", "Peserta tidak terdaftar aktif pada sesi ini."
+            )
+        if result.unit_code not in unit_codes:
+            raise invalid(
+                f"results.{i}.unit_code",
+                f"Unit kompetensi '{result.unit_code}' bukan bagian dari program versi "
+                f"{ts.program_version} sesi ini.",
+            )
+        if (result.participant_id, result.unit_code) in seen:
+            raise invalid(
+                f"results.{i}", "Hasil untuk peserta dan unit ini disebut lebih dari sekali."
+            )
+        seen.add((result.participant_id, result.unit_code))
+    ids = [enrolled[r.participant_id].id for r in sheet.results]
+    current = {
+        (a.enrollment_id, a.unit_code): a
+        for a in (
+            await session.scalars(select(Assessment).where(Assessment.enrollment_id.in_(set(ids))))
+        ).all()
+    }
+    now = utcnow()
+    for result in sheet.results:
+        enrollment_id = enrolled[result.participant_id].id
+        row = current.get((enrollment_id, result.unit_code))
+        if row is None:
+            row = Assessment(
+                id=uuid.uuid4(),
+                session_id=ts.id,
+                enrollment_id=enrollment_id,
+                unit_code=result.unit_code,
+            )
+            session.add(row)
+        row.result = result.result.value
+        row.assessor = sheet.assessor
+        row.assessed_at = now
+    ts.updated_at = now
+    return len(sheet.results)

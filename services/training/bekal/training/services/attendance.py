@@ -1,0 +1,193 @@
+"""Attendance: one day's sheet at a time, every change kept in the history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bekal.shared.db import utcnow
+from bekal.shared.problems import Conflict, Problem
+from bekal.training import domain
+from bekal.training.domain import AttendanceStatus, EnrollmentStatus, RuleBroken, SessionStatus
+from bekal.training.models import AttendanceChange, AttendanceRecord, Enrollment, TrainingSession
+from bekal.training.schemas import AttendanceSheet
+from bekal.training.services.common import (
+    enrollments_by_participant,
+    invalid,
+    participant_names,
+    refused,
+)
+from bekal.training.services.sessions import get_session
+
+
+async def write_day(
+    session: AsyncSession,
+    ts: TrainingSession,
+    day: date,
+    statuses: dict[uuid.UUID, AttendanceStatus],
+    *,
+    changed_by: str,
+    reason: str | None,
+    replace_day: bool,
+) -> set[uuid.UUID]:
+    """Set the day's statuses (per enrolment id) and keep a history row for each change.
+
+    With ``replace_day`` the day's sheet is replaced as a whole (enrolments left out lose their
+    record); otherwise only the given enrolments change. Returns the enrolments that changed.
+    """
+    current = {
+        r.enrollment_id: r
+        for r in (
+            await session.scalars(
+                select(AttendanceRecord).where(
+                    AttendanceRecord.session_id == ts.id, AttendanceRecord.day == day
+                )
+            )
+        ).all()
+    }
+    now = utcnow()
+    changed: set[uuid.UUID] = set()
+    targets = set(statuses) | (set(current) if replace_day else set())
+    for enrollment_id in sorted(targets):
+        row = current.get(enrollment_id)
+        before = row.status if row is not None else None
+        after = statuses[enrollment_id].value if enrollment_id in statuses else None
+        if before == after:
+            continue
+        changed.add(enrollment_id)
+        session.add(
+            AttendanceChange(
+                id=uuid.uuid4(),
+                session_id=ts.id,
+                enrollment_id=enrollment_id,
+                day=day,
+                previous_status=before,
+                status=after,
+                changed_by=changed_by,
+                reason=reason,
+                changed_at=now,
+            )
+        )
+        if after is None:
+            assert row is not None
+            await session.delete(row)
+        elif row is None:
+            session.add(
+                AttendanceRecord(
+                    id=uuid.uuid4(),
+                    session_id=ts.id,
+                    enrollment_id=enrollment_id,
+                    day=day,
+                    status=after,
+                    recorded_at=now,
+                )
+            )
+        else:
+            row.status = after
+            row.recorded_at = now
+    return changed
+
+
+async def record_attendance(
+    *,
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    sheet: AttendanceSheet,
+    changed_by: str = "unknown",
+) -> int:
+    """Replace the day's attendance sheet with the one given (corrections re-send the day).
+
+    Every change is kept in the attendance history with who made it and when. A sheet naming
+    someone who had left the course by that day (``domain.attendance_refusal``) is refused as a
+    whole (409), every such person named, and nothing of it is written.
+    """
+    ts = await get_session(session=session, session_id=session_id, lock=True)
+    try:
+        domain.check_running(SessionStatus(ts.status), "absensi")
+        domain.check_attendance_date(sheet.date, ts.start_date, ts.end_date)
+    except RuleBroken as rule:
+        raise refused(rule) from rule
+    enrolled = await enrollments_by_participant(session, ts.id)
+    seen: set[uuid.UUID] = set()
+    refusals: list[tuple[int, Enrollment, str]] = []
+    for i, record in enumerate(sheet.records):
+        field = f"records.{i}.participant_id"
+        if record.participant_id in seen:
+            raise invalid(field, "Peserta disebut lebih dari sekali untuk tanggal ini.")
+        found = enrolled.get(record.participant_id)
+        if found is None or found.status == EnrollmentStatus.WAITLISTED.value:
+            raise invalid(field, "Peserta tidak terdaftar pada sesi ini.")
+        seen.add(record.participant_id)
+        refusal = domain.attendance_refusal(
+            day=sheet.date,
+            enrollment_status=EnrollmentStatus(found.status),
+            withdrawn_on=found.withdrawn_on,
+            withdrawal_reason=(
+                domain.EndReason(found.withdrawal_reason) if found.withdrawal_reason else None
+            ),
+        )
+        if refusal is not None:
+            refusals.append((i, found, refusal))
+    if refusals:
+        raise await _attendance_refused(session, sheet.date, refusals)
+    await write_day(
+        session,
+        ts,
+        sheet.date,
+        {enrolled[r.participant_id].id: r.status for r in sheet.records},
+        changed_by=changed_by,
+        reason=None,
+        replace_day=True,
+    )
+    ts.updated_at = utcnow()
+    return len(sheet.records)
+
+
+async def _attendance_refused(
+    session: AsyncSession, day: date, refusals: Sequence[tuple[int, Enrollment, str]]
+) -> Problem:
+    """409 for a sheet naming people who had left the course by ``day``: the whole sheet is
+    refused, each of them named in ``errors`` with the day, and by name in the ``detail``."""
+    names = await participant_names(session, [e for _, e, _ in refusals])
+    errors = [
+        {
+            "field": f"records.{i}.participant_id",
+            "message": message,
+            "participant_id": str(e.participant_id),
+            "enrollment_id": str(e.id),
+            "date": day.isoformat(),
+            "withdrawn_on": e.withdrawn_on.isoformat() if e.withdrawn_on else None,
+            "withdrawal_reason": e.withdrawal_reason,
+        }
+        for i, e, message in refusals
+    ]
+    who = ", ".join(
+        f"{names.get(e.participant_id) or e.participant_id}"
+        + (f" (keluar {e.withdrawn_on.isoformat()})" if e.withdrawn_on else "")
+        for _, e, _ in refusals
+    )
+    return Conflict(
+        f"Absensi tanggal {day.isoformat()} ditolak; tidak ada yang disimpan. "
+        f"{len(refusals)} peserta sudah keluar dari sesi pada atau sebelum tanggal itu: {who}.",
+        slug="attendance-refused",
+        title="Absensi ditolak",
+        errors=errors,
+    )
+
+
+async def attendance_history(
+    *, session: AsyncSession, session_id: uuid.UUID
+) -> list[tuple[AttendanceChange, uuid.UUID]]:
+    """Every attendance change of a session, oldest first, with the participant it concerns."""
+    ts = await get_session(session=session, session_id=session_id)
+    rows = await session.execute(
+        select(AttendanceChange, Enrollment.participant_id)
+        .join(Enrollment, Enrollment.id == AttendanceChange.enrollment_id)
+        .where(AttendanceChange.session_id == ts.id)
+        .order_by(AttendanceChange.changed_at, AttendanceChange.day, AttendanceChange.id)
+    )
+    return [(change, pid) for change, pid in rows]
