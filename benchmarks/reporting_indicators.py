@@ -271,16 +271,16 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
         async def report(group_by: list[Dimension]) -> Any:
             async with db.session() as s:
-                r = await indicators.indicators(s, group_by=group_by, filters=filters)
+                r = await indicators.indicators(session=s, group_by=group_by, filters=filters)
                 return r.groups, r.totals
 
         async def progress() -> Any:
             async with db.session() as s, db.session() as t:
-                return (await targets.target_progress(s, t))[0]
+                return (await targets.target_progress(session=s, targets_session=t))[0]
 
         async def public() -> Any:
             async with db.session() as s:
-                return (await publication.public_tables(s))[0]
+                return (await publication.public_tables(session=s))[0]
 
         await timed("totals", args.repeat, lambda: report([]))
         await timed(

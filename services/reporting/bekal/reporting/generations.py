@@ -370,7 +370,7 @@ class Projections:
                 async with db.session() as s:
                     have = set((await s.scalars(select(models.ErasedParticipant.id))).all())
                     for participant_id in erased - have:
-                        await people.erase_participant(s, participant_id=participant_id)
+                        await people.erase_participant(session=s, participant_id=participant_id)
                         done += 1
                     await s.commit()
             finally:

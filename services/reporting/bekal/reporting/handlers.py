@@ -47,8 +47,8 @@ subscriptions = Subscriptions("reporting")
 
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
-    await projections.apply_facility(ctx.session, event=event, at=ctx.meta.time)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.apply_facility(session=ctx.session, event=event, at=ctx.meta.time)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchContext]:
@@ -58,7 +58,9 @@ def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchCo
 
 async def _advance_data_as_of(items: Sequence[Delivered[Any]], ctx: BatchContext) -> None:
     """Once per batch, to the newest event time in it: the value event by event would reach."""
-    await common.advance_data_as_of(ctx.session, at=common.newest(item.meta.time for item in items))
+    await common.advance_data_as_of(
+        session=ctx.session, at=common.newest(item.meta.time for item in items)
+    )
 
 
 @subscriptions.on(InmateShared)
@@ -68,52 +70,52 @@ async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
 
 @subscriptions.on_batch(InmateShared)
 async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
-    await people.record_participants(ctx.session, events=[item.event for item in items])
+    await people.record_participants(session=ctx.session, events=[item.event for item in items])
     await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(ProgramPublished)
 async def on_program_published(event: ProgramPublished, ctx: HandlerContext) -> None:
-    await projections.apply_program(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.apply_program(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionScheduled)
 async def on_session_scheduled(event: SessionScheduled, ctx: HandlerContext) -> None:
-    await projections.schedule_session(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.schedule_session(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionOpened)
 async def on_session_opened(event: SessionOpened, ctx: HandlerContext) -> None:
     await projections.change_session_status(
-        ctx.session, session_id=event.session_id, status=SessionStatus.OPEN
+        session=ctx.session, session_id=event.session_id, status=SessionStatus.OPEN
     )
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionStarted)
 async def on_session_started(event: SessionStarted, ctx: HandlerContext) -> None:
     await projections.change_session_status(
-        ctx.session, session_id=event.session_id, status=SessionStatus.RUNNING
+        session=ctx.session, session_id=event.session_id, status=SessionStatus.RUNNING
     )
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCompleted)
 async def on_session_completed(event: SessionCompleted, ctx: HandlerContext) -> None:
     await projections.change_session_status(
-        ctx.session, session_id=event.session_id, status=SessionStatus.COMPLETED
+        session=ctx.session, session_id=event.session_id, status=SessionStatus.COMPLETED
     )
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCancelled)
 async def on_session_cancelled(event: SessionCancelled, ctx: HandlerContext) -> None:
     await projections.change_session_status(
-        ctx.session, session_id=event.session_id, status=SessionStatus.CANCELLED
+        session=ctx.session, session_id=event.session_id, status=SessionStatus.CANCELLED
     )
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 EnrollmentEvent: TypeAlias = (
@@ -193,7 +195,7 @@ async def on_enrollment_events(
     items: Sequence[Delivered[EnrollmentEvent]], ctx: BatchContext
 ) -> None:
     await projections.record_enrollments(
-        ctx.session, facts=[enrollment_fact(item.event) for item in items]
+        session=ctx.session, facts=[enrollment_fact(item.event) for item in items]
     )
     await _advance_data_as_of(items, ctx)
 
@@ -202,20 +204,20 @@ async def on_enrollment_events(
 async def on_waitlist(
     event: ParticipantWaitlisted | ParticipantLeftWaitlist, ctx: HandlerContext
 ) -> None:
-    await projections.record_waitlist(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_waitlist(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(ReadinessRecorded)
 async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -> None:
-    await projections.record_readiness(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_readiness(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(FollowUpRecorded)
 async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) -> None:
-    await projections.record_follow_up(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_follow_up(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(CertificateIssued, CertificateReissued)
@@ -229,31 +231,33 @@ async def on_certificate_issued(
 async def on_certificates_issued(
     items: Sequence[Delivered[CertificateIssued | CertificateReissued]], ctx: BatchContext
 ) -> None:
-    await projections.record_certificates(ctx.session, events=[item.event for item in items])
+    await projections.record_certificates(
+        session=ctx.session, events=[item.event for item in items]
+    )
     await _advance_data_as_of(items, ctx)
 
 
 @subscriptions.on(CertificateRevoked)
 async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext) -> None:
-    await projections.record_revocation(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await projections.record_revocation(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
-    await people.release_participant(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.release_participant(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
-    await people.merge_participants(ctx.session, event=event)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.merge_participants(session=ctx.session, event=event)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)
 async def on_inmate_erased(
     event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
 ) -> None:
-    await people.erase_participant(ctx.session, participant_id=event.participant_id)
-    await common.advance_data_as_of(ctx.session, at=ctx.meta.time)
+    await people.erase_participant(session=ctx.session, participant_id=event.participant_id)
+    await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)

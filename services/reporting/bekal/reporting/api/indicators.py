@@ -119,7 +119,7 @@ def check_detail(principal: Principal, query: IndicatorQuery) -> None:
 
 async def _report(session: Any, principal: Principal, query: IndicatorQuery) -> Any:
     check_detail(principal, query)
-    return await indicators(session, group_by=query.dimensions, filters=query.filters)
+    return await indicators(session=session, group_by=query.dimensions, filters=query.filters)
 
 
 @router.get(

@@ -39,7 +39,7 @@ def _as_of(value: datetime | None) -> str | None:
 
 @router.get("/summary", summary="Ringkasan publik (angka kecil disamarkan)")
 async def public_summary(session: ProjectionSession) -> dict[str, Any]:
-    tables, data_as_of = await public_tables(session)
+    tables, data_as_of = await public_tables(session=session)
     return {
         "data_as_of": _as_of(data_as_of),
         "suppression": _suppression(),
@@ -55,7 +55,7 @@ def _open_data_rows(tables: privacy.PublicTables) -> list[dict[str, Any]]:
 
 @router.get("/open-data.json", summary="Data terbuka (JSON), bentuk tetap dan terdokumentasi")
 async def open_data_json(session: ProjectionSession) -> dict[str, Any]:
-    tables, data_as_of = await public_tables(session)
+    tables, data_as_of = await public_tables(session=session)
     return {
         "schema": OPEN_DATA_SCHEMA,
         "data_as_of": _as_of(data_as_of),
@@ -71,7 +71,7 @@ async def open_data_json(session: ProjectionSession) -> dict[str, Any]:
     **exports.file_route(exports.CSV_MEDIA_TYPE),
 )
 async def open_data_csv(session: ProjectionSession) -> Response:
-    tables, data_as_of = await public_tables(session)
+    tables, data_as_of = await public_tables(session=session)
     columns = [*OPEN_DATA_KEYS, *PUBLIC_COUNTERS]
     table = exports.Table(
         columns=columns, rows=[[r[c] for c in columns] for r in _open_data_rows(tables)]

@@ -30,7 +30,7 @@ router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
 
 @router.get("", response_model=TargetsPublic, summary="Target wirausaha baru per tahun")
 async def list_targets(session: ControlSession, _: ReportReader) -> Any:
-    rows = await targets_service.list_targets(session)
+    rows = await targets_service.list_targets(session=session)
     return TargetsPublic(data=[TargetPublic.model_validate(r) for r in rows], count=len(rows))
 
 
@@ -40,7 +40,9 @@ async def list_targets(session: ControlSession, _: ReportReader) -> Any:
 async def target_progress(
     session: ProjectionSession, targets: ControlSession, _: ReportReader
 ) -> Any:
-    rows, data_as_of = await targets_service.target_progress(session, targets)
+    rows, data_as_of = await targets_service.target_progress(
+        session=session, targets_session=targets
+    )
     return TargetProgressesPublic(
         data=[
             TargetProgressPublic(
@@ -68,7 +70,9 @@ PROGRESS_COLUMNS = (
 
 
 async def _progress_table(session: Any, targets: Any) -> tuple[exports.Table, Any]:
-    rows, data_as_of = await targets_service.target_progress(session, targets)
+    rows, data_as_of = await targets_service.target_progress(
+        session=session, targets_session=targets
+    )
     values = [
         {
             **r.__dict__,
@@ -125,7 +129,7 @@ async def target_changes(
     _: ReportReader,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Any:
-    rows = await targets_service.target_changes(session, year=year)
+    rows = await targets_service.target_changes(session=session, year=year)
     return TargetChangesPublic(
         data=[TargetChangePublic.model_validate(r) for r in rows], count=len(rows)
     )
@@ -147,7 +151,7 @@ async def put_target(
             errors=[{"field": "annual", "message": "Isi annual atau cumulative (atau keduanya)"}],
         )
     row = await targets_service.set_target(
-        session,
+        session=session,
         year=year,
         annual=body.annual,
         cumulative=body.cumulative,

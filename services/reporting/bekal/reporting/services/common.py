@@ -12,7 +12,7 @@ from bekal.reporting.domain import later
 from bekal.reporting.models import STATE_ROW_ID, ProjectionState
 
 
-async def advance_data_as_of(session: AsyncSession, *, at: datetime | None) -> None:
+async def advance_data_as_of(*, session: AsyncSession, at: datetime | None) -> None:
     """Data-as-of is the newest event time applied; events arriving out of order never lower it."""
     if at is None:
         return

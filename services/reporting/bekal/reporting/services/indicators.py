@@ -380,7 +380,7 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
 
 
 async def indicators(
-    session: AsyncSession, *, group_by: list[Dimension], filters: IndicatorFilters
+    *, session: AsyncSession, group_by: list[Dimension], filters: IndicatorFilters
 ) -> IndicatorReport:
     """Counts by the requested dimensions and the totals, read from one consistent snapshot."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":

@@ -35,7 +35,7 @@ def anonymous_id(enrollment_id: uuid.UUID) -> uuid.UUID:
 _IDENTITY_LOCK = 0x62656B616C
 
 
-async def identity_lock(session: AsyncSession, *, exclusive: bool) -> None:
+async def identity_lock(*, session: AsyncSession, exclusive: bool) -> None:
     """Order merges and erasures (exclusive) against facts filed under a participant id
     (shared), so a fact committed at the same time as an erasure or a merge is never filed
     under the old id. Replicas apply events concurrently on PostgreSQL; SQLite already takes
@@ -47,10 +47,10 @@ async def identity_lock(session: AsyncSession, *, exclusive: bool) -> None:
 
 
 async def resolve_participant(
-    session: AsyncSession, *, participant_id: uuid.UUID, enrollment_id: uuid.UUID
+    *, session: AsyncSession, participant_id: uuid.UUID, enrollment_id: uuid.UUID
 ) -> uuid.UUID:
     """The id to file a new fact under: the survivor of a merge, or anonymous once erased."""
-    people = await identities(session, {participant_id})
+    people = await identities(session=session, participant_ids={participant_id})
     return people.file_under(participant_id, enrollment_id)
 
 
@@ -75,10 +75,12 @@ class Identities:
         return survivor
 
 
-async def identities(session: AsyncSession, participant_ids: Collection[uuid.UUID]) -> Identities:
+async def identities(
+    *, session: AsyncSession, participant_ids: Collection[uuid.UUID]
+) -> Identities:
     """Resolve many participant ids at once (under the shared identity lock): one statement per
     step of the longest merge chain, one for the erased."""
-    await identity_lock(session, exclusive=False)
+    await identity_lock(session=session, exclusive=False)
     links: dict[uuid.UUID, uuid.UUID] = {}
     looked_up: set[uuid.UUID] = set()
     frontier = set(participant_ids)
@@ -115,8 +117,8 @@ async def identities(session: AsyncSession, participant_ids: Collection[uuid.UUI
     return Identities(survivors=survivors, erased=erased)
 
 
-async def release_participant(session: AsyncSession, *, event: InmateReleased) -> None:
-    people = await identities(session, {event.participant_id})
+async def release_participant(*, session: AsyncSession, event: InmateReleased) -> None:
+    people = await identities(session=session, participant_ids={event.participant_id})
     participant_id = people.survivors[event.participant_id]
     if participant_id in people.erased:
         return
@@ -127,9 +129,9 @@ async def release_participant(session: AsyncSession, *, event: InmateReleased) -
     row.released_on = event.released_on
 
 
-async def merge_participants(session: AsyncSession, *, event: InmatesMerged) -> None:
+async def merge_participants(*, session: AsyncSession, event: InmatesMerged) -> None:
     """Everything filed under the merged id moves to the survivor; counts of enrolments stay."""
-    await identity_lock(session, exclusive=True)
+    await identity_lock(session=session, exclusive=True)
     old, survivor = event.participant_id, event.surviving_participant_id
     if old == survivor or await session.get(MergedParticipant, old) is not None:
         return
@@ -160,16 +162,16 @@ async def merge_participants(session: AsyncSession, *, event: InmatesMerged) -> 
         .values(participant_id=survivor)
     )
     if await session.get(ErasedParticipant, survivor) is not None:
-        await erase_participant(session, participant_id=survivor)
+        await erase_participant(session=session, participant_id=survivor)
 
 
-async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID) -> None:
+async def erase_participant(*, session: AsyncSession, participant_id: uuid.UUID) -> None:
     """Erasure or consent withdrawn: nothing about the person remains, the counts stay.
 
     Sex and birth year go (their enrolments count under "unknown" sex from now on); each
     enrolment and certificate is re-filed under an anonymous id of its own.
     """
-    await identity_lock(session, exclusive=True)
+    await identity_lock(session=session, exclusive=True)
     if await session.get(ErasedParticipant, participant_id) is None:
         session.add(ErasedParticipant(id=participant_id))
     row = await session.get(Participant, participant_id)
@@ -196,7 +198,7 @@ async def erase_participant(session: AsyncSession, *, participant_id: uuid.UUID)
         entry.participant_id = anonymous_id(entry.id)
 
 
-async def record_participants(session: AsyncSession, *, events: Sequence[InmateShared]) -> int:
+async def record_participants(*, session: AsyncSession, events: Sequence[InmateShared]) -> int:
     """Sex and birth year only: the name the event carries (for certificates) is not kept.
 
     Shares are applied in order, as one by one; returns how many were ignored (the person
@@ -207,7 +209,7 @@ async def record_participants(session: AsyncSession, *, events: Sequence[InmateS
     """
     if not events:
         return 0
-    await identity_lock(session, exclusive=False)
+    await identity_lock(session=session, exclusive=False)
     ids = {e.participant_id for e in events}
     gone = set(
         await session.scalars(

@@ -48,7 +48,7 @@ from bekal.shared.events.catalogue import (
 
 
 async def apply_facility(
-    session: AsyncSession, *, event: FacilityRegistered | FacilityUpdated, at: datetime | None
+    *, session: AsyncSession, event: FacilityRegistered | FacilityUpdated, at: datetime | None
 ) -> None:
     """Both facility events carry the whole state: keep the newest."""
     row = await session.get(Facility, event.facility_id)
@@ -67,7 +67,7 @@ async def apply_facility(
     row.as_of = at
 
 
-async def apply_program(session: AsyncSession, *, event: ProgramPublished) -> None:
+async def apply_program(*, session: AsyncSession, event: ProgramPublished) -> None:
     """Reports label a program by its latest version; an older version arriving late is ignored."""
     row = await session.get(Program, event.program_id)
     if row is None:
@@ -83,7 +83,7 @@ async def apply_program(session: AsyncSession, *, event: ProgramPublished) -> No
     row.hours = event.hours
 
 
-async def schedule_session(session: AsyncSession, *, event: SessionScheduled) -> None:
+async def schedule_session(*, session: AsyncSession, event: SessionScheduled) -> None:
     row = await session.get(TrainingSession, event.session_id)
     if row is None:
         row = TrainingSession(id=event.session_id)
@@ -100,7 +100,7 @@ async def schedule_session(session: AsyncSession, *, event: SessionScheduled) ->
 
 
 async def change_session_status(
-    session: AsyncSession, *, session_id: uuid.UUID, status: SessionStatus
+    *, session: AsyncSession, session_id: uuid.UUID, status: SessionStatus
 ) -> None:
     """A status event may come before the scheduling one: keep a row with only what is known."""
     row = await session.get(TrainingSession, session_id)
@@ -126,8 +126,8 @@ class EnrollmentFact:
 
 
 async def record_enrollment(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     enrollment_id: uuid.UUID,
     session_id: uuid.UUID,
     participant_id: uuid.UUID,
@@ -140,7 +140,7 @@ async def record_enrollment(
 ) -> None:
     """Upsert one enrolment from any of its events; an outcome is never undone by a late enrol."""
     await record_enrollments(
-        session,
+        session=session,
         facts=[
             EnrollmentFact(
                 enrollment_id=enrollment_id,
@@ -157,7 +157,7 @@ async def record_enrollment(
     )
 
 
-async def record_enrollments(session: AsyncSession, *, facts: Sequence[EnrollmentFact]) -> None:
+async def record_enrollments(*, session: AsyncSession, facts: Sequence[EnrollmentFact]) -> None:
     """Apply enrolment facts in order, as ``record_enrollment`` would one by one.
 
     One statement reads the enrolments already known; the people of new ones are resolved
@@ -176,7 +176,11 @@ async def record_enrollments(session: AsyncSession, *, facts: Sequence[Enrollmen
         )
     }
     new = [f for f in facts if f.enrollment_id not in rows]
-    people = await identities(session, {f.participant_id for f in new}) if new else None
+    people = (
+        await identities(session=session, participant_ids={f.participant_id for f in new})
+        if new
+        else None
+    )
     for fact in facts:
         row = rows.get(fact.enrollment_id)
         if row is None:
@@ -206,7 +210,7 @@ async def record_enrollments(session: AsyncSession, *, facts: Sequence[Enrollmen
 
 
 async def record_certificates(
-    session: AsyncSession, *, events: Sequence[CertificateIssued | CertificateReissued]
+    *, session: AsyncSession, events: Sequence[CertificateIssued | CertificateReissued]
 ) -> None:
     """Certificates are immutable facts, one row each; a re-issued one is another row.
 
@@ -229,7 +233,9 @@ async def record_certificates(
             new.setdefault(event.certificate_id, event)
     if not new:
         return
-    people = await identities(session, {e.participant_id for e in new.values()})
+    people = await identities(
+        session=session, participant_ids={e.participant_id for e in new.values()}
+    )
     session.add_all(
         Certificate(
             id=event.certificate_id,
@@ -245,7 +251,7 @@ async def record_certificates(
     )
 
 
-async def record_revocation(session: AsyncSession, *, event: CertificateRevoked) -> None:
+async def record_revocation(*, session: AsyncSession, event: CertificateRevoked) -> None:
     if await session.get(CertificateRevocation, event.certificate_id) is not None:
         return
     session.add(
@@ -259,12 +265,12 @@ async def record_revocation(session: AsyncSession, *, event: CertificateRevoked)
     )
 
 
-async def record_follow_up(session: AsyncSession, *, event: FollowUpRecorded) -> None:
+async def record_follow_up(*, session: AsyncSession, event: FollowUpRecorded) -> None:
     """Keep the latest follow-up (later checkpoint, then later date): the graduate's situation."""
     row = await session.get(Enrollment, event.enrollment_id)
     if row is None:  # the enrolment's own events come first on its partition; guard anyway
         await record_enrollment(
-            session,
+            session=session,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
             participant_id=event.participant_id,
@@ -281,12 +287,12 @@ async def record_follow_up(session: AsyncSession, *, event: FollowUpRecorded) ->
         row.follow_up_on = event.recorded_on
 
 
-async def record_readiness(session: AsyncSession, *, event: ReadinessRecorded) -> None:
+async def record_readiness(*, session: AsyncSession, event: ReadinessRecorded) -> None:
     """Keep the latest readiness checklist (later date; on a tie, the readier one)."""
     row = await session.get(Enrollment, event.enrollment_id)
     if row is None:
         await record_enrollment(
-            session,
+            session=session,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
             participant_id=event.participant_id,
@@ -310,13 +316,13 @@ async def record_readiness(session: AsyncSession, *, event: ReadinessRecorded) -
 
 
 async def record_waitlist(
-    session: AsyncSession, *, event: ParticipantWaitlisted | ParticipantLeftWaitlist
+    *, session: AsyncSession, event: ParticipantWaitlisted | ParticipantLeftWaitlist
 ) -> None:
     """A waiting-list entry, joined or ended (either may arrive first)."""
     row = await session.get(WaitlistEntry, event.enrollment_id)
     if row is None:
         participant_id = await resolve_participant(
-            session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
+            session=session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
         )
         row = WaitlistEntry(
             id=event.enrollment_id, session_id=event.session_id, participant_id=participant_id

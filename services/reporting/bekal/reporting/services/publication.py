@@ -12,11 +12,11 @@ from bekal.reporting.privacy import OPEN_DATA_KEYS, PublicTables
 from bekal.reporting.services.indicators import IndicatorFilters, indicators
 
 
-async def public_tables(session: AsyncSession) -> tuple[PublicTables, datetime | None]:
+async def public_tables(*, session: AsyncSession) -> tuple[PublicTables, datetime | None]:
     """The open-data cells (by year, province, sector and sex) and the summary's margins, with
     small counts suppressed across both."""
     dims = [Dimension.YEAR, Dimension.PROVINCE, Dimension.SECTOR, Dimension.SEX]
-    report = await indicators(session, group_by=dims, filters=IndicatorFilters())
+    report = await indicators(session=session, group_by=dims, filters=IndicatorFilters())
     rows = [
         {
             **{k: g.keys.get(k) for k in OPEN_DATA_KEYS},

@@ -12,13 +12,13 @@ from bekal.reporting.models import Target, TargetChange
 from bekal.reporting.services.indicators import IndicatorFilters, indicators
 
 
-async def list_targets(session: AsyncSession) -> list[Target]:
+async def list_targets(*, session: AsyncSession) -> list[Target]:
     return list((await session.scalars(select(Target).order_by(Target.year))).all())
 
 
 async def set_target(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     year: int,
     annual: int | None,
     cumulative: int | None,
@@ -52,7 +52,7 @@ async def set_target(
     return row
 
 
-async def target_changes(session: AsyncSession, *, year: int | None = None) -> list[TargetChange]:
+async def target_changes(*, session: AsyncSession, year: int | None = None) -> list[TargetChange]:
     """The audit trail of target edits, oldest first."""
     stmt = select(TargetChange).order_by(TargetChange.changed_at, TargetChange.id)
     if year is not None:
@@ -61,18 +61,22 @@ async def target_changes(session: AsyncSession, *, year: int | None = None) -> l
 
 
 async def target_progress(
-    session: AsyncSession, targets_session: AsyncSession
+    *, session: AsyncSession, targets_session: AsyncSession
 ) -> tuple[list[TargetProgress], datetime | None]:
     """Each year with a target or data: new entrepreneurs (and certified) against the targets.
 
     Counts come from the projections, targets from the service's own database (``targets_session``):
     they are set by hand, so a rebuild never replaces them.
     """
-    targets = {t.year: (t.annual, t.cumulative) for t in await list_targets(targets_session)}
+    targets = {
+        t.year: (t.annual, t.cumulative) for t in await list_targets(session=targets_session)
+    }
     # End that transaction before reading the projections: on SQLite both may be one file, and
     # a transaction there holds the write lock.
     await targets_session.rollback()
-    report = await indicators(session, group_by=[Dimension.YEAR], filters=IndicatorFilters())
+    report = await indicators(
+        session=session, group_by=[Dimension.YEAR], filters=IndicatorFilters()
+    )
     by_year = {g.keys["year"]: g.counters for g in report.groups if g.keys["year"] is not None}
     return (
         progress_by_year(
