@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from bekal.certification.settings import CertificationSettings
+from bekal.registry.settings import RegistrySettings
+from bekal.reporting.settings import ReportingSettings
 from bekal.shared import apache_kafka
 from bekal.shared.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.settings import Settings
+from bekal.training.settings import TrainingSettings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -173,6 +177,14 @@ async def two_databases(database_url: str, tmp_path: Path) -> AsyncIterator[tupl
         await _drop_pg_database(name)
 
 
+SERVICE_SETTINGS: dict[str, type[Settings]] = {
+    "registry": RegistrySettings,
+    "training": TrainingSettings,
+    "certification": CertificationSettings,
+    "reporting": ReportingSettings,
+}
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a service under test, with its own topic and group namespace on the broker."""
@@ -198,6 +210,9 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
             "log_json": True,
         }
         values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+        # The service's own class: a setting only it reads (the registry's pseudonym secret)
+        # would be dropped by the shared one.
+        cls = SERVICE_SETTINGS.get(service, Settings)
+        return cls(**values)  # type: ignore[arg-type]
 
     return make

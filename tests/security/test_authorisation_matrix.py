@@ -239,7 +239,7 @@ def _with_certification_defaults(service: str, settings: Any, tmp_path: Path) ->
     from bekal.certification.settings import CertificationSettings
 
     return CertificationSettings(
-        **settings.model_dump(), certificate_signing_key_file=tmp_path / "cert.pem"
+        **{**settings.model_dump(), "certificate_signing_key_file": tmp_path / "cert.pem"}
     )
 
 

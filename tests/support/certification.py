@@ -56,7 +56,10 @@ def certification_settings(
 ) -> CertificationSettings:
     base = make_settings("certification", database_url, broker, **overrides)
     return CertificationSettings(
-        **base.model_dump(), certificate_signing_key_file=tmp_path / "keys" / "certificate.pem"
+        **{
+            **base.model_dump(),
+            "certificate_signing_key_file": tmp_path / "keys" / "certificate.pem",
+        }
     )
 
 

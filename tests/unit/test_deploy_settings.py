@@ -30,8 +30,6 @@ CLUSTER_ONLY = {
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CAFILE",
-    # Production refuses the development value in every service, not only the registry's.
-    "PSEUDONYM_SECRET",
 }
 
 
@@ -48,11 +46,11 @@ def rendered() -> tuple[dict[str, Any], ...]:
 
 
 def settings_class(service: str) -> type[Settings]:
-    if service == "certification":
-        cls = importlib.import_module("bekal.certification.settings").CertificationSettings
-        assert issubclass(cls, Settings)
-        return cls
-    return Settings
+    """The service's own settings (bekal.<service>.settings), the shared ones and its own."""
+    module = importlib.import_module(f"bekal.{service}.settings")
+    cls = getattr(module, f"{service.capitalize()}Settings")
+    assert issubclass(cls, Settings)
+    return cls  # type: ignore[no-any-return]
 
 
 def field_names(cls: type[Settings]) -> set[str]:

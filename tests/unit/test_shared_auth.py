@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bekal.registry.settings import RegistrySettings
 from bekal.shared.auth import (
     Ministry,
     Principal,
@@ -203,11 +204,14 @@ def test_registry_admin_is_not_facility_scoped() -> None:
 
 
 def test_production_refuses_development_secrets() -> None:
+    # The pseudonym secret is the registry's own setting; the identity provider every service's.
     with pytest.raises(ValueError, match="PSEUDONYM_SECRET"):
-        Settings(environment="production", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
+        RegistrySettings(environment="production", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
-        Settings(environment="production", pseudonym_secret="s3cret-for-real")  # type: ignore[arg-type]
-    ok = Settings(
+        RegistrySettings(environment="production", pseudonym_secret="s3cret-for-real")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
+        Settings(environment="production")  # type: ignore[arg-type]
+    ok = RegistrySettings(
         environment="production", pseudonym_secret="s3cret", auth_jwks_url="https://idp/jwks"
     )  # type: ignore[arg-type]
     assert ok.auth_jwks_url

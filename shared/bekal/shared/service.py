@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer
@@ -34,20 +34,42 @@ from bekal.shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+S = TypeVar("S", bound=Settings)
+# Work a service does at start-up or shut-down, given the app (its state: db, messaging, ...).
+AppWork = Callable[[FastAPI], Awaitable[None]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
 @dataclass
-class ServiceSpec:
-    """What makes one service different from the others."""
+class ServiceSpec(Generic[S]):
+    """What makes one service different from the others, all in one place: the shared factory
+    builds every app from one of these, and nothing is patched onto an app afterwards.
+
+    In the lifespan, in this order: the database (migrated), ``resources``, messaging made,
+    ``on_startup``, messaging started; at shut-down ``on_shutdown``, messaging stopped, the
+    database closed.
+    """
 
     name: str  # registry, training, certification, reporting
     package: str  # bekal.registry
     title: str
     description: str
-    routers: Sequence[APIRouter]
+    routers: Sequence[APIRouter]  # the service's api.routers
     subscriptions: Subscriptions | None = None
-    on_ready: Callable[[FastAPI], Awaitable[None]] | None = None
     extra_topics: Sequence[str] = field(default_factory=tuple)
+    # What the service keeps on app.state (a signing key, a rate limiter), made from its
+    # settings when the app is made: before resources and messaging, which may use it.
+    state: Callable[[FastAPI, S], None] | None = None
     # What the handlers need of the app, by name (ctx.resources); made before messaging starts.
-    resources: Callable[[FastAPI, Settings], Mapping[str, Any]] | None = None
+    resources: Callable[[FastAPI, S], Mapping[str, Any]] | None = None
+    # Run in order once the database is migrated, before the broker is connected: what they
+    # set up (reporting: the generation the consumer writes to) is there before any event.
+    on_startup: Sequence[AppWork] = field(default_factory=tuple)
+    # Run in order at shut-down, before messaging stops and the database closes: work that
+    # writes to the database (an import job) or drives the consumer ends first.
+    on_shutdown: Sequence[AppWork] = field(default_factory=tuple)
+    # Domain errors the service turns into problem+json, beside the shared problem handlers.
+    exception_handlers: Mapping[type[Exception], ExceptionHandler] = field(default_factory=dict)
 
 
 class Messaging:
@@ -55,7 +77,7 @@ class Messaging:
 
     def __init__(
         self,
-        spec: ServiceSpec,
+        spec: ServiceSpec[Any],
         settings: Settings,
         db: Database,
         resources: Mapping[str, Any] | None = None,
@@ -67,9 +89,14 @@ class Messaging:
         self.producer = make_producer(settings)
         self.relay = OutboxRelay(db=db, producer=self.producer, settings=settings)
         self.runner: ConsumerRunner | None = None
+        # Where the live consumer applies events: the service's own database unless the
+        # service says otherwise (reporting: its live generation), see consume_into.
+        self.consumer_db = db
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Starting, pausing and stopping the live runner happen one at a time.
+        self._consumer_lock = asyncio.Lock()
         db.outbox_listeners.append(self.relay.wake)
 
     def topics(self) -> list[str]:
@@ -98,19 +125,11 @@ class Messaging:
         self.relay.start()
         subs = self.spec.subscriptions
         if subs and self.settings.consumer_auto_start:
-            consumer = await self._join(subs)
-            if consumer is None:
-                return
-            self.runner = ConsumerRunner(
-                subscriptions=subs,
-                registry=catalogue,
-                db=self.db,
-                settings=self.settings,
-                consumer=consumer,
-                dlq_producer=self.producer,
-                resources=self.resources,
-            )
-            self.runner.start()
+            async with self._consumer_lock:
+                consumer = await self._join(subs)
+                if consumer is None:
+                    return
+                self._run(consumer)
         self.ready.set()
         log.info("messaging_ready", topics=self.topics())
 
@@ -142,19 +161,73 @@ class Messaging:
                 raise
         return None
 
+    def _run(self, consumer: AIOKafkaConsumer) -> None:
+        """A runner on the group's consumer, applying events to ``consumer_db``."""
+        assert self.spec.subscriptions is not None
+        self.runner = ConsumerRunner(
+            subscriptions=self.spec.subscriptions,
+            registry=catalogue,
+            db=self.consumer_db,
+            settings=self.settings,
+            consumer=consumer,
+            dlq_producer=self.producer,
+            resources=self.resources,
+        )
+        self.runner.start()
+
+    def consume_into(self, db: Database) -> None:
+        """Apply events to ``db`` from now on: before messaging starts, or in consumer_paused."""
+        self.consumer_db = db
+
+    @asynccontextmanager
+    async def consumer_paused(self) -> AsyncIterator[AIOKafkaConsumer | None]:
+        """The live runner stopped, its consumer back at the group's committed offsets, for the
+        block (None if the consumer has not joined yet); then a runner again on
+        ``consumer_db``, which the block may change (consume_into), from where the consumer is.
+
+        A stopped runner may leave records fetched but not applied, which its consumer's next
+        fetch would skip: the rewind reads them again.
+        """
+        async with self._consumer_lock:
+            runner = self.runner
+            if runner is not None:
+                await runner.stop()
+                await _rewind_to_committed(runner.consumer)
+            try:
+                yield None if runner is None else runner.consumer
+            finally:
+                if runner is not None and not self._stopping:
+                    self._run(runner.consumer)
+
+    async def stop_consuming(self) -> None:
+        """Stop the live runner and leave the group; a service may need it before it closes
+        the database the runner writes to. Messaging's stop does it too."""
+        async with self._consumer_lock:
+            if self.runner:
+                await self.runner.stop()
+                await self.runner.consumer.stop()
+
     async def stop(self) -> None:
         self._stopping = True
         if self._task and not self._task.done():
             self._task.cancel()
-        if self.runner:
-            await self.runner.stop()
-            await self.runner.consumer.stop()
+        await self.stop_consuming()
         await self.relay.stop()
         await self.producer.stop()
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name=spec.name)
+async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+
+
+def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
+    """The service's app: the shared HTTP plumbing, operations routes and lifespan, plus what
+    ``spec`` adds. ``settings`` is the service's own settings class."""
     configure_logging(service=spec.name, level=settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
@@ -163,17 +236,19 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
         if settings.run_migrations_on_start:
             await asyncio.to_thread(upgrade, spec.package, settings.database_url)
+        app.state.db = db
         resources = spec.resources(app, settings) if spec.resources else None
         messaging = Messaging(spec, settings, db, resources)
-        app.state.db = db
         app.state.messaging = messaging
+        for work in spec.on_startup:
+            await work(app)
         messaging.start()
-        if spec.on_ready:
-            await spec.on_ready(app)
         log.info("service_started", port=settings.http_port)
         try:
             yield
         finally:
+            for work in spec.on_shutdown:
+                await work(app)
             await messaging.stop()
             await db.dispose()
             log.info("service_stopped")
@@ -188,7 +263,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
+    if spec.state:
+        spec.state(app, settings)
     install_problem_handlers(app)
+    for exc_class, handler in spec.exception_handlers.items():
+        app.add_exception_handler(exc_class, handler)
     _document_problems_in_openapi(app)
     app.add_middleware(_RequestContext, service=spec.name)
     app.include_router(_operations_router(spec))
@@ -244,7 +323,7 @@ class _RequestContext(BaseHTTPMiddleware):
             structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
-def _operations_router(spec: ServiceSpec) -> APIRouter:
+def _operations_router(spec: ServiceSpec[Any]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="The process is alive")
@@ -293,7 +372,7 @@ def _operations_router(spec: ServiceSpec) -> APIRouter:
     return router
 
 
-def _asyncapi(spec: ServiceSpec) -> dict[str, Any]:
+def _asyncapi(spec: ServiceSpec[Any]) -> dict[str, Any]:
     """Built from the catalogue on each call: cheap, and never stale after a reload."""
     from bekal.shared.contracts import service_asyncapi
 

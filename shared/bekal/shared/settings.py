@@ -1,15 +1,17 @@
-"""Service configuration from the environment (one pydantic-settings class for every service)."""
+"""Service configuration from the environment: what every service reads.
+
+A setting only one service reads lives in that service's own ``settings.py``, in a subclass.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEV_PSEUDONYM_SECRET = "development-only-secret-change-me"
 
 
 class Environment(StrEnum):
@@ -19,7 +21,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Everything a service reads from its environment.
+    """What every service reads from its environment; each service's own settings add to it.
 
     The same names are used by the embedded runner, docker-compose.yml and the Kubernetes
     manifests; a test keeps them in step.
@@ -91,12 +93,6 @@ class Settings(BaseSettings):
         default=None, description="OIDC JWKS URL; production must set it"
     )
     auth_dev_key_file: Path = Path("var/keys/dev-signing-key.pem")
-    pseudonym_secret: str = Field(
-        default=DEV_PSEUDONYM_SECRET,
-        description="Keyed-hash secret for identifiers that must not be readable in a dump (NIK)",
-    )
-    public_base_url: str = "http://127.0.0.1:8003"
-    verify_rate_limit_per_minute: int = 60
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
@@ -109,12 +105,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
-            if self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
-                raise ValueError("PSEUDONYM_SECRET must be set to a real secret in production")
-            if not self.auth_jwks_url:
-                raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
+        if self.environment is Environment.PRODUCTION and not self.auth_jwks_url:
+            raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
         return self
+
+    @classmethod
+    def of(cls, settings: Settings | None) -> Self:
+        """A service's settings from plain shared ones (tests and tools build those), with the
+        service's defaults for what they lack; from the environment when there are none."""
+        if settings is None:
+            return cls()
+        if isinstance(settings, cls):
+            return settings
+        return cls(**settings.model_dump())
 
     def topic(self, name: str) -> str:
         """The physical topic (or consumer group) name for a catalogue name."""

@@ -27,12 +27,12 @@ from bekal.registry.importer import (
     count_lines,
     run_import,
 )
+from bekal.registry.settings import RegistrySettings
 from bekal.shared.db import Database
 from bekal.shared.migrations import upgrade
-from bekal.shared.settings import Settings
 
 
-async def _import(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+async def _import(args: argparse.Namespace, settings: RegistrySettings, console: Console) -> int:
     path = Path(args.file)
     db = Database(settings.database_url)
     actor = args.actor or f"cli:{getpass.getuser()}"
@@ -124,7 +124,7 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_import_command(args: argparse.Namespace) -> int:
     """Settings from the environment (DATABASE_URL, PSEUDONYM_SECRET); migrates first."""
-    settings = Settings(service_name="registry")
+    settings = RegistrySettings(service_name="registry")
     console = Console()
     if not Path(args.file).is_file():
         console.print(f"[red]Berkas tidak ditemukan:[/red] {args.file}")

@@ -6,17 +6,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bekal.registry.settings import RegistrySettings
 from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, require
 from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
-from bekal.shared.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def _settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = request.app.state.settings
     return settings
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[RegistrySettings, Depends(_settings)]
 
 # Anyone signed in, of either ministry: facilities are not personal data.
 AnyPrincipal = CurrentPrincipal

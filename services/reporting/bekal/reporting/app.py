@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from bekal.reporting.api import routers
 from bekal.reporting.generations import Projections
 from bekal.reporting.handlers import subscriptions
-from bekal.reporting.settings import reporting_settings
+from bekal.reporting.settings import ReportingSettings, reporting_settings
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
 
-spec = ServiceSpec(
+spec = ServiceSpec[ReportingSettings](
     name="reporting",
     package="bekal.reporting",
     title="Bekal — Pelaporan (reporting)",

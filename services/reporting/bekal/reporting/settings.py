@@ -25,8 +25,4 @@ class ReportingSettings(Settings):
 
 def reporting_settings(settings: Settings | None) -> ReportingSettings:
     """Accept plain shared settings too (tests and tools build those) and add our defaults."""
-    if settings is None:
-        return ReportingSettings()
-    if isinstance(settings, ReportingSettings):
-        return settings
-    return ReportingSettings(**settings.model_dump())
+    return ReportingSettings.of(settings)

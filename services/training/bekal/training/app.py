@@ -7,10 +7,11 @@ from fastapi import FastAPI
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
-from bekal.training.api import graduates, programs, replica, sessions
+from bekal.training.api import routers
 from bekal.training.handlers import subscriptions
+from bekal.training.settings import TrainingSettings
 
-spec = ServiceSpec(
+spec = ServiceSpec[TrainingSettings](
     name="training",
     package="bekal.training",
     title="Bekal: pelatihan (training)",
@@ -19,10 +20,10 @@ spec = ServiceSpec(
         "side's courses for inmates near release. Keeps its own replica of the registry facts it "
         "needs (facilities, consenting inmates), fed by events."
     ),
-    routers=(replica.router, programs.router, sessions.router, graduates.router),
+    routers=routers,
     subscriptions=subscriptions,
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(spec, settings or Settings(service_name="training"))
+    return create_service_app(spec, TrainingSettings.of(settings))

@@ -1,1 +1,10 @@
-"""HTTP routers: the staff API and the public verification pages."""
+"""HTTP routers: the staff API and the public verification pages, in the order the app serves
+them."""
+
+from bekal.certification.api.certificates import participants as participants_router
+from bekal.certification.api.certificates import router as certificates_router
+from bekal.certification.api.public import router as public_router
+
+routers = [certificates_router, participants_router, public_router]
+
+__all__ = ["routers"]

@@ -1,4 +1,4 @@
-"""HTTP routers of the reporting service."""
+"""HTTP routers of the reporting service, in the order the app serves them."""
 
 from bekal.reporting.api.admin import router as admin_router
 from bekal.reporting.api.dashboard import router as dashboard_router
