@@ -851,7 +851,7 @@ async def _apply(
     if change.release is not None:
         kind, released_on = change.release
         await movements.release_inmate(
-            session,
+            session=session,
             inmate_id=inmate_id,
             release=ReleaseIn(kind=kind, released_on=released_on),
             principal=principal,
@@ -860,7 +860,7 @@ async def _apply(
         return
     if change.transfer_to is not None:
         await movements.transfer_inmate(
-            session,
+            session=session,
             inmate_id=inmate_id,
             transfer=TransferIn(to_facility_id=change.transfer_to, transferred_on=context.today),
             principal=principal,
@@ -868,7 +868,7 @@ async def _apply(
         )
     if change.expected_release_date is not None:
         await movements.update_expected_release(
-            session,
+            session=session,
             inmate_id=inmate_id,
             expected_release_date=change.expected_release_date,
             principal=principal,
@@ -876,7 +876,7 @@ async def _apply(
         )
     if change.consent is not None:
         await inmates.record_consent(
-            session,
+            session=session,
             inmate_id=inmate_id,
             consent=ConsentIn(
                 training=change.consent.training, data_sharing=change.consent.data_sharing

@@ -26,7 +26,7 @@ async def list_audit(
     cursor: Cursor = None,
 ) -> AuditEntriesPublic:
     page = await audit.list_audit(
-        session, inmate_id=inmate_id, actor=actor, action=action, limit=limit, cursor=cursor
+        session=session, inmate_id=inmate_id, actor=actor, action=action, limit=limit, cursor=cursor
     )
     return AuditEntriesPublic(
         data=[audit.audit_public(a) for a in page.rows],

@@ -40,7 +40,7 @@ async def create_facility(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
-        facility = await facilities.register_facility(session, data=body)
+        facility = await facilities.register_facility(session=session, data=body)
         return FacilityPublic.model_validate(facility).model_dump(mode="json")
 
     return await create_once(
@@ -66,7 +66,7 @@ async def list_facilities(
     cursor: Cursor = None,
 ) -> FacilitiesPublic:
     page = await facilities.list_facilities(
-        session,
+        session=session,
         code=code,
         province=province,
         active=active,
@@ -87,7 +87,7 @@ async def get_facility(
     facility_id: uuid.UUID, session: SessionDep, _: AnyPrincipal
 ) -> FacilityPublic:
     return FacilityPublic.model_validate(
-        await facilities.get_facility(session, facility_id=facility_id)
+        await facilities.get_facility(session=session, facility_id=facility_id)
     )
 
 
@@ -99,7 +99,9 @@ async def get_facility(
 async def update_facility(
     facility_id: uuid.UUID, body: FacilityUpdate, session: SessionDep, _: RegistryAdmin
 ) -> FacilityPublic:
-    facility = await facilities.update_facility(session, facility_id=facility_id, changes=body)
+    facility = await facilities.update_facility(
+        session=session, facility_id=facility_id, changes=body
+    )
     public = FacilityPublic.model_validate(facility)
     await commit(session)
     return public
@@ -122,7 +124,7 @@ async def list_candidates(
     cursor: Cursor = None,
 ) -> InmatesPublic:
     page = await facilities.list_candidates(
-        session,
+        session=session,
         facility_id=facility_id,
         principal=principal,
         months=months,
@@ -135,6 +137,8 @@ async def list_candidates(
         count=page.count,
         next_cursor=page.next_cursor,
     )
-    await audit.audit_reads(session, principal, "inmate.listed", page.rows)
+    await audit.audit_reads(
+        session=session, principal=principal, action="inmate.listed", inmates=page.rows
+    )
     await commit(session)
     return result

@@ -47,7 +47,7 @@ async def create_inmate(
 ) -> JSONResponse:
     async def create() -> dict[str, Any]:
         inmate = await inmates.register_inmate(
-            session, data=body, principal=principal, secret=settings.pseudonym_secret
+            session=session, data=body, principal=principal, secret=settings.pseudonym_secret
         )
         return InmatePublic.of(inmate).model_dump(mode="json")
 
@@ -84,7 +84,7 @@ async def list_inmates(
     cursor: Cursor = None,
 ) -> InmatesPublic:
     page = await inmates.list_inmates(
-        session,
+        session=session,
         principal=principal,
         facility_id=facility_id,
         status=status,
@@ -98,7 +98,9 @@ async def list_inmates(
         next_cursor=page.next_cursor,
     )
     # Each record shown is a read of personal data: the trail names every one.
-    await audit.audit_reads(session, principal, "inmate.listed", page.rows)
+    await audit.audit_reads(
+        session=session, principal=principal, action="inmate.listed", inmates=page.rows
+    )
     await commit(session)
     return result
 
@@ -108,7 +110,7 @@ async def get_inmate(
     inmate_id: uuid.UUID, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     public = InmatePublic.of(
-        await inmates.get_inmate(session, inmate_id=inmate_id, principal=principal)
+        await inmates.get_inmate(session=session, inmate_id=inmate_id, principal=principal)
     )
     await commit(session)
     return public
@@ -124,7 +126,10 @@ async def subject_access(
 ) -> SubjectAccessExport:
     export = SubjectAccessExport.model_validate(
         await privacy.subject_access(
-            session, inmate_id=inmate_id, principal=principal, secret=settings.pseudonym_secret
+            session=session,
+            inmate_id=inmate_id,
+            principal=principal,
+            secret=settings.pseudonym_secret,
         )
     )
     await commit(session)
@@ -140,7 +145,7 @@ async def record_consent(
     inmate_id: uuid.UUID, body: ConsentIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await inmates.record_consent(
-        session, inmate_id=inmate_id, consent=body, principal=principal
+        session=session, inmate_id=inmate_id, consent=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -156,7 +161,7 @@ async def release_inmate(
     inmate_id: uuid.UUID, body: ReleaseIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await movements.release_inmate(
-        session, inmate_id=inmate_id, release=body, principal=principal
+        session=session, inmate_id=inmate_id, release=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -172,7 +177,7 @@ async def transfer_inmate(
     inmate_id: uuid.UUID, body: TransferIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await movements.transfer_inmate(
-        session, inmate_id=inmate_id, transfer=body, principal=principal
+        session=session, inmate_id=inmate_id, transfer=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -191,7 +196,7 @@ async def update_expected_release(
     principal: CorrectionsStaff,
 ) -> InmatePublic:
     inmate = await movements.update_expected_release(
-        session,
+        session=session,
         inmate_id=inmate_id,
         expected_release_date=body.expected_release_date,
         principal=principal,
@@ -210,7 +215,7 @@ async def record_absence(
     inmate_id: uuid.UUID, body: AbsenceIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await movements.record_absence(
-        session, inmate_id=inmate_id, absence=body, principal=principal
+        session=session, inmate_id=inmate_id, absence=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -226,7 +231,7 @@ async def record_return(
     inmate_id: uuid.UUID, body: ReturnIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await movements.record_return(
-        session, inmate_id=inmate_id, back=body, principal=principal
+        session=session, inmate_id=inmate_id, back=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -242,7 +247,7 @@ async def record_death(
     inmate_id: uuid.UUID, body: DeathIn, session: SessionDep, principal: CorrectionsStaff
 ) -> InmatePublic:
     inmate = await movements.record_death(
-        session, inmate_id=inmate_id, death=body, principal=principal
+        session=session, inmate_id=inmate_id, death=body, principal=principal
     )
     public = InmatePublic.of(inmate)
     await commit(session)
@@ -258,7 +263,7 @@ async def merge_inmates(
     inmate_id: uuid.UUID, body: MergeIn, session: SessionDep, principal: RegistryAdmin
 ) -> InmatePublic:
     survivor = await movements.merge_inmates(
-        session, inmate_id=inmate_id, merge=body, principal=principal
+        session=session, inmate_id=inmate_id, merge=body, principal=principal
     )
     public = InmatePublic.of(survivor)
     await commit(session)
@@ -273,7 +278,7 @@ async def merge_inmates(
 async def erase_inmate(
     inmate_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin
 ) -> InmatePublic:
-    inmate = await privacy.erase_inmate(session, inmate_id=inmate_id, principal=principal)
+    inmate = await privacy.erase_inmate(session=session, inmate_id=inmate_id, principal=principal)
     public = InmatePublic.of(inmate)
     await commit(session)
     return public

@@ -18,10 +18,10 @@ from bekal.shared.pagination import Page, paginate, parse_utc
 
 
 def audit(
+    *,
     session: AsyncSession,
     principal: Principal,
     action: str,
-    *,
     inmate_id: uuid.UUID | None = None,
     facility_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
@@ -46,7 +46,7 @@ def audit(
 
 
 async def audit_reads(
-    session: AsyncSession, principal: Principal, action: str, inmates: Sequence[Inmate]
+    *, session: AsyncSession, principal: Principal, action: str, inmates: Sequence[Inmate]
 ) -> None:
     """One audit row per record read, all of them in one INSERT through the table.
 
@@ -79,8 +79,8 @@ async def audit_reads(
 
 
 async def list_audit(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     inmate_id: uuid.UUID | None,
     actor: str | None,
     action: str | None,

@@ -26,7 +26,7 @@ def facility_scope(principal: Principal) -> list[ColumnElement[bool]]:
 
 
 async def load_inmate(
-    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal, for_update: bool = False
+    *, session: AsyncSession, inmate_id: uuid.UUID, principal: Principal, for_update: bool = False
 ) -> Inmate:
     stmt = inmates_query().where(Inmate.id == inmate_id, *facility_scope(principal))
     if for_update:

@@ -47,7 +47,7 @@ def _facility_facts(facility: Facility) -> dict[str, Any]:
     }
 
 
-async def register_facility(session: AsyncSession, *, data: FacilityCreate) -> Facility:
+async def register_facility(*, session: AsyncSession, data: FacilityCreate) -> Facility:
     if await session.scalar(select(Facility.id).where(Facility.code == data.code)) is not None:
         message = f"Kode fasilitas '{data.code}' sudah terdaftar."
         raise Conflict(
@@ -63,7 +63,7 @@ async def register_facility(session: AsyncSession, *, data: FacilityCreate) -> F
     return facility
 
 
-async def get_facility(session: AsyncSession, *, facility_id: uuid.UUID) -> Facility:
+async def get_facility(*, session: AsyncSession, facility_id: uuid.UUID) -> Facility:
     facility = await session.get(Facility, facility_id)
     if facility is None:
         raise NotFound("Fasilitas tidak ditemukan.")
@@ -71,7 +71,7 @@ async def get_facility(session: AsyncSession, *, facility_id: uuid.UUID) -> Faci
 
 
 async def update_facility(
-    session: AsyncSession, *, facility_id: uuid.UUID, changes: FacilityUpdate
+    *, session: AsyncSession, facility_id: uuid.UUID, changes: FacilityUpdate
 ) -> Facility:
     facility = await session.get(Facility, facility_id, with_for_update=True)
     if facility is None:
@@ -90,8 +90,8 @@ async def update_facility(
 
 
 async def list_facilities(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     code: str | None,
     province: str | None,
     active: bool | None,
@@ -125,8 +125,8 @@ async def list_facilities(
 
 
 async def list_candidates(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     facility_id: uuid.UUID,
     principal: Principal,
     months: int,

@@ -60,9 +60,9 @@ def _apply_consent(
         )
         log.info("inmate_consent_withdrawn", inmate_id=str(inmate.id))
     audit(
-        session,
-        principal,
-        "inmate.consent_recorded",
+        session=session,
+        principal=principal,
+        action="inmate.consent_recorded",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={
@@ -87,7 +87,7 @@ def idempotency_payload(data: InmateCreate, *, secret: str) -> dict[str, Any]:
 
 
 async def register_inmate(
-    session: AsyncSession, *, data: InmateCreate, principal: Principal, secret: str
+    *, session: AsyncSession, data: InmateCreate, principal: Principal, secret: str
 ) -> Inmate:
     nik_hash = domain.nik_digest(data.nik.get_secret_value(), secret)
     # The facility and whether either unique key is taken, in one round trip; the answers are
@@ -153,9 +153,9 @@ async def register_inmate(
     session.add(inmate)
     log.info("inmate_registered", inmate_id=str(inmate.id), facility_id=str(facility.id))
     audit(
-        session,
-        principal,
-        "inmate.registered",
+        session=session,
+        principal=principal,
+        action="inmate.registered",
         inmate_id=inmate.id,
         facility_id=facility.id,
         detail={"registration_number": inmate.registration_number},
@@ -171,10 +171,10 @@ async def register_inmate(
 
 
 async def get_inmate(
-    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, principal: Principal
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal)
-    await audit_reads(session, principal, "inmate.read", [inmate])
+    inmate = await load_inmate(session=session, inmate_id=inmate_id, principal=principal)
+    await audit_reads(session=session, principal=principal, action="inmate.read", inmates=[inmate])
     return inmate
 
 
@@ -197,8 +197,8 @@ def _folded_registration_number(session: AsyncSession, *, ascii_only: bool) -> C
 
 
 async def list_inmates(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     principal: Principal,
     facility_id: uuid.UUID | None,
     status: InmateStatus | None,
@@ -232,14 +232,16 @@ async def list_inmates(
 
 
 async def record_consent(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     inmate_id: uuid.UUID,
     consent: ConsentIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     _apply_consent(
         session,
         inmate,

@@ -40,14 +40,16 @@ log = structlog.get_logger(__name__)
 
 
 async def release_inmate(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     inmate_id: uuid.UUID,
     release: ReleaseIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     domain.check_release(
         status=InmateStatus(inmate.status),
         admission_date=inmate.admission_date,
@@ -81,9 +83,9 @@ async def release_inmate(
         )
     log.info("inmate_released", inmate_id=str(inmate.id), kind=release.kind.value)
     audit(
-        session,
-        principal,
-        "inmate.released",
+        session=session,
+        principal=principal,
+        action="inmate.released",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={"kind": release.kind.value, "released_on": release.released_on, **(via or {})},
@@ -92,15 +94,17 @@ async def release_inmate(
 
 
 async def transfer_inmate(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     inmate_id: uuid.UUID,
     transfer: TransferIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
 ) -> Inmate:
     """Move an inmate to another active facility; ``via`` adds context to the audit entry."""
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     target = await session.get(Facility, transfer.to_facility_id)
     if target is None:
         raise InvalidValue("Fasilitas tujuan tidak ditemukan.", field="to_facility_id")
@@ -146,9 +150,9 @@ async def transfer_inmate(
         to_facility_id=str(target.id),
     )
     audit(
-        session,
-        principal,
-        "inmate.transferred",
+        session=session,
+        principal=principal,
+        action="inmate.transferred",
         inmate_id=inmate.id,
         facility_id=target.id,
         detail={
@@ -162,8 +166,8 @@ async def transfer_inmate(
 
 
 async def update_expected_release(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     inmate_id: uuid.UUID,
     expected_release_date: date,
     principal: Principal,
@@ -174,7 +178,9 @@ async def update_expected_release(
     A shared person is shared again, whole: the industry side's replica keeps the latest
     InmateShared, so its candidate window follows the new date.
     """
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     domain.check_expected_release(
         status=InmateStatus(inmate.status),
         admission_date=inmate.admission_date,
@@ -187,9 +193,9 @@ async def update_expected_release(
         add_event(session, shared_event(inmate))
     log.info("inmate_expected_release_updated", inmate_id=str(inmate.id))
     audit(
-        session,
-        principal,
-        "inmate.expected_release_updated",
+        session=session,
+        principal=principal,
+        action="inmate.expected_release_updated",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={"from": previous, "to": expected_release_date, **(via or {})},
@@ -198,9 +204,11 @@ async def update_expected_release(
 
 
 async def record_absence(
-    session: AsyncSession, *, inmate_id: uuid.UUID, absence: AbsenceIn, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, absence: AbsenceIn, principal: Principal
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     domain.check_absence(
         status=InmateStatus(inmate.status),
         admission_date=inmate.admission_date,
@@ -235,9 +243,9 @@ async def record_absence(
         )
     log.info("inmate_temporarily_absent", inmate_id=str(inmate.id), reason=absence.reason.value)
     audit(
-        session,
-        principal,
-        "inmate.temporarily_absent",
+        session=session,
+        principal=principal,
+        action="inmate.temporarily_absent",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail=absence.model_dump(mode="json"),
@@ -246,9 +254,11 @@ async def record_absence(
 
 
 async def record_return(
-    session: AsyncSession, *, inmate_id: uuid.UUID, back: ReturnIn, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, back: ReturnIn, principal: Principal
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     domain.check_return(
         status=InmateStatus(inmate.status),
         absent_from=inmate.absent_from,
@@ -277,9 +287,9 @@ async def record_return(
         )
     log.info("inmate_returned", inmate_id=str(inmate.id))
     audit(
-        session,
-        principal,
-        "inmate.returned",
+        session=session,
+        principal=principal,
+        action="inmate.returned",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={"returned_on": back.returned_on},
@@ -288,9 +298,11 @@ async def record_return(
 
 
 async def record_death(
-    session: AsyncSession, *, inmate_id: uuid.UUID, death: DeathIn, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, death: DeathIn, principal: Principal
 ) -> Inmate:
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     domain.check_death(
         status=InmateStatus(inmate.status),
         admission_date=inmate.admission_date,
@@ -318,9 +330,9 @@ async def record_death(
         )
     log.info("inmate_died", inmate_id=str(inmate.id))
     audit(
-        session,
-        principal,
-        "inmate.died",
+        session=session,
+        principal=principal,
+        action="inmate.died",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={"died_on": death.died_on},
@@ -329,13 +341,15 @@ async def record_death(
 
 
 async def merge_inmates(
-    session: AsyncSession, *, inmate_id: uuid.UUID, merge: MergeIn, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, merge: MergeIn, principal: Principal
 ) -> Inmate:
     """Fold two records of the same person into one; returns the surviving record."""
-    target = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    target = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     try:
         duplicate = await load_inmate(
-            session, inmate_id=merge.duplicate_id, principal=principal, for_update=True
+            session=session, inmate_id=merge.duplicate_id, principal=principal, for_update=True
         )
     except NotFound:
         raise InvalidValue("Catatan duplikat tidak ditemukan.", field="duplicate_id") from None
@@ -388,9 +402,9 @@ async def merge_inmates(
     log.info("inmates_merged", merged_id=str(merged.id), surviving_id=str(survivor.id))
     for row in (survivor, merged):
         audit(
-            session,
-            principal,
-            "inmate.merged",
+            session=session,
+            principal=principal,
+            action="inmate.merged",
             inmate_id=row.id,
             facility_id=row.facility_id,
             detail={"merged_id": merged.id, "surviving_id": survivor.id},

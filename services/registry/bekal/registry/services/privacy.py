@@ -44,10 +44,12 @@ def _anonymise(inmate: Inmate, now: Any) -> None:
 
 
 async def erase_inmate(
-    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal
+    *, session: AsyncSession, inmate_id: uuid.UUID, principal: Principal
 ) -> Inmate:
     """Grant an erasure request: anonymise what the law does not require the registry to keep."""
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal, for_update=True)
+    inmate = await load_inmate(
+        session=session, inmate_id=inmate_id, principal=principal, for_update=True
+    )
     if inmate.erased_at is not None:
         raise domain.MovementRefused("Data warga binaan ini sudah dihapus.", field="status")
     if inmate.status == InmateStatus.MERGED.value:
@@ -77,9 +79,9 @@ async def erase_inmate(
         add_event(session, InmateErased(participant_id=participant_id))
     log.info("inmate_erased", inmate_id=str(inmate.id), duplicates=len(duplicates))
     audit(
-        session,
-        principal,
-        "inmate.erased",
+        session=session,
+        principal=principal,
+        action="inmate.erased",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
         detail={"duplicates": [row.id for row in duplicates]},
@@ -108,11 +110,11 @@ async def _stored_responses(session: AsyncSession, ids: list[uuid.UUID]) -> list
 
 
 async def subject_access(
-    session: AsyncSession, *, inmate_id: uuid.UUID, principal: Principal, secret: str
+    *, session: AsyncSession, inmate_id: uuid.UUID, principal: Principal, secret: str
 ) -> dict[str, Any]:
     """Everything held about one person, the NIK included (decrypted only here)."""
 
-    inmate = await load_inmate(session, inmate_id=inmate_id, principal=principal)
+    inmate = await load_inmate(session=session, inmate_id=inmate_id, principal=principal)
     merged_ids = list(
         (await session.scalars(select(Inmate.id).where(Inmate.merged_into_id == inmate.id))).all()
     )
@@ -138,9 +140,9 @@ async def subject_access(
     ).all()
     stored = await _stored_responses(session, ids)
     audit(
-        session,
-        principal,
-        "inmate.subject_access_exported",
+        session=session,
+        principal=principal,
+        action="inmate.subject_access_exported",
         inmate_id=inmate.id,
         facility_id=inmate.facility_id,
     )
