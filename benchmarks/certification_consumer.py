@@ -118,7 +118,7 @@ async def measure(
         public_base_url="https://sertifikat.example.id",
     )
     async with db.session() as s:
-        await register_signing_key(s, signer=issuer.signer)
+        await register_signing_key(session=s, signer=issuer.signer)
         await s.commit()
     kafka = make_consumer(settings, subscriptions.group_id, subscriptions.topics)
     dlq = make_producer(settings)

@@ -77,7 +77,7 @@ async def main(n: int, batch: int) -> None:
             public_base_url="https://sertifikat.example.id",
         )
         async with db.session() as s:
-            await register_signing_key(s, signer=issuer.signer)
+            await register_signing_key(session=s, signer=issuer.signer)
             await s.commit()
         try:
             started = time.perf_counter()
@@ -85,7 +85,7 @@ async def main(n: int, batch: int) -> None:
                 async with db.session() as s:
                     for _ in range(min(batch, n - first)):
                         await issue_certificate(
-                            s, event=completed(), event_id=str(uuid.uuid4()), issuer=issuer
+                            session=s, event=completed(), event_id=str(uuid.uuid4()), issuer=issuer
                         )
                     await s.commit()
             elapsed = time.perf_counter() - started
@@ -97,7 +97,7 @@ async def main(n: int, batch: int) -> None:
             for first in range(0, n, batch):
                 async with db.session() as s:
                     await issue_certificates(
-                        s,
+                        session=s,
                         completions=[
                             (completed(), str(uuid.uuid4())) for _ in range(min(batch, n - first))
                         ],
@@ -113,13 +113,13 @@ async def main(n: int, batch: int) -> None:
             async with db.session() as s:
                 for c in revoked:
                     await revoke_certificate(
-                        s, certificate_id=c.id, reason="benchmark", revoked_by="bench"
+                        session=s, certificate_id=c.id, reason="benchmark", revoked_by="bench"
                     )
                 await s.commit()
 
             started = time.perf_counter()
             async with db.session() as s:
-                credential = await status_list_credential(s, status_list=1, issuer=issuer)
+                credential = await status_list_credential(session=s, status_list=1, issuer=issuer)
             elapsed = time.perf_counter() - started
             print(
                 f"status list: {len(revoked)} revoked of {n}, credential {len(credential):,} "
@@ -130,7 +130,7 @@ async def main(n: int, batch: int) -> None:
             started = time.perf_counter()
             async with db.session() as s:
                 for c in sample:
-                    await verify(s, code=c.verification_code)
+                    await verify(session=s, code=c.verification_code)
             elapsed = time.perf_counter() - started
             print(f"verified: {len(sample)} in {elapsed:.2f} s ({len(sample) / elapsed:,.0f}/s)")
 

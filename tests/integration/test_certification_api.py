@@ -361,7 +361,7 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
     async def issue(app: FastAPI) -> Certificate:
         async with app.state.db.session() as s:
             cert, _ = await issue_certificate(
-                s,
+                session=s,
                 event=completed(),
                 event_id=str(uuid.uuid4()),
                 issuer=app.state.certificate_issuer,

@@ -102,7 +102,7 @@ async def _seed(db: Database, issuer: Issuer) -> None:
         for model in (Certificate, CertificateCounter, StatusEntry, ErasedParticipant):
             await s.execute(delete(model))
         await s.execute(delete(OutboxMessage))
-        await issue_certificate(s, event=CERTIFIED, event_id="earlier", issuer=issuer)
+        await issue_certificate(session=s, event=CERTIFIED, event_id="earlier", issuer=issuer)
         s.add(ErasedParticipant(participant_id=ERASED.participant_id, erased_on=date(2024, 9, 1)))
         await s.commit()
 
@@ -242,13 +242,15 @@ async def test_a_batch_that_fills_the_open_status_list_continues_in_the_next_one
             pairs = [(e, str(uuid.uuid4())) for e in events]
             if together:
                 async with db.session() as s:
-                    results = await issue_certificates(s, completions=pairs, issuer=issuer)
+                    results = await issue_certificates(session=s, completions=pairs, issuer=issuer)
                     await s.commit()
                 assert [issued for _, issued in results] == [True] * 5
             else:
                 for event, event_id in pairs:
                     async with db.session() as s:
-                        await issue_certificate(s, event=event, event_id=event_id, issuer=issuer)
+                        await issue_certificate(
+                            session=s, event=event, event_id=event_id, issuer=issuer
+                        )
                         await s.commit()
             certificates, _ = await _state(db, taken_before=limit - 2)
             splits.append([(c.number, c.status_list) for c in certificates])

@@ -151,14 +151,14 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
         e: ParticipantCompleted, event_id: str
     ) -> tuple[Certificate, bool]:
         async with db.session() as s:
-            result = await issue_certificate(s, event=e, event_id=event_id, issuer=issuer)
+            result = await issue_certificate(session=s, event=e, event_id=event_id, issuer=issuer)
             await s.commit()
             return result
 
     try:
         async with db.session() as a:
             cert_a, issued_a = await issue_certificate(
-                a, event=event, event_id="e-1", issuer=issuer
+                session=a, event=event, event_id="e-1", issuer=issuer
             )
             b = asyncio.create_task(issue_in_own_transaction(event, "e-2"))
             await asyncio.sleep(0.5)
@@ -190,7 +190,10 @@ async def test_numbers_restart_each_year_by_the_course_end_date(database_url, tm
         for end in (date(2023, 7, 22), date(2024, 9, 7), date(2023, 12, 31), date(2024, 1, 5)):
             async with db.session() as s:
                 cert, _ = await issue_certificate(
-                    s, event=completed(end_date=end), event_id=str(uuid.uuid4()), issuer=issuer
+                    session=s,
+                    event=completed(end_date=end),
+                    event_id=str(uuid.uuid4()),
+                    issuer=issuer,
                 )
                 await s.commit()
                 numbers.append(cert.number)

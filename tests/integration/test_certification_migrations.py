@@ -115,16 +115,16 @@ async def test_a_certificate_from_before_open_badges_survives_the_upgrade(databa
         assert copied.revision == 1
 
         async with db.session() as s:
-            v = await verify(s, code="kode-lama-0123456789ab")
+            v = await verify(session=s, code="kode-lama-0123456789ab")
             assert v.result == "valid" and v.facts is not None
             assert v.facts.recipient_name == "Siti Rahmawati" and v.facts.hours == 40
-            by_number = await verify(s, code="IKMA/2024/000001", name="siti rahmawati")
+            by_number = await verify(session=s, code="IKMA/2024/000001", name="siti rahmawati")
             assert by_number.result == "valid"
-            assert (await verify(s, code="IKMA/2024/000001")).result == "unknown"
+            assert (await verify(session=s, code="IKMA/2024/000001")).result == "unknown"
 
             # A correction of the old certificate is a new Open Badges one.
             new = await reissue_certificate(
-                s,
+                session=s,
                 certificate_id=uuid.UUID(str(row["id"])),
                 recipient_name="Siti Rahmawaty",
                 reason="Nama di akta kelahiran",
@@ -133,9 +133,9 @@ async def test_a_certificate_from_before_open_badges_survives_the_upgrade(databa
             )
             await s.commit()
             assert new.number == "IKMA/2024/000002" and new.revision == 2
-            v = await verify(s, code=new.verification_code)
+            v = await verify(session=s, code=new.verification_code)
             assert v.result == "valid" and v.facts is not None and v.facts.identity_hash
-            assert (await verify(s, code="kode-lama-0123456789ab")).result == "revoked"
+            assert (await verify(session=s, code="kode-lama-0123456789ab")).result == "revoked"
 
         def downgrade_to(revision: str) -> None:
             command.downgrade(alembic_config("bekal.certification", database_url), revision)

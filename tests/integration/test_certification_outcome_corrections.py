@@ -174,7 +174,10 @@ async def test_a_certificate_revoked_by_staff_is_not_brought_back_by_a_correctio
         [certificate] = await certificates_of(db, rina.enrollment_id)
         async with db.session() as s, s.begin():
             await revoke_certificate(
-                s, certificate_id=certificate.id, reason="Dokumen palsu", revoked_by="petugas"
+                session=s,
+                certificate_id=certificate.id,
+                reason="Dokumen palsu",
+                revoked_by="petugas",
             )
         await publish(
             settings,

@@ -38,7 +38,7 @@ async def on_participant_completed(event: ParticipantCompleted, ctx: HandlerCont
     issuer: Issuer = ctx.resources[ISSUER]
     # Idempotent by the enrollment, not only by the event id: a completion re-published
     # under a new id finds its certificate and does nothing.
-    await issue_certificate(ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
+    await issue_certificate(session=ctx.session, event=event, event_id=ctx.meta.id, issuer=issuer)
 
 
 @subscriptions.on_batch(ParticipantCompleted)
@@ -49,7 +49,9 @@ async def on_participants_completed(
     # and status list places and writes their certificates together.
     issuer: Issuer = ctx.resources[ISSUER]
     results = await issue_certificates(
-        ctx.session, completions=[(item.event, item.meta.id) for item in items], issuer=issuer
+        session=ctx.session,
+        completions=[(item.event, item.meta.id) for item in items],
+        issuer=issuer,
     )
     for item, (certificate, issued_now) in zip(items, results, strict=True):
         if certificate is not None and issued_now:
@@ -61,13 +63,13 @@ async def on_outcome_corrected(event: OutcomeCorrected, ctx: HandlerContext) -> 
     # Pass -> fail revokes the certificate; fail -> pass issues one (again). Runs before the
     # ParticipantCompleted that follows a correction to "completed" on the same partition.
     issuer: Issuer = ctx.resources[ISSUER]
-    await apply_outcome_corrected(ctx.session, event=event, issuer=issuer)
+    await apply_outcome_corrected(session=ctx.session, event=event, issuer=issuer)
 
 
 @subscriptions.on(EnrollmentWithdrawn)
 async def on_enrollment_withdrawn(event: EnrollmentWithdrawn, ctx: HandlerContext) -> None:
     # Only a withdrawal that folds a duplicate enrolment into another can touch a certificate.
-    await apply_enrollment_merged_away(ctx.session, event=event)
+    await apply_enrollment_merged_away(session=ctx.session, event=event)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)
@@ -79,7 +81,7 @@ async def on_person_erased(
     # Only an erasure is final: after a consent withdrawal a new consent may come, and with
     # it new courses and certificates.
     await erase_participant(
-        ctx.session,
+        session=ctx.session,
         participant_id=event.participant_id,
         final=isinstance(event, InmateErased),
     )
@@ -88,7 +90,7 @@ async def on_person_erased(
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
     await merge_participants(
-        ctx.session,
+        session=ctx.session,
         merged_id=event.participant_id,
         surviving_id=event.surviving_participant_id,
     )

@@ -45,7 +45,11 @@ async def list_certificates(
     cursor: Cursor = None,
 ) -> CertificatesPublic:
     page = await reading.list_certificates(
-        session, participant_id=participant_id, session_id=session_id, limit=limit, cursor=cursor
+        session=session,
+        participant_id=participant_id,
+        session_id=session_id,
+        limit=limit,
+        cursor=cursor,
     )
     base_url = settings.public_base_url
     return CertificatesPublic(
@@ -59,7 +63,7 @@ async def list_certificates(
 async def get_certificate(
     certificate_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: CertificateReader
 ) -> CertificatePublic:
-    certificate = await reading.get_certificate(session, certificate_id=certificate_id)
+    certificate = await reading.get_certificate(session=session, certificate_id=certificate_id)
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
 
 
@@ -76,7 +80,10 @@ async def revoke_certificate(
     principal: CertificationAdmin,
 ) -> CertificatePublic:
     certificate = await revocation.revoke_certificate(
-        session, certificate_id=certificate_id, reason=body.reason, revoked_by=principal.subject
+        session=session,
+        certificate_id=certificate_id,
+        reason=body.reason,
+        revoked_by=principal.subject,
     )
     await session.commit()
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
@@ -91,7 +98,7 @@ async def revoke_certificate(
 async def certificate_pdf(
     certificate_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
 ) -> Response:
-    c = await reading.get_certificate(session, certificate_id=certificate_id)
+    c = await reading.get_certificate(session=session, certificate_id=certificate_id)
     if c.status == CertificateStatus.REVOKED:
         # A printed copy of a revoked certificate would be shown as if it were valid.
         raise Conflict(
@@ -155,7 +162,7 @@ async def reissue_certificate(
     principal: CertificationAdmin,
 ) -> CertificatePublic:
     certificate = await revocation.reissue_certificate(
-        session,
+        session=session,
         certificate_id=certificate_id,
         recipient_name=body.recipient_name,
         reason=body.reason,
@@ -174,6 +181,6 @@ async def reissue_certificate(
 async def erase_participant(
     participant_id: uuid.UUID, session: SessionDep, _: CertificationAdmin
 ) -> ErasurePublic:
-    numbers = await erasure.erase_participant(session, participant_id=participant_id)
+    numbers = await erasure.erase_participant(session=session, participant_id=participant_id)
     await session.commit()
     return ErasurePublic(participant_id=participant_id, erased_numbers=numbers, count=len(numbers))

@@ -37,7 +37,7 @@ _PRIVATE_HEADERS = {
 )
 async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
-    keys = await published_keys(session, signer=issuer.signer)
+    keys = await published_keys(session=session, signer=issuer.signer)
     # ``iss`` on each key: the Open Badges implementation guide's check of key provenance.
     return {"keys": [{**key, "iss": issuer.did} for key in keys]}
 
@@ -50,7 +50,7 @@ async def jwks(session: SessionDep, issuer: IssuerDep, response: Response) -> di
 @router.get("/did.json", include_in_schema=False)
 async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
-    keys = await published_keys(session, signer=issuer.signer)
+    keys = await published_keys(session=session, signer=issuer.signer)
     return did_document(issuer, keys)
 
 
@@ -65,7 +65,9 @@ async def status_list(
     session: SessionDep,
     issuer: IssuerDep,
 ) -> Response:
-    credential = await status_list_credential(session, status_list=status_list, issuer=issuer)
+    credential = await status_list_credential(
+        session=session, status_list=status_list, issuer=issuer
+    )
     # Revocation must show at once: verifiers fetch it fresh.
     return Response(
         credential, media_type="application/vc+jwt", headers={"Cache-Control": "no-cache"}
@@ -108,7 +110,7 @@ async def verify_presented(
 ) -> VerificationPublic:
     _limit(limiter, request)
     response.headers.update(_PRIVATE_HEADERS)
-    verification = await verify_credential_document(session, credential=body.credential)
+    verification = await verify_credential_document(session=session, credential=body.credential)
     return _public(verification)
 
 
@@ -129,7 +131,7 @@ async def verify_json(
 ) -> VerificationPublic:
     _limit(limiter, request)
     response.headers.update(_PRIVATE_HEADERS)
-    return _public(await verify(session, code=code, name=name))
+    return _public(await verify(session=session, code=code, name=name))
 
 
 @router.get(
@@ -157,7 +159,7 @@ async def verify_form(
         return HTMLResponse(
             body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
         )
-    verification = await verify(session, code=nomor, name=nama)
+    verification = await verify(session=session, code=nomor, name=nama)
     return HTMLResponse(
         _render(_public(verification)),
         headers=_PRIVATE_HEADERS,
@@ -210,7 +212,7 @@ async def verify_page(
         return HTMLResponse(
             body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
         )
-    verification = await verify(session, code=code, name=name)
+    verification = await verify(session=session, code=code, name=name)
     return HTMLResponse(_render(_public(verification)), headers=_PRIVATE_HEADERS)
 
 

@@ -21,10 +21,10 @@ log = structlog.get_logger(__name__)
 
 
 async def sign(
-    session: AsyncSession, certificate: Certificate, *, issuer: Issuer, now: datetime
+    *, session: AsyncSession, certificate: Certificate, issuer: Issuer, now: datetime
 ) -> None:
     """Give ``certificate`` its status list entry and its signed OpenBadgeCredential."""
-    seal(certificate, await allocate_status_entry(session), issuer=issuer, now=now)
+    seal(certificate, await allocate_status_entry(session=session), issuer=issuer, now=now)
 
 
 def seal(
@@ -74,12 +74,12 @@ def seal(
     certificate.signing_kid = issuer.signer.kid
 
 
-async def next_sequence(session: AsyncSession, year: int) -> int:
+async def next_sequence(*, session: AsyncSession, year: int) -> int:
     """Draw the year's next number."""
-    return (await draw_sequences(session, {year: 1}))[year]
+    return (await draw_sequences(session=session, counts={year: 1}))[year]
 
 
-async def draw_sequences(session: AsyncSession, counts: Mapping[int, int]) -> dict[int, int]:
+async def draw_sequences(*, session: AsyncSession, counts: Mapping[int, int]) -> dict[int, int]:
     """Draw ``counts[year]`` consecutive numbers of each year; return the first of each.
 
     The UPDATE locks the counter row until commit (PostgreSQL); on SQLite the whole transaction

@@ -50,8 +50,8 @@ async def _certificates_of(session: AsyncSession, enrollment_id: uuid.UUID) -> l
 
 
 async def apply_outcome_corrected(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     event: OutcomeCorrected,
     issuer: Issuer,
     now: datetime | None = None,
@@ -78,7 +78,7 @@ async def apply_outcome_corrected(
         )
         return [
             await revoke_certificate(
-                session,
+                session=session,
                 certificate_id=c.id,
                 reason=f"Hasil pelatihan dikoreksi menjadi tidak lulus{why}: {event.reason}",
                 revoked_by=TRAINING_CORRECTION_ACTOR,
@@ -97,16 +97,16 @@ async def apply_outcome_corrected(
     ):
         return []
     new = await new_revision(
-        session, latest, recipient_name=latest.recipient_name, issuer=issuer, now=now
+        session=session, old=latest, recipient_name=latest.recipient_name, issuer=issuer, now=now
     )
     latest.replaced_by_id = new.id
-    publish_reissued(session, old=latest, new=new)
+    publish_reissued(session=session, old=latest, new=new)
     log.info("certificate_issued_again", old=latest.number, new=new.number)
     return [new]
 
 
 async def apply_enrollment_merged_away(
-    session: AsyncSession, *, event: EnrollmentWithdrawn, now: datetime | None = None
+    *, session: AsyncSession, event: EnrollmentWithdrawn, now: datetime | None = None
 ) -> list[Certificate]:
     """The registry merged two records of one person who were both in one session; training
     kept one enrolment (``merged_into_enrollment_id``). A valid certificate of the other is
@@ -117,7 +117,7 @@ async def apply_enrollment_merged_away(
     certificates = await _certificates_of(session, event.enrollment_id)
     return [
         await revoke_certificate(
-            session,
+            session=session,
             certificate_id=c.id,
             reason=(
                 "Data warga binaan digabung: orang yang sama tercatat dua kali pada sesi ini; "

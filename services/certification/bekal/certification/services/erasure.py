@@ -18,8 +18,8 @@ log = structlog.get_logger(__name__)
 
 
 async def erase_participant(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     participant_id: uuid.UUID,
     now: datetime | None = None,
     final: bool = True,
@@ -63,7 +63,7 @@ async def erase_participant(
 
 
 async def merge_participants(
-    session: AsyncSession, *, merged_id: uuid.UUID, surviving_id: uuid.UUID
+    *, session: AsyncSession, merged_id: uuid.UUID, surviving_id: uuid.UUID
 ) -> int:
     """Two registry records were one person: their certificates now belong to the survivor."""
     result = await session.execute(

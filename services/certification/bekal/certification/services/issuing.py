@@ -27,8 +27,8 @@ log = structlog.get_logger(__name__)
 
 
 async def issue_certificate(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     event: ParticipantCompleted,
     event_id: str,
     issuer: Issuer,
@@ -55,9 +55,9 @@ async def issue_certificate(
         async with session.begin_nested():
             year = domain.number_year(event.end_date)
             certificate = _certificate_for(
-                event, event_id=event_id, number=await next_sequence(session, year)
+                event, event_id=event_id, number=await next_sequence(session=session, year=year)
             )
-            await sign(session, certificate, issuer=issuer, now=now)
+            await sign(session=session, certificate=certificate, issuer=issuer, now=now)
             session.add(certificate)
             await session.flush()
     except IntegrityError:
@@ -76,8 +76,8 @@ async def issue_certificate(
 
 
 async def issue_certificates(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     completions: Sequence[tuple[ParticipantCompleted, str]],
     issuer: Issuer,
     now: datetime | None = None,
@@ -127,8 +127,8 @@ async def issue_certificates(
     if fresh:
         now = now or utcnow()
         years = Counter(domain.number_year(event.end_date) for event, _ in fresh.values())
-        next_number = await draw_sequences(session, years)
-        places = await allocate_status_entries(session, len(fresh))
+        next_number = await draw_sequences(session=session, counts=years)
+        places = await allocate_status_entries(session=session, count=len(fresh))
         for (event, event_id), place in zip(fresh.values(), places, strict=True):
             year = domain.number_year(event.end_date)
             certificate = _certificate_for(event, event_id=event_id, number=next_number[year])

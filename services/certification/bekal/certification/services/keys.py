@@ -20,7 +20,7 @@ from bekal.shared.db import utcnow
 log = structlog.get_logger(__name__)
 
 
-async def register_signing_key(session: AsyncSession, *, signer: CertificateSigner) -> bool:
+async def register_signing_key(*, session: AsyncSession, signer: CertificateSigner) -> bool:
     """Record the current key's public half once; return whether it was new.
 
     Replicas start together: the loser of the insert race finds the winner's row.
@@ -44,7 +44,7 @@ async def register_signing_key(session: AsyncSession, *, signer: CertificateSign
 
 
 async def published_keys(
-    session: AsyncSession, *, signer: CertificateSigner
+    *, session: AsyncSession, signer: CertificateSigner
 ) -> list[dict[str, Any]]:
     """Every key that ever signed, newest first; the current key even before it is recorded."""
     rows = (

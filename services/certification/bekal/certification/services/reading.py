@@ -13,7 +13,7 @@ from bekal.shared.problems import NotFound
 
 
 async def get_certificate(
-    session: AsyncSession, *, certificate_id: uuid.UUID, for_update: bool = False
+    *, session: AsyncSession, certificate_id: uuid.UUID, for_update: bool = False
 ) -> Certificate:
     certificate = await session.get(Certificate, certificate_id, with_for_update=for_update)
     if certificate is None:
@@ -22,8 +22,8 @@ async def get_certificate(
 
 
 async def list_certificates(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     participant_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
     limit: int = DEFAULT_LIMIT,

@@ -29,8 +29,8 @@ log = structlog.get_logger(__name__)
 
 
 async def revoke_certificate(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     certificate_id: uuid.UUID,
     reason: str,
     revoked_by: str,
@@ -43,7 +43,9 @@ async def revoke_certificate(
 
     The credential itself is kept. Publishes CertificateRevoked (the reason stays here).
     """
-    certificate = await get_certificate(session, certificate_id=certificate_id, for_update=True)
+    certificate = await get_certificate(
+        session=session, certificate_id=certificate_id, for_update=True
+    )
     _must_be_valid(certificate)
     certificate.status = CertificateStatus.REVOKED.value
     certificate.revoked_on = domain.issue_date(now or utcnow())
@@ -92,8 +94,8 @@ def _must_be_valid(certificate: Certificate) -> None:
 
 
 async def reissue_certificate(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     certificate_id: uuid.UUID,
     recipient_name: str,
     reason: str,
@@ -106,7 +108,7 @@ async def reissue_certificate(
     Publishes CertificateRevoked (superseded) for the old one and CertificateReissued.
     """
     now = now or utcnow()
-    old = await get_certificate(session, certificate_id=certificate_id, for_update=True)
+    old = await get_certificate(session=session, certificate_id=certificate_id, for_update=True)
     _must_be_valid(old)
     name = domain.display_name(recipient_name)
     if name == old.recipient_name:
@@ -115,9 +117,9 @@ async def reissue_certificate(
             slug="correction-changes-nothing",
             errors=[{"field": "recipient_name", "message": "nama tidak berubah"}],
         )
-    new = await new_revision(session, old, recipient_name=name, issuer=issuer, now=now)
+    new = await new_revision(session=session, old=old, recipient_name=name, issuer=issuer, now=now)
     await revoke_certificate(
-        session,
+        session=session,
         certificate_id=old.id,
         reason=f"Dikoreksi menjadi {new.number}: {reason}",
         revoked_by=reissued_by,
@@ -125,15 +127,15 @@ async def reissue_certificate(
         kind=RevocationKind.SUPERSEDED,
         replaced_by=new,
     )
-    publish_reissued(session, old=old, new=new)
+    publish_reissued(session=session, old=old, new=new)
     log.info("certificate_reissued", old=old.number, new=new.number)
     return new
 
 
 async def new_revision(
+    *,
     session: AsyncSession,
     old: Certificate,
-    *,
     recipient_name: str,
     issuer: Issuer,
     now: datetime,
@@ -142,7 +144,7 @@ async def new_revision(
     year = domain.number_year(old.end_date)
     new = Certificate(
         id=uuid.uuid4(),
-        number=domain.certificate_number(year, await next_sequence(session, year)),
+        number=domain.certificate_number(year, await next_sequence(session=session, year=year)),
         enrollment_id=old.enrollment_id,
         revision=old.revision + 1,
         replaces_id=old.id,
@@ -162,13 +164,13 @@ async def new_revision(
         status=CertificateStatus.VALID.value,
         source_event_id=old.source_event_id,
     )
-    await sign(session, new, issuer=issuer, now=now)
+    await sign(session=session, certificate=new, issuer=issuer, now=now)
     session.add(new)
     await session.flush()  # a concurrent revision of the same certificate fails here (409)
     return new
 
 
-def publish_reissued(session: AsyncSession, *, old: Certificate, new: Certificate) -> None:
+def publish_reissued(*, session: AsyncSession, old: Certificate, new: Certificate) -> None:
     add_event(
         session,
         CertificateReissued(

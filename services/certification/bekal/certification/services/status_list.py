@@ -16,13 +16,13 @@ from bekal.shared.db import utcnow
 from bekal.shared.problems import NotFound
 
 
-async def allocate_status_entry(session: AsyncSession) -> tuple[int, int]:
+async def allocate_status_entry(*, session: AsyncSession) -> tuple[int, int]:
     """A random free place in the open status list (a new list once it is half full)."""
-    (place,) = await allocate_status_entries(session, 1)
+    (place,) = await allocate_status_entries(session=session, count=1)
     return place
 
 
-async def allocate_status_entries(session: AsyncSession, count: int) -> list[tuple[int, int]]:
+async def allocate_status_entries(*, session: AsyncSession, count: int) -> list[tuple[int, int]]:
     """``count`` random free places, taken in the open status list until it is half full, then
     in the next one; in the order drawn, so that the order of issue says nothing of the index.
 
@@ -90,7 +90,7 @@ async def _free_indexes(session: AsyncSession, status_list: int, count: int) -> 
 
 
 async def status_list_credential(
-    session: AsyncSession, *, status_list: int, issuer: Issuer, now: datetime | None = None
+    *, session: AsyncSession, status_list: int, issuer: Issuer, now: datetime | None = None
 ) -> str:
     """The signed BitstringStatusListCredential of one list (vc+jwt), as of now."""
     if status_list != 1:

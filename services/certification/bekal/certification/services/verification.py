@@ -39,7 +39,7 @@ class Verification:
     revoked_on: Any = None
 
 
-async def verify(session: AsyncSession, *, code: str, name: str | None = None) -> Verification:
+async def verify(*, session: AsyncSession, code: str, name: str | None = None) -> Verification:
     """Find by verification code, or by number together with the holder's name.
 
     A number alone answers "unknown": numbers are sequential, and a name behind each one
@@ -67,7 +67,7 @@ async def verify(session: AsyncSession, *, code: str, name: str | None = None) -
     return await _verification(session, certificate, facts)
 
 
-async def verify_credential_document(session: AsyncSession, *, credential: str) -> Verification:
+async def verify_credential_document(*, session: AsyncSession, credential: str) -> Verification:
     """Verify a credential the holder presents (the JWS), even after their data was erased.
 
     Valid when it verifies with a published key and is exactly the credential we issued under
