@@ -52,7 +52,7 @@ async def _routed(event: PersonEvent, ctx: HandlerContext) -> PersonEvent:
     re-sent event can still name the old id; it concerns the same person, now kept under the
     surviving id, and must not bring the old record back.
     """
-    survivor = await merges.surviving_id(ctx.session, event.participant_id)
+    survivor = await merges.surviving_id(session=ctx.session, participant_id=event.participant_id)
     if survivor is None:
         return event
     log.info("event_routed_to_surviving_participant", event_type=type(event).__name__)

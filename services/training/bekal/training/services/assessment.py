@@ -26,7 +26,7 @@ async def record_assessments(
     except RuleBroken as rule:
         raise refused(rule) from rule
     unit_codes = {u["code"] for u in ts.competency_units}
-    enrolled = await enrollments_by_participant(session, ts.id)
+    enrolled = await enrollments_by_participant(session=session, session_id=ts.id)
     seen: set[tuple[uuid.UUID, str]] = set()
     for i, result in enumerate(sheet.results):
         enrollment = enrolled.get(result.participant_id)

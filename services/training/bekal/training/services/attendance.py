@@ -25,11 +25,11 @@ from bekal.training.services.sessions import get_session
 
 
 async def write_day(
+    *,
     session: AsyncSession,
     ts: TrainingSession,
     day: date,
     statuses: dict[uuid.UUID, AttendanceStatus],
-    *,
     changed_by: str,
     reason: str | None,
     replace_day: bool,
@@ -111,7 +111,7 @@ async def record_attendance(
         domain.check_attendance_date(sheet.date, ts.start_date, ts.end_date)
     except RuleBroken as rule:
         raise refused(rule) from rule
-    enrolled = await enrollments_by_participant(session, ts.id)
+    enrolled = await enrollments_by_participant(session=session, session_id=ts.id)
     seen: set[uuid.UUID] = set()
     refusals: list[tuple[int, Enrollment, str]] = []
     for i, record in enumerate(sheet.records):
@@ -133,12 +133,12 @@ async def record_attendance(
         if refusal is not None:
             refusals.append((i, found, refusal))
     if refusals:
-        raise await _attendance_refused(session, sheet.date, refusals)
+        raise await _attendance_refused(session=session, day=sheet.date, refusals=refusals)
     await write_day(
-        session,
-        ts,
-        sheet.date,
-        {enrolled[r.participant_id].id: r.status for r in sheet.records},
+        session=session,
+        ts=ts,
+        day=sheet.date,
+        statuses={enrolled[r.participant_id].id: r.status for r in sheet.records},
         changed_by=changed_by,
         reason=None,
         replace_day=True,
@@ -148,11 +148,11 @@ async def record_attendance(
 
 
 async def _attendance_refused(
-    session: AsyncSession, day: date, refusals: Sequence[tuple[int, Enrollment, str]]
+    *, session: AsyncSession, day: date, refusals: Sequence[tuple[int, Enrollment, str]]
 ) -> Problem:
     """409 for a sheet naming people who had left the course by ``day``: the whole sheet is
     refused, each of them named in ``errors`` with the day, and by name in the ``detail``."""
-    names = await participant_names(session, [e for _, e, _ in refusals])
+    names = await participant_names(session=session, enrollments=[e for _, e, _ in refusals])
     errors = [
         {
             "field": f"records.{i}.participant_id",

@@ -29,14 +29,14 @@ LIVE_STATUSES = (EnrollmentStatus.ENROLLED.value, EnrollmentStatus.WAITLISTED.va
 
 
 async def enrollments_by_participant(
-    session: AsyncSession, session_id: uuid.UUID
+    *, session: AsyncSession, session_id: uuid.UUID
 ) -> dict[uuid.UUID, Enrollment]:
     rows = await session.scalars(select(Enrollment).where(Enrollment.session_id == session_id))
     return {e.participant_id: e for e in rows.all()}
 
 
 async def participant_names(
-    session: AsyncSession, enrollments: Sequence[Enrollment]
+    *, session: AsyncSession, enrollments: Sequence[Enrollment]
 ) -> dict[uuid.UUID, str]:
     if not enrollments:
         return {}

@@ -39,7 +39,7 @@ async def correct_outcomes(
         domain.check_correctable(SessionStatus(ts.status))
     except RuleBroken as rule:
         raise refused(rule) from rule
-    by_participant = await enrollments_by_participant(session, ts.id)
+    by_participant = await enrollments_by_participant(session=session, session_id=ts.id)
 
     def decided(field: str, pid: uuid.UUID) -> Enrollment:
         found = by_participant.get(pid)
@@ -72,10 +72,10 @@ async def correct_outcomes(
         raise invalid("assessor", "Nama penilai wajib diisi untuk koreksi penilaian.")
     for day, statuses in sorted(days.items()):
         await write_day(
-            session,
-            ts,
-            day,
-            statuses,
+            session=session,
+            ts=ts,
+            day=day,
+            statuses=statuses,
             changed_by=changed_by,
             reason=data.reason,
             replace_day=False,
@@ -103,7 +103,9 @@ async def correct_outcomes(
     enrollments = [e for e in by_participant.values() if e.id in touched]
     changed: list[tuple[Enrollment, EnrollmentOutcome, EnrollmentOutcome]] = []
     for enrollment in sorted(enrollments, key=lambda e: (e.created_at, e.id)):
-        change = await redecide(session, ts, enrollment, reason=data.reason, today=today)
+        change = await redecide(
+            session=session, ts=ts, enrollment=enrollment, reason=data.reason, today=today
+        )
         if change is not None:
             changed.append((enrollment, *change))
     ts.updated_at = now

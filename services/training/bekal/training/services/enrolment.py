@@ -69,7 +69,7 @@ class _Nomination:
 
 
 async def _nomination(
-    session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
+    *, session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
 ) -> _Nomination:
     """The people of the batch with what the rules ask about them, in one query.
 
@@ -164,7 +164,7 @@ async def enrol(
             errors=[{"field": "overrides", "message": "perlu peran training_admin"}],
         )
     ts = await get_session(session=session, session_id=session_id, lock=True)
-    nomination = await _nomination(session, ts, participant_ids)
+    nomination = await _nomination(session=session, ts=ts, participant_ids=participant_ids)
     people, taken, queued = nomination.people, nomination.taken, nomination.queued
     known = {
         pid: ParticipantFacts(
@@ -286,7 +286,7 @@ async def withdraw_enrollment(
                 conflict=True,
             )
         )
-    end_enrollment(session, enrollment, reason=WithdrawalReason.OTHER, on=today)
+    end_enrollment(session=session, enrollment=enrollment, reason=WithdrawalReason.OTHER, on=today)
     await promote_waitlisted(session=session, ts=ts, today=today)
     ts.updated_at = utcnow()
     return ts

@@ -21,7 +21,7 @@ from bekal.training.services.common import participant_names, refused
 
 
 async def _graduate(
-    session: AsyncSession, enrollment_id: uuid.UUID
+    *, session: AsyncSession, enrollment_id: uuid.UUID
 ) -> tuple[Enrollment, Participant | None]:
     enrollment = await session.get(Enrollment, enrollment_id)
     if enrollment is None:
@@ -49,7 +49,7 @@ async def record_readiness(
     today: date,
 ) -> ReadinessChecklist:
     """Set a graduate's checklist; ReadinessRecorded is published when anything changed."""
-    enrollment, _ = await _graduate(session, enrollment_id)
+    enrollment, _ = await _graduate(session=session, enrollment_id=enrollment_id)
     row = await session.get(ReadinessChecklist, enrollment_id)
     values = data.model_dump()
     if row is not None and all(getattr(row, k) == v for k, v in values.items()):
@@ -102,7 +102,7 @@ async def list_enrollments(
         limit=limit,
         parse_key=parse_utc,
     )
-    return page, await participant_names(session, page.rows)
+    return page, await participant_names(session=session, enrollments=page.rows)
 
 
 async def list_follow_ups(*, session: AsyncSession, enrollment_id: uuid.UUID) -> list[FollowUp]:
@@ -128,7 +128,7 @@ async def record_follow_up(
 
     FollowUpRecorded is published when the record is new or changed.
     """
-    enrollment, participant = await _graduate(session, enrollment_id)
+    enrollment, participant = await _graduate(session=session, enrollment_id=enrollment_id)
     try:
         domain.check_follow_up(
             checkpoint_months=checkpoint_months,

@@ -35,7 +35,7 @@ from bekal.training.services.sessions import get_session
 from bekal.training.services.withdrawals import promote_waitlisted
 
 
-async def surviving_id(session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID | None:
+async def surviving_id(*, session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID | None:
     """The id a merged-away participant id now lives under; None if it was never merged."""
     seen: set[uuid.UUID] = set()
     current = participant_id
@@ -70,7 +70,7 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
     changes, published as OutcomeCorrected (and ParticipantCompleted when it becomes completed).
     """
     old = event.participant_id
-    new = await surviving_id(session, event.surviving_participant_id) or (
+    new = await surviving_id(session=session, participant_id=event.surviving_participant_id) or (
         event.surviving_participant_id
     )
     if old == new or await session.get(MergedParticipant, old) is not None:
@@ -132,7 +132,7 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
             moved += 1
             continue
         await _fold_twin_enrollments(
-            session, merged=enrollment, surviving=twin, old=old, new=new, on=event.merged_on
+            session=session, merged=enrollment, surviving=twin, old=old, new=new, on=event.merged_on
         )
         moved += 1
     for model in (ReadinessChecklist, FollowUp):
@@ -144,8 +144,8 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
 
 
 async def _fold_twin_enrollments(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     merged: Enrollment,
     surviving: Enrollment,
     old: uuid.UUID,
@@ -171,7 +171,7 @@ async def _fold_twin_enrollments(
     await session.flush()
     if dropped.status == EnrollmentStatus.WITHDRAWN.value:
         return  # nothing left to fold: its seat and its record were already given up
-    await _fold_history(session, ts, kept=kept, dropped=dropped)
+    await _fold_history(session=session, ts=ts, kept=kept, dropped=dropped)
     was_waiting = dropped.status == EnrollmentStatus.WAITLISTED.value
     dropped.status = EnrollmentStatus.WITHDRAWN.value
     dropped.withdrawal_reason = domain.EndReason.MERGED.value
@@ -201,9 +201,9 @@ async def _fold_twin_enrollments(
         )
     if kept.status in DECIDED:
         await redecide(
-            session,
-            ts,
-            kept,
+            session=session,
+            ts=ts,
+            enrollment=kept,
             reason="Penggabungan data: peserta yang sama tercatat dua kali pada sesi ini.",
             today=on,
         )
@@ -211,7 +211,7 @@ async def _fold_twin_enrollments(
 
 
 async def _fold_history(
-    session: AsyncSession, ts: TrainingSession, *, kept: Enrollment, dropped: Enrollment
+    *, session: AsyncSession, ts: TrainingSession, kept: Enrollment, dropped: Enrollment
 ) -> None:
     """Bring the dropped enrolment's attendance, assessments and graduate records to the kept."""
     days = {
@@ -237,10 +237,10 @@ async def _fold_history(
             better[record.day][kept.id] = day
     for day, statuses in sorted(better.items()):
         await write_day(
-            session,
-            ts,
-            day,
-            statuses,
+            session=session,
+            ts=ts,
+            day=day,
+            statuses=statuses,
             changed_by=MERGE_ACTOR,
             reason="Penggabungan data warga binaan (dua catatan satu orang).",
             replace_day=False,

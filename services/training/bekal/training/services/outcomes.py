@@ -27,7 +27,7 @@ DECIDED = (EnrollmentStatus.COMPLETED.value, EnrollmentStatus.NOT_COMPLETED.valu
 
 
 async def decide(
-    session: AsyncSession, ts: TrainingSession, enrollments: Sequence[Enrollment]
+    *, session: AsyncSession, ts: TrainingSession, enrollments: Sequence[Enrollment]
 ) -> dict[uuid.UUID, domain.Outcome]:
     """Each enrolment's outcome from the session's rules and what is recorded now."""
     ids = [e.id for e in enrollments]
@@ -82,10 +82,10 @@ def completed_event(
 
 
 async def redecide(
+    *,
     session: AsyncSession,
     ts: TrainingSession,
     enrollment: Enrollment,
-    *,
     reason: str,
     today: date,
 ) -> tuple[EnrollmentOutcome, EnrollmentOutcome] | None:
@@ -95,7 +95,7 @@ async def redecide(
     becomes completed, ParticipantCompleted for the certificate); returns (previous, new).
     """
     await session.flush()
-    outcome = (await decide(session, ts, [enrollment]))[enrollment.id]
+    outcome = (await decide(session=session, ts=ts, enrollments=[enrollment]))[enrollment.id]
     previous = (
         EnrollmentOutcome.COMPLETED
         if enrollment.status == EnrollmentStatus.COMPLETED.value
@@ -128,7 +128,7 @@ async def redecide(
         ),
     )
     if new == EnrollmentOutcome.COMPLETED and previous != new:
-        names = await participant_names(session, [enrollment])
+        names = await participant_names(session=session, enrollments=[enrollment])
         add_event(
             session,
             completed_event(

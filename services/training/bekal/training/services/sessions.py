@@ -171,7 +171,9 @@ async def cancel_session(
         )
     ).all()
     for enrollment in live:
-        end_enrollment(session, enrollment, reason=WithdrawalReason.OTHER, on=today)
+        end_enrollment(
+            session=session, enrollment=enrollment, reason=WithdrawalReason.OTHER, on=today
+        )
     ts.status = SessionStatus.CANCELLED.value
     ts.cancelled_on = today
     ts.cancellation_reason = reason
@@ -216,8 +218,8 @@ async def complete_session(
                 ),
             )
     enrollments = [e for e in live if e.status == EnrollmentStatus.ENROLLED.value]
-    outcomes = await decide(session, ts, enrollments)
-    names = await participant_names(session, enrollments)
+    outcomes = await decide(session=session, ts=ts, enrollments=enrollments)
+    names = await participant_names(session=session, enrollments=enrollments)
     now = utcnow()
     completed = not_completed = 0
     for enrollment in enrollments:

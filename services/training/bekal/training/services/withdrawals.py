@@ -78,7 +78,7 @@ async def withdraw_from_open_sessions(
             moved_to_facility_id=moved_to_facility_id,
         ):
             continue
-        event = end_enrollment(session, enrollment, reason=reason, on=on)
+        event = end_enrollment(session=session, enrollment=enrollment, reason=reason, on=on)
         if event is not None:
             published.append(event)
             freed.add(ts.id)
@@ -88,7 +88,7 @@ async def withdraw_from_open_sessions(
 
 
 def end_enrollment(
-    session: AsyncSession, enrollment: Enrollment, *, reason: WithdrawalReason, on: date
+    *, session: AsyncSession, enrollment: Enrollment, reason: WithdrawalReason, on: date
 ) -> EnrollmentWithdrawn | None:
     """Withdraw one live enrolment; returns the withdrawal event if it held a seat."""
     was_waiting = enrollment.status == EnrollmentStatus.WAITLISTED.value
@@ -119,7 +119,7 @@ def end_enrollment(
     return event
 
 
-async def _seats_taken(session: AsyncSession, session_id: uuid.UUID) -> int:
+async def _seats_taken(*, session: AsyncSession, session_id: uuid.UUID) -> int:
     statuses = await session.scalars(
         select(Enrollment.status).where(Enrollment.session_id == session_id)
     )
@@ -140,7 +140,9 @@ async def promote_waitlisted(
     if SessionStatus(ts.status) not in domain.LIVE_SESSION_STATUSES:
         return []
     await session.flush()
-    free = domain.seats_free(capacity=ts.capacity, seats_taken=await _seats_taken(session, ts.id))
+    free = domain.seats_free(
+        capacity=ts.capacity, seats_taken=await _seats_taken(session=session, session_id=ts.id)
+    )
     if free == 0:
         return []
     waiting = (
