@@ -23,6 +23,7 @@ from bekal.reporting.schemas import (
     TargetUpdate,
 )
 from bekal.reporting.services import targets as targets_service
+from bekal.shared.idempotency import commit
 from bekal.shared.problems import Problem
 
 router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
@@ -158,5 +159,5 @@ async def put_target(
         note=body.note,
         by=principal.subject,
     )
-    await session.commit()
+    await commit(session)
     return TargetPublic.model_validate(row)
