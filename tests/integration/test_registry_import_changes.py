@@ -21,9 +21,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bekal.registry.api.imports import INTERRUPTED, UPLOAD_PREFIX
 from bekal.registry.app import create_app
 from bekal.registry.importer import COLUMNS, LineError, run_import
+from bekal.registry.jobs import INTERRUPTED, UPLOAD_PREFIX
 from bekal.registry.models import AuditEntry, Facility, ImportJob, Inmate, InmateMovement
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateReleased, InmateShared, InmateTransferred

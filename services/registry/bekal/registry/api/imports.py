@@ -5,43 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import uuid
-from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request
-from sqlalchemy import or_, select, update
+from fastapi import APIRouter, Query, Request
 
+from bekal.registry import jobs
 from bekal.registry.deps import RegistryAdmin, SessionDep
-from bekal.registry.importer import (
-    BadFile,
-    ImportReport,
-    LineError,
-    audit_import,
-    count_lines,
-    run_import,
-)
+
+# app.py imports these here until it is reshaped
+from bekal.registry.jobs import mark_interrupted_jobs, stop_running_jobs  # noqa: F401
 from bekal.registry.models import ImportJob
 from bekal.registry.schemas import ImportErrorPublic, ImportJobPublic
-from bekal.shared.db import Database, utcnow
-from bekal.shared.problems import NotFound, Problem, RuleViolation
+from bekal.shared.idempotency import commit
+from bekal.shared.problems import Problem, RuleViolation
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 log = structlog.get_logger(__name__)
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-KEPT_ERRORS = 1000  # the job keeps the first bad (and skipped) lines; all of them are counted
-# A job beats with each chunk (well under a second); one silent this long died with its process.
-STALE_AFTER = timedelta(minutes=2)
-UPLOAD_PREFIX = "bekal-registry-import-"
-UNFINISHED = ("queued", "running")
-INTERRUPTED = (
-    "Impor terhenti karena layanan registri berhenti saat impor berjalan. Unggah berkas yang "
-    "sama sekali lagi untuk menyelesaikannya: baris yang sudah masuk tidak berubah."
-)
 
 
 def job_public(job: ImportJob) -> ImportJobPublic:
@@ -87,9 +70,7 @@ async def start_import(
 ) -> ImportJobPublic:
     # Streamed to a temporary file: the upload is never held in memory whole.
     job_id = uuid.uuid4()
-    # Named after the job, so the file (NIKs in clear) of a job cut off can be found and removed.
-    fd, name = tempfile.mkstemp(prefix=f"{UPLOAD_PREFIX}{job_id}-", suffix=".csv")
-    path = Path(name)
+    fd, path = jobs.new_upload(job_id)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -111,193 +92,21 @@ async def start_import(
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
-    job = ImportJob(
-        id=job_id,
-        status="queued",
+    job = jobs.queue_job(
+        session=session,
+        job_id=job_id,
+        path=path,
         dry_run=dry_run,
         filename=filename,
-        total_lines=count_lines(path),
-        processed_lines=0,
-        created_count=0,
-        unchanged_count=0,
-        invalid_count=0,
-        created_by=principal.subject,
-        created_at=utcnow(),
-        heartbeat_at=utcnow(),
+        principal=principal,
     )
-    session.add(job)
-    await session.commit()
-    app: FastAPI = request.app
-    tasks: dict[asyncio.Task[None], uuid.UUID] = app.state.__dict__.setdefault("import_tasks", {})
-    task = asyncio.create_task(
-        _run_job(
-            app.state.db,
-            job.id,
-            path,
-            secret=app.state.settings.pseudonym_secret,
-            dry_run=dry_run,
-            actor=principal.subject,
-            roles=",".join(sorted(principal.roles)),
-        )
-    )
-    tasks[task] = job.id
-    task.add_done_callback(lambda done: tasks.pop(done, None))
+    await commit(session)
+    jobs.start_job(app=request.app, job=job, path=path, principal=principal)
     log.info("import_job_started", job_id=str(job.id), dry_run=dry_run, bytes=size)
     return job_public(job)
 
 
 @router.get("/{job_id}", response_model=ImportJobPublic, summary="An import job and its progress")
 async def get_import(job_id: uuid.UUID, session: SessionDep, principal: RegistryAdmin) -> Any:
-    job = await session.get(ImportJob, job_id)
-    if job is None:
-        raise NotFound("Pekerjaan impor tidak ditemukan.")
-    if job.status in UNFINISHED and _stale(job):
-        # Its process stopped (another replica's, or this one's before a restart).
-        job.status, job.failure, job.finished_at = "interrupted", INTERRUPTED, utcnow()
-        await session.commit()
-        await asyncio.to_thread(remove_upload, job.id)
+    job = await jobs.get_job(session=session, job_id=job_id)
     return job_public(job)
-
-
-def _stale(job: ImportJob) -> bool:
-    beat = job.heartbeat_at or job.created_at
-    return beat < utcnow() - STALE_AFTER
-
-
-async def mark_interrupted_jobs(db: Database, *, older_than: timedelta = STALE_AFTER) -> int:
-    """At start-up: jobs left queued or running by a stopped process are ``interrupted``.
-
-    Only jobs whose beat stopped: with several replicas on one database, a job another replica
-    is running right now beats every chunk and is left alone. A job cut off moments before a
-    restart is caught later, when someone reads it (GET). Re-submitting the same file completes
-    it: the lines already imported are ``unchanged``.
-    """
-    cutoff = utcnow() - older_than
-    stopped = (
-        ImportJob.status.in_(UNFINISHED),
-        or_(
-            ImportJob.heartbeat_at < cutoff,
-            ImportJob.heartbeat_at.is_(None) & (ImportJob.created_at < cutoff),
-        ),
-    )
-    async with db.session() as session:
-        ids = list((await session.scalars(select(ImportJob.id).where(*stopped))).all())
-        if ids:
-            await session.execute(
-                update(ImportJob)
-                .where(ImportJob.id.in_(ids), *stopped)
-                .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
-            )
-            await session.commit()
-    for job_id in ids:
-        await asyncio.to_thread(remove_upload, job_id)
-    if ids:
-        log.warning("import_jobs_interrupted", count=len(ids))
-    return len(ids)
-
-
-async def stop_running_jobs(app: FastAPI) -> None:
-    """At shutdown: this process's jobs stop now and say so, instead of waiting to be found out."""
-    tasks: dict[asyncio.Task[None], uuid.UUID] = app.state.__dict__.get("import_tasks", {})
-    ids = list(tasks.values())
-    if not ids:
-        return
-    for task in list(tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    db: Database = app.state.db
-    async with db.session() as session:
-        await session.execute(
-            update(ImportJob)
-            .where(ImportJob.id.in_(ids), ImportJob.status.in_(UNFINISHED))
-            .values(status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
-        )
-        await session.commit()
-    for job_id in ids:  # a job cancelled before it started never reached its own clean-up
-        await asyncio.to_thread(remove_upload, job_id)
-    log.warning("import_jobs_interrupted", count=len(ids), reason="shutdown")
-
-
-def remove_upload(job_id: uuid.UUID) -> None:
-    """The uploaded file of a job cut off (it holds NIKs in clear), if this host has it."""
-    for leftover in Path(tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}{job_id}-*.csv"):
-        leftover.unlink(missing_ok=True)
-
-
-async def _run_job(
-    db: Database,
-    job_id: uuid.UUID,
-    path: Path,
-    *,
-    secret: str,
-    dry_run: bool,
-    actor: str,
-    roles: str,
-) -> None:
-    errors: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-
-    async def on_error(error: LineError) -> None:
-        if len(errors) < KEPT_ERRORS:
-            errors.append(error.as_dict())
-
-    async def on_skip(line: LineError) -> None:
-        if len(skipped) < KEPT_ERRORS:
-            skipped.append(line.as_dict())
-
-    async def save(report: ImportReport | None, **fields: Any) -> None:
-        async with db.session() as s:
-            job = await s.get(ImportJob, job_id)
-            if job is None:
-                return
-            job.heartbeat_at = utcnow()
-            if report is not None:
-                job.processed_lines = report.processed_lines
-                job.created_count = report.created
-                job.updated_count = report.updated
-                job.transferred_count = report.transferred
-                job.released_count = report.released
-                job.unchanged_count = report.unchanged
-                job.skipped_count = report.skipped
-                job.invalid_count = report.invalid
-                job.errors = json.dumps(errors)
-                job.skipped = json.dumps(skipped)
-            for name, value in fields.items():
-                setattr(job, name, value)
-            await s.commit()
-
-    async def on_progress(report: ImportReport) -> None:
-        await save(report)
-
-    try:
-        await save(None, status="running")
-        report = await run_import(
-            db,
-            path,
-            secret=secret,
-            dry_run=dry_run,
-            recorded_by=actor,
-            roles=roles,
-            source="http",
-            job_id=job_id,
-            on_error=on_error,
-            on_skip=on_skip,
-            on_progress=on_progress,
-        )
-        if not dry_run:
-            await audit_import(
-                db, actor=actor, roles=roles, report=report, source="http", job_id=job_id
-            )
-        await save(report, status="done", total_lines=report.total_lines, finished_at=utcnow())
-    except BadFile as exc:
-        await save(None, status="failed", failure=str(exc), finished_at=utcnow())
-    except Exception as exc:  # the job must end in a state a person can see
-        log.exception("import_job_failed", job_id=str(job_id))
-        await save(
-            None,
-            status="failed",
-            failure=f"Kesalahan internal ({type(exc).__name__}); lihat log layanan.",
-            finished_at=utcnow(),
-        )
-    finally:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
