@@ -1,4 +1,8 @@
-"""Movements of one person: release, transfer, expected release, absence, return, death, merge."""
+"""Movements of one person: release, transfer, expected release, absence, return, death, merge.
+
+A little over 400 lines, kept whole: they follow one pattern (lock the person, check the rule,
+record the movement, announce it if the person is shared, audit it), easiest read side by side.
+"""
 
 from __future__ import annotations
 
