@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from bekal.shared.db import utcnow
+from bekal.shared.idempotency import commit
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training.deps import FollowUpRecorder, GraduateRecorder, SessionDep
 from bekal.training.domain import EnrollmentStatus
@@ -90,7 +91,7 @@ async def record_readiness(
         recorded_by=principal.subject,
         today=utcnow().date(),
     )
-    await session.commit()
+    await commit(session)
     return ReadinessPublic.model_validate(row)
 
 
@@ -121,5 +122,5 @@ async def record_follow_up(
         data=body,
         recorded_by=principal.subject,
     )
-    await session.commit()
+    await commit(session)
     return FollowUpPublic.model_validate(row)

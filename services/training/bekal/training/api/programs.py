@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bekal.shared.idempotency import IdempotencyKey, create_once
+from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training.deps import (
     SessionDep,
@@ -83,5 +83,5 @@ async def publish_program_version(
         session=session, program_id=program_id, data=body
     )
     public = ProgramPublic.model_validate(program)
-    await session.commit()
+    await commit(session)
     return public

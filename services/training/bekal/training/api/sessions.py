@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bekal.shared.db import utcnow
-from bekal.shared.idempotency import IdempotencyKey, create_once
+from bekal.shared.idempotency import IdempotencyKey, commit, create_once
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.training.deps import (
     SessionDep,
@@ -196,7 +196,7 @@ async def open_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
 ) -> SessionPublic:
     ts = await sessions.open_session(session=session, session_id=session_id, today=utcnow().date())
-    await session.commit()
+    await commit(session)
     return await _read(session, ts)
 
 
@@ -205,7 +205,7 @@ async def start_session(
     session_id: uuid.UUID, session: SessionDep, _: TrainingOfficer
 ) -> SessionPublic:
     ts = await sessions.start_session(session=session, session_id=session_id, today=utcnow().date())
-    await session.commit()
+    await commit(session)
     return await _read(session, ts)
 
 
@@ -220,7 +220,7 @@ async def record_attendance(
     count = await attendance.record_attendance(
         session=session, session_id=session_id, sheet=body, changed_by=principal.subject
     )
-    await session.commit()
+    await commit(session)
     return AttendanceSaved(date=body.date, count=count)
 
 
@@ -229,7 +229,7 @@ async def record_assessments(
     session_id: uuid.UUID, body: AssessmentSheet, session: SessionDep, _: TrainingOfficer
 ) -> AssessmentsSaved:
     count = await assessment.record_assessments(session=session, session_id=session_id, sheet=body)
-    await session.commit()
+    await commit(session)
     return AssessmentsSaved(count=count)
 
 
@@ -244,7 +244,7 @@ async def complete_session(
     ts = await sessions.complete_session(
         session=session, session_id=session_id, today=utcnow().date()
     )
-    await session.commit()
+    await commit(session)
     return await _read(session, ts)
 
 
@@ -287,7 +287,7 @@ async def withdraw_enrollment(
     ts = await enrolment.withdraw_enrollment(
         session=session, session_id=session_id, enrollment_id=enrollment_id, today=utcnow().date()
     )
-    await session.commit()
+    await commit(session)
     return await _read(session, ts)
 
 
@@ -309,7 +309,7 @@ async def correct_session(
         changed_by=principal.subject,
         today=utcnow().date(),
     )
-    await session.commit()
+    await commit(session)
     data = [
         OutcomeCorrectionPublic(
             enrollment_id=e.id,
@@ -335,5 +335,5 @@ async def cancel_session(
     ts = await sessions.cancel_session(
         session=session, session_id=session_id, reason=body.reason, today=utcnow().date()
     )
-    await session.commit()
+    await commit(session)
     return await _read(session, ts)
