@@ -26,6 +26,7 @@ from bekal.certification.schemas import (
     ErasurePublic,
 )
 from bekal.certification.services import erasure, reading, revocation
+from bekal.shared.idempotency import commit
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from bekal.shared.problems import Conflict
 
@@ -85,7 +86,7 @@ async def revoke_certificate(
         reason=body.reason,
         revoked_by=principal.subject,
     )
-    await session.commit()
+    await commit(session)
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
 
 
@@ -169,7 +170,7 @@ async def reissue_certificate(
         reissued_by=principal.subject,
         issuer=issuer,
     )
-    await session.commit()
+    await commit(session)
     return CertificatePublic.of(certificate, public_base_url=issuer.public_base_url)
 
 
@@ -182,5 +183,5 @@ async def erase_participant(
     participant_id: uuid.UUID, session: SessionDep, _: CertificationAdmin
 ) -> ErasurePublic:
     numbers = await erasure.erase_participant(session=session, participant_id=participant_id)
-    await session.commit()
+    await commit(session)
     return ErasurePublic(participant_id=participant_id, erased_numbers=numbers, count=len(numbers))

@@ -38,8 +38,6 @@ async def erase_participant(
         )
     ).all()
     erased_on = domain.issue_date(now or utcnow())
-    if final and await session.get(ErasedParticipant, participant_id) is None:
-        session.add(ErasedParticipant(participant_id=participant_id, erased_on=erased_on))
     for certificate in certificates:
         session.add(
             ErasedCertificate(
@@ -58,6 +56,11 @@ async def erase_participant(
     await session.execute(
         delete(DeadLetter).where(DeadLetter.value.contains(str(participant_id), autoescape=True))
     )
+    # Staged last, so that it reaches the database with the commit: a concurrent erasure of the
+    # same person that commits first makes this one's commit fail (a 409 for a request, a retry
+    # for the consumer) instead of a statement half-way through it.
+    if final and await session.get(ErasedParticipant, participant_id) is None:
+        session.add(ErasedParticipant(participant_id=participant_id, erased_on=erased_on))
     log.info("participant_certificates_erased", count=len(certificates))
     return [c.number for c in certificates]
 
