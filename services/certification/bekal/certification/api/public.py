@@ -1,4 +1,7 @@
-"""Public, unauthenticated: the signing keys and certificate verification (JSON and a page)."""
+"""Public, unauthenticated: the signing keys and certificate verification (JSON and a page).
+
+The pages are Jinja2 templates in the package's ``templates/``; they work without JavaScript.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from bekal.certification.deps import IssuerDep, SessionDep, VerifyLimiterDep
 from bekal.certification.domain import VerificationResult, indonesian_date
@@ -148,36 +154,12 @@ async def verify_form(
     nama: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
     if not (nomor and nomor.strip()):
-        return HTMLResponse(_page("Verifikasi sertifikat", _form()), headers=_PRIVATE_HEADERS)
+        return _templates.TemplateResponse(request, "form.html", headers=_PRIVATE_HEADERS)
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
-        body = _page(
-            "Terlalu banyak permintaan",
-            f"<p>Terlalu banyak permintaan verifikasi dari alamat Anda. "
-            f"Coba lagi dalam {retry_after} detik.</p>",
-        )
-        return HTMLResponse(
-            body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
-        )
+        return _limited_page(request, retry_after)
     verification = await verify(session=session, code=nomor, name=nama)
-    return HTMLResponse(
-        _render(_public(verification)),
-        headers=_PRIVATE_HEADERS,
-    )
-
-
-def _form() -> str:
-    return (
-        "<p>Masukkan nomor sertifikat dan nama pemegang seperti tercetak, atau pindai kode QR "
-        "pada sertifikat. Huruf besar atau kecil, spasi, tanda aksen dan apostrof pada nama "
-        "tidak harus sama persis.</p>"
-        "<form method='get' action='/verify'>"
-        "<p><label>Nomor sertifikat<br><input name='nomor' required maxlength='64' "
-        "placeholder='IKMA/2024/000001'></label></p>"
-        "<p><label>Nama pemegang<br><input name='nama' required maxlength='300'></label></p>"
-        "<p><button type='submit'>Periksa</button></p>"
-        "</form>"
-    )
+    return _verification_page(request, _public(verification))
 
 
 def _limit(limiter: Any, request: Request) -> None:
@@ -204,16 +186,9 @@ async def verify_page(
 ) -> HTMLResponse:
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
-        body = _page(
-            "Terlalu banyak permintaan",
-            f"<p>Terlalu banyak permintaan verifikasi dari alamat Anda. "
-            f"Coba lagi dalam {retry_after} detik.</p>",
-        )
-        return HTMLResponse(
-            body, status_code=429, headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS}
-        )
+        return _limited_page(request, retry_after)
     verification = await verify(session=session, code=code, name=name)
-    return HTMLResponse(_render(_public(verification)), headers=_PRIVATE_HEADERS)
+    return _verification_page(request, _public(verification))
 
 
 def _client(request: Request) -> str:
@@ -259,83 +234,40 @@ def _public(verification: Verification) -> VerificationPublic:
     )
 
 
-# --- the page -------------------------------------------------------------------------------
+# --- the pages ------------------------------------------------------------------------------
 
 
-def _tanggal(d: Any) -> str:
-    return indonesian_date(d)
+def _escaped(value: Any) -> Markup:
+    # Every value is escaped, with the stdlib's entities (an apostrophe is &#x27;): the pages
+    # read byte for byte as they did when they were written in Python.
+    return value if isinstance(value, Markup) else Markup(escape(str(value)))
 
 
-def _render(v: VerificationPublic) -> str:
-    if v.result is VerificationResult.UNKNOWN:
-        return _page(
-            "Sertifikat tidak dikenal",
-            "<p class='status unknown'>Sertifikat tidak dikenal</p>"
-            "<p>Kode ini tidak terdaftar sebagai sertifikat yang diterbitkan, atau nomor dan "
-            "nama pemegang yang dimasukkan tidak cocok. Periksa kembali kode, nomor dan nama "
-            "pada sertifikat, atau hubungi penerbit.</p>",
-        )
-    if v.result is VerificationResult.REVOKED:
-        status = (
-            "<p class='status revoked'>Sertifikat telah dicabut</p>"
-            f"<p>Sertifikat ini dicabut oleh penerbit pada {_tanggal(v.revoked_on)} "
-            "dan tidak berlaku lagi.</p>"
-        )
-        if v.replaced_by_number:
-            status += (
-                "<p>Sertifikat ini telah diganti dengan sertifikat yang dikoreksi, nomor "
-                f"{escape(v.replaced_by_number)}.</p>"
-            )
-        title = "Sertifikat telah dicabut"
-    else:
-        status = (
-            "<p class='status valid'>Sertifikat sah</p>"
-            "<p>Sertifikat ini diterbitkan oleh penerbit di bawah dan tanda tangan digitalnya "
-            "telah diperiksa.</p>"
-        )
-        title = "Sertifikat sah"
-    units = "".join(
-        f"<li>{escape(u.code)} &mdash; {escape(u.title)}</li>" for u in (v.competency_units or [])
+_templates = Jinja2Templates(
+    env=Environment(
+        loader=PackageLoader("bekal.certification"),
+        autoescape=True,
+        finalize=_escaped,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    rows: list[tuple[str, str]] = [("Nomor sertifikat", escape(v.number or ""))]
-    if v.holder_data_erased:
-        rows.append(("Nama", "data pemegang telah dihapus atas permintaan"))
-    else:
-        rows.append(("Nama", escape(v.recipient_name or "")))
-    rows.append(("Program pelatihan", escape(v.program_title or "")))
-    if v.competency_units:
-        rows.append(("Unit kompetensi", f"<ul>{units}</ul>"))
-    if v.hours is not None:
-        rows.append(("Jumlah jam pelajaran", f"{v.hours} jam"))
-    if v.start_date is not None:
-        rows.append(("Tanggal pelatihan", f"{_tanggal(v.start_date)} s.d. {_tanggal(v.end_date)}"))
-    rows += [("Tanggal terbit", _tanggal(v.issued_on)), ("Penerbit", escape(v.issuer or ""))]
-    if v.partner:
-        rows.append(("Mitra pelaksana", escape(v.partner)))
-    table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
-    return _page(title, f"{status}<table>{table}</table>")
+)
+_templates.env.filters["tanggal"] = indonesian_date
 
 
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html>
-<html lang="id">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>{escape(title)} &middot; Verifikasi Sertifikat</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem;
-       color: #1a1a1a; }}
-.status {{ font-size: 1.5rem; font-weight: bold; }}
-.valid {{ color: #0a6b2d; }} .revoked {{ color: #a31515; }} .unknown {{ color: #6b4e00; }}
-th {{ text-align: left; vertical-align: top; padding: .3rem 1rem .3rem 0; }}
-td {{ padding: .3rem 0; }} ul {{ margin: 0; padding-left: 1.2rem; }}
-</style>
-</head>
-<body>
-<h1>Verifikasi Sertifikat Pelatihan</h1>
-{body}
-</body>
-</html>
-"""
+def _verification_page(request: Request, verification: VerificationPublic) -> HTMLResponse:
+    return _templates.TemplateResponse(
+        request, "verification.html", {"v": verification}, headers=_PRIVATE_HEADERS
+    )
+
+
+def _limited_page(request: Request, retry_after: int) -> HTMLResponse:
+    return _templates.TemplateResponse(
+        request,
+        "limited.html",
+        {"retry_after": retry_after},
+        status_code=429,
+        headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS},
+    )
