@@ -135,3 +135,111 @@ async def recovery_seconds(
 
 async def _above(count: Callable[[], Awaitable[int]], n: int) -> bool:
     return await count() > n
+
+
+async def delivered_again_after(url: str, pid: int) -> int:
+    """Events process ``pid`` took up that a later process took up again: what killing it
+    forced (records it held uncommitted, or applied without committing their offsets)."""
+    rows = await query(
+        url,
+        "SELECT count(DISTINCT a.event_id) FROM consumer_journal a WHERE a.pid = :pid "
+        "AND a.stage = 'delivered' AND EXISTS (SELECT 1 FROM consumer_journal b "
+        "WHERE b.consumer_group = a.consumer_group AND b.event_id = a.event_id "
+        "AND b.stage = 'delivered' AND b.pid <> a.pid AND b.id > a.id)",
+        pid=pid,
+    )
+    return int(rows[0][0])
+
+
+async def holding(url: str, pid: int) -> int:
+    """Events process ``pid`` took up whose effect nobody has committed: unlike ``in_flight``,
+    records it dropped as duplicates (applied before, by another process) are not counted.
+    Killing ``pid`` while this is above zero forces those records to be delivered again."""
+    rows = await query(
+        url,
+        "SELECT count(DISTINCT d.event_id) FROM consumer_journal d WHERE d.pid = :pid "
+        "AND d.stage = 'delivered' AND NOT EXISTS (SELECT 1 FROM consumer_journal a "
+        "WHERE a.consumer_group = d.consumer_group AND a.event_id = d.event_id "
+        "AND a.stage = 'applied')",
+        pid=pid,
+    )
+    return int(rows[0][0])
+
+
+async def journal_on(url: str, topic: str) -> Journal:
+    """``journal(url)`` for the records of one topic (its full, namespaced name) only."""
+    try:
+        rows = await query(
+            url,
+            "SELECT stage, count(*), count(DISTINCT consumer_group || ' ' || event_id) "
+            "FROM consumer_journal WHERE topic = :topic GROUP BY stage",
+            topic=topic,
+        )
+    except Exception as exc:  # the table is made on the first delivery
+        if "consumer_journal" in str(exc):
+            return Journal(0, 0, 0, 0)
+        raise
+    by = {stage: (int(n), int(d)) for stage, n, d in rows}
+    d, de = by.get("delivered", (0, 0))
+    a, ae = by.get("applied", (0, 0))
+    return Journal(d, de, a, ae)
+
+
+async def log_ends(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Each partition's true end: one past its last record, found by reading its last batch.
+
+    Tansu answers ListOffsets (latest) with one past the first offset of a partition's last
+    batch, so a batch of several records at the end of a partition leaves ``end_offsets``
+    short of the records there; reading from that offset returns the whole batch."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, [settings.topic(t) for t in topics])
+        consumer.assign(tps)
+        reported = await consumer.end_offsets(tps)
+        out: dict[TopicPartition, int] = {}
+        for tp in tps:
+            out[tp] = reported[tp]
+            if reported[tp] == 0:
+                continue
+            consumer.seek(tp, reported[tp] - 1)
+            for _ in range(20):
+                batch = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+                if batch:
+                    out[tp] = max(reported[tp], batch[-1].offset + 1)
+                    break
+            else:
+                raise AssertionError(f"{tp}: no record at {reported[tp] - 1} in 10 s")
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed_to_log_end(
+    settings: Settings, group: str, topics: list[str], *, within: float = 180.0
+) -> None:
+    """``wait_all_committed`` measured against ``log_ends`` (right on Tansu too): until
+    ``group`` has committed, on every partition, every record there when it was called."""
+    ends = await log_ends(settings, topics)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.topic(group),
+        enable_auto_commit=False,
+    )
+
+    async def done() -> bool:
+        try:
+            for tp, end in ends.items():
+                if ((await consumer.committed(tp)) or 0) < end:
+                    return False
+        except Exception:  # a broker restarting: ask again
+            return False
+        return True
+
+    await consumer.start()
+    try:
+        await wait_until(done, within=within, what=f"{group} committing every record")
+    finally:
+        await consumer.stop()
