@@ -2,7 +2,10 @@
 
 Training runs as its own process on a real database and reads 10,000 ``inmate.shared`` events
 into its replica; it is killed three times (at about 20 %, 50 % and 80 % of the stream) with no
-chance to shut down, and started again each time. The effects are counted in its database.
+chance to shut down, each time while it holds records whose effect it has not committed, and
+started again. Effects are counted in the consumer journal (``CONSUMER_JOURNAL=true``), where an
+event applied twice would show as two ``applied`` rows: the replica and the inbox are keyed by
+the event and could never hold the double.
 """
 
 from __future__ import annotations
@@ -11,14 +14,24 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from bekal.shared.broker import EmbeddedBroker
+from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.settings import Settings
+from tests.support.faults import (
+    applied_events,
+    delivered_again_after,
+    holding,
+    journal,
+    recovery_seconds,
+    wait_committed_to_log_end,
+)
 from tests.support.processes import ServiceProcess, metric
-from tests.support.sql import query, scalar
+from tests.support.sql import query
 from tests.support.streams import StreamProducer, shared_inmate
 from tests.support.waiting import wait_until
 
@@ -26,6 +39,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 EVENTS = 10_000
 KILL_AT = (0.2, 0.5, 0.8)
+
+
+@dataclass
+class Kill:
+    pid: int
+    at: int  # effects when it was killed
+    held: int  # records it had taken up and not applied: they must come again
+    ready: float  # seconds from the restart to ready
+    resumed: float  # seconds from the kill to effects flowing again
+    again: int = 0  # of its records, delivered again after it (counted at the end)
 
 
 async def _produce(stream: StreamProducer, facility: uuid.UUID, ids: list[uuid.UUID]) -> None:
@@ -49,17 +72,18 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
     client_settings: Callable[[EmbeddedBroker], Settings],
 ) -> None:
     url = await new_database("training")
-    training = services("training", database_url=url, broker=broker)
+    training = services("training", database_url=url, broker=broker, CONSUMER_JOURNAL="true")
     await training.wait_ready()
+    settings = client_settings(broker)
     facility = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(EVENTS)]
 
     async def effects() -> int:
-        return int(await scalar(url, "SELECT count(*) FROM participants"))
+        return await applied_events(url)
 
     started = time.monotonic()
-    kills: list[tuple[int, float, float]] = []  # effects at the kill, ready after, resumed after
-    async with StreamProducer(client_settings(broker)) as stream:
+    kills: list[Kill] = []
+    async with StreamProducer(settings) as stream:
         producing = asyncio.create_task(_produce(stream, facility, ids))
         for share in KILL_AT:
             await wait_until(
@@ -67,48 +91,65 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
                 within=300,
                 what=f"{share:.0%} of the effects",
             )
+            # Killed while it holds records whose effect is not committed: they must come again.
+            pid = training.pid
+            await wait_until(
+                lambda p=pid: _positive(lambda: holding(url, p)),  # type: ignore[misc]
+                within=120,
+                what="records in flight",
+            )
             training.kill()
+            held = await holding(url, pid)  # what it held when it died
             at_kill = await effects()
             killed = time.monotonic()
             training.start()
             ready = await training.wait_ready()
-            await wait_until(lambda n=at_kill: _at_least(effects, n + 1), within=120)  # type: ignore[misc]
-            kills.append((at_kill, ready, time.monotonic() - killed))
+            await recovery_seconds(effects, at_kill, within=120)
+            kills.append(Kill(pid, at_kill, held, ready, time.monotonic() - killed))
         await producing
-        await wait_until(lambda: _at_least(effects, EVENTS), within=300, what="every effect")
+    await wait_until(lambda: _at_least(effects, EVENTS), within=300, what="every effect")
+    await wait_committed_to_log_end(settings, "training", [InmateShared.topic])
     elapsed = time.monotonic() - started
 
+    j = await journal(url)
+    for kill in kills:
+        kill.again = await delivered_again_after(url, kill.pid)
     rows = await query(url, "SELECT id, full_name FROM participants")
     names = {str(r[0]): r[1] for r in rows}
     expected = {str(p): f"Peserta Uji {i:06d}" for i, p in enumerate(ids)}
     lost = sum(1 for p in expected if p not in names)
     wrong = sum(1 for p, name in expected.items() if names.get(p) not in (None, name))
-    inbox = await query(
-        url,
-        "SELECT count(*), count(DISTINCT event_id) FROM inbox WHERE consumer_group = 'training'",
-    )
-    inbox_rows, inbox_distinct = inbox[0]
     async with httpx.AsyncClient() as http:
         metrics_text = (await http.get(training.url + "/metrics")).text
-    redelivered = metric(metrics_text, "bekal_events_consumed_total", outcome="duplicate")
+    dropped = metric(metrics_text, "bekal_events_consumed_total", outcome="duplicate")
     print(
-        f"\n[consumer SIGKILL x{len(kills)}] events sent {EVENTS}, effects counted {len(rows)}, "
-        f"lost {lost}, doubled {len(rows) - (EVENTS - lost)}, wrong content {wrong}, "
-        f"inbox rows {inbox_rows} ({inbox_distinct} distinct), "
-        f"re-read after the last restart and dropped as duplicates {redelivered:.0f}, "
-        f"total {elapsed:.1f} s"
+        f"\n[consumer SIGKILL x{len(kills)}] events sent {EVENTS}, effects counted {j.applied} "
+        f"({j.applied_events} events; participants {len(rows)}), lost {lost}, doubled "
+        f"{j.doubled}, wrong content {wrong}, delivered again {j.redelivered} (dropped as "
+        f"duplicates after the last restart {dropped:.0f}), total {elapsed:.1f} s"
     )
-    for n, (at, ready, resumed) in enumerate(kills, 1):
+    for n, k in enumerate(kills, 1):
         print(
-            f"  kill {n} at {at} effects ({at / EVENTS:.0%}): ready again after {ready:.1f} s, "
-            f"applying again {resumed:.1f} s after the kill"
+            f"  kill {n} at {k.at} effects ({k.at / EVENTS:.0%}), holding {k.held} records "
+            f"not applied, {k.again} of its records delivered again: ready again after "
+            f"{k.ready:.1f} s, applying again {k.resumed:.1f} s after the kill"
         )
     assert len(kills) == len(KILL_AT)
+    assert all(k.at < EVENTS for k in kills)  # every kill mid-stream
+    # The kills forced records to be delivered again: at least those each victim held.
+    assert sum(k.held for k in kills) > 0
+    assert all(k.again >= k.held for k in kills)
+    assert j.redelivered >= sum(k.again for k in kills) > 0
     assert lost == 0
-    assert len(rows) == EVENTS  # no effect for an event that was not sent, none twice
+    assert len(rows) == EVENTS
     assert wrong == 0
-    assert inbox_rows == inbox_distinct == EVENTS
+    assert j.applied_events == j.delivered_events == EVENTS
+    assert j.doubled == 0
 
 
 async def _at_least(effects: Callable[[], Awaitable[int]], n: int) -> bool:
     return await effects() >= n
+
+
+async def _positive(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() > 0
