@@ -5,6 +5,8 @@ would show; reordered events arrive newest first; poison is unreadable JSON, a t
 catalogue does not know, a version it does not know, a payload breaking the catalogue's rules
 and a record that is no CloudEvent at all. Each poison record sits just before a good event of
 the same key, so on the same partition: that good event being applied shows the stream went on.
+Effects are counted in the consumer journal (``CONSUMER_JOURNAL=true``), where a duplicate
+applied a second time would show as a second ``applied`` row of its event.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES, dead_letter_topic
 from bekal.shared.settings import Settings
+from tests.support.faults import applied_events, journal, wait_committed_to_log_end
 from tests.support.kafka import records_on
 from tests.support.processes import ServiceProcess
 from tests.support.sql import query, scalar
@@ -72,7 +75,7 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
     client_settings: Callable[[EmbeddedBroker], Settings],
 ) -> None:
     url = await new_database("training")
-    training = services("training", database_url=url, broker=broker)
+    training = services("training", database_url=url, broker=broker, CONSUMER_JOURNAL="true")
     await training.wait_ready()
     settings = client_settings(broker)
     facility, moved_to = uuid.uuid4(), uuid.uuid4()
@@ -108,10 +111,13 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
             await stream.send([target])
         await stream.send(events[half + 50 + len(POISON) :])
 
-    async def effects() -> int:
-        return int(await scalar(url, "SELECT count(*) FROM participants"))
+    # Every good event once: the first half, the newer states and the rest of the stream.
+    good_events = GOOD + len(newer)
 
-    await wait_until(lambda: _reached(effects, GOOD), within=120, what="every good event")
+    async def effects() -> int:
+        return await applied_events(url)
+
+    await wait_until(lambda: _reached(effects, good_events), within=120, what="every good event")
     dlq_topic = dead_letter_topic("training")
     await wait_until(
         lambda: _dead_letters_at_least(settings, dlq_topic, len(POISON)),
@@ -126,7 +132,9 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
     await wait_until(
         lambda: _reached(dead_letter_rows, len(POISON)), within=30, what="the dead-letter rows"
     )
+    await wait_committed_to_log_end(settings, "training", [InmateShared.topic])
     elapsed = time.monotonic() - started
+    j = await journal(url)
     rows = {
         str(r[0]): (r[1], str(r[2]))
         for r in await query(url, "SELECT id, full_name, facility_id FROM participants")
@@ -141,14 +149,21 @@ async def test_duplicates_change_nothing_poison_is_dead_lettered_and_the_stream_
     older_won = sum(1 for p in reordered if rows[str(p)][1] != str(moved_to))
     dead_rows = await dead_letter_rows()
     print(
-        f"\n[duplicates, reordering, poison] good events {GOOD + len(newer)} (+{len(duplicates)} "
+        f"\n[duplicates, reordering, poison] good events {good_events} (+{len(duplicates)} "
         f"duplicates, {len(reordered)} pairs out of order, {len(POISON)} poison), effects "
-        f"counted {len(rows)}, lost {GOOD - len(rows)}, changed by a duplicate "
+        f"counted {j.applied} ({j.applied_events} events; participants {len(rows)}), lost "
+        f"{good_events - j.applied_events}, doubled {j.doubled}, delivered again "
+        f"{j.redelivered}, changed by a duplicate "
         f"{changed_by_duplicate}, older state winning {older_won}, dead letters on the topic "
         f"{len(dead)} (reasons {sorted(reasons.values())}), in the table {dead_rows}, "
         f"{elapsed:.1f} s"
     )
     assert len(rows) == GOOD
+    assert j.applied_events == good_events
+    # Each duplicate was taken up (an event already applied, delivered again) and was not
+    # applied a second time.
+    assert j.redelivered >= len(duplicates)
+    assert j.doubled == 0
     assert changed_by_duplicate == 0
     assert older_won == 0
     assert reasons == expected_reasons
