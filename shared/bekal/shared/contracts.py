@@ -409,9 +409,9 @@ def asyncapi(
         }
         by_topic: dict[str, list[str]] = {}
         for event_type in consumer.event_types:
-            cls = catalogue.get(event_type)
-            if cls is not None:
-                by_topic.setdefault(cls.topic, []).append(message_id(cls))
+            event_cls = catalogue.get(event_type)
+            if event_cls is not None:
+                by_topic.setdefault(event_cls.topic, []).append(message_id(event_cls))
         for name in sorted(by_topic):
             operations[_operation_id(f"{consumer.service}Receives", name)] = {
                 "action": "receive",
