@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -164,7 +164,9 @@ async def plan_each_statement(session: AsyncSession) -> None:
 
 
 def among(
-    session: AsyncSession, column: ColumnElement[Any], values: Collection[Any]
+    session: AsyncSession,
+    column: ColumnElement[Any] | QueryableAttribute[Any],
+    values: Collection[Any],
 ) -> ColumnElement[bool]:
     """``column IN values`` for a batch's lookup, written for the database at hand.
 
