@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -180,6 +180,13 @@ def among(
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """The table a declarative model is mapped to, for Core statements on it."""
+    # SQLAlchemy types ``__table__`` as any FromClause (a model may map a join or a select);
+    # every model here maps one Table, with its ``insert()``, ``update()`` and ``c``.
+    return cast(Table, model.__table__)
 
 
 async def insert_rows(

@@ -32,7 +32,7 @@ from bekal.registry.models import AuditEntry, Facility, Inmate
 from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
 from bekal.registry.services import inmates, movements
 from bekal.shared.auth import Ministry, Principal
-from bekal.shared.db import Database, utcnow
+from bekal.shared.db import Database, table_of, utcnow
 from bekal.shared.events.catalogue import InmateShared, ReleaseKind
 from bekal.shared.messaging.outbox import add_event
 
@@ -792,11 +792,11 @@ async def _insert(
     codes = {fid: code for code, (fid, _) in facilities.items()}
     lines = [values.pop("_line") for values in new]
     # Core executemany: the ORM bulk path would fetch each new row back, for nothing here.
-    await session.execute(Inmate.__table__.insert(), new)
+    await session.execute(table_of(Inmate).insert(), new)
     principal = context.principal
     roles = ",".join(sorted(principal.roles))
     await session.execute(
-        AuditEntry.__table__.insert(),
+        table_of(AuditEntry).insert(),
         [
             {
                 "id": uuid.uuid4(),

@@ -43,7 +43,7 @@ from bekal.reporting import models
 from bekal.reporting.handlers import subscriptions
 from bekal.reporting.models import ProjectionGeneration
 from bekal.reporting.services import people
-from bekal.shared.db import Database
+from bekal.shared.db import Database, table_of
 from bekal.shared.events import catalogue
 from bekal.shared.messaging.consumer import ConsumerRunner
 from bekal.shared.messaging.kafka import make_consumer, partitions_of
@@ -457,12 +457,14 @@ class Projections:
                 now = datetime.now(UTC)
                 async with self.control.session() as s:
                     await s.execute(
-                        ProjectionGeneration.__table__.update()
+                        table_of(ProjectionGeneration)
+                        .update()
                         .where(ProjectionGeneration.status == LIVE)
                         .values(status=RETIRED, retired_at=now)
                     )
                     await s.execute(
-                        ProjectionGeneration.__table__.update()
+                        table_of(ProjectionGeneration)
+                        .update()
                         .where(ProjectionGeneration.number == number)
                         .values(
                             status=LIVE,
@@ -489,7 +491,8 @@ class Projections:
     async def _record(self, number: int, **values: Any) -> None:
         async with self.control.session() as s:
             await s.execute(
-                ProjectionGeneration.__table__.update()
+                table_of(ProjectionGeneration)
+                .update()
                 .where(ProjectionGeneration.number == number)
                 .values(**values)
             )

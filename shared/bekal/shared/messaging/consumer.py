@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, insert_rows, is_unavailable, plan_each_statement, utcnow
+from bekal.shared.db import (
+    Database,
+    insert_rows,
+    is_unavailable,
+    plan_each_statement,
+    table_of,
+    utcnow,
+)
 from bekal.shared.events.base import Event, EventRegistry
 from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
@@ -489,10 +496,10 @@ class ConsumerRunner:
             }
             for item in items
         ]
-        table = InboxMessage.__table__
+        table = table_of(InboxMessage)
         written = await insert_rows(
             session,
-            table,  # type: ignore[arg-type]
+            table,
             rows,
             key=["consumer_group", "event_id"],
             returning=table.c.event_id,

@@ -6,15 +6,15 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, Table, func, select, text, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
-from bekal.shared.db import Database, among, plan_each_statement, utcnow
+from bekal.shared.db import Database, among, plan_each_statement, table_of, utcnow
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import encode
 from bekal.shared.logging import current_traceparent
@@ -215,7 +215,7 @@ class OutboxRelay:
         )
 
 
-_OUTBOX = cast(Table, OutboxMessage.__table__)
+_OUTBOX = table_of(OutboxMessage)
 _COLUMNS = [
     _OUTBOX.c[name]
     for name in (

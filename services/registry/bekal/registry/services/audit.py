@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bekal.registry.models import AuditEntry, Inmate
 from bekal.registry.schemas import AuditEntryPublic
 from bekal.shared.auth import Principal
-from bekal.shared.db import utcnow
+from bekal.shared.db import table_of, utcnow
 from bekal.shared.pagination import Page, paginate, parse_utc
 
 
@@ -61,7 +61,7 @@ async def audit_reads(
     actor = principal.subject
     roles = ",".join(sorted(principal.roles))
     await session.execute(
-        insert(AuditEntry.__table__),
+        insert(table_of(AuditEntry)),
         [
             {
                 "id": uuid.uuid4(),

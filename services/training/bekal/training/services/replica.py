@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.shared.db import among, insert_rows, utcnow
+from bekal.shared.db import among, insert_rows, table_of, utcnow
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
     FacilityRegistered,
@@ -115,7 +115,7 @@ async def apply_inmates_shared(
             seen.update(facts, as_of=as_of or seen["as_of"])
     await insert_rows(
         session,
-        Participant.__table__,  # type: ignore[arg-type]
+        table_of(Participant),
         list(latest.values()),
         key=["id"],
         update=[*_SHARED_FACTS, "as_of"],
