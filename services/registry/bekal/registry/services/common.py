@@ -14,7 +14,7 @@ from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.problems import NotFound
 
 
-def inmates_query() -> Select[tuple[Inmate]]:
+def inmates_query() -> Select[Inmate]:
     return select(Inmate).join(Inmate.facility).options(contains_eager(Inmate.facility))
 
 

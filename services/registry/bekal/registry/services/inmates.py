@@ -189,11 +189,10 @@ def _folded_registration_number(session: AsyncSession, *, ascii_only: bool) -> C
     Kelvin sign) is not worth a full fold of every row.
     SQLite's ``lower()`` folds ASCII only already, and has no collation of that name.
     """
-    column: ColumnElement[str] = Inmate.registration_number
     bind = session.bind
     if ascii_only and bind is not None and bind.dialect.name == "postgresql":
-        column = column.collate("C")
-    return func.lower(column)
+        return func.lower(Inmate.registration_number.collate("C"))
+    return func.lower(Inmate.registration_number)
 
 
 async def list_inmates(
