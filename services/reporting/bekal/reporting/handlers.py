@@ -7,8 +7,9 @@ handler is that batch handler applied to one event, so both follow the same rule
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 from bekal.reporting.domain import EnrollmentStatus, SessionStatus
 from bekal.reporting.services import common, people, projections
@@ -127,9 +128,17 @@ EnrollmentEvent: TypeAlias = (
 )
 
 
+class _EnrollmentIds(TypedDict):
+    """The ids every enrolment event carries, as ``EnrollmentFact`` names them."""
+
+    enrollment_id: uuid.UUID
+    session_id: uuid.UUID
+    participant_id: uuid.UUID
+
+
 def enrollment_fact(event: EnrollmentEvent) -> projections.EnrollmentFact:
     """What an enrolment event says about its enrolment."""
-    ids = {
+    ids: _EnrollmentIds = {
         "enrollment_id": event.enrollment_id,
         "session_id": event.session_id,
         "participant_id": event.participant_id,
