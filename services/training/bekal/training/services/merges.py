@@ -229,12 +229,12 @@ async def _fold_history(
         )
     ).all():
         mine = days.get(record.day)
-        day = domain.folded_day(
+        folded = domain.folded_day(
             AttendanceStatus(mine.status) if mine is not None else None,
             AttendanceStatus(record.status),
         )
-        if day is not None:
-            better[record.day][kept.id] = day
+        if folded is not None:
+            better[record.day][kept.id] = folded
     for day, statuses in sorted(better.items()):
         await write_day(
             session=session,
@@ -254,16 +254,16 @@ async def _fold_history(
     for theirs in (
         await session.scalars(select(Assessment).where(Assessment.enrollment_id == dropped.id))
     ).all():
-        mine = units.get(theirs.unit_code)
+        ours = units.get(theirs.unit_code)
         if (
             domain.folded_result(
-                AssessmentResult(mine.result) if mine is not None else None,
+                AssessmentResult(ours.result) if ours is not None else None,
                 AssessmentResult(theirs.result),
             )
             is None
         ):
             continue
-        if mine is None:
+        if ours is None:
             session.add(
                 Assessment(
                     id=uuid.uuid4(),
@@ -276,7 +276,7 @@ async def _fold_history(
                 )
             )
         else:
-            mine.result, mine.assessor, mine.assessed_at = (
+            ours.result, ours.assessor, ours.assessed_at = (
                 theirs.result,
                 theirs.assessor,
                 theirs.assessed_at,
