@@ -50,6 +50,7 @@ CHECKED = (
 )
 # DescribeConfigs' config_source: set on the topic itself, not inherited from the broker.
 TOPIC_CONFIG_SOURCE = 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +84,21 @@ async def admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 async def topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, tuple[str, int]]:
-    """name -> (value, source) of the checked configs of ``topic``."""
-    (response,) = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, topic, None)]
-    )
-    (resource,) = response.resources
-    error_code, _, _, name, entries = resource[:5]
+    """name -> (value, source) of the checked configs of ``topic``.
+
+    The admin client asks any node, and a node learns of a new topic from the controller a
+    moment after the one that created it: UNKNOWN_TOPIC_OR_PARTITION (3) is asked again,
+    for at most 15 s; any other error fails."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, None)]
+        )
+        (resource,) = response.resources
+        error_code, _, _, name, entries = resource[:5]
+        if error_code != UNKNOWN_TOPIC_OR_PARTITION or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert error_code == 0 and name == topic
     return {e[0]: (e[1], e[3]) for e in entries if e[0] in CHECKED}
 
