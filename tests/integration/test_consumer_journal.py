@@ -20,7 +20,7 @@ from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subs
 from bekal.shared.messaging.journal import journal_counts
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import create_platform_tables
-from tests.support.faults import wait_all_committed
+from tests.support.faults import wait_committed_to_log_end
 from tests.support.kafka import publish, records_on
 from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
@@ -129,7 +129,7 @@ async def test_runner_that_fails_unexpectedly_starts_over_from_committed_offsets
     runner.start()
     try:
         await wait_until(lambda: _applied_at_least(db, EVENTS), within=60, what="every event")
-        await wait_all_committed(settings, "training", ["registry.inmates"], within=60)
+        await wait_committed_to_log_end(settings, "training", ["registry.inmates"], within=60)
         assert runner.running  # the failure did not end it
         async with db.session() as s:
             counts = await journal_counts(s, "training")

@@ -20,7 +20,7 @@ import pytest
 from bekal.shared.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import FacilityRegistered, InmateShared
 from bekal.shared.settings import Settings
-from tests.support.faults import journal, journal_on, wait_committed_to_log_end
+from tests.support.faults import journal, wait_committed_to_log_end
 from tests.support.kafka import records_on
 from tests.support.processes import ServiceProcess
 from tests.support.registry_client import RegistryClient
@@ -106,7 +106,7 @@ async def test_service_killed_with_a_full_outbox_publishes_everything_once_in_ef
     topic = settings.topic(InmateShared.topic)
 
     async def effects() -> int:
-        return (await journal_on(training_url, topic)).applied_events
+        return (await journal(training_url, topic)).applied_events
 
     async def sent() -> int:
         return total - int(await scalar(registry_url, UNSENT))
@@ -129,7 +129,7 @@ async def test_service_killed_with_a_full_outbox_publishes_everything_once_in_ef
     )
     await _all_committed(settings)
     on_topic, distinct = await _shared_records(settings)
-    j = await journal_on(training_url, topic)
+    j = await journal(training_url, topic)
     participants = await _participants(training_url, facility)
     print(
         f"\n[service SIGKILL with a full outbox] requests accepted {accepted}, unsent in the "
@@ -164,7 +164,7 @@ async def test_broker_unreachable_for_30_s_requests_succeed_and_every_event_arri
     topic = settings.topic(InmateShared.topic)
 
     async def effects() -> int:
-        return (await journal_on(training_url, topic)).applied_events
+        return (await journal(training_url, topic)).applied_events
 
     async with RegistryClient(registry.url, settings) as api:
         facility = await api.facility()
@@ -196,7 +196,7 @@ async def test_broker_unreachable_for_30_s_requests_succeed_and_every_event_arri
     recovery = time.monotonic() - resumed
     await _all_committed(settings)
     on_topic, distinct = await _shared_records(settings)
-    j = await journal_on(training_url, topic)
+    j = await journal(training_url, topic)
     participants = await _participants(training_url, facility)
     # The freeze stops the relay, not the consumer, which has nothing to read meanwhile: it
     # forces no redelivery. A batch the relay published and did not hear acknowledged before

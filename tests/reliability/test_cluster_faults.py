@@ -12,6 +12,7 @@ where the fault hit and how long the platform took to apply events again.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,11 +34,11 @@ from tests.conftest import (
 )
 from tests.support.faults import (
     applied_events,
-    in_flight,
+    holding,
     journal,
     leader_of_busiest_partition,
     recovery_seconds,
-    wait_all_committed,
+    wait_committed_to_log_end,
 )
 from tests.support.kafka import records_on
 from tests.support.processes import ServiceProcess, metric
@@ -187,7 +188,7 @@ async def _run_with_fault(
     await wait_until(
         lambda: _no_unsent(registry_url), within=180, what="the registry's outbox empty"
     )
-    await wait_all_committed(settings, "training", [InmateShared.topic])
+    await wait_committed_to_log_end(settings, "training", [InmateShared.topic])
     elapsed = time.monotonic() - started
 
     j = await journal(training_url)
@@ -328,10 +329,9 @@ async def test_replica_killed_and_restarted_mid_stream_in_one_group(
     started = time.monotonic()
     streaming = asyncio.create_task(load.stream())
     await wait_until(lambda: _at_least(effects, EVENTS // 4), within=300, what="a quarter")
-    # Kill it while it holds records whose effect is not committed: they must come again.
-    await wait_until(
-        lambda: _positive(lambda: in_flight(url, victim.pid)), within=120, what="in flight"
-    )
+    # Kill it while it holds records whose effect is not committed: they must come again. It is
+    # frozen while the journal is read, so what it holds cannot be committed in between.
+    await wait_until(lambda: _frozen_holding(victim, url), within=120, what="records held")
     victim.kill()
     at_kill = await effects()
     killed = time.monotonic()
@@ -341,7 +341,7 @@ async def test_replica_killed_and_restarted_mid_stream_in_one_group(
     back = time.monotonic() - killed
     await streaming
     await wait_until(lambda: _at_least(effects, EVENTS), within=300, what="every effect")
-    await wait_all_committed(settings, service, [InmateShared.topic])
+    await wait_committed_to_log_end(settings, service, [InmateShared.topic])
     elapsed = time.monotonic() - started
 
     j = await journal(url)
@@ -372,8 +372,15 @@ async def test_replica_killed_and_restarted_mid_stream_in_one_group(
     assert j.doubled == 0
 
 
-async def _positive(count: Callable[[], Awaitable[int]]) -> bool:
-    return await count() > 0
+async def _frozen_holding(process: ServiceProcess, url: str) -> bool:
+    """Freeze ``process``; if it holds uncommitted records, leave it frozen and say so."""
+    assert process.process is not None
+    process.process.send_signal(signal.SIGSTOP)
+    if await holding(url, process.pid) > 0:
+        return True
+    process.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(0.05)  # let it take up its next records
+    return False
 
 
 @pytest.mark.timeout(900)

@@ -37,14 +37,16 @@ class Journal:
         return self.applied - self.applied_events
 
 
-async def journal(url: str) -> Journal:
+async def journal(url: str, topic: str | None = None) -> Journal:
     """The consumer journal in a service's database (all its groups: one, or a reporting
-    generation's)."""
+    generation's), of every topic or of ``topic`` (its full, namespaced name) only."""
+    where, params = ("WHERE topic = :topic ", {"topic": topic}) if topic else ("", {})
     try:
         rows = await query(
             url,
             "SELECT stage, count(*), count(DISTINCT consumer_group || ' ' || event_id) "
-            "FROM consumer_journal GROUP BY stage",
+            f"FROM consumer_journal {where}GROUP BY stage",
+            **params,
         )
     except Exception as exc:  # the table is made on the first delivery
         if "consumer_journal" in str(exc):
@@ -58,52 +60,6 @@ async def journal(url: str) -> Journal:
 
 async def applied_events(url: str) -> int:
     return (await journal(url)).applied_events
-
-
-async def in_flight(url: str, pid: int) -> int:
-    """Records process ``pid`` has taken up and whose effect it has not committed (yet)."""
-    rows = await query(
-        url,
-        "SELECT coalesce(sum(CASE stage WHEN 'delivered' THEN 1 ELSE -1 END), 0) "
-        "FROM consumer_journal WHERE pid = :pid",
-        pid=pid,
-    )
-    return int(rows[0][0])
-
-
-async def offsets(settings: Settings, group: str, topics: list[str]) -> tuple[int, int]:
-    """``(committed, end)``: sums over the topics' partitions of ``group``'s committed offsets
-    and of the partitions' end offsets. Equal when the group has committed everything."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.topic(group),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, [settings.topic(t) for t in topics])
-        ends = await consumer.end_offsets(tps)
-        committed = 0
-        for tp in tps:
-            committed += (await consumer.committed(tp)) or 0
-        return committed, sum(ends.values())
-    finally:
-        await consumer.stop()
-
-
-async def wait_all_committed(
-    settings: Settings, group: str, topics: list[str], *, within: float = 180.0
-) -> None:
-    """Until ``group`` has committed every record now on ``topics`` (no fixed sleeps)."""
-
-    async def done() -> bool:
-        try:
-            committed, end = await offsets(settings, group, topics)
-        except Exception:  # a broker restarting: ask again
-            return False
-        return committed == end
-
-    await wait_until(done, within=within, what=f"{group} committing every record")
 
 
 async def leader_of_busiest_partition(settings: Settings, topic: str) -> tuple[int, int]:
@@ -152,9 +108,9 @@ async def delivered_again_after(url: str, pid: int) -> int:
 
 
 async def holding(url: str, pid: int) -> int:
-    """Events process ``pid`` took up whose effect nobody has committed: unlike ``in_flight``,
-    records it dropped as duplicates (applied before, by another process) are not counted.
-    Killing ``pid`` while this is above zero forces those records to be delivered again."""
+    """Events process ``pid`` took up whose effect nobody has committed (records it dropped
+    as duplicates, applied before by another process, are not counted). Killing ``pid`` while
+    this is above zero forces those records to be delivered again."""
     rows = await query(
         url,
         "SELECT count(DISTINCT d.event_id) FROM consumer_journal d WHERE d.pid = :pid "
@@ -164,25 +120,6 @@ async def holding(url: str, pid: int) -> int:
         pid=pid,
     )
     return int(rows[0][0])
-
-
-async def journal_on(url: str, topic: str) -> Journal:
-    """``journal(url)`` for the records of one topic (its full, namespaced name) only."""
-    try:
-        rows = await query(
-            url,
-            "SELECT stage, count(*), count(DISTINCT consumer_group || ' ' || event_id) "
-            "FROM consumer_journal WHERE topic = :topic GROUP BY stage",
-            topic=topic,
-        )
-    except Exception as exc:  # the table is made on the first delivery
-        if "consumer_journal" in str(exc):
-            return Journal(0, 0, 0, 0)
-        raise
-    by = {stage: (int(n), int(d)) for stage, n, d in rows}
-    d, de = by.get("delivered", (0, 0))
-    a, ae = by.get("applied", (0, 0))
-    return Journal(d, de, a, ae)
 
 
 async def log_ends(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
@@ -220,8 +157,8 @@ async def log_ends(settings: Settings, topics: list[str]) -> dict[TopicPartition
 async def wait_committed_to_log_end(
     settings: Settings, group: str, topics: list[str], *, within: float = 180.0
 ) -> None:
-    """``wait_all_committed`` measured against ``log_ends`` (right on Tansu too): until
-    ``group`` has committed, on every partition, every record there when it was called."""
+    """Until ``group`` has committed, on every partition of ``topics``, every record there
+    when this was called (ends from ``log_ends``: right on Tansu too). No fixed sleeps."""
     ends = await log_ends(settings, topics)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
