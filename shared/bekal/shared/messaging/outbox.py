@@ -137,25 +137,24 @@ class OutboxRelay:
                 # sent below is a second, short transaction. (PostgreSQL keeps the one
                 # transaction: it holds no lock that writers wait for, only the relay's own.)
                 await session.commit()
+            timeout = self.settings.outbox_publish_timeout_seconds
             acks: list[asyncio.Future[Any]] = []
             failure: BaseException | None = None
+            # Queueing is bounded too, by one deadline for the batch (a timeout scope, not a
+            # task per row): it waits for the topic's metadata, and a producer whose client
+            # has stopped never gets it (forever, on Apache Kafka, whose metadata lists only
+            # topics asked for). A send cancelled while still queueing is not sent.
+            deadline = asyncio.get_running_loop().time() + timeout
             for row in rows:
                 try:
-                    # Bounded too: queueing waits for the topic's metadata, and a producer
-                    # whose client has stopped never gets it (it would wait forever on Apache
-                    # Kafka, whose metadata lists only topics asked for). Cancelling a send
-                    # that is still queueing means it is not sent.
-                    acks.append(
-                        await asyncio.wait_for(
-                            self._send(row), self.settings.outbox_publish_timeout_seconds
-                        )
-                    )
+                    async with asyncio.timeout_at(deadline):
+                        acks.append(await self._send(row))
                 except Exception as exc:  # not even queued (unknown type, buffer timeout)
                     failure = exc
                     break
             if acks:
                 # Bounded: a broker that never answers must not stall the relay forever.
-                await asyncio.wait(acks, timeout=self.settings.outbox_publish_timeout_seconds)
+                await asyncio.wait(acks, timeout=timeout)
             sent: list[int] = []
             try:
                 for row, ack in zip(rows, [*acks, None], strict=False):
