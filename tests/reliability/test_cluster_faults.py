@@ -12,7 +12,6 @@ where the fault hit and how long the platform took to apply events again.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,7 +33,7 @@ from tests.conftest import (
 )
 from tests.support.faults import (
     applied_events,
-    holding,
+    frozen_holding,
     journal,
     leader_of_busiest_partition,
     recovery_seconds,
@@ -331,7 +330,7 @@ async def test_replica_killed_and_restarted_mid_stream_in_one_group(
     await wait_until(lambda: _at_least(effects, EVENTS // 4), within=300, what="a quarter")
     # Kill it while it holds records whose effect is not committed: they must come again. It is
     # frozen while the journal is read, so what it holds cannot be committed in between.
-    await wait_until(lambda: _frozen_holding(victim, url), within=120, what="records held")
+    await wait_until(lambda: frozen_holding(victim, url), within=120, what="records held")
     victim.kill()
     at_kill = await effects()
     killed = time.monotonic()
@@ -370,17 +369,6 @@ async def test_replica_killed_and_restarted_mid_stream_in_one_group(
     assert len(stored) == EVENTS
     assert j.applied_events == EVENTS
     assert j.doubled == 0
-
-
-async def _frozen_holding(process: ServiceProcess, url: str) -> bool:
-    """Freeze ``process``; if it holds uncommitted records, leave it frozen and say so."""
-    assert process.process is not None
-    process.process.send_signal(signal.SIGSTOP)
-    if await holding(url, process.pid) > 0:
-        return True
-    process.process.send_signal(signal.SIGCONT)
-    await asyncio.sleep(0.05)  # let it take up its next records
-    return False
 
 
 @pytest.mark.timeout(900)

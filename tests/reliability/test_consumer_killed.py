@@ -1,7 +1,8 @@
 """A consumer process killed with SIGKILL mid-stream and restarted applies every event once.
 
-Training runs as its own process on a real database and reads 10,000 ``inmate.shared`` events
-into its replica; it is killed three times (at about 20 %, 50 % and 80 % of the stream) with no
+Training runs as its own process on a real database and reads a live stream of at least 10,000
+``inmate.shared`` events into its replica; it is killed three times (after 2,000, 5,000 and
+8,000 effects, the stream still flowing) with no
 chance to shut down, each time while it holds records whose effect it has not committed, and
 started again. Effects are counted in the consumer journal (``CONSUMER_JOURNAL=true``), where an
 event applied twice would show as two ``applied`` rows: the replica and the inbox are keyed by
@@ -25,6 +26,7 @@ from bekal.shared.settings import Settings
 from tests.support.faults import (
     applied_events,
     delivered_again_after,
+    frozen_holding,
     holding,
     journal,
     recovery_seconds,
@@ -51,14 +53,20 @@ class Kill:
     again: int = 0  # of its records, delivered again after it (counted at the end)
 
 
-async def _produce(stream: StreamProducer, facility: uuid.UUID, ids: list[uuid.UUID]) -> None:
-    # A live stream: the events keep coming while the consumer is killed and restarted.
-    chunk = 500
-    for start in range(0, len(ids), chunk):
+async def _produce(
+    stream: StreamProducer, facility: uuid.UUID, ids: list[uuid.UUID], kills_done: asyncio.Event
+) -> None:
+    """A live stream, about 1,250 events a second, that goes on until the kills are over and
+    at least EVENTS are sent: events keep coming while the consumer is killed and restarted,
+    and it always has records arriving to be killed in the middle of. ``ids`` grows with it."""
+    chunk = 250
+    while not (kills_done.is_set() and len(ids) >= EVENTS):
+        start = len(ids)
+        ids.extend(uuid.uuid4() for _ in range(chunk))
         await stream.send(
             [
                 shared_inmate(i, facility_id=facility, participant_id=ids[i])
-                for i in range(start, min(start + chunk, len(ids)))
+                for i in range(start, start + chunk)
             ]
         )
         await asyncio.sleep(0.2)
@@ -76,7 +84,7 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
     await training.wait_ready()
     settings = client_settings(broker)
     facility = uuid.uuid4()
-    ids = [uuid.uuid4() for _ in range(EVENTS)]
+    ids: list[uuid.UUID] = []  # filled by the stream
 
     async def effects() -> int:
         return await applied_events(url)
@@ -84,7 +92,8 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
     started = time.monotonic()
     kills: list[Kill] = []
     async with StreamProducer(settings) as stream:
-        producing = asyncio.create_task(_produce(stream, facility, ids))
+        kills_done = asyncio.Event()
+        producing = asyncio.create_task(_produce(stream, facility, ids, kills_done))
         for share in KILL_AT:
             await wait_until(
                 lambda s=share: _at_least(effects, int(EVENTS * s)),  # type: ignore[misc]
@@ -93,11 +102,7 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
             )
             # Killed while it holds records whose effect is not committed: they must come again.
             pid = training.pid
-            await wait_until(
-                lambda p=pid: _positive(lambda: holding(url, p)),  # type: ignore[misc]
-                within=120,
-                what="records in flight",
-            )
+            await wait_until(lambda: frozen_holding(training, url), within=120, what="records held")
             training.kill()
             held = await holding(url, pid)  # what it held when it died
             at_kill = await effects()
@@ -106,8 +111,10 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
             ready = await training.wait_ready()
             await recovery_seconds(effects, at_kill, within=120)
             kills.append(Kill(pid, at_kill, held, ready, time.monotonic() - killed))
+        kills_done.set()
         await producing
-    await wait_until(lambda: _at_least(effects, EVENTS), within=300, what="every effect")
+    total = len(ids)
+    await wait_until(lambda: _at_least(effects, total), within=300, what="every effect")
     await wait_committed_to_log_end(settings, "training", [InmateShared.topic])
     elapsed = time.monotonic() - started
 
@@ -123,33 +130,29 @@ async def test_consumer_killed_three_times_mid_stream_applies_every_event_exactl
         metrics_text = (await http.get(training.url + "/metrics")).text
     dropped = metric(metrics_text, "bekal_events_consumed_total", outcome="duplicate")
     print(
-        f"\n[consumer SIGKILL x{len(kills)}] events sent {EVENTS}, effects counted {j.applied} "
+        f"\n[consumer SIGKILL x{len(kills)}] events sent {total}, effects counted {j.applied} "
         f"({j.applied_events} events; participants {len(rows)}), lost {lost}, doubled "
         f"{j.doubled}, wrong content {wrong}, delivered again {j.redelivered} (dropped as "
         f"duplicates after the last restart {dropped:.0f}), total {elapsed:.1f} s"
     )
     for n, k in enumerate(kills, 1):
         print(
-            f"  kill {n} at {k.at} effects ({k.at / EVENTS:.0%}), holding {k.held} records "
+            f"  kill {n} at {k.at} effects ({k.at / total:.0%}), holding {k.held} records "
             f"not applied, {k.again} of its records delivered again: ready again after "
             f"{k.ready:.1f} s, applying again {k.resumed:.1f} s after the kill"
         )
     assert len(kills) == len(KILL_AT)
-    assert all(k.at < EVENTS for k in kills)  # every kill mid-stream
+    assert all(k.at < total for k in kills)  # every kill mid-stream
     # The kills forced records to be delivered again: at least those each victim held.
     assert sum(k.held for k in kills) > 0
     assert all(k.again >= k.held for k in kills)
     assert j.redelivered >= sum(k.again for k in kills) > 0
     assert lost == 0
-    assert len(rows) == EVENTS
+    assert len(rows) == total
     assert wrong == 0
-    assert j.applied_events == j.delivered_events == EVENTS
+    assert j.applied_events == j.delivered_events == total
     assert j.doubled == 0
 
 
 async def _at_least(effects: Callable[[], Awaitable[int]], n: int) -> bool:
     return await effects() >= n
-
-
-async def _positive(count: Callable[[], Awaitable[int]]) -> bool:
-    return await count() > 0

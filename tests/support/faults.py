@@ -8,6 +8,7 @@ rows: a table keyed by the event could never hold the double it is meant to catc
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
+from tests.support.processes import ServiceProcess
 from tests.support.sql import query
 from tests.support.waiting import wait_until
 
@@ -180,3 +182,16 @@ async def wait_committed_to_log_end(
         await wait_until(done, within=within, what=f"{group} committing every record")
     finally:
         await consumer.stop()
+
+
+async def frozen_holding(process: ServiceProcess, url: str) -> bool:
+    """Freeze ``process``; if it holds uncommitted records, leave it frozen (for a SIGKILL
+    that must force their redelivery) and say so; otherwise thaw it. Frozen while the journal
+    is read, it cannot commit what it holds in between."""
+    assert process.process is not None
+    process.process.send_signal(signal.SIGSTOP)
+    if await holding(url, process.pid) > 0:
+        return True
+    process.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(0.05)  # let it take up its next records
+    return False
