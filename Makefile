@@ -10,7 +10,8 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml \
+		tools/devtools/pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
@@ -29,8 +30,8 @@ test-integration: install postgres kafka-install
 	.venv/bin/python -m pytest tests/integration tests/e2e
 
 lint: install
-	.venv/bin/ruff check shared services tests
-	.venv/bin/mypy shared/bekal services/*/bekal
+	.venv/bin/ruff check shared services tools tests
+	.venv/bin/mypy shared/bekal services/*/bekal tools/devtools/bekal
 
 token: install  ## e.g. make token PRESET=training-admin
 	@.venv/bin/bekal token --preset $(or $(PRESET),registry-admin)
@@ -56,11 +57,11 @@ postgres:  ## PostgreSQL for the tests at 127.0.0.1:5432 (as root: installed and
 
 kafka-install: install  ## Apache Kafka 4.4.0's jars from Maven Central into .tools/ (Java 17 + Maven)
 	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
-	  .venv/bin/python -m bekal.shared.apache_kafka install >/dev/null; \
+	  .venv/bin/python -m bekal.devtools.apache_kafka install >/dev/null; \
 	else echo "Apache Kafka tests need Java 17 and Maven (Debian: openjdk-17-jre-headless maven)"; fi
 
 kafka: kafka-install  ## a local Apache Kafka (NODES=1 or 3) until Ctrl-C; then run with KAFKA_BOOTSTRAP_SERVERS
-	.venv/bin/python -m bekal.shared.apache_kafka run --nodes $(or $(NODES),1)
+	.venv/bin/python -m bekal.devtools.apache_kafka run --nodes $(or $(NODES),1)
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import create_database, drop_database, machine, run_tag, sqlalchemy_url, table
 from pipeline import profiled, quiet_logs, settings_for
 
-from bekal.shared.broker import EmbeddedBroker, free_port
+from bekal.devtools.broker import EmbeddedBroker, free_port
 from bekal.shared.events.catalogue import CompetencyUnit, ParticipantCompleted
 
 FIRST = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad"]

@@ -18,10 +18,10 @@ from typing import Any
 
 import asyncpg
 
-from bekal.shared import apache_kafka
+from bekal.devtools import apache_kafka
+from bekal.devtools.broker import Broker, EmbeddedBroker, free_port
+from bekal.devtools.devrun import SERVICES, Platform
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import Broker, EmbeddedBroker, free_port
-from bekal.shared.devrun import SERVICES, Platform
 from bekal.shared.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

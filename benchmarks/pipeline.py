@@ -70,7 +70,7 @@ from harness import (
     table,
 )
 
-from bekal.shared.broker import Broker
+from bekal.devtools.broker import Broker
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, Sex
 from bekal.shared.messaging.kafka import partitions_of

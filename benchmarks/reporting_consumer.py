@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import create_database, drop_database, machine, run_tag, sqlalchemy_url, table
 
+from bekal.devtools.broker import EmbeddedBroker, free_port
 from bekal.reporting import handlers
-from bekal.shared.broker import EmbeddedBroker, free_port
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bekal.certification.settings import CertificationSettings
+from bekal.devtools import apache_kafka
+from bekal.devtools.broker import Broker, EmbeddedBroker, free_port
 from bekal.registry.settings import RegistrySettings
 from bekal.reporting.settings import ReportingSettings
-from bekal.shared import apache_kafka
-from bekal.shared.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.settings import Settings
 from bekal.training.settings import TrainingSettings
 

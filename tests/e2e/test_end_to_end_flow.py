@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bekal.shared.broker import EmbeddedBroker
-from bekal.shared.devrun import Platform
+from bekal.devtools.broker import EmbeddedBroker
+from bekal.devtools.devrun import Platform
 from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

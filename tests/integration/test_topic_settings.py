@@ -23,7 +23,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from jsonschema import Draft202012Validator
 
-from bekal.shared import apache_kafka, contracts
+from bekal.devtools import apache_kafka
+from bekal.devtools.generated import all_consumers
+from bekal.shared import contracts
 from bekal.shared.db import Database
 from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
 from bekal.shared.events.topics import DEAD_LETTER_RETENTION_MS, topic_config
@@ -185,7 +187,7 @@ async def test_dead_letters_carry_the_headers_the_asyncapi_document_requires(
         await producer.stop()
         await db.dispose()
 
-    doc = contracts.asyncapi(consumer_groups=contracts.consumers())
+    doc = contracts.asyncapi(consumer_groups=all_consumers())
     schema = doc["components"]["messages"][contracts.DEAD_LETTER_MESSAGE]["headers"]
     validator = Draft202012Validator(schema)
     dead = await records_on(settings, DEAD_LETTER_TOPIC)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bekal.devtools.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.auth import load_or_create_dev_key
-from bekal.shared.broker import Broker, EmbeddedBroker, free_port
 from bekal.shared.settings import Settings
 from tests.conftest import _create_pg_database, _drop_pg_database, _pg_url, _unavailable
 from tests.support.processes import ServiceProcess

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bekal.shared.broker import EmbeddedBroker
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import FacilityRegistered, InmateShared
 from bekal.shared.settings import Settings
 from tests.support.faults import journal, wait_committed_to_log_end

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from bekal.shared import apache_kafka
+from bekal.devtools import apache_kafka
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.settings import Settings
 from tests.conftest import (

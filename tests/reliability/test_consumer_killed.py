@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from bekal.shared.broker import EmbeddedBroker
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.settings import Settings
 from tests.support.faults import (

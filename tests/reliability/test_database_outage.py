@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.settings import Settings
 from tests.support.faults import applied_events, journal, wait_committed_to_log_end

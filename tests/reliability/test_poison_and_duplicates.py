@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import pytest
 
-from bekal.shared.broker import EmbeddedBroker
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES, dead_letter_topic

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from bekal.certification.app import create_app as create_certification
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.registry.app import create_app as create_registry
 from bekal.reporting.app import create_app as create_reporting
 from bekal.shared.auth import ROLE_MINISTRY, Ministry, Role, mint_token
-from bekal.shared.broker import EmbeddedBroker
 from bekal.shared.settings import Settings
 from bekal.training.app import create_app as create_training
 from tests.support.certification import certification_settings

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from bekal.shared.broker import EmbeddedBroker
-from bekal.shared.devrun import SERVICES, Platform
+from bekal.devtools.broker import EmbeddedBroker
+from bekal.devtools.devrun import SERVICES, Platform
 from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bekal.certification.settings import CertificationSettings
-from bekal.shared.broker import EmbeddedBroker
+from bekal.devtools.broker import EmbeddedBroker
 from bekal.shared.events.catalogue import CompetencyUnit, ParticipantCompleted
 from bekal.shared.settings import Settings
 

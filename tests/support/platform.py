@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from bekal.devtools.broker import Broker, free_port
+from bekal.devtools.devrun import SERVICES, Platform
 from bekal.shared.auth import mint_token
-from bekal.shared.broker import Broker, free_port
-from bekal.shared.devrun import SERVICES, Platform
 from bekal.shared.settings import Settings
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bekal.shared.broker import die_with_parent, free_port
+from bekal.devtools.broker import die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bekal.shared.broker import free_port
+from bekal.devtools.broker import free_port
 
 
 class TcpProxy:

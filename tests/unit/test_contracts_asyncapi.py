@@ -15,7 +15,16 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from bekal.devtools.generated import (
+    COMPOSE_FILE,
+    SCHEMA_DIR,
+    all_consumers,
+    compose_with_topics,
+    run,
+    topic_names,
+)
 from bekal.shared import contracts
+from bekal.shared.cli import SERVICES
 from bekal.shared.cli import main as bekal
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import CertificateIssued
@@ -27,13 +36,6 @@ from bekal.shared.events.topics import (
     dead_letter_topic,
     topic_settings,
 )
-from bekal.shared.generated import (
-    COMPOSE_FILE,
-    SCHEMA_DIR,
-    compose_with_topics,
-    run,
-    topic_names,
-)
 from bekal.shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def groups() -> list[contracts.Consumer]:
-    return contracts.consumers()
+    return all_consumers()
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +354,7 @@ def test_yaml_and_json_documents_are_the_same(doc: dict[str, Any]) -> None:
     assert as_json == as_yaml == json.loads(json.dumps(doc))
 
 
-@pytest.mark.parametrize("service", contracts.SERVICES)
+@pytest.mark.parametrize("service", SERVICES)
 async def test_each_service_serves_its_own_topics(service: str) -> None:
     module = __import__(f"bekal.{service}.app", fromlist=["create_app"])
     app = module.create_app(Settings(service_name=service, database_url="sqlite+aiosqlite://"))
@@ -376,7 +378,7 @@ async def test_each_service_serves_its_own_topics(service: str) -> None:
     }
     assert receives == (set(subs.topics) if subs else set())
     assert set(served["channels"]) == owned | receives | dead_letters
-    platform = contracts.asyncapi(consumer_groups=contracts.consumers())
+    platform = contracts.asyncapi(consumer_groups=all_consumers())
     for mid, message in served["components"]["messages"].items():
         assert message == platform["components"]["messages"][mid]
         assert served["components"]["schemas"][mid] == platform["components"]["schemas"][mid]

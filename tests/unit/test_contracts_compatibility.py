@@ -11,10 +11,11 @@ from typing import ClassVar
 
 import pytest
 
-from bekal.shared.contracts import breaking_changes, event_schema, schema_file_name
+from bekal.devtools.generated import SCHEMA_DIR, published_breaks
+from bekal.devtools.schemas import breaking_changes, event_schema
+from bekal.shared.contracts import schema_file_name
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
-from bekal.shared.generated import SCHEMA_DIR, published_breaks
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
-from bekal.shared import apache_kafka
+from bekal.devtools import apache_kafka
+from bekal.devtools.generated import all_consumers
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
-from bekal.shared.contracts import consumers
 from bekal.shared.events.topics import TOPICS, dead_letter_topic, topic_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,7 +186,7 @@ def expected_acls() -> dict[str, set[tuple[str, str, str]]]:
     wanted: dict[str, set[tuple[str, str, str]]] = {s: set() for s in SERVICES}
     for topic in TOPICS:
         wanted[topic.owner] |= {("topic", topic.name, "Write"), ("topic", topic.name, "Describe")}
-    for group in consumers():
+    for group in all_consumers():
         dlq = dead_letter_topic(group.group)
         wanted[group.service] |= {("topic", dlq, "Write"), ("topic", dlq, "Describe")}
         wanted[group.service].add(("group", group.group, "Read"))
@@ -205,7 +205,7 @@ def test_kafka_topics_are_the_catalogue_and_every_dead_letter_topic() -> None:
     docs = render("deploy/kafka")
     topics = of_kind(docs, "KafkaTopic")
     names = [t["spec"]["topicName"] for t in topics]
-    expected = {t.name for t in TOPICS} | {dead_letter_topic(g.group) for g in consumers()}
+    expected = {t.name for t in TOPICS} | {dead_letter_topic(g.group) for g in all_consumers()}
     assert sorted(names) == sorted(expected)
     for topic in topics:
         assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
@@ -228,7 +228,7 @@ def test_kafka_topics_have_the_catalogue_settings_for_three_replicas() -> None:
         config = topics[topic.name]["config"]
         assert config == topic_config(topic.name), topic.name
         assert config == {**durable, "retention.ms": "-1"}, topic.name  # the whole history
-    for group in consumers():
+    for group in all_consumers():
         name = dead_letter_topic(group.group)
         config = topics[name]["config"]
         assert config == topic_config(name), name
@@ -259,7 +259,7 @@ def test_each_ministry_declares_only_its_own_topics_and_users(ministry: str) -> 
     owners = {t.name: t.ministry for t in TOPICS}
     owners |= {
         dead_letter_topic(g.group): ("corrections" if g.service == "registry" else "industry")
-        for g in consumers()
+        for g in all_consumers()
     }
     for topic in of_kind(docs, "KafkaTopic"):
         assert owners[topic["spec"]["topicName"]] == ministry

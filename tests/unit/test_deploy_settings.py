@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bekal.devtools.manifests import SECRET_KEYS
 from bekal.shared.cli import SERVICES
-from bekal.shared.manifests import SECRET_KEYS
 from bekal.shared.settings import Environment, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import make_url
 
-from bekal.shared import apache_kafka
+from bekal.devtools import apache_kafka
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
 from bekal.shared.events.topics import TOPICS, topic_config
 from bekal.shared.settings import Settings
@@ -308,7 +308,7 @@ def test_every_service_uses_an_idempotent_producer_on_the_compose_broker(service
 
 def test_kafka_runs_kraft_single_node_without_topic_auto_creation() -> None:
     kafka = compose_service("kafka")
-    # The version the tests run (bekal.shared.apache_kafka) is the one compose runs.
+    # The version the tests run (bekal.devtools.apache_kafka) is the one compose runs.
     assert kafka.get("image") == f"apache/kafka:{apache_kafka.VERSION}" == "apache/kafka:4.4.0", (
         f"kafka image is {kafka.get('image')!r}"
     )

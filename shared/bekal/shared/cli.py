@@ -1,4 +1,8 @@
-"""The ``bekal`` command: dev tokens, migrations, serving, running the platform, contracts."""
+"""The ``bekal`` command of every service image: serve, migrate, registry-import, dev tokens.
+
+Other distributions add commands through the entry-point group ``bekal.commands`` (a function
+given the subparsers): bekal-devtools adds ``run`` and ``contracts`` on a developer's machine.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import argparse
 import importlib
 import os
 import sys
+from importlib.metadata import entry_points
 
 SERVICES = ("registry", "training", "certification", "reporting")
 DEFAULT_PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
+# Where other installed distributions register their commands (bekal-devtools: run, contracts).
+COMMANDS_GROUP = "bekal.commands"
 
 ROLE_PRESETS: dict[str, tuple[str, list[str]]] = {
     "registry-admin": ("corrections", ["registry_admin"]),
@@ -86,47 +93,8 @@ def _registry_import(args: argparse.Namespace) -> int:
     return run_import_command(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from bekal.shared.devrun import main as devrun_main
-
-    return devrun_main(load_demo=not args.no_demo)
-
-
-def _contracts(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from bekal.shared.generated import run
-
-    root = Path(args.root).resolve()
-    if not (root / "docker-compose.yml").is_file() or not (root / "shared").is_dir():
-        print(f"{root} is not the repository root (give --root)", file=sys.stderr)
-        return 2
-    result = run(root, write=args.action == "generate")
-    for problem in result.breaking:
-        print(f"BREAKING {problem}", file=sys.stderr)
-    if result.breaking:
-        print(
-            "A published event version may only gain optional fields: publish the change as a "
-            "new class with version = 2 (its schema file was left as committed).",
-            file=sys.stderr,
-        )
-    if args.action == "generate":
-        for rel in result.written:
-            print(f"wrote {rel}")
-        print(f"{len(result.written)} file(s) updated")
-        return 1 if result.breaking else 0
-    for rel in result.stale:
-        print(f"out of date: {rel}", file=sys.stderr)
-    if result.stale:
-        print("run `bekal contracts generate` (or `make contracts`) and commit", file=sys.stderr)
-    if result.stale or result.breaking:
-        return 1
-    print("contracts and manifests are up to date")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bekal", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bekal", description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("token", help="mint a development token (local signing key)")
@@ -152,20 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_serve)
 
     p = sub.add_parser(
-        "run", help="run the whole platform locally (broker, four services, demo data)"
-    )
-    p.add_argument("--no-demo", action="store_true", help="do not load the demo data")
-    p.set_defaults(fn=_run)
-
-    p = sub.add_parser(
-        "contracts",
-        help="AsyncAPI, event JSON Schemas, Kafka topics/ACLs and kustomize bases from the code",
-    )
-    p.add_argument("action", choices=["generate", "check"])
-    p.add_argument("--root", default=".", help="the repository root (default: here)")
-    p.set_defaults(fn=_contracts)
-
-    p = sub.add_parser(
         "registry-import",
         help="import inmates from a CSV export into the registry (DATABASE_URL, PSEUDONYM_SECRET)",
     )
@@ -176,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actor", help="who is importing, for the audit trail (default cli:<user>)")
     p.add_argument("--chunk-size", type=int, default=1000, help="lines per transaction")
     p.set_defaults(fn=_registry_import)
+
+    for command in entry_points(group=COMMANDS_GROUP):
+        command.load()(sub)
 
     args = parser.parse_args(argv)
     return int(args.fn(args))

@@ -1,13 +1,15 @@
-"""Integration contracts from the event catalogue: topology, JSON Schemas, AsyncAPI 3."""
+"""The AsyncAPI 3 document a service serves at /asyncapi, from the event catalogue.
+
+The committed contracts (every event version's JSON Schema, the platform's AsyncAPI file) and the
+check that a published version stays compatible are development tooling: ``bekal.devtools``.
+"""
 
 from __future__ import annotations
 
 import copy
 import html
-import importlib
-import importlib.util
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +24,9 @@ from bekal.shared.events.topics import (
     topic_settings,
 )
 
-SERVICES = ("registry", "training", "certification", "reporting")
 ASYNCAPI_VERSION = "3.0.0"
 CONTRACT_VERSION = "1.0.0"
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_ID_PREFIX = "urn:bekal:schema:"
 KAFKA_BINDING_VERSION = "0.5.0"
-# Keywords that document a schema without constraining it: changing them breaks nobody.
-_ANNOTATIONS = frozenset({"title", "description", "examples", "default", "$comment"})
 
 
 # --- who writes and who reads which topic -----------------------------------------------------
@@ -59,24 +56,6 @@ def consumer_of(service: str, subscriptions: Any) -> Consumer:
     )
 
 
-def consumers(services: Iterable[str] = SERVICES) -> list[Consumer]:
-    """Every consumer group, read from ``bekal.<svc>.handlers.subscriptions`` (installed services).
-
-    A service without a handlers module (the registry) consumes nothing.
-    """
-    found = []
-    for service in services:
-        name = f"bekal.{service}.handlers"
-        if importlib.util.find_spec(f"bekal.{service}") is None:
-            raise RuntimeError(f"service package bekal.{service} is not installed")
-        if importlib.util.find_spec(name) is None:
-            continue
-        subs = getattr(importlib.import_module(name), "subscriptions", None)
-        if subs is not None:
-            found.append(consumer_of(service, subs))
-    return found
-
-
 def events_on(topic: str) -> list[type[Event]]:
     return sorted(
         (cls for cls in catalogue.all() if cls.topic == topic), key=lambda c: c.event_type()
@@ -90,116 +69,18 @@ def topic_by_name(name: str) -> Topic:
     raise KeyError(name)
 
 
-# --- JSON Schema of one event version ---------------------------------------------------------
+# --- one event version -----------------------------------------------------------------------
 
 
 def schema_file_name(cls: type[Event]) -> str:
+    """Its JSON Schema's file name under contracts/schemas/."""
     return f"{cls.event_type()}.json"
 
 
-def event_schema(cls: type[Event]) -> dict[str, Any]:
-    """The standalone JSON Schema (2020-12) of an event's data, as committed under contracts/."""
-    body = cls.model_json_schema(mode="validation")
-    schema: dict[str, Any] = {
-        "$schema": SCHEMA_DIALECT,
-        "$id": f"{SCHEMA_ID_PREFIX}{cls.event_type()}",
-        "title": cls.__name__,
-        "description": _doc(cls),
-        "x-event-type": cls.event_type(),
-        "x-topic": cls.topic,
-        "x-key": cls.aggregate_field,
-    }
-    schema.update({k: v for k, v in body.items() if k not in ("title", "description")})
-    return schema
-
-
-def _doc(cls: type) -> str:
+def summary(cls: type) -> str:
+    """A class's docstring on one line (its name when it has none)."""
     text = (cls.__doc__ or "").strip()
     return " ".join(text.split()) if text else cls.__name__
-
-
-# --- compatibility of a published version ----------------------------------------------------
-
-
-def breaking_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """What in ``new`` breaks consumers written against ``old`` (both standalone schemas).
-
-    Breaking: a field removed, a field's type/format/values changed, a new required field, a
-    field no longer required. Adding an optional field, or changing only titles and
-    descriptions, is not breaking (events ignore unknown fields).
-    """
-    return _compare(old, new, old, new, "")
-
-
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    while "$ref" in schema:
-        ref = str(schema["$ref"])
-        if not ref.startswith("#/"):
-            raise ValueError(f"only local $ref supported, got {ref}")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        extra = {k: v for k, v in schema.items() if k != "$ref"}
-        schema = {**target, **extra}
-    return schema
-
-
-def _canonical(schema: Any, root: Mapping[str, Any]) -> Any:
-    """A schema with references inlined and annotations dropped, for comparison."""
-    if isinstance(schema, Mapping):
-        schema = _resolve(schema, root)
-        return {
-            k: _canonical(v, root)
-            for k, v in sorted(schema.items())
-            if k not in _ANNOTATIONS and k != "$defs"
-        }
-    if isinstance(schema, list):
-        return [_canonical(v, root) for v in schema]
-    return schema
-
-
-def _compare(
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    old_root: Mapping[str, Any],
-    new_root: Mapping[str, Any],
-    where: str,
-) -> list[str]:
-    old, new = _resolve(old, old_root), _resolve(new, new_root)
-    problems: list[str] = []
-    if old.get("type") == "object" and new.get("type") == "object" and "properties" in old:
-        old_props, new_props = old.get("properties", {}), new.get("properties", {})
-        old_req, new_req = set(old.get("required", [])), set(new.get("required", []))
-        for name, old_prop in old_props.items():
-            path = f"{where}{name}"
-            if name not in new_props:
-                problems.append(f"field '{path}' removed")
-                continue
-            problems.extend(_compare(old_prop, new_props[name], old_root, new_root, f"{path}."))
-            if name in old_req and name not in new_req:
-                problems.append(f"field '{path}' is no longer required")
-        for name in sorted(new_req - old_req):
-            if name not in old_props:
-                problems.append(f"new required field '{where}{name}'")
-            elif name not in old_req:
-                problems.append(f"field '{where}{name}' became required")
-        rest_old = {k: v for k, v in old.items() if k not in ("properties", "required")}
-        rest_new = {k: v for k, v in new.items() if k not in ("properties", "required")}
-        if _canonical(rest_old, old_root) != _canonical(rest_new, new_root):
-            problems.append(f"object '{where.rstrip('.') or '(event)'}' changed its constraints")
-        return problems
-    if old.get("type") == "array" and new.get("type") == "array" and "items" in old:
-        problems.extend(
-            _compare(old["items"], new.get("items", {}), old_root, new_root, f"{where}[].")
-        )
-        rest_old = {k: v for k, v in old.items() if k != "items"}
-        rest_new = {k: v for k, v in new.items() if k != "items"}
-        if _canonical(rest_old, old_root) != _canonical(rest_new, new_root):
-            problems.append(f"field '{where.rstrip('.')}' changed its type")
-        return problems
-    if _canonical(old, old_root) != _canonical(new, new_root):
-        problems.append(f"field '{where.rstrip('.')}' changed its type")
-    return problems
 
 
 # --- AsyncAPI 3 --------------------------------------------------------------------------------
@@ -473,7 +354,7 @@ def _component_schema(cls: type[Event], schemas: dict[str, Any]) -> dict[str, An
             raise ValueError(f"two different schemas are both called {name}")
         schemas[name] = definition
     body["title"] = cls.__name__
-    body["description"] = _doc(cls)
+    body["description"] = summary(cls)
     return body
 
 
@@ -485,7 +366,7 @@ def _message(cls: type[Event], mid: str) -> dict[str, Any]:
     return {
         "name": cls.__name__,
         "title": cls.__name__,
-        "summary": _doc(cls),
+        "summary": summary(cls),
         "contentType": "application/json",
         "headers": {"type": "object", "required": _REQUIRED_HEADERS, "properties": headers},
         "payload": {"$ref": f"#/components/schemas/{mid}"},
@@ -631,8 +512,3 @@ def _type_label(prop: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
     if "enum" in prop:
         return f"{kind}: {', '.join(map(str, prop['enum']))}"
     return kind
-
-
-def dumps(data: Any) -> str:
-    """The one JSON spelling of every generated file (stable diffs)."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -5,8 +5,8 @@ The jars come from Maven Central through ``tools/apache-kafka/pom.xml`` (pinned 
 several on loopback ports, each a ``java kafka.Kafka`` process with its own storage, which
 ``kill``, ``pause`` and ``restart`` treat as a crash, a freeze and a supervisor's restart would.
 
-    python -m bekal.shared.apache_kafka install        # fetch the jars (Java 17 and Maven)
-    python -m bekal.shared.apache_kafka run --nodes 3  # start a cluster until Ctrl-C
+    python -m bekal.devtools.apache_kafka install        # fetch the jars (Java 17 and Maven)
+    python -m bekal.devtools.apache_kafka run --nodes 3  # start a cluster until Ctrl-C
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bekal.shared.broker import die_with_parent, free_port, port_open
+from bekal.devtools.broker import die_with_parent, free_port, port_open
 
 VERSION = "4.4.0"
 NAME = "apache-kafka"
@@ -35,7 +35,7 @@ class KafkaUnavailable(RuntimeError):
 
 
 def checkout_root() -> Path:
-    here = Path(__file__).resolve().parents[3]
+    here = Path(__file__).resolve().parents[4]  # above tools/devtools/bekal/devtools/
     return here if (here / "tools" / "apache-kafka" / "pom.xml").is_file() else Path.cwd()
 
 
@@ -319,7 +319,7 @@ class ApacheKafka:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bekal.shared.apache_kafka")
+    parser = argparse.ArgumentParser(prog="python -m bekal.devtools.apache_kafka")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("install", help=f"fetch Apache Kafka {VERSION} with Maven into .tools/")
     run = sub.add_parser("run", help="start a local cluster until Ctrl-C")

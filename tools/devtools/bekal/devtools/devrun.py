@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bekal.shared.broker import EmbeddedBroker, die_with_parent, port_open
+from bekal.devtools.broker import EmbeddedBroker, die_with_parent, port_open
 
 SERVICES = ("registry", "training", "certification", "reporting")
 DEFAULT_PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
@@ -274,7 +274,7 @@ def _exited(pid: int) -> bool:
         return True
 
 
-_GUARD_CODE = "import sys, bekal.shared.devrun as d; d.guard(sys.argv[1])"
+_GUARD_CODE = "import sys, bekal.devtools.devrun as d; d.guard(sys.argv[1])"
 
 
 class _Guard:
@@ -395,7 +395,7 @@ def main(*, load_demo: bool = True) -> int:
         platform.wait_ready()
         summary = None
         if load_demo:
-            from bekal.shared.demo import load_demo as load
+            from bekal.devtools.demo import load_demo as load
 
             print("Loading the demo data (once; a second start finds it there) ...", flush=True)
             summary = load({s: platform.url(s) for s in SERVICES}, key_file=platform.key_file)

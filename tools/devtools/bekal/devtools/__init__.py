@@ -1,0 +1,1 @@
+"""Development tooling: the local platform, demo data, generated files, broker launchers."""
