@@ -621,3 +621,37 @@ def test_dockerfiles_differ_only_in_service_name_and_port(service: str) -> None:
             f"services/{service}/Dockerfile line {number} differs from services/{base}/Dockerfile "
             f"in more than the service name and port:\n  {base}: {ours}\n  {service}: {theirs}"
         )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_copies_and_installs_no_development_tools(service: str) -> None:
+    # bekal-devtools (tools/devtools: `bekal run`, the embedded broker, generators) is for a
+    # developer's machine; tests/unit/test_runtime_without_devtools.py proves the service's own
+    # installation does not pull it in, this that the image does not add it.
+    where = f"services/{service}/Dockerfile"
+    syncs: list[str] = []
+    for stage in stages(dockerfile_path(service)):
+        for keyword, args in stage:
+            words = shlex.split(args)
+            if keyword == "RUN":
+                syncs += re.findall(r"uv sync[^&;]*", args)
+            if keyword not in ("COPY", "ADD") or any(w.startswith("--from") for w in words):
+                continue
+            for source in [w for w in words if not w.startswith("--")][:-1]:
+                parts = PurePosixPath(source).parts
+                assert parts and parts[0] not in (".", "tools"), (
+                    f"{where}: {keyword} {args} brings the development tools into the build"
+                )
+    assert syncs, f"{where} runs no uv sync"
+    for sync in syncs:
+        options = sync.split()
+        assert not {"--all-packages", "--all-extras", "--all-groups"} & set(options), (
+            f"{where}: '{sync}' installs more than bekal-{service}"
+        )
+        assert not {"--extra", "--group", "--only-group"} & set(options), (
+            f"{where}: '{sync}' installs an extra or a group"
+        )
+        packages = [options[i + 1] for i, o in enumerate(options[:-1]) if o == "--package"]
+        assert packages == [f"bekal-{service}"], (
+            f"{where}: '{sync}' must install the package bekal-{service} alone"
+        )
