@@ -210,11 +210,26 @@ async def test_sqlite_locked_by_another_process_answers_503_and_consumer_resumes
     await training.wait_ready()
     path = make_url(url).database
     assert path
-    holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    # No busy timeout of its own: SQLite's busy handler backs off up to 100 ms between tries, so
+    # a consumer that begins its next write as soon as one commits would keep the lock from it
+    # until the stream is drained. Asking again at once between the consumer's transactions takes
+    # it mid-stream.
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+
+    def take_lock() -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                holder.execute("BEGIN EXCLUSIVE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0002)
 
     async def lock() -> None:
         # Granted once no other writer holds the database: none can commit after it.
-        await asyncio.to_thread(holder.execute, "BEGIN EXCLUSIVE")
+        await asyncio.to_thread(take_lock)
 
     async def unlock() -> None:
         await asyncio.to_thread(holder.execute, "ROLLBACK")
