@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -20,13 +20,13 @@ install: .venv/.synced  ## install everything into .venv (from the lock file)
 run: install  ## broker + four services + demo data; Ctrl-C stops all
 	.venv/bin/bekal run
 
-test: install postgres kafka-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
+test: install postgres kafka-install keycloak-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
 	bash scripts/test
 
 test-unit: install
 	.venv/bin/python -m pytest tests/unit
 
-test-integration: install postgres kafka-install
+test-integration: install postgres kafka-install keycloak-install
 	.venv/bin/python -m pytest tests/integration tests/e2e
 
 lint: install
@@ -62,6 +62,11 @@ kafka-install: install  ## Apache Kafka 4.4.0's jars from Maven Central into .to
 
 kafka: kafka-install  ## a local Apache Kafka (NODES=1 or 3) until Ctrl-C; then run with KAFKA_BOOTSTRAP_SERVERS
 	.venv/bin/python -m bekal.devtools.apache_kafka run --nodes $(or $(NODES),1)
+
+keycloak-install: install  ## Keycloak (the staff pages' OpenID provider in tests) from Maven Central into .tools/ (Maven; runs on Java 21+)
+	@if command -v mvn >/dev/null 2>&1; then \
+	  .venv/bin/python -m tests.support.keycloak install >/dev/null; \
+	else echo "the staff pages' sign-in tests need Maven and Java 21+ for Keycloak (Debian: maven)"; fi
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var
