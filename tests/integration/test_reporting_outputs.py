@@ -20,25 +20,28 @@ import pytest
 from bekal.reporting.app import create_app
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
-    CertificateIssued,
     CompetencyUnit,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FollowUpRecorded,
     FollowUpSituation,
-    InmateShared,
     NotCompletedReason,
-    ParticipantCompleted,
-    ParticipantEnrolled,
-    ParticipantNotCompleted,
-    ProgramPublished,
-    SessionScheduled,
     Sex,
 )
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.apps import bearer, running
 from tests.support.db import count
+from tests.support.factories import (
+    PONTIANAK,
+    TANGERANG,
+    certificate_issued,
+    certificate_number,
+    facility_registered,
+    follow_up_recorded,
+    inmate_shared,
+    participant_completed,
+    participant_enrolled,
+    participant_not_completed,
+    program_published,
+    session_scheduled,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -49,54 +52,26 @@ UNITS = [CompetencyUnit(code="BTK.01", title="Membatik tulis")]
 
 
 def history() -> list[Event]:
+    program = program_published(
+        program_id=P1, title="Batik Tulis", partner=None, competency_units=UNITS
+    )
     events: list[Event] = [
-        FacilityRegistered(
-            facility_id=F1,
-            code="LPP-TANGERANG",
-            name="LPP Tangerang",
-            kind=FacilityKind.LAPAS_PEREMPUAN,
-            facility_class=FacilityClass.IIA,
-            province="Banten",
-            regional_office="Kanwil Banten",
-            capacity=250,
-            active=True,
+        facility_registered(TANGERANG, facility_id=F1, name="LPP Tangerang"),
+        facility_registered(
+            PONTIANAK, facility_id=F2, name="Lapas Pontianak", regional_office="Kanwil Kalbar"
         ),
-        FacilityRegistered(
-            facility_id=F2,
-            code="LAPAS-PONTIANAK",
-            name="Lapas Pontianak",
-            kind=FacilityKind.LAPAS,
-            facility_class=FacilityClass.IIA,
-            province="Kalimantan Barat",
-            regional_office="Kanwil Kalbar",
-            capacity=600,
-            active=True,
-        ),
-        ProgramPublished(
-            program_id=P1,
-            program_version=1,
-            code="WUB-BATIK",
-            title="Batik Tulis",
-            sector="batik",
-            partner=None,
-            days=5,
-            hours=40,
-            min_attendance_share=0.8,
-            competency_units=UNITS,
-        ),
-        SessionScheduled(
+        program,
+        session_scheduled(
+            program,
             session_id=S1,
-            program_id=P1,
-            program_version=1,
             facility_id=F1,
             start_date=date(2024, 9, 2),
             end_date=date(2024, 9, 6),
             capacity=30,
         ),
-        SessionScheduled(
+        session_scheduled(
+            program,
             session_id=S2,
-            program_id=P1,
-            program_version=1,
             facility_id=F2,
             start_date=date(2024, 9, 9),
             end_date=date(2024, 9, 13),
@@ -105,66 +80,36 @@ def history() -> list[Event]:
     ]
     for n in range(11):
         session_id = S1 if n < 8 else S2
-        person, enrollment = uuid.uuid4(), uuid.uuid4()
-        events.append(
-            InmateShared(
-                participant_id=person,
-                full_name="Nama",
-                birth_year=1990,
-                sex=Sex.FEMALE if n < 8 else Sex.MALE,
-                facility_id=F1 if n < 8 else F2,
-                admission_date=date(2023, 1, 1),
-                expected_release_date=None,
-            )
+        person = inmate_shared(
+            full_name="Nama",
+            sex=Sex.FEMALE if n < 8 else Sex.MALE,
+            facility_id=F1 if n < 8 else F2,
+            admission_date=date(2023, 1, 1),
+            expected_release_date=None,
         )
-        events.append(
-            ParticipantEnrolled(
-                enrollment_id=enrollment,
-                session_id=session_id,
-                participant_id=person,
-                enrolled_on=date(2024, 8, 30),
-            )
-        )
+        enrolment = participant_enrolled(session_id, person, enrolled_on=date(2024, 8, 30))
+        events += [person, enrolment]
         if n in (6, 7):
             events.append(
-                ParticipantNotCompleted(
-                    enrollment_id=enrollment,
-                    session_id=session_id,
-                    participant_id=person,
+                participant_not_completed(
+                    enrolment,
                     reason=NotCompletedReason.COMPETENCIES_NOT_MET,
                     attendance_share=0.9,
                 )
             )
             continue
-        end = date(2024, 9, 6) if n < 8 else date(2024, 9, 13)
-        events.append(
-            ParticipantCompleted(
-                enrollment_id=enrollment,
-                session_id=session_id,
-                participant_id=person,
-                participant_name="Nama",
-                program_id=P1,
-                program_code="WUB-BATIK",
-                program_title="Batik Tulis",
-                sector="batik",
-                partner=None,
-                competency_units=UNITS,
-                hours=40,
-                start_date=date(2024, 9, 2),
-                end_date=end,
-                attendance_share=1.0,
-            )
+        done = participant_completed(
+            enrolment,
+            program,
+            participant_name="Nama",
+            start_date=date(2024, 9, 2),
+            end_date=date(2024, 9, 6) if n < 8 else date(2024, 9, 13),
         )
+        events.append(done)
         if n < 8:
             events.append(
-                CertificateIssued(
-                    certificate_id=uuid.uuid4(),
-                    number=f"IKMA/2024/{n + 1:06d}",
-                    participant_id=person,
-                    session_id=session_id,
-                    enrollment_id=enrollment,
-                    program_id=P1,
-                    issued_on=date(2024, 9, 10),
+                certificate_issued(
+                    done, number=certificate_number(2024, n + 1), issued_on=date(2024, 9, 10)
                 )
             )
         if n < 3:
@@ -174,14 +119,7 @@ def history() -> list[Event]:
                 else FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB
             )
             events.append(
-                FollowUpRecorded(
-                    enrollment_id=enrollment,
-                    session_id=session_id,
-                    participant_id=person,
-                    checkpoint_months=3,
-                    situation=situation,
-                    recorded_on=date(2025, 1, 10),
-                )
+                follow_up_recorded(enrolment, situation=situation, recorded_on=date(2025, 1, 10))
             )
     return events
 

@@ -34,31 +34,34 @@ from bekal.reporting.app import create_app
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
-    EnrollmentWithdrawn,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FollowUpRecorded,
     FollowUpSituation,
-    InmateReleased,
     InmateShared,
-    InmatesMerged,
-    NotCompletedReason,
     ParticipantCompleted,
     ParticipantEnrolled,
-    ParticipantLeftWaitlist,
-    ParticipantNotCompleted,
-    ParticipantWaitlisted,
-    ProgramPublished,
-    ReadinessRecorded,
     ReleaseKind,
-    SessionScheduled,
     Sex,
     WithdrawalReason,
 )
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.apps import bearer, running
 from tests.support.db import count
+from tests.support.factories import (
+    TANGERANG,
+    enrollment_withdrawn,
+    facility_registered,
+    follow_up_recorded,
+    inmate_released,
+    inmate_shared,
+    inmates_merged,
+    participant_completed,
+    participant_enrolled,
+    participant_left_waitlist,
+    participant_not_completed,
+    participant_waitlisted,
+    program_published,
+    readiness_recorded,
+    session_scheduled,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -70,58 +73,50 @@ SESSION = {"A": uuid.uuid4(), "B": uuid.uuid4()}
 END = {"A": date(2024, 3, 8), "B": date(2024, 9, 6)}
 PERSON = {p: uuid.uuid4() for p in "XYZW"}
 UNITS = [CompetencyUnit(code="U1", title="Unit")]
+PROGRAMS = {
+    course: program_published(
+        program_id=PROGRAM[course],
+        code=f"WUB-{course}",
+        title=f"Kursus {course}",
+        partner=None,
+        competency_units=UNITS,
+    )
+    for course in "AB"
+}
+
+
+def shared(person: uuid.UUID) -> InmateShared:
+    return inmate_shared(
+        participant_id=person,
+        full_name="Nama",
+        sex=Sex.FEMALE,
+        facility_id=F,
+        admission_date=date(2023, 1, 1),
+        expected_release_date=None,
+    )
+
+
+def enrolled(course: str, person: uuid.UUID, **overrides: object) -> ParticipantEnrolled:
+    return participant_enrolled(
+        SESSION[course], person, enrolled_on=END[course] - timedelta(days=10), **overrides
+    )
 
 
 def history() -> list[Event]:
-    events: list[Event] = [
-        FacilityRegistered(
-            facility_id=F,
-            code="LPP-TANGERANG",
-            name="LPP Tangerang",
-            kind=FacilityKind.LAPAS_PEREMPUAN,
-            facility_class=FacilityClass.IIA,
-            province="Banten",
-            regional_office="Kanwil Banten",
-            capacity=250,
-            active=True,
-        )
-    ]
+    events: list[Event] = [facility_registered(TANGERANG, facility_id=F, name="LPP Tangerang")]
     for course in "AB":
         events += [
-            ProgramPublished(
-                program_id=PROGRAM[course],
-                program_version=1,
-                code=f"WUB-{course}",
-                title=f"Kursus {course}",
-                sector="batik",
-                partner=None,
-                days=5,
-                hours=40,
-                min_attendance_share=0.8,
-                competency_units=UNITS,
-            ),
-            SessionScheduled(
+            PROGRAMS[course],
+            session_scheduled(
+                PROGRAMS[course],
                 session_id=SESSION[course],
-                program_id=PROGRAM[course],
-                program_version=1,
                 facility_id=F,
                 start_date=END[course] - timedelta(days=4),
                 end_date=END[course],
                 capacity=30,
             ),
         ]
-    for person in "XYZW":
-        events.append(
-            InmateShared(
-                participant_id=PERSON[person],
-                full_name="Nama",
-                sex=Sex.FEMALE,
-                birth_year=1990,
-                facility_id=F,
-                admission_date=date(2023, 1, 1),
-                expected_release_date=None,
-            )
-        )
+    events += [shared(PERSON[person]) for person in "XYZW"]
 
     def completed(
         person: str,
@@ -131,67 +126,32 @@ def history() -> list[Event]:
         ready: bool = False,
         waitlisted_first: bool = False,
     ) -> None:
-        enrolment = uuid.uuid4()
+        enrolment = enrolled(course, PERSON[person])
         if waitlisted_first:  # moved up from the waiting list: the same id enrols
             events.append(
-                ParticipantWaitlisted(
-                    enrollment_id=enrolment,
-                    session_id=SESSION[course],
-                    participant_id=PERSON[person],
+                participant_waitlisted(
+                    SESSION[course],
+                    PERSON[person],
+                    enrollment_id=enrolment.enrollment_id,
                     waitlisted_on=END[course] - timedelta(days=20),
-                    position=1,
                 )
             )
         events.extend(
             [
-                ParticipantEnrolled(
-                    enrollment_id=enrolment,
-                    session_id=SESSION[course],
-                    participant_id=PERSON[person],
-                    enrolled_on=END[course] - timedelta(days=10),
-                ),
-                ParticipantCompleted(
-                    enrollment_id=enrolment,
-                    session_id=SESSION[course],
-                    participant_id=PERSON[person],
-                    participant_name="Nama",
-                    program_id=PROGRAM[course],
-                    program_code=f"WUB-{course}",
-                    program_title=f"Kursus {course}",
-                    sector="batik",
-                    partner=None,
-                    competency_units=UNITS,
-                    hours=40,
-                    start_date=END[course] - timedelta(days=4),
-                    end_date=END[course],
-                    attendance_share=1.0,
+                enrolment,
+                participant_completed(
+                    enrolment, PROGRAMS[course], participant_name="Nama", end_date=END[course]
                 ),
             ]
         )
         # A checklist missing the NIB first, then (when ready) the whole of it.
         events.extend(
-            ReadinessRecorded(
-                enrollment_id=enrolment,
-                session_id=SESSION[course],
-                participant_id=PERSON[person],
-                identity_card=True,
-                bank_account=True,
-                nib=nib,
-                starter_tools=True,
-                recorded_on=date(2024, 9, day),
-            )
+            readiness_recorded(enrolment, nib=nib, recorded_on=date(2024, 9, day))
             for day, nib in ((20, False), (25, True))[: 2 if ready else 1]
         )
         if then is not None:
             events.append(
-                FollowUpRecorded(
-                    enrollment_id=enrolment,
-                    session_id=SESSION[course],
-                    participant_id=PERSON[person],
-                    checkpoint_months=3,
-                    situation=then,
-                    recorded_on=date(2025, 1, 10),
-                )
+                follow_up_recorded(enrolment, situation=then, recorded_on=date(2025, 1, 10))
             )
 
     # B is published first: the first course is found by its end date, not arrival order.
@@ -200,56 +160,26 @@ def history() -> list[Event]:
     completed("Y", "B", FollowUpSituation.BUSINESS_STARTED_WITH_NIB, waitlisted_first=True)
     completed("Z", "A", FollowUpSituation.EMPLOYED_BY_IKM)
     completed("Z", "B", FollowUpSituation.EMPLOYED_BY_IKM)
-    w = uuid.uuid4()
-    events += [
-        ParticipantEnrolled(
-            enrollment_id=w,
-            session_id=SESSION["A"],
-            participant_id=PERSON["W"],
-            enrolled_on=date(2024, 2, 20),
-        ),
-        ParticipantNotCompleted(
-            enrollment_id=w,
-            session_id=SESSION["A"],
-            participant_id=PERSON["W"],
-            reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
-            attendance_share=0.5,
-        ),
-    ]
+    w = participant_enrolled(SESSION["A"], PERSON["W"], enrolled_on=date(2024, 2, 20))
+    events += [w, participant_not_completed(w, attendance_share=0.5)]
     # Waiting lists of B: W still waits; V (not shared) left it.
-    v_entry = uuid.uuid4()
+    v = participant_waitlisted(SESSION["B"], waitlisted_on=date(2024, 8, 2), position=3)
     events += [
-        ParticipantWaitlisted(
-            enrollment_id=uuid.uuid4(),
-            session_id=SESSION["B"],
-            participant_id=PERSON["W"],
-            waitlisted_on=date(2024, 8, 1),
-            position=2,
+        participant_waitlisted(
+            SESSION["B"], PERSON["W"], waitlisted_on=date(2024, 8, 1), position=2
         ),
-        ParticipantLeftWaitlist(
-            enrollment_id=v_entry,
-            session_id=SESSION["B"],
-            participant_id=uuid.uuid4(),
-            reason="released",
-            left_on=date(2024, 8, 20),
-        ),
-        ParticipantWaitlisted(
-            enrollment_id=v_entry,
-            session_id=SESSION["B"],
-            participant_id=uuid.uuid4(),
-            waitlisted_on=date(2024, 8, 2),
-            position=3,
-        ),
+        participant_left_waitlist(v, left_on=date(2024, 8, 20)),
+        v,
     ]
-    for person in "XYW":
-        events.append(
-            InmateReleased(
-                participant_id=PERSON[person],
-                facility_id=F,
-                release_kind=ReleaseKind.PAROLE,
-                released_on=date(2024, 10, 1),
-            )
+    events += [
+        inmate_released(
+            participant_id=PERSON[person],
+            facility_id=F,
+            release_kind=ReleaseKind.PAROLE,
+            released_on=date(2024, 10, 1),
         )
+        for person in "XYW"
+    ]
     return events
 
 
@@ -315,52 +245,25 @@ async def test_a_person_enrolled_twice_in_one_session_under_merged_records_count
     old, survivor = uuid.uuid4(), PERSON["X"]
     kept, folded = uuid.uuid4(), uuid.uuid4()
 
-    def shared(person: uuid.UUID) -> InmateShared:
-        return InmateShared(
-            participant_id=person,
-            full_name="Nama",
-            sex=Sex.FEMALE,
-            birth_year=1990,
-            facility_id=F,
-            admission_date=date(2023, 1, 1),
-            expected_release_date=None,
-        )
-
-    def enrolled(enrolment: uuid.UUID, person: uuid.UUID) -> ParticipantEnrolled:
-        return ParticipantEnrolled(
-            enrollment_id=enrolment,
-            session_id=SESSION["A"],
-            participant_id=person,
-            enrolled_on=END["A"] - timedelta(days=10),
-        )
-
     def completion(enrolment: uuid.UUID, person: uuid.UUID) -> ParticipantCompleted:
-        return ParticipantCompleted(
+        return participant_completed(
+            program=PROGRAMS["A"],
             enrollment_id=enrolment,
             session_id=SESSION["A"],
             participant_id=person,
             participant_name="Nama",
-            program_id=PROGRAM["A"],
-            program_code="WUB-A",
-            program_title="Kursus A",
-            sector="batik",
-            partner=None,
-            competency_units=UNITS,
-            hours=40,
-            start_date=END["A"] - timedelta(days=4),
             end_date=END["A"],
-            attendance_share=1.0,
         )
 
     events: list[Event] = [
         *base,
         shared(survivor),
         shared(old),
-        enrolled(kept, survivor),
-        enrolled(folded, old),
+        enrolled("A", survivor, enrollment_id=kept),
+        enrolled("A", old, enrollment_id=folded),
         completion(folded, old),
-        InmatesMerged(participant_id=old, surviving_participant_id=survivor, merged_on=END["A"]),
-        EnrollmentWithdrawn(
+        inmates_merged(old, survivor, merged_on=END["A"]),
+        enrollment_withdrawn(
             enrollment_id=folded,
             session_id=SESSION["A"],
             participant_id=survivor,

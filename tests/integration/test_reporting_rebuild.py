@@ -29,28 +29,25 @@ from bekal.reporting.generations import (
 from bekal.reporting.models import ProjectionGeneration
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import (
-    CertificateIssued,
-    CertificateReissued,
-    CertificateRevocationKind,
-    CertificateRevoked,
-    CompetencyUnit,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FacilityUpdated,
-    InmateErased,
-    InmateShared,
-    InmatesMerged,
-    ParticipantCompleted,
-    ParticipantEnrolled,
-    ProgramPublished,
-    SessionScheduled,
-    Sex,
-)
+from bekal.shared.events.catalogue import CompetencyUnit, ParticipantEnrolled, Sex
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.apps import bearer, running
 from tests.support.db import count
+from tests.support.factories import (
+    TANGERANG,
+    certificate_issued,
+    certificate_reissued,
+    certificate_superseded,
+    facility_registered,
+    facility_updated,
+    inmate_erased,
+    inmate_shared,
+    inmates_merged,
+    participant_completed,
+    participant_enrolled,
+    program_published,
+    session_scheduled,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -64,44 +61,42 @@ UNITS = [CompetencyUnit(code="U1", title="Unit")]
 
 
 def history() -> list[Event]:
-    facility = dict(
-        facility_id=F1,
-        code="LPP-TANGERANG",
-        kind=FacilityKind.LAPAS_PEREMPUAN,
-        facility_class=FacilityClass.IIA,
-        province="Banten",
-        regional_office="Kanwil Banten",
-        capacity=250,
-        active=True,
+    facility = facility_registered(TANGERANG, facility_id=F1, name="LPP Tangerang")
+    program = program_published(program_id=P1, title="Batik", partner=None, competency_units=UNITS)
+    session = session_scheduled(
+        program,
+        facility,
+        session_id=S1,
+        start_date=date(2024, 9, 2),
+        end_date=date(2024, 9, 6),
+        capacity=30,
     )
     events: list[Event] = [
-        FacilityRegistered(name="LPP Tangerang", **facility),
-        FacilityUpdated(name="LPP Kelas IIA Tangerang", **facility),
-        ProgramPublished(
-            program_id=P1,
-            program_version=1,
-            code="WUB-BATIK",
-            title="Batik",
-            sector="batik",
-            partner=None,
-            days=5,
-            hours=40,
-            min_attendance_share=0.8,
-            competency_units=UNITS,
-        ),
-        SessionScheduled(
-            session_id=S1,
-            program_id=P1,
-            program_version=1,
-            facility_id=F1,
+        facility,
+        facility_updated(facility, name="LPP Kelas IIA Tangerang"),
+        program,
+        session,
+    ]
+    certificates = []
+    for n, (person, enrolment, cert) in enumerate(zip(PEOPLE, ENROLMENTS, CERTS, strict=True)):
+        enrolled = participant_enrolled(
+            session, person, enrollment_id=enrolment, enrolled_on=date(2024, 8, 30)
+        )
+        done = participant_completed(
+            enrolled,
+            program,
+            participant_name="Nama",
+            program_code="WUB",
             start_date=date(2024, 9, 2),
             end_date=date(2024, 9, 6),
-            capacity=30,
-        ),
-    ]
-    for n, (person, enrolment, cert) in enumerate(zip(PEOPLE, ENROLMENTS, CERTS, strict=True)):
+        )
+        certificates.append(
+            certificate_issued(
+                done, certificate_id=cert, number=f"IKMA/2024/{n:06d}", issued_on=date(2024, 9, 9)
+            )
+        )
         events += [
-            InmateShared(
+            inmate_shared(
                 participant_id=person,
                 full_name="Nama",
                 sex=Sex.FEMALE,
@@ -110,65 +105,18 @@ def history() -> list[Event]:
                 admission_date=date(2023, 1, 1),
                 expected_release_date=None,
             ),
-            ParticipantEnrolled(
-                enrollment_id=enrolment,
-                session_id=S1,
-                participant_id=person,
-                enrolled_on=date(2024, 8, 30),
-            ),
-            ParticipantCompleted(
-                enrollment_id=enrolment,
-                session_id=S1,
-                participant_id=person,
-                participant_name="Nama",
-                program_id=P1,
-                program_code="WUB",
-                program_title="Batik",
-                sector="batik",
-                partner=None,
-                competency_units=UNITS,
-                hours=40,
-                start_date=date(2024, 9, 2),
-                end_date=date(2024, 9, 6),
-                attendance_share=1.0,
-            ),
-            CertificateIssued(
-                certificate_id=cert,
-                number=f"IKMA/2024/{n:06d}",
-                participant_id=person,
-                session_id=S1,
-                enrollment_id=enrolment,
-                program_id=P1,
-                issued_on=date(2024, 9, 9),
-            ),
+            enrolled,
+            done,
+            certificates[-1],
         ]
-    reissued = uuid.uuid4()
+    reissued = certificate_reissued(
+        certificates[0], number="IKMA/2024/000100", issued_on=date(2024, 9, 20)
+    )
     events += [
-        CertificateReissued(
-            certificate_id=reissued,
-            number="IKMA/2024/000100",
-            replaces_certificate_id=CERTS[0],
-            replaces_number="IKMA/2024/000000",
-            participant_id=PEOPLE[0],
-            session_id=S1,
-            enrollment_id=ENROLMENTS[0],
-            program_id=P1,
-            issued_on=date(2024, 9, 20),
-        ),
-        CertificateRevoked(
-            certificate_id=CERTS[0],
-            number="IKMA/2024/000000",
-            enrollment_id=ENROLMENTS[0],
-            revoked_on=date(2024, 9, 20),
-            kind=CertificateRevocationKind.SUPERSEDED,
-            replaced_by_certificate_id=reissued,
-        ),
-        InmatesMerged(
-            participant_id=PEOPLE[1],
-            surviving_participant_id=PEOPLE[2],
-            merged_on=date(2024, 10, 1),
-        ),
-        InmateErased(participant_id=PEOPLE[3]),
+        reissued,
+        certificate_superseded(certificates[0], reissued),
+        inmates_merged(PEOPLE[1], PEOPLE[2], merged_on=date(2024, 10, 1)),
+        inmate_erased(PEOPLE[3]),
     ]
     return events
 
@@ -227,12 +175,7 @@ async def _switched(client: httpx.AsyncClient, operator: dict[str, str], number:
 
 
 def _late_enrolment() -> ParticipantEnrolled:
-    return ParticipantEnrolled(
-        enrollment_id=uuid.uuid4(),
-        session_id=S1,
-        participant_id=uuid.uuid4(),
-        enrolled_on=date(2024, 9, 1),
-    )
+    return participant_enrolled(S1, enrolled_on=date(2024, 9, 1))
 
 
 async def test_rebuild_switches_the_running_service_over_without_losing_or_doubling_an_event(
@@ -353,7 +296,7 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
             assert response.status_code == 200 and response.json()["status"] == "dropped"
 
             # An erasure after the switch-overs reaches the retired generations too.
-            await publish(settings, [InmateErased(participant_id=PEOPLE[4])])
+            await publish(settings, [inmate_erased(PEOPLE[4])])
             url1 = generation_url(database_url, generation_location(database_url, 1))
 
             async def erased_everywhere() -> bool:
