@@ -35,14 +35,10 @@ from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CertificateIssued,
-    CertificateReissued,
-    CompetencyUnit,
     EnrollmentOutcome,
     EnrollmentWithdrawn,
-    InmateErased,
     InmateShared,
     InmatesMerged,
-    NotCompletedReason,
     OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
@@ -61,6 +57,18 @@ from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_prod
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import upgrade
 from tests.support.db import count
+from tests.support.factories import (
+    certificate_issued,
+    certificate_reissued,
+    enrollment_withdrawn,
+    inmate_erased,
+    inmate_shared,
+    inmates_merged,
+    outcome_corrected,
+    participant_completed,
+    participant_enrolled,
+    participant_not_completed,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -136,21 +144,11 @@ async def _both_ways(
 
 
 def shared(person: uuid.UUID, *, sex: Sex = Sex.FEMALE, born: int = 1990) -> InmateShared:
-    return InmateShared(
-        participant_id=person,
-        full_name="Nama",
-        sex=sex,
-        birth_year=born,
-        facility_id=uuid.UUID(int=1),
-        admission_date=date(2023, 1, 1),
-        expected_release_date=None,
-    )
+    return inmate_shared(participant_id=person, sex=sex, birth_year=born)
 
 
 def merged(old: uuid.UUID, survivor: uuid.UUID) -> InmatesMerged:
-    return InmatesMerged(
-        participant_id=old, surviving_participant_id=survivor, merged_on=date(2025, 1, 1)
-    )
+    return inmates_merged(old, survivor, merged_on=date(2025, 1, 1))
 
 
 class People:
@@ -170,7 +168,7 @@ class People:
             (merged(self.a, self.b), at(4)),
             (merged(self.b, self.c), at(5)),
             (shared(self.erased), at(6)),
-            (InmateErased(participant_id=self.erased), at(7)),
+            (inmate_erased(self.erased), at(7)),
         ]
 
 
@@ -211,45 +209,25 @@ async def test_shares_of_people_as_one_batch_leave_what_they_leave_one_by_one(tw
 
 
 def _enrolled(enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID) -> ParticipantEnrolled:
-    return ParticipantEnrolled(
-        enrollment_id=enrolment,
-        session_id=session,
-        participant_id=person,
-        enrolled_on=date(2025, 2, 3),
+    return participant_enrolled(
+        session, person, enrollment_id=enrolment, enrolled_on=date(2025, 2, 3)
     )
 
 
 def _completed(
     enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID, *, end: date = date(2025, 2, 7)
 ) -> ParticipantCompleted:
-    return ParticipantCompleted(
-        enrollment_id=enrolment,
-        session_id=session,
-        participant_id=person,
-        participant_name="Nama",
+    return participant_completed(
+        _enrolled(enrolment, session, person),
         program_id=uuid.UUID(int=7),
-        program_code="WUB-BATIK",
-        program_title="Membatik",
-        sector="batik",
-        partner=None,
-        competency_units=[CompetencyUnit(code="U1", title="Unit")],
-        hours=40,
-        start_date=end - timedelta(days=4),
         end_date=end,
-        attendance_share=1.0,
     )
 
 
 def _not_completed(
     enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID
 ) -> ParticipantNotCompleted:
-    return ParticipantNotCompleted(
-        enrollment_id=enrolment,
-        session_id=session,
-        participant_id=person,
-        reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
-        attendance_share=0.5,
-    )
+    return participant_not_completed(_enrolled(enrolment, session, person), attendance_share=0.5)
 
 
 def _withdrawn(
@@ -259,10 +237,8 @@ def _withdrawn(
     *,
     into: uuid.UUID | None = None,
 ) -> EnrollmentWithdrawn:
-    return EnrollmentWithdrawn(
-        enrollment_id=enrolment,
-        session_id=session,
-        participant_id=person,
+    return enrollment_withdrawn(
+        _enrolled(enrolment, session, person),
         reason=WithdrawalReason.RELEASED if into is None else WithdrawalReason.OTHER,
         withdrawn_on=date(2025, 2, 5),
         merged_into_enrollment_id=into,
@@ -272,17 +248,9 @@ def _withdrawn(
 def _corrected(
     enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID, outcome: EnrollmentOutcome
 ) -> OutcomeCorrected:
-    completed = outcome is EnrollmentOutcome.COMPLETED
-    return OutcomeCorrected(
-        enrollment_id=enrolment,
-        session_id=session,
-        participant_id=person,
-        previous_outcome=EnrollmentOutcome.NOT_COMPLETED
-        if completed
-        else EnrollmentOutcome.COMPLETED,
-        outcome=outcome,
-        not_completed_reason=None if completed else NotCompletedReason.COMPETENCIES_NOT_MET,
-        attendance_share=0.9,
+    return outcome_corrected(
+        _enrolled(enrolment, session, person),
+        outcome,
         reason="salah input",
         corrected_on=date(2025, 2, 20),
     )
@@ -349,12 +317,10 @@ async def test_enrolment_events_as_one_batch_leave_what_they_leave_one_by_one(tw
 def _issued(
     certificate: uuid.UUID, enrolment: uuid.UUID, person: uuid.UUID, number: str
 ) -> CertificateIssued:
-    return CertificateIssued(
+    return certificate_issued(
+        _enrolled(enrolment, uuid.UUID(int=3), person),
         certificate_id=certificate,
         number=number,
-        participant_id=person,
-        session_id=uuid.UUID(int=3),
-        enrollment_id=enrolment,
         program_id=uuid.UUID(int=7),
         issued_on=date(2025, 2, 21),
     )
@@ -375,15 +341,10 @@ async def test_certificates_as_one_batch_leave_what_they_leave_one_by_one(two_da
         (_issued(c["erased"], enrolment["erased"], people.erased, "BKL-3"), None),
         (_issued(c["new"], enrolment["new"], uuid.uuid4(), "BKL-4"), at(9)),
         (
-            CertificateReissued(
+            certificate_reissued(
+                _issued(c["known"], enrolment["known"], people.old, "BKL-1"),
                 certificate_id=c["reissued"],
                 number="BKL-5",
-                replaces_certificate_id=c["known"],
-                replaces_number="BKL-1",
-                participant_id=people.old,
-                session_id=uuid.UUID(int=3),
-                enrollment_id=enrolment["known"],
-                program_id=uuid.UUID(int=7),
                 issued_on=date(2025, 2, 22),
             ),
             at(23),

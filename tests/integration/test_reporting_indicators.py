@@ -25,32 +25,15 @@ from bekal.shared import metrics
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CertificateIssued,
-    CertificateReissued,
-    CertificateRevocationKind,
-    CertificateRevoked,
     CompetencyUnit,
     EnrollmentOutcome,
-    EnrollmentWithdrawn,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FacilityUpdated,
-    FollowUpRecorded,
     FollowUpSituation,
-    InmateErased,
-    InmateReleased,
     InmateShared,
-    InmatesMerged,
-    NotCompletedReason,
-    OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
-    ParticipantNotCompleted,
     ProgramPublished,
     ReleaseKind,
-    SessionCompleted,
     SessionScheduled,
-    SessionStarted,
     Sex,
     WithdrawalReason,
 )
@@ -58,6 +41,30 @@ from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.settings import Settings
 from tests.support.apps import bearer, running
 from tests.support.db import count
+from tests.support.factories import (
+    PONTIANAK,
+    TANGERANG,
+    certificate_issued,
+    certificate_reissued,
+    certificate_revoked,
+    certificate_superseded,
+    enrollment_withdrawn,
+    facility_registered,
+    facility_updated,
+    follow_up_recorded,
+    inmate_erased,
+    inmate_released,
+    inmate_shared,
+    inmates_merged,
+    outcome_corrected,
+    participant_completed,
+    participant_enrolled,
+    participant_not_completed,
+    program_published,
+    session_completed,
+    session_scheduled,
+    session_started,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -112,45 +119,14 @@ class Script:
         return eid
 
 
-def _facility(
-    cls: type[FacilityRegistered] | type[FacilityUpdated], fid: uuid.UUID, name: str
-) -> Event:
-    if fid == F1:
-        return cls(
-            facility_id=F1,
-            code="LPP-TANGERANG",
-            name=name,
-            kind=FacilityKind.LAPAS_PEREMPUAN,
-            facility_class=FacilityClass.IIA,
-            province="Banten",
-            regional_office="Kanwil Banten",
-            capacity=250,
-            active=True,
-        )
-    return cls(
-        facility_id=F2,
-        code="LAPAS-PONTIANAK",
-        name=name,
-        kind=FacilityKind.LAPAS,
-        facility_class=FacilityClass.IIA,
-        province="Kalimantan Barat",
-        regional_office="Kanwil Kalimantan Barat",
-        capacity=600,
-        active=True,
-    )
-
-
 def _program(pid: uuid.UUID, version: int, code: str, title: str) -> ProgramPublished:
-    return ProgramPublished(
+    return program_published(
         program_id=pid,
         program_version=version,
         code=code,
         title=title,
         sector=SECTOR[pid],
         partner="YBI",
-        days=5,
-        hours=40,
-        min_attendance_share=0.8,
         competency_units=UNITS,
     )
 
@@ -158,23 +134,16 @@ def _program(pid: uuid.UUID, version: int, code: str, title: str) -> ProgramPubl
 def _scheduled(
     sid: uuid.UUID, pid: uuid.UUID, fid: uuid.UUID, start: date, end: date
 ) -> SessionScheduled:
-    return SessionScheduled(
-        session_id=sid,
-        program_id=pid,
-        program_version=1,
-        facility_id=fid,
-        start_date=start,
-        end_date=end,
-        capacity=30,
+    return session_scheduled(
+        session_id=sid, program_id=pid, facility_id=fid, start_date=start, end_date=end, capacity=30
     )
 
 
 def _shared(n: int, sex: Sex) -> InmateShared:
-    return InmateShared(
+    return inmate_shared(
         participant_id=PERSON[n],
         full_name=NAME,
         sex=sex,
-        birth_year=1990,
         facility_id=F1 if sex is Sex.FEMALE else F2,
         admission_date=date(2018, 1, 1),
         expected_release_date=None,
@@ -182,60 +151,31 @@ def _shared(n: int, sex: Sex) -> InmateShared:
 
 
 def _enrolled(n: int) -> ParticipantEnrolled:
-    return ParticipantEnrolled(
-        enrollment_id=E[n],
-        session_id=SESSION_OF[n],
-        participant_id=PERSON[n],
-        enrolled_on=date(2019, 5, 1),
+    return participant_enrolled(
+        SESSION_OF[n], PERSON[n], enrollment_id=E[n], enrolled_on=date(2019, 5, 1)
     )
 
 
 def _completed(n: int, pid: uuid.UUID, end: date) -> ParticipantCompleted:
-    return ParticipantCompleted(
-        enrollment_id=E[n],
-        session_id=SESSION_OF[n],
-        participant_id=PERSON[n],
-        participant_name=NAME,
-        program_id=pid,
-        program_code="X",
-        program_title="X",
-        sector=SECTOR[pid],
-        partner=None,
-        competency_units=UNITS,
-        hours=40,
-        start_date=end - timedelta(days=5),
-        end_date=end,
-        attendance_share=1.0,
+    # Reporting reads the program, its sector and the end date; the name it must not keep.
+    return participant_completed(
+        _enrolled(n), program_id=pid, sector=SECTOR[pid], participant_name=NAME, end_date=end
     )
 
 
-def _not_completed(n: int) -> ParticipantNotCompleted:
-    return ParticipantNotCompleted(
-        enrollment_id=E[n],
-        session_id=SESSION_OF[n],
-        participant_id=PERSON[n],
-        reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM,
-        attendance_share=0.5,
-    )
+def _not_completed(n: int) -> Event:
+    return participant_not_completed(_enrolled(n), attendance_share=0.5)
 
 
-def _withdrawn(n: int, reason: WithdrawalReason) -> EnrollmentWithdrawn:
-    return EnrollmentWithdrawn(
-        enrollment_id=E[n],
-        session_id=SESSION_OF[n],
-        participant_id=PERSON[n],
-        reason=reason,
-        withdrawn_on=date(2024, 9, 5),
-    )
+def _withdrawn(n: int, reason: WithdrawalReason) -> Event:
+    return enrollment_withdrawn(_enrolled(n), reason=reason, withdrawn_on=date(2024, 9, 5))
 
 
 def _certificate(n: int, pid: uuid.UUID, number: str) -> CertificateIssued:
-    return CertificateIssued(
+    return certificate_issued(
+        _enrolled(n),
         certificate_id=CERT[n],
         number=number,
-        participant_id=PERSON[n],
-        session_id=SESSION_OF[n],
-        enrollment_id=E[n],
         program_id=pid,
         issued_on=date(2024, 9, 8),
     )
@@ -260,11 +200,12 @@ def history() -> tuple[Script, Script]:
     # A completion before its enrolment; a session before its facility; a start before its plan.
     early.add(_completed(11, P2, date(2024, 7, 22)))
     early.add(_scheduled(S2, P1, F1, date(2024, 9, 3), date(2024, 9, 7)))
-    early.add(SessionStarted(session_id=S4, started_on=date(2024, 9, 2)))
+    early.add(session_started(S4, started_on=date(2024, 9, 2)))
 
-    rest.add(_facility(FacilityRegistered, F1, "Lapas Perempuan Kelas IIA Tangerang"))
-    rest.add(_facility(FacilityRegistered, F2, "Lapas Kelas IIA Pontianak"))
-    rest.add(_facility(FacilityUpdated, F2, "Lapas Kelas IIA Pontianak (Kalbar)"))
+    pontianak = facility_registered(PONTIANAK, facility_id=F2)
+    rest.add(facility_registered(TANGERANG, facility_id=F1))
+    rest.add(pontianak)
+    rest.add(facility_updated(pontianak, name="Lapas Kelas IIA Pontianak (Kalbar)"))
     rest.add(_program(P1, 1, "WUB-BATIK", "Batik Tulis"))
     rest.add(_program(P1, 2, "WUB-BATIK", "Batik Tulis dan Cap"))
     rest.add(_program(P2, 1, "KRJ-KAYU", "Kerajinan Kayu"))
@@ -281,15 +222,15 @@ def history() -> tuple[Script, Script]:
             rest.add(_enrolled(5), event_id=first)
         else:
             rest.add(_enrolled(n))
-    rest.add(SessionStarted(session_id=S1, started_on=date(2019, 5, 13)))
+    rest.add(session_started(S1, started_on=date(2019, 5, 13)))
     for n in (1, 2):
         rest.add(_completed(n, P2, date(2019, 5, 18)))
     for n in (3, 15):
         rest.add(_not_completed(n))
     rest.add(_withdrawn(4, WithdrawalReason.RELEASED))
     rest.add(
-        SessionCompleted(
-            session_id=S1, completed_on=date(2019, 5, 18), completed_count=2, not_completed_count=2
+        session_completed(
+            S1, completed_on=date(2019, 5, 18), completed_count=2, not_completed_count=2
         )
     )
     for n in (5, 6, 7):
@@ -322,46 +263,17 @@ def corrections() -> Script:
       is gone for good, every count stays.
     """
     script = Script(minute=300)
-    reissued = uuid.uuid4()
     script.add(
-        CertificateRevoked(
-            certificate_id=CERT[5],
-            number="IKMA/2024/000001",
-            enrollment_id=E[5],
-            revoked_on=date(2024, 9, 15),
-            kind=CertificateRevocationKind.REVOKED,
-        )
+        certificate_revoked(_certificate(5, P1, "IKMA/2024/000001"), revoked_on=date(2024, 9, 15))
     )
+    first = _certificate(6, P1, "IKMA/2024/000002")
+    reissued = certificate_reissued(first, number="IKMA/2024/000010", issued_on=date(2024, 9, 20))
+    script.add(reissued)
+    script.add(certificate_superseded(first, reissued))
     script.add(
-        CertificateReissued(
-            certificate_id=reissued,
-            number="IKMA/2024/000010",
-            replaces_certificate_id=CERT[6],
-            replaces_number="IKMA/2024/000002",
-            participant_id=PERSON[6],
-            session_id=S2,
-            enrollment_id=E[6],
-            program_id=P1,
-            issued_on=date(2024, 9, 20),
-        )
-    )
-    script.add(
-        CertificateRevoked(
-            certificate_id=CERT[6],
-            number="IKMA/2024/000002",
-            enrollment_id=E[6],
-            revoked_on=date(2024, 9, 20),
-            kind=CertificateRevocationKind.SUPERSEDED,
-            replaced_by_certificate_id=reissued,
-        )
-    )
-    script.add(
-        OutcomeCorrected(
-            enrollment_id=E[8],
-            session_id=S2,
-            participant_id=PERSON[8],
-            previous_outcome=EnrollmentOutcome.NOT_COMPLETED,
-            outcome=EnrollmentOutcome.COMPLETED,
+        outcome_corrected(
+            _enrolled(8),
+            EnrollmentOutcome.COMPLETED,
             attendance_share=0.9,
             reason="Absensi salah input",
             corrected_on=date(2024, 9, 14),
@@ -370,7 +282,7 @@ def corrections() -> Script:
     script.add(_completed(8, P1, date(2024, 9, 7)))
     for n in (1, 2, 5):
         script.add(
-            InmateReleased(
+            inmate_released(
                 participant_id=PERSON[n],
                 facility_id=F1 if n == 5 else F2,
                 release_kind=ReleaseKind.PAROLE,
@@ -380,13 +292,8 @@ def corrections() -> Script:
 
     def follow_up(n: int, months: int, situation: FollowUpSituation, on: date) -> None:
         script.add(
-            FollowUpRecorded(
-                enrollment_id=E[n],
-                session_id=SESSION_OF[n],
-                participant_id=PERSON[n],
-                checkpoint_months=months,
-                situation=situation,
-                recorded_on=on,
+            follow_up_recorded(
+                _enrolled(n), checkpoint_months=months, situation=situation, recorded_on=on
             )
         )
 
@@ -395,15 +302,9 @@ def corrections() -> Script:
     follow_up(2, 3, FollowUpSituation.EMPLOYED_BY_IKM, date(2025, 1, 6))
     follow_up(5, 12, FollowUpSituation.BUSINESS_STARTED_WITHOUT_NIB, date(2025, 10, 1))
     follow_up(5, 3, FollowUpSituation.UNREACHABLE, date(2025, 1, 7))
-    script.add(
-        InmatesMerged(
-            participant_id=PERSON[13],
-            surviving_participant_id=PERSON[1],
-            merged_on=date(2024, 10, 2),
-        )
-    )
-    script.add(InmateErased(participant_id=PERSON[11]))
-    script.add(InmateErased(participant_id=PERSON[11]))
+    script.add(inmates_merged(PERSON[13], PERSON[1], merged_on=date(2024, 10, 2)))
+    script.add(inmate_erased(PERSON[11]))
+    script.add(inmate_erased(PERSON[11]))
     script.add(_shared(11, Sex.FEMALE))
     return script
 

@@ -530,19 +530,23 @@ def certificate_number(year: int, n: int) -> str:
 
 
 def certificate_issued(
-    completion: ParticipantCompleted | None = None, **overrides: Any
+    of: ParticipantCompleted | ParticipantEnrolled | None = None, **overrides: Any
 ) -> CertificateIssued:
-    """The certificate of ``completion``, issued the day after the course ended."""
-    if completion is None:
-        completion = participant_completed()
+    """The certificate of a completion (issued the day after the course ended), or of an
+    enrolment whose completion the test does not build."""
+    completion = participant_completed() if of is None else of
+    if isinstance(completion, ParticipantCompleted):
+        program_id, issued_on = completion.program_id, completion.end_date + timedelta(days=1)
+    else:
+        program_id, issued_on = uuid.uuid4(), COURSE_END + timedelta(days=1)
     defaults = {
         "certificate_id": uuid.uuid4(),
-        "number": certificate_number(completion.end_date.year, 1),
+        "number": certificate_number(issued_on.year, 1),
         "participant_id": completion.participant_id,
         "session_id": completion.session_id,
         "enrollment_id": completion.enrollment_id,
-        "program_id": completion.program_id,
-        "issued_on": completion.end_date + timedelta(days=1),
+        "program_id": program_id,
+        "issued_on": issued_on,
     }
     return build(CertificateIssued, defaults, overrides)
 
