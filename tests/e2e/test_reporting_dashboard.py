@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -23,22 +22,21 @@ from bekal.devtools.broker import free_port
 from bekal.reporting.app import create_app
 from bekal.shared.auth import mint_token
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import (
-    CompetencyUnit,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FollowUpRecorded,
-    FollowUpSituation,
-    InmateShared,
-    ParticipantCompleted,
-    ParticipantEnrolled,
-    ProgramPublished,
-    SessionScheduled,
-    Sex,
-)
+from bekal.shared.events.catalogue import Sex
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.db import count
+from tests.support.factories import (
+    PONTIANAK,
+    TANGERANG,
+    WOODCRAFT,
+    facility_registered,
+    follow_up_recorded,
+    inmate_shared,
+    participant_completed,
+    participant_enrolled,
+    program_published,
+    session_scheduled,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -48,9 +46,6 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Where the screenshot goes: an artifact directory in CI if given, else the test's tmp dir.
 SCREENSHOT_DIR = os.environ.get("BEKAL_SCREENSHOT_DIR")
-
-F1, F2, P1, P2, S1, S2 = (uuid.uuid4() for _ in range(6))
-UNITS = [CompetencyUnit(code="U1", title="Unit")]
 
 
 def _browser() -> str:
@@ -65,118 +60,28 @@ def _browser() -> str:
 def history() -> list[Event]:
     """Banten: 8 women in batik, 6 pass, 2 start a business; Kalimantan Barat: 3 men in
     woodcraft, all pass."""
-    events: list[Event] = []
-    for fid, code, province in (
-        (F1, "LPP-TANGERANG", "Banten"),
-        (F2, "LAPAS-PONTIANAK", "Kalimantan Barat"),
-    ):
-        events.append(
-            FacilityRegistered(
-                facility_id=fid,
-                code=code,
-                name=code,
-                kind=FacilityKind.LAPAS,
-                facility_class=FacilityClass.IIA,
-                province=province,
-                regional_office="Kanwil",
-                capacity=100,
-                active=True,
-            )
-        )
-    for pid, code, title, sector in (
-        (P1, "WUB-BATIK", "Batik Tulis", "batik"),
-        (P2, "KRJ-KAYU", "Kerajinan Kayu", "kerajinan kayu"),
-    ):
-        events.append(
-            ProgramPublished(
-                program_id=pid,
-                program_version=1,
-                code=code,
-                title=title,
-                sector=sector,
-                partner=None,
-                days=5,
-                hours=40,
-                min_attendance_share=0.8,
-                competency_units=UNITS,
-            )
-        )
-    events.append(
-        SessionScheduled(
-            session_id=S1,
-            program_id=P1,
-            program_version=1,
-            facility_id=F1,
-            start_date=date(2024, 9, 2),
-            end_date=date(2024, 9, 6),
-            capacity=30,
-        )
+    tangerang, pontianak = facility_registered(TANGERANG), facility_registered(PONTIANAK)
+    batik, woodcraft = program_published(title="Batik Tulis"), program_published(WOODCRAFT)
+    in_batik = session_scheduled(
+        batik, tangerang, start_date=date(2024, 9, 2), end_date=date(2024, 9, 6), capacity=30
     )
-    events.append(
-        SessionScheduled(
-            session_id=S2,
-            program_id=P2,
-            program_version=1,
-            facility_id=F2,
-            start_date=date(2023, 9, 2),
-            end_date=date(2023, 9, 6),
-            capacity=30,
-        )
+    in_woodcraft = session_scheduled(
+        woodcraft, pontianak, start_date=date(2023, 9, 2), end_date=date(2023, 9, 6), capacity=30
     )
+    events: list[Event] = [tangerang, pontianak, batik, woodcraft, in_batik, in_woodcraft]
     for n in range(11):
         in_banten = n < 8
-        person, enrollment = uuid.uuid4(), uuid.uuid4()
-        sid, pid = (S1, P1) if in_banten else (S2, P2)
-        events.append(
-            InmateShared(
-                participant_id=person,
-                full_name="Nama",
-                birth_year=1990,
-                sex=Sex.FEMALE if in_banten else Sex.MALE,
-                facility_id=F1 if in_banten else F2,
-                admission_date=date(2022, 1, 1),
-                expected_release_date=None,
-            )
+        facility, program, session = (
+            (tangerang, batik, in_batik) if in_banten else (pontianak, woodcraft, in_woodcraft)
         )
-        events.append(
-            ParticipantEnrolled(
-                enrollment_id=enrollment,
-                session_id=sid,
-                participant_id=person,
-                enrolled_on=date(2023, 8, 1),
-            )
-        )
+        person = inmate_shared(facility, sex=Sex.FEMALE if in_banten else Sex.MALE)
+        enrolment = participant_enrolled(session, person, enrolled_on=date(2023, 8, 1))
+        events += [person, enrolment]
         if n in (6, 7):
             continue  # still enrolled
-        events.append(
-            ParticipantCompleted(
-                enrollment_id=enrollment,
-                session_id=sid,
-                participant_id=person,
-                participant_name="Nama",
-                program_id=pid,
-                program_code="X",
-                program_title="X",
-                sector="batik" if in_banten else "kerajinan kayu",
-                partner=None,
-                competency_units=UNITS,
-                hours=40,
-                start_date=date(2023, 9, 2),
-                end_date=date(2024, 9, 6) if in_banten else date(2023, 9, 6),
-                attendance_share=1.0,
-            )
-        )
+        events.append(participant_completed(enrolment, program, end_date=session.end_date))
         if n < 2:
-            events.append(
-                FollowUpRecorded(
-                    enrollment_id=enrollment,
-                    session_id=sid,
-                    participant_id=person,
-                    checkpoint_months=3,
-                    situation=FollowUpSituation.BUSINESS_STARTED_WITH_NIB,
-                    recorded_on=date(2025, 1, 1),
-                )
-            )
+            events.append(follow_up_recorded(enrolment, recorded_on=date(2025, 1, 1)))
     return events
 
 
