@@ -105,7 +105,7 @@ COMMON: dict[str, Rule] = {
     "GET /asyncapi.json": public(),
     "GET /openapi.json": public(),
     "GET /docs": public(),
-    "GET /docs/oauth2-redirect": public(),
+    "GET /docs-start.js": public(),
     "GET /redoc": public(),
 }
 DEAD_LETTERS: dict[str, Rule] = {

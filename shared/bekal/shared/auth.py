@@ -190,10 +190,18 @@ def require(*, ministry: Ministry | None = None, roles: tuple[str, ...] = ()) ->
     """A dependency that admits a principal of the ministry holding any of the roles."""
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if ministry is not None and principal.ministry is not ministry:
-            raise Forbidden(f"Hanya untuk pengguna dari sisi {ministry.value}")
-        if roles and not principal.has_role(*roles):
-            raise Forbidden(f"Memerlukan salah satu peran: {', '.join(roles)}")
-        return principal
+        return admit(principal, ministry=ministry, roles=roles)
 
     return Depends(check)
+
+
+def admit(
+    principal: Principal, *, ministry: Ministry | None = None, roles: tuple[str, ...] = ()
+) -> Principal:
+    """``principal`` if of ``ministry`` and holding any of ``roles``; else Forbidden. The one
+    rule the API's dependencies and the staff pages both apply."""
+    if ministry is not None and principal.ministry is not ministry:
+        raise Forbidden(f"Hanya untuk pengguna dari sisi {ministry.value}")
+    if roles and not principal.has_role(*roles):
+        raise Forbidden(f"Memerlukan salah satu peran: {', '.join(roles)}")
+    return principal

@@ -30,6 +30,8 @@ from bekal.shared.messaging.outbox import OutboxRelay, backlog
 from bekal.shared.migrations import upgrade
 from bekal.shared.problems import document_problems, install_problem_handlers
 from bekal.shared.settings import Settings
+from bekal.shared.web.docs import install_docs
+from bekal.shared.web.install import install_pages, install_security_headers
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,8 @@ class ServiceSpec(Generic[S]):
     title: str
     description: str
     routers: Sequence[APIRouter]  # the service's api.routers
+    # The staff pages the service serves beside its API (its web.routers, under /staf).
+    pages: Sequence[APIRouter] = field(default_factory=tuple)
     subscriptions: Subscriptions | None = None
     extra_topics: Sequence[str] = field(default_factory=tuple)
     # What the service keeps on app.state (a signing key, a rate limiter), made from its
@@ -259,7 +263,8 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
@@ -273,6 +278,12 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
     app.include_router(_operations_router(spec))
     for router in spec.routers:
         app.include_router(router)
+    install_docs(app)
+    if spec.pages and settings.staff_pages_configured:
+        install_pages(app, settings, spec.pages)
+    elif spec.pages:
+        log.warning("staff_pages_off", reason="WEB_OIDC_ISSUER or WEB_SESSION_SECRET unset")
+    install_security_headers(app, settings)
     return app
 
 

@@ -20,6 +20,9 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+DEV_WEB_SESSION_SECRET = "development-only-session-secret"
+
+
 class Settings(BaseSettings):
     """What every service reads from its environment; each service's own settings add to it.
 
@@ -93,6 +96,27 @@ class Settings(BaseSettings):
         default=None, description="OIDC JWKS URL; production must set it"
     )
     auth_dev_key_file: Path = Path("var/keys/dev-signing-key.pem")
+    # Staff pages: sign-in at the ministry's OpenID provider (authorization code flow, PKCE).
+    web_oidc_issuer: str | None = Field(
+        default=None,
+        description="The OpenID provider's issuer URL (its discovery document is read from it); "
+        "without it only the development sign-in is offered",
+    )
+    web_oidc_client_id: str = "bekal-staff"
+    web_oidc_client_secret: str | None = Field(
+        default=None, description="Empty for a public client (PKCE alone)"
+    )
+    web_base_url: str | None = Field(
+        default=None,
+        description="Where staff reach this service, e.g. https://registry.example.go.id; the "
+        "provider sends them back under it. Taken from each request when unset",
+    )
+    web_session_secret: str = Field(
+        default=DEV_WEB_SESSION_SECRET,
+        description="Signs the staff pages' session cookie; production serves no page without "
+        "its own",
+    )
+    web_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
@@ -108,6 +132,14 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION and not self.auth_jwks_url:
             raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
         return self
+
+    @property
+    def staff_pages_configured(self) -> bool:
+        """Production serves the staff pages only with a provider and a session secret of
+        its own; development and tests always (with the preset users)."""
+        if self.environment is not Environment.PRODUCTION:
+            return True
+        return bool(self.web_oidc_issuer) and self.web_session_secret != DEV_WEB_SESSION_SECRET
 
     @classmethod
     def of(cls, settings: Settings | None) -> Self:
