@@ -20,6 +20,7 @@ from bekal.registry.app import create_app as create_registry
 from bekal.reporting.app import create_app as create_reporting
 from bekal.shared.auth import ROLE_MINISTRY, Ministry, Role, mint_token
 from bekal.shared.settings import Settings
+from bekal.shared.web import STAFF as STAFF_PAGES
 from bekal.training.app import create_app as create_training
 from tests.support.certification import certification_settings
 
@@ -62,11 +63,15 @@ def client_for(app: FastAPI, *, peer: str = "127.0.0.1") -> httpx.AsyncClient:
 
 
 def routes(app: FastAPI) -> list[tuple[str, str]]:
-    """Every (method, path) the app answers, hidden ones included; HEAD rides along with GET."""
+    """Every (method, path) the app answers, hidden ones included; HEAD rides along with GET.
+
+    The staff pages (under /staf) answer a page session, never a bearer token: they admit by
+    the API's rules, tested through Keycloak in tests/web/test_registry_pages.py.
+    """
     found: set[tuple[str, str]] = set()
     for route in iter_route_contexts(app.routes):
         path = route.path
-        if not path:
+        if not path or path == STAFF_PAGES or path.startswith(STAFF_PAGES + "/"):
             continue
         for method in route.methods or ():
             if method != "HEAD":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bekal.registry import web
 from bekal.registry.api import routers
 from bekal.registry.api.imports import mark_interrupted_jobs, stop_running_jobs
 from bekal.registry.domain import MovementRefused, RuleBroken
@@ -40,6 +41,7 @@ spec = ServiceSpec[RegistrySettings](
         "consented are shared with the industry side, by a pseudonymous id; the NIK never leaves."
     ),
     routers=routers,
+    pages=web.routers,
     subscriptions=None,  # the registry is a source of truth: it consumes nothing
     on_startup=[_mark_interrupted_jobs],
     # This process's import jobs stop (and say so) while the database they write to is open.

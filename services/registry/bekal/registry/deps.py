@@ -23,8 +23,8 @@ AnyPrincipal = CurrentPrincipal
 RegistryAdmin = Annotated[
     Principal, require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN,))
 ]
-# Inmate data stays on the corrections side: national admins and facility staff only.
-CorrectionsStaff = Annotated[
-    Principal,
-    require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER)),
-]
+# Inmate data stays on the corrections side: national admins and facility staff only. The
+# staff pages admit by the same rule (web/).
+STAFF_MINISTRY = Ministry.CORRECTIONS
+STAFF_ROLES: tuple[str, ...] = (Role.REGISTRY_ADMIN, Role.FACILITY_OFFICER)
+CorrectionsStaff = Annotated[Principal, require(ministry=STAFF_MINISTRY, roles=STAFF_ROLES)]
