@@ -29,13 +29,13 @@ from tests.support.certification import (
     b64url_decode,
     b64url_encode,
     certification_settings,
-    completed,
     jws_parts,
     rfc7638_thumbprint,
     status_list_bit,
     verify_with_jwks,
 )
 from tests.support.db import count
+from tests.support.factories import participant_completed
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -77,8 +77,8 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
         verify_rate_limit_per_minute=RATE_LIMIT,
         public_base_url="https://sertifikat.example.id/",
     )
-    siti = completed(name="Siti Rahmawati")
-    dewi = completed(session_id=siti.session_id, name="Dewi Lestari")
+    siti = participant_completed(participant_name="Siti Rahmawati")
+    dewi = participant_completed(session_id=siti.session_id, participant_name="Dewi Lestari")
     admin = _token(settings, "industry", "certification_admin")
 
     app = create_app(settings)
@@ -362,7 +362,7 @@ async def test_rotated_signing_key_keeps_earlier_certificates_verifiable(
         async with app.state.db.session() as s:
             cert, _ = await issue_certificate(
                 session=s,
-                event=completed(),
+                event=participant_completed(),
                 event_id=str(uuid.uuid4()),
                 issuer=app.state.certificate_issuer,
             )

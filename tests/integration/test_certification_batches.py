@@ -51,18 +51,25 @@ from bekal.shared.messaging.consumer import (
 from bekal.shared.messaging.models import InboxMessage, OutboxMessage
 from bekal.shared.migrations import upgrade
 from tests.support.apps import published, running
-from tests.support.certification import certification_settings, completed, verify_with_jwks
+from tests.support.certification import certification_settings, verify_with_jwks
+from tests.support.factories import participant_completed
 
 pytestmark = pytest.mark.integration
 
 PUBLIC_BASE_URL = "https://sertifikat.example.id"
 SESSION = uuid.uuid4()
-CERTIFIED = completed(session_id=SESSION, name="Ani Suryani")  # certified before the batch
-ERASED = completed(name="Budi Hartono")  # the person was erased before the batch
-A = completed(session_id=SESSION, name="Siti Rahmawati")
-B = completed(session_id=SESSION, name="Dewi  Lestari")
-C = completed(session_id=SESSION, name="Rina Wati")
-OLD = completed(name="Eko Saputra", end_date=date(2023, 12, 29))  # numbered in 2023
+CERTIFIED = participant_completed(
+    session_id=SESSION, participant_name="Ani Suryani"
+)  # certified before the batch
+ERASED = participant_completed(
+    participant_name="Budi Hartono"
+)  # the person was erased before the batch
+A = participant_completed(session_id=SESSION, participant_name="Siti Rahmawati")
+B = participant_completed(session_id=SESSION, participant_name="Dewi  Lestari")
+C = participant_completed(session_id=SESSION, participant_name="Rina Wati")
+OLD = participant_completed(
+    participant_name="Eko Saputra", end_date=date(2023, 12, 29)
+)  # numbered in 2023
 
 
 def delivered(event: ParticipantCompleted) -> Delivered[ParticipantCompleted]:
@@ -223,7 +230,7 @@ async def test_a_batch_that_fills_the_open_status_list_continues_in_the_next_one
     db = Database(database_url)
     issuer = _issuer(tmp_path)
     limit = domain.STATUS_LIST_FILL_LIMIT
-    events = [completed(session_id=SESSION) for _ in range(5)]
+    events = [participant_completed(session_id=SESSION) for _ in range(5)]
     splits = []
     try:
         for together in (True, False):
@@ -271,7 +278,10 @@ async def test_the_consumer_issues_a_fetched_batch_together_in_each_completions_
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    first, second, third = (completed(session_id=SESSION, name=n) for n in ("Ani", "Budi", "Citra"))
+    first, second, third = (
+        participant_completed(session_id=SESSION, participant_name=n)
+        for n in ("Ani", "Budi", "Citra")
+    )
     ids = [str(uuid.uuid4()) for _ in range(4)]
     traces = {i: new_traceparent() for i in ids}
     # first, the same record again, second, first re-sent under a new id, third.

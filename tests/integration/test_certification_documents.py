@@ -26,12 +26,12 @@ from bekal.shared.settings import Settings
 from tests.support.apps import bearer, published, running
 from tests.support.certification import (
     certification_settings,
-    completed,
     jws_parts,
     status_list_bit,
     verify_with_jwks,
 )
 from tests.support.db import count
+from tests.support.factories import participant_completed
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -57,8 +57,8 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
     settings = certification_settings(
         make_settings, database_url, broker, tmp_path, public_base_url=BASE_URL
     )
-    misspelt = completed(name="Sity Rahmawati")
-    other = completed(session_id=misspelt.session_id, name="Dewi Lestari")
+    misspelt = participant_completed(participant_name="Sity Rahmawati")
+    other = participant_completed(session_id=misspelt.session_id, participant_name="Dewi Lestari")
     admin = _token(settings, "certification_admin")
     officer = _token(settings, "training_officer")
 

@@ -29,20 +29,21 @@ from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import (
-    InmateConsentWithdrawn,
-    InmateErased,
-    InmatesMerged,
-    ParticipantCompleted,
-)
+from bekal.shared.events.catalogue import ParticipantCompleted
 from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.consumer import StoredRecord
 from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessage
 from bekal.shared.migrations import upgrade
 from tests.support.apps import published, running
-from tests.support.certification import certification_settings, completed
+from tests.support.certification import certification_settings
 from tests.support.db import count
+from tests.support.factories import (
+    inmate_consent_withdrawn,
+    inmate_erased,
+    inmates_merged,
+    participant_completed,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -70,8 +71,8 @@ async def test_each_enrollment_gets_exactly_one_certificate_however_often_its_co
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    first = completed(name="Siti Rahmawati")
-    second = completed(session_id=first.session_id, name="Dewi Lestari")
+    first = participant_completed(participant_name="Siti Rahmawati")
+    second = participant_completed(session_id=first.session_id, participant_name="Dewi Lestari")
     same_id = str(uuid.uuid4())
 
     app = create_app(settings)
@@ -88,7 +89,7 @@ async def test_each_enrollment_gets_exactly_one_certificate_however_often_its_co
 
         # Two deliveries of a third completion at the same moment (different ids), plus the
         # first of them again, straight through the consumer's own processing path.
-        third = completed(session_id=first.session_id, name="Rina Wati")
+        third = participant_completed(session_id=first.session_id, participant_name="Rina Wati")
         a, b = str(uuid.uuid4()), str(uuid.uuid4())
         outcomes = await asyncio.gather(
             *(
@@ -145,7 +146,7 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
         signer=CertificateSigner.from_key_file(tmp_path / "certificate.pem"),
         public_base_url=PUBLIC_BASE_URL,
     )
-    event = completed()
+    event = participant_completed()
 
     async def issue_in_own_transaction(
         e: ParticipantCompleted, event_id: str
@@ -169,7 +170,7 @@ async def test_racing_issue_for_the_same_enrollment_returns_the_first_and_loses_
 
         assert issued_a and not issued_b
         assert cert_b.id == cert_a.id and cert_b.number == "IKMA/2024/000001"
-        nxt, _ = await issue_in_own_transaction(completed(), "e-3")
+        nxt, _ = await issue_in_own_transaction(participant_completed(), "e-3")
         assert nxt.number == "IKMA/2024/000002"
         assert await count(db, Certificate) == 2
         assert await count(db, OutboxMessage) == 2  # one CertificateIssued each, none for B
@@ -191,7 +192,7 @@ async def test_numbers_restart_each_year_by_the_course_end_date(database_url, tm
             async with db.session() as s:
                 cert, _ = await issue_certificate(
                     session=s,
-                    event=completed(end_date=end),
+                    event=participant_completed(end_date=end),
                     event_id=str(uuid.uuid4()),
                     issuer=issuer,
                 )
@@ -211,7 +212,9 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    erased, withdrawn, merged = (completed(name=n) for n in ("Ani", "Budi", "Citra"))
+    erased, withdrawn, merged = (
+        participant_completed(participant_name=n) for n in ("Ani", "Budi", "Citra")
+    )
     survivor = uuid.uuid4()
 
     app = create_app(settings)
@@ -242,17 +245,11 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
         await publish(
             settings,
             [
-                InmateErased(participant_id=erased.participant_id),
-                InmateConsentWithdrawn(
-                    participant_id=withdrawn.participant_id, withdrawn_on=date(2024, 10, 1)
-                ),
-                InmatesMerged(
-                    participant_id=merged.participant_id,
-                    surviving_participant_id=survivor,
-                    merged_on=date(2024, 10, 2),
-                ),
+                inmate_erased(erased.participant_id),
+                inmate_consent_withdrawn(withdrawn.participant_id, withdrawn_on=date(2024, 10, 1)),
+                inmates_merged(merged.participant_id, survivor, merged_on=date(2024, 10, 2)),
                 # Delivered again: nothing more happens.
-                InmateErased(participant_id=erased.participant_id),
+                inmate_erased(erased.participant_id),
             ],
         )
         await wait_until(lambda: _equals(count(db, InboxMessage), 7))

@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from bekal.certification.app import create_app
 from bekal.certification.models import Certificate
 from tests.support.apps import bearer, running
-from tests.support.certification import certification_settings, completed
+from tests.support.certification import certification_settings
 from tests.support.db import count
+from tests.support.factories import participant_completed
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -47,7 +48,7 @@ async def test_hard_names_print_exactly_and_verify_as_typed(
     settings = certification_settings(
         make_settings, database_url, broker, tmp_path, verify_rate_limit_per_minute=1000
     )
-    events = {name: completed(name=name) for name, _ in NAMES}
+    events = {name: participant_completed(participant_name=name) for name, _ in NAMES}
     staff = bearer(settings, ministry="industry", roles=["certification_admin"], subject="s-1")
 
     app = create_app(settings)

@@ -33,8 +33,13 @@ from bekal.shared.events.catalogue import (
 )
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from tests.support.apps import published, running
-from tests.support.certification import certification_settings, completed
+from tests.support.certification import certification_settings
 from tests.support.db import count
+from tests.support.factories import (
+    enrollment_withdrawn,
+    outcome_corrected,
+    participant_completed,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -47,14 +52,9 @@ def corrected(
     done: ParticipantCompleted, outcome: EnrollmentOutcome, *, reason: str
 ) -> OutcomeCorrected:
     failed = outcome is EnrollmentOutcome.NOT_COMPLETED
-    return OutcomeCorrected(
-        enrollment_id=done.enrollment_id,
-        session_id=done.session_id,
-        participant_id=done.participant_id,
-        previous_outcome=(
-            EnrollmentOutcome.COMPLETED if failed else EnrollmentOutcome.NOT_COMPLETED
-        ),
-        outcome=outcome,
+    return outcome_corrected(
+        done,
+        outcome,
         not_completed_reason=NotCompletedReason.ATTENDANCE_BELOW_MINIMUM if failed else None,
         attendance_share=0.6 if failed else 0.8,
         reason=reason,
@@ -83,7 +83,7 @@ async def test_a_pass_corrected_to_a_fail_revokes_and_a_fail_corrected_to_a_pass
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    siti = completed(name="Siti Rahmawati")
+    siti = participant_completed(participant_name="Siti Rahmawati")
     app = create_app(settings)
     async with running(app):
         db: Database = app.state.db
@@ -132,7 +132,7 @@ async def test_a_pass_corrected_to_a_fail_revokes_and_a_fail_corrected_to_a_pass
 
         # Failed at completion (no certificate), corrected to a pass: the completion that
         # follows issues the first certificate, once.
-        dewi = completed(session_id=siti.session_id, name="Dewi Lestari")
+        dewi = participant_completed(session_id=siti.session_id, participant_name="Dewi Lestari")
         late = corrected(dewi, EnrollmentOutcome.COMPLETED, reason="Penilaian BTK.02 dikoreksi")
         await publish(settings, [late, dewi, late, dewi])
         await handled(12)
@@ -161,7 +161,7 @@ async def test_a_certificate_revoked_by_staff_is_not_brought_back_by_a_correctio
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    rina = completed(name="Rina Wati")
+    rina = participant_completed(participant_name="Rina Wati")
     app = create_app(settings)
     async with running(app):
         db: Database = app.state.db
@@ -205,19 +205,17 @@ async def test_the_duplicate_enrolment_folded_away_by_a_merge_loses_its_certific
     database_url, broker, make_settings, tmp_path
 ):
     settings = certification_settings(make_settings, database_url, broker, tmp_path)
-    kept = completed(name="Agus Salim")
-    twin = completed(session_id=kept.session_id, name="Agus Salim")
-    released = completed(session_id=kept.session_id, name="Bayu Aji")
+    kept = participant_completed(participant_name="Agus Salim")
+    twin = participant_completed(session_id=kept.session_id, participant_name="Agus Salim")
+    released = participant_completed(session_id=kept.session_id, participant_name="Bayu Aji")
     app = create_app(settings)
     async with running(app):
         db: Database = app.state.db
         await publish(settings, [kept, twin, released])
 
         def withdrawn(done: ParticipantCompleted, into: uuid.UUID | None) -> EnrollmentWithdrawn:
-            return EnrollmentWithdrawn(
-                enrollment_id=done.enrollment_id,
-                session_id=done.session_id,
-                participant_id=done.participant_id,
+            return enrollment_withdrawn(
+                done,
                 reason=WithdrawalReason.OTHER,
                 withdrawn_on=CORRECTED_ON,
                 merged_into_enrollment_id=into,

@@ -22,8 +22,9 @@ from bekal.certification.app import create_app
 from bekal.certification.models import Certificate
 from tests.security.support import client_for
 from tests.support.apps import bearer, running
-from tests.support.certification import certification_settings, completed
+from tests.support.certification import certification_settings
 from tests.support.db import count
+from tests.support.factories import participant_completed
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -60,7 +61,10 @@ async def certification(
         verify_rate_limit_per_minute=LIMIT,
     )
     app = create_app(settings)
-    people = [completed(name=n) for n in ("Siti Rahmawati", "Dewi Lestari", "Rina Wulandari")]
+    people = [
+        participant_completed(participant_name=n)
+        for n in ("Siti Rahmawati", "Dewi Lestari", "Rina Wulandari")
+    ]
     async with running(app) as client:
         await publish(settings, people)
         await wait_until(lambda: _issued(app, 3), what="three certificates issued")

@@ -1,4 +1,4 @@
-"""What the certification tests share: its settings and the completions it consumes."""
+"""What the certification tests share: its settings, and checks that do not trust the service."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bekal.certification.settings import CertificationSettings
 from bekal.devtools.broker import EmbeddedBroker
-from bekal.shared.events.catalogue import CompetencyUnit, ParticipantCompleted
 from bekal.shared.settings import Settings
-
-
-def completed(
-    *,
-    session_id: uuid.UUID | None = None,
-    name: str = "Siti Rahmawati",
-    end_date: date = date(2024, 9, 7),
-) -> ParticipantCompleted:
-    return ParticipantCompleted(
-        enrollment_id=uuid.uuid4(),
-        session_id=session_id or uuid.uuid4(),
-        participant_id=uuid.uuid4(),
-        participant_name=name,
-        program_id=uuid.uuid4(),
-        program_code="WUB-BATIK",
-        program_title="Bimtek Wirausaha Baru IKM Batik",
-        sector="batik",
-        partner="Yayasan Batik Indonesia",
-        competency_units=[
-            CompetencyUnit(code="BTK.01", title="Membatik tulis"),
-            CompetencyUnit(code="BTK.02", title="Membatik cap"),
-        ],
-        hours=40,
-        start_date=end_date - timedelta(days=4),
-        end_date=end_date,
-        attendance_share=1.0,
-    )
 
 
 def certification_settings(

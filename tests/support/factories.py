@@ -358,7 +358,8 @@ def session_cancelled(
     return build(SessionCancelled, defaults, overrides)
 
 
-Enrolment = ParticipantEnrolled | ParticipantWaitlisted
+# Any event of one enrolment: its ids are those of every later event of that enrolment.
+Enrolment = ParticipantEnrolled | ParticipantWaitlisted | ParticipantCompleted
 
 
 def _enrolment_ids(enrolment: Enrolment | None) -> dict[str, uuid.UUID]:
@@ -408,14 +409,14 @@ def participant_waitlisted(
 
 
 def participant_left_waitlist(
-    entry: ParticipantWaitlisted | None = None, **overrides: Any
+    entry: Enrolment | None = None, **overrides: Any
 ) -> ParticipantLeftWaitlist:
     defaults = {**_enrolment_ids(entry), "reason": "released", "left_on": COURSE_START}
     return build(ParticipantLeftWaitlist, defaults, overrides)
 
 
 def enrollment_withdrawn(
-    enrolment: ParticipantEnrolled | None = None, **overrides: Any
+    enrolment: Enrolment | None = None, **overrides: Any
 ) -> EnrollmentWithdrawn:
     defaults = {
         **_enrolment_ids(enrolment),
@@ -426,7 +427,7 @@ def enrollment_withdrawn(
 
 
 def participant_completed(
-    enrolment: ParticipantEnrolled | None = None,
+    enrolment: Enrolment | None = None,
     program: ProgramPublished | None = None,
     **overrides: Any,
 ) -> ParticipantCompleted:
@@ -453,7 +454,7 @@ def participant_completed(
 
 
 def participant_not_completed(
-    enrolment: ParticipantEnrolled | None = None, **overrides: Any
+    enrolment: Enrolment | None = None, **overrides: Any
 ) -> ParticipantNotCompleted:
     defaults = {
         **_enrolment_ids(enrolment),
@@ -464,14 +465,14 @@ def participant_not_completed(
 
 
 def outcome_corrected(
-    enrolment: ParticipantEnrolled | ParticipantCompleted | None = None,
+    enrolment: Enrolment | None = None,
     outcome: EnrollmentOutcome = EnrollmentOutcome.COMPLETED,
     **overrides: Any,
 ) -> OutcomeCorrected:
     """The outcome turned to ``outcome`` from the other one."""
     passed = outcome is EnrollmentOutcome.COMPLETED
     defaults = {
-        **_ids_of(enrolment),
+        **_enrolment_ids(enrolment),
         "previous_outcome": EnrollmentOutcome.NOT_COMPLETED
         if passed
         else EnrollmentOutcome.COMPLETED,
@@ -484,12 +485,10 @@ def outcome_corrected(
     return build(OutcomeCorrected, defaults, overrides)
 
 
-def readiness_recorded(
-    enrolment: ParticipantEnrolled | ParticipantCompleted | None = None, **overrides: Any
-) -> ReadinessRecorded:
+def readiness_recorded(enrolment: Enrolment | None = None, **overrides: Any) -> ReadinessRecorded:
     """A complete checklist: identity card, bank account, NIB and starter tools."""
     defaults = {
-        **_ids_of(enrolment),
+        **_enrolment_ids(enrolment),
         "identity_card": True,
         "bank_account": True,
         "nib": True,
@@ -499,27 +498,15 @@ def readiness_recorded(
     return build(ReadinessRecorded, defaults, overrides)
 
 
-def follow_up_recorded(
-    enrolment: ParticipantEnrolled | ParticipantCompleted | None = None, **overrides: Any
-) -> FollowUpRecorded:
+def follow_up_recorded(enrolment: Enrolment | None = None, **overrides: Any) -> FollowUpRecorded:
     """The 3-month follow-up: a business with its NIB."""
     defaults = {
-        **_ids_of(enrolment),
+        **_enrolment_ids(enrolment),
         "checkpoint_months": 3,
         "situation": FollowUpSituation.BUSINESS_STARTED_WITH_NIB,
         "recorded_on": date(2025, 4, 2),
     }
     return build(FollowUpRecorded, defaults, overrides)
-
-
-def _ids_of(enrolment: ParticipantEnrolled | ParticipantCompleted | None) -> dict[str, uuid.UUID]:
-    if isinstance(enrolment, ParticipantCompleted):
-        return {
-            "enrollment_id": enrolment.enrollment_id,
-            "session_id": enrolment.session_id,
-            "participant_id": enrolment.participant_id,
-        }
-    return _enrolment_ids(enrolment)
 
 
 # --- certification events -----------------------------------------------------------------
@@ -529,9 +516,7 @@ def certificate_number(year: int, n: int) -> str:
     return f"IKMA/{year}/{n:06d}"
 
 
-def certificate_issued(
-    of: ParticipantCompleted | ParticipantEnrolled | None = None, **overrides: Any
-) -> CertificateIssued:
+def certificate_issued(of: Enrolment | None = None, **overrides: Any) -> CertificateIssued:
     """The certificate of a completion (issued the day after the course ended), or of an
     enrolment whose completion the test does not build."""
     completion = participant_completed() if of is None else of
