@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install axe-install
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -20,13 +20,13 @@ install: .venv/.synced  ## install everything into .venv (from the lock file)
 run: install  ## broker + four services + demo data; Ctrl-C stops all
 	.venv/bin/bekal run
 
-test: install postgres kafka-install keycloak-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
+test: install postgres kafka-install keycloak-install axe-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
 	bash scripts/test
 
 test-unit: install
 	.venv/bin/python -m pytest tests/unit
 
-test-integration: install postgres kafka-install keycloak-install
+test-integration: install postgres kafka-install keycloak-install axe-install
 	.venv/bin/python -m pytest tests/integration tests/e2e
 
 lint: install
@@ -67,6 +67,11 @@ keycloak-install: install  ## Keycloak (the staff pages' OpenID provider in test
 	@if command -v mvn >/dev/null 2>&1; then \
 	  .venv/bin/python -m tests.support.keycloak install >/dev/null; \
 	else echo "the staff pages' sign-in tests need Maven and Java 21+ for Keycloak (Debian: maven)"; fi
+
+axe-install:  ## axe-core (npm, pinned in tools/axe-core) for the staff pages' accessibility tests
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tools/axe-core --no-audit --no-fund --silent; \
+	else echo "the staff pages' accessibility tests need npm for axe-core (Debian: npm)"; fi
 
 reset:  ## forget the local data (SQLite files, keys, logs)
 	rm -rf var
