@@ -204,17 +204,22 @@ class Messaging:
                     self._run(runner.consumer)
 
     async def stop_consuming(self) -> None:
-        """Stop the live runner and leave the group; a service may need it before it closes
-        the database the runner writes to. Messaging's stop does it too."""
+        """Stop the live runner and leave the group, for good: a service may need it before it
+        closes the database the runner writes to. Messaging's stop does it too.
+
+        A join still under way is given up: it holds the consumer lock for as long as the
+        group takes to rebalance, which has no bound a shutdown could wait for.
+        """
+        self._stopping = True
+        if self._task and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task})
         async with self._consumer_lock:
             if self.runner:
                 await self.runner.stop()
                 await self.runner.consumer.stop()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task and not self._task.done():
-            self._task.cancel()
         await self.stop_consuming()
         await self.relay.stop()
         await self.producer.stop()

@@ -70,6 +70,20 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
     )
 
 
+def make_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer outside any group, for reading topics from an offset of one's own (a replay):
+    the same connection settings as the group's consumer, nothing committed."""
+    return AIOKafkaConsumer(
+        **_common(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=settings.consumer_batch_size,
+        metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
+    )
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of ``topics`` (physical names) as the cluster knows them now.
 
