@@ -26,10 +26,12 @@ def http_client(app: FastAPI, *, peer: str | None = None) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app started (migrated, connected to the broker, consuming) and a client for it."""
+async def running(app: FastAPI, *, consuming: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (migrated, connected to the broker, consuming) and a client for it;
+    with ``consuming=False`` as soon as it serves HTTP, its consumer joining in the background."""
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
+        if consuming:
+            await asyncio.wait_for(app.state.messaging.ready.wait(), timeout=60)
         async with http_client(app) as client:
             yield client
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from bekal.reporting.api import routers
@@ -14,6 +11,23 @@ from bekal.reporting.settings import ReportingSettings, reporting_settings
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
+
+
+async def open_projections(app: FastAPI) -> None:
+    """The live generation, before any event: the shared consumer applies events to it."""
+    projections = Projections(app, app.state.settings)
+    app.state.projections = projections
+    await projections.open()
+
+
+async def close_projections(app: FastAPI) -> None:
+    """A rebuild under way stops first; the consumer leaves the generation it writes to before
+    that generation's database is closed."""
+    projections: Projections = app.state.projections
+    await projections.stop()
+    await app.state.messaging.stop_consuming()
+    await projections.dispose()
+
 
 spec = ServiceSpec[ReportingSettings](
     name="reporting",
@@ -26,27 +40,10 @@ spec = ServiceSpec[ReportingSettings](
     ),
     routers=routers,
     subscriptions=subscriptions,
+    on_startup=(open_projections,),
+    on_shutdown=(close_projections,),
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = reporting_settings(settings)
-    # The live consumer writes into whichever generation is live, which a rebuild changes while
-    # the service runs: reporting starts it itself (generations.Projections), not the factory.
-    app = create_service_app(spec, settings.model_copy(update={"consumer_auto_start": False}))
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with inner(app):
-            projections = Projections(app, settings, consume=settings.consumer_auto_start)
-            app.state.projections = projections
-            await projections.open()
-            try:
-                yield
-            finally:
-                await projections.stop()
-        await projections.dispose()
-
-    app.router.lifespan_context = lifespan
-    return app
+    return create_service_app(spec, reporting_settings(settings))

@@ -11,10 +11,13 @@ A rebuild (``Projections.start_rebuild``):
 1. migrates generation n+1 and replays every reporting topic into it from offset 0, with the
    service's own handlers and inbox, without a consumer group (nothing of the live consumer's
    is touched), until a fresh look at the end offsets finds nothing more;
-2. then, under the switch lock: stops the live runner and rewinds its consumer to the group's
-   committed offsets (records fetched but not applied are read again, not lost); replays once
-   more to the end, so generation n+1 holds everything the live one holds; records n+1 as live
-   in the control table; points reads at it; restarts the live runner on it.
+2. then, under the switch lock and with the live consumer paused (the shared messaging's
+   ``consumer_paused``: its runner stopped, its consumer rewound to the group's committed
+   offsets, so records fetched but not applied are read again, not lost): replays once more to
+   the end, so generation n+1 holds everything the live one holds; records n+1 as live in the
+   control table; points reads and the live consumer (``consume_into``) at it.
+The live consumer is the one every service has, built and run by the shared messaging; this
+module only tells it which database to apply events to.
 The live consumer keeps its group and offsets: what it re-reads from its committed offsets was
 replayed already, and generation n+1's inbox (same group name) turns it into a duplicate, while
 everything published after the last replay is applied by the live runner, once.
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
@@ -46,7 +49,7 @@ from bekal.reporting.services import people
 from bekal.shared.db import Database, table_of
 from bekal.shared.events import catalogue
 from bekal.shared.messaging.consumer import ConsumerRunner
-from bekal.shared.messaging.kafka import make_consumer, partitions_of
+from bekal.shared.messaging.kafka import make_reader, partitions_of
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import upgrade
 from bekal.shared.settings import Settings
@@ -156,14 +159,7 @@ class Replay:
     def __init__(self, settings: Settings, db: Database, dlq_producer: Any) -> None:
         self.settings = settings
         self.db = db
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=500,
-        )
+        self.consumer = make_reader(settings)
         # Same group name as the live consumer, so the inboxes agree on what is a duplicate;
         # metrics under a service name of their own, so the live figures are not disturbed.
         self.runner = ConsumerRunner(
@@ -223,19 +219,6 @@ class Replay:
         await self.consumer.stop()
 
 
-async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
-    """Put the live consumer back at its group's committed offsets.
-
-    A stopped runner may leave records fetched but not applied; its next fetch would skip them.
-    """
-    for tp in consumer.assignment():
-        committed = await consumer.committed(tp)
-        if committed is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, committed)
-
-
 # --- the running service's generations --------------------------------------------------------
 
 
@@ -248,11 +231,10 @@ class Generation:
 class Projections:
     """The live generation (reads and the live consumer) and at most one rebuild under way."""
 
-    def __init__(self, app: FastAPI, settings: Settings, *, consume: bool) -> None:
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
         self.settings = settings
         self.control: Database = app.state.db
         self.messaging = app.state.messaging
-        self.consume = consume
         self.live = Generation(0, self.control)
         self.building: int | None = None
         self.progress: tuple[int, int] = (0, 0)
@@ -261,14 +243,14 @@ class Projections:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
+        """Point reads and the live consumer at the live generation; before messaging starts."""
         async with self.control.session() as s:
             row = await s.scalar(
                 select(ProjectionGeneration).where(ProjectionGeneration.status == LIVE)
             )
         if row is not None and row.location is not None:
             self.live = Generation(row.number, self._database(row.location))
-        if self.consume:
-            self._spawn(self._start_live_consumer(), "reporting-live-consumer")
+        self.messaging.consume_into(self.live.db)
         self._spawn(self._follow_other_replicas(), "reporting-generation-watch")
 
     def _database(self, location: str | None) -> Database:
@@ -283,30 +265,6 @@ class Projections:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _start_live_consumer(self) -> None:
-        await self.messaging.ready.wait()
-        async with self._lock:
-            consumer = make_consumer(self.settings, subscriptions.group_id, subscriptions.topics)
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
-                raise
-            self._run_live(consumer)
-
-    def _run_live(self, consumer: AIOKafkaConsumer) -> None:
-        runner = ConsumerRunner(
-            subscriptions=subscriptions,
-            registry=catalogue,
-            db=self.live.db,
-            settings=self.settings,
-            consumer=consumer,
-            dlq_producer=self.messaging.producer,
-        )
-        # The shared messaging stops it (and its consumer) at shutdown.
-        self.messaging.runner = runner
-        runner.start()
 
     async def _follow_other_replicas(self) -> None:
         """Another replica may switch over: follow it to the generation the control table names.
@@ -336,21 +294,19 @@ class Projections:
             async with self._lock:
                 if row.number == self.live.number:
                     continue
-                runner = self.messaging.runner
-                if runner is not None:
-                    await runner.stop()
-                    offsets = json.loads(row.switch_offsets or "{}")
-                    await _rewind_to_committed(runner.consumer)
-                    for tp in runner.consumer.assignment():
-                        at = offsets.get(f"{tp.topic}:{tp.partition}")
-                        if at is not None and at < await runner.consumer.position(tp):
-                            runner.consumer.seek(tp, at)
-                old, self.live = self.live, Generation(row.number, self._database(row.location))
+                async with self.messaging.consumer_paused() as consumer:
+                    if consumer is not None:
+                        offsets = json.loads(row.switch_offsets or "{}")
+                        for tp in consumer.assignment():
+                            at = offsets.get(f"{tp.topic}:{tp.partition}")
+                            if at is not None and at < await consumer.position(tp):
+                                consumer.seek(tp, at)
+                    old = self.live
+                    self.live = Generation(row.number, self._database(row.location))
+                    self.messaging.consume_into(self.live.db)
                 if old.db is not self.control:
                     self._others.append(old.db)
                 log.info("projection_followed_switch_over", generation=row.number)
-                if runner is not None:
-                    self._run_live(runner.consumer)
 
     async def erase_in_retired(self) -> int:
         """Erasures reach the retired generations too: they receive no events, but must not
@@ -445,48 +401,41 @@ class Projections:
                 await replay.stop()
 
     async def _switch_over(self, number: int, replay: Replay) -> None:
-        async with self._lock:
-            runner = self.messaging.runner
-            if runner is not None:
-                await runner.stop()
-                await _rewind_to_committed(runner.consumer)
-            try:
-                # With the live runner paused, generation n+1 catches up with everything the
-                # live one holds; whatever comes after is the live runner's, from its offsets.
-                await replay.catch_up(self._show, close_enough=_ANYTHING)
-                now = datetime.now(UTC)
-                async with self.control.session() as s:
-                    await s.execute(
-                        table_of(ProjectionGeneration)
-                        .update()
-                        .where(ProjectionGeneration.status == LIVE)
-                        .values(status=RETIRED, retired_at=now)
+        async with self._lock, self.messaging.consumer_paused():
+            # With the live runner paused, generation n+1 catches up with everything the
+            # live one holds; whatever comes after is the live runner's, from its offsets.
+            await replay.catch_up(self._show, close_enough=_ANYTHING)
+            now = datetime.now(UTC)
+            async with self.control.session() as s:
+                await s.execute(
+                    table_of(ProjectionGeneration)
+                    .update()
+                    .where(ProjectionGeneration.status == LIVE)
+                    .values(status=RETIRED, retired_at=now)
+                )
+                await s.execute(
+                    table_of(ProjectionGeneration)
+                    .update()
+                    .where(ProjectionGeneration.number == number)
+                    .values(
+                        status=LIVE,
+                        switched_at=now,
+                        records_done=replay.done,
+                        records_total=replay.done,
+                        switch_offsets=json.dumps(
+                            {
+                                f"{tp.topic}:{tp.partition}": position
+                                for tp, position in (await replay.positions()).items()
+                            }
+                        ),
                     )
-                    await s.execute(
-                        table_of(ProjectionGeneration)
-                        .update()
-                        .where(ProjectionGeneration.number == number)
-                        .values(
-                            status=LIVE,
-                            switched_at=now,
-                            records_done=replay.done,
-                            records_total=replay.done,
-                            switch_offsets=json.dumps(
-                                {
-                                    f"{tp.topic}:{tp.partition}": position
-                                    for tp, position in (await replay.positions()).items()
-                                }
-                            ),
-                        )
-                    )
-                    await s.commit()
-                old, self.live = self.live, Generation(number, replay.db)
-                self.building = None
-                if old.db is not self.control:
-                    self._others.append(old.db)
-            finally:
-                if runner is not None:
-                    self._run_live(runner.consumer)
+                )
+                await s.commit()
+            old, self.live = self.live, Generation(number, replay.db)
+            self.messaging.consume_into(self.live.db)
+            self.building = None
+            if old.db is not self.control:
+                self._others.append(old.db)
 
     async def _record(self, number: int, **values: Any) -> None:
         async with self.control.session() as s:
