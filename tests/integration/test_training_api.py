@@ -19,13 +19,6 @@ from fastapi import FastAPI
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
-    FacilityUpdated,
-    InmateReleased,
-    InmateShared,
-    InmateTransferred,
     ParticipantCompleted,
     ParticipantEnrolled,
     ParticipantNotCompleted,
@@ -35,7 +28,6 @@ from bekal.shared.events.catalogue import (
     SessionOpened,
     SessionScheduled,
     SessionStarted,
-    Sex,
 )
 from bekal.shared.messaging.models import InboxMessage, OutboxMessage
 from bekal.shared.settings import Settings
@@ -49,6 +41,15 @@ from bekal.training.models import (
 )
 from tests.support.apps import bearer, published, running
 from tests.support.db import count, outbox_drained
+from tests.support.factories import (
+    facility_registered,
+    facility_updated,
+    inmate_released,
+    inmate_shared,
+    inmate_transferred,
+)
+from tests.support.factories import program_body as batik_program_body
+from tests.support.factories import session_body as ybi_session_body
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -108,65 +109,15 @@ async def training(database_url, broker, make_settings) -> AsyncIterator[Trainin
         yield Training(app, client, settings)
 
 
-def facility_event(
-    cls: type[FacilityRegistered] | type[FacilityUpdated],
-    facility_id: uuid.UUID,
-    *,
-    code: str,
-    name: str,
-    active: bool = True,
-) -> Event:
-    return cls(
-        facility_id=facility_id,
-        code=code,
-        name=name,
-        kind=FacilityKind.LAPAS,
-        facility_class=FacilityClass.I,
-        province="DKI Jakarta",
-        regional_office="Kanwil Ditjenpas DKI Jakarta",
-        capacity=1136,
-        active=active,
-    )
-
-
-def shared(participant_id: uuid.UUID, facility_id: uuid.UUID, name: str) -> InmateShared:
-    return InmateShared(
-        participant_id=participant_id,
-        full_name=name,
-        sex=Sex.MALE,
-        birth_year=1990,
-        facility_id=facility_id,
-        admission_date=date(2022, 10, 1),
-        expected_release_date=date(2025, 1, 2),
-    )
-
-
 def program_body(code: str = "WUB-BATIK", **changes: Any) -> dict[str, Any]:
-    body = {
-        "code": code,
-        "title": "Penumbuhan WUB IKM Batik (batik tulis dan batik cap)",
-        "sector": "batik",
-        "partner": "Yayasan Batik Indonesia",
-        "days": 5,
-        "hours": 40,
-        "min_attendance_share": 0.8,
-        "competency_units": UNITS,
-    }
-    body.update(changes)
-    return body
+    title = "Penumbuhan WUB IKM Batik (batik tulis dan batik cap)"
+    return batik_program_body(
+        **{"code": code, "title": title, "competency_units": UNITS, **changes}
+    )
 
 
 def session_body(program_id: str, facility_id: uuid.UUID, **changes: Any) -> dict[str, Any]:
-    body = {
-        "program_id": program_id,
-        "facility_id": str(facility_id),
-        "start_date": DAYS[0].isoformat(),
-        "end_date": DAYS[-1].isoformat(),
-        "capacity": 4,
-        "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
-    }
-    body.update(changes)
-    return body
+    return ybi_session_body(program_id, facility_id, **{"capacity": 4, **changes})
 
 
 def assert_problem(response: httpx.Response, status: int, field: str) -> dict[str, Any]:
@@ -190,13 +141,15 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         "Andi Kusuma",
         "Hendra Nugroho",
     ]
+    rutan = facility_registered(facility_id=salemba, code="RT-SALEMBA", name="Rutan Salemba")
     await t.publish(
-        facility_event(
-            FacilityRegistered, cipinang, code="LP-CIPINANG", name="Lapas Kelas I Cipinang"
-        ),
-        facility_event(FacilityRegistered, salemba, code="RT-SALEMBA", name="Rutan Salemba"),
-        facility_event(FacilityUpdated, salemba, code="RT-SALEMBA", name="Rutan Kelas I Salemba"),
-        *[shared(pid, cipinang, name) for pid, name in zip(people, names, strict=True)],
+        facility_registered(facility_id=cipinang),
+        rutan,
+        facility_updated(rutan, name="Rutan Kelas I Salemba"),
+        *[
+            inmate_shared(participant_id=pid, facility_id=cipinang, full_name=name)
+            for pid, name in zip(people, names, strict=True)
+        ],
     )
 
     # The replica fills from the events alone (the two topics are consumed independently).
@@ -492,24 +445,21 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         )
     ).json()
     assert [s["id"] for s in running["data"]] == [second["id"]]
-    release = InmateReleased(
+    release = inmate_released(
         participant_id=p4,
         facility_id=cipinang,
         release_kind=ReleaseKind.PAROLE,
         released_on=date(2024, 9, 5),
     )
-    transfer = InmateTransferred(
+    transfer = inmate_transferred(
         participant_id=p5,
         from_facility_id=cipinang,
         to_facility_id=salemba,
         transferred_on=date(2024, 9, 6),
     )
     # p0 completed the first course: releasing them leaves that outcome alone.
-    release_done = InmateReleased(
-        participant_id=people[0],
-        facility_id=cipinang,
-        release_kind=ReleaseKind.FREE,
-        released_on=date(2024, 9, 10),
+    release_done = inmate_released(
+        participant_id=people[0], facility_id=cipinang, released_on=date(2024, 9, 10)
     )
     await t.publish(release, transfer, release_done)
 
@@ -563,25 +513,17 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
     t = training
     here, closed, elsewhere = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     inside, released, moved = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    pontianak = facility_registered(
+        facility_id=here, code="LP-PONTIANAK", name="Lapas Kelas IIA Pontianak"
+    )
     await t.publish(
-        facility_event(
-            FacilityRegistered, here, code="LP-PONTIANAK", name="Lapas Kelas IIA Pontianak"
-        ),
-        facility_event(
-            FacilityRegistered, closed, code="LP-TUTUP", name="Lapas Lama", active=False
-        ),
-        facility_event(
-            FacilityRegistered, elsewhere, code="LP-SINGKAWANG", name="Lapas Singkawang"
-        ),
-        shared(inside, here, "Eko Setiawan"),
-        shared(released, here, "Bayu Siregar"),
-        shared(moved, elsewhere, "Fajar Lubis"),
-        InmateReleased(
-            participant_id=released,
-            facility_id=here,
-            release_kind=ReleaseKind.FREE,
-            released_on=date(2019, 5, 1),
-        ),
+        pontianak,
+        facility_registered(facility_id=closed, code="LP-TUTUP", name="Lapas Lama", active=False),
+        facility_registered(facility_id=elsewhere, code="LP-SINGKAWANG", name="Lapas Singkawang"),
+        inmate_shared(participant_id=inside, facility_id=here, full_name="Eko Setiawan"),
+        inmate_shared(participant_id=released, facility_id=here, full_name="Bayu Siregar"),
+        inmate_shared(participant_id=moved, facility_id=elsewhere, full_name="Fajar Lubis"),
+        inmate_released(participant_id=released, facility_id=here, released_on=date(2019, 5, 1)),
     )
 
     async def replica_filled() -> bool:
@@ -597,11 +539,9 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
 
     # A registry event redelivered late (older than what the replica shows) changes nothing.
     now = datetime.now(UTC)
-    renamed = facility_event(
-        FacilityUpdated, here, code="LP-PONTIANAK", name="Lapas Kelas IIA Pontianak Baru"
-    )
-    stale = facility_event(
-        FacilityRegistered, here, code="LP-PONTIANAK", name="Lapas Pontianak (lama)"
+    renamed = facility_updated(pontianak, name="Lapas Kelas IIA Pontianak Baru")
+    stale = facility_registered(
+        facility_id=here, code="LP-PONTIANAK", name="Lapas Pontianak (lama)"
     )
     [_, stale_id] = await t.publish(renamed, stale, times=[now, now - timedelta(hours=1)])
 

@@ -18,16 +18,9 @@ from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     AbsenceReason,
     EnrollmentWithdrawn,
-    FacilityClass,
-    FacilityKind,
-    FacilityRegistered,
     FollowUpRecorded,
-    InmateConsentWithdrawn,
-    InmateErased,
     InmateReleased,
     InmateShared,
-    InmatesMerged,
-    InmateTemporarilyAbsent,
     OutcomeCorrected,
     ParticipantCompleted,
     ParticipantEnrolled,
@@ -37,7 +30,6 @@ from bekal.shared.events.catalogue import (
     ReadinessRecorded,
     ReleaseKind,
     SessionCancelled,
-    Sex,
 )
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import InboxMessage, OutboxMessage
@@ -46,6 +38,17 @@ from bekal.training.app import create_app
 from bekal.training.models import AttendanceRecord, Enrollment, Participant
 from tests.support.apps import bearer, published, running
 from tests.support.db import count
+from tests.support.factories import (
+    facility_registered,
+    inmate_consent_withdrawn,
+    inmate_erased,
+    inmate_released,
+    inmate_shared,
+    inmate_temporarily_absent,
+    inmates_merged,
+    program_body,
+    session_body,
+)
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
@@ -130,38 +133,16 @@ async def training(database_url, broker, make_settings) -> AsyncIterator[Trainin
         yield Training(app, client, settings)
 
 
-def facility(facility_id: uuid.UUID, code: str, name: str) -> FacilityRegistered:
-    return FacilityRegistered(
-        facility_id=facility_id,
-        code=code,
-        name=name,
-        kind=FacilityKind.LAPAS,
-        facility_class=FacilityClass.I,
-        province="DKI Jakarta",
-        regional_office="Kanwil Ditjenpas DKI Jakarta",
-        capacity=1136,
-        active=True,
-    )
-
-
 def inmate(
     pid: uuid.UUID, facility_id: uuid.UUID, name: str, release: date | None = date(2025, 1, 2)
 ) -> InmateShared:
-    return InmateShared(
-        participant_id=pid,
-        full_name=name,
-        sex=Sex.MALE,
-        birth_year=1990,
-        facility_id=facility_id,
-        admission_date=date(2022, 10, 1),
-        expected_release_date=release,
+    return inmate_shared(
+        participant_id=pid, facility_id=facility_id, full_name=name, expected_release_date=release
     )
 
 
 def released(pid: uuid.UUID, facility_id: uuid.UUID, on: date) -> InmateReleased:
-    return InmateReleased(
-        participant_id=pid, facility_id=facility_id, release_kind=ReleaseKind.FREE, released_on=on
-    )
+    return inmate_released(participant_id=pid, facility_id=facility_id, released_on=on)
 
 
 async def setup(
@@ -171,8 +152,8 @@ async def setup(
     cipinang, salemba = uuid.uuid4(), uuid.uuid4()
     ids = {name: uuid.uuid4() for name in people}
     events: list[Event] = [
-        facility(cipinang, "CIPINANG", "Lapas Kelas I Cipinang"),
-        facility(salemba, "SALEMBA", "Rutan Kelas I Salemba"),
+        facility_registered(facility_id=cipinang, code="CIPINANG"),
+        facility_registered(facility_id=salemba, code="SALEMBA", name="Rutan Kelas I Salemba"),
     ]
     events += [
         inmate(ids[n], salemba if n in elsewhere else cipinang, n, release)
@@ -181,16 +162,11 @@ async def setup(
     await t.handled(*await t.publish(*events))
     program = await t.post(
         "/api/v1/programs",
-        {
-            "code": f"WUB-BATIK-{uuid.uuid4().hex[:6]}",
-            "title": "Penumbuhan WUB IKM Batik",
-            "sector": "batik",
-            "partner": "Yayasan Batik Indonesia",
-            "days": 5,
-            "hours": 40,
-            "min_attendance_share": 0.8,
-            "competency_units": UNITS,
-        },
+        program_body(
+            code=f"WUB-BATIK-{uuid.uuid4().hex[:6]}",
+            title="Penumbuhan WUB IKM Batik",
+            competency_units=UNITS,
+        ),
         expect=201,
     )
     return cipinang, ids, program["id"]
@@ -209,14 +185,13 @@ async def schedule(
     """A session planned at the facility, opened for nominations unless ``opened`` is False."""
     body = await t.post(
         "/api/v1/sessions",
-        {
-            "program_id": program_id,
-            "facility_id": str(facility_id),
-            "start_date": start.isoformat(),
-            "end_date": (start + timedelta(days=days - 1)).isoformat(),
-            "capacity": capacity,
-            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
-        },
+        session_body(
+            program_id,
+            facility_id,
+            start_date=start.isoformat(),
+            end_date=(start + timedelta(days=days - 1)).isoformat(),
+            capacity=capacity,
+        ),
         expect=201,
     )
     if opened:
@@ -361,11 +336,12 @@ async def test_enrolment_rules_and_the_waiting_list(training: Training) -> None:
     await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
 
     # A temporary absence does not withdraw; a release does, and Cahyo moves up.
-    absent = InmateTemporarilyAbsent(
+    absent = inmate_temporarily_absent(
         participant_id=p["Budi"],
         facility_id=cipinang,
         reason=AbsenceReason.COURT,
         absent_from=START + timedelta(days=1),
+        expected_return=None,
     )
     release = released(p["Eko"], cipinang, START + timedelta(days=2))
     ids = await t.publish(absent, release)
@@ -679,7 +655,7 @@ async def test_history_lock_correction_and_graduates(training: Training) -> None
             return list((await db.scalars(select(OutboxMessage.payload))).all())
 
     assert any('"Hadi"' in x for x in await names_in_outbox())
-    await t.handled(*await t.publish(InmateErased(participant_id=p["Hadi"])))
+    await t.handled(*await t.publish(inmate_erased(p["Hadi"])))
     assert not any("Hadi" in x for x in await names_in_outbox())
     after = {e["participant_id"]: e for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]}
     assert (after[str(p["Hadi"])]["full_name"], after[str(p["Hadi"])]["status"]) == (
@@ -712,11 +688,9 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
         headers=t.officer,
     )
 
-    merged = InmatesMerged(
-        participant_id=p["Kurnia Duplikat"], surviving_participant_id=p["Kurnia"], merged_on=DAYS[1]
-    )
-    consent = InmateConsentWithdrawn(participant_id=p["Lukman"], withdrawn_on=DAYS[1])
-    erased = InmateErased(participant_id=p["Mulyadi"])
+    merged = inmates_merged(p["Kurnia Duplikat"], p["Kurnia"], merged_on=DAYS[1])
+    consent = inmate_consent_withdrawn(p["Lukman"], withdrawn_on=DAYS[1])
+    erased = inmate_erased(p["Mulyadi"])
     between = datetime.now(UTC)  # after the sharing, before the erasure
     ids = await t.publish(merged, consent, erased)
     await t.handled(*ids)
@@ -891,9 +865,7 @@ async def test_a_merge_of_two_records_in_one_session_keeps_one_enrolment_and_a_t
     )
     before = len(await t.events(expect=9))
 
-    merged = InmatesMerged(
-        participant_id=p["Rudi Ganda"], surviving_participant_id=p["Rudi"], merged_on=DAYS[-1]
-    )
+    merged = inmates_merged(p["Rudi Ganda"], p["Rudi"], merged_on=DAYS[-1])
     [merge_id] = await t.publish(merged)
     await t.handled(merge_id)
 
@@ -1013,9 +985,7 @@ async def test_a_completed_duplicate_enrolment_moves_to_the_surviving_id(
     assert statuses(done) == {tono: "not_completed", twin: "completed"}
     before = len(await t.events(expect=4))
 
-    merged = InmatesMerged(
-        participant_id=p["Tono G"], surviving_participant_id=p["Tono"], merged_on=DAYS[-1]
-    )
+    merged = inmates_merged(p["Tono G"], p["Tono"], merged_on=DAYS[-1])
     await t.handled(*await t.publish(merged, merged))
 
     after = await t.get(f"/api/v1/sessions/{s}")
@@ -1059,7 +1029,7 @@ async def test_attendance_is_refused_from_the_day_a_participant_left(training: T
 
     await t.put(url, sheet(DAYS[0], everyone), headers=t.officer)
     paroled_on = date(2024, 9, 5)
-    parole = InmateReleased(
+    parole = inmate_released(
         participant_id=p["Bayu"],
         facility_id=cipinang,
         release_kind=ReleaseKind.PAROLE,
