@@ -15,7 +15,6 @@ first JDK found in KEYCLOAK_JAVA_HOME, JAVA_HOME, ``java`` on the PATH or /usr/l
 from __future__ import annotations
 
 import argparse
-import ctypes
 import http.cookiejar
 import os
 import re
@@ -34,6 +33,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bekal.devtools.broker import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "26.5.6"
 MIN_JAVA = 21
@@ -49,14 +50,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        pass
 
 
 class KeycloakUnavailable(RuntimeError):
@@ -163,6 +156,33 @@ def _build(dist: Path) -> None:
         raise KeycloakUnavailable(f"kc.sh build failed: {result.stdout[-2000:]}")
 
 
+# kc.sh runs Java as its own child and forwards SIGTERM to it from a trap. The parent-death
+# signal armed before exec stays with the process exec'd, not with that child: Java outlived a
+# shell that was killed outright, holding its ports. The launcher is kc.sh up to that point,
+# ending in an exec of Java instead, so Java itself is the process that dies with the tests.
+_LAUNCH_FROM = "# trap the signals that should be forwarded to the java process"
+_EXEC_JAVA = """eval exec "'$JAVA'" "$JAVA_RUN_OPTS"\n"""
+
+
+def exec_launcher(dist: Path) -> Path:
+    """``bin/kc-exec.sh`` beside kc.sh (its options and class path worked out by kc.sh's own
+    code): the same start, with Java in the shell's place."""
+    script = (dist / "bin" / "kc.sh").read_text()
+    cut = script.find(_LAUNCH_FROM)
+    if cut < 0:
+        raise KeycloakUnavailable(
+            f"kc.sh of Keycloak {VERSION} no longer starts Java where expected ({_LAUNCH_FROM!r})"
+        )
+    launcher = dist / "bin" / "kc-exec.sh"
+    text = script[:cut] + _EXEC_JAVA
+    if not launcher.is_file() or launcher.read_text() != text:
+        partial = launcher.with_suffix(".partial")
+        partial.write_text(text)
+        partial.chmod(0o755)
+        partial.replace(launcher)
+    return launcher
+
+
 @dataclass(frozen=True)
 class User:
     username: str
@@ -229,7 +249,7 @@ class Keycloak:
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(dist / "bin" / "kc.sh"),
+                    str(exec_launcher(dist)),
                     "start",
                     "--optimized",
                     "--import-realm",
@@ -245,7 +265,8 @@ class Keycloak:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                # SIGTERM, so that Keycloak still shuts down as it does when stopped.
+                preexec_fn=die_with_parent(signal.SIGTERM),
                 start_new_session=True,
             )
         discovery = f"{self.issuer}/.well-known/openid-configuration"
