@@ -103,8 +103,9 @@ class Platform:
         if not self.bootstrap_servers:
             if port_open("127.0.0.1", self.broker_port):
                 raise RuntimeError(
-                    f"port {self.broker_port} is taken by another program; stop it or set "
-                    "KAFKA_BOOTSTRAP_SERVERS to use that broker"
+                    f"port {self.broker_port} is taken by another program; stop it, set "
+                    "BEKAL_BROKER_PORT to start the embedded broker on another port, or set "
+                    "KAFKA_BOOTSTRAP_SERVERS to use the broker already there"
                 )
             self.broker = EmbeddedBroker(
                 port=self.broker_port, log_file=self.var / "log" / "broker.log"
@@ -120,7 +121,9 @@ class Platform:
         for service in SERVICES:
             if port_open("127.0.0.1", self.ports[service]):
                 raise RuntimeError(
-                    f"port {self.ports[service]} for {service} is taken by another program"
+                    f"port {self.ports[service]} for {service} is taken by another program; "
+                    f"stop it or set BEKAL_{service.upper()}_PORT to start {service} on another "
+                    "port"
                 )
             log = open(self.var / "log" / f"{service}.log", "ab")
             proc = subprocess.Popen(
