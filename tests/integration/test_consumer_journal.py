@@ -7,19 +7,17 @@ and the journal says so, while the inbox still holds one row per event.
 
 from __future__ import annotations
 
-import uuid
-from datetime import date
-
 import pytest
 from sqlalchemy import delete, inspect
 from sqlalchemy.exc import DBAPIError
 
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
+from bekal.shared.events.catalogue import InmateReleased
 from bekal.shared.messaging.consumer import ConsumerRunner, HandlerContext, Subscriptions
 from bekal.shared.messaging.journal import journal_counts
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.migrations import create_platform_tables
+from tests.support.factories import inmate_released
 from tests.support.faults import wait_committed_to_log_end
 from tests.support.kafka import publish, records_on
 from tests.support.runners import start_runner
@@ -28,15 +26,6 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 EVENTS = 20
-
-
-def _released() -> InmateReleased:
-    return InmateReleased(
-        participant_id=uuid.uuid4(),
-        facility_id=uuid.uuid4(),
-        release_kind=ReleaseKind.FREE,
-        released_on=date(2024, 9, 7),
-    )
 
 
 def _subscriptions() -> Subscriptions:
@@ -62,7 +51,7 @@ async def test_journal_counts_repeated_deliveries_and_shows_a_doubled_effect(
     async with db.engine.begin() as conn:
         await conn.run_sync(create_platform_tables)
     runner, producer = await _runner(settings, db)
-    await publish(settings, [_released() for _ in range(EVENTS)])
+    await publish(settings, [inmate_released() for _ in range(EVENTS)])
     records = await records_on(settings, "registry.inmates")
     try:
         await runner.process_batch(records)
@@ -90,7 +79,7 @@ async def test_journal_is_off_unless_asked_for(database_url, broker, make_settin
     async with db.engine.begin() as conn:
         await conn.run_sync(create_platform_tables)
     runner, producer = await _runner(settings, db)
-    await publish(settings, [_released() for _ in range(3)])
+    await publish(settings, [inmate_released() for _ in range(3)])
     try:
         await runner.process_batch(await records_on(settings, "registry.inmates"))
         async with db.engine.connect() as conn:
@@ -125,7 +114,7 @@ async def test_runner_that_fails_unexpectedly_starts_over_from_committed_offsets
     async with db.engine.begin() as conn:
         await conn.run_sync(create_platform_tables)
     runner, producer = await _runner(settings, db, _FailsOnce)
-    await publish(settings, [_released() for _ in range(EVENTS)])
+    await publish(settings, [inmate_released() for _ in range(EVENTS)])
     runner.start()
     try:
         await wait_until(lambda: _applied_at_least(db, EVENTS), within=60, what="every event")

@@ -17,6 +17,7 @@ from bekal.shared.events.catalogue import CertificateIssued
 from bekal.shared.events.topics import CERTIFICATION_CERTIFICATES
 from bekal.shared.messaging.kafka import make_producer
 from bekal.shared.settings import Settings
+from tests.support.factories import certificate_issued
 from tests.support.kafka import publish
 
 pytestmark = pytest.mark.integration
@@ -39,15 +40,7 @@ async def test_prints_valid_certificates_and_reports_the_rest(broker: EmbeddedBr
         await admin.create_topics([NewTopic(topic, 1, 1)])
     finally:
         await admin.close()
-    issued = CertificateIssued(
-        certificate_id=uuid.uuid4(),
-        number="IKMA/2024/000042",
-        participant_id=uuid.uuid4(),
-        session_id=uuid.uuid4(),
-        enrollment_id=uuid.uuid4(),
-        program_id=uuid.uuid4(),
-        issued_on=date(2024, 8, 17),
-    )
+    issued = certificate_issued(number="IKMA/2024/000042", issued_on=date(2024, 8, 17))
     (event_id,) = await publish(settings, [issued])
     producer = make_producer(settings)
     await producer.start()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import date
 
 import pytest
 from aiokafka.errors import ProducerClosed
@@ -18,12 +17,7 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import Database, new_metadata
-from bekal.shared.events.catalogue import (
-    AbsenceReason,
-    InmateReleased,
-    InmateTemporarilyAbsent,
-    ReleaseKind,
-)
+from bekal.shared.events.catalogue import InmateReleased, InmateTemporarilyAbsent
 from bekal.shared.messaging.consumer import (
     BatchContext,
     Delivered,
@@ -35,6 +29,7 @@ from bekal.shared.messaging.models import DeadLetter, InboxMessage, OutboxMessag
 from bekal.shared.messaging.outbox import OutboxRelay, add_event
 from bekal.shared.migrations import create_platform_tables
 from tests.support.db import count
+from tests.support.factories import inmate_released, inmate_temporarily_absent
 from tests.support.kafka import publish, records_on
 from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
@@ -62,15 +57,6 @@ async def _prepare(url: str) -> Database:
     return db
 
 
-def released(n: int = 0) -> InmateReleased:
-    return InmateReleased(
-        participant_id=uuid.uuid4(),
-        facility_id=uuid.uuid4(),
-        release_kind=ReleaseKind.FREE,
-        released_on=date(2024, 9, 7),
-    )
-
-
 def _subscriptions(fail_for: set[str] | None = None, always_fail: bool = False) -> Subscriptions:
     subs = Subscriptions("training")
 
@@ -90,7 +76,7 @@ async def test_event_whose_publish_fails_stays_in_outbox_and_is_sent_later(
     db = await _prepare(database_url)
     await ensure_topics(settings, ["registry.inmates"])
     async with db.session() as s:
-        event = released()
+        event = inmate_released()
         add_event(s, event)
         await s.commit()
 
@@ -129,7 +115,7 @@ async def test_redelivered_event_has_no_second_effect(database_url, broker, make
     settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
     runner, producer = await start_runner(settings, db, _subscriptions())
-    event = released()
+    event = inmate_released()
     same_id = str(uuid.uuid4())
     await publish(settings, [event, event, event], event_ids=[same_id] * 3)
     runner.start()
@@ -155,8 +141,8 @@ async def test_failing_handler_dead_letters_the_record_and_the_partition_goes_on
     settings = make_settings("training", database_url, broker)
     settings = settings.model_copy(update={"kafka_topic_partitions": 1})
     db = await _prepare(database_url)
-    poison = released()
-    good = [released() for _ in range(3)]
+    poison = inmate_released()
+    good = [inmate_released() for _ in range(3)]
     runner, producer = await start_runner(
         settings, db, _subscriptions(fail_for={str(poison.participant_id)})
     )
@@ -216,7 +202,7 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_with_the_reason(
             ],
         )
     await producer.send_and_wait(topic, key=b"k4", value=b"plain bytes", headers=[])
-    good = released()
+    good = inmate_released()
     await publish(settings, [good])
     runner.start()
     try:
@@ -238,7 +224,7 @@ async def test_consumer_stopped_mid_stream_and_restarted_loses_nothing_and_doubl
 ):
     settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
-    events = [released(i) for i in range(300)]
+    events = [inmate_released() for _ in range(300)]
     await ensure_topics(settings, ["registry.inmates", "training.dlq"])
     await publish(settings, events)
 
@@ -321,15 +307,6 @@ def _batching_subscriptions(calls: list[list[str]], fail_when: str | None = None
     return subs
 
 
-def _absent() -> InmateTemporarilyAbsent:
-    return InmateTemporarilyAbsent(
-        participant_id=uuid.uuid4(),
-        facility_id=uuid.uuid4(),
-        reason=AbsenceReason.COURT,
-        absent_from=date(2024, 9, 4),
-    )
-
-
 async def _applied(db: Database) -> list[tuple[str, str]]:
     async with db.session() as s:
         rows = await s.scalars(select(Applied).order_by(Applied.id))
@@ -344,7 +321,11 @@ async def test_batch_handler_gets_consecutive_events_of_its_type_in_partition_or
     db = await _prepare(database_url)
     calls: list[list[str]] = []
     runner, producer = await start_runner(settings, db, _batching_subscriptions(calls))
-    events = [released() for _ in range(4)] + [_absent()] + [released() for _ in range(3)]
+    events = (
+        [inmate_released() for _ in range(4)]
+        + [inmate_temporarily_absent()]
+        + [inmate_released() for _ in range(3)]
+    )
     ids = [str(e.participant_id) for e in events]
     await publish(settings, events)
     runner.start()
@@ -375,7 +356,7 @@ async def test_failing_batch_is_rolled_back_and_each_event_applied_once_one_by_o
     settings = make_settings("training", database_url, broker)
     settings = settings.model_copy(update={"kafka_topic_partitions": 1})
     db = await _prepare(database_url)
-    events = [released() for _ in range(5)]
+    events = [inmate_released() for _ in range(5)]
     ids = [str(e.participant_id) for e in events]
     calls: list[list[str]] = []
     runner, producer = await start_runner(
@@ -410,7 +391,7 @@ async def test_two_deliveries_of_the_same_batch_at_once_apply_it_once_and_run_no
     """
     settings = make_settings("training", database_url, broker)
     db = await _prepare(database_url)
-    events = [released() for _ in range(30)]
+    events = [inmate_released() for _ in range(30)]
     ids = [str(e.participant_id) for e in events]
     calls: tuple[list[list[str]], list[list[str]]] = ([], [])
     subs = [_batching_subscriptions(c) for c in calls]

@@ -10,9 +10,7 @@ document promises.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from bekal.devtools import apache_kafka
 from bekal.devtools.generated import all_consumers
 from bekal.shared import contracts
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import InmateReleased, ReleaseKind
+from bekal.shared.events.catalogue import InmateReleased
 from bekal.shared.events.topics import DEAD_LETTER_RETENTION_MS, topic_config
 from bekal.shared.messaging.consumer import HandlerContext, Subscriptions
 from bekal.shared.messaging.kafka import ensure_topics, make_producer
@@ -36,6 +34,7 @@ from bekal.shared.migrations import create_platform_tables
 from bekal.shared.settings import Settings
 from tests.conftest import BROKERS, start_apache_kafka
 from tests.support.db import count
+from tests.support.factories import inmate_released
 from tests.support.kafka import publish, records_on
 from tests.support.runners import start_runner
 from tests.support.waiting import wait_until
@@ -171,13 +170,7 @@ async def test_dead_letters_carry_the_headers_the_asyncapi_document_requires(
         (b"k4", b'{"participant_id": 1}', [("ce_id", b"4"), ("ce_type", released_type), *ce]),
     ):
         await producer.send_and_wait(topic, key=key, value=value, headers=headers)
-    event = InmateReleased(
-        participant_id=uuid.uuid4(),
-        facility_id=uuid.uuid4(),
-        release_kind=ReleaseKind.FREE,
-        released_on=date(2024, 9, 7),
-    )
-    await publish(settings, [event])  # handler_failed
+    await publish(settings, [inmate_released()])  # handler_failed
     runner.start()
     try:
         await wait_until(lambda: _count_at_least(db, 5), within=60, what="five dead letters")

@@ -17,13 +17,14 @@ import pytest
 from sqlalchemy import delete, select
 
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import InmateReleased, InmateShared, ReleaseKind, Sex
+from bekal.shared.events.catalogue import InmateShared, ReleaseKind, Sex
 from bekal.shared.events.envelope import EventMeta
 from bekal.shared.messaging.consumer import BatchContext, Delivered
 from bekal.shared.migrations import upgrade
 from bekal.training.handlers import on_inmates_shared
 from bekal.training.models import MergedParticipant, Participant
 from bekal.training.services import replica
+from tests.support.factories import inmate_released, inmate_shared
 
 pytestmark = pytest.mark.integration
 
@@ -36,11 +37,10 @@ LATE = uuid.uuid4()
 
 
 def shared(pid: uuid.UUID, name: str, release: date | None = None) -> InmateShared:
-    return InmateShared(
+    return inmate_shared(
         participant_id=pid,
         full_name=name,
         sex=Sex.FEMALE,
-        birth_year=1990,
         facility_id=FACILITY,
         admission_date=date(2023, 1, 5),
         expected_release_date=release,
@@ -142,7 +142,7 @@ async def test_shares_after_a_release_in_the_same_transaction_see_the_release(
     """
     await asyncio.to_thread(upgrade, "bekal.training", database_url)
     db = Database(database_url)
-    release = InmateReleased(
+    release = inmate_released(
         participant_id=EXISTING,
         facility_id=FACILITY,
         release_kind=ReleaseKind.PAROLE,

@@ -16,13 +16,14 @@ from bekal.shared.events.envelope import to_kafka
 from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
+from tests.support.factories import inmate_shared
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def shared_inmate(i: int, *, facility_id: uuid.UUID, participant_id: uuid.UUID) -> InmateShared:
     """The ``i``-th consenting inmate of a stream: its name says which one it is."""
-    return InmateShared(
+    return inmate_shared(
         participant_id=participant_id,
         full_name=f"Peserta Uji {i:06d}",
         sex=Sex.MALE if i % 2 else Sex.FEMALE,

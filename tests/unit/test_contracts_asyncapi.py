@@ -37,6 +37,7 @@ from bekal.shared.events.topics import (
     topic_settings,
 )
 from bekal.shared.settings import Settings
+from tests.support.factories import certificate_issued
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -317,15 +318,7 @@ def test_operations_send_by_owner_and_receive_by_each_consumer_group(
 
 
 def test_a_real_event_on_the_wire_matches_its_message(doc: dict[str, Any]) -> None:
-    event = CertificateIssued(
-        certificate_id=uuid.uuid4(),
-        number="IKMA/2024/000001",
-        participant_id=uuid.uuid4(),
-        session_id=uuid.uuid4(),
-        enrollment_id=uuid.uuid4(),
-        program_id=uuid.uuid4(),
-        issued_on=date(2024, 6, 1),
-    )
+    event = certificate_issued(number="IKMA/2024/000001", issued_on=date(2024, 6, 1))
     key, value, headers = to_kafka(event, source=SOURCES["certification"])
     mid = contracts.message_id(CertificateIssued)
     message = doc["components"]["messages"][mid]

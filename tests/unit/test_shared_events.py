@@ -18,15 +18,7 @@ from bekal.shared.events.catalogue import (
 )
 from bekal.shared.events.envelope import UnreadableEvent, encode, from_kafka, to_kafka
 from bekal.shared.events.topics import TOPICS
-
-
-def _released() -> InmateReleased:
-    return InmateReleased(
-        participant_id=uuid.uuid4(),
-        facility_id=uuid.uuid4(),
-        release_kind=ReleaseKind.PAROLE,
-        released_on=date(2024, 9, 7),
-    )
+from tests.support.factories import inmate_released
 
 
 def test_event_types_are_versioned_and_named_after_their_service() -> None:
@@ -56,7 +48,7 @@ def test_completion_event_names_no_facility() -> None:
 
 
 def test_binary_mode_roundtrip_keeps_id_key_subject_and_trace() -> None:
-    event = _released()
+    event = inmate_released(release_kind=ReleaseKind.PAROLE)
     when = datetime(2024, 9, 7, 10, 0, tzinfo=UTC)
     key, value, headers = to_kafka(
         event,
@@ -151,14 +143,14 @@ def _released_headers(**override: bytes) -> list[tuple[str, bytes]]:
 )
 def test_records_the_model_or_the_envelope_cannot_read_are_malformed(headers, value) -> None:  # type: ignore[no-untyped-def]
     if value is None:
-        value = json.dumps(_released().data()).encode()
+        value = json.dumps(inmate_released(release_kind=ReleaseKind.PAROLE).data()).encode()
     with pytest.raises(UnreadableEvent) as info:
         from_kafka(b"k", value, headers, catalogue)
     assert info.value.reason == "malformed"
 
 
 def test_time_with_an_offset_is_read_as_the_same_instant() -> None:
-    event = _released()
+    event = inmate_released(release_kind=ReleaseKind.PAROLE)
     value = json.dumps(event.data()).encode()
     headers = _released_headers(ce_time=b"2024-09-07T17:00:00.123456+07:00")
     decoded, meta = from_kafka(b"k", value, headers, catalogue)
@@ -169,7 +161,7 @@ def test_time_with_an_offset_is_read_as_the_same_instant() -> None:
 
 def test_stored_payload_is_sent_as_it_is_and_reads_as_the_event() -> None:
     """The outbox relay sends the JSON it stored, without parsing and serialising it again."""
-    event = _released()
+    event = inmate_released(release_kind=ReleaseKind.PAROLE)
     payload = json.dumps(event.data(), ensure_ascii=False).encode()
     when = datetime(2024, 9, 7, 10, 0, tzinfo=UTC)
     key, value, headers = encode(
