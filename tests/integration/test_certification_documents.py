@@ -212,3 +212,74 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
         )
         r = await client.post("/public/verify", json={"credential": forged})
         assert r.json() == {"result": "unknown"}
+
+
+async def test_a_sessions_certificates_are_found_and_print_as_one_pdf(
+    database_url, broker, make_settings, tmp_path
+):
+    settings = certification_settings(
+        make_settings, database_url, broker, tmp_path, public_base_url=BASE_URL
+    )
+    names = ["Rina Marlina", "Ani Suryani", "Yosefína Kristanti"]
+    first = participant_completed(participant_name=names[0])
+    graduates = [first] + [
+        participant_completed(session_id=first.session_id, participant_name=name)
+        for name in names[1:]
+    ]
+    elsewhere = participant_completed(participant_name="Dewi Lestari")
+    admin = _token(settings, "certification_admin")
+    officer = _token(settings, "training_officer")
+    path = f"/api/v1/sessions/{first.session_id}/certificates/pdf"
+
+    app = create_app(settings)
+    async with running(app) as client:
+        await publish(settings, [*graduates, elsewhere])
+        await wait_until(lambda: _issued(app, 4))
+
+        # Search: by a part of the name (case ignored), the number, the program, the dates.
+        r = await client.get("/api/v1/certificates", params={"q": "SURYANI"}, headers=officer)
+        (ani,) = r.json()["data"]
+        assert ani["recipient_name"] == "Ani Suryani"
+        r = await client.get("/api/v1/certificates", params={"q": ani["number"]}, headers=admin)
+        assert [c["id"] for c in r.json()["data"]] == [ani["id"]]
+        r = await client.get("/api/v1/certificates", params={"program": "ikm batik"}, headers=admin)
+        assert r.json()["count"] == 4
+        r = await client.get("/api/v1/certificates", params={"program": "kayu"}, headers=admin)
+        assert r.json()["count"] == 0
+        issued_on = ani["issued_on"]
+        r = await client.get(
+            "/api/v1/certificates",
+            params={"issued_from": issued_on, "issued_to": issued_on, "q": "%"},
+            headers=admin,
+        )
+        assert r.json()["count"] == 0  # a wildcard typed in is a character, not a pattern
+        r = await client.get(
+            "/api/v1/certificates",
+            params={"issued_from": "2000-01-01", "issued_to": "2000-12-31"},
+            headers=admin,
+        )
+        assert r.json()["count"] == 0
+
+        # The session's certificates in one PDF: a page each, by name.
+        assert (await client.get(path)).status_code == 401
+        r = await client.get(path, headers=_token(settings, "reporting_viewer"))
+        assert r.status_code == 403
+        r = await client.get(path, headers=officer)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+        reader = pypdf.PdfReader(io.BytesIO(r.content))
+        assert len(reader.pages) == len(graduates)
+        texts = [page.extract_text() for page in reader.pages]
+        assert [next(n for n in names if n in t) for t in texts] == sorted(names)
+        assert all("Dewi Lestari" not in t and "Lapas" not in t for t in texts)
+
+        # A revoked certificate is left out of the print.
+        r = await client.post(
+            f"/api/v1/certificates/{ani['id']}/revoke",
+            json={"reason": "Nilai unit kompetensi keliru dicatat"},
+            headers=admin,
+        )
+        assert r.status_code == 200
+        r = await client.get(path, headers=admin)
+        assert len(pypdf.PdfReader(io.BytesIO(r.content)).pages) == len(graduates) - 1
+        r = await client.get(f"/api/v1/sessions/{uuid.uuid4()}/certificates/pdf", headers=admin)
+        assert r.status_code == 404

@@ -181,6 +181,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /api/v1/certificates": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}/pdf": industry(C_ADMIN, T_ADMIN, T_OFFICER),
+        "GET /api/v1/sessions/{session_id}/certificates/pdf": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "POST /api/v1/certificates/{certificate_id}/revoke": industry(C_ADMIN),
         "POST /api/v1/certificates/{certificate_id}/reissue": industry(C_ADMIN),
         "POST /api/v1/participants/{participant_id}/erasure": industry(C_ADMIN),

@@ -15,7 +15,7 @@ import io
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -155,14 +155,36 @@ def printed_texts(cert: PrintedCertificate) -> list[str]:
     return texts
 
 
-def _layout(cert: PrintedCertificate, *, unit_size: float) -> tuple[FPDF, float]:
-    """The laid-out page (not yet written out) and where its competency units end."""
+def render_many(certs: Sequence[PrintedCertificate], *, title: str) -> bytes:
+    """Several certificates as one A4 PDF, a page each, to print at once (a session's).
+
+    Each page is set as ``render`` sets it alone; the fonts are embedded once. Raises
+    UnprintableText when any text has a letter no font has.
+    """
+    pdf = _document([ISSUER, *(text for cert in certs for text in printed_texts(cert))], title)
+    for cert in certs:
+        _draw(pdf, cert, unit_size=unit_size_for(cert))
+    return bytes(pdf.output())
+
+
+def _document(texts: Iterable[str], title: str) -> FPDF:
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
-    _use_fonts(pdf, [ISSUER, *printed_texts(cert)])
-    pdf.set_title(f"Sertifikat {cert.number}")
+    _use_fonts(pdf, texts)
+    pdf.set_title(title)
     pdf.set_author(ISSUER)
     pdf.set_creator("Bekal")
     pdf.set_auto_page_break(auto=False)
+    return pdf
+
+
+def _layout(cert: PrintedCertificate, *, unit_size: float) -> tuple[FPDF, float]:
+    """The laid-out page (not yet written out) and where its competency units end."""
+    pdf = _document([ISSUER, *printed_texts(cert)], f"Sertifikat {cert.number}")
+    return pdf, _draw(pdf, cert, unit_size=unit_size)
+
+
+def _draw(pdf: FPDF, cert: PrintedCertificate, *, unit_size: float) -> float:
+    """Add ``cert``'s page to ``pdf``; where its competency units end."""
     pdf.add_page()
     width = pdf.w - 2 * 20
 
@@ -230,4 +252,4 @@ def _layout(cert: PrintedCertificate, *, unit_size: float) -> tuple[FPDF, float]
         f"{cert.verification_url} untuk memeriksa keasliannya.",
         align="L",
     )
-    return pdf, content_bottom
+    return content_bottom

@@ -1,14 +1,14 @@
-"""Staff API: list, read, print, revoke and correct certificates; erase a person's."""
+"""Staff API: list, read, print (one, or a session's at once), revoke and correct
+certificates; erase a person's."""
 
 from __future__ import annotations
 
-import json
 import uuid
+from datetime import date
+from typing import Annotated
 
-import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
-from bekal.certification import pdf
 from bekal.certification.deps import (
     CertificateReader,
     CertificationAdmin,
@@ -17,7 +17,6 @@ from bekal.certification.deps import (
     SettingsDep,
 )
 from bekal.certification.domain import CertificateStatus
-from bekal.certification.models import Certificate
 from bekal.certification.schemas import (
     CertificatePublic,
     CertificateReissue,
@@ -25,14 +24,13 @@ from bekal.certification.schemas import (
     CertificatesPublic,
     ErasurePublic,
 )
-from bekal.certification.services import erasure, reading, revocation
+from bekal.certification.services import erasure, printing, reading, revocation
 from bekal.shared.idempotency import commit
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from bekal.shared.problems import Conflict
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 participants = APIRouter(prefix="/api/v1/participants", tags=["erasure"])
-log = structlog.get_logger(__name__)
+sessions = APIRouter(prefix="/api/v1/sessions", tags=["certificates"])
 
 
 @router.get("", response_model=CertificatesPublic, summary="Certificates, newest first")
@@ -42,6 +40,15 @@ async def list_certificates(
     _: CertificateReader,
     participant_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="A part of the number or the name")
+    ] = None,
+    program: Annotated[
+        str | None, Query(max_length=100, description="A part of the program's code or title")
+    ] = None,
+    issued_from: Annotated[date | None, Query(description="Issued on or after")] = None,
+    issued_to: Annotated[date | None, Query(description="Issued on or before")] = None,
+    status: CertificateStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> CertificatesPublic:
@@ -49,6 +56,11 @@ async def list_certificates(
         session=session,
         participant_id=participant_id,
         session_id=session_id,
+        q=q or None,
+        program=program or None,
+        issued_from=issued_from,
+        issued_to=issued_to,
+        status=status,
         limit=limit,
         cursor=cursor,
     )
@@ -99,53 +111,33 @@ async def revoke_certificate(
 async def certificate_pdf(
     certificate_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
 ) -> Response:
-    c = await reading.get_certificate(session=session, certificate_id=certificate_id)
-    if c.status == CertificateStatus.REVOKED:
-        # A printed copy of a revoked certificate would be shown as if it were valid.
-        raise Conflict(
-            f"Sertifikat {c.number} sudah dicabut dan tidak dapat dicetak.",
-            slug="certificate-revoked",
-            errors=[{"field": "status", "message": "sertifikat sudah dicabut"}],
-            replaced_by_id=str(c.replaced_by_id) if c.replaced_by_id else None,
-        )
-    try:
-        document = _printed(c, verification_url=issuer.verification_url(c.verification_code))
-    except pdf.UnprintableText as exc:
-        # Printing it anyway would change the name, which then fails verification by name.
-        # The code points stay out of the log: they are letters of a person's name.
-        log.error("certificate_pdf_unprintable", number=c.number, letters=len(exc.code_points))
-        raise Conflict(
-            f"Sertifikat {c.number} tidak dapat dicetak: teksnya memuat huruf yang tidak ada "
-            f"pada huruf cetak sertifikat ({', '.join(exc.code_points)}).",
-            slug="certificate-unprintable",
-        ) from exc
-    filename = "sertifikat-" + c.number.replace("/", "-") + ".pdf"
+    printed = await printing.certificate_pdf(
+        session=session, certificate_id=certificate_id, issuer=issuer
+    )
+    return pdf_response(printed)
+
+
+@sessions.get(
+    "/{session_id}/certificates/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+    summary="Every valid certificate of a session in one PDF, a page each, to print at once",
+)
+async def session_certificates_pdf(
+    session_id: uuid.UUID, session: SessionDep, issuer: IssuerDep, _: CertificateReader
+) -> Response:
+    printed = await printing.session_pdf(session=session, session_id=session_id, issuer=issuer)
+    return pdf_response(printed)
+
+
+def pdf_response(printed: printing.PrintedFile) -> Response:
     return Response(
-        document,
+        printed.content,
         media_type="application/pdf",
         headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": f'attachment; filename="{printed.filename}"',
             "Cache-Control": "no-store",
         },
-    )
-
-
-def _printed(c: Certificate, *, verification_url: str) -> bytes:
-    return pdf.render(
-        pdf.PrintedCertificate(
-            number=c.number,
-            recipient_name=c.recipient_name,
-            program_title=c.program_title,
-            competency_units=[
-                (u["code"], u["title"]) for u in json.loads(c.competency_units or "[]")
-            ],
-            hours=c.hours,
-            start_date=c.start_date,
-            end_date=c.end_date,
-            issued_on=c.issued_on,
-            partner=c.partner,
-            verification_url=verification_url,
-        )
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``keys``: the issuer (``Issuer``), its signing keys and its did:web document
 - ``issuing``: a certificate for each completed enrollment, alone or in a batch
-- ``reading``: one certificate, or a page of them, for staff
+- ``reading``: one certificate, a page of them (searched), a session's, for staff
+- ``printing``: one certificate's PDF, or one PDF of a session's valid certificates
 - ``verification``: the public check by code, by number and name, or of a presented credential
 - ``revocation``: revoking, and re-issuing under a corrected name
 - ``corrections``: reacting to training's corrections of an outcome or an enrollment

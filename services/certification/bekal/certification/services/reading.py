@@ -1,12 +1,16 @@
-"""Reading certificates for staff: one by id, or a page of them."""
+"""Reading certificates for staff: one by id, a page of them (searched), a session's, the
+sessions that have certificates, and every revision of one enrolment's."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bekal.certification.domain import CertificateStatus
 from bekal.certification.models import Certificate
 from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
 from bekal.shared.problems import NotFound
@@ -26,15 +30,47 @@ async def list_certificates(
     session: AsyncSession,
     participant_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
+    q: str | None = None,
+    program: str | None = None,
+    issued_from: date | None = None,
+    issued_to: date | None = None,
+    status: CertificateStatus | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[Certificate]:
-    """Newest first; ``count`` is the number matching the filters, over all pages."""
-    filters = []
+    """Newest first; ``count`` is the number matching the filters, over all pages.
+
+    ``q`` finds a part of the number or of the holder's name, ``program`` a part of the
+    program's code or title (case ignored, ASCII letters); ``issued_from`` and ``issued_to``
+    bound the issue date, both days included.
+    """
+    filters: list[ColumnElement[bool]] = []
     if participant_id is not None:
         filters.append(Certificate.participant_id == participant_id)
     if session_id is not None:
         filters.append(Certificate.session_id == session_id)
+    if q:
+        needle = q.strip().lower()
+        filters.append(
+            or_(
+                func.lower(Certificate.number).contains(needle, autoescape=True),
+                func.lower(Certificate.recipient_name).contains(needle, autoescape=True),
+            )
+        )
+    if program:
+        needle = program.strip().lower()
+        filters.append(
+            or_(
+                func.lower(Certificate.program_code).contains(needle, autoescape=True),
+                func.lower(Certificate.program_title).contains(needle, autoescape=True),
+            )
+        )
+    if issued_from is not None:
+        filters.append(Certificate.issued_on >= issued_from)
+    if issued_to is not None:
+        filters.append(Certificate.issued_on <= issued_to)
+    if status is not None:
+        filters.append(Certificate.status == status.value)
     return await paginate(
         session,
         select(Certificate).where(*filters),
@@ -45,3 +81,80 @@ async def list_certificates(
         parse_key=parse_utc,
         descending=True,
     )
+
+
+async def session_certificates(
+    *, session: AsyncSession, session_id: uuid.UUID, valid_only: bool = False
+) -> list[Certificate]:
+    """A session's certificates in the order they are handed over: by name, then number."""
+    query = select(Certificate).where(Certificate.session_id == session_id)
+    if valid_only:
+        query = query.where(Certificate.status == CertificateStatus.VALID.value)
+    rows = await session.scalars(query.order_by(Certificate.recipient_name, Certificate.number))
+    return list(rows.all())
+
+
+async def enrollment_certificates(
+    *, session: AsyncSession, enrollment_id: uuid.UUID
+) -> list[Certificate]:
+    """Every revision of one enrolment's certificate, the first issued first."""
+    rows = await session.scalars(
+        select(Certificate)
+        .where(Certificate.enrollment_id == enrollment_id)
+        .order_by(Certificate.revision)
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class SessionCertificates:
+    """A session as its certificates know it (the facility is never kept here)."""
+
+    session_id: uuid.UUID
+    program_code: str
+    program_title: str
+    start_date: date
+    end_date: date
+    valid: int
+    revoked: int
+
+
+SESSIONS_LIMIT = 200
+
+
+async def list_sessions(
+    *, session: AsyncSession, program: str | None = None, limit: int = SESSIONS_LIMIT
+) -> list[SessionCertificates]:
+    """The sessions that have certificates, the latest course first, with their counts."""
+    valid = func.sum(case((Certificate.status == CertificateStatus.VALID.value, 1), else_=0))
+    query = select(
+        Certificate.session_id,
+        func.min(Certificate.program_code),
+        func.min(Certificate.program_title),
+        func.min(Certificate.start_date),
+        func.max(Certificate.end_date),
+        valid,
+        func.count() - valid,
+    ).group_by(Certificate.session_id)
+    if program:
+        needle = program.strip().lower()
+        query = query.where(
+            or_(
+                func.lower(Certificate.program_code).contains(needle, autoescape=True),
+                func.lower(Certificate.program_title).contains(needle, autoescape=True),
+            )
+        )
+    query = query.order_by(func.max(Certificate.end_date).desc(), Certificate.session_id)
+    rows = await session.execute(query.limit(limit))
+    return [
+        SessionCertificates(
+            session_id=row[0],
+            program_code=row[1],
+            program_title=row[2],
+            start_date=row[3],
+            end_date=row[4],
+            valid=int(row[5] or 0),
+            revoked=int(row[6] or 0),
+        )
+        for row in rows.all()
+    ]
