@@ -10,14 +10,21 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml \
-		tools/devtools/pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+LOCKED := $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml \
+	tools/devtools/pyproject.toml
+
+# What the platform runs, without the test and lint tools (--inexact: a full install stays full).
+.venv/.runtime: $(LOCKED)
+	$(UV) sync --frozen --no-dev --inexact --python $(PYTHON)
 	touch $@
+
+.venv/.synced: $(LOCKED)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@ .venv/.runtime
 
 install: .venv/.synced  ## install everything into .venv (from the lock file)
 
-run: install  ## broker + four services + demo data; Ctrl-C stops all
+run: .venv/.runtime  ## broker + four services + demo data; Ctrl-C stops all
 	.venv/bin/bekal run
 
 test: install postgres kafka-install keycloak-install axe-install  ## the whole suite: unit, integration (both brokers, SQLite, PostgreSQL), end-to-end
@@ -33,7 +40,7 @@ lint: install
 	.venv/bin/ruff check shared services tools tests
 	.venv/bin/mypy shared/bekal services/*/bekal tools/devtools/bekal
 
-token: install  ## e.g. make token PRESET=training-admin
+token: .venv/.runtime  ## e.g. make token PRESET=training-admin
 	@.venv/bin/bekal token --preset $(or $(PRESET),registry-admin)
 
 browser:  ## Debian's Chromium for the dashboard test (root and apt-get needed; skipped when present)
