@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 from bekal.devtools.generated import (
     COMPOSE_FILE,
     SCHEMA_DIR,
+    TOPIC_TABLE_FILES,
     all_consumers,
     compose_with_topics,
     run,
@@ -90,10 +91,38 @@ def test_check_command_reports_up_to_date(capsys: pytest.CaptureFixture[str]) ->
     assert "up to date" in capsys.readouterr().out
 
 
+def _copy_generated_documents(root: Path) -> None:
+    """The hand-written documents that hold generated blocks (compose, the topic tables)."""
+    for rel in (COMPOSE_FILE, *TOPIC_TABLE_FILES):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, root / rel)
+
+
+def test_the_topic_tables_name_every_topic_its_writer_readers_and_events(
+    groups: list[contracts.Consumer],
+) -> None:
+    for rel in TOPIC_TABLE_FILES:
+        rows = {
+            cells[0].strip("` "): cells[1:]
+            for line in (ROOT / rel).read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]
+        }
+        for topic in TOPICS:
+            writer, readers, events = rows[topic.name]
+            assert writer == f"{topic.owner} ({topic.ministry})", rel
+            expected = {g.service for g in groups if topic.name in g.topics}
+            assert set(readers.split(", ")) == (expected or {"(none yet)"}), (rel, topic.name)
+            on_topic = {c.__name__ for c in catalogue.all() if c.topic == topic.name}
+            assert set(events.split(", ")) == on_topic, (rel, topic.name)
+        for group in groups:
+            assert group.dead_letter_topic in rows, rel
+
+
 def test_check_fails_on_a_stale_file_and_generate_repairs_it(
     tmp_path: Path, groups: list[contracts.Consumer]
 ) -> None:
-    shutil.copy(ROOT / COMPOSE_FILE, tmp_path / COMPOSE_FILE)
+    _copy_generated_documents(tmp_path)
     (tmp_path / "shared").mkdir()
     assert bekal(["contracts", "check", "--root", str(tmp_path)]) == 1
     assert bekal(["contracts", "generate", "--root", str(tmp_path)]) == 0
@@ -106,7 +135,7 @@ def test_check_fails_on_a_stale_file_and_generate_repairs_it(
 def test_generate_never_overwrites_a_published_schema_with_a_breaking_change(
     tmp_path: Path, groups: list[contracts.Consumer]
 ) -> None:
-    shutil.copy(ROOT / COMPOSE_FILE, tmp_path / COMPOSE_FILE)
+    _copy_generated_documents(tmp_path)
     shutil.copytree(ROOT / SCHEMA_DIR, tmp_path / SCHEMA_DIR)
     path = tmp_path / SCHEMA_DIR / contracts.schema_file_name(CertificateIssued)
     tampered = json.loads(path.read_text(encoding="utf-8"))
