@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install axe-install
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install axe-install kcat
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -58,6 +58,12 @@ contracts-check: install  ## fail when a generated contract or manifest is out o
 manifests: install  ## render every kustomize overlay (needs nothing but the dev tools)
 	@for overlay in deploy/overlays/*/ deploy/kafka/; do \
 		echo "--- $$overlay"; .venv/bin/kubectl kustomize $$overlay > /dev/null || exit 1; done
+
+kcat:  ## Debian's kcat for the integration guide's example (root and apt-get needed; skipped when present)
+	@command -v kcat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; \
+	  else echo "install kcat (Debian package 'kcat') for the integration guide's test"; fi; }
 
 postgres:  ## PostgreSQL for the tests at 127.0.0.1:5432 (as root: installed and started when missing)
 	@bash scripts/postgres
