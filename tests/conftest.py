@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from bekal.registry.settings import RegistrySettings
 from bekal.reporting.settings import ReportingSettings
 from bekal.shared.settings import Settings
 from bekal.training.settings import TrainingSettings
+from tests.support.training import Training, running_training
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -216,3 +217,12 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
         return cls(**values)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+async def training(
+    database_url: str, broker: Broker, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Training]:
+    """Training in process on a fresh database, fed by the broker (tests/support/training.py)."""
+    async with running_training(make_settings("training", database_url, broker)) as harness:
+        yield harness

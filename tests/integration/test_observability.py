@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bekal.registry.app import create_app
 from bekal.shared.messaging.models import OutboxMessage
 from tests.support.apps import bearer, published, running
+from tests.support.training import Training
 
 pytestmark = pytest.mark.integration
 
@@ -73,20 +74,13 @@ async def test_health_metrics_request_id_and_trace_across_kafka(
         assert anonymous.headers["www-authenticate"] == "Bearer"
 
 
-async def test_readiness_fails_when_the_consumer_loop_has_ended(
-    database_url, broker, make_settings
-):  # type: ignore[no-untyped-def]
-    from bekal.training.app import create_app as create_training
-
-    settings = make_settings("training", database_url, broker)
-    app = create_training(settings)
-    async with running(app) as client:
-        ready = await client.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"]["consumer"] == "ok"
-        # The loop ends as an unexpected error would end it: nothing is consumed any more.
-        task = app.state.messaging.runner._task
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        ready = await client.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["consumer"] == "stopped"
+async def test_readiness_fails_when_the_consumer_loop_has_ended(training: Training) -> None:
+    ready = await training.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["consumer"] == "ok"
+    # The loop ends as an unexpected error would end it: nothing is consumed any more.
+    task = training.app.state.messaging.runner._task
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    ready = await training.client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["consumer"] == "stopped"

@@ -29,9 +29,9 @@ from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateReleased, InmateShared, InmateTransferred
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.settings import Settings
-from bekal.training.app import create_app as create_training
 from tests.support.apps import bearer, published, running
 from tests.support.db import count
+from tests.support.training import running_training
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -453,9 +453,9 @@ async def test_an_export_changes_what_training_knows_of_the_people_it_may_enrol(
     trn_settings = make_settings(
         "training", f"sqlite+aiosqlite:///{tmp_path}/training.db", broker, kafka_namespace=namespace
     )
-    industry = bearer(trn_settings, ministry="industry", roles=["training_admin"])
     registry_app = create_app(reg_settings)
-    async with running(registry_app) as client, running(create_training(trn_settings)) as trn:
+    async with running(registry_app) as client, running_training(trn_settings) as trn:
+        industry = trn.token("training_admin")
         reg = Registry(registry_app, client, reg_settings, {})
         reg.facilities = await _facilities(client, reg.admin)
         day_1 = [
@@ -467,7 +467,7 @@ async def test_an_export_changes_what_training_knows_of_the_people_it_may_enrol(
         ids = {n: str(p.id) for n, p in (await reg.people()).items()}
 
         async def participant(number: str) -> dict[str, Any] | None:
-            r = await trn.get(f"/api/v1/participants/{ids[number]}", headers=industry)
+            r = await trn.client.get(f"/api/v1/participants/{ids[number]}", headers=industry)
             return dict(r.json()) if r.status_code == 200 else None
 
         async def replica(**expected: dict[str, Any]) -> bool:

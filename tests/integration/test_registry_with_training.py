@@ -15,9 +15,8 @@ import pytest
 from bekal.registry.app import create_app as create_registry
 from bekal.shared.events.catalogue import InmateTemporarilyAbsent
 from bekal.shared.messaging.models import InboxMessage
-from bekal.training.app import create_app as create_training
 from tests.support.apps import bearer, running
-from tests.support.db import count
+from tests.support.training import running_training
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,14 +39,11 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
         kafka_namespace=namespace,
     )
     corrections = bearer(reg_settings, ministry="corrections", roles=["registry_admin"])
-    industry = bearer(
-        trn_settings, ministry="industry", roles=["training_admin", "training_officer"]
-    )
-    training_app = create_training(trn_settings)
     async with (
         running(create_registry(reg_settings)) as reg,
-        running(training_app) as trn,
+        running_training(trn_settings) as trn,
     ):
+        industry = trn.token("training_admin", "training_officer")
 
         async def post(client: httpx.AsyncClient, url: str, body: Any, headers: Any) -> Any:
             r = await client.post(url, json=body, headers=headers)
@@ -94,7 +90,7 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
             people[key] = person["id"]
 
         async def replica_has_everyone() -> bool:
-            r = await trn.get(
+            r = await trn.client.get(
                 "/api/v1/participants", params={"facility_id": facility["id"]}, headers=industry
             )
             return r.status_code == 200 and r.json()["count"] == 4
@@ -102,7 +98,7 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
         await wait_until(replica_has_everyone, within=60, what="training replica filled")
 
         program = await post(
-            trn,
+            trn.client,
             "/api/v1/programs",
             {
                 "code": "WUB-KAYU",
@@ -116,7 +112,7 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
             industry,
         )
         course = await post(
-            trn,
+            trn.client,
             "/api/v1/sessions",
             {
                 "program_id": program["id"],
@@ -128,15 +124,15 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
             },
             industry,
         )
-        await post(trn, f"/api/v1/sessions/{course['id']}/open", None, industry)
+        await post(trn.client, f"/api/v1/sessions/{course['id']}/open", None, industry)
         enrolled = [people["away"], people["freed"], people["duplicate"]]
         await post(
-            trn,
+            trn.client,
             f"/api/v1/sessions/{course['id']}/enrollments",
             {"participant_ids": enrolled},
             industry,
         )
-        await post(trn, f"/api/v1/sessions/{course['id']}/start", None, industry)
+        await post(trn.client, f"/api/v1/sessions/{course['id']}/start", None, industry)
 
         # Registry movements: court hearing, parole, and the duplicate merged into its survivor.
         await post(
@@ -160,16 +156,14 @@ async def test_absence_keeps_the_course_release_ends_it_and_a_merge_keeps_the_hi
         assert survivor["id"] == people["survivor"]
 
         async def enrollments() -> dict[str, dict[str, Any]]:
-            r = await trn.get(f"/api/v1/sessions/{course['id']}", headers=industry)
+            r = await trn.client.get(f"/api/v1/sessions/{course['id']}", headers=industry)
             assert r.status_code == 200, r.text
             return {e["participant_id"]: e for e in r.json()["enrollments"]}
 
         async def settled() -> bool:
             now = await enrollments()
-            absence_handled = await count(
-                training_app.state.db,
-                InboxMessage,
-                InboxMessage.event_type == InmateTemporarilyAbsent.event_type(),
+            absence_handled = await trn.count(
+                InboxMessage, InboxMessage.event_type == InmateTemporarilyAbsent.event_type()
             )
             return (
                 absence_handled == 1

@@ -7,16 +7,12 @@ what training publishes is checked by reading its topics with a real consumer.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
     ParticipantCompleted,
@@ -30,8 +26,6 @@ from bekal.shared.events.catalogue import (
     SessionStarted,
 )
 from bekal.shared.messaging.models import InboxMessage, OutboxMessage
-from bekal.shared.settings import Settings
-from bekal.training.app import create_app
 from bekal.training.models import (
     Assessment,
     AttendanceRecord,
@@ -39,8 +33,7 @@ from bekal.training.models import (
     Program,
     TrainingSession,
 )
-from tests.support.apps import bearer, published, running
-from tests.support.db import count, outbox_drained
+from tests.support.db import outbox_drained
 from tests.support.factories import (
     facility_registered,
     facility_updated,
@@ -50,7 +43,7 @@ from tests.support.factories import (
 )
 from tests.support.factories import program_body as batik_program_body
 from tests.support.factories import session_body as ybi_session_body
-from tests.support.kafka import publish
+from tests.support.training import Training
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -63,50 +56,6 @@ UNITS = [
     {"code": "BTK-02", "title": "Membatik tulis"},
     {"code": "BTK-03", "title": "Membatik cap"},
 ]
-
-
-@dataclass
-class Training:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(
-        self, *, ministry: str = "industry", roles: tuple[str, ...] = ("training_admin",)
-    ) -> dict[str, str]:
-        return bearer(self.settings, ministry=ministry, roles=roles)
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.token()
-
-    @property
-    def officer(self) -> dict[str, str]:
-        return self.token(roles=("training_officer",))
-
-    async def publish(
-        self,
-        *events: Event,
-        event_ids: list[str] | None = None,
-        times: list[datetime] | None = None,
-    ) -> list[str]:
-        """Publish registry events to the broker exactly as the registry's relay would."""
-        return await publish(self.settings, events, event_ids=event_ids, times=times)
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
-
-    async def read_topic(self, topic: str, *, expect: int, within: float = 30) -> list[Event]:
-        """Everything on the topic once the outbox is drained and ``expect`` events have arrived."""
-        return [p.event for p in await published(self.app, topic, at_least=expect, within=within)]
-
-
-@pytest.fixture
-async def training(database_url, broker, make_settings) -> AsyncIterator[Training]:  # type: ignore[no-untyped-def]
-    settings = make_settings("training", database_url, broker)
-    app = create_app(settings)
-    async with running(app) as client:
-        yield Training(app, client, settings)
 
 
 def program_body(code: str = "WUB-BATIK", **changes: Any) -> dict[str, Any]:
@@ -373,7 +322,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         assert r.status_code == 409, (path, r.text)
 
     # Events: one per enrolment and outcome; passers carry the certificate's facts, no facility.
-    enrollment_events = await t.read_topic("training.enrollments", expect=8)
+    enrollment_events = await t.events("training.enrollments", expect=8)
     enrolled = [e for e in enrollment_events if isinstance(e, ParticipantEnrolled)]
     completed = [e for e in enrollment_events if isinstance(e, ParticipantCompleted)]
     not_completed = [e for e in enrollment_events if isinstance(e, ParticipantNotCompleted)]
@@ -399,7 +348,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
         p2: "attendance_below_minimum",
         p3: "competencies_not_met",
     }
-    session_events = await t.read_topic("training.sessions", expect=4)
+    session_events = await t.events("training.sessions", expect=4)
     assert [type(e) for e in session_events] == [
         SessionScheduled,
         SessionOpened,
@@ -409,7 +358,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
     last = session_events[-1]
     assert isinstance(last, SessionCompleted)
     assert (last.completed_count, last.not_completed_count) == (2, 2)
-    programs = await t.read_topic("training.programs", expect=2)
+    programs = await t.events("training.programs", expect=2)
     assert [(type(e), e.program_version) for e in programs if isinstance(e, ProgramPublished)] == [
         (ProgramPublished, 1),
         (ProgramPublished, 2),
@@ -498,7 +447,7 @@ async def test_course_from_registry_events_to_completion_and_withdrawal(training
     await wait_until(p0_released)
     first_now = (await t.client.get(f"/api/v1/sessions/{course['id']}", headers=t.officer)).json()
     assert {e["participant_id"]: e["status"] for e in first_now["enrollments"]}[p0] == "completed"
-    enrollment_events = await t.read_topic("training.enrollments", expect=8 + 3 + 2)
+    enrollment_events = await t.events("training.enrollments", expect=8 + 3 + 2)
     withdrawals = [e for e in enrollment_events if isinstance(e, EnrollmentWithdrawn)]
     assert sorted(
         (str(e.participant_id), e.reason.value, e.withdrawn_on) for e in withdrawals
@@ -736,8 +685,8 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(training
     assert await snapshot() == before
 
     # Auth: the corrections side and non-training roles may not write; no token is a 401.
-    corrections = t.token(ministry="corrections", roles=("registry_admin", "training_admin"))
-    viewer = t.token(roles=("reporting_viewer",))
+    corrections = t.token("registry_admin", "training_admin", ministry="corrections")
+    viewer = t.token("reporting_viewer")
     writes: list[tuple[str, str, dict[str, Any] | None]] = [
         ("POST", "/api/v1/programs", program_body("AUTH-1")),
         (

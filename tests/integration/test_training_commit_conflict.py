@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, ParamSpec, TypeVar
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from bekal.shared.db import utcnow
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
-from bekal.training.app import create_app
 from bekal.training.models import Enrollment, Program, ReadinessChecklist, TrainingSession
 from bekal.training.services import graduates, programs
-from tests.support.apps import bearer, running
-from tests.support.db import count
+from tests.support.training import Training
 
 pytestmark = pytest.mark.integration
 
@@ -35,33 +30,6 @@ on_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass
-class Training:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(self, *roles: str) -> dict[str, str]:
-        return bearer(self.settings, ministry="industry", roles=roles)
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
-
-    async def meanwhile(self, *rows: Any) -> None:
-        """Write and commit ``rows`` through a connection of their own, as another request would."""
-        async with self.app.state.db.session() as other:
-            other.add_all(rows)
-            await other.commit()
-
-
-@pytest.fixture
-async def training(database_url, broker, make_settings) -> AsyncIterator[Training]:  # type: ignore[no-untyped-def]
-    settings = make_settings("training", database_url, broker)
-    app = create_app(settings)
-    async with running(app) as client:
-        yield Training(app, client, settings)
 
 
 def program_body(code: str) -> dict[str, Any]:

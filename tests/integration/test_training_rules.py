@@ -4,14 +4,11 @@ through the HTTP API on SQLite and PostgreSQL, fed by real registry events on th
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from bekal.shared.events.base import Event
@@ -32,11 +29,10 @@ from bekal.shared.events.catalogue import (
     SessionCancelled,
 )
 from bekal.shared.idempotency import IdempotencyRecord
-from bekal.shared.messaging.models import InboxMessage, OutboxMessage
-from bekal.shared.settings import Settings
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.training.app import create_app
 from bekal.training.models import AttendanceRecord, Enrollment, Participant
-from tests.support.apps import bearer, published, running
+from tests.support.apps import running
 from tests.support.db import count
 from tests.support.factories import (
     facility_registered,
@@ -50,7 +46,7 @@ from tests.support.factories import (
     session_body,
 )
 from tests.support.kafka import publish
-from tests.support.waiting import wait_until
+from tests.support.training import Training
 
 pytestmark = pytest.mark.integration
 
@@ -61,76 +57,6 @@ UNITS = [
     {"code": "BTK-01", "title": "Membuat pola batik"},
     {"code": "BTK-02", "title": "Membatik cap"},
 ]
-
-
-@dataclass
-class Training:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(self, *roles: str, subject: str | None = None) -> dict[str, str]:
-        return bearer(self.settings, ministry="industry", roles=roles, subject=subject)
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.token("training_admin", subject="admin-ikma")
-
-    @property
-    def officer(self) -> dict[str, str]:
-        return self.token("training_officer", subject="petugas-pelatihan")
-
-    @property
-    def field(self) -> dict[str, str]:
-        return self.token("field_officer", subject="petugas-lapangan")
-
-    async def publish(self, *events: Event, event_ids: list[str] | None = None) -> list[str]:
-        return await publish(self.settings, events, event_ids=event_ids)
-
-    async def handled(self, *event_ids: str) -> None:
-        async def done() -> bool:
-            n = await count(self.app.state.db, InboxMessage, InboxMessage.event_id.in_(event_ids))
-            return n == len(event_ids)
-
-        await wait_until(done, what=f"events {event_ids} handled")
-
-    async def events(self, topic: str = "training.enrollments", *, expect: int = 0) -> list[Event]:
-        return [p.event for p in await published(self.app, topic, at_least=expect)]
-
-    async def get(self, path: str) -> dict[str, Any]:
-        r = await self.client.get(path, headers=self.admin)
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body
-
-    async def post(
-        self,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        expect: int = 200,
-    ) -> dict[str, Any]:
-        r = await self.client.post(path, headers=headers or self.admin, json=body)
-        assert r.status_code == expect, r.text
-        result: dict[str, Any] = r.json()
-        return result
-
-    async def put(
-        self, path: str, body: Any, *, headers: dict[str, str] | None = None, expect: int = 200
-    ) -> dict[str, Any]:
-        r = await self.client.put(path, headers=headers or self.admin, json=body)
-        assert r.status_code == expect, r.text
-        result: dict[str, Any] = r.json()
-        return result
-
-
-@pytest.fixture
-async def training(database_url, broker, make_settings) -> AsyncIterator[Training]:  # type: ignore[no-untyped-def]
-    settings = make_settings("training", database_url, broker)
-    app = create_app(settings)
-    async with running(app) as client:
-        yield Training(app, client, settings)
 
 
 def inmate(
