@@ -89,6 +89,12 @@ def _counts(ports: dict[str, int], key_file: Path) -> dict[str, int]:
     }
 
 
+def _demo_data(port: int) -> str:
+    r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert r.status_code == 200, r.text
+    return str(r.json()["demo_data"])
+
+
 def test_run_loads_demo_once_survives_a_kill_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     ports = {s: free_port() for s in SERVICES}
     broker_port = free_port()
@@ -103,7 +109,13 @@ def test_run_loads_demo_once_survives_a_kill_and_stops_on_ctrl_c(tmp_path: Path)
 
     first = Runner(tmp_path, env)
     try:
-        first.wait_for(READY_LINE, timeout=420)
+        # The addresses come first, with word that the demo data is still going in, and every
+        # service's /readyz says so too, until the data is in.
+        first.wait_for("Data demo sedang dimuat", timeout=420)
+        assert {_demo_data(ports[s]) for s in SERVICES} == {"loading"}
+        first.wait_for("Data demo siap", timeout=420)
+        first.wait_for(READY_LINE, timeout=60)
+        assert {_demo_data(ports[s]) for s in SERVICES} == {"loaded"}
         counts = _counts(ports, key_file)
         assert counts["facilities"] == 3 and counts["inmates"] == 145
         assert counts["programs"] == 5 and counts["sessions"] == 5

@@ -360,10 +360,14 @@ def _operations_router(spec: ServiceSpec[Any]) -> APIRouter:
             # A consumer loop that ended (an unexpected error) applies nothing more: say so.
             checks["consumer"] = "ok" if messaging.runner.running else "stopped"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+        demo = request.app.state.settings.demo_status_file
+        if demo is not None:  # `bekal run`: "loading" until the demo data is in, then "loaded"
+            try:
+                body["demo_data"] = demo.read_text(encoding="utf-8").strip() or "unknown"
+            except OSError:
+                body["demo_data"] = "not loaded"
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
+    demo_status_file: Path | None = Field(
+        default=None,
+        description="Development: where `bekal run` writes whether the demo data is loading; "
+        "/readyz repeats it (informative: it never makes a service unready)",
+    )
 
     @model_validator(mode="after")
     def _own_database_by_default(self) -> Settings:

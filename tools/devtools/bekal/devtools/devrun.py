@@ -48,6 +48,14 @@ class Platform:
         return self.root / "var"
 
     @property
+    def demo_status_file(self) -> Path:
+        """Whether the demo data is loading or loaded; each service's /readyz repeats it."""
+        return self.var / "run" / "demo-status"
+
+    def demo_status(self, status: str) -> None:
+        self.demo_status_file.write_text(status + "\n", encoding="utf-8")
+
+    @property
     def key_file(self) -> Path:
         return self.var / "keys" / "dev-signing-key.pem"
 
@@ -71,6 +79,7 @@ class Platform:
             AUTH_DEV_KEY_FILE=str(self.key_file),
             CERTIFICATE_SIGNING_KEY_FILE=str(self.var / "keys" / "certificate-signing-key.pem"),
             PUBLIC_BASE_URL=self.url("certification"),
+            DEMO_STATUS_FILE=str(self.demo_status_file),
         )
         env.update(self.extra_env)
         return env
@@ -96,6 +105,7 @@ class Platform:
         for sub in ("data", "keys", "run", "log"):
             (self.var / sub).mkdir(parents=True, exist_ok=True)
         self.clean_up_previous_run()
+        self.demo_status_file.unlink(missing_ok=True)
         self.guard = _Guard(self.var / "log" / "guard.log")
         from bekal.shared.auth import load_or_create_dev_key
 
@@ -196,6 +206,7 @@ class Platform:
             self.guard = None
         for pid_file in (self.var / "run").glob("*.pid"):
             pid_file.unlink(missing_ok=True)
+        self.demo_status_file.unlink(missing_ok=True)
 
 
 # --- ending whole sessions ----------------------------------------------------------------
@@ -334,7 +345,14 @@ def guard(fd: str) -> None:
         end_sessions(sessions, grace=SERVICE_STOP_SECONDS)
 
 
-def _banner(platform: Platform, demo_summary: str | None) -> str:
+DEMO_LOADING = (
+    "Data demo sedang dimuat (sekali saja) / loading the demo data (once; a second start finds "
+    "it there) ..."
+)
+STOP_LINE = "Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop."
+
+
+def _banner(platform: Platform, demo: str | None) -> str:
     lines = ["", "Bekal berjalan / Bekal is running:", ""]
     for service in SERVICES:
         lines.append(
@@ -357,10 +375,9 @@ def _banner(platform: Platform, demo_summary: str | None) -> str:
         f"  Data (SQLite, kept between starts): {platform.var / 'data'}",
         f"  Logs: {platform.var / 'log'}",
     ]
-    if demo_summary:
-        lines += ["", "  " + demo_summary]
-    lines += ["", "Tekan Ctrl-C untuk berhenti / press Ctrl-C to stop.", ""]
-    return "\n".join(lines)
+    if demo:
+        lines += ["", "  " + demo]
+    return "\n".join([*lines, ""])
 
 
 def main(*, load_demo: bool = True) -> int:
@@ -396,13 +413,18 @@ def main(*, load_demo: bool = True) -> int:
         print("Starting the broker and the four services ...", flush=True)
         platform.start()
         platform.wait_ready()
-        summary = None
         if load_demo:
             from bekal.devtools.demo import load_demo as load
 
-            print("Loading the demo data (once; a second start finds it there) ...", flush=True)
+            # The addresses first: the services answer while the demo data goes in.
+            platform.demo_status("loading")
+            print(_banner(platform, DEMO_LOADING), flush=True)
             summary = load({s: platform.url(s) for s in SERVICES}, key_file=platform.key_file)
-        print(_banner(platform, summary), flush=True)
+            platform.demo_status("loaded")
+            print(f"  Data demo siap / demo data loaded. {summary}", flush=True)
+        else:
+            print(_banner(platform, None), flush=True)
+        print(f"\n{STOP_LINE}\n", flush=True)
         while True:
             dead = platform.check_alive()
             if dead:
