@@ -8,9 +8,7 @@ shows it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 
 from bekal.devtools.broker import EmbeddedBroker
 from bekal.devtools.devrun import Platform
+from tests.support.course import CourseRun
 from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -33,162 +32,38 @@ def platform(
 
 def test_course_from_registration_to_certificate_and_report(platform: Platform) -> None:
     api = PlatformClient(platform)
-    tag = uuid.uuid4().hex[:6].upper()
+    course = CourseRun(api)
 
     # 1. Corrections: a facility and five inmates, four of whom consent.
-    facility = api(
-        "POST",
-        "registry",
-        "/api/v1/facilities",
-        as_="corrections",
-        expect=201,
-        json={
-            "code": f"LP-CIPINANG-{tag}",
-            "name": "Lapas Kelas I Cipinang",
-            "kind": "lapas",
-            "facility_class": "I",
-            "province": "DKI Jakarta",
-            "regional_office": "Kanwil DKI Jakarta",
-            "capacity": 1136,
-            "active": True,
-        },
-    )
+    facility = course.register_facility("LP-CIPINANG")
     names = ["Budi Santoso", "Agus Wijaya", "Dedi Saputra", "Rudi Hidayat", "Joko Pratama"]
     niks = [f"31750{tag_digit}{i:010d}" for i, tag_digit in enumerate("12345")]
-    inmates = []
-    for i, name in enumerate(names):
-        inmates.append(
-            api(
-                "POST",
-                "registry",
-                "/api/v1/inmates",
-                as_="corrections",
-                expect=201,
-                json={
-                    "registration_number": f"E2E-{tag}-{i}",
-                    "full_name": name,
-                    "nik": niks[i],
-                    "sex": "M",
-                    "date_of_birth": "1990-01-0" + str(i + 1),
-                    "facility_id": facility["id"],
-                    "admission_date": "2022-01-10",
-                    "expected_release_date": "2025-01-10",
-                    "consent": {"training": i < 4, "data_sharing": i < 4},
-                },
-            )
-        )
-        assert "nik" not in inmates[-1]
+    inmates = course.register_inmates("E2E", names, niks, consenting=4)
+    for inmate in inmates:
+        assert "nik" not in inmate
     consenting = [m["id"] for m in inmates[:4]]
 
     # 2. Training learns of the four (and only the four) from the registry's events.
-    participants = eventually(
-        "participants in training's replica",
-        lambda: (lambda got: got if got["count"] == 4 else None)(
-            api(
-                "GET",
-                "training",
-                f"/api/v1/participants?facility_id={facility['id']}",
-                as_="industry",
-            )
-        ),
-    )
+    participants = course.participants_known(4)
     assert {p["id"] for p in participants["data"]} == set(consenting)
 
     # 3. Industry: a program, a session at that facility, enrolment, start.
-    program = api(
-        "POST",
-        "training",
-        "/api/v1/programs",
-        as_="industry",
-        expect=201,
-        json={
-            "code": f"WUB-BATIK-{tag}",
-            "title": "Penumbuhan WUB IKM Batik",
-            "sector": "batik",
-            "partner": "Yayasan Batik Indonesia",
-            "days": 5,
-            "hours": 40,
-            "min_attendance_share": 0.8,
-            "competency_units": [
-                {"code": "BTK-01", "title": "Membatik tulis"},
-                {"code": "BTK-02", "title": "Membatik cap"},
-            ],
-        },
-    )
-    start = date(2024, 9, 3)
-    session = api(
-        "POST",
-        "training",
-        "/api/v1/sessions",
-        as_="industry",
-        expect=201,
-        json={
-            "program_id": program["id"],
-            "facility_id": facility["id"],
-            "start_date": start.isoformat(),
-            "end_date": (start + timedelta(days=4)).isoformat(),
-            "capacity": 4,
-            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
-        },
-    )
-    sid = session["id"]
-    opened = api("POST", "training", f"/api/v1/sessions/{sid}/open", as_="industry")
+    program = course.publish_program("WUB-BATIK")
+    course.schedule(capacity=4)
+    opened = course.open()
     assert opened["status"] == "open"
-    api(
-        "POST",
-        "training",
-        f"/api/v1/sessions/{sid}/enrollments",
-        as_="industry",
-        expect=201,
-        json={"participant_ids": consenting},
-    )
-    api("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
+    course.enrol(consenting)
+    course.start()
 
     # 4. The fourth participant is released on parole mid-course: training withdraws them itself.
-    api(
-        "POST",
-        "registry",
-        f"/api/v1/inmates/{consenting[3]}/release",
-        as_="corrections",
-        json={"kind": "parole", "released_on": (start + timedelta(days=2)).isoformat()},
-    )
-
-    def withdrawn() -> Any:
-        s = api("GET", "training", f"/api/v1/sessions/{sid}", as_="industry")
-        e = {x["participant_id"]: x for x in s["enrollments"]}
-        return e if e[consenting[3]]["status"] == "withdrawn" else None
-
-    enrollments = eventually("the released participant's withdrawal", withdrawn)
+    course.release_on_parole(consenting[3])
+    enrollments = course.withdrawn(consenting[3])
     assert enrollments[consenting[3]]["withdrawal_reason"] == "released"
 
     # Attendance: the third participant misses three of five days; assessments all competent.
-    for d in range(5):
-        records = [
-            {"participant_id": pid, "status": "absent" if (i == 2 and d < 3) else "present"}
-            for i, pid in enumerate(consenting[:3])
-        ]
-        api(
-            "PUT",
-            "training",
-            f"/api/v1/sessions/{sid}/attendance",
-            as_="industry",
-            json={"date": (start + timedelta(days=d)).isoformat(), "records": records},
-        )
-    api(
-        "PUT",
-        "training",
-        f"/api/v1/sessions/{sid}/assessments",
-        as_="industry",
-        json={
-            "assessor": "Instruktur YBI",
-            "results": [
-                {"participant_id": pid, "unit_code": u, "result": "competent"}
-                for pid in consenting[:3]
-                for u in ("BTK-01", "BTK-02")
-            ],
-        },
-    )
-    done = api("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
+    course.attend(consenting[:3], absent={consenting[2]: 3})
+    course.assess_competent(consenting[:3])
+    done = course.complete()
     outcome = {e["participant_id"]: e["status"] for e in done["enrollments"]}
     assert outcome == {
         consenting[0]: "completed",
@@ -198,13 +73,7 @@ def test_course_from_registration_to_certificate_and_report(platform: Platform) 
     }
 
     # 5. Certification issues a certificate to each who passed, on its own.
-    certificates = eventually(
-        "two certificates",
-        lambda: (lambda got: got if got["count"] == 2 else None)(
-            api("GET", "certification", f"/api/v1/certificates?session_id={sid}", as_="industry")
-        ),
-    )
-    by_participant = {c["participant_id"]: c for c in certificates["data"]}
+    by_participant = {c["participant_id"]: c for c in course.certificates(2)}
     assert set(by_participant) == set(consenting[:2])
     for pid, name in zip(consenting[:2], names[:2], strict=True):
         cert = by_participant[pid]

@@ -10,15 +10,14 @@ reports and refused requests; then no name and no NIK it used may appear in any 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
 from urllib.parse import quote
 
 import pytest
 
 from bekal.devtools.broker import EmbeddedBroker
 from bekal.devtools.devrun import SERVICES, Platform
+from tests.support.course import CourseRun
 from tests.support.platform import PlatformClient, eventually, started_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -46,46 +45,11 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
     platform: Platform,
 ) -> None:
     api = PlatformClient(platform)
-    tag = uuid.uuid4().hex[:6].upper()
+    course = CourseRun(api)
     niks = [f"3175{d}{i:011d}" for i, d in enumerate("1234")]
-    facility = api(
-        "POST",
-        "registry",
-        "/api/v1/facilities",
-        as_="corrections",
-        expect=201,
-        json={
-            "code": f"LP-LOG-{tag}",
-            "name": "Lapas Kelas I Cipinang",
-            "kind": "lapas",
-            "facility_class": "I",
-            "province": "DKI Jakarta",
-            "regional_office": "Kanwil DKI Jakarta",
-            "capacity": 1136,
-        },
-    )
-    inmates = [
-        api(
-            "POST",
-            "registry",
-            "/api/v1/inmates",
-            as_="corrections",
-            expect=201,
-            json={
-                "registration_number": f"LOG-{tag}-{i}",
-                "full_name": name,
-                "nik": niks[i],
-                "sex": "M",
-                "date_of_birth": f"1990-01-0{i + 1}",
-                "facility_id": facility["id"],
-                "admission_date": "2022-01-10",
-                "expected_release_date": "2025-01-10",
-                # The last one consents later, through its own request.
-                "consent": {"training": i < 3, "data_sharing": i < 3},
-            },
-        )
-        for i, name in enumerate(NAMES)
-    ]
+    facility = course.register_facility("LP-LOG")
+    # The last one consents later, through its own request.
+    inmates = course.register_inmates("LOG", NAMES, niks, consenting=3)
     ids = [m["id"] for m in inmates]
     api(
         "POST",
@@ -96,7 +60,7 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
     )
     # Refused requests carrying the personal data: a duplicate NIK, a malformed one.
     duplicate = {
-        "registration_number": f"LOG-{tag}-dup",
+        "registration_number": f"LOG-{course.tag}-dup",
         "full_name": NAMES[0],
         "nik": niks[0],
         "sex": "M",
@@ -106,7 +70,11 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
     }
     r = api("POST", "registry", "/api/v1/inmates", as_="corrections", json=duplicate, expect=None)
     assert isinstance(r, dict) and r["status"] in (409, 422)
-    malformed = {**duplicate, "nik": niks[1][:-1] + "X", "registration_number": f"LOG-{tag}-bad"}
+    malformed = {
+        **duplicate,
+        "nik": niks[1][:-1] + "X",
+        "registration_number": f"LOG-{course.tag}-bad",
+    }
     r = api("POST", "registry", "/api/v1/inmates", as_="corrections", json=malformed, expect=422)
     # Reads: search by name, one record, the subject-access export (which holds the NIK).
     api("GET", "registry", f"/api/v1/inmates?q={quote(NAMES[1])}", as_="corrections")
@@ -114,107 +82,21 @@ def test_no_name_or_nik_of_anyone_in_a_full_run_appears_in_any_log_line(
     export = api("GET", "registry", f"/api/v1/inmates/{ids[0]}/subject-access", as_="corrections")
     assert niks[0] in str(export)  # it is there for the person; it must not be in the logs
 
-    participants = eventually(
-        "participants in training",
-        lambda: (lambda got: got if got["count"] == 4 else None)(
-            api(
-                "GET",
-                "training",
-                f"/api/v1/participants?facility_id={facility['id']}",
-                as_="industry",
-            )
-        ),
-    )
+    participants = course.participants_known(4)
     assert {p["id"] for p in participants["data"]} == set(ids)
-    program = api(
-        "POST",
-        "training",
-        "/api/v1/programs",
-        as_="industry",
-        expect=201,
-        json={
-            "code": f"LOG-{tag}",
-            "title": "Penumbuhan WUB IKM Batik",
-            "sector": "batik",
-            "partner": "Yayasan Batik Indonesia",
-            "days": 5,
-            "hours": 40,
-            "min_attendance_share": 0.8,
-            "competency_units": [{"code": "BTK-01", "title": "Membatik tulis"}],
-        },
-    )
-    start = date(2024, 9, 3)
-    session = api(
-        "POST",
-        "training",
-        "/api/v1/sessions",
-        as_="industry",
-        expect=201,
-        json={
-            "program_id": program["id"],
-            "facility_id": facility["id"],
-            "start_date": start.isoformat(),
-            "end_date": (start + timedelta(days=4)).isoformat(),
-            "capacity": 4,
-            "instructors": [{"name": "Instruktur YBI", "institution": "Yayasan Batik Indonesia"}],
-        },
-    )
-    sid = session["id"]
-    api("POST", "training", f"/api/v1/sessions/{sid}/open", as_="industry")
-    api(
-        "POST",
-        "training",
-        f"/api/v1/sessions/{sid}/enrollments",
-        as_="industry",
-        expect=201,
-        json={"participant_ids": ids},
-    )
-    api("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
+    course.publish_program("LOG")
+    course.schedule(capacity=4)
+    course.open()
+    course.enrol(ids)
+    course.start()
     # One is released mid-course: the withdrawal travels registry -> training -> reporting.
-    api(
-        "POST",
-        "registry",
-        f"/api/v1/inmates/{ids[3]}/release",
-        as_="corrections",
-        json={"kind": "parole", "released_on": (start + timedelta(days=2)).isoformat()},
-    )
+    course.release_on_parole(ids[3])
+    course.withdrawn(ids[3])
+    course.attend(ids[:3])
+    course.assess_competent(ids[:3])
+    course.complete()
 
-    def withdrawn() -> bool:
-        s = api("GET", "training", f"/api/v1/sessions/{sid}", as_="industry")
-        return any(e["status"] == "withdrawn" for e in s["enrollments"])
-
-    eventually("the released participant's withdrawal", withdrawn)
-    for d in range(5):
-        api(
-            "PUT",
-            "training",
-            f"/api/v1/sessions/{sid}/attendance",
-            as_="industry",
-            json={
-                "date": (start + timedelta(days=d)).isoformat(),
-                "records": [{"participant_id": p, "status": "present"} for p in ids[:3]],
-            },
-        )
-    api(
-        "PUT",
-        "training",
-        f"/api/v1/sessions/{sid}/assessments",
-        as_="industry",
-        json={
-            "assessor": "Instruktur YBI",
-            "results": [
-                {"participant_id": p, "unit_code": "BTK-01", "result": "competent"} for p in ids[:3]
-            ],
-        },
-    )
-    api("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
-
-    certificates = eventually(
-        "three certificates",
-        lambda: (lambda got: got if got["count"] == 3 else None)(
-            api("GET", "certification", f"/api/v1/certificates?session_id={sid}", as_="industry")
-        ),
-    )["data"]
+    certificates = course.certificates(3)
     for cert in certificates:
         # Public verification by code, by number with the name (JSON and the page's form).
         api("GET", "certification", f"/public/verify/{cert['verification_code']}", as_=None)
