@@ -35,18 +35,25 @@ class CourseRun:
         self.program: dict[str, Any] = {}
         self.session_id = ""
 
+    def _created(self, service: str, path: str, as_: str, body: Any) -> dict[str, Any]:
+        """The answer to ``POST path``, which must be 201 Created."""
+        return self.api("POST", service, path, as_=as_, expect=201, json=body)  # type: ignore[no-any-return]
+
+    def _listed(self, what: str, service: str, url: str, n: int) -> dict[str, Any]:
+        """The list at ``url`` as industry staff see it, once it counts ``n``."""
+        return eventually(  # type: ignore[no-any-return]
+            what,
+            lambda: (lambda got: got if got["count"] == n else None)(
+                self.api("GET", service, url, as_="industry")
+            ),
+        )
+
     # --- corrections ---------------------------------------------------------------------
 
     def register_facility(self, code: str) -> dict[str, Any]:
         """Lapas Kelas I Cipinang, under ``code`` and the run's tag."""
-        self.facility = self.api(
-            "POST",
-            "registry",
-            "/api/v1/facilities",
-            as_="corrections",
-            expect=201,
-            json=facility_body(code=f"{code}-{self.tag}"),
-        )
+        body = facility_body(code=f"{code}-{self.tag}")
+        self.facility = self._created("registry", "/api/v1/facilities", "corrections", body)
         return self.facility
 
     def register_inmates(
@@ -54,13 +61,11 @@ class CourseRun:
     ) -> list[dict[str, Any]]:
         """One man per name, held at the facility; the first ``consenting`` consent to both."""
         return [
-            self.api(
-                "POST",
+            self._created(
                 "registry",
                 "/api/v1/inmates",
-                as_="corrections",
-                expect=201,
-                json=inmate_body(
+                "corrections",
+                inmate_body(
                     self.facility["id"],
                     registration_number=f"{prefix}-{self.tag}-{i}",
                     full_name=name,
@@ -92,41 +97,24 @@ class CourseRun:
     def participants_known(self, n: int) -> dict[str, Any]:
         """Training's replica of the facility, once it holds ``n`` people."""
         url = f"/api/v1/participants?facility_id={self.facility['id']}"
-        return eventually(  # type: ignore[no-any-return]
-            "participants in training's replica",
-            lambda: (lambda got: got if got["count"] == n else None)(
-                self.api("GET", "training", url, as_="industry")
-            ),
-        )
+        return self._listed("participants in training's replica", "training", url, n)
 
     def publish_program(self, code: str) -> dict[str, Any]:
         """The batik program, under ``code`` and the run's tag."""
-        self.program = self.api(
-            "POST",
-            "training",
-            "/api/v1/programs",
-            as_="industry",
-            expect=201,
-            json=program_body(code=f"{code}-{self.tag}"),
-        )
+        body = program_body(code=f"{code}-{self.tag}")
+        self.program = self._created("training", "/api/v1/programs", "industry", body)
         return self.program
 
     def schedule(self, *, capacity: int) -> str:
         """A session of the program at the facility, five days from ``first_day``; its id."""
-        session = self.api(
-            "POST",
-            "training",
-            "/api/v1/sessions",
-            as_="industry",
-            expect=201,
-            json=session_body(
-                self.program["id"],
-                self.facility["id"],
-                start_date=self.first_day.isoformat(),
-                end_date=(self.first_day + timedelta(days=4)).isoformat(),
-                capacity=capacity,
-            ),
+        body = session_body(
+            self.program["id"],
+            self.facility["id"],
+            start_date=self.first_day.isoformat(),
+            end_date=(self.first_day + timedelta(days=4)).isoformat(),
+            capacity=capacity,
         )
+        session = self._created("training", "/api/v1/sessions", "industry", body)
         self.session_id = str(session["id"])
         return self.session_id
 
@@ -185,10 +173,4 @@ class CourseRun:
     def certificates(self, n: int) -> list[dict[str, Any]]:
         """The session's certificates, once certification has issued ``n``."""
         url = f"/api/v1/certificates?session_id={self.session_id}"
-        found = eventually(
-            f"{n} certificates",
-            lambda: (lambda got: got if got["count"] == n else None)(
-                self.api("GET", "certification", url, as_="industry")
-            ),
-        )
-        return list(found["data"])
+        return list(self._listed(f"{n} certificates", "certification", url, n)["data"])
