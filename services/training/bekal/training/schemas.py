@@ -223,6 +223,9 @@ class EnrollmentsPage(BaseModel):
 class AttendanceRecordIn(_Input):
     participant_id: uuid.UUID
     status: AttendanceStatus
+    note: Text | None = Field(
+        default=None, description="Why (e.g. sick, court); kept with the change in the history"
+    )
 
 
 class AttendanceSheet(_Input):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import utcnow
 from bekal.training import domain
-from bekal.training.domain import EnrollmentStatus, RuleBroken, SessionStatus
+from bekal.training.domain import AssessmentResult, EnrollmentStatus, RuleBroken, SessionStatus
 from bekal.training.models import Assessment
 from bekal.training.schemas import AssessmentSheet
 from bekal.training.services.common import enrollments_by_participant, invalid, refused
@@ -69,3 +69,18 @@ async def record_assessments(
         row.assessed_at = now
     ts.updated_at = now
     return len(sheet.results)
+
+
+async def results_of(
+    *, session: AsyncSession, session_id: uuid.UUID
+) -> dict[uuid.UUID, dict[str, AssessmentResult]]:
+    """Each enrolment's latest result per competency unit, for a session."""
+    found: dict[uuid.UUID, dict[str, AssessmentResult]] = {}
+    rows = await session.execute(
+        select(Assessment.enrollment_id, Assessment.unit_code, Assessment.result).where(
+            Assessment.session_id == session_id
+        )
+    )
+    for enrollment_id, unit_code, result in rows:
+        found.setdefault(enrollment_id, {})[unit_code] = AssessmentResult(result)
+    return found

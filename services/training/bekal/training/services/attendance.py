@@ -33,11 +33,13 @@ async def write_day(
     changed_by: str,
     reason: str | None,
     replace_day: bool,
+    notes: dict[uuid.UUID, str] | None = None,
 ) -> set[uuid.UUID]:
     """Set the day's statuses (per enrolment id) and keep a history row for each change.
 
     With ``replace_day`` the day's sheet is replaced as a whole (enrolments left out lose their
-    record); otherwise only the given enrolments change. Returns the enrolments that changed.
+    record); otherwise only the given enrolments change. ``notes`` (per enrolment id) are kept
+    as the reason of that enrolment's change. Returns the enrolments that changed.
     """
     current = {
         r.enrollment_id: r
@@ -68,7 +70,7 @@ async def write_day(
                 previous_status=before,
                 status=after,
                 changed_by=changed_by,
-                reason=reason,
+                reason=(notes or {}).get(enrollment_id, reason),
                 changed_at=now,
             )
         )
@@ -142,6 +144,7 @@ async def record_attendance(
         changed_by=changed_by,
         reason=None,
         replace_day=True,
+        notes={enrolled[r.participant_id].id: r.note for r in sheet.records if r.note},
     )
     ts.updated_at = utcnow()
     return len(sheet.records)
@@ -191,3 +194,23 @@ async def attendance_history(
         .order_by(AttendanceChange.changed_at, AttendanceChange.day, AttendanceChange.id)
     )
     return [(change, pid) for change, pid in rows]
+
+
+async def day_sheet(
+    *, session: AsyncSession, session_id: uuid.UUID, day: date
+) -> dict[uuid.UUID, AttendanceStatus]:
+    """What is recorded for one day of a session, per enrolment id."""
+    rows = await session.execute(
+        select(AttendanceRecord.enrollment_id, AttendanceRecord.status).where(
+            AttendanceRecord.session_id == session_id, AttendanceRecord.day == day
+        )
+    )
+    return {enrollment_id: AttendanceStatus(status) for enrollment_id, status in rows}
+
+
+async def recorded_days(*, session: AsyncSession, session_id: uuid.UUID) -> set[date]:
+    """The days of a session that carry any attendance."""
+    rows = await session.scalars(
+        select(AttendanceRecord.day).where(AttendanceRecord.session_id == session_id).distinct()
+    )
+    return set(rows.all())

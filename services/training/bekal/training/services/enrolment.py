@@ -135,6 +135,16 @@ async def _nomination(
     return _Nomination(people, busy, already, taken=taken, queued=queued)
 
 
+async def nomination_preview(
+    *, session: AsyncSession, ts: TrainingSession, participant_ids: Sequence[uuid.UUID]
+) -> _Nomination:
+    """What enrolment would check for these people, read without changing anything (the staff
+    pages show capacity, the waiting list and overlapping sessions before anyone is added)."""
+    if not participant_ids:
+        return _Nomination({}, {}, set(), taken=0, queued=0)
+    return await _nomination(session=session, ts=ts, participant_ids=participant_ids)
+
+
 async def enrol(
     *,
     session: AsyncSession,
