@@ -175,34 +175,31 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_unstorable_value(exc):
-            # A value the schema let through but the database cannot hold (a NUL character,
-            # an integer beyond its column): the client's input, so 422 rather than 500.
-            log.warning("unstorable_value", error=str(exc).splitlines()[0][:300])
-            return problem_response(
-                RuleViolation(
-                    "Nilai tidak dapat disimpan atau dicari: karakter NUL, atau angka di luar "
-                    "batas yang diizinkan.",
-                    slug="unstorable-value",
-                ),
-                request,
-            )
-        if is_unavailable(exc):
-            log.warning("database_unavailable", error=str(exc)[:300])
-            return problem_response(
-                ServiceUnavailable("Basis data tidak dapat dihubungi; coba lagi sebentar lagi."),
-                request,
-            )
-        log.exception("unhandled_error")
-        return problem_response(
-            Problem(
-                "Terjadi kesalahan internal.",
-                status=500,
-                slug="internal-error",
-                title="Kesalahan internal",
-            ),
-            request,
+        return problem_response(unexpected_problem(exc), request)
+
+
+def unexpected_problem(exc: BaseException) -> Problem:
+    """What an exception no handler expected is answered as (logged here): the staff pages
+    answer it with the same status and words, as a page."""
+    if is_unstorable_value(exc):
+        # A value the schema let through but the database cannot hold (a NUL character,
+        # an integer beyond its column): the client's input, so 422 rather than 500.
+        log.warning("unstorable_value", error=str(exc).splitlines()[0][:300])
+        return RuleViolation(
+            "Nilai tidak dapat disimpan atau dicari: karakter NUL, atau angka di luar "
+            "batas yang diizinkan.",
+            slug="unstorable-value",
         )
+    if is_unavailable(exc):
+        log.warning("database_unavailable", error=str(exc)[:300])
+        return ServiceUnavailable("Basis data tidak dapat dihubungi; coba lagi sebentar lagi.")
+    log.exception("unhandled_error", exc_info=exc)
+    return Problem(
+        "Terjadi kesalahan internal.",
+        status=500,
+        slug="internal-error",
+        title="Kesalahan internal",
+    )
 
 
 # --- what the OpenAPI documents say about errors ------------------------------------------

@@ -20,9 +20,10 @@ SettingsDep = Annotated[RegistrySettings, Depends(_settings)]
 
 # Anyone signed in, of either ministry: facilities are not personal data.
 AnyPrincipal = CurrentPrincipal
-RegistryAdmin = Annotated[
-    Principal, require(ministry=Ministry.CORRECTIONS, roles=(Role.REGISTRY_ADMIN,))
-]
+# The national register's administrators; the staff pages admit by the same rule (web/).
+ADMIN_MINISTRY = Ministry.CORRECTIONS
+ADMIN_ROLES: tuple[str, ...] = (Role.REGISTRY_ADMIN,)
+RegistryAdmin = Annotated[Principal, require(ministry=ADMIN_MINISTRY, roles=ADMIN_ROLES)]
 # Inmate data stays on the corrections side: national admins and facility staff only. The
 # staff pages admit by the same rule (web/).
 STAFF_MINISTRY = Ministry.CORRECTIONS

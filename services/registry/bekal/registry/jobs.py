@@ -27,6 +27,7 @@ from bekal.registry.models import ImportJob
 from bekal.shared.auth import Principal
 from bekal.shared.db import Database, utcnow
 from bekal.shared.idempotency import commit
+from bekal.shared.pagination import Page, paginate, parse_utc
 from bekal.shared.problems import NotFound
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,20 @@ async def get_job(*, session: AsyncSession, job_id: uuid.UUID) -> ImportJob:
         await commit(session)
         await asyncio.to_thread(remove_upload, job.id)
     return job
+
+
+async def list_jobs(*, session: AsyncSession, limit: int, cursor: str | None) -> Page[ImportJob]:
+    """The history of import jobs, newest first."""
+    return await paginate(
+        session,
+        select(ImportJob),
+        key=ImportJob.created_at,
+        tiebreak=ImportJob.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+        descending=True,
+    )
 
 
 def _stale(job: ImportJob) -> bool:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from bekal.shared.problems import unexpected_problem
 from bekal.shared.settings import Environment, Settings
 from bekal.shared.web import signin
-from bekal.shared.web.pages import STAFF
+from bekal.shared.web.pages import STAFF, PageRouter, error_page
 from bekal.shared.web.security import SecurityHeaders, content_security_policy
 
 SESSION_COOKIE = "bekal_staf"
@@ -39,6 +42,51 @@ def install_pages(app: FastAPI, settings: Settings, routers: Sequence[APIRouter]
         app.include_router(signin.dev_router)
     for router in routers:
         app.include_router(router)
+        if isinstance(router, PageRouter) and router.pages is not None:
+            app.state.__dict__.setdefault("staff_pages", router.pages)
+    install_error_pages(app)
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return path == STAFF or path.startswith(STAFF + "/")
+
+
+async def _answer(answer: Response | Awaitable[Response]) -> Response:
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """An address under /staf the service does not have, or an error no page expected, is
+    answered with a page in Bahasa Indonesia; the API keeps its problem+json."""
+    api_http = app.exception_handlers[StarletteHTTPException]
+    api_unexpected = app.exception_handlers[Exception]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not _is_page(request) or not isinstance(exc, StarletteHTTPException):
+            return await _answer(api_http(request, exc))
+        detail = (
+            "Alamat ini tidak ada. Periksa alamatnya, atau mulai dari halaman awal."
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_page(request, exc.status_code, detail)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if not _is_page(request):
+            return await _answer(api_unexpected(request, exc))
+        problem = unexpected_problem(exc)
+        if problem.status >= 500:
+            detail = (
+                f"{problem.detail} Data yang Anda kirim belum tentu tersimpan: periksa dulu "
+                "sebelum mengirim lagi. Bila terulang, hubungi admin dan sebutkan waktunya."
+            )
+        else:
+            detail = problem.detail
+        return error_page(request, problem.status, detail)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
 
 
 def install_security_headers(app: FastAPI, settings: Settings) -> None:

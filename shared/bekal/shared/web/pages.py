@@ -8,6 +8,7 @@ with the page of that error, or send a person not signed in to the sign-in page.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,19 @@ class NavItem:
     # Shown only to a principal the check admits (the same rule as the pages behind it).
     ministry: Ministry | None = None
     roles: tuple[str, ...] = ()
+    # Addresses of the section beyond ``href`` and what lies under it (regular expressions
+    # matched from the start of the path): a facility's candidates belong to "candidates".
+    also: tuple[str, ...] = ()
+    # Addresses under ``href`` that belong to another section.
+    not_under: tuple[str, ...] = ()
+
+    def is_current(self, path: str) -> bool:
+        """Whether ``path`` is a page of this item's section (the navigation marks it)."""
+        if any(re.match(pattern, path) for pattern in self.also):
+            return True
+        if any(re.match(pattern, path) for pattern in self.not_under):
+            return False
+        return path == self.href or path.startswith(self.href + "/")
 
     def shown_to(self, principal: Principal | None) -> bool:
         if principal is None:
@@ -200,13 +214,20 @@ def _tanggal(value: Any) -> str:
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
-# The error pages, in the shared templates only.
+# The error pages, in the shared templates only; with the service's navigation when it has
+# pages (install_pages keeps them on app.state).
 _errors = Pages()
-_TITLES = {403: "Akses ditolak", 404: "Halaman tidak ditemukan"}
+_TITLES = {
+    403: "Akses ditolak",
+    404: "Halaman tidak ditemukan",
+    405: "Halaman tidak ditemukan",
+    503: "Layanan sementara tidak tersedia",
+}
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
-    return _errors.render(
+    pages: Pages = getattr(request.app.state, "staff_pages", None) or _errors
+    return pages.render(
         request,
         "galat.html",
         status_code=status,
@@ -240,11 +261,20 @@ class PageRoute(APIRoute):
         return page
 
 
-def page_router(prefix: str = "") -> APIRouter:
+class PageRouter(APIRouter):
+    """A router of pages; ``pages`` renders its error pages, and any address under /staf the
+    service does not have, with the service's navigation."""
+
+    pages: Pages | None = None
+
+
+def page_router(prefix: str = "", *, pages: Pages | None = None) -> PageRouter:
     """A router of pages: under /staf, out of the OpenAPI document, CSRF on every form."""
-    return APIRouter(
+    router = PageRouter(
         prefix=STAFF + prefix,
         route_class=PageRoute,
         include_in_schema=False,
         dependencies=[Depends(check_csrf)],
     )
+    router.pages = pages
+    return router

@@ -9,8 +9,7 @@ import io
 import uuid
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request, Response
@@ -18,44 +17,29 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.registry.deps import STAFF_MINISTRY, STAFF_ROLES, SessionDep
-from bekal.registry.domain import InmateStatus, RuleBroken
+from bekal.registry.deps import SessionDep
+from bekal.registry.domain import InmateStatus, InvalidValue, RuleBroken
 from bekal.registry.models import Facility, Inmate
 from bekal.registry.schemas import (
     AbsenceIn,
     ConsentIn,
     InmateCreate,
     InmatePublic,
+    MergeIn,
     ReleaseIn,
     ReturnIn,
+    TransferIn,
 )
 from bekal.registry.services import audit, facilities, inmates, movements
-from bekal.shared.auth import Principal
+from bekal.registry.web.common import PAGE_SIZE, Admin, Staff, blank_to_none, pages
+from bekal.registry.web.common import tanggal as _date
+from bekal.shared.auth import Principal, Role
 from bekal.shared.events.catalogue import AbsenceReason, ReleaseKind, Sex
 from bekal.shared.idempotency import commit
 from bekal.shared.problems import Problem
-from bekal.shared.web import STAFF, FormErrors, NavItem, Pages, flash, page_require, page_router
+from bekal.shared.web import STAFF, FormErrors, flash, page_router
 
-PAGE_SIZE = 25
-router = page_router()
-Staff = Annotated[Principal, page_require(ministry=STAFF_MINISTRY, roles=STAFF_ROLES)]
-pages = Pages(
-    Path(__file__).parent / "templates",
-    nav=[
-        NavItem(
-            "Warga binaan", f"{STAFF}/warga-binaan", ministry=STAFF_MINISTRY, roles=STAFF_ROLES
-        ),
-        NavItem(
-            "Daftarkan penerimaan",
-            f"{STAFF}/penerimaan",
-            ministry=STAFF_MINISTRY,
-            roles=STAFF_ROLES,
-        ),
-        NavItem(
-            "Kandidat pelatihan", f"{STAFF}/kandidat", ministry=STAFF_MINISTRY, roles=STAFF_ROLES
-        ),
-    ],
-)
+router = page_router(pages=pages)
 
 STATUS_NAMES = {
     InmateStatus.IN_CUSTODY: "Di dalam",
@@ -104,12 +88,12 @@ ACTION_LABELS = {
     "returned_on": "Tanggal kembali",
     "kind": "Jenis pembebasan",
     "released_on": "Tanggal bebas",
+    "to_facility_id": "Fasilitas tujuan",
+    "transferred_on": "Tanggal pindah",
+    "duplicate_id": "Catatan ganda",
+    "merged_on": "Tanggal penggabungan",
     "form": "Formulir",
 }
-
-
-def _blank_to_none(form: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: (str(form.get(name) or "").strip() or None) for name in names}
 
 
 async def _visible_facilities(session: AsyncSession, principal: Principal) -> list[Facility]:
@@ -128,10 +112,6 @@ def _row(inmate: Inmate) -> list[Any]:
         {"text": STATUS_NAMES[status], "kind": STATUS_KIND[status]},
         _date(inmate.expected_release_date),
     ]
-
-
-def _date(value: date | None) -> str:
-    return pages.env.filters["tanggal"](value)
 
 
 @router.get("")
@@ -247,7 +227,7 @@ async def register_admission(request: Request, session: SessionDep, principal: S
     try:
         data = InmateCreate.model_validate(
             {
-                **_blank_to_none(form, *fields),
+                **blank_to_none(form, *fields),
                 "consent": ConsentIn(**consent) if any(consent.values()) else None,
             }
         )
@@ -291,10 +271,18 @@ async def _person_page(
 ) -> Response:
     inmate = await inmates.get_inmate(session=session, inmate_id=inmate_id, principal=principal)
     public = InmatePublic.of(inmate)
+    # A transfer may go to any active facility (the API's rule), not only those the officer sees.
+    active = await facilities.list_facilities(
+        session=session, code=None, province=None, active=True, limit=500, cursor=None
+    )
     await commit(session)
     return pages.render(
         request,
         "orang.html",
+        admin=principal.has_role(Role.REGISTRY_ADMIN),
+        transfer_targets=[
+            (str(f.id), f"{f.code} — {f.name}") for f in active.rows if f.id != public.facility_id
+        ],
         status_code=status_code,
         title=f"{public.full_name} ({public.registration_number})",
         person=public,
@@ -349,21 +337,41 @@ async def _act(
             await movements.record_absence(
                 session=session,
                 inmate_id=inmate_id,
-                absence=AbsenceIn.model_validate(_blank_to_none(form, *fields)),
+                absence=AbsenceIn.model_validate(blank_to_none(form, *fields)),
                 principal=principal,
             )
+        elif action == "pindah":
+            await movements.transfer_inmate(
+                session=session,
+                inmate_id=inmate_id,
+                transfer=TransferIn.model_validate(blank_to_none(form, *fields)),
+                principal=principal,
+            )
+        elif action == "gabung":
+            given = blank_to_none(form, *fields)
+            given["duplicate_id"] = await _record_id(
+                session, principal, given.get("duplicate_id") or ""
+            )
+            survivor = await movements.merge_inmates(
+                session=session,
+                inmate_id=inmate_id,
+                merge=MergeIn.model_validate(given),
+                principal=principal,
+            )
+            # The record that stays may be the other one (the domain's choice): show that one.
+            inmate_id = survivor.id
         elif action == "kembali":
             await movements.record_return(
                 session=session,
                 inmate_id=inmate_id,
-                back=ReturnIn.model_validate(_blank_to_none(form, *fields)),
+                back=ReturnIn.model_validate(blank_to_none(form, *fields)),
                 principal=principal,
             )
         else:
             await movements.release_inmate(
                 session=session,
                 inmate_id=inmate_id,
-                release=ReleaseIn.model_validate(_blank_to_none(form, *fields)),
+                release=ReleaseIn.model_validate(blank_to_none(form, *fields)),
                 principal=principal,
             )
         await commit(session)
@@ -418,6 +426,59 @@ async def record_absence(
         action="keluar-sementara",
         fields=("reason", "absent_from", "expected_return"),
         done="Keluar sementara dicatat.",
+    )
+
+
+async def _record_id(session: AsyncSession, principal: Principal, given: str) -> str:
+    """The id of the record a person names by its id or its registration number (exactly)."""
+    if not given:
+        raise InvalidValue("Wajib diisi.", field="duplicate_id")
+    try:
+        return str(uuid.UUID(given))
+    except ValueError:
+        pass
+    found = await inmates.list_inmates(
+        session=session,
+        principal=principal,
+        facility_id=None,
+        status=None,
+        q=given,
+        limit=50,
+        cursor=None,
+    )
+    exact = [i for i in found.rows if i.registration_number.casefold() == given.casefold()]
+    if len(exact) != 1:
+        raise InvalidValue("Tidak ada catatan dengan nomor registrasi itu.", field="duplicate_id")
+    return str(exact[0].id)
+
+
+@router.post("/warga-binaan/{inmate_id}/pindah")
+async def transfer(
+    request: Request, inmate_id: uuid.UUID, session: SessionDep, principal: Staff
+) -> Response:
+    return await _act(
+        request,
+        session,
+        principal,
+        inmate_id,
+        action="pindah",
+        fields=("to_facility_id", "transferred_on"),
+        done="Pemindahan dicatat.",
+    )
+
+
+@router.post("/warga-binaan/{inmate_id}/gabung")
+async def merge(
+    request: Request, inmate_id: uuid.UUID, session: SessionDep, principal: Admin
+) -> Response:
+    return await _act(
+        request,
+        session,
+        principal,
+        inmate_id,
+        action="gabung",
+        fields=("duplicate_id", "merged_on"),
+        done="Catatan ganda digabungkan ke catatan ini.",
     )
 
 
