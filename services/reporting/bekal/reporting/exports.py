@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ import xlsxwriter
 from fastapi import Response
 
 from bekal.reporting.domain import DIMENSION_KEYS, Counters, Dimension
+from bekal.shared import spreadsheets
 from bekal.shared.events.catalogue import WithdrawalReason
 
 if TYPE_CHECKING:
@@ -123,24 +123,18 @@ def download_headers(name: str, data_as_of: datetime | None) -> dict[str, str]:
     }
 
 
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
-
-
 def to_csv(table: Table) -> bytes:
-    """UTF-8 with a BOM so spreadsheet programs read the names right; comma-separated."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(table.columns)
-    for row in table.rows:
-        writer.writerow([_cell(v) for v in row])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    """UTF-8 with a BOM, comma-separated, no cell a formula (bekal.shared.spreadsheets)."""
+    return spreadsheets.csv_bytes(table.columns, table.rows)
 
 
 def to_xlsx(table: Table, *, sheet: str, data_as_of: datetime | None) -> bytes:
-    """One sheet: the header row (bold, frozen) and the rows; data-as-of in the properties."""
+    """One sheet: the header row (bold, frozen) and the rows, each cell a number or a string,
+    never a formula or a link whatever it starts with; data-as-of in the properties."""
     buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    book = xlsxwriter.Workbook(
+        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    )
     book.set_properties(
         {
             "title": sheet,
@@ -149,12 +143,16 @@ def to_xlsx(table: Table, *, sheet: str, data_as_of: datetime | None) -> bytes:
     )
     ws = book.add_worksheet(sheet[:31])
     bold = book.add_format({"bold": True})
-    ws.write_row(0, 0, table.columns, bold)
+    for j, name in enumerate(table.columns):
+        ws.write_string(0, j, name, bold)
     ws.freeze_panes(1, 0)
     for i, row in enumerate(table.rows, start=1):
         for j, value in enumerate(row):
             if value is None:
                 continue
-            ws.write(i, j, value)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                ws.write_number(i, j, value)
+            else:
+                ws.write_string(i, j, str(value))
     book.close()
     return buffer.getvalue()
