@@ -273,3 +273,15 @@ def test_transfer_dated_before_admission_is_invalid():
     with pytest.raises(InvalidValue) as caught:
         _transfer(transferred_on=date(2021, 12, 31))
     assert caught.value.field == "transferred_on"
+
+
+def test_a_candidate_window_past_the_calendars_end_names_the_start_date() -> None:
+    with pytest.raises(domain.InvalidValue) as refused:
+        domain.candidate_window(date(9999, 6, 30), 12)
+    assert refused.value.field == "today"
+    # The last window that fits still works, clamped to the month's end.
+    assert domain.candidate_window(date(9998, 12, 31), 12) == (
+        date(9998, 12, 31),
+        date(9999, 12, 31),
+    )
+    assert domain.add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import calendar
 import functools
 import hashlib
 import hmac
@@ -412,22 +413,27 @@ def plan_merge(
 
 
 def add_months(day: date, months: int) -> date:
-    """``day`` moved by whole months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    """``day`` moved by whole months, clamped to the month's last day (31 Jan + 1 = 28/29 Feb).
+
+    Raises ValueError past the calendar's end (year 9999)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    if not date.min.year <= year <= date.max.year:
+        raise ValueError(f"year {year} is out of range")
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def candidate_window(today: date, months: int) -> tuple[date, date]:
     """Expected release dates that make someone a course candidate: from today to +months."""
     if months < 1:
         raise InvalidValue("Jendela harus paling sedikit 1 bulan.", field="months")
-    return today, add_months(today, months)
+    try:
+        return today, add_months(today, months)
+    except ValueError as exc:  # e.g. today=9999-06-30: the window ends past the calendar
+        raise InvalidValue(
+            "Tanggal awal terlalu jauh: jendela kandidat berakhir melewati tahun 9999.",
+            field="today",
+        ) from exc
 
 
 # --- erasure -------------------------------------------------------------------------------
