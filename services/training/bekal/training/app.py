@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
 from bekal.shared.settings import Settings
+from bekal.training import web
 from bekal.training.api import routers
 from bekal.training.handlers import subscriptions
 from bekal.training.settings import TrainingSettings
@@ -21,6 +22,7 @@ spec = ServiceSpec[TrainingSettings](
         "needs (facilities, consenting inmates), fed by events."
     ),
     routers=routers,
+    pages=web.routers,
     subscriptions=subscriptions,
 )
 

@@ -1,0 +1,6 @@
+"""The training side's staff pages, served by training beside its API (under /staf)."""
+
+from bekal.training.web.programs import router as programs_router
+from bekal.training.web.sessions import router as sessions_router
+
+routers = [programs_router, sessions_router]
