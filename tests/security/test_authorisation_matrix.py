@@ -181,6 +181,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /api/v1/certificates": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}/pdf": industry(C_ADMIN, T_ADMIN, T_OFFICER),
+        "GET /api/v1/certificates/{certificate_id}/credential": industry(
+            C_ADMIN, T_ADMIN, T_OFFICER
+        ),
         "GET /api/v1/sessions/{session_id}/certificates/pdf": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "POST /api/v1/certificates/{certificate_id}/revoke": industry(C_ADMIN),
         "POST /api/v1/certificates/{certificate_id}/reissue": industry(C_ADMIN),
@@ -190,6 +193,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /.well-known/did.json": public(),
         "GET /did.json": public(),
         "GET /status-lists/{status_list}": public(),
+        "GET /contexts/sertifikat-v1.jsonld": public(),
         "POST /public/verify": public(),
         "GET /public/verify/{code:path}": public(),
         "GET /verify": public(),

@@ -167,8 +167,8 @@ def test_custody_words_are_matched_as_words_only():
         (True, True, False, VerificationResult.VALID),
         (True, True, True, VerificationResult.REVOKED),
         (False, False, False, VerificationResult.UNKNOWN),
-        (True, False, False, VerificationResult.UNKNOWN),  # altered after signing
-        (True, False, True, VerificationResult.UNKNOWN),
+        (True, False, False, VerificationResult.INVALID),  # altered after signing
+        (True, False, True, VerificationResult.INVALID),
     ],
 )
 def test_what_a_verifier_is_told(exists, signature_valid, revoked, expected):
@@ -325,6 +325,7 @@ def _open_badge(**overrides: object) -> dict[str, object]:
         "partner": "Yayasan Batik Indonesia",
         "status": domain.status_entry(list_url=STATUS_URL, index=4242),
         "verification_url": "https://sertifikat.example.id/verify/abc",
+        "context_url": "https://sertifikat.example.id/contexts/sertifikat-v1.jsonld",
     }
     values.update(overrides)
     return domain.open_badge_credential(**values)  # type: ignore[arg-type]
@@ -333,7 +334,11 @@ def _open_badge(**overrides: object) -> dict[str, object]:
 def test_open_badge_credential_shape():
     vc = _open_badge()
     assert vc["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
-    assert vc["@context"] == [domain.VC_CONTEXT, domain.OB_CONTEXT]
+    assert vc["@context"] == [
+        domain.VC_CONTEXT,
+        domain.OB_CONTEXT,
+        "https://sertifikat.example.id/contexts/sertifikat-v1.jsonld",
+    ]
     assert vc["id"] == vc["jti"] == "urn:uuid:00000000-0000-4000-8000-000000000001"
     assert vc["issuer"]["id"] == vc["iss"] == "did:web:sertifikat.example.id"
     assert vc["validFrom"] == "2024-09-07T18:30:00Z"

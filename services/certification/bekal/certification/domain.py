@@ -13,7 +13,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -73,7 +73,11 @@ class CertificateStatus(StrEnum):
 class VerificationResult(StrEnum):
     VALID = "valid"
     REVOKED = "revoked"
+    # Never issued by us, or asked for by number with a name that is not the holder's.
     UNKNOWN = "unknown"
+    # Tampered with or forged: a signature that fails, a key that is not ours, an altered
+    # payload, or a credential that is not the one issued under its number.
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -198,11 +202,13 @@ def verification_result(
 ) -> VerificationResult:
     """What a verifier is told.
 
-    A stored certificate whose signature no longer checks out was altered after signing: we
-    cannot vouch for it, so it is reported like one we never issued (and logged for us).
+    A certificate whose signature no longer checks out was altered after signing (or forged):
+    it is "invalid", which a verifier must be able to tell from one we never issued.
     """
-    if not exists or not signature_valid:
+    if not exists:
         return VerificationResult.UNKNOWN
+    if not signature_valid:
+        return VerificationResult.INVALID
     return VerificationResult.REVOKED if revoked else VerificationResult.VALID
 
 
@@ -210,6 +216,32 @@ def verification_result(
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+# Our own terms (certificateNumber, competencyUnits, hours), so that they are defined terms
+# and not issuer-dependent ones; served at this path under PUBLIC_BASE_URL.
+BEKAL_CONTEXT_PATH = "/contexts/sertifikat-v1.jsonld"
+# The JWT claims that restate an OpenBadgeCredential (Open Badges 3.0, section 8.2); they are
+# not part of the credential, so its Data Integrity form leaves them out.
+JWT_CLAIMS = ("iss", "jti", "nbf", "exp", "sub", "iat")
+# How long a status list credential may be relied on: a verifier that cached one must fetch
+# it again within this time, so a revocation reaches it at the latest then.
+STATUS_LIST_VALIDITY = timedelta(hours=24)
+
+
+def bekal_context_url(public_base_url: str) -> str:
+    return public_base_url.rstrip("/") + BEKAL_CONTEXT_PATH
+
+
+def credential_subject_id(certificate_id: uuid.UUID) -> str:
+    """The subject's id: a name for this credential's subject that reveals nobody.
+
+    Open Badges requires the JWT's ``sub`` to be ``credentialSubject.id``; a participant id
+    would tie the bearer to a prison and across certificates, so each certificate names its
+    subject anew (derived from its own id, so nothing more is stored).
+    """
+    return f"urn:uuid:{uuid.uuid5(_SUBJECT_NAMESPACE, str(certificate_id))}"
+
+
+_SUBJECT_NAMESPACE = uuid.UUID("4f1f3c1e-93a5-5b8e-9d52-6f0b7c2a9e10")
 ACHIEVEMENT_TYPE = "CertificateOfCompletion"
 
 # W3C Bitstring Status List v1.0: a list is at least 16 KB (131,072 entries) so that one
@@ -333,8 +365,13 @@ def open_badge_credential(
     partner: str | None,
     status: Mapping[str, str],
     verification_url: str,
+    context_url: str,
 ) -> dict[str, Any]:
     """An ``OpenBadgeCredential`` (VC 2.0 data model) and, beside it, the matching JWT claims.
+
+    ``context_url`` is our context's address (``bekal_context_url``). The JWT claims are those
+    Open Badges 3.0 requires of a JWT proof: ``iss`` = ``issuer.id``, ``jti`` = ``id``,
+    ``nbf`` = ``validFrom``, ``sub`` = ``credentialSubject.id`` (section 8.2.4).
 
     The recipient is named only by a salted hash of their name: whoever holds the paper
     can prove it is theirs, but the credential alone does not say who they are. Nothing in it
@@ -347,6 +384,7 @@ def open_badge_credential(
     credential_id = f"urn:uuid:{certificate_id}"
     units = [{"code": u.code, "title": u.title} for u in competency_units]
     subject: dict[str, Any] = {
+        "id": credential_subject_id(certificate_id),
         "type": ["AchievementSubject"],
         "identifier": [
             {
@@ -382,7 +420,7 @@ def open_badge_credential(
         },
         "activityStartDate": _activity_time(start_date),
         "activityEndDate": _activity_time(end_date),
-        # Not Open Badges terms: issuer-dependent ones (VC 2.0's @vocab), for the paper's facts.
+        # Not Open Badges terms: ours, defined in our context (context_url).
         "competencyUnits": units,
         "hours": hours,
     }
@@ -395,7 +433,7 @@ def open_badge_credential(
         }
     valid_from = issued_at.astimezone(UTC).replace(microsecond=0)
     return {
-        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "@context": [VC_CONTEXT, OB_CONTEXT, context_url],
         "id": credential_id,
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": f"Sertifikat {program_title}",
@@ -415,8 +453,59 @@ def open_badge_credential(
         # JWT claims that restate the credential (VC-JOSE-COSE allows both; they agree).
         "iss": issuer_id,
         "jti": credential_id,
-        "iat": int(valid_from.timestamp()),
+        "nbf": int(valid_from.timestamp()),
+        "sub": subject["id"],
     }
+
+
+def unsecured_credential(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The credential alone, without the JWT claims that restate it (for an embedded proof)."""
+    return {k: v for k, v in payload.items() if k not in JWT_CLAIMS}
+
+
+class OpenBadgeClaimError(ValueError):
+    """A JWT payload whose registered claims disagree with the credential it carries."""
+
+
+def _numeric_date(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def check_open_badge_claims(
+    payload: Mapping[str, Any], *, now: datetime, strict: bool = True
+) -> None:
+    """Open Badges 3.0's checks of a JWT proof's registered claims (section 8.2.6).
+
+    ``iss`` = ``issuer.id``, ``sub`` = ``credentialSubject.id``, ``nbf`` = ``validFrom`` (which
+    must have come), ``jti`` = ``id``; ``exp``, when there, = ``validUntil`` (which must not
+    have passed). ``strict=False`` is for the credentials issued before these rules were met
+    (``iat`` instead of ``nbf``, no ``sub``): what they carry must still agree.
+    """
+    issuer = payload.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, Mapping) else issuer
+    subject = payload.get("credentialSubject")
+    subject_id = subject.get("id") if isinstance(subject, Mapping) else None
+    if payload.get("iss") != issuer_id:
+        raise OpenBadgeClaimError("iss is not issuer.id")
+    if payload.get("jti") != payload.get("id"):
+        raise OpenBadgeClaimError("jti is not id")
+    if strict or "sub" in payload or subject_id is not None:
+        if payload.get("sub") is None or payload.get("sub") != subject_id:
+            raise OpenBadgeClaimError("sub is not credentialSubject.id")
+    valid_from = payload.get("validFrom")
+    if not isinstance(valid_from, str):
+        raise OpenBadgeClaimError("no validFrom")
+    if strict or "nbf" in payload:
+        if payload.get("nbf") != _numeric_date(valid_from):
+            raise OpenBadgeClaimError("nbf is not validFrom")
+    if _numeric_date(valid_from) > now.timestamp():
+        raise OpenBadgeClaimError("validFrom has not come yet")
+    valid_until = payload.get("validUntil")
+    if "exp" in payload or valid_until is not None:
+        if not isinstance(valid_until, str) or payload.get("exp") != _numeric_date(valid_until):
+            raise OpenBadgeClaimError("exp is not validUntil")
+        if _numeric_date(valid_until) <= now.timestamp():
+            raise OpenBadgeClaimError("expired")
 
 
 @dataclass(frozen=True)
@@ -525,12 +614,15 @@ def status_list_credential(
 ) -> dict[str, Any]:
     """The BitstringStatusListCredential that publishes one list (signed by the caller)."""
     valid_from = now.astimezone(UTC).replace(microsecond=0)
+    valid_until = valid_from + STATUS_LIST_VALIDITY
     return {
         "@context": [VC_CONTEXT],
         "id": list_url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": issuer_id,
         "validFrom": valid_from.isoformat().replace("+00:00", "Z"),
+        # Built fresh at each request; a copy kept longer than this must not be relied on.
+        "validUntil": valid_until.isoformat().replace("+00:00", "Z"),
         "credentialSubject": {
             "id": f"{list_url}#list",
             "type": "BitstringStatusList",
@@ -540,6 +632,7 @@ def status_list_credential(
         "iss": issuer_id,
         "jti": list_url,
         "iat": int(valid_from.timestamp()),
+        "exp": int(valid_until.timestamp()),
     }
 
 

@@ -30,8 +30,9 @@ class CertificatePublic(BaseModel):
     verification_code: str
     verification_url: str = Field(description="The public page an employer opens (or scans)")
     credential_jws: str = Field(
-        description="The OpenBadgeCredential as VC-JOSE (compact JWS, typ vc+jwt, EdDSA/Ed25519); "
-        "keys at /.well-known/jwks.json and /.well-known/did.json"
+        description="The OpenBadgeCredential as VC-JOSE, Open Badges' JWT proof (compact JWS, "
+        "typ JWT, EdDSA/Ed25519); keys at /.well-known/jwks.json and /.well-known/did.json; "
+        "with an embedded Data Integrity proof at /api/v1/certificates/{id}/credential"
     )
     revision: int = Field(description="1 as issued; 2, 3, ... for corrections")
     replaces_id: uuid.UUID | None = Field(description="The certificate this one corrects")

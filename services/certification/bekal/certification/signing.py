@@ -20,6 +20,9 @@ log = structlog.get_logger(__name__)
 
 ALGORITHM = "EdDSA"
 VC_TYP = "vc+jwt"
+# Open Badges 3.0 (section 8.2.3): ``typ``, when present, MUST be "JWT", and no JOSE header
+# beyond alg, kid, jwk and typ is allowed.
+OPEN_BADGE_TYP = "JWT"
 
 
 class CredentialError(Exception):
@@ -95,6 +98,34 @@ class CertificateSigner:
             algorithm=ALGORITHM,
             headers={"kid": f"{issuer_id}#{self.kid}", "typ": VC_TYP, "cty": "vc"},
         )
+
+    def sign_open_badge(self, credential: Mapping[str, Any], *, issuer_id: str) -> str:
+        """An OpenBadgeCredential as Open Badges 3.0's JSON Web Token proof (section 8.2).
+
+        Still VC-JOSE-COSE (the payload is the credential itself), with the header Open Badges
+        allows: ``alg``, ``kid`` (the DID URL of the verification method) and ``typ`` "JWT";
+        no ``cty``. The payload carries the registered claims (``iss``, ``jti``, ``nbf``,
+        ``sub``), which ``domain.open_badge_credential`` writes.
+        """
+        payload = json.dumps(credential, separators=(",", ":"), ensure_ascii=False)
+        return jwt.api_jws.encode(
+            payload.encode("utf-8"),
+            self._private_key,
+            algorithm=ALGORITHM,
+            headers={"kid": f"{issuer_id}#{self.kid}", "typ": OPEN_BADGE_TYP},
+        )
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """A raw Ed25519 signature (for the Data Integrity proof)."""
+        return self._private_key.sign(data)
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS (proves nothing)."""
+    try:
+        return dict(jwt.get_unverified_header(token))
+    except jwt.PyJWTError as exc:
+        raise CredentialError(f"malformed credential: {exc}") from exc
 
 
 def unverified_kid(token: str) -> str | None:

@@ -3,11 +3,13 @@ certificates; erase a person's."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
+from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from bekal.certification.deps import (
     CertificateReader,
@@ -24,7 +26,7 @@ from bekal.certification.schemas import (
     CertificatesPublic,
     ErasurePublic,
 )
-from bekal.certification.services import erasure, printing, reading, revocation
+from bekal.certification.services import credentials, erasure, printing, reading, revocation
 from bekal.shared.idempotency import commit
 from bekal.shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 
@@ -78,6 +80,77 @@ async def get_certificate(
 ) -> CertificatePublic:
     certificate = await reading.get_certificate(session=session, certificate_id=certificate_id)
     return CertificatePublic.of(certificate, public_base_url=settings.public_base_url)
+
+
+class CredentialFormat(StrEnum):
+    """The two proof formats of Open Badges 3.0."""
+
+    VC_JWT = "vc-jwt"  # JSON Web Token proof (VC-JOSE-COSE), the one signed at issue
+    DATA_INTEGRITY = "data-integrity"  # embedded DataIntegrityProof, eddsa-rdfc-2022
+
+
+# Media types: VC-JOSE-COSE's for the JWT; VC 2.0's (and the JSON-LD ones clients send) for a
+# credential with an embedded proof.
+_JWT_MEDIA_TYPE = "application/vc+jwt"
+_DI_MEDIA_TYPE = "application/vc"
+_DI_ACCEPTED = (_DI_MEDIA_TYPE, "application/vc+ld+json", "application/ld+json")
+
+
+def _wanted_format(format: CredentialFormat | None, accept: str | None) -> CredentialFormat:
+    if format is not None:
+        return format
+    wanted = [part.split(";")[0].strip().lower() for part in (accept or "").split(",")]
+    for media_type in wanted:
+        if media_type == _JWT_MEDIA_TYPE:
+            return CredentialFormat.VC_JWT
+        if media_type in _DI_ACCEPTED:
+            return CredentialFormat.DATA_INTEGRITY
+    return CredentialFormat.VC_JWT
+
+
+@router.get(
+    "/{certificate_id}/credential",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The OpenBadgeCredential: as a compact JWS (`application/vc+jwt`, "
+            "the default) or with an embedded Data Integrity proof, cryptosuite "
+            "eddsa-rdfc-2022 (`application/vc`)",
+            "content": {
+                _JWT_MEDIA_TYPE: {"schema": {"type": "string"}},
+                _DI_MEDIA_TYPE: {"schema": {"type": "object"}},
+            },
+        },
+        409: {
+            "description": "The stored credential fails its signature check, or was "
+            "issued before Open Badges (JWT only)"
+        },
+    },
+    summary="The certificate's credential in either Open Badges 3.0 proof format",
+)
+async def certificate_credential(
+    certificate_id: uuid.UUID,
+    session: SessionDep,
+    issuer: IssuerDep,
+    _: CertificateReader,
+    format: Annotated[
+        CredentialFormat | None,
+        Query(
+            description="`vc-jwt` or `data-integrity`; overrides Accept "
+            "(`application/vc+jwt`, or `application/vc` for the embedded proof)"
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    headers = {"Cache-Control": "no-store", "Vary": "Accept"}
+    if _wanted_format(format, accept) is CredentialFormat.VC_JWT:
+        token = await credentials.jwt_credential(session=session, certificate_id=certificate_id)
+        return Response(token, media_type=_JWT_MEDIA_TYPE, headers=headers)
+    document = await credentials.data_integrity_credential(
+        session=session, certificate_id=certificate_id, issuer=issuer
+    )
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), media_type=_DI_MEDIA_TYPE, headers=headers)
 
 
 @router.post(

@@ -54,6 +54,7 @@ def seal(
         partner=certificate.partner,
         status=domain.status_entry(list_url=issuer.status_list_url(status_list), index=index),
         verification_url=issuer.verification_url(certificate.verification_code),
+        context_url=issuer.context_url,
     )
     custody_terms = domain.course_custody_terms(
         program_code=certificate.program_code,
@@ -70,7 +71,7 @@ def seal(
             terms=custody_terms,
             program_code=certificate.program_code,
         )
-    certificate.credential_jws = issuer.signer.sign_vc(credential, issuer_id=issuer.did)
+    certificate.credential_jws = issuer.signer.sign_open_badge(credential, issuer_id=issuer.did)
     certificate.signing_kid = issuer.signer.kid
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.certification import domain
+from bekal.certification import domain, proofs
 from bekal.certification.models import SigningKey
-from bekal.certification.signing import CertificateSigner
+from bekal.certification.signing import CertificateSigner, public_key_from_jwk
 from bekal.shared.db import utcnow
 
 log = structlog.get_logger(__name__)
@@ -67,6 +67,16 @@ class Issuer:
     def did(self) -> str:
         return domain.issuer_did(self.public_base_url)
 
+    @cached_property
+    def context_url(self) -> str:
+        """Where our JSON-LD context (certificateNumber, competencyUnits, hours) is served."""
+        return domain.bekal_context_url(self.public_base_url)
+
+    @cached_property
+    def multikey_method(self) -> str:
+        """The current key's Multikey verification method (for Data Integrity proofs)."""
+        return f"{self.did}#{proofs.multikey(self.signer.public_key)}"
+
     def status_list_url(self, status_list: int) -> str:
         return f"{self.public_base_url.rstrip('/')}/status-lists/{status_list}"
 
@@ -75,20 +85,36 @@ class Issuer:
 
 
 def did_document(issuer: Issuer, keys: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issuer's did:web document: every key that ever signed, as JsonWebKey methods."""
+    """The issuer's did:web document: every key that ever signed, twice: as a JsonWebKey (named
+    by its thumbprint, the JWT proof's ``kid``) and as a Multikey (named by its multibase, the
+    Data Integrity proof's ``verificationMethod``, as vc-di-eddsa asks)."""
     did = issuer.did
-    methods = [
-        {
-            "id": f"{did}#{key['kid']}",
-            "type": "JsonWebKey",
-            "controller": did,
-            "publicKeyJwk": {k: key[k] for k in ("kty", "crv", "x")},
-        }
-        for key in keys
-    ]
+    methods: list[dict[str, Any]] = []
+    for key in keys:
+        methods.append(
+            {
+                "id": f"{did}#{key['kid']}",
+                "type": "JsonWebKey",
+                "controller": did,
+                "publicKeyJwk": {k: key[k] for k in ("kty", "crv", "x")},
+            }
+        )
+        multibase = proofs.multikey(public_key_from_jwk(key))
+        methods.append(
+            {
+                "id": f"{did}#{multibase}",
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": multibase,
+            }
+        )
     ids = [m["id"] for m in methods]
     return {
-        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/jwk/v1"],
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/jwk/v1",
+            "https://w3id.org/security/multikey/v1",
+        ],
         "id": did,
         "verificationMethod": methods,
         "assertionMethod": ids,

@@ -14,11 +14,14 @@ from bekal.certification import domain
 from bekal.certification.domain import CertificateFacts, CertificateStatus, VerificationResult
 from bekal.certification.models import Certificate, ErasedCertificate, SigningKey
 from bekal.certification.signing import (
+    OPEN_BADGE_TYP,
     CredentialError,
     public_key_from_jwk,
+    unverified_header,
     unverified_kid,
     verify_credential,
 )
+from bekal.shared.db import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -55,15 +58,13 @@ async def verify(*, session: AsyncSession, code: str, name: str | None = None) -
     certificate = await session.scalar(select(Certificate).where(column == code))
     if certificate is None:
         return Verification(VerificationResult.UNKNOWN)
-    facts = await _verified_facts(session, certificate)
-    # The row's name is the credential's (checked just now); the one typed from the paper may
-    # differ from it in case, spacing, accents and apostrophes, as people type names.
-    if (
-        facts is not None
-        and by_number
-        and not domain.typed_name_matches(certificate.recipient_name, name or "")
-    ):
+    # By number, a name that is not the holder's answers as a number never issued, whatever
+    # the row holds: the answer must not tell a stranger anything about it. The name typed
+    # from the paper may differ from the row's in case, spacing, accents and apostrophes.
+    if by_number and not domain.typed_name_matches(certificate.recipient_name, name or ""):
         return Verification(VerificationResult.UNKNOWN)
+    # The row's name is then checked against the credential's hash with its signature.
+    facts = await _verified_facts(session, certificate)
     return await _verification(session, certificate, facts)
 
 
@@ -71,25 +72,31 @@ async def verify_credential_document(*, session: AsyncSession, credential: str) 
     """Verify a credential the holder presents (the JWS), even after their data was erased.
 
     Valid when it verifies with a published key and is exactly the credential we issued under
-    its number (kept whole, or kept as a hash after an erasure).
+    its number (kept whole, or kept as a hash after an erasure). Invalid when it does not
+    verify (altered, signed by a key that is not ours, not a credential at all) or is not the
+    credential issued under its number; unknown when it verifies but we hold no record of it.
     """
     credential = credential.strip()
     try:
-        payload = await _verified_payload(session, credential)
+        payload = await verified_payload(session, credential)
         facts = domain.credential_facts(payload)
     except (CredentialError, KeyError, TypeError, ValueError) as exc:
         log.info("presented_credential_invalid", error=str(exc))
-        return Verification(VerificationResult.UNKNOWN)
+        return Verification(VerificationResult.INVALID)
     certificate = await session.scalar(
         select(Certificate).where(Certificate.number == facts.number)
     )
     if certificate is not None:
         if certificate.credential_jws != credential:
-            return Verification(VerificationResult.UNKNOWN)
+            log.info("presented_credential_not_the_issued_one", number=facts.number)
+            return Verification(VerificationResult.INVALID)
         return await _verification(session, certificate, facts)
     erased = await session.get(ErasedCertificate, facts.number)
-    if erased is None or erased.content_hash != domain.content_hash(credential):
+    if erased is None:
         return Verification(VerificationResult.UNKNOWN)
+    if erased.content_hash != domain.content_hash(credential):
+        log.info("presented_credential_not_the_issued_one", number=facts.number)
+        return Verification(VerificationResult.INVALID)
     revoked = erased.status == CertificateStatus.REVOKED
     return Verification(
         VerificationResult.REVOKED if revoked else VerificationResult.VALID,
@@ -108,7 +115,7 @@ async def _verification(
         signature_valid=facts is not None,
         revoked=certificate.status == CertificateStatus.REVOKED,
     )
-    if result is VerificationResult.UNKNOWN:
+    if result is VerificationResult.INVALID:
         return Verification(result)
     replaced_by = None
     if certificate.replaced_by_id is not None:
@@ -125,12 +132,24 @@ async def _verification(
     )
 
 
-async def _verified_payload(session: AsyncSession, credential: str) -> dict[str, Any]:
+async def verified_payload(session: AsyncSession, credential: str) -> dict[str, Any]:
+    """The payload of a credential signed by one of our published keys, whose Open Badges
+    registered claims agree with it (raises ``CredentialError`` otherwise)."""
     kid = unverified_kid(credential)
     key_row = await session.get(SigningKey, kid) if kid else None
     if key_row is None:
         raise CredentialError(f"no published key {kid!r}")
-    return verify_credential(credential, public_key_from_jwk(json.loads(key_row.public_jwk)))
+    payload = verify_credential(credential, public_key_from_jwk(json.loads(key_row.public_jwk)))
+    if domain.is_open_badge(payload):
+        # Credentials signed since the Open Badges JWT rules were met say so with typ "JWT";
+        # earlier ones (typ vc+jwt, iat instead of nbf, no sub) must still agree as far as
+        # they go.
+        strict = unverified_header(credential).get("typ") == OPEN_BADGE_TYP
+        try:
+            domain.check_open_badge_claims(payload, now=utcnow(), strict=strict)
+        except domain.OpenBadgeClaimError as exc:
+            raise CredentialError(f"registered claims: {exc}") from exc
+    return payload
 
 
 async def _verified_facts(
@@ -138,7 +157,7 @@ async def _verified_facts(
 ) -> CertificateFacts | None:
     """The facts of the row's credential, or None when it does not verify or is not the row's."""
     try:
-        payload = await _verified_payload(session, certificate.credential_jws)
+        payload = await verified_payload(session, certificate.credential_jws)
         facts = domain.credential_facts(payload)
         # A genuine credential pasted onto another row is still a forgery of that row.
         expected_id = f"urn:uuid:{certificate.id}" if domain.is_open_badge(payload) else None
