@@ -198,6 +198,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /public/verify/{code:path}": public(),
         "GET /verify": public(),
         "GET /verify/{code:path}": public(),
+        "GET /public/verifikasi.css": public(),
     },
     "reporting": {
         **COMMON,

@@ -199,6 +199,8 @@ OTHER_OFFICER = User(
 )
 ADMIN = User("admin.pusat", ("registry_admin",), "corrections")
 INDUSTRY_USER = User("pelatih.industri", ("training_officer",), "industry")
+CERTIFIER = User("sertifikasi.industri", ("certification_admin",), "industry")
+VIEWER = User("pimpinan.laporan", ("reporting_viewer",), "industry")
 
 
 @dataclass

@@ -17,10 +17,12 @@ from bekal.shared.auth import Ministry, TokenVerifier
 from bekal.shared.settings import Settings
 from tests.support.keycloak import (
     ADMIN,
+    CERTIFIER,
     CLIENT_ID,
     CLIENT_SECRET,
     INDUSTRY_USER,
     OFFICER,
+    VIEWER,
     Keycloak,
     User,
     browser_like,
@@ -78,7 +80,7 @@ def verifier_for(keycloak: Keycloak) -> TokenVerifier:
 
 @pytest.mark.parametrize(
     "user",
-    [OFFICER, ADMIN, INDUSTRY_USER],
+    [OFFICER, ADMIN, INDUSTRY_USER, CERTIFIER, VIEWER],
     ids=lambda u: u.username,
 )
 async def test_realm_tokens_carry_the_claims_the_api_reads(keycloak: Keycloak, user: User):

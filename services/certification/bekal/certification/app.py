@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from bekal.certification import web
 from bekal.certification.api import routers
 from bekal.certification.handlers import ISSUER, subscriptions
 from bekal.certification.ratelimit import SlidingWindowLimiter
@@ -50,6 +51,7 @@ spec = ServiceSpec[CertificationSettings](
         "A certificate never names the facility where the course was held."
     ),
     routers=routers,
+    pages=web.routers,
     subscriptions=subscriptions,
     state=_state,
     resources=_resources,

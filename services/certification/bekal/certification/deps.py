@@ -40,13 +40,13 @@ IssuerDep = Annotated[Issuer, Depends(get_issuer)]
 VerifyLimiterDep = Annotated[SlidingWindowLimiter, Depends(get_verify_limiter)]
 
 # Certificates name people: only the industry side's certification and training staff read them.
-CertificateReader = Annotated[
-    Principal,
-    require(
-        ministry=Ministry.INDUSTRY,
-        roles=(Role.CERTIFICATION_ADMIN, Role.TRAINING_ADMIN, Role.TRAINING_OFFICER),
-    ),
-]
-CertificationAdmin = Annotated[
-    Principal, require(ministry=Ministry.INDUSTRY, roles=(Role.CERTIFICATION_ADMIN,))
-]
+# The staff pages admit by the same rules (web/).
+STAFF_MINISTRY = Ministry.INDUSTRY
+READER_ROLES: tuple[str, ...] = (
+    Role.CERTIFICATION_ADMIN,
+    Role.TRAINING_ADMIN,
+    Role.TRAINING_OFFICER,
+)
+ADMIN_ROLES: tuple[str, ...] = (Role.CERTIFICATION_ADMIN,)
+CertificateReader = Annotated[Principal, require(ministry=STAFF_MINISTRY, roles=READER_ROLES)]
+CertificationAdmin = Annotated[Principal, require(ministry=STAFF_MINISTRY, roles=ADMIN_ROLES)]

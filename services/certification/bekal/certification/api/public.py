@@ -5,15 +5,19 @@ The pages are Jinja2 templates in the package's ``templates/``; they work withou
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+import bekal.shared.web
 from bekal.certification.deps import IssuerDep, SessionDep, VerifyLimiterDep
 from bekal.certification.domain import VerificationResult, indonesian_date
 from bekal.certification.schemas import CredentialPresented, JSONWebKeySet, VerificationPublic
@@ -25,6 +29,7 @@ from bekal.certification.services.verification import (
     verify_credential_document,
 )
 from bekal.shared.problems import TooManyRequests
+from bekal.shared.web.security import content_security_policy
 
 router = APIRouter(tags=["public"])
 
@@ -34,6 +39,13 @@ _PRIVATE_HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
     "Referrer-Policy": "no-referrer",
 }
+# The pages themselves: the staff pages' policy (no inline script or style, no framing).
+_PAGE_HEADERS = {**_PRIVATE_HEADERS, "Content-Security-Policy": content_security_policy()}
+# The shared look of the staff pages, then the verification page's own few rules.
+_STYLESHEETS = (
+    Path(bekal.shared.web.__file__).parent / "static" / "bekal.css",
+    Path(__file__).parents[1] / "static" / "verifikasi.css",
+)
 
 
 @router.get(
@@ -67,7 +79,7 @@ async def did_json(session: SessionDep, issuer: IssuerDep, response: Response) -
     summary="A signed BitstringStatusListCredential (revocation), as vc+jwt",
 )
 async def status_list(
-    status_list: Annotated[int, Path(ge=1, le=2**31 - 1, description="The list's number")],
+    status_list: Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The list's number")],
     session: SessionDep,
     issuer: IssuerDep,
 ) -> Response:
@@ -154,7 +166,7 @@ async def verify_form(
     nama: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
     if not (nomor and nomor.strip()):
-        return _templates.TemplateResponse(request, "form.html", headers=_PRIVATE_HEADERS)
+        return _templates.TemplateResponse(request, "form.html", headers=_PAGE_HEADERS)
     retry_after = limiter.hit(_client(request))
     if retry_after is not None:
         return _limited_page(request, retry_after)
@@ -259,7 +271,7 @@ _templates.env.filters["tanggal"] = indonesian_date
 
 def _verification_page(request: Request, verification: VerificationPublic) -> HTMLResponse:
     return _templates.TemplateResponse(
-        request, "verification.html", {"v": verification}, headers=_PRIVATE_HEADERS
+        request, "verification.html", {"v": verification}, headers=_PAGE_HEADERS
     )
 
 
@@ -269,5 +281,19 @@ def _limited_page(request: Request, retry_after: int) -> HTMLResponse:
         "limited.html",
         {"retry_after": retry_after},
         status_code=429,
-        headers={"Retry-After": str(retry_after), **_PRIVATE_HEADERS},
+        headers={"Retry-After": str(retry_after), **_PAGE_HEADERS},
+    )
+
+
+@cache
+def _stylesheet() -> str:
+    return "\n".join(path.read_text("utf-8") for path in _STYLESHEETS)
+
+
+@router.get("/public/verifikasi.css", include_in_schema=False)
+async def verification_stylesheet() -> Response:
+    return Response(
+        _stylesheet(),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
     )
