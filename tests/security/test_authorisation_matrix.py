@@ -220,6 +220,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /public/open-data.json": public(),
         "GET /public/open-data.csv": public(),
         "GET /dashboard": public(),
+        "GET /dashboard/dasbor.js": public(),
+        "GET /dashboard/dasbor.css": public(),
     },
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from bekal.reporting import web
 from bekal.reporting.api import routers
 from bekal.reporting.generations import Projections
 from bekal.reporting.handlers import subscriptions
@@ -39,6 +40,7 @@ spec = ServiceSpec[ReportingSettings](
         "pseudonymous id."
     ),
     routers=routers,
+    pages=web.routers,
     subscriptions=subscriptions,
     on_startup=(open_projections,),
     on_shutdown=(close_projections,),

@@ -21,6 +21,18 @@ class ReportingSettings(Settings):
         description="The institutions named under the title (DASHBOARD_ISSUERS), e.g. both "
         "ministries' current names",
     )
+    # Where each ministry's staff pages are: the dashboard links to those the signed-in person
+    # may use. Unset: no link.
+    registry_pages_url: str | None = Field(
+        default=None, description="The corrections staff pages, e.g. https://registry.example/staf"
+    )
+    training_pages_url: str | None = Field(
+        default=None, description="The training staff pages, e.g. https://training.example/staf"
+    )
+    certification_pages_url: str | None = Field(
+        default=None,
+        description="The certification staff pages, e.g. https://certification.example/staf",
+    )
 
 
 def reporting_settings(settings: Settings | None) -> ReportingSettings:

@@ -1,106 +1,18 @@
-<!doctype html>
-<html lang="id">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Dasbor Bekal — Pelatihan Wirausaha Warga Binaan</title>
-<style>
-  body { font-family: system-ui, sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }
-  header { background: #0b4f8a; color: #fff; padding: 14px 24px; }
-  header h1 { margin: 0; font-size: 20px; }
-  header p { margin: 4px 0 0; font-size: 13px; opacity: .85; }
-  main { padding: 16px 24px; max-width: 1200px; }
-  form.filters { display: flex; flex-wrap: wrap; gap: 10px; align-items: end; background: #fff;
-    padding: 12px; border-radius: 6px; }
-  form.filters label { display: flex; flex-direction: column; font-size: 12px; gap: 3px; }
-  form.filters select, form.filters input { padding: 4px 6px; min-width: 120px; }
-  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px;
-    margin: 16px 0; }
-  .card { background: #fff; border-radius: 6px; padding: 12px; }
-  .card .value { font-size: 26px; font-weight: 700; }
-  .card .label { font-size: 12px; color: #5a6270; }
-  section { background: #fff; border-radius: 6px; padding: 12px 16px; margin-bottom: 16px; }
-  section h2 { font-size: 16px; margin: 0 0 10px; }
-  .bar-row { display: grid; grid-template-columns: 200px 1fr 70px; gap: 8px; align-items: center;
-    font-size: 13px; margin: 4px 0; }
-  .bar { height: 14px; background: #2a7bc4; border-radius: 3px; }
-  .bar.target { background: #e0a100; }
-  .track { background: #e7eaf0; border-radius: 3px; }
-  table { border-collapse: collapse; width: 100%; font-size: 13px; }
-  th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #e7eaf0; }
-  td.num, th.num { text-align: right; }
-  .muted { color: #5a6270; font-size: 12px; }
-  .error { background: #fde8e8; color: #8a1c1c; padding: 10px; border-radius: 6px; }
-  button { padding: 5px 10px; }
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title">{{dashboard_title}}</h1>
-  <p><span id="issuers">{{dashboard_issuers}}</span> ·
-     Data per <span id="data-as-of">—</span></p>
-</header>
-<main>
-  <div id="login" hidden>
-    <section>
-      <h2>Masuk</h2>
-      <p class="muted">Tempelkan token akses (Bearer) Anda.</p>
-      <form id="token-form"><input id="token-input" size="60" autocomplete="off">
-        <button type="submit">Masuk</button></form>
-    </section>
-  </div>
-  <div id="error" class="error" hidden></div>
-  <form class="filters" id="filters" method="get">
-    <label>Tahun<select name="year" id="f-year"><option value="">Semua</option></select></label>
-    <label>Provinsi<select name="province" id="f-province"><option value="">Semua</option></select></label>
-    <label>Program<select name="program_id" id="f-program"><option value="">Semua</option></select></label>
-    <label>Sektor<select name="sector" id="f-sector"><option value="">Semua</option></select></label>
-    <label>Jenis kelamin<select name="sex" id="f-sex"><option value="">Semua</option>
-      <option value="F">Perempuan</option><option value="M">Laki-laki</option></select></label>
-    <button type="submit">Terapkan</button>
-    <button type="button" data-export="csv">Unduh CSV</button>
-    <button type="button" data-export="xlsx">Unduh XLSX</button>
-  </form>
-
-  <div class="cards">
-    <div class="card"><div class="value" id="total-enrolled">—</div><div class="label">Peserta terdaftar</div></div>
-    <div class="card"><div class="value" id="total-completed">—</div><div class="label">Lulus</div></div>
-    <div class="card"><div class="value" id="total-certified">—</div><div class="label">Bersertifikat</div></div>
-    <div class="card"><div class="value" id="completion-rate">—</div><div class="label">Tingkat kelulusan</div></div>
-    <div class="card"><div class="value" id="total-withdrawn">—</div><div class="label">Mengundurkan diri / dikeluarkan</div></div>
-    <div class="card"><div class="value" id="new-entrepreneurs">—</div><div class="label">Wirausaha baru</div></div>
-    <div class="card"><div class="value" id="released-ready">—</div><div class="label">Lulusan bebas yang siap berusaha (KTP, rekening, NIB, peralatan)</div></div>
-  </div>
-
-  <section>
-    <h2>Capaian target wirausaha baru per tahun</h2>
-    <div id="targets"></div>
-  </section>
-  <section>
-    <h2>Peserta per provinsi</h2>
-    <div id="by-province"></div>
-  </section>
-  <section>
-    <h2>Kelulusan dan sertifikasi per program</h2>
-    <table><thead><tr><th>Program</th><th class="num">Terdaftar</th><th class="num">Lulus</th>
-      <th class="num">Tingkat kelulusan</th><th class="num">Tingkat sertifikasi</th></tr></thead>
-      <tbody id="by-program"></tbody></table>
-  </section>
-  <section>
-    <h2>Kelulusan dan sertifikasi per sektor</h2>
-    <table><thead><tr><th>Sektor</th><th class="num">Terdaftar</th><th class="num">Lulus</th>
-      <th class="num">Tingkat kelulusan</th><th class="num">Tingkat sertifikasi</th></tr></thead>
-      <tbody id="by-sector"></tbody></table>
-  </section>
-</main>
-<script>
+// The dashboard's figures, read from the reporting API. On the staff page (/staf/dasbor) the
+// page session signs the requests (data-api names its routes); on /dashboard the bearer token
+// the user gives does (data-token), kept in the tab's sessionStorage.
 "use strict";
 const FILTERS = ["year", "province", "program_id", "sector", "sex"];
 const fmt = new Intl.NumberFormat("id-ID");
 const pct = (v) => v === null || v === undefined ? "—" :
   new Intl.NumberFormat("id-ID", {style: "percent", maximumFractionDigits: 1}).format(v);
 
+const ROOT = document.getElementById("dasbor");
+const API = ROOT.dataset.api;
+const WITH_TOKEN = ROOT.dataset.token === "1";
+
 function token() {
+  if (!WITH_TOKEN) return "session";
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
     sessionStorage.setItem("bekal-token", decodeURIComponent(m[1]));
@@ -121,7 +33,13 @@ function filters() {
 
 async function api(path, params) {
   const query = params && params.toString() ? "?" + params.toString() : "";
-  const response = await fetch(path + query, {headers: {Authorization: "Bearer " + token()}});
+  const headers = WITH_TOKEN ? {Authorization: "Bearer " + token()} : {};
+  const response = await fetch(API + path + query, {headers: headers});
+  if (response.redirected && !WITH_TOKEN) {
+    // The page session ended: the sign-in page answered instead of the data.
+    location.reload();
+    throw new Error("sesi berakhir");
+  }
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
@@ -133,7 +51,7 @@ async function api(path, params) {
 async function indicators(groupBy, params) {
   const p = new URLSearchParams(params || filters());
   if (groupBy) p.set("group_by", groupBy);
-  return (await api("/api/v1/indicators", p)).json();
+  return (await api("/indicators", p)).json();
 }
 
 function text(id, value) { document.getElementById(id).textContent = value; }
@@ -147,11 +65,18 @@ function el(tag, attrs, children) {
   return node;
 }
 
+function barOf(width, cls) {
+  // Through the CSS object model: a style attribute would be refused by the pages' policy.
+  const node = el("div", {class: "bar " + (cls || "")});
+  node.style.width = width + "%";
+  return node;
+}
+
 function bar(label, value, max, attrs, cls) {
   const width = max > 0 ? Math.round(100 * value / max) : 0;
   return el("div", {class: "bar-row", ...attrs}, [
     el("span", {text: label}),
-    el("div", {class: "track"}, [el("div", {class: "bar " + (cls || ""), style: "width:" + width + "%"})]),
+    el("div", {class: "track"}, [barOf(width, cls)]),
     el("span", {class: "num", text: fmt.format(value)}),
   ]);
 }
@@ -177,7 +102,7 @@ function rateRows(tbodyId, rows, labelOf, keyName) {
 }
 
 async function download(kind) {
-  const response = await api("/api/v1/indicators." + kind, (() => {
+  const response = await api("/indicators." + kind, (() => {
     const p = filters(); p.set("group_by", "province,program,year"); return p; })());
   const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/);
   const link = el("a", {href: URL.createObjectURL(await response.blob()),
@@ -192,7 +117,7 @@ async function load() {
       indicators(""), indicators("province"), indicators("program"), indicators("sector"),
       indicators("year", new URLSearchParams()), indicators("province", new URLSearchParams()),
       indicators("program", new URLSearchParams()), indicators("sector", new URLSearchParams()),
-      (await api("/api/v1/targets/progress")).json(),
+      (await api("/targets/progress")).json(),
     ]);
   fillSelect("f-year", allYears.data.filter((r) => r.year).map((r) => [r.year, r.year]), current.get("year"));
   fillSelect("f-province", allProvinces.data.filter((r) => r.province).map((r) => [r.province, r.province]), current.get("province"));
@@ -232,11 +157,13 @@ async function load() {
   rateRows("by-sector", bySector.data, (r) => r.sector || "(belum diketahui)", "sector");
 }
 
-document.getElementById("token-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  sessionStorage.setItem("bekal-token", document.getElementById("token-input").value.trim());
-  location.reload();
-});
+if (WITH_TOKEN) {
+  document.getElementById("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("bekal-token", document.getElementById("token-input").value.trim());
+    location.reload();
+  });
+}
 for (const button of document.querySelectorAll("[data-export]")) {
   button.addEventListener("click", () => download(button.dataset.export).catch(showError));
 }
@@ -260,6 +187,3 @@ if (!token()) {
   load().then(() => { document.body.dataset.ready = "1"; })
         .catch((error) => { showError(error); document.body.dataset.ready = "error"; });
 }
-</script>
-</body>
-</html>
