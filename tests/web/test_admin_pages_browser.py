@@ -7,20 +7,16 @@ page at 1280 px and 390 px, the security headers on every answer, a screenshot o
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bekal.registry.models import ImportJob
-from bekal.shared.db import utcnow
 from tests.support.keycloak import ADMIN, OFFICER, Keycloak
 from tests.web.conftest import Registry
 from tests.web.test_keycloak_realm import access_token
-from tests.web.test_registry_admin_pages import sdp_export
+from tests.web.test_registry_admin_pages import running_job, sdp_export
 from tests.web.test_staff_pages_browser import AXE, CHROMIUM, Checker, _needs, _sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -39,30 +35,6 @@ def shots(tmp_path: Path) -> Path:
 
 async def _main(page: Any) -> str:
     return await page.text_content("main") or ""
-
-
-async def _running_job(registry: Registry) -> uuid.UUID:
-    """A job as it stands mid-run (40 %), beating: its page holds still for axe-core."""
-    job_id = uuid.uuid4()
-    async with registry.app.state.db.session() as session:
-        session.add(
-            ImportJob(
-                id=job_id,
-                status="running",
-                dry_run=False,
-                filename="sdp-2026-12-06.csv",
-                total_lines=3000,
-                processed_lines=1200,
-                created_count=1180,
-                unchanged_count=0,
-                invalid_count=1,
-                created_by="admin",
-                created_at=utcnow() - timedelta(seconds=5),
-                heartbeat_at=utcnow() + timedelta(minutes=10),
-            )
-        )
-        await session.commit()
-    return job_id
 
 
 async def test_an_administrators_day_in_the_browser(
@@ -164,7 +136,7 @@ async def test_an_administrators_day_in_the_browser(
                 assert shown[label] == f"{job[name]:,}".replace(",", "."), (label, shown, job)
 
             # A job mid-run, held still, and the history.
-            running = await _running_job(registry)
+            running = await running_job(registry)
             await page.goto(f"{base}/staf/impor/{running}")
             assert await page.get_attribute("#kemajuan", "value") == "40"
             await checker.check("impor-berjalan")

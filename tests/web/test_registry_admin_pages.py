@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 import httpx
 import jwt
 import pytest
 from fastapi import Request
 
+from bekal.registry.models import ImportJob
+from bekal.shared.db import utcnow
 from bekal.shared.web import page_router
 from tests.support.keycloak import ADMIN, INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import csrf_of, post_form, signed_in
@@ -177,6 +179,48 @@ async def _finished(client: httpx.AsyncClient, job_path: str) -> httpx.Response:
     return page
 
 
+async def running_job(registry: Registry) -> uuid.UUID:
+    """A job as it stands mid-run (40 %), beating: its page holds still for axe-core."""
+    job_id = uuid.uuid4()
+    async with registry.app.state.db.session() as session:
+        session.add(
+            ImportJob(
+                id=job_id,
+                status="running",
+                dry_run=False,
+                filename="sdp-2026-12-06.csv",
+                total_lines=3000,
+                processed_lines=1200,
+                created_count=1180,
+                unchanged_count=0,
+                invalid_count=1,
+                created_by="admin",
+                created_at=utcnow() - timedelta(seconds=5),
+                heartbeat_at=utcnow() + timedelta(minutes=10),
+            )
+        )
+        await session.commit()
+    return job_id
+
+
+async def test_a_running_jobs_page_reloads_itself_without_javascript(registry: Registry):
+    job_id = await running_job(registry)
+    async with signed_in(registry.base, ADMIN) as admin:
+        page = await admin.get(f"/staf/impor/{job_id}")
+        assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page.text
+        assert 'href="?segar=tidak"' in page.text  # a way to stop it (WCAG 2.2.1)
+        assert "/staf/static/job-progress.js" in page.text  # with JavaScript: in place
+        assert 'value="40"' in page.text and "1.200 dari 3.000 baris" in page.text
+        still = await admin.get(f"/staf/impor/{job_id}", params={"segar": "tidak"})
+        assert 'http-equiv="refresh"' not in still.text
+        status = (await admin.get(f"/staf/impor/{job_id}/status.json")).json()
+        assert (status["status"], status["processed_lines"], status["progress"]) == (
+            "running",
+            1200,
+            0.4,
+        )
+
+
 async def test_a_transfer_and_a_merge(registry: Registry):
     yosefina = registry.ids["Yosefína Kristanti"]
     async with signed_in(registry.base, OFFICER) as officer:
@@ -197,6 +241,8 @@ async def test_a_transfer_and_a_merge(registry: Registry):
 
     async with signed_in(registry.base, ADMIN) as admin:
         survivor = f"/staf/warga-binaan/{registry.ids['pontianak']}"
+        empty = await post_form(admin, survivor, f"{survivor}/gabung", {"merged_on": TODAY})
+        assert empty.status_code == 422 and "Catatan ganda: Wajib diisi." in empty.text
         missing = await post_form(
             admin, survivor, f"{survivor}/gabung", {"duplicate_id": "TIDAK.ADA", "merged_on": TODAY}
         )
