@@ -22,6 +22,7 @@ from bekal.registry.settings import RegistrySettings
 from bekal.reporting.settings import ReportingSettings
 from bekal.shared.settings import Settings
 from bekal.training.settings import TrainingSettings
+from tests.support.registry import SECRET, Registry, running_registry
 from tests.support.training import Training, running_training
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -225,4 +226,15 @@ async def training(
 ) -> AsyncIterator[Training]:
     """Training in process on a fresh database, fed by the broker (tests/support/training.py)."""
     async with running_training(make_settings("training", database_url, broker)) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def registry(
+    database_url: str, broker: Broker, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Registry]:
+    """The registry in process on a fresh database, publishing to the broker
+    (tests/support/registry.py); NIK digests keyed with its ``SECRET``."""
+    settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
+    async with running_registry(settings) as harness:
         yield harness

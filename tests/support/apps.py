@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -12,7 +14,7 @@ from fastapi import FastAPI
 
 from bekal.shared.auth import mint_token
 from bekal.shared.settings import Settings
-from tests.support.db import outbox_drained
+from tests.support.db import count, outbox_drained
 from tests.support.kafka import Published, records_on
 from tests.support.waiting import wait_until
 
@@ -53,6 +55,38 @@ def bearer(
         facilities=list(facilities),
     )
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Harness:
+    """A service in process for a test: its app, a client calling it, the settings it runs with.
+    Each service's harness (tests/support/<service>.py) adds its roles and what its tests share."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    ministry: ClassVar[str]
+    """Whose staff ``token`` signs for unless told."""
+
+    def token(
+        self,
+        *roles: str,
+        ministry: str | None = None,
+        facilities: Sequence[str] = (),
+        subject: str | None = None,
+    ) -> dict[str, str]:
+        """An Authorization header for someone holding ``roles`` (of ``self.ministry``
+        unless told)."""
+        return bearer(
+            self.settings,
+            ministry=ministry or self.ministry,
+            roles=roles,
+            facilities=facilities,
+            subject=subject,
+        )
+
+    async def count(self, model: type, *where: Any) -> int:
+        return await count(self.app.state.db, model, *where)
 
 
 async def published(

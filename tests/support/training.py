@@ -13,36 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-from fastapi import FastAPI
-
 from bekal.shared.events.base import Event
 from bekal.shared.messaging.models import InboxMessage
 from bekal.shared.settings import Settings
 from bekal.training.app import create_app
-from tests.support.apps import bearer, published, running
-from tests.support.db import count
+from tests.support.apps import Harness, published, running
 from tests.support.kafka import publish
 from tests.support.waiting import wait_until
 
 
 @dataclass
-class Training:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(
-        self,
-        *roles: str,
-        ministry: str = "industry",
-        facilities: Sequence[str] = (),
-        subject: str | None = None,
-    ) -> dict[str, str]:
-        """An Authorization header for someone holding ``roles`` (industry staff unless told)."""
-        return bearer(
-            self.settings, ministry=ministry, roles=roles, facilities=facilities, subject=subject
-        )
+class Training(Harness):
+    ministry = "industry"
 
     @property
     def admin(self) -> dict[str, str]:
@@ -76,9 +58,6 @@ class Training:
             return n == len(event_ids)
 
         await wait_until(done, what=f"events {event_ids} handled")
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
 
     async def events(
         self, topic: str = "training.enrollments", *, expect: int = 0, within: float = 30.0
