@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import select
 
-from bekal.registry.app import create_app
 from bekal.registry.domain import nik_digest
 from bekal.registry.models import Facility, Inmate, InmateMovement
 from bekal.shared.events.base import Event
@@ -30,50 +25,13 @@ from bekal.shared.events.catalogue import (
 )
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
-from tests.support.apps import bearer, published, running
-from tests.support.db import count
 from tests.support.kafka import Published
+from tests.support.registry import SECRET, Registry
 
 pytestmark = pytest.mark.integration
 
-SECRET = "registry-test-pseudonym-secret"
 NIK_A, NIK_B, NIK_C = "6171014505900001", "6171011204880002", "3671015307950003"
 PROBLEM = "application/problem+json"
-
-
-@dataclass
-class Registry:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(
-        self,
-        *,
-        ministry: str = "corrections",
-        roles: tuple[str, ...] = ("registry_admin",),
-        facilities: tuple[str, ...] = (),
-        subject: str = "admin",
-    ) -> dict[str, str]:
-        return bearer(
-            self.settings, ministry=ministry, roles=roles, facilities=facilities, subject=subject
-        )
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.token()
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
-
-    async def rows(self, model: type) -> list[Any]:
-        async with self.app.state.db.session() as s:
-            return list((await s.scalars(select(model))).all())
-
-    async def published(self, topic: str) -> list[Published]:
-        """Every record on ``topic`` once the outbox has nothing left to send."""
-        return await published(self.app, topic)
 
 
 def by_key(published: list[Published]) -> dict[bytes, list[Event]]:
@@ -81,19 +39,6 @@ def by_key(published: list[Published]) -> dict[bytes, list[Event]]:
     for p in published:
         grouped.setdefault(p.key, []).append(p.event)
     return grouped
-
-
-@pytest.fixture
-async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncIterator[Registry]:
-    settings = make_settings(
-        "registry",
-        database_url,
-        broker,
-        pseudonym_secret=SECRET,
-    )
-    app = create_app(settings)
-    async with running(app) as client:
-        yield Registry(app, client, settings)
 
 
 def facility_body(code: str, **overrides: Any) -> dict[str, Any]:
@@ -129,11 +74,7 @@ def inmate_body(
 
 
 async def create_facility(reg: Registry, code: str, **overrides: Any) -> dict[str, Any]:
-    r = await reg.client.post(
-        "/api/v1/facilities", json=facility_body(code, **overrides), headers=reg.admin
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await reg.facility(facility_body(code, **overrides))
 
 
 async def create_inmate(
@@ -144,13 +85,8 @@ async def create_inmate(
     headers: dict[str, str] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    r = await reg.client.post(
-        "/api/v1/inmates",
-        json=inmate_body(facility_id, registration_number, nik, **overrides),
-        headers=headers or reg.admin,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
+    body = inmate_body(facility_id, registration_number, nik, **overrides)
+    return await reg.created("/api/v1/inmates", body, headers)
 
 
 def assert_problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
@@ -427,10 +363,8 @@ async def test_access_follows_ministry_role_and_the_officers_facilities(registry
     mine = await create_facility(reg, "LP-A")
     theirs = await create_facility(reg, "LP-B")
     stranger = await create_inmate(reg, theirs["id"], "B-001", NIK_A)
-    officer = reg.token(roles=("facility_officer",), facilities=("LP-A",), subject="petugas-a")
-    industry = reg.token(
-        ministry="industry", roles=("training_admin", "training_officer"), subject="kemenperin"
-    )
+    officer = reg.officer("LP-A")
+    industry = reg.token("training_admin", "training_officer", ministry="industry")
 
     r = await reg.client.post(
         "/api/v1/inmates", json=inmate_body(mine["id"], "A-001", NIK_B), headers=officer
@@ -493,7 +427,7 @@ async def test_access_follows_ministry_role_and_the_officers_facilities(registry
     for method, path, payload in attempts:
         r = await reg.client.request(method, path, json=payload, headers=industry)
         assert_problem(r, 403)
-    viewer = reg.token(roles=("reporting_viewer",))
+    viewer = reg.token("reporting_viewer")
     r = await reg.client.get("/api/v1/inmates", headers=viewer)
     assert_problem(r, 403)
 

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import select
 
-from bekal.registry.app import create_app
 from bekal.registry.models import AuditEntry, Inmate, InmateMovement
 from bekal.shared.events.catalogue import (
     InmateConsentWithdrawn,
@@ -29,68 +24,15 @@ from bekal.shared.events.catalogue import (
     InmateTemporarilyAbsent,
 )
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
-from tests.support.apps import bearer, published, running
 from tests.support.db import count
 from tests.support.kafka import Published
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.integration
 
-SECRET = "registry-movements-test-secret"
 NIKS = [f"61710145059{n:05d}" for n in range(1, 20)]
 PROBLEM = "application/problem+json"
 BOTH = {"training": True, "data_sharing": True}
-
-
-@dataclass
-class Registry:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    def token(
-        self,
-        *,
-        ministry: str = "corrections",
-        roles: tuple[str, ...] = ("registry_admin",),
-        facilities: tuple[str, ...] = (),
-        subject: str = "admin",
-    ) -> dict[str, str]:
-        return bearer(
-            self.settings, ministry=ministry, roles=roles, facilities=facilities, subject=subject
-        )
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.token()
-
-    def officer(self, *codes: str) -> dict[str, str]:
-        return self.token(roles=("facility_officer",), facilities=codes, subject="officer")
-
-    @property
-    def industry(self) -> dict[str, str]:
-        return self.token(ministry="industry", roles=("training_admin",), subject="industry")
-
-    async def rows(self, model: type, *where: Any) -> list[Any]:
-        async with self.app.state.db.session() as s:
-            return list((await s.scalars(select(model).where(*where))).all())
-
-    async def published(self) -> list[Published]:
-        return await published(self.app, "registry.inmates")
-
-    async def post(self, url: str, body: Any = None, headers: Any = None) -> httpx.Response:
-        return await self.client.post(url, json=body, headers=headers or self.admin)
-
-    async def get(self, url: str, headers: Any = None, **params: Any) -> httpx.Response:
-        return await self.client.get(url, params=params, headers=headers or self.admin)
-
-
-@pytest.fixture
-async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncIterator[Registry]:
-    settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
-    app = create_app(settings)
-    async with running(app) as client:
-        yield Registry(app, client, settings)
 
 
 async def facility(reg: Registry, code: str, **overrides: Any) -> dict[str, Any]:
@@ -104,9 +46,7 @@ async def facility(reg: Registry, code: str, **overrides: Any) -> dict[str, Any]
         "capacity": 500,
         **overrides,
     }
-    r = await reg.post("/api/v1/facilities", body)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await reg.facility(body)
 
 
 async def inmate(
@@ -124,9 +64,7 @@ async def inmate(
         "expected_release_date": "2026-06-30",
         **overrides,
     }
-    r = await reg.post("/api/v1/inmates", body)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await reg.created("/api/v1/inmates", body)
 
 
 def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
