@@ -11,28 +11,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import select
 
-from bekal.registry.app import create_app
 from bekal.registry.models import AuditEntry, ImportJob, Inmate
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
-from tests.support.apps import bearer, published, running
-from tests.support.db import count
-from tests.support.waiting import wait_until
+from tests.support.registry import SECRET, Registry
 
 pytestmark = pytest.mark.integration
 
-SECRET = "registry-import-test-secret"
 HEADER = (
     "registration_number,full_name,nik,sex,date_of_birth,education_level,facility_code,"
     "admission_date,expected_release_date,status,consent_training,consent_data_sharing,offence\n"
@@ -63,39 +54,11 @@ EXPECTED_ERRORS = [
 ]
 
 
-@dataclass
-class Registry:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return bearer(
-            self.settings, ministry="corrections", roles=["registry_admin"], subject="adm"
-        )
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
-
-    async def upload(self, text: str, *, dry_run: bool) -> dict[str, Any]:
-        r = await self.client.post(
-            "/api/v1/imports",
-            params={"dry_run": str(dry_run).lower(), "filename": "export.csv"},
-            content=text.encode(),
-            headers={**self.admin, "Content-Type": "text/csv"},
-        )
-        assert r.status_code == 202, r.text
-        job_id = r.json()["id"]
-
-        async def finished() -> bool:
-            job = await self.client.get(f"/api/v1/imports/{job_id}", headers=self.admin)
-            return job.json()["status"] in ("done", "failed")
-
-        await wait_until(finished, within=60, what="import job finished")
-        job = (await self.client.get(f"/api/v1/imports/{job_id}", headers=self.admin)).json()
-        assert not any(nik in json.dumps(job) for nik in NIK_TEXTS), job
-        return job
+async def imported(reg: Registry, text: str, *, dry_run: bool) -> dict[str, Any]:
+    """The import job of ``text``, finished; it names no NIK."""
+    job = await reg.upload(text, dry_run=dry_run)
+    assert not any(nik in json.dumps(job) for nik in NIK_TEXTS), job
+    return job
 
 
 NIK_TEXTS = {
@@ -104,28 +67,23 @@ NIK_TEXTS = {
 
 
 @pytest.fixture
-async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncIterator[Registry]:
-    settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
-    app = create_app(settings)
-    async with running(app) as client:
-        reg = Registry(app, client, settings)
-        for code, active in (("LP-IMP", True), ("LP-CLOSED", False)):
-            r = await client.post(
-                "/api/v1/facilities",
-                json={
-                    "code": code,
-                    "name": code,
-                    "kind": "lapas",
-                    "facility_class": "IIB",
-                    "province": "Kalimantan Barat",
-                    "regional_office": "Kanwil Kalbar",
-                    "capacity": 100,
-                    "active": active,
-                },
-                headers=reg.admin,
-            )
-            assert r.status_code == 201, r.text
-        yield reg
+async def registry(registry: Registry) -> Registry:
+    """The registry with LP-IMP and the inactive LP-CLOSED; its admin signs as ``adm``."""
+    reg = replace(registry, admin_subject="adm")
+    for code, active in (("LP-IMP", True), ("LP-CLOSED", False)):
+        await reg.facility(
+            {
+                "code": code,
+                "name": code,
+                "kind": "lapas",
+                "facility_class": "IIB",
+                "province": "Kalimantan Barat",
+                "regional_office": "Kanwil Kalbar",
+                "capacity": 100,
+                "active": active,
+            }
+        )
+    return reg
 
 
 async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_imports_once(
@@ -135,7 +93,7 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     text = HEADER + "".join(GOOD_LINES + BAD_LINES)
     outbox_before = await reg.count(OutboxMessage)
 
-    dry = await reg.upload(text, dry_run=True)
+    dry = await imported(reg, text, dry_run=True)
     assert dry["status"] == "done" and dry["dry_run"] is True and dry["progress"] == 1.0
     assert (dry["total_lines"], dry["processed_lines"]) == (9, 9)
     assert (dry["created"], dry["unchanged"], dry["skipped"], dry["invalid"]) == (3, 0, 1, 5)
@@ -146,16 +104,15 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     assert await reg.count(OutboxMessage) == outbox_before
     assert await reg.count(AuditEntry, AuditEntry.action == "inmates.imported") == 0
 
-    real = await reg.upload(text, dry_run=False)
+    real = await imported(reg, text, dry_run=False)
     assert (real["created"], real["unchanged"], real["skipped"], real["invalid"]) == (3, 0, 1, 5)
     assert [(e["line"], e["field"]) for e in real["errors"]] == EXPECTED_ERRORS
-    async with reg.app.state.db.session() as s:
-        rows = {i.registration_number: i for i in (await s.scalars(select(Inmate))).all()}
+    rows = await reg.people()
     assert sorted(rows) == ["IM.1", "IM.2", "IM.3"]
     assert rows["IM.2"].full_name == "Budi, Santoso" and rows["IM.2"].sex == "M"
     assert rows["IM.1"].shared and rows["IM.3"].shared and not rows["IM.2"].shared
     assert rows["IM.1"].consent_recorded_by == "adm"
-    shared_events = [p for p in await published(reg.app, "registry.inmates", at_least=2)]
+    shared_events = [p for p in await reg.published("registry.inmates", at_least=2)]
     assert sorted(str(p.event.participant_id) for p in shared_events) == sorted(
         str(rows[n].id) for n in ("IM.1", "IM.3")
     )
@@ -163,11 +120,10 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     before = {n: (r.updated_at, r.full_name, r.facility_id) for n, r in rows.items()}
     outbox_after_first = await reg.count(OutboxMessage)
 
-    again = await reg.upload(text, dry_run=False)
+    again = await imported(reg, text, dry_run=False)
     assert (again["created"], again["unchanged"], again["invalid"]) == (0, 3, 5)
     assert (again["updated"], again["transferred"], again["released"]) == (0, 0, 0)
-    async with reg.app.state.db.session() as s:
-        rows = {i.registration_number: i for i in (await s.scalars(select(Inmate))).all()}
+    rows = await reg.people()
     assert {n: (r.updated_at, r.full_name, r.facility_id) for n, r in rows.items()} == before
     assert await reg.count(OutboxMessage) == outbox_after_first
     assert await reg.count(AuditEntry, AuditEntry.action == "inmates.imported") == 2
@@ -175,14 +131,14 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
     # An erased person is not brought back by importing the same export again.
     r = await reg.client.post(f"/api/v1/inmates/{rows['IM.1'].id}/erasure", headers=reg.admin)
     assert r.status_code == 200, r.text
-    third = await reg.upload(text, dry_run=False)
+    third = await imported(reg, text, dry_run=False)
     assert (third["created"], third["unchanged"], third["invalid"]) == (0, 3, 5)
     async with reg.app.state.db.session() as s:
         erased = await s.get(Inmate, rows["IM.1"].id)
     assert erased is not None and erased.full_name == "[dihapus]" and erased.erased_at
 
     # The NIKs are in no event, no job, no log line (only their keyed hash and ciphertext).
-    for p in await published(reg.app, "registry.inmates"):
+    for p in await reg.published("registry.inmates"):
         assert not any(nik.encode() in p.raw() for nik in NIK_TEXTS)
     logs = capfd.readouterr()
     assert "import_job_started" in logs.out
@@ -190,19 +146,14 @@ async def test_http_dry_run_reports_every_bad_line_and_writes_nothing_then_impor
 
 
 async def test_a_file_without_the_required_columns_fails_as_a_whole(registry: Registry):
-    job = await registry.upload("registration_number,full_name\nA,B\n", dry_run=False)
+    job = await imported(registry, "registration_number,full_name\nA,B\n", dry_run=False)
     assert job["status"] == "failed" and "nik" in job["failure"]
     assert await registry.count(Inmate) == 0
 
 
 async def test_only_registry_admins_import(registry: Registry):
     reg = registry
-    for headers in (
-        bearer(
-            reg.settings, ministry="corrections", roles=["facility_officer"], facilities=["LP-IMP"]
-        ),
-        bearer(reg.settings, ministry="industry", roles=["training_admin"]),
-    ):
+    for headers in (reg.officer("LP-IMP"), reg.industry):
         r = await reg.client.post("/api/v1/imports", content=HEADER.encode(), headers=headers)
         assert r.status_code == 403
     assert (await reg.client.post("/api/v1/imports", content=b"x")).status_code == 401

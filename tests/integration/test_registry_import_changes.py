@@ -10,33 +10,26 @@ import csv
 import io
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
-from bekal.registry.app import create_app
 from bekal.registry.importer import COLUMNS, LineError, run_import
 from bekal.registry.jobs import INTERRUPTED, UPLOAD_PREFIX
 from bekal.registry.models import AuditEntry, Facility, ImportJob, Inmate, InmateMovement
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateReleased, InmateShared, InmateTransferred
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
-from tests.support.apps import bearer, published, running
-from tests.support.db import count
+from tests.support.registry import SECRET, Registry, running_registry
 from tests.support.training import running_training
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-SECRET = "registry-import-changes-secret"
 FACILITIES = (("LP-A", True), ("LP-B", True), ("LP-CLOSED", False))
 
 
@@ -92,64 +85,18 @@ DAY_2 = [
 NIKS = {p["nik"] for p in DAY_1 + DAY_2}
 
 
-@dataclass
-class Registry:
-    app: FastAPI
-    client: httpx.AsyncClient
-    settings: Settings
-    facilities: dict[str, str]
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return bearer(
-            self.settings, ministry="corrections", roles=["registry_admin"], subject="adm"
-        )
-
-    async def count(self, model: type, *where: Any) -> int:
-        return await count(self.app.state.db, model, *where)
-
-    async def upload(self, text: str, *, dry_run: bool = False) -> dict[str, Any]:
-        r = await self.client.post(
-            "/api/v1/imports",
-            params={"dry_run": str(dry_run).lower(), "filename": "sdp.csv"},
-            content=text.encode(),
-            headers={**self.admin, "Content-Type": "text/csv"},
-        )
-        assert r.status_code == 202, r.text
-        job_id = r.json()["id"]
-
-        async def job() -> dict[str, Any]:
-            got = await self.client.get(f"/api/v1/imports/{job_id}", headers=self.admin)
-            assert got.status_code == 200, got.text
-            return dict(got.json())
-
-        async def finished() -> bool:
-            return (await job())["status"] in ("done", "failed")
-
-        await wait_until(finished, within=60, what="import job finished")
-        done = await job()
-        assert done["status"] == "done", done
-        assert not any(nik in str(done) for nik in NIKS)
-        return done
-
-    async def people(self) -> dict[str, Inmate]:
-        async with self.app.state.db.session() as s:
-            return {i.registration_number: i for i in (await s.scalars(select(Inmate))).all()}
-
-    async def trail(self, inmate_id: uuid.UUID) -> list[dict[str, Any]]:
-        r = await self.client.get(
-            "/api/v1/audit", params={"inmate_id": str(inmate_id)}, headers=self.admin
-        )
-        assert r.status_code == 200, r.text
-        return list(r.json()["data"])
+async def imported(reg: Registry, text: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """The import job of ``text``, done; it names no NIK."""
+    done = await reg.upload(text, dry_run=dry_run, filename="sdp.csv")
+    assert done["status"] == "done", done
+    assert not any(nik in str(done) for nik in NIKS)
+    return done
 
 
-async def _facilities(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, str]:
-    ids = {}
+async def _facilities(reg: Registry) -> None:
     for code, active in FACILITIES:
-        r = await client.post(
-            "/api/v1/facilities",
-            json={
+        await reg.facility(
+            {
                 "code": code,
                 "name": code,
                 "kind": "lapas",
@@ -158,22 +105,16 @@ async def _facilities(client: httpx.AsyncClient, headers: dict[str, str]) -> dic
                 "regional_office": "Kanwil Jawa Barat",
                 "capacity": 100,
                 "active": active,
-            },
-            headers=headers,
+            }
         )
-        assert r.status_code == 201, r.text
-        ids[code] = r.json()["id"]
-    return ids
 
 
 @pytest.fixture
-async def registry(database_url: str, broker: Any, make_settings: Any) -> AsyncIterator[Registry]:
-    settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
-    app = create_app(settings)
-    async with running(app) as client:
-        reg = Registry(app, client, settings, {})
-        reg.facilities = await _facilities(client, reg.admin)
-        yield reg
+async def registry(registry: Registry) -> Registry:
+    """The registry with LP-A, LP-B and the inactive LP-CLOSED; its admin signs as ``adm``."""
+    reg = replace(registry, admin_subject="adm")
+    await _facilities(reg)
+    return reg
 
 
 def _uploads_left(job_id: uuid.UUID) -> list[Path]:
@@ -215,7 +156,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     registry: Registry, capfd: pytest.CaptureFixture[str]
 ):
     reg = registry
-    first = await reg.upload(export(*DAY_1))
+    first = await imported(reg, export(*DAY_1))
     assert _counts(first) == (7, 0, 0, 0, 0, 0, 0)
     day_1 = await reg.people()
     before = _snapshot(day_1)
@@ -223,7 +164,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     audit_before = await reg.count(AuditEntry)
 
     # The dry run reports exactly what the real run will do, and writes nothing but its job.
-    dry = await reg.upload(export(*DAY_2), dry_run=True)
+    dry = await imported(reg, export(*DAY_2), dry_run=True)
     expected_counts = (1, 2, 1, 1, 1, 1, 2)
     assert _counts(dry) == expected_counts
     assert [(e["line"], e["field"]) for e in dry["errors"]] == [(6, "facility_code"), (7, "nik")]
@@ -233,7 +174,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     assert await reg.count(AuditEntry) == audit_before
     assert await reg.count(InmateMovement) == 0
 
-    real = await reg.upload(export(*DAY_2))
+    real = await imported(reg, export(*DAY_2))
     assert _counts(real) == expected_counts
     assert real["errors"] == dry["errors"] and real["skipped_lines"] == dry["skipped_lines"]
     now = await reg.people()
@@ -259,7 +200,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     assert moves == {(a.id, "transfer", None), (d.id, "release", "parole")}
 
     # The same events as the API's movements, with the facilities' codes.
-    events = [p.event for p in await published(reg.app, "registry.inmates", at_least=7)]
+    events = [p.event for p in await reg.published("registry.inmates", at_least=7)]
     transferred = [e for e in events if isinstance(e, InmateTransferred)]
     assert [(e.participant_id, e.from_facility_code, e.to_facility_code) for e in transferred] == [
         (a.id, "LP-A", "LP-B")
@@ -298,7 +239,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     outbox_after = await reg.count(OutboxMessage)
     audit_after = await reg.count(AuditEntry)
     after = _snapshot(await reg.people())
-    again = await reg.upload(export(*DAY_2))
+    again = await imported(reg, export(*DAY_2))
     assert _counts(again) == (0, 0, 0, 0, 6, 1, 2)
     assert _snapshot(await reg.people()) == after
     assert await reg.count(OutboxMessage) == outbox_after
@@ -311,7 +252,7 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
 async def test_an_export_never_gives_back_consent_withdrawn_in_the_registry(registry: Registry):
     reg = registry
     line = person("CH.W", "3201000000000010", **YES)
-    await reg.upload(export(line))
+    await imported(reg, export(line))
     (withdrawn,) = (await reg.people()).values()
     r = await reg.client.post(
         f"/api/v1/inmates/{withdrawn.id}/consent",
@@ -321,7 +262,7 @@ async def test_an_export_never_gives_back_consent_withdrawn_in_the_registry(regi
     assert r.status_code == 200, r.text
     outbox = await reg.count(OutboxMessage)
 
-    again = await reg.upload(export(line))
+    again = await imported(reg, export(line))
     assert _counts(again) == (0, 0, 0, 0, 1, 0, 0)
     (person_now,) = (await reg.people()).values()
     assert not person_now.consent_training and not person_now.shared
@@ -330,7 +271,7 @@ async def test_an_export_never_gives_back_consent_withdrawn_in_the_registry(regi
 
 async def test_a_temporarily_absent_person_is_not_moved_by_an_export(registry: Registry):
     reg = registry
-    await reg.upload(export(person("CH.T", "3201000000000011")))
+    await imported(reg, export(person("CH.T", "3201000000000011")))
     (away,) = (await reg.people()).values()
     r = await reg.client.post(
         f"/api/v1/inmates/{away.id}/absence",
@@ -339,9 +280,9 @@ async def test_a_temporarily_absent_person_is_not_moved_by_an_export(registry: R
     )
     assert r.status_code == 200, r.text
 
-    same_place = await reg.upload(export(person("CH.T", "3201000000000011")))
+    same_place = await imported(reg, export(person("CH.T", "3201000000000011")))
     assert _counts(same_place) == (0, 0, 0, 0, 1, 0, 0)
-    moved = await reg.upload(export(person("CH.T", "3201000000000011", facility_code="LP-B")))
+    moved = await imported(reg, export(person("CH.T", "3201000000000011", facility_code="LP-B")))
     assert _counts(moved) == (0, 0, 0, 0, 0, 0, 1)
     assert [(e["line"], e["field"]) for e in moved["errors"]] == [(2, "status")]
     assert "keluar sementara" in moved["errors"][0]["reason"]
@@ -356,10 +297,9 @@ async def test_a_job_cut_off_by_a_stop_is_marked_interrupted_and_completed_by_su
     everyone = [person(f"CUT.{n}", f"32010000000001{n:02d}") for n in range(10)]
     half = tmp_path / "half.csv"
     half.write_text(export(*everyone[:5]))
-    first = create_app(settings)
-    async with running(first) as client:
-        reg = Registry(first, client, settings, {})
-        reg.facilities = await _facilities(client, reg.admin)
+    async with running_registry(settings, admin_subject="adm") as reg:
+        first = reg.app
+        await _facilities(reg)
 
         async def ignore(_: LineError) -> None:
             return None
@@ -399,12 +339,11 @@ async def test_a_job_cut_off_by_a_stop_is_marked_interrupted_and_completed_by_su
             upload.write_text(export(*everyone[:1]))
 
     # The registry starts again on the same database.
-    second = create_app(settings)
-    async with running(second) as client:
-        reg = Registry(second, client, settings, reg.facilities)
+    async with running_registry(settings, admin_subject="adm") as reg:
+        second = reg.app
 
         async def job(job_id: uuid.UUID) -> dict[str, Any]:
-            r = await client.get(f"/api/v1/imports/{job_id}", headers=reg.admin)
+            r = await reg.client.get(f"/api/v1/imports/{job_id}", headers=reg.admin)
             assert r.status_code == 200, r.text
             return dict(r.json())
 
@@ -437,7 +376,7 @@ async def test_a_job_cut_off_by_a_stop_is_marked_interrupted_and_completed_by_su
             await s.commit()
         assert (await job(read_late))["status"] == "interrupted"
 
-        done = await reg.upload(export(*everyone))
+        done = await imported(reg, export(*everyone))
         assert (done["created"], done["unchanged"], done["invalid"]) == (5, 5, 0)
         assert await reg.count(Inmate) == 10
         assert await reg.count(Facility) == 3
@@ -453,17 +392,18 @@ async def test_an_export_changes_what_training_knows_of_the_people_it_may_enrol(
     trn_settings = make_settings(
         "training", f"sqlite+aiosqlite:///{tmp_path}/training.db", broker, kafka_namespace=namespace
     )
-    registry_app = create_app(reg_settings)
-    async with running(registry_app) as client, running_training(trn_settings) as trn:
+    async with (
+        running_registry(reg_settings, admin_subject="adm") as reg,
+        running_training(trn_settings) as trn,
+    ):
         industry = trn.token("training_admin")
-        reg = Registry(registry_app, client, reg_settings, {})
-        reg.facilities = await _facilities(client, reg.admin)
+        await _facilities(reg)
         day_1 = [
             person("TR.1", "3201000000000201", **YES),
             person("TR.2", "3201000000000202", **YES),
             person("TR.3", "3201000000000203", **YES),
         ]
-        await reg.upload(export(*day_1))
+        await imported(reg, export(*day_1))
         ids = {n: str(p.id) for n, p in (await reg.people()).items()}
 
         async def participant(number: str) -> dict[str, Any] | None:
@@ -487,7 +427,7 @@ async def test_an_export_changes_what_training_knows_of_the_people_it_may_enrol(
             person("TR.2", "3201000000000202", facility_code="LP-B", **YES),
             person("TR.3", "3201000000000203", status="conditional", released_on="2026-11-24"),
         ]
-        job = await reg.upload(export(*day_2))
+        job = await imported(reg, export(*day_2))
         assert _counts(job) == (0, 1, 1, 1, 0, 0, 0)
 
         async def applied() -> bool:
@@ -506,11 +446,9 @@ async def test_a_job_running_when_the_registry_shuts_down_is_marked_interrupted_
     settings = make_settings("registry", database_url, broker, pseudonym_secret=SECRET)
     # Far more lines than can be imported between the upload's answer and the shutdown.
     many = [person(f"SD.{n:06d}", f"32019{n:011d}") for n in range(30_000)]
-    app = create_app(settings)
-    async with running(app) as client:
-        reg = Registry(app, client, settings, {})
-        reg.facilities = await _facilities(client, reg.admin)
-        r = await client.post(
+    async with running_registry(settings, admin_subject="adm") as reg:
+        await _facilities(reg)
+        r = await reg.client.post(
             "/api/v1/imports",
             content=export(*many).encode(),
             headers={**reg.admin, "Content-Type": "text/csv"},
@@ -518,12 +456,11 @@ async def test_a_job_running_when_the_registry_shuts_down_is_marked_interrupted_
         assert r.status_code == 202, r.text
         job_id = uuid.UUID(r.json()["id"])
 
-    again = create_app(settings)
-    async with running(again) as client:
-        got = await client.get(f"/api/v1/imports/{job_id}", headers=reg.admin)
+    async with running_registry(settings) as again:
+        got = await again.client.get(f"/api/v1/imports/{job_id}", headers=reg.admin)
         job = got.json()
         assert job["status"] == "interrupted" and job["failure"] == INTERRUPTED, job
         assert job["processed_lines"] < 30_000
         assert not _uploads_left(job_id)
         # Whole chunks only: what was imported is a multiple of the chunk size.
-        assert await count(again.state.db, Inmate) % 1000 == 0
+        assert await again.count(Inmate) % 1000 == 0
