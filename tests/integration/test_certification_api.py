@@ -293,7 +293,7 @@ async def test_certificates_are_listed_verified_publicly_and_revocable(
             )
             await s.commit()
         r = await client.get(f"/public/verify/{dewi_cert['verification_code']}")
-        assert r.json() == {"result": "unknown"}
+        assert r.json() == {"result": "invalid"}
 
         # --- revocation ------------------------------------------------------------------------
         reason = {"reason": "Diterbitkan atas data kelulusan yang keliru"}

@@ -211,7 +211,7 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
             "AAA" if not new["credential_jws"].endswith("AAA") else "BBB"
         )
         r = await client.post("/public/verify", json={"credential": forged})
-        assert r.json() == {"result": "unknown"}
+        assert r.json() == {"result": "invalid"}  # a broken signature: forged, not unknown
 
 
 async def test_a_sessions_certificates_are_found_and_print_as_one_pdf(

@@ -106,7 +106,8 @@ class CompetencyPublic(BaseModel):
 
 
 class VerificationPublic(BaseModel):
-    """An unknown code answers ``{"result": "unknown"}`` only: unset fields are left out."""
+    """An unknown code answers ``{"result": "unknown"}`` only, a tampered or forged credential
+    ``{"result": "invalid"}`` only: unset fields are left out."""
 
     result: VerificationResult
     number: str | None = None

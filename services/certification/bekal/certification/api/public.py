@@ -210,6 +210,9 @@ def _client(request: Request) -> str:
 
 
 def _public(verification: Verification) -> VerificationPublic:
+    if verification.result is VerificationResult.INVALID:
+        # Tampered with or forged: said so, and nothing read from it is shown.
+        return VerificationPublic(result=VerificationResult.INVALID)
     facts = verification.facts
     if verification.result is VerificationResult.UNKNOWN or facts is None:
         return VerificationPublic(result=VerificationResult.UNKNOWN)
