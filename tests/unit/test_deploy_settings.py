@@ -30,6 +30,12 @@ CLUSTER_ONLY = {
     "KAFKA_SASL_USERNAME",
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CAFILE",
+    # Compose offers the development sign-in; a cluster signs staff in at the provider.
+    "WEB_OIDC_ISSUER",
+    "WEB_OIDC_CLIENT_ID",
+    "WEB_BASE_URL",
+    "WEB_SESSION_SECRET",
+    "WEB_OIDC_CLIENT_SECRET",
 }
 
 
@@ -104,9 +110,14 @@ def test_the_cluster_configuration_is_valid_production_settings(service: str) ->
         "DATABASE_URL": f"postgresql+asyncpg://{service}:x@db:5432/{service}",
         "PSEUDONYM_SECRET": "a-real-secret-from-the-platform",
         "KAFKA_SASL_PASSWORD": "from-strimzi",
+        "WEB_SESSION_SECRET": "another-real-secret-from-the-platform",
+        "WEB_OIDC_CLIENT_SECRET": "from-the-provider",
     }
     settings = settings_class(service)(**{k.lower(): v for k, v in {**config, **secrets}.items()})
     assert settings.environment is Environment.PRODUCTION
     assert settings.kafka_enable_idempotence is True
     assert settings.run_migrations_on_start is False
     assert settings.service_name == service
+    # The staff pages are on: sign-in at the ministry's provider, the platform's session secret.
+    assert settings.staff_pages_configured
+    assert settings.web_oidc_issuer == settings.auth_issuer
