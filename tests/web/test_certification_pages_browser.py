@@ -205,6 +205,7 @@ async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks
             await page.wait_for_url(certificate_url)
             main = await page.text_content("main") or ""
             assert "dicabut" in main and "Nilai unit kompetensi keliru dicatat" in main
+            assert "Agus Santoso (Anda)" in main  # who revoked, by name, not an account id
             assert await page.locator("text=Unduh PDF").count() == 0
             await checker.check("sertifikat-dicabut")
 

@@ -30,6 +30,7 @@ from bekal.certification.domain import CertificateStatus, RevocationKind
 from bekal.certification.models import Certificate
 from bekal.certification.schemas import CertificateReissue, CertificateRevoke
 from bekal.certification.services import printing, reading, revocation
+from bekal.certification.services.corrections import TRAINING_CORRECTION_ACTOR
 from bekal.shared.auth import Principal, admit
 from bekal.shared.idempotency import commit
 from bekal.shared.problems import Forbidden, NotFound, Problem
@@ -168,7 +169,18 @@ async def search(
 # --- one certificate ------------------------------------------------------------------------
 
 
-def _history(revisions: list[Certificate]) -> list[dict[str, Any]]:
+def _actor(by: str | None, principal: Principal) -> str | None:
+    """Who revoked, in words: the stored subject is an account id, not a name."""
+    if by is None:
+        return None
+    if by == TRAINING_CORRECTION_ACTOR:
+        return "Koreksi dari pelatihan (otomatis)"
+    if by == principal.subject:
+        return f"{principal.claims.get('name') or principal.subject} (Anda)"
+    return f"Petugas sertifikasi (akun {by[:8]})"
+
+
+def _history(revisions: list[Certificate], principal: Principal) -> list[dict[str, Any]]:
     """What happened to the enrolment's certificate, oldest first, in words."""
     events: list[dict[str, Any]] = []
     by_id = {c.id: c for c in revisions}
@@ -187,7 +199,7 @@ def _history(revisions: list[Certificate]) -> list[dict[str, Any]]:
                 {
                     "on": c.revoked_on,
                     "what": what,
-                    "by": c.revoked_by,
+                    "by": _actor(c.revoked_by, principal),
                     "why": c.revocation_reason,
                     "id": c.id,
                 }
@@ -222,7 +234,7 @@ async def _certificate_page(
         valid=valid,
         units=json.loads(c.competency_units or "[]"),
         verification_url=issuer.verification_url(c.verification_code),
-        history=_history(revisions),
+        history=_history(revisions, principal),
         replaced_by=next((r for r in revisions if r.id == c.replaced_by_id), None),
         may_administer=_may_administer(principal) and valid,
         action=action,
