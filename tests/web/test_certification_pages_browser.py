@@ -20,16 +20,26 @@ import pytest
 from bekal.certification.app import create_app
 from bekal.certification.services.issuing import issue_certificates
 from bekal.certification.settings import CertificationSettings
+from tests.support.browser import (
+    Checker,
+    assert_security_headers,
+    chromium,
+    needs_browser,
+    open_tab,
+    record_headers,
+    sign_in,
+)
 from tests.support.factories import WOODCRAFT, participant_completed, program_published
 from tests.support.keycloak import CERTIFIER, INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import free_port, provider_settings, served
-from tests.web.test_staff_pages_browser import AXE, CHROMIUM, Checker, _needs, _sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 # One session of the batik course with three graduates, and one woodcraft graduate elsewhere.
 GRADUATES = ["Rina Marlina", "Ani Suryani", "Yosefína Kristanti"]
 BATIK_SESSION = uuid.uuid4()
+# The pages whose headers are checked: the staff pages and the public verification.
+PAGES = ("/staf", "/verify")
 
 
 class Certification:
@@ -86,224 +96,185 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def _record_headers(page: Any, base: str, into: dict[str, dict[str, str]]) -> None:
-    def seen(response: Any) -> None:
-        path = response.url[len(base) :] if response.url.startswith(base) else ""
-        if path.startswith(("/staf", "/verify")) and "/static/" not in path:
-            if not path.endswith(".pdf") and not path.endswith("/pdf"):
-                into[response.url] = response.headers
-
-    page.on("response", seen)
-
-
 async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks(
     certification: Certification, shots: Path, tmp_path: Path
 ):
-    _needs("Chromium (Debian package 'chromium'; `make browser`)", CHROMIUM is not None)
-    _needs("axe-core (`make axe-install`)", AXE.is_file())
-    from playwright.async_api import async_playwright
+    needs_browser()
 
     base = certification.base
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+    async with chromium() as browser:
+        tab = await open_tab(browser, base, prefixes=PAGES, accept_downloads=True)
+        page, errors, headers = tab.page, tab.errors, tab.headers
+        checker = Checker(page, shots)
+
+        await sign_in(page, base, CERTIFIER, start="/staf/sertifikat")
+        assert "Agus Santoso" in (await page.text_content("header") or "")
+        await checker.check("sertifikat")
+
+        # Search by a part of the name, typed in lower case.
+        await page.fill("#f-q", "suryani")
+        await page.get_by_role("button", name="Cari").click()
+        rows = page.locator("table tbody tr")
+        assert await rows.count() == 1
+        assert "Ani Suryani" in (await rows.first.text_content() or "")
+        await checker.check("sertifikat-cari")
+
+        # A wrong date is named next to its field, the input kept.
+        await page.goto(f"{base}/staf/sertifikat?q=ani&dari=2024-13-01")
+        assert "Terbit sejak" in (await page.text_content(".error-summary") or "")
+        assert await page.input_value("#f-q") == "ani"
+        await checker.check("sertifikat-galat")
+
+        # The session's certificates, printed as one PDF: a page per graduate.
+        await page.get_by_role("link", name="Cetak per sesi").click()
+        await checker.check("sesi")
+        await page.get_by_role("link", name="Bimtek Wirausaha Baru IKM Batik").click()
+        await page.wait_for_url(f"{base}/staf/sesi-pelatihan/{BATIK_SESSION}")
+        main = await page.text_content("main") or ""
+        assert all(name in main for name in GRADUATES) and "Dewi Lestari" not in main
+        await checker.check("sesi-detail")
+        async with page.expect_download() as caught:
+            await page.get_by_role("link", name="Cetak semua sertifikat").click()
+        download = await caught.value
+        saved = tmp_path / download.suggested_filename
+        await download.save_as(str(saved))
+        reader = pypdf.PdfReader(io.BytesIO(saved.read_bytes()))
+        assert len(reader.pages) == len(GRADUATES)
+        texts = [p.extract_text() for p in reader.pages]
+        assert [next(n for n in GRADUATES if n in t) for t in texts] == sorted(GRADUATES)
+
+        # One certificate: what it says, its status, its verification link.
+        await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
+        await page.wait_for_url(f"{base}/staf/sertifikat/*")
+        main = await page.text_content("main") or ""
+        holder = next(n for n in GRADUATES if n in main)
+        link = page.locator("main a[href*='/verify/']")
+        verification_url = await link.get_attribute("href")
+        assert verification_url and verification_url.startswith(f"{base}/verify/")
+        certificate_url = page.url
+        await checker.check("sertifikat-detail")
+
+        # The employer, on a phone, before the revocation: valid.
+        phone = await browser.new_context(
+            viewport={"width": 390, "height": 844},
+            bypass_csp=True,
+            locale="id-ID",
+            is_mobile=True,
+            has_touch=True,
         )
-        try:
-            # axe is injected as a script: the pages' own policy would refuse it.
-            officer_context = await browser.new_context(
-                viewport={"width": 1280, "height": 900},
-                bypass_csp=True,
-                locale="id-ID",
-                accept_downloads=True,
-            )
-            page = await officer_context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            headers: dict[str, dict[str, str]] = {}
-            _record_headers(page, base, headers)
-            checker = Checker(page, shots)
+        employer = await phone.new_page()
+        employer.on("pageerror", lambda exc: errors.append(str(exc)))
+        record_headers(employer, base, headers, PAGES)
+        employer_checker = Checker(employer, shots)
+        await employer.goto(verification_url)
+        assert "Sertifikat sah" in (await employer.text_content(".result") or "")
+        assert holder in (await employer.text_content("main") or "")
+        await employer_checker.check("verifikasi-sah")
 
-            await _sign_in(page, base, CERTIFIER, start="/staf/sertifikat")
-            assert "Agus Santoso" in (await page.text_content("header") or "")
-            await checker.check("sertifikat")
+        # Revoke: first without a usable reason, then with one, then confirm.
+        await page.fill("#f-reason", "x")
+        await page.get_by_role("button", name="Lanjutkan pencabutan").click()
+        summary = await page.text_content(".error-summary") or ""
+        assert "Alasan pencabutan" in summary
+        assert await page.input_value("#f-reason") == "x"
+        await checker.check("sertifikat-cabut-galat")
+        await page.fill("#f-reason", "Nilai unit kompetensi keliru dicatat")
+        await page.get_by_role("button", name="Lanjutkan pencabutan").click()
+        assert "Cabut sertifikat" in (await page.text_content("h1") or "")
+        await checker.check("sertifikat-cabut-konfirmasi")
+        # Nothing is revoked before the confirmation.
+        await employer.reload()
+        assert "Sertifikat sah" in (await employer.text_content(".result") or "")
+        await page.get_by_role("button", name="Ya, cabut sertifikat").click()
+        await page.wait_for_url(certificate_url)
+        main = await page.text_content("main") or ""
+        assert "dicabut" in main and "Nilai unit kompetensi keliru dicatat" in main
+        assert "Agus Santoso (Anda)" in main  # who revoked, by name, not an account id
+        assert await page.locator("text=Unduh PDF").count() == 0
+        await checker.check("sertifikat-dicabut")
 
-            # Search by a part of the name, typed in lower case.
-            await page.fill("#f-q", "suryani")
-            await page.get_by_role("button", name="Cari").click()
-            rows = page.locator("table tbody tr")
-            assert await rows.count() == 1
-            assert "Ani Suryani" in (await rows.first.text_content() or "")
-            await checker.check("sertifikat-cari")
+        # The employer again: revoked.
+        await employer.reload()
+        assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
+        await employer_checker.check("verifikasi-dicabut")
+        await employer.goto(f"{base}/verify/kode-yang-tidak-pernah-ada")
+        assert "tidak dikenal" in (await employer.text_content(".result") or "")
+        assert holder not in (await employer.text_content("body") or "")
+        await employer_checker.check("verifikasi-tidak-dikenal")
+        await employer.goto(f"{base}/verify")
+        await employer_checker.check("verifikasi-formulir")
+        # The number alone reveals nothing; with the name as printed it answers.
+        number = (await page.text_content("h1") or "").strip()
+        await employer.goto(f"{base}/verify?{urlencode({'nomor': number})}")
+        assert "tidak dikenal" in (await employer.text_content(".result") or "")
+        await employer.goto(f"{base}/verify")
+        await employer.fill("#f-nomor", number)
+        await employer.fill("#f-nama", holder.lower())
+        await employer.get_by_role("button", name="Periksa").click()
+        assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
+        await phone.close()
 
-            # A wrong date is named next to its field, the input kept.
-            await page.goto(f"{base}/staf/sertifikat?q=ani&dari=2024-13-01")
-            assert "Terbit sejak" in (await page.text_content(".error-summary") or "")
-            assert await page.input_value("#f-q") == "ani"
-            await checker.check("sertifikat-galat")
+        # The session now prints one page fewer.
+        await page.goto(f"{base}/staf/sesi-pelatihan/{BATIK_SESSION}")
+        async with page.expect_download() as caught:
+            await page.get_by_role("link", name="Cetak semua sertifikat").click()
+        saved = tmp_path / "setelah-pencabutan.pdf"
+        await (await caught.value).save_as(str(saved))
+        assert len(pypdf.PdfReader(str(saved)).pages) == len(GRADUATES) - 1
 
-            # The session's certificates, printed as one PDF: a page per graduate.
-            await page.get_by_role("link", name="Cetak per sesi").click()
-            await checker.check("sesi")
-            await page.get_by_role("link", name="Bimtek Wirausaha Baru IKM Batik").click()
-            await page.wait_for_url(f"{base}/staf/sesi-pelatihan/{BATIK_SESSION}")
-            main = await page.text_content("main") or ""
-            assert all(name in main for name in GRADUATES) and "Dewi Lestari" not in main
-            await checker.check("sesi-detail")
-            async with page.expect_download() as caught:
-                await page.get_by_role("link", name="Cetak semua sertifikat").click()
-            download = await caught.value
-            saved = tmp_path / download.suggested_filename
-            await download.save_as(str(saved))
-            reader = pypdf.PdfReader(io.BytesIO(saved.read_bytes()))
-            assert len(reader.pages) == len(GRADUATES)
-            texts = [p.extract_text() for p in reader.pages]
-            assert [next(n for n in GRADUATES if n in t) for t in texts] == sorted(GRADUATES)
+        # Re-issue after a correction of the name: a new number, the old one superseded.
+        await page.goto(f"{base}/staf/sertifikat?q=Rina")
+        await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
+        await page.fill("#f-recipient_name", "Rina Marlina Siregar")
+        await page.fill("#f-alasan_koreksi", "Nama keluarga tertinggal pada data kelulusan")
+        await page.get_by_role("button", name="Terbitkan ulang").click()
+        main = await page.text_content("main") or ""
+        assert "Sertifikat dikoreksi: nomor baru" in main and "Rina Marlina Siregar" in main
+        assert "menggantikan" in main
+        await checker.check("sertifikat-koreksi")
 
-            # One certificate: what it says, its status, its verification link.
-            await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
-            await page.wait_for_url(f"{base}/staf/sertifikat/*")
-            main = await page.text_content("main") or ""
-            holder = next(n for n in GRADUATES if n in main)
-            link = page.locator("main a[href*='/verify/']")
-            verification_url = await link.get_attribute("href")
-            assert verification_url and verification_url.startswith(f"{base}/verify/")
-            certificate_url = page.url
-            await checker.check("sertifikat-detail")
+        # One task by keyboard alone: search a number and open the certificate.
+        await page.goto(f"{base}/staf/sertifikat")
+        for _ in range(40):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.id") == "f-q":
+                break
+        await page.keyboard.type(number)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/staf/sertifikat?q=*")
+        for _ in range(60):
+            await page.keyboard.press("Tab")
+            active = await page.evaluate("document.activeElement.textContent")
+            if (active or "").strip() == number:
+                break
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(certificate_url)
+        await page.context.close()
 
-            # The employer, on a phone, before the revocation: valid.
-            phone = await browser.new_context(
-                viewport={"width": 390, "height": 844},
-                bypass_csp=True,
-                locale="id-ID",
-                is_mobile=True,
-                has_touch=True,
-            )
-            employer = await phone.new_page()
-            employer.on("pageerror", lambda exc: errors.append(str(exc)))
-            _record_headers(employer, base, headers)
-            employer_checker = Checker(employer, shots)
-            await employer.goto(verification_url)
-            assert "Sertifikat sah" in (await employer.text_content(".result") or "")
-            assert holder in (await employer.text_content("main") or "")
-            await employer_checker.check("verifikasi-sah")
-
-            # Revoke: first without a usable reason, then with one, then confirm.
-            await page.fill("#f-reason", "x")
-            await page.get_by_role("button", name="Lanjutkan pencabutan").click()
-            summary = await page.text_content(".error-summary") or ""
-            assert "Alasan pencabutan" in summary
-            assert await page.input_value("#f-reason") == "x"
-            await checker.check("sertifikat-cabut-galat")
-            await page.fill("#f-reason", "Nilai unit kompetensi keliru dicatat")
-            await page.get_by_role("button", name="Lanjutkan pencabutan").click()
-            assert "Cabut sertifikat" in (await page.text_content("h1") or "")
-            await checker.check("sertifikat-cabut-konfirmasi")
-            # Nothing is revoked before the confirmation.
-            await employer.reload()
-            assert "Sertifikat sah" in (await employer.text_content(".result") or "")
-            await page.get_by_role("button", name="Ya, cabut sertifikat").click()
-            await page.wait_for_url(certificate_url)
-            main = await page.text_content("main") or ""
-            assert "dicabut" in main and "Nilai unit kompetensi keliru dicatat" in main
-            assert "Agus Santoso (Anda)" in main  # who revoked, by name, not an account id
-            assert await page.locator("text=Unduh PDF").count() == 0
-            await checker.check("sertifikat-dicabut")
-
-            # The employer again: revoked.
-            await employer.reload()
-            assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
-            await employer_checker.check("verifikasi-dicabut")
-            await employer.goto(f"{base}/verify/kode-yang-tidak-pernah-ada")
-            assert "tidak dikenal" in (await employer.text_content(".result") or "")
-            assert holder not in (await employer.text_content("body") or "")
-            await employer_checker.check("verifikasi-tidak-dikenal")
-            await employer.goto(f"{base}/verify")
-            await employer_checker.check("verifikasi-formulir")
-            # The number alone reveals nothing; with the name as printed it answers.
-            number = (await page.text_content("h1") or "").strip()
-            await employer.goto(f"{base}/verify?{urlencode({'nomor': number})}")
-            assert "tidak dikenal" in (await employer.text_content(".result") or "")
-            await employer.goto(f"{base}/verify")
-            await employer.fill("#f-nomor", number)
-            await employer.fill("#f-nama", holder.lower())
-            await employer.get_by_role("button", name="Periksa").click()
-            assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
-            await phone.close()
-
-            # The session now prints one page fewer.
-            await page.goto(f"{base}/staf/sesi-pelatihan/{BATIK_SESSION}")
-            async with page.expect_download() as caught:
-                await page.get_by_role("link", name="Cetak semua sertifikat").click()
-            saved = tmp_path / "setelah-pencabutan.pdf"
-            await (await caught.value).save_as(str(saved))
-            assert len(pypdf.PdfReader(str(saved)).pages) == len(GRADUATES) - 1
-
-            # Re-issue after a correction of the name: a new number, the old one superseded.
-            await page.goto(f"{base}/staf/sertifikat?q=Rina")
-            await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
-            await page.fill("#f-recipient_name", "Rina Marlina Siregar")
-            await page.fill("#f-alasan_koreksi", "Nama keluarga tertinggal pada data kelulusan")
-            await page.get_by_role("button", name="Terbitkan ulang").click()
-            main = await page.text_content("main") or ""
-            assert "Sertifikat dikoreksi: nomor baru" in main and "Rina Marlina Siregar" in main
-            assert "menggantikan" in main
-            await checker.check("sertifikat-koreksi")
-
-            # One task by keyboard alone: search a number and open the certificate.
-            await page.goto(f"{base}/staf/sertifikat")
-            for _ in range(40):
-                await page.keyboard.press("Tab")
-                if await page.evaluate("document.activeElement.id") == "f-q":
-                    break
-            await page.keyboard.type(number)
-            await page.keyboard.press("Enter")
-            await page.wait_for_url("**/staf/sertifikat?q=*")
-            for _ in range(60):
-                await page.keyboard.press("Tab")
-                active = await page.evaluate("document.activeElement.textContent")
-                if (active or "").strip() == number:
-                    break
-            await page.keyboard.press("Enter")
-            await page.wait_for_url(certificate_url)
-            await officer_context.close()
-
-            for url, got in headers.items():
-                policy = got.get("content-security-policy", "")
-                assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy, url
-                assert got.get("x-content-type-options") == "nosniff", url
-                assert got.get("referrer-policy"), url
-            assert any("/verify/" in url for url in headers)
-            assert checker.violations == [] and employer_checker.violations == []
-            assert errors == []
-        finally:
-            await browser.close()
+        assert_security_headers(headers)
+        assert any("/verify/" in url for url in headers)
+        assert checker.violations == [] and employer_checker.violations == []
+        assert errors == []
 
 
 async def test_who_may_use_the_certification_pages(certification: Certification, shots: Path):
-    _needs("Chromium (Debian package 'chromium'; `make browser`)", CHROMIUM is not None)
-    from playwright.async_api import async_playwright
+    needs_browser(axe=False)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            # A trainer reads certificates (as the API lets them) but cannot revoke one.
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            page = await context.new_page()
-            await _sign_in(page, certification.base, INDUSTRY_USER, start="/staf/sertifikat")
-            await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
-            await page.wait_for_url(f"{certification.base}/staf/sertifikat/*")
-            assert await page.locator("#f-reason").count() == 0
-            await context.close()
-            # Corrections staff do not read certificates at all.
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            page = await context.new_page()
-            await _sign_in(page, certification.base, OFFICER, start="/staf/sertifikat")
-            answer = await page.goto(f"{certification.base}/staf/sertifikat")
-            assert answer is not None and answer.status == 403
-            assert "Akses ditolak" in (await page.text_content("h1") or "")
-            await page.screenshot(path=str(shots / "ditolak-petugas-pemasyarakatan.png"))
-            await context.close()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        # A trainer reads certificates (as the API lets them) but cannot revoke one.
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await sign_in(page, certification.base, INDUSTRY_USER, start="/staf/sertifikat")
+        await page.get_by_role("link", name="IKMA/2024/", exact=False).first.click()
+        await page.wait_for_url(f"{certification.base}/staf/sertifikat/*")
+        assert await page.locator("#f-reason").count() == 0
+        await context.close()
+        # Corrections staff do not read certificates at all.
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await sign_in(page, certification.base, OFFICER, start="/staf/sertifikat")
+        answer = await page.goto(f"{certification.base}/staf/sertifikat")
+        assert answer is not None and answer.status == 403
+        assert "Akses ditolak" in (await page.text_content("h1") or "")
+        await page.screenshot(path=str(shots / "ditolak-petugas-pemasyarakatan.png"))
+        await context.close()

@@ -17,6 +17,7 @@ from bekal.reporting.app import create_app
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import Sex
 from bekal.shared.messaging.models import InboxMessage
+from tests.support.browser import Checker, chromium, needs_browser, sign_in
 from tests.support.db import count
 from tests.support.factories import (
     TANGERANG,
@@ -32,7 +33,6 @@ from tests.support.kafka import publish
 from tests.support.keycloak import CERTIFIER, VIEWER, Keycloak
 from tests.support.staff_pages import free_port, provider_settings, served
 from tests.support.waiting import wait_until
-from tests.web.test_staff_pages_browser import AXE, CHROMIUM, Checker, _needs, _sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -73,9 +73,7 @@ async def _figures(page: Any) -> dict[str, str]:
 async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
     keycloak: Keycloak, broker, make_settings, tmp_path: Path, shots: Path
 ):
-    _needs("Chromium (Debian package 'chromium'; `make browser`)", CHROMIUM is not None)
-    _needs("axe-core (`make axe-install`)", AXE.is_file())
-    from playwright.async_api import async_playwright
+    needs_browser()
 
     port = free_port()
     settings = make_settings(
@@ -97,76 +95,68 @@ async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
 
         await wait_until(applied, within=60, what="reporting applying the session")
 
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        async with chromium() as browser:
+            # The viewer, with the pages' own policy enforced: the script must run under it.
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, locale="id-ID"
             )
-            try:
-                # The viewer, with the pages' own policy enforced: the script must run under it.
-                context = await browser.new_context(
-                    viewport={"width": 1280, "height": 900}, locale="id-ID"
-                )
-                page = await context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                refused: list[str] = []
-                page.on(
-                    "console",
-                    lambda m: (
-                        refused.append(m.text) if "Content Security Policy" in m.text else None
-                    ),
-                )
-                answers: dict[str, dict[str, str]] = {}
-                page.on(
-                    "response",
-                    lambda r: answers.__setitem__(r.url, r.headers) if "/staf/" in r.url else None,
-                )
-                await _sign_in(page, base, VIEWER, start="/staf/dasbor")
-                assert await _figures(page) == {
-                    "total-enrolled": "5",
-                    "total-completed": "3",
-                    "total-certified": "3",
-                    "completion-rate": "100%",
-                }
-                assert "Hendra Gunawan" in (await page.text_content("header") or "")
-                provinces = await page.eval_on_selector_all(
-                    "#by-province .bar-row", "rows => rows.map(r => r.dataset.province)"
-                )
-                assert provinces == ["Banten"]
-                width = await page.eval_on_selector("#by-province .bar", "b => b.style.width")
-                assert width == "100%"
-                programs = await page.eval_on_selector_all(
-                    "#by-program tr", "rows => rows.map(r => r.innerText.split('\\t')[0])"
-                )
-                assert programs == ["Batik Tulis"]
-                # A reporting viewer may use no ministry's staff pages: no link to any.
-                assert await page.locator(".ministry-pages").count() == 0
-                # Filters in the address change the numbers, as on /dashboard.
-                await page.goto(f"{base}/staf/dasbor?sex=M")
-                assert (await _figures(page))["total-enrolled"] == "0"
-                await context.close()
-                dashboard = answers[f"{base}/staf/dasbor"]
-                policy = dashboard.get("content-security-policy", "")
-                assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
-                assert dashboard.get("x-content-type-options") == "nosniff"
-                assert dashboard.get("referrer-policy")
-                assert any("/staf/dasbor/data/indicators" in url for url in answers)
-                assert refused == [] and errors == []
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            refused: list[str] = []
+            page.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            answers: dict[str, dict[str, str]] = {}
+            page.on(
+                "response",
+                lambda r: answers.__setitem__(r.url, r.headers) if "/staf/" in r.url else None,
+            )
+            await sign_in(page, base, VIEWER, start="/staf/dasbor")
+            assert await _figures(page) == {
+                "total-enrolled": "5",
+                "total-completed": "3",
+                "total-certified": "3",
+                "completion-rate": "100%",
+            }
+            assert "Hendra Gunawan" in (await page.text_content("header") or "")
+            provinces = await page.eval_on_selector_all(
+                "#by-province .bar-row", "rows => rows.map(r => r.dataset.province)"
+            )
+            assert provinces == ["Banten"]
+            width = await page.eval_on_selector("#by-province .bar", "b => b.style.width")
+            assert width == "100%"
+            programs = await page.eval_on_selector_all(
+                "#by-program tr", "rows => rows.map(r => r.innerText.split('\\t')[0])"
+            )
+            assert programs == ["Batik Tulis"]
+            # A reporting viewer may use no ministry's staff pages: no link to any.
+            assert await page.locator(".ministry-pages").count() == 0
+            # Filters in the address change the numbers, as on /dashboard.
+            await page.goto(f"{base}/staf/dasbor?sex=M")
+            assert (await _figures(page))["total-enrolled"] == "0"
+            await context.close()
+            dashboard = answers[f"{base}/staf/dasbor"]
+            policy = dashboard.get("content-security-policy", "")
+            assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+            assert dashboard.get("x-content-type-options") == "nosniff"
+            assert dashboard.get("referrer-policy")
+            assert any("/staf/dasbor/data/indicators" in url for url in answers)
+            assert refused == [] and errors == []
 
-                # A certification officer reads reports too, and gets the link to their pages.
-                context = await browser.new_context(
-                    viewport={"width": 1280, "height": 900}, bypass_csp=True, locale="id-ID"
-                )
-                page = await context.new_page()
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                checker = Checker(page, shots)
-                await _sign_in(page, base, CERTIFIER, start="/staf/dasbor")
-                assert (await _figures(page))["total-certified"] == "3"
-                link = page.get_by_role("link", name="Sertifikat (Perindustrian)")
-                assert await link.get_attribute("href") == CERTIFICATION_PAGES
-                assert await page.get_by_role("link", name="Warga binaan").count() == 0
-                await checker.check("dasbor")
-                await context.close()
-                assert checker.violations == [] and errors == []
-            finally:
-                await browser.close()
+            # A certification officer reads reports too, and gets the link to their pages.
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, bypass_csp=True, locale="id-ID"
+            )
+            page = await context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            checker = Checker(page, shots)
+            await sign_in(page, base, CERTIFIER, start="/staf/dasbor")
+            assert (await _figures(page))["total-certified"] == "3"
+            link = page.get_by_role("link", name="Sertifikat (Perindustrian)")
+            assert await link.get_attribute("href") == CERTIFICATION_PAGES
+            assert await page.get_by_role("link", name="Warga binaan").count() == 0
+            await checker.check("dasbor")
+            await context.close()
+            assert checker.violations == [] and errors == []
