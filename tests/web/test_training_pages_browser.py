@@ -213,8 +213,9 @@ async def test_a_trainers_week_in_the_browser(training_site: Training, shots: Pa
         await page.keyboard.press("ArrowRight")
         await page.keyboard.press("Tab")
         await page.keyboard.type("Izin keluarga")
-        await page.keyboard.press("Enter")
-        await page.wait_for_url(f"**/absensi?tanggal={DAYS[2].isoformat()}")
+        # The sheet posts back to the address it is at: wait for that navigation itself.
+        async with page.expect_navigation(url=f"**/absensi?tanggal={DAYS[2].isoformat()}"):
+            await page.keyboard.press("Enter")
         assert f"{PEOPLE - 2} orang, 1 tidak hadir atau izin" in await _main(page)
         row = await _row(page, names[2])
         assert await row.get_by_label("Tidak hadir").is_checked()
