@@ -42,21 +42,28 @@ BROKERS = [
     if b in os.environ.get("BEKAL_TEST_BROKERS", "tansu,apache-kafka")
 ]
 USED: dict[str, str] = {}  # the brokers this session started, and their versions
-# `make test` runs two pytest processes at once (scripts/test): BEKAL_TEST_TIER=apache-kafka
+# `make test` runs three pytest processes at once (scripts/test): BEKAL_TEST_TIER=apache-kafka
 # takes the tests on Apache Kafka (the `broker` fixture's apache-kafka half and the modules
-# marked apache_kafka, which start clusters of their own); BEKAL_TEST_TIER=rest takes the others.
+# marked apache_kafka, which start clusters of their own); BEKAL_TEST_TIER=web the staff pages'
+# tests (Keycloak and Chromium); BEKAL_TEST_TIER=rest the others.
 TIER = os.environ.get("BEKAL_TEST_TIER", "")
+TIERS = ("apache-kafka", "web", "rest")
 
 
 def on_apache_kafka(item: pytest.Item) -> bool:
     return "[apache-kafka" in item.nodeid or item.get_closest_marker("apache_kafka") is not None
 
 
+def tier_of(item: pytest.Item) -> str:
+    if on_apache_kafka(item):
+        return "apache-kafka"
+    return "web" if item.nodeid.startswith("tests/web/") else "rest"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if TIER not in ("apache-kafka", "rest"):
+    if TIER not in TIERS:
         return
-    wanted = TIER == "apache-kafka"
-    elsewhere = [item for item in items if on_apache_kafka(item) is not wanted]
+    elsewhere = [item for item in items if tier_of(item) != TIER]
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         dropped = set(elsewhere)
