@@ -183,8 +183,7 @@ class ApacheKafka:
                     f"{libs}/*",
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",
                     "-c",
                     str(config),
                     "--ignore-formatted",
@@ -212,10 +211,15 @@ class ApacheKafka:
         self._wait_started(self.members, timeout)
 
     def _cluster_id(self) -> str:
+        """A random id as Kafka writes one (URL-safe base64 of 16 bytes). Like Kafka's own
+        Uuid.randomUuid, never one that starts with '-': a command line would read it as an
+        option (about one id in 64 did, and the storage tool refused to format)."""
         import base64
 
-        raw = uuid.uuid4().bytes
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        while True:
+            text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not text.startswith("-"):
+                return text
 
     def _launch(self, node: Node, libs: Path) -> None:
         with open(node.log_file, "ab") as out:
