@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from bekal.registry.models import ImportJob
 from tests.support.browser import (
     Checker,
     assert_security_headers,
@@ -92,7 +94,9 @@ async def test_an_administrators_day_in_the_browser(
             await page.wait_for_timeout(100)
         assert "Impor selesai" in (await page.text_content("h1") or "")
         assert await page.get_attribute("#kemajuan", "value") == "100"
-        assert seen[0] < 100 and seen == sorted(seen), seen
+        # Whether the page meets the job below 100 % depends on how fast the machine imports;
+        # what it showed never went back.
+        assert seen == sorted(seen), seen
         shown = {
             (await row.locator("dt").text_content() or "").strip(): (
                 await row.locator("dd").text_content() or ""
@@ -125,6 +129,20 @@ async def test_an_administrators_day_in_the_browser(
         await page.goto(f"{base}/staf/impor/{running}")
         assert await page.get_attribute("#kemajuan", "value") == "40"
         await checker.check("impor-berjalan")
+        # Then the job moves on: the bar follows it in place (job-progress.js), no reload.
+        loads = "performance.getEntriesByType('navigation').length"
+        page_loads = await page.evaluate(loads)
+        async with registry.app.state.db.session() as session:
+            await session.execute(
+                update(ImportJob).where(ImportJob.id == running).values(processed_lines=2400)
+            )
+            await session.commit()
+        await page.wait_for_function(
+            "document.getElementById('kemajuan').value == 80", timeout=15_000
+        )
+        assert "2.400 dari 3.000 baris" in (await page.text_content("#kemajuan-teks") or "")
+        assert await page.evaluate(loads) == page_loads
+        assert "Impor berjalan" in (await page.text_content("h1") or "")
         await page.goto(f"{base}/staf/impor")
         assert await page.get_by_role("link", name="sdp-2026-12-06.csv").count() == 0
         assert await page.get_by_role("cell", name="sdp-2026-12-06.csv").count() == 3
