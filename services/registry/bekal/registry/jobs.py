@@ -86,9 +86,18 @@ def queue_job(
     return job
 
 
+# How long a shutdown waits for a running job to reach the end of its chunk.
+STOP_WAIT_SECONDS = 20.0
+
+
+class _Stopping(Exception):
+    """Raised between two chunks once the service is shutting down: the job ends there."""
+
+
 def start_job(*, app: FastAPI, job: ImportJob, path: Path, principal: Principal) -> None:
     """Run a committed job in this process; ``stop_running_jobs`` ends it at shutdown."""
     tasks: dict[asyncio.Task[None], uuid.UUID] = app.state.__dict__.setdefault("import_tasks", {})
+    stop: asyncio.Event = app.state.__dict__.setdefault("import_stop", asyncio.Event())
     task = asyncio.create_task(
         _run_job(
             app.state.db,
@@ -98,6 +107,7 @@ def start_job(*, app: FastAPI, job: ImportJob, path: Path, principal: Principal)
             dry_run=job.dry_run,
             actor=principal.subject,
             roles=",".join(sorted(principal.roles)),
+            stop=stop,
         )
     )
     tasks[task] = job.id
@@ -174,9 +184,16 @@ async def stop_running_jobs(app: FastAPI) -> None:
     ids = list(tasks.values())
     if not ids:
         return
-    for task in list(tasks):
+    # Each job stops at the end of its chunk, between two transactions. Cancelling one in the
+    # middle of a chunk could leave its SQLite connection holding the write lock after the
+    # database was closed: the next start then waited for the lock and failed.
+    app.state.import_stop.set()
+    running = list(tasks)
+    _, late = await asyncio.wait(running, timeout=STOP_WAIT_SECONDS)
+    for task in late:  # a chunk that does not end (the database away): cancelled after all
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*running, return_exceptions=True)
+    app.state.import_stop.clear()  # an app started again runs its new jobs to the end
     db: Database = app.state.db
     async with db.session() as session:
         await session.execute(
@@ -199,6 +216,7 @@ async def _run_job(
     dry_run: bool,
     actor: str,
     roles: str,
+    stop: asyncio.Event,
 ) -> None:
     errors: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -234,6 +252,8 @@ async def _run_job(
 
     async def on_progress(report: ImportReport) -> None:
         await save(report)
+        if stop.is_set():  # called between chunks: what was imported is whole chunks
+            raise _Stopping
 
     try:
         await save(None, status="running")
@@ -255,6 +275,9 @@ async def _run_job(
                 db, actor=actor, roles=roles, report=report, source="http", job_id=job_id
             )
         await save(report, status="done", total_lines=report.total_lines, finished_at=utcnow())
+    except _Stopping:
+        await save(None, status="interrupted", failure=INTERRUPTED, finished_at=utcnow())
+        log.warning("import_job_stopped", job_id=str(job_id), reason="shutdown")
     except BadFile as exc:
         await save(None, status="failed", failure=str(exc), finished_at=utcnow())
     except Exception as exc:  # the job must end in a state a person can see
