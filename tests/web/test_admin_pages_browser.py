@@ -83,7 +83,8 @@ async def test_an_administrators_day_in_the_browser(
         await page.get_by_role("button", name="Impor", exact=True).click()
         await page.wait_for_url(f"{base}/staf/impor/*")
         job_id = page.url.rsplit("/", 1)[1]
-        assert "Impor berjalan" in (await page.text_content("h1") or "")
+        # Running or, on a quick machine, already done when the page first loads.
+        assert (await page.text_content("h1") or "").strip() in ("Impor berjalan", "Impor selesai")
         seen = [int(await page.get_attribute("#kemajuan", "value") or 0)]
         await page.screenshot(path=str(shots / "impor-berjalan-langsung.png"))
         for _ in range(600):
@@ -94,8 +95,8 @@ async def test_an_administrators_day_in_the_browser(
             await page.wait_for_timeout(100)
         assert "Impor selesai" in (await page.text_content("h1") or "")
         assert await page.get_attribute("#kemajuan", "value") == "100"
-        # Whether the page meets the job below 100 % depends on how fast the machine imports;
-        # what it showed never went back.
+        # Whether the page meets the job running, below 100 %, depends on how fast the machine
+        # imports; what it showed never went back. The held job below proves the live page.
         assert seen == sorted(seen), seen
         shown = {
             (await row.locator("dt").text_content() or "").strip(): (
