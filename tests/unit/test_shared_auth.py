@@ -206,15 +206,38 @@ def test_registry_admin_is_not_facility_scoped() -> None:
 def test_production_refuses_development_secrets() -> None:
     # The pseudonym secret is the registry's own setting; the identity provider every service's.
     with pytest.raises(ValueError, match="PSEUDONYM_SECRET"):
-        RegistrySettings(environment="production", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
+        RegistrySettings(
+            environment="production", auth_jwks_url="https://idp/jwks", auth_issuer=IDP
+        )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
         RegistrySettings(environment="production", pseudonym_secret="s3cret-for-real")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
         Settings(environment="production")  # type: ignore[arg-type]
     ok = RegistrySettings(
-        environment="production", pseudonym_secret="s3cret", auth_jwks_url="https://idp/jwks"
+        environment="production",
+        pseudonym_secret="s3cret",
+        auth_jwks_url="https://idp/jwks",
+        auth_issuer=IDP,
     )  # type: ignore[arg-type]
     assert ok.auth_jwks_url
+
+
+IDP = "https://login.example.go.id/realms/bekal"
+
+
+def test_production_refuses_the_development_issuer() -> None:
+    """A production service never trusts tokens claiming the development issuer, even when
+    signed by the provider's keys."""
+    with pytest.raises(ValueError, match="AUTH_ISSUER"):
+        Settings(environment="production", auth_jwks_url="https://idp/jwks")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="AUTH_ISSUER"):
+        Settings(
+            environment="production", auth_jwks_url="https://idp/jwks", auth_issuer="bekal-dev"
+        )  # type: ignore[arg-type]
+    ok = Settings(environment="production", auth_jwks_url="https://idp/jwks", auth_issuer=IDP)  # type: ignore[arg-type]
+    assert ok.auth_issuer == IDP
+    # Development and tests keep the local issuer.
+    assert Settings().auth_issuer == "bekal-dev"
 
 
 def test_topic_namespace_prefixes_names() -> None:

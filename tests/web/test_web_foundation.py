@@ -66,6 +66,7 @@ async def test_production_refuses_the_development_sign_in(tmp_path: Path):
         tmp_path,
         environment="production",
         auth_jwks_url="https://login.example.go.id/certs",
+        auth_issuer="https://login.example.go.id/realms/bekal",
         pseudonym_secret="a-real-secret",
         web_session_secret="another-real-secret",
         web_oidc_issuer="https://login.example.go.id/realms/bekal",
@@ -84,6 +85,7 @@ async def test_production_serves_no_page_without_a_provider_and_a_session_secret
         tmp_path,
         environment="production",
         auth_jwks_url="https://login.example.go.id/certs",
+        auth_issuer="https://login.example.go.id/realms/bekal",
         pseudonym_secret="a-real-secret",
     )
     async with _client(app) as browser:

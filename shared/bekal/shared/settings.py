@@ -21,6 +21,8 @@ class Environment(StrEnum):
 
 
 DEV_WEB_SESSION_SECRET = "development-only-session-secret"
+# Who signs the development tokens (`bekal token`): never trusted in production.
+DEV_TOKEN_ISSUER = "bekal-dev"
 
 
 class Settings(BaseSettings):
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
         description="Append every delivery and every application to consumer_journal (audits, "
         "fault tests): unlike the inbox it shows an event applied twice",
     )
-    auth_issuer: str = "bekal-dev"
+    auth_issuer: str = DEV_TOKEN_ISSUER
     auth_audience: str = "bekal"
     auth_jwks_url: str | None = Field(
         default=None, description="OIDC JWKS URL; production must set it"
@@ -136,6 +138,10 @@ class Settings(BaseSettings):
     def _refuse_development_secrets_in_production(self) -> Settings:
         if self.environment is Environment.PRODUCTION and not self.auth_jwks_url:
             raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
+        if self.environment is Environment.PRODUCTION and self.auth_issuer == DEV_TOKEN_ISSUER:
+            raise ValueError(
+                f"AUTH_ISSUER must name the identity provider in production, not {DEV_TOKEN_ISSUER!r}"
+            )
         return self
 
     @property
