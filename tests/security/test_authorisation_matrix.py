@@ -108,11 +108,16 @@ COMMON: dict[str, Rule] = {
     "GET /docs-start.js": public(),
     "GET /redoc": public(),
 }
-DEAD_LETTERS: dict[str, Rule] = {
-    "GET /admin/dead-letters": either_side(OPERATOR),
-    "POST /admin/dead-letters/{dead_letter_id}/retry": either_side(OPERATOR),
-    "DELETE /admin/dead-letters/{dead_letter_id}": either_side(OPERATOR),
-}
+
+
+def dead_letters(rule: Rule) -> dict[str, Rule]:
+    """A service's dead letters: its own ministry's operators only (reporting: both)."""
+    return {
+        "GET /admin/dead-letters": rule,
+        "POST /admin/dead-letters/{dead_letter_id}/retry": rule,
+        "DELETE /admin/dead-letters/{dead_letter_id}": rule,
+    }
+
 
 RULES: dict[str, dict[str, Rule]] = {
     "registry": {
@@ -143,7 +148,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "training": {
         **COMMON,
-        **DEAD_LETTERS,
+        **dead_letters(industry(OPERATOR)),
         "GET /api/v1/facilities": industry(T_ADMIN, T_OFFICER),
         "GET /api/v1/facilities/{facility_id}": industry(T_ADMIN, T_OFFICER),
         "GET /api/v1/participants": industry(T_ADMIN, T_OFFICER),
@@ -177,7 +182,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "certification": {
         **COMMON,
-        **DEAD_LETTERS,
+        **dead_letters(industry(OPERATOR)),
         "GET /api/v1/certificates": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}": industry(C_ADMIN, T_ADMIN, T_OFFICER),
         "GET /api/v1/certificates/{certificate_id}/pdf": industry(C_ADMIN, T_ADMIN, T_OFFICER),
@@ -202,7 +207,7 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "reporting": {
         **COMMON,
-        **DEAD_LETTERS,
+        **dead_letters(either_side(OPERATOR)),
         "GET /api/v1/indicators": either_side(*READERS),
         "GET /api/v1/indicators.csv": either_side(*READERS),
         "GET /api/v1/indicators.xlsx": either_side(*READERS),

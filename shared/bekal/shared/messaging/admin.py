@@ -7,15 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from bekal.shared.auth import Principal, Role, require
+from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, admit
 from bekal.shared.db import utcnow
 from bekal.shared.messaging.consumer import StoredRecord
 from bekal.shared.messaging.models import DeadLetter
-from bekal.shared.problems import NotFound, ServiceUnavailable
+from bekal.shared.problems import Forbidden, NotFound, ServiceUnavailable
 
 
 class DeadLetterPublic(BaseModel):
@@ -38,7 +38,29 @@ class DeadLettersPublic(BaseModel):
     count: int
 
 
-Operator = Annotated[Principal, require(roles=(Role.OPERATOR,))]
+# The ministry that runs each service: only its operators read, retry or purge the service's
+# dead letters (they hold the other side's records). Reporting is read by both ministries.
+OPERATED_BY: dict[str, frozenset[Ministry]] = {
+    "registry": frozenset({Ministry.CORRECTIONS}),
+    "training": frozenset({Ministry.INDUSTRY}),
+    "certification": frozenset({Ministry.INDUSTRY}),
+    "reporting": frozenset({Ministry.CORRECTIONS, Ministry.INDUSTRY}),
+}
+
+
+async def _operator(request: Request, principal: CurrentPrincipal) -> Principal:
+    admit(principal, roles=(Role.OPERATOR,))
+    service = request.app.state.settings.service_name
+    # A service not in the table has no operator: refused rather than open to both sides.
+    if principal.ministry not in OPERATED_BY.get(service, frozenset()):
+        raise Forbidden(
+            f"Layanan {service} dioperasikan oleh kementerian lain; "
+            f"operator {principal.ministry.value} tidak dapat menanganinya"
+        )
+    return principal
+
+
+Operator = Annotated[Principal, Depends(_operator)]
 
 
 def dead_letter_router() -> APIRouter:
