@@ -3,6 +3,7 @@ schedule, and that corrections staff cannot use them (signed in through Keycloak
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -62,3 +63,17 @@ async def test_a_person_not_signed_in_is_sent_to_sign_in(training_site: Training
         page = await browser.get("/staf/sesi?status=running")
         assert page.status_code == 303
         assert page.headers["location"] == "/staf/masuk?next=/staf/sesi%3Fstatus%3Drunning"
+
+
+async def test_training_error_pages_are_staff_pages_with_the_menu(training_site: Training):
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page="/staf/sesi") as browser:
+        answers = [
+            (404, await browser.get(f"/staf/sesi/{uuid.uuid4()}")),
+            (404, await browser.get("/staf/sesi/bukan-nomor-sesi")),
+            (404, await browser.get("/staf/tidak-ada")),
+            (403, await browser.get("/staf/sesi/baru")),
+        ]
+        for status, page in answers:
+            assert page.status_code == status, (status, page.text[:300])
+            assert 'aria-label="Menu utama"' in page.text, status
+            assert 'href="/staf/sesi"' in page.text and "Sesi pelatihan" in page.text, status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -166,6 +166,7 @@ def attendance_refusal(
     enrollment_status: EnrollmentStatus,
     withdrawn_on: date | None,
     withdrawal_reason: EndReason | None,
+    spell: Callable[[date], str] = date.isoformat,
 ) -> str | None:
     """Why ``day`` cannot carry attendance for this enrolment (409), or None if it can.
 
@@ -187,6 +188,8 @@ def attendance_refusal(
     The enrolment's own date is no bound: ``enrolled_on`` is the day the enrolment was entered,
     not a day of the course. A late entrant's attendance counts from the first day, and a course
     entered after the fact (the historical courses) has every one of its days before it.
+
+    ``spell`` writes the dates: ISO for the API, the pages' "6 September 2024" for people.
     """
     if enrollment_status != EnrollmentStatus.WITHDRAWN:
         return None
@@ -201,9 +204,8 @@ def attendance_refusal(
         return None
     how = _LEFT_BY.get(withdrawal_reason or EndReason.OTHER, "ditarik dari sesi")
     return (
-        f"Peserta keluar dari sesi pada {withdrawn_on.isoformat()} ({how}); absensi tanggal "
-        f"{day.isoformat()} tidak dapat dicatat, hanya untuk hari sebelum "
-        f"{withdrawn_on.isoformat()}."
+        f"Peserta keluar dari sesi pada {spell(withdrawn_on)} ({how}); absensi tanggal "
+        f"{spell(day)} tidak dapat dicatat, hanya untuk hari sebelum {spell(withdrawn_on)}."
     )
 
 

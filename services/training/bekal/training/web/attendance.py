@@ -46,7 +46,7 @@ from bekal.training.web.common import (
     who,
 )
 
-router = page_router()
+router = page_router(pages=pages)
 
 SHOWN_ON_SHEET = (
     EnrollmentStatus.ENROLLED.value,
@@ -125,6 +125,7 @@ async def _attendance_page(
             enrollment_status=EnrollmentStatus(e.status),
             withdrawn_on=e.withdrawn_on,
             withdrawal_reason=_reason(e),
+            spell=tanggal,
         )
         absent_by_registry = (
             person is not None and person.absent_from is not None and person.absent_from <= day

@@ -38,7 +38,7 @@ from bekal.training.web.common import (
     who,
 )
 
-router = page_router()
+router = page_router(pages=pages)
 
 READINESS = (
     ("identity_card", "KTP / kartu identitas"),

@@ -21,7 +21,7 @@ from bekal.training.schemas import ProgramCreate, ProgramUpdate
 from bekal.training.services import programs
 from bekal.training.web.common import Admin, Reader, form_values, pages, percent
 
-router = page_router()
+router = page_router(pages=pages)
 
 FIELDS = ("code", "title", "sector", "partner", "days", "hours", "min_attendance", "units")
 LABELS = {

@@ -52,7 +52,7 @@ from bekal.training.web.common import (
     tanggal,
 )
 
-router = page_router()
+router = page_router(pages=pages)
 
 SCHEDULE_FIELDS = (
     "program_id",
