@@ -1,0 +1,183 @@
+"""Crypto-shredding: the personal fields of an event, sealed with the person's own data key.
+
+The registry keeps one random 256-bit key per person and publishes it on a compacted topic read
+only by the services that need names (``topics.REGISTRY_PERSON_KEYS``). An event that names a
+person carries those fields only sealed (``personal``): AES-256-GCM under the person's key, with
+the event id as associated data, so a sealed block cannot be moved to another event. Erasing the
+person destroys the key and writes its tombstone: every copy of the event history, on every
+broker and in every backup, keeps ciphertext that nobody can open any more.
+
+On the wire the plain fields are absent; in a service they are the event's ordinary attributes,
+filled by the consumer (``open_personal``) before a handler sees the event, with
+``personal_status`` saying whether they could be.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, TypeVar
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+ALGORITHM = "A256GCM"
+KEY_BYTES = 32
+NONCE_BYTES = 12  # GCM's standard nonce; random per sealing (a key seals a handful of events)
+
+
+class SealBroken(Exception):
+    """A sealed block that does not open under the key: tampered, moved or another key's."""
+
+
+@dataclass(frozen=True)
+class PersonKey:
+    """One person's data key: ``kid`` names it in sealed blocks (the participant id)."""
+
+    kid: str
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.secret) != KEY_BYTES:
+            raise ValueError(f"a person key has {KEY_BYTES} bytes, not {len(self.secret)}")
+
+    @classmethod
+    def new(cls, kid: str) -> PersonKey:
+        return cls(kid=kid, secret=AESGCM.generate_key(bit_length=KEY_BYTES * 8))
+
+    def __repr__(self) -> str:  # never print the secret in a log or a traceback
+        return f"PersonKey(kid={self.kid!r})"
+
+
+class SealedFields(BaseModel):
+    """The wire form of an event's personal fields (JWE's names: alg, kid)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alg: Literal["A256GCM"] = Field(description="AES-256-GCM")
+    kid: str = Field(description="The person key that sealed it: the person's participant id")
+    nonce: str = Field(description="96-bit nonce, base64url without padding")
+    ciphertext: str = Field(
+        description=(
+            "AES-GCM ciphertext and 128-bit tag, base64url without padding, of the UTF-8 JSON "
+            "object of the personal fields; the event id (ce_id) is the associated data"
+        )
+    )
+
+
+def seal(fields: dict[str, Any], key: PersonKey, event_id: str) -> SealedFields:
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode()
+    ciphertext = AESGCM(key.secret).encrypt(nonce, plain, event_id.encode())
+    return SealedFields(alg=ALGORITHM, kid=key.kid, nonce=_b64(nonce), ciphertext=_b64(ciphertext))
+
+
+def unseal(sealed: SealedFields, key: PersonKey, event_id: str) -> dict[str, Any]:
+    """The personal fields, or SealBroken if the block was changed, moved or is not this key's."""
+    if sealed.kid != key.kid:
+        raise SealBroken(f"sealed with key {sealed.kid!r}, not {key.kid!r}")
+    try:
+        plain = AESGCM(key.secret).decrypt(
+            _unb64(sealed.nonce), _unb64(sealed.ciphertext), event_id.encode()
+        )
+    except (InvalidTag, ValueError) as exc:
+        raise SealBroken("the sealed personal fields do not open under this key") from exc
+    fields = json.loads(plain)
+    if not isinstance(fields, dict):
+        raise SealBroken("the sealed personal fields are not an object")
+    return fields
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def key_to_text(secret: bytes) -> str:
+    return _b64(secret)
+
+
+def key_from_text(text: str) -> bytes:
+    return _unb64(text)
+
+
+class PersonalStatus(StrEnum):
+    """What a service could read of an event's personal fields."""
+
+    OPEN = "open"  # the plain fields are set (opened, or never sealed: an event being written)
+    WITHHELD = "withheld"  # this service reads no person keys (reporting): the fields are None
+    ERASED = "erased"  # the person's key is destroyed: the fields are gone for good (None)
+
+
+class Personal(BaseModel):
+    """Mixin of an event that names a person: its ``personal_fields`` travel sealed.
+
+    The plain fields are declared by the event as ``SkipJsonSchema[... | None]`` with
+    ``exclude=True``: they are never serialised nor in the published schema.
+    """
+
+    personal_fields: ClassVar[tuple[str, ...]]
+
+    personal: SealedFields | None = Field(
+        default=None,
+        description=(
+            "The person's personal fields, sealed with the person's data key (see the topic "
+            "registry.person-keys); absent when the person was erased before the event was "
+            "published"
+        ),
+    )
+    personal_status: SkipJsonSchema[PersonalStatus] = Field(
+        default=PersonalStatus.OPEN, exclude=True
+    )
+
+    def person_kid(self) -> str:
+        """The id of the key that seals this event's fields: the person's participant id."""
+        return str(getattr(self, "participant_id"))  # noqa: B009 - every personal event has it
+
+    @property
+    def personal_erased(self) -> bool:
+        return self.personal_status == PersonalStatus.ERASED
+
+
+P = TypeVar("P", bound=Personal)
+
+
+def sealed(event: P, key: PersonKey | None, event_id: str) -> P:
+    """``event`` as it is published: its plain fields sealed (or dropped if the key is gone)."""
+    if key is None:
+        return event.model_copy(update={"personal": None, **dict.fromkeys(event.personal_fields)})
+    fields = {name: _plain(getattr(event, name)) for name in event.personal_fields}
+    return event.model_copy(update={"personal": seal(fields, key, event_id)})
+
+
+def opened(event: P, key: PersonKey | None, event_id: str) -> P:
+    """``event`` as a handler gets it: the plain fields filled, or marked erased without a key.
+
+    Raises SealBroken for a block that does not open under the person's own key.
+    """
+    if event.personal is None:
+        # Published after the person's erasure (or re-keyed from an erased person's history).
+        return event.model_copy(update={"personal_status": PersonalStatus.ERASED})
+    if key is None:
+        return event.model_copy(update={"personal_status": PersonalStatus.ERASED})
+    fields = unseal(event.personal, key, event_id)
+    # Validated as the event's own fields would be (types, bounds).
+    return type(event).model_validate(
+        {**event.model_dump(), **{k: fields.get(k) for k in event.personal_fields}}
+    )
+
+
+def withheld(event: P) -> P:
+    return event.model_copy(update={"personal_status": PersonalStatus.WITHHELD})
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
