@@ -81,8 +81,18 @@ class Platform:
             PUBLIC_BASE_URL=self.url("certification"),
             DEMO_STATUS_FILE=str(self.demo_status_file),
         )
+        if service == "reporting":
+            env.update(self.pages_env())
         env.update(self.extra_env)
         return env
+
+    def pages_env(self) -> dict[str, str]:
+        """Where each ministry's staff pages are, on the ports this run uses: the dashboard
+        links to them."""
+        return {
+            f"{owner.upper()}_PAGES_URL": f"{self.url(owner)}/staf"
+            for owner in ("registry", "training", "certification")
+        }
 
     # --- lifecycle ------------------------------------------------------------------------
 
