@@ -22,6 +22,7 @@ from bekal.shared.events.catalogue import (
     InmateShared,
     InmatesMerged,
     InmateTemporarilyAbsent,
+    InmateTransferred,
 )
 from bekal.shared.messaging.models import OutboxMessage
 from tests.support.db import count
@@ -194,6 +195,61 @@ async def test_death_of_a_shared_person_is_announced(registry: Registry):
     assert r.status_code == 200
     died = events_for(await reg.published(), person["id"])[-1]
     assert isinstance(died, InmateDied) and died.died_on == date(2024, 5, 5)
+
+
+# --- transfer ------------------------------------------------------------------------------
+
+
+async def test_a_transfer_needs_authority_over_the_source_and_the_destination(registry: Registry):
+    reg = registry
+    here = await facility(reg, "LP-TRA")
+    there = await facility(reg, "LP-TRB")
+    elsewhere = await facility(reg, "LP-TRC", province="Banten", regional_office="Kanwil Banten")
+    person = await inmate(reg, here["id"], "TR.1", NIKS[16], consent=BOTH)
+    move = f"/api/v1/inmates/{person['id']}/transfer"
+
+    # One facility's officer cannot send a person to a facility that is not theirs.
+    body = problem(
+        await reg.post(
+            move,
+            {"to_facility_id": there["id"], "transferred_on": "2024-02-01"},
+            reg.officer("LP-TRA"),
+        ),
+        403,
+        "to_facility_id",
+    )
+    assert "LP-TRB" in body["detail"] and body["to_facility_code"] == "LP-TRB"
+    assert await reg.count(InmateMovement, InmateMovement.kind == "transfer") == 0
+    assert (await reg.get(f"/api/v1/inmates/{person['id']}")).json()["facility_code"] == "LP-TRA"
+
+    # A regional office's staff, whose token names both facilities, may.
+    regional = reg.officer("LP-TRA", "LP-TRB")
+    r = await reg.post(
+        move, {"to_facility_id": there["id"], "transferred_on": "2024-02-01"}, regional
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["facility_code"] == "LP-TRB"
+    # ... but not on to a facility of another region; a registry administrator may.
+    body = problem(
+        await reg.post(
+            move, {"to_facility_id": elsewhere["id"], "transferred_on": "2024-03-01"}, regional
+        ),
+        403,
+        "to_facility_id",
+    )
+    assert "LP-TRC" in body["detail"]
+    r = await reg.post(move, {"to_facility_id": elsewhere["id"], "transferred_on": "2024-03-01"})
+    assert r.status_code == 200, r.text
+
+    moved = [
+        e
+        for e in events_for(await reg.published(), person["id"])
+        if isinstance(e, InmateTransferred)
+    ]
+    assert [(e.from_facility_code, e.to_facility_code) for e in moved] == [
+        ("LP-TRA", "LP-TRB"),
+        ("LP-TRB", "LP-TRC"),
+    ]
 
 
 # --- merge ---------------------------------------------------------------------------------

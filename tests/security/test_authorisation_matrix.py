@@ -53,6 +53,9 @@ class Rule:
     any_signed_in: bool = False  # a valid token is enough, whatever its roles
     # What facility staff of ANOTHER facility get, where the route names one facility's data.
     other_facility: int | None = None
+    # What the person's OWN facility's staff get, where the route also reaches another facility
+    # (a transfer to it: authority over both facilities is needed).
+    own_facility: int | None = None
 
     def expected(self, caller: Caller) -> str:
         if self.public:
@@ -67,6 +70,8 @@ class Rule:
             return "403"
         if caller is FACILITY_OTHER and self.other_facility is not None:
             return str(self.other_facility)
+        if caller is FACILITY_OWN and self.own_facility is not None:
+            return str(self.own_facility)
         return "admitted"
 
 
@@ -78,8 +83,15 @@ def signed_in() -> Rule:
     return Rule(any_signed_in=True)
 
 
-def corrections(*roles: str, other_facility: int | None = None) -> Rule:
-    return Rule(frozenset(roles), Ministry.CORRECTIONS, other_facility=other_facility)
+def corrections(
+    *roles: str, other_facility: int | None = None, own_facility: int | None = None
+) -> Rule:
+    return Rule(
+        frozenset(roles),
+        Ministry.CORRECTIONS,
+        other_facility=other_facility,
+        own_facility=own_facility,
+    )
 
 
 def industry(*roles: str) -> Rule:
@@ -133,7 +145,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /api/v1/inmates/{inmate_id}/subject-access": corrections(ADMIN),
         "POST /api/v1/inmates/{inmate_id}/consent": corrections(*STAFF, other_facility=404),
         "POST /api/v1/inmates/{inmate_id}/release": corrections(*STAFF, other_facility=404),
-        "POST /api/v1/inmates/{inmate_id}/transfer": corrections(*STAFF, other_facility=404),
+        # To the other facility: one facility's staff lack authority over the destination.
+        "POST /api/v1/inmates/{inmate_id}/transfer": corrections(
+            *STAFF, other_facility=404, own_facility=403
+        ),
         "POST /api/v1/inmates/{inmate_id}/expected-release": corrections(
             *STAFF, other_facility=404
         ),

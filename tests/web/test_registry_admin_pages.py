@@ -227,15 +227,31 @@ async def test_a_transfer_and_a_merge(registry: Registry):
         person = f"/staf/warga-binaan/{yosefina}"
         refused = await post_form(officer, person, f"{person}/gabung", {"duplicate_id": "x"})
         assert refused.status_code == 403  # merges are the admins' (the API's rule)
-        wrong = await post_form(officer, person, f"{person}/pindah", {"transferred_on": TODAY})
-        assert wrong.status_code == 422 and 'href="#f-to_facility_id"' in wrong.text
-        moved = await post_form(
+        # One facility's officer has no authority over any destination: no form, and a
+        # transfer posted anyway is refused on the form, naming the destination (the API's rule).
+        page = await officer.get(person)
+        assert "Catat pemindahan" not in page.text and "kantor wilayah" in page.text
+        refused = await post_form(
             officer,
             person,
             f"{person}/pindah",
             {"to_facility_id": str(registry.ids["LAPAS-PONTIANAK"]), "transferred_on": TODAY},
         )
+        assert refused.status_code == 403 and 'href="#f-to_facility_id"' in refused.text
+        assert "LAPAS-PONTIANAK" in refused.text
+        assert (await officer.get(person)).status_code == 200  # still hers to see: not moved
+
+    async with signed_in(registry.base, ADMIN) as admin:
+        wrong = await post_form(admin, person, f"{person}/pindah", {"transferred_on": TODAY})
+        assert wrong.status_code == 422 and 'href="#f-to_facility_id"' in wrong.text
+        moved = await post_form(
+            admin,
+            person,
+            f"{person}/pindah",
+            {"to_facility_id": str(registry.ids["LAPAS-PONTIANAK"]), "transferred_on": TODAY},
+        )
         assert moved.status_code == 303
+    async with signed_in(registry.base, OFFICER) as officer:
         # Now in another facility: the officer no longer sees her.
         assert (await officer.get(person)).status_code == 404
 

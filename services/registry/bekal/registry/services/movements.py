@@ -38,7 +38,7 @@ from bekal.shared.events.catalogue import (
     InmateTransferred,
 )
 from bekal.shared.messaging.outbox import add_event
-from bekal.shared.problems import NotFound
+from bekal.shared.problems import Forbidden, NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -105,13 +105,29 @@ async def transfer_inmate(
     principal: Principal,
     via: dict[str, Any] | None = None,
 ) -> Inmate:
-    """Move an inmate to another active facility; ``via`` adds context to the audit entry."""
+    """Move an inmate to another active facility; ``via`` adds context to the audit entry.
+
+    The asker needs authority over both facilities: loading the person checks the source, and
+    the destination must be theirs too (a regional office's staff whose token names both, or a
+    registry administrator); one facility's officer cannot send a person anywhere.
+    """
     inmate = await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
     target = await session.get(Facility, transfer.to_facility_id)
     if target is None:
         raise InvalidValue("Fasilitas tujuan tidak ditemukan.", field="to_facility_id")
+    if not principal.may_see_facility(target.code):
+        message = (
+            f"Anda tidak berwenang atas fasilitas tujuan {target.code} ({target.name}): "
+            "pemindahan memerlukan kewenangan atas fasilitas asal dan tujuan "
+            "(kantor wilayah yang mencakup keduanya, atau admin registri)."
+        )
+        raise Forbidden(
+            message,
+            to_facility_code=target.code,
+            errors=[{"field": "to_facility_id", "message": message}],
+        )
     domain.check_transfer(
         status=InmateStatus(inmate.status),
         admission_date=inmate.admission_date,

@@ -271,18 +271,19 @@ async def _person_page(
 ) -> Response:
     inmate = await inmates.get_inmate(session=session, inmate_id=inmate_id, principal=principal)
     public = InmatePublic.of(inmate)
-    # A transfer may go to any active facility (the API's rule), not only those the officer sees.
-    active = await facilities.list_facilities(
-        session=session, code=None, province=None, active=True, limit=500, cursor=None
-    )
+    # A transfer goes only to an active facility the asker also has authority over (the API's
+    # rule): a regional office's staff or an administrator; one facility's officer is offered none.
+    targets = [
+        f
+        for f in await _visible_facilities(session, principal)
+        if f.active and f.id != public.facility_id
+    ]
     await commit(session)
     return pages.render(
         request,
         "orang.html",
         admin=principal.has_role(Role.REGISTRY_ADMIN),
-        transfer_targets=[
-            (str(f.id), f"{f.code} — {f.name}") for f in active.rows if f.id != public.facility_id
-        ],
+        transfer_targets=[(str(f.id), f"{f.code} — {f.name}") for f in targets],
         status_code=status_code,
         title=f"{public.full_name} ({public.registration_number})",
         person=public,
@@ -322,6 +323,7 @@ async def _act(
     refusal show the person's page again with the form's errors and input."""
     form = await request.form()
     values = {name: str(form.get(name) or "") for name in fields}
+    status_code = 422
     try:
         if action == "persetujuan":
             await inmates.record_consent(
@@ -380,9 +382,11 @@ async def _act(
     except RuleBroken as exc:
         errors = FormErrors.of_rule(exc.field, exc.message)
     except Problem as exc:
-        if exc.status not in (409, 422):
+        # 403: a transfer to a facility outside the asker's authority, shown on its form.
+        if exc.status not in (403, 409, 422):
             raise
         errors = FormErrors.of_problem(exc)
+        status_code = exc.status
     else:
         flash(request, done)
         return RedirectResponse(f"{STAFF}/warga-binaan/{inmate_id}", status_code=303)
@@ -395,7 +399,7 @@ async def _act(
         action=action,
         values=values,
         errors=errors,
-        status_code=422,
+        status_code=status_code,
     )
 
 
