@@ -3,11 +3,15 @@ schedule, and that corrections staff cannot use them (signed in through Keycloak
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from bekal.training.models import Program, TrainingSession
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import csrf_of, signed_in
 from tests.support.training_pages import TRAINING_ADMIN, Training, served_training
@@ -77,3 +81,75 @@ async def test_training_error_pages_are_staff_pages_with_the_menu(training_site:
             assert page.status_code == status, (status, page.text[:300])
             assert 'aria-label="Menu utama"' in page.text, status
             assert 'href="/staf/sesi"' in page.text and "Sesi pelatihan" in page.text, status
+
+
+async def test_the_session_list_filters_in_the_query_beyond_the_first_pages(
+    training_site: Training,
+):
+    """600 sessions at the facility; the one of 2019, scheduled first, is found by its dates,
+    and the list goes page by page (latest first) instead of stopping at a cap."""
+    facility_id = training_site.facility.facility_id
+    now = datetime.now(UTC)
+    async with training_site.app.state.db.session() as db:
+        program = Program(
+            id=uuid.uuid4(),
+            code="WUB-ARSIP",
+            title="Arsip pelatihan",
+            sector="batik",
+            days=5,
+            hours=40,
+            min_attendance_share=0.8,
+            competency_units=[{"code": "BTK.01", "title": "Membatik tulis"}],
+        )
+        db.add(program)
+        for n in range(600):
+            start = date(2019, 3, 4) if n == 0 else date(2021, 1, 4) + timedelta(days=n)
+            db.add(
+                TrainingSession(
+                    id=uuid.uuid4(),
+                    program_id=program.id,
+                    program_version=1,
+                    program_code="WUB-LAMA" if n == 0 else "WUB-ARSIP",
+                    program_title=program.title,
+                    sector=program.sector,
+                    hours=40,
+                    min_attendance_share=0.8,
+                    competency_units=program.competency_units,
+                    facility_id=facility_id,
+                    start_date=start,
+                    end_date=start + timedelta(days=4),
+                    capacity=30,
+                    status="completed",
+                    instructors=[],
+                    created_at=now + timedelta(microseconds=n),
+                    updated_at=now,
+                )
+            )
+        await db.commit()
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page="/staf/sesi") as browser:
+        found = await browser.get(
+            "/staf/sesi",
+            params={"facility_id": str(facility_id), "dari": "2019-01-01", "sampai": "2019-12-31"},
+        )
+        assert found.status_code == 200
+        assert "WUB-LAMA" in found.text and "WUB-ARSIP" not in found.text
+        assert "Menampilkan 1 dari 1 data." in found.text
+        # A range that only touches the session's last day still finds it.
+        edge = await browser.get(
+            "/staf/sesi", params={"dari": "2019-03-08", "sampai": "2019-03-08"}
+        )
+        assert "WUB-LAMA" in edge.text
+        first = await browser.get("/staf/sesi", params={"status": "completed"})
+        assert "Menampilkan 50 dari 600 data." in first.text
+        assert "WUB-LAMA" not in first.text  # the latest come first
+        seen = 50
+        page = first
+        while 'rel="next"' in page.text:
+            target = re.search(r'href="([^"]+)" rel="next"', page.text)
+            assert target is not None
+            page = await browser.get("/staf/sesi" + html.unescape(target.group(1)))
+            assert page.status_code == 200
+            seen += page.text.count("WUB-ARSIP ·") + page.text.count("WUB-LAMA ·")
+        assert seen == 600 and "WUB-LAMA" in page.text  # the earliest, on the last page
+        altered = await browser.get("/staf/sesi", params={"cursor": "rusak"})
+        assert altered.status_code == 404 and 'aria-label="Menu utama"' in altered.text

@@ -102,7 +102,15 @@ async def list_sessions(
     status: SessionStatus | None,
     limit: int,
     cursor: str | None,
+    held_from: date | None = None,
+    held_until: date | None = None,
+    latest_first: bool = False,
 ) -> Page[TrainingSession]:
+    """Sessions by facility, program, status and the dates they are held on.
+
+    ``held_from`` / ``held_until`` keep the sessions whose days meet that range (one day of it
+    is enough). In order of creation, or with ``latest_first`` by start date, latest first.
+    """
     query = select(TrainingSession)
     if facility_id is not None:
         query = query.where(TrainingSession.facility_id == facility_id)
@@ -110,6 +118,21 @@ async def list_sessions(
         query = query.where(TrainingSession.program_id == program_id)
     if status is not None:
         query = query.where(TrainingSession.status == status.value)
+    if held_from is not None:
+        query = query.where(TrainingSession.end_date >= held_from)
+    if held_until is not None:
+        query = query.where(TrainingSession.start_date <= held_until)
+    if latest_first:
+        return await paginate(
+            session,
+            query,
+            key=TrainingSession.start_date,
+            tiebreak=TrainingSession.id,
+            cursor=cursor,
+            limit=limit,
+            parse_key=date.fromisoformat,
+            descending=True,
+        )
     return await paginate(
         session,
         query,

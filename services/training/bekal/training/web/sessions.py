@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,7 +21,7 @@ from bekal.shared.auth import Principal, Role
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import NotCompletedReason
 from bekal.shared.idempotency import commit
-from bekal.shared.problems import Problem
+from bekal.shared.problems import NotFound, Problem, RuleViolation
 from bekal.shared.web import STAFF, FormErrors, flash, page_router
 from bekal.training import domain
 from bekal.training.deps import SessionDep
@@ -53,6 +54,9 @@ from bekal.training.web.common import (
 )
 
 router = page_router(pages=pages)
+
+# Sessions on one page of the list (the rest behind "Halaman berikutnya").
+PAGE_SIZE = 50
 
 SCHEDULE_FIELDS = (
     "program_id",
@@ -100,6 +104,7 @@ async def list_sessions(
     status: str = "",
     dari: str = "",
     sampai: str = "",
+    cursor: str = "",
 ) -> Response:
     errors = FormErrors()
     facility_filter: uuid.UUID | None = None
@@ -114,22 +119,31 @@ async def list_sessions(
         errors.add("dari", "Tanggal tidak valid; isi dengan format HHHH-BB-TT.")
     if sampai and end is None:
         errors.add("sampai", "Tanggal tidak valid; isi dengan format HHHH-BB-TT.")
-    page = await sessions.list_sessions(
-        session=session,
-        facility_id=facility_filter,
-        program_id=None,
-        status=status_filter,
-        limit=500,
-        cursor=None,
-    )
-    # The dates filter the page read (the API lists by facility and status; a facility's
-    # sessions of a few years fit in one page).
-    rows = [
-        s
-        for s in page.rows
-        if (start is None or s.end_date >= start) and (end is None or s.start_date <= end)
-    ]
-    rows.sort(key=lambda s: (s.start_date, s.program_code), reverse=True)
+    try:
+        page = await sessions.list_sessions(
+            session=session,
+            facility_id=facility_filter,
+            program_id=None,
+            status=status_filter,
+            held_from=start,
+            held_until=end,
+            latest_first=True,
+            limit=PAGE_SIZE,
+            cursor=cursor or None,
+        )
+    except RuleViolation as exc:  # a cursor altered by hand names no page
+        raise NotFound("Halaman daftar tidak ditemukan.") from exc
+    rows = page.rows
+    kept = {
+        k: v
+        for k, v in (
+            ("facility_id", facility_id),
+            ("status", status),
+            ("dari", dari),
+            ("sampai", sampai),
+        )
+        if v
+    }
     known = await facilities_known(session)
     names = {f.id: f.code for f in known}
     found = await enrolment.enrollments_of(session=session, session_ids=[s.id for s in rows])
@@ -164,6 +178,11 @@ async def list_sessions(
         facilities=[(str(f.id), f"{f.code} — {f.name}") for f in known],
         statuses=[(s.value, SESSION_STATUS[s][0]) for s in SessionStatus],
         rows=table,
+        count=page.count,
+        next_href=(
+            f"?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
+        ),
+        first_href=f"?{urlencode(kept)}" if cursor else None,
         may_schedule=principal.has_role(Role.TRAINING_ADMIN),
     )
 
