@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
 SERVICES = ("registry", "training", "certification", "reporting")
 DEFAULT_PORTS = {"registry": 8001, "training": 8002, "certification": 8003, "reporting": 8004}
@@ -75,15 +76,23 @@ def _serve(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"bekal.{args.service}.app")
     app = module.create_app()
     settings = app.state.settings
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(app, **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """How `bekal serve` runs uvicorn. Its own proxy headers are off: uvicorn would trust
+    X-Forwarded-For from 127.0.0.1 (or whoever FORWARDED_ALLOW_IPS names); the app reads
+    forwarded headers only from the proxies in TRUSTED_PROXIES (bekal.shared.guards)."""
+    return {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def _registry_import(args: argparse.Namespace) -> int:

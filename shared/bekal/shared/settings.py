@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "its own",
     )
     web_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    trusted_proxies: str = Field(
+        default="",
+        description="The proxies whose X-Forwarded-For / Forwarded headers name the client: "
+        "addresses or networks, comma-separated (e.g. '10.0.0.0/8'); none by default, so "
+        "the socket's peer is the client",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
@@ -134,13 +140,22 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///./var/data/{self.service_name}.db"
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        from bekal.shared.guards import parse_networks
+
+        parse_networks(value)  # a ValueError names the entry that is not an address
+        return value
+
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:
         if self.environment is Environment.PRODUCTION and not self.auth_jwks_url:
             raise ValueError("AUTH_JWKS_URL must be set in production (no local dev key)")
         if self.environment is Environment.PRODUCTION and self.auth_issuer == DEV_TOKEN_ISSUER:
             raise ValueError(
-                f"AUTH_ISSUER must name the identity provider in production, not {DEV_TOKEN_ISSUER!r}"
+                "AUTH_ISSUER must name the identity provider in production, "
+                f"not {DEV_TOKEN_ISSUER!r}"
             )
         return self
 

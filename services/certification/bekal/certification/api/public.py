@@ -28,6 +28,7 @@ from bekal.certification.services.verification import (
     verify,
     verify_credential_document,
 )
+from bekal.shared.guards import client_address
 from bekal.shared.problems import TooManyRequests
 from bekal.shared.web.security import content_security_policy
 
@@ -204,9 +205,9 @@ async def verify_page(
 
 
 def _client(request: Request) -> str:
-    # The socket's peer. Behind a proxy, uvicorn's --proxy-headers/--forwarded-allow-ips puts
-    # the real client here; trusting X-Forwarded-For ourselves would let anyone pick their key.
-    return request.client.host if request.client else "unknown"
+    # The socket's peer, or behind a proxy named in TRUSTED_PROXIES the client it forwards
+    # for: a forwarded header from anyone else would let a caller pick their own key.
+    return client_address(request)
 
 
 def _public(verification: Verification) -> VerificationPublic:

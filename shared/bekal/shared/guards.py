@@ -1,0 +1,105 @@
+"""What every request passes before the app reads it: who the client is (forwarded headers
+only from the proxies the settings name) and how big its body may be (refused before it is
+parsed)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# --- the client's address ------------------------------------------------------------------
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """``10.0.0.0/8, 192.0.2.7`` as networks; a bare address is a network of one."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in value.split(",")
+        if part.strip()
+    )
+
+
+def _address(text: str) -> Address | None:
+    """An address from a forwarded hop: ``192.0.2.1``, ``192.0.2.1:443``, ``[2001:db8::1]:443``,
+    ``"[2001:db8::1]"``; None for anything else (``unknown``, an obfuscated name)."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _forwarded_hops(headers: Headers) -> list[str]:
+    """The addresses a request passed through, client first: RFC 7239 ``Forwarded`` when
+    present, else ``X-Forwarded-For``; every instance of the header, in order."""
+    forwarded = headers.getlist("forwarded")
+    if forwarded:
+        hops = []
+        for element in ",".join(forwarded).split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.lower() == "for":
+                    hops.append(value)
+        return hops
+    return [hop for value in headers.getlist("x-forwarded-for") for hop in value.split(",")]
+
+
+def _trusted(address: Address, trusted: Sequence[Network]) -> bool:
+    return any(address in network for network in trusted)
+
+
+def resolve_client(peer: str | None, headers: Headers, trusted: Sequence[Network]) -> str | None:
+    """The client's address: the socket's peer, unless the peer is a trusted proxy; then the
+    forwarded hops are read from the nearest one back, and the first hop that is not a trusted
+    proxy is the client. A hop that is not an address stops the walk at the proxy that
+    reported it: an unreadable hop never lets a caller choose its own address."""
+    if peer is None or not trusted:
+        return peer
+    nearest = _address(peer)
+    if nearest is None or not _trusted(nearest, trusted):
+        return peer
+    for hop in reversed(_forwarded_hops(headers)):
+        address = _address(hop)
+        if address is None:
+            break
+        if not _trusted(address, trusted):
+            return str(address)
+        nearest = address
+    return str(nearest)
+
+
+def client_address(request: Request) -> str:
+    """The client's address as every part of a service sees it (rate limits, logs): resolved
+    once per request by ``ForwardedClient`` from the settings' trusted proxies."""
+    return request.client.host if request.client else "unknown"
+
+
+class ForwardedClient:
+    """Puts the client's address (``resolve_client``) in the request's scope, so that
+    ``request.client`` is the same for everyone down the line. With no trusted proxy (the
+    default) forwarded headers are ignored and the socket's peer stays."""
+
+    def __init__(self, app: ASGIApp, *, trusted: Iterable[Network]) -> None:
+        self.app = app
+        self.trusted = tuple(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self.trusted and scope.get("client"):
+            host, port = scope["client"]
+            client = resolve_client(host, Headers(scope=scope), self.trusted)
+            if client != host:
+                scope = dict(scope)
+                scope["client"] = (client, port)
+        await self.app(scope, receive, send)
