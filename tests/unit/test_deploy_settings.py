@@ -108,7 +108,7 @@ def test_the_cluster_configuration_is_valid_production_settings(service: str) ->
     config, _ = cluster_env(service)
     secrets = {
         "DATABASE_URL": f"postgresql+asyncpg://{service}:x@db:5432/{service}",
-        "PSEUDONYM_SECRET": "a-real-secret-from-the-platform",
+        "PSEUDONYM_SECRET": "Q84HI6pLx0wEhtmpaAGbTsT5VoV1XpHs68w9O9gTXLfX",
         "KAFKA_SASL_PASSWORD": "from-strimzi",
         "WEB_SESSION_SECRET": "another-real-secret-from-the-platform",
         "WEB_OIDC_CLIENT_SECRET": "from-the-provider",

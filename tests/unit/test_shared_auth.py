@@ -215,7 +215,7 @@ def test_production_refuses_development_secrets() -> None:
         Settings(environment="production")  # type: ignore[arg-type]
     ok = RegistrySettings(
         environment="production",
-        pseudonym_secret="s3cret",
+        pseudonym_secret="Q84HI6pLx0wEhtmpaAGbTsT5VoV1XpHs68w9O9gTXLfX",
         auth_jwks_url="https://idp/jwks",
         auth_issuer=IDP,
     )  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ async def test_production_refuses_the_development_sign_in(tmp_path: Path):
         environment="production",
         auth_jwks_url="https://login.example.go.id/certs",
         auth_issuer="https://login.example.go.id/realms/bekal",
-        pseudonym_secret="a-real-secret",
+        pseudonym_secret="Q84HI6pLx0wEhtmpaAGbTsT5VoV1XpHs68w9O9gTXLfX",
         web_session_secret="another-real-secret",
         web_oidc_issuer="https://login.example.go.id/realms/bekal",
     )
@@ -86,7 +86,7 @@ async def test_production_serves_no_page_without_a_provider_and_a_session_secret
         environment="production",
         auth_jwks_url="https://login.example.go.id/certs",
         auth_issuer="https://login.example.go.id/realms/bekal",
-        pseudonym_secret="a-real-secret",
+        pseudonym_secret="Q84HI6pLx0wEhtmpaAGbTsT5VoV1XpHs68w9O9gTXLfX",
     )
     async with _client(app) as browser:
         assert (await browser.get("/staf/masuk")).status_code == 404
