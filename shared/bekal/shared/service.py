@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,8 +30,13 @@ from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.outbox import OutboxRelay, backlog
 from bekal.shared.migrations import upgrade
-from bekal.shared.problems import document_problems, install_problem_handlers
-from bekal.shared.settings import Settings
+from bekal.shared.problems import (
+    NotFound,
+    Unauthorized,
+    document_problems,
+    install_problem_handlers,
+)
+from bekal.shared.settings import Environment, Settings
 from bekal.shared.web.docs import install_docs
 from bekal.shared.web.install import install_pages, install_security_headers
 
@@ -374,6 +380,7 @@ def _operations_router(spec: ServiceSpec[Any]) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
+        _admit_scraper(request)
         try:
             metrics.OUTBOX_BACKLOG.labels(spec.name).set(await backlog(request.app.state.db))
         except Exception:  # metrics must answer while the database is away
@@ -393,6 +400,20 @@ def _operations_router(spec: ServiceSpec[Any]) -> APIRouter:
     if spec.subscriptions is not None:
         router.include_router(dead_letter_router())
     return router
+
+
+def _admit_scraper(request: Request) -> None:
+    """/metrics is open in development and tests; in production only to a scraper presenting
+    METRICS_TOKEN as its bearer token, and not at all without one (a 404, as if absent)."""
+    settings: Settings = request.app.state.settings
+    if settings.environment is not Environment.PRODUCTION:
+        return
+    if not settings.metrics_token:
+        raise NotFound("Tidak ada di alamat ini.")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthorized("Metrik hanya untuk pengumpul metrik yang membawa METRICS_TOKEN")
 
 
 def _asyncapi(spec: ServiceSpec[Any]) -> dict[str, Any]:

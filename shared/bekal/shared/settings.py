@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         "addresses or networks, comma-separated (e.g. '10.0.0.0/8'); none by default, so "
         "the socket's peer is the client",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Production: the bearer token a scraper presents for /metrics; without "
+        "one production serves no /metrics (development and tests keep it open)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     run_migrations_on_start: bool = True
