@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import date
 from urllib.parse import quote
 
 import pypdf
@@ -19,6 +20,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from bekal.certification.app import create_app
+from bekal.certification.domain import indonesian_date
 from bekal.certification.models import Certificate, ErasedCertificate
 from bekal.certification.pdf import qr_png
 from bekal.shared.events.catalogue import CertificateReissued, CertificateRevoked
@@ -38,6 +40,11 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 BASE_URL = "https://sertifikat.example.id"
+SIGNATORY = {
+    "certificate_signatory_name": "Dr. Ir. Hartati Wulandari, M.Sc.",
+    "certificate_signatory_position": "Direktur Jenderal Industri Kecil, Menengah, dan Aneka",
+    "certificate_signatory_nip": "196812171994032001",
+}
 FACILITY_NAME = "Lapas Perempuan Kelas IIA Tangerang"  # where the course was held
 
 
@@ -56,7 +63,7 @@ def _qr_texts(image: Image.Image) -> list[str]:
 async def test_pdf_correction_and_erasure(database_url, broker, make_settings, tmp_path):
     settings = certification_settings(
         make_settings, database_url, broker, tmp_path, public_base_url=BASE_URL
-    )
+    ).model_copy(update=SIGNATORY)
     misspelt = participant_completed(participant_name="Sity Rahmawati")
     other = participant_completed(session_id=misspelt.session_id, participant_name="Dewi Lestari")
     admin = _token(settings, "certification_admin")
@@ -95,6 +102,11 @@ async def test_pdf_correction_and_erasure(database_url, broker, make_settings, t
         assert "3 September 2024 s.d. 7 September 2024" in text
         assert "Direktorat Jenderal Industri Kecil, Menengah, dan Aneka" in text
         assert "Yayasan Batik Indonesia" in text
+        # Closed by the signatory of the settings, in Jakarta on the day it was issued; the
+        # course's last day is the date of graduation.
+        assert "Dr. Ir. Hartati Wulandari, M.Sc." in text and "NIP 19681217 199403 2 001" in text
+        assert f"Jakarta, {indonesian_date(date.fromisoformat(cert['issued_on']))}" in text
+        assert "Tanggal kelulusan: 7 September 2024" in text and cert["issued_on"] != "2024-09-07"
         for word in (FACILITY_NAME, "Lapas", "Tangerang", "pemasyarakatan"):
             assert word.lower() not in text.lower()
 

@@ -465,13 +465,10 @@ def test_pdf_sets_a_long_competency_list_smaller_to_keep_it_above_the_qr_code():
         partner="Yayasan Batik Indonesia",
         verification_url="https://sertifikat.example.id/verify/abc",
     )
-    _, bottom_at_full_size = pdf._layout(cert, unit_size=10)
-    assert bottom_at_full_size > pdf.FOOTER_TOP  # would run into the QR code
-    size = pdf.unit_size_for(cert)
-    assert size < 10 and pdf._layout(cert, unit_size=size)[1] <= pdf.FOOTER_TOP
-    assert pdf._layout(cert, unit_size=size + 1)[1] > pdf.FOOTER_TOP  # the largest that fits
+    fit = pdf.fit_for(cert)
+    assert (fit.unit_columns, fit.unit_size) != (1, pdf.UNIT_STEPS[0][1])  # would not fit
     short = dataclasses.replace(cert, competency_units=cert.competency_units[:2])
-    assert pdf.unit_size_for(short) == 10
+    assert pdf.fit_for(short).unit_size == 10
     document = pdf.render(cert)
     assert len(pypdf.PdfReader(io.BytesIO(document)).pages) == 1
     text = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()

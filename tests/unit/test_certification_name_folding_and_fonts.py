@@ -97,7 +97,7 @@ def test_other_texts_beyond_latin_1_print_too() -> None:
     text = _pypdf_text(document)
     assert "Bimtek Kerajinan \u201cSongket\u201d Palembang" in text
     assert "bekerja sama dengan Koperasi Đặng & Qur\u2019ani" in text
-    assert "KRJ.01  Menenun songket \u2013 tingkat dasar" in text
+    assert "KRJ.01" in text and "Menenun songket \u2013 tingkat dasar" in text
 
 
 def test_a_name_no_font_can_print_is_refused_not_printed_wrong() -> None:

@@ -10,7 +10,7 @@ from bekal.certification import web
 from bekal.certification.api import routers
 from bekal.certification.handlers import ISSUER, subscriptions
 from bekal.certification.ratelimit import SlidingWindowLimiter
-from bekal.certification.services import keys
+from bekal.certification.services import keys, printing
 from bekal.certification.settings import CertificationSettings
 from bekal.certification.signing import CertificateSigner
 from bekal.shared.service import ServiceSpec
@@ -23,7 +23,9 @@ def _state(app: FastAPI, settings: CertificationSettings) -> None:
         settings.certificate_signing_key_file
     )
     app.state.certificate_issuer = keys.Issuer(
-        signer=app.state.certificate_signer, public_base_url=settings.public_base_url
+        signer=app.state.certificate_signer,
+        public_base_url=settings.public_base_url,
+        paper=printing.paper(settings),
     )
     app.state.verify_limiter = SlidingWindowLimiter(settings.verify_rate_limit_per_minute)
 

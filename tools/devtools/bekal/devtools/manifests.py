@@ -290,6 +290,14 @@ def config_map(service: str) -> dict[str, Any]:
     if service == "certification":
         data["CERTIFICATE_SIGNING_KEY_FILE"] = "/var/lib/bekal/keys/certificate-signing-key.pem"
         data["PUBLIC_BASE_URL"] = "https://sertifikat.example.go.id"
+        # Printed on every certificate: the directorate's signing official replaces this
+        # example's (production refuses to start with the development placeholders).
+        data["CERTIFICATE_PLACE"] = "Jakarta"
+        data["CERTIFICATE_SIGNATORY_NAME"] = "Nama Pejabat Penandatangan"
+        data["CERTIFICATE_SIGNATORY_POSITION"] = (
+            "Direktur Jenderal Industri Kecil, Menengah, dan Aneka"
+        )
+        data["CERTIFICATE_SIGNATORY_NIP"] = "123456789012345678"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.certification import domain, proofs
+from bekal.certification import domain, pdf, proofs
 from bekal.certification.models import SigningKey
 from bekal.certification.signing import CertificateSigner, public_key_from_jwk
 from bekal.shared.db import utcnow
@@ -58,10 +58,12 @@ async def published_keys(
 
 @dataclass(frozen=True)
 class Issuer:
-    """Who signs and where it is published: the current key and the public address."""
+    """Who signs and where it is published: the current key and the public address; and the
+    printed certificate's place, signatory and emblem."""
 
     signer: CertificateSigner
     public_base_url: str
+    paper: pdf.Paper = pdf.EXAMPLE_PAPER
 
     @cached_property
     def did(self) -> str:

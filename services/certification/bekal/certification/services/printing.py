@@ -14,6 +14,7 @@ from bekal.certification.domain import CertificateStatus
 from bekal.certification.models import Certificate
 from bekal.certification.services.keys import Issuer
 from bekal.certification.services.reading import get_certificate, session_certificates
+from bekal.certification.settings import CertificationSettings
 from bekal.shared.problems import Conflict, NotFound
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,21 @@ def printed(c: Certificate, *, verification_url: str) -> pdf.PrintedCertificate:
         issued_on=c.issued_on,
         partner=c.partner,
         verification_url=verification_url,
+    )
+
+
+def paper(settings: CertificationSettings) -> pdf.Paper:
+    """The printed certificates' place, signatory and emblem, from settings (the emblem read
+    and checked once, at start-up: a missing or wrong file stops the service there)."""
+    emblem = settings.certificate_emblem_file
+    return pdf.Paper(
+        place=settings.certificate_place.strip(),
+        signatory=pdf.Signatory(
+            name=settings.certificate_signatory_name.strip(),
+            position=settings.certificate_signatory_position.strip(),
+            nip=settings.certificate_signatory_nip.strip(),
+        ),
+        emblem=pdf.emblem_image(emblem) if emblem is not None else None,
     )
 
 
@@ -67,7 +83,8 @@ async def certificate_pdf(
         )
     try:
         document = pdf.render(
-            printed(c, verification_url=issuer.verification_url(c.verification_code))
+            printed(c, verification_url=issuer.verification_url(c.verification_code)),
+            issuer.paper,
         )
     except pdf.UnprintableText as exc:
         raise _unprintable(exc, f"Sertifikat {c.number}") from exc
@@ -96,6 +113,7 @@ async def session_pdf(
                 for c in certificates
             ],
             title=title,
+            paper=issuer.paper,
         )
     except pdf.UnprintableText as exc:
         raise _unprintable(exc, "Sertifikat sesi ini") from exc
