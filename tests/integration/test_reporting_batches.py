@@ -192,7 +192,8 @@ async def test_shares_of_people_as_one_batch_leave_what_they_leave_one_by_one(tw
         (shared(new, born=1985), at(20)),
         (shared(new, born=1986), at(90)),  # the same person twice in the batch: the later wins
         (shared(people.old, born=1970), None),  # merged away: ignored
-        (shared(people.erased, born=1970), at(10)),  # erased: ignored
+        # erased: the sex only, on the person's anonymous row
+        (shared(people.erased, sex=Sex.MALE, born=1970), at(10)),
         (shared(people.a, born=1970), at(11)),  # merged (first of a chain): ignored
         (shared(people.c, born=1999), at(40)),  # the end of the chain: applied
         (shared(people.kept, sex=Sex.FEMALE, born=1981), at(25)),  # older time, still applied
@@ -205,6 +206,7 @@ async def test_shares_of_people_as_one_batch_leave_what_they_leave_one_by_one(tw
     assert _row(batch, Participant, people.c)[2] == 1999
     ids = {r[0] for r in batch[Participant.__tablename__]}
     assert not ids & {people.old, people.erased, people.a, people.b}
+    assert _row(batch, Participant, anonymous_id(people.erased))[1:3] == ("M", None)
     assert _state(batch) == at(90)
 
 
@@ -299,7 +301,7 @@ async def test_enrolment_events_as_one_batch_leave_what_they_leave_one_by_one(tw
     assert enrolment(x["chain"])["participant_id"] == people.c
     assert enrolment(x["chain"])["status"] == "completed"
     assert enrolment(x["old"])["participant_id"] == people.c
-    assert enrolment(x["erased"])["participant_id"] == anonymous_id(x["erased"])
+    assert enrolment(x["erased"])["participant_id"] == anonymous_id(people.erased)
     assert enrolment(x["erased"])["status"] == "not_completed"
     assert enrolment(x["folded"])["participant_id"] == people.kept
     assert enrolment(x["folded"])["status"] == "merged"
@@ -357,7 +359,7 @@ async def test_certificates_as_one_batch_leave_what_they_leave_one_by_one(two_da
     assert _row(batch, Certificate, c["known"])[1] == "BKL-1"  # immutable: the first stays
     merged_row = _row(batch, Certificate, c["merged"])
     assert (merged_row[1], merged_row[4]) == ("BKL-2", people.c)
-    assert _row(batch, Certificate, c["erased"])[4] == anonymous_id(enrolment["erased"])
+    assert _row(batch, Certificate, c["erased"])[4] == anonymous_id(people.erased)
     assert _row(batch, Certificate, c["reissued"])[4] == people.kept
     assert _state(batch) == at(23)
 

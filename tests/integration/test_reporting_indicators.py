@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 
 from bekal.reporting.app import create_app
 from bekal.reporting.models import TrainingSession
+from bekal.reporting.services.people import anonymous_id
 from bekal.shared import metrics
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
@@ -259,8 +260,8 @@ def corrections() -> Script:
       business with NIB at 6; E2 employed at 3; E5 a business without NIB at 12, and an older
       3-month follow-up of E5 arrives after it and changes nothing.
     - P13 turns out to be P1 (merged): counts unchanged.
-    - P11 is erased (delivered twice, with two ids) and their InmateShared replayed late: the sex
-      is gone for good, every count stays.
+    - P11 is erased (delivered twice, with two ids) and their InmateShared replayed late: every
+      count stays, by sex too (the sex is kept under the person's anonymous id).
     """
     script = Script(minute=300)
     script.add(
@@ -454,17 +455,17 @@ SESSION_S2_3 = counts(
     without_nib=1,
 )
 SEX_F_3 = counts(
-    7,
-    completed=4,
+    8,
+    completed=5,
     not_completed=1,
     released=1,
     transferred=1,
-    certified=2,
-    rate=0.8,
-    days=(D2, D2),
+    certified=3,
+    rate=0.8333,
+    days=(D2, D2, D3),
     graduates_released=1,
     without_nib=1,
-)  # E11 is gone
+)  # E11 stays, erased or not
 SEX_M_3 = counts(
     6,
     completed=2,
@@ -477,9 +478,7 @@ SEX_M_3 = counts(
     with_nib=1,
     employed=1,
 )
-SEX_UNKNOWN_3 = counts(
-    2, completed=1, not_completed=1, certified=1, rate=0.5, days=(D3,)
-)  # E15, and E11 since the erasure
+SEX_UNKNOWN_3 = counts(1, not_completed=1, rate=0.0)  # E15
 
 
 F1_KEYS = {
@@ -793,11 +792,11 @@ async def test_indicators_from_a_scripted_history_equal_the_hand_counted_values(
                 if table not in ("inbox", "dead_letters"):
                     assert str(PERSON[11]) not in repr(rows), table
             participants = (await s.execute(text("SELECT id FROM participants"))).scalars()
-            # P13 merged into P1, P11 erased; P15 never shared.
+            # P13 merged into P1, P11 erased (under an anonymous id); P15 never shared.
             assert set(participants) == {str(PERSON[n]) for n in range(1, 15)} - {
                 str(PERSON[11]),
                 str(PERSON[13]),
-            }
+            } | {str(anonymous_id(PERSON[11]))}
             e13 = await s.scalar(
                 text(f"SELECT participant_id FROM enrollments WHERE id = '{E[13]}'")
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Integer, String, Text
+from sqlalchemy import Boolean, Date, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata
@@ -132,7 +132,11 @@ class Certificate(Base):
 
 
 class Participant(Base):
-    """What reporting needs of a person: sex and birth year, by pseudonymous id. No name."""
+    """What reporting needs of a person: sex and birth year, by pseudonymous id. No name.
+
+    An erased person's row is under their anonymous id and keeps only the sex and ``released``
+    (what the published figures group and count by): no birth year, no date of release.
+    """
 
     __tablename__ = "participants"
 
@@ -140,6 +144,7 @@ class Participant(Base):
     sex: Mapped[str | None] = mapped_column(String(1))
     birth_year: Mapped[int | None] = mapped_column(Integer)
     released_on: Mapped[date | None] = mapped_column(Date)
+    released: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CertificateRevocation(Base):

@@ -127,7 +127,7 @@ def _ranked_enrollments() -> Any:
     that meets it makes it the first. All four counts share one window (one sort of the
     enrolments by person and day) instead of a lookup of the person's other enrolments per row.
 
-    Erased people's enrolments carry an anonymous id each, so they count per enrolment.
+    An erased person's enrolments carry one anonymous id, so the person still counts once.
     """
     s, e = TrainingSession, Enrollment
     completed = e.status == EnrollmentStatus.COMPLETED.value
@@ -209,7 +209,7 @@ def _facts() -> Any:
     s, e, p, person = TrainingSession, Enrollment, Program, Participant
     en = _ranked_enrollments()
     completed = en.c.status == EnrollmentStatus.COMPLETED.value
-    released = person.released_on.is_not(None)
+    released = person.released.is_(True)
     withdrawn_by_reason = [
         _flag(
             (en.c.status == EnrollmentStatus.WITHDRAWN.value) & (en.c.withdrawal_reason == r.value)

@@ -21,14 +21,20 @@ from bekal.reporting.models import (
 from bekal.shared.db import among
 from bekal.shared.events.catalogue import InmateReleased, InmateShared, InmatesMerged
 
-# Namespace of the anonymous ids erased people's enrolments are filed under.
+# Namespace of the anonymous ids erased people's facts are filed under.
 ANONYMOUS_NAMESPACE = uuid.UUID("6f1f3c2e-2b1a-4b8e-9a57-2f0f6f1c0b7d")
 
 
-def anonymous_id(enrollment_id: uuid.UUID) -> uuid.UUID:
-    """The id an erased person's enrolment is filed under: one per enrolment, so the person's
-    enrolments can no longer be linked to each other, and the same on every rebuild."""
-    return uuid.uuid5(ANONYMOUS_NAMESPACE, f"erased:{enrollment_id}")
+def anonymous_id(participant_id: uuid.UUID) -> uuid.UUID:
+    """The id an erased person's enrolments, certificates and waiting-list entries are filed
+    under: one per person, so the indicators about people still count them once (first
+    completed course, released, ready to trade, new entrepreneur) and every figure stays.
+
+    The same on every rebuild and whatever the order events arrive in: a fact of the person
+    replayed after the erasure lands beside the others. The anonymous row keeps only what a
+    published figure needs (sex, released or not); no birth year, no date of release.
+    """
+    return uuid.uuid5(ANONYMOUS_NAMESPACE, f"erased-person:{participant_id}")
 
 
 # The advisory lock (any number of ours) ordering identity changes against new facts.
@@ -67,11 +73,11 @@ class Identities:
     erased: frozenset[uuid.UUID]
 
     def file_under(self, participant_id: uuid.UUID, enrollment_id: uuid.UUID) -> uuid.UUID:
-        """The id to file a new fact of this enrolment under: the survivor, or an anonymous
-        id once the person is erased."""
+        """The id to file a new fact of this enrolment under: the survivor, or the person's
+        anonymous id once erased."""
         survivor = self.survivors.get(participant_id, participant_id)
         if survivor in self.erased:
-            return anonymous_id(enrollment_id)
+            return anonymous_id(survivor)
         return survivor
 
 
@@ -121,12 +127,21 @@ async def release_participant(*, session: AsyncSession, event: InmateReleased) -
     people = await identities(session=session, participant_ids={event.participant_id})
     participant_id = people.survivors[event.participant_id]
     if participant_id in people.erased:
+        # Released all the same (the figures count it), without the date.
+        row = await _participant(session=session, participant_id=anonymous_id(participant_id))
+        row.released = True
         return
+    row = await _participant(session=session, participant_id=participant_id)
+    row.released_on = event.released_on
+    row.released = True
+
+
+async def _participant(*, session: AsyncSession, participant_id: uuid.UUID) -> Participant:
     row = await session.get(Participant, participant_id)
     if row is None:
-        row = Participant(id=participant_id)
+        row = Participant(id=participant_id, released=False)
         session.add(row)
-    row.released_on = event.released_on
+    return row
 
 
 async def merge_participants(*, session: AsyncSession, event: InmatesMerged) -> None:
@@ -146,6 +161,7 @@ async def merge_participants(*, session: AsyncSession, event: InmatesMerged) -> 
                     sex=old_row.sex,
                     birth_year=old_row.birth_year,
                     released_on=old_row.released_on,
+                    released=old_row.released,
                 )
             )
         await session.delete(old_row)
@@ -166,36 +182,39 @@ async def merge_participants(*, session: AsyncSession, event: InmatesMerged) -> 
 
 
 async def erase_participant(*, session: AsyncSession, participant_id: uuid.UUID) -> None:
-    """Erasure or consent withdrawn: nothing about the person remains, the counts stay.
+    """Erasure or consent withdrawn: nothing about the person remains, every figure stays.
 
-    Sex and birth year go (their enrolments count under "unknown" sex from now on); each
-    enrolment and certificate is re-filed under an anonymous id of its own.
+    The person's enrolments, certificates and waiting-list entries are re-filed under one
+    anonymous id (``anonymous_id``), so the indicators about people still count them as one
+    person; the anonymous row keeps the sex and whether the person was released (what the
+    figures group and count by), not the birth year nor the date of release.
     """
     await identity_lock(session=session, exclusive=True)
     if await session.get(ErasedParticipant, participant_id) is None:
         session.add(ErasedParticipant(id=participant_id))
+    anonymous = anonymous_id(participant_id)
     row = await session.get(Participant, participant_id)
     if row is not None:
+        kept = await _participant(session=session, participant_id=anonymous)
+        kept.sex = kept.sex or row.sex
+        kept.released = bool(kept.released or row.released or row.released_on is not None)
         await session.delete(row)
-    enrollments = (
-        await session.scalars(select(Enrollment).where(Enrollment.participant_id == participant_id))
-    ).all()
-    for enrollment in enrollments:
-        enrollment.participant_id = anonymous_id(enrollment.id)
-    certificates = (
-        await session.scalars(
-            select(Certificate).where(Certificate.participant_id == participant_id)
-        )
-    ).all()
-    for certificate in certificates:
-        certificate.participant_id = anonymous_id(certificate.enrollment_id)
-    entries = (
-        await session.scalars(
-            select(WaitlistEntry).where(WaitlistEntry.participant_id == participant_id)
-        )
-    ).all()
-    for entry in entries:
-        entry.participant_id = anonymous_id(entry.id)
+    await session.flush()
+    await session.execute(
+        update(Enrollment)
+        .where(Enrollment.participant_id == participant_id)
+        .values(participant_id=anonymous)
+    )
+    await session.execute(
+        update(Certificate)
+        .where(Certificate.participant_id == participant_id)
+        .values(participant_id=anonymous)
+    )
+    await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.participant_id == participant_id)
+        .values(participant_id=anonymous)
+    )
 
 
 async def record_participants(*, session: AsyncSession, events: Sequence[InmateShared]) -> int:
@@ -211,11 +230,12 @@ async def record_participants(*, session: AsyncSession, events: Sequence[InmateS
         return 0
     await identity_lock(session=session, exclusive=False)
     ids = {e.participant_id for e in events}
-    gone = set(
+    erased = set(
         await session.scalars(
             select(ErasedParticipant.id).where(among(session, ErasedParticipant.id, ids))
         )
     )
+    gone = set(erased)
     gone |= set(
         await session.scalars(
             select(MergedParticipant.id).where(among(session, MergedParticipant.id, ids - gone))
@@ -229,12 +249,21 @@ async def record_participants(*, session: AsyncSession, events: Sequence[InmateS
     }
     ignored = 0
     for event in events:
+        if event.participant_id in erased:
+            # A share replayed after the erasure: the sex only, on the anonymous row, as the
+            # erasure would have kept it had the share come first.
+            kept = await _participant(
+                session=session, participant_id=anonymous_id(event.participant_id)
+            )
+            kept.sex = event.sex.value
+            ignored += 1
+            continue
         if event.participant_id in gone:
             ignored += 1
             continue
         row = rows.get(event.participant_id)
         if row is None:
-            row = Participant(id=event.participant_id)
+            row = Participant(id=event.participant_id, released=False)
             session.add(row)
             rows[row.id] = row
         row.sex = event.sex.value
