@@ -11,10 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from bekal.shared.events.catalogue import Sex
 from bekal.training.models import Program, TrainingSession
+from tests.support.factories import inmate_shared
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import csrf_of, signed_in
-from tests.support.training_pages import TRAINING_ADMIN, Training, served_training
+from tests.support.training_pages import START, TRAINING_ADMIN, Training, served_training
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +155,120 @@ async def test_the_session_list_filters_in_the_query_beyond_the_first_pages(
         assert seen == 600 and "WUB-LAMA" in page.text  # the earliest, on the last page
         altered = await browser.get("/staf/sesi", params={"cursor": "rusak"})
         assert altered.status_code == 404 and 'aria-label="Menu utama"' in altered.text
+
+
+async def _open_session(training_site: Training, code: str, start: date, capacity: int) -> str:
+    """An open session at the site's facility (what the pages' own scheduling leads to)."""
+    now = datetime.now(UTC)
+    units = [{"code": "BTK.01", "title": "Membatik tulis"}]
+    async with training_site.app.state.db.session() as db:
+        program = Program(
+            id=uuid.uuid4(),
+            code=code,
+            title="Bimtek Wirausaha Baru IKM Batik",
+            sector="batik",
+            days=5,
+            hours=40,
+            min_attendance_share=0.8,
+            competency_units=units,
+        )
+        ts = TrainingSession(
+            id=uuid.uuid4(),
+            program_id=program.id,
+            program_version=1,
+            program_code=code,
+            program_title=program.title,
+            sector=program.sector,
+            hours=40,
+            min_attendance_share=0.8,
+            competency_units=units,
+            facility_id=training_site.facility.facility_id,
+            start_date=start,
+            end_date=start + timedelta(days=4),
+            capacity=capacity,
+            status="open",
+            opened_on=start - timedelta(days=7),
+            instructors=[],
+            created_at=now,
+            updated_at=now,
+        )
+        db.add_all([program, ts])
+        await db.commit()
+    return f"/staf/sesi/{ts.id}"
+
+
+async def test_only_a_training_admin_admits_someone_outside_the_release_window_with_a_reason(
+    training_site: Training,
+):
+    session_url = await _open_session(training_site, "WUB-PENGECUALIAN", START + timedelta(10), 5)
+    far = inmate_shared(
+        training_site.facility,
+        full_name="Sri Pengecualian",
+        sex=Sex.FEMALE,
+        expected_release_date=START + timedelta(days=400),
+    )
+    await training_site.deliver(far)
+    pid = str(far.participant_id)
+    reason = "Sidang pembebasan bersyarat dimajukan; disetujui kepala bidang"
+
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        page = await officer.get(f"{session_url}/nominasi")
+        assert page.status_code == 200
+        assert "Hanya admin pelatihan yang dapat memberi pengecualian." in page.text
+        assert f'name="override-{pid}"' not in page.text
+        refused = await officer.post(
+            f"{session_url}/nominasi",
+            data={"csrf_token": csrf_of(page), "participant_ids": pid, f"override-{pid}": reason},
+        )
+        assert refused.status_code == 403
+        assert 'aria-label="Menu utama"' in refused.text
+
+    async with signed_in(training_site.base, TRAINING_ADMIN, next_page=session_url) as admin:
+        page = await admin.get(f"{session_url}/nominasi")
+        assert f'name="override-{pid}"' in page.text
+        token = csrf_of(page)
+        # Chosen without a reason: refused next to her, saying why (in the pages' dates).
+        bare = await admin.post(
+            f"{session_url}/nominasi", data={"csrf_token": token, "participant_ids": pid}
+        )
+        assert bare.status_code == 422
+        assert "Peserta diperkirakan bebas" in bare.text and "lebih dari" in bare.text
+        assert (START + timedelta(days=400)).isoformat() not in bare.text
+        short = await admin.post(
+            f"{session_url}/nominasi",
+            data={"csrf_token": token, "participant_ids": pid, f"override-{pid}": "ok"},
+        )
+        assert short.status_code == 422
+        assert "Tulis alasan pengecualian, 5 sampai 500 huruf." in short.text
+        assert 'value="ok"' in short.text  # what was typed stays
+        done = await admin.post(
+            f"{session_url}/nominasi",
+            data={"csrf_token": token, "participant_ids": pid, f"override-{pid}": reason},
+        )
+        assert done.status_code == 303, done.text[:500]
+        shown = await admin.get(session_url)
+        assert "1 orang didaftarkan." in shown.text
+        assert f"Pengecualian masa bebas oleh Anda: {reason}" in shown.text
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        seen = await officer.get(session_url)
+        assert "Pengecualian masa bebas oleh " in seen.text and reason in seen.text
+
+
+async def test_select_all_nominates_every_eligible_candidate_and_queues_the_rest(
+    training_site: Training,
+):
+    session_url = await _open_session(training_site, "WUB-SEMUA", START + timedelta(30), 3)
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        page = await officer.get(f"{session_url}/nominasi")
+        eligible = re.search(r"Pilih semua dan daftarkan \((\d+) orang\)", page.text)
+        assert eligible is not None
+        count = int(eligible.group(1))
+        assert count >= len(training_site.people)
+        done = await officer.post(
+            f"{session_url}/nominasi", data={"csrf_token": csrf_of(page), "semua": "ya"}
+        )
+        assert done.status_code == 303, done.text[:500]
+        shown = await officer.get(session_url)
+        assert f"3 orang didaftarkan, {count - 3} orang masuk daftar tunggu." in shown.text
+        again = await officer.get(f"{session_url}/nominasi")
+        assert "Pilih semua dan daftarkan (0 orang)" in again.text

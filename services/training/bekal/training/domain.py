@@ -236,12 +236,17 @@ def add_months(day: date, months: int) -> date:
 
 
 def release_window_problem(
-    *, expected_release_date: date | None, session_start: date, months: int
+    *,
+    expected_release_date: date | None,
+    session_start: date,
+    months: int,
+    spell: Callable[[date], str] = date.isoformat,
 ) -> str | None:
     """Why a person is outside the release window of a session starting on ``session_start``.
 
     The window is relative to the session (not to today), so historical sessions are judged by
     the facts of their own time: released on or after the start, and within ``months`` of it.
+    ``spell`` writes the dates (ISO for the API, the pages' own for people).
     """
     end = add_months(session_start, months)
     if expected_release_date is None:
@@ -251,13 +256,13 @@ def release_window_problem(
         )
     if expected_release_date < session_start:
         return (
-            f"Peserta diperkirakan bebas {expected_release_date.isoformat()}, sebelum sesi "
-            f"dimulai ({session_start.isoformat()})."
+            f"Peserta diperkirakan bebas {spell(expected_release_date)}, sebelum sesi "
+            f"dimulai ({spell(session_start)})."
         )
     if expected_release_date > end:
         return (
-            f"Peserta diperkirakan bebas {expected_release_date.isoformat()}, lebih dari "
-            f"{months} bulan setelah sesi dimulai (batas {end.isoformat()})."
+            f"Peserta diperkirakan bebas {spell(expected_release_date)}, lebih dari "
+            f"{months} bulan setelah sesi dimulai (batas {spell(end)})."
         )
     return None
 

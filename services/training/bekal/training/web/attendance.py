@@ -39,6 +39,7 @@ from bekal.training.web.common import (
     RESULT,
     Officer,
     Reader,
+    in_dates,
     pages,
     percent,
     tag,
@@ -277,7 +278,7 @@ def _by_person(errors: FormErrors, order: list[str]) -> FormErrors:
         if len(parts) >= 2 and parts[0] == "records" and parts[1].isdigit():
             index = int(parts[1])
             field = order[index] if index < len(order) else "form"
-        mapped.add(field, message)
+        mapped.add(field, in_dates(message))
     return mapped
 
 

@@ -3,6 +3,7 @@ from ``bekal.training.deps``), the names of statuses in Bahasa Indonesia, small 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,14 @@ def in_words(message: str) -> str:
         message = message.replace(f"'{status.value}'", f"'{label.lower()}'")
     return message
 
+
+def in_dates(message: str) -> str:
+    """A domain message (written for the API, ISO dates) with the dates as the pages write them
+    ("6 September 2024")."""
+    return _ISO_DATE.sub(lambda m: tanggal(date.fromisoformat(m.group())), message)
+
+
+_ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 SESSION_STATUS = {
     SessionStatus.PLANNED: ("Direncanakan", "neutral"),

@@ -46,11 +46,13 @@ from bekal.training.web.common import (
     Reader,
     facilities_known,
     form_values,
+    in_dates,
     in_words,
     pages,
     percent,
     tag,
     tanggal,
+    who,
 )
 
 router = page_router(pages=pages)
@@ -312,7 +314,9 @@ def moves(ts: TrainingSession, principal: Principal) -> list[dict[str, Any]]:
     ]
 
 
-def _enrollment_row(ts: TrainingSession, view: EnrollmentView, position: int | None) -> list[Any]:
+def _enrollment_row(
+    ts: TrainingSession, view: EnrollmentView, position: int | None, principal: Principal
+) -> list[Any]:
     e, name = view
     label, kind = ENROLLMENT_STATUS[EnrollmentStatus(e.status)]
     note = "—"
@@ -323,6 +327,10 @@ def _enrollment_row(ts: TrainingSession, view: EnrollmentView, position: int | N
         note = f"Urutan {position} di daftar tunggu"
     elif e.status == EnrollmentStatus.NOT_COMPLETED.value and e.not_completed_reason:
         note = NOT_COMPLETED[NotCompletedReason(e.not_completed_reason)]
+    if e.override_reason:
+        given = f"Pengecualian masa bebas oleh {who(e.override_by or '', principal)}: "
+        given += e.override_reason
+        note = given if note == "—" else f"{note}. {given}"
     return [
         name or "(nama dihapus)",
         tag(label, kind),
@@ -350,7 +358,7 @@ async def _session_page(
     for view in views:
         if view[0].status == EnrollmentStatus.WAITLISTED.value:
             position += 1
-        rows.append(_enrollment_row(ts, view, position))
+        rows.append(_enrollment_row(ts, view, position, principal))
     counts = _counts(ts, views)
     label, kind = SESSION_STATUS[SessionStatus(ts.status)]
     return pages.render(
@@ -488,6 +496,7 @@ async def _candidates(
                 expected_release_date=p.expected_release_date,
                 session_start=ts.start_date,
                 months=domain.DEFAULT_RELEASE_WINDOW_MONTHS,
+                spell=tanggal,
             )
             window_only = problem is not None
         found.append((p, problem, window_only))
@@ -501,6 +510,7 @@ async def _nomination_page(
     session_id: uuid.UUID,
     *,
     chosen: set[str] | None = None,
+    reasons: Mapping[str, str] | None = None,
     waitlist: bool = False,
     errors: FormErrors | None = None,
     status_code: int = 200,
@@ -538,7 +548,10 @@ async def _nomination_page(
             }
             for p, problem, window_only in candidates
         ],
+        eligible=sum(1 for _, problem, _ in candidates if problem is None),
+        may_override=principal.has_role(Role.TRAINING_ADMIN),
         chosen=chosen or set(),
+        reasons=reasons or {},
         waitlist=waitlist,
         errors=errors or FormErrors(),
         labels=LABELS,
@@ -559,8 +572,29 @@ async def nominate(
     form = await request.form()
     chosen = [str(v) for v in form.getlist("participant_ids")]
     waitlist = form.get("waitlist") == "ya"
+    reasons = {
+        key.removeprefix("override-"): str(value).strip()
+        for key, value in form.items()
+        if key.startswith("override-") and isinstance(value, str) and value.strip()
+    }
+    if form.get("semua") == "ya":
+        # Everyone listed who may join, and those given an exception; beyond the seats left,
+        # the waiting list (as the API does with ``waitlist``).
+        ts = await sessions.get_session(session=session, session_id=session_id)
+        chosen = [
+            str(p.id)
+            for p, problem, window_only in await _candidates(session, ts)
+            if problem is None or (window_only and str(p.id) in reasons)
+        ]
+        waitlist = True
+    # An exception counts for a person chosen; a reason left next to someone else is not sent.
+    overrides = [
+        {"participant_id": pid, "reason": reasons[pid]} for pid in chosen if pid in reasons
+    ]
     try:
-        data = EnrollmentCreate.model_validate({"participant_ids": chosen, "waitlist": waitlist})
+        data = EnrollmentCreate.model_validate(
+            {"participant_ids": chosen, "waitlist": waitlist, "overrides": overrides}
+        )
         created = await enrolment.enrol(
             session=session,
             session_id=session_id,
@@ -572,19 +606,13 @@ async def nominate(
         queued = sum(1 for e, _ in created if e.status == EnrollmentStatus.WAITLISTED.value)
         await commit(session)
     except ValidationError as exc:
-        errors = FormErrors.of_validation(exc)
+        errors = _by_candidate(FormErrors.of_validation(exc), chosen, overrides)
         if "participant_ids" in errors:
             errors = FormErrors.of_rule("participant_ids", "Pilih paling sedikit satu orang.")
     except Problem as exc:
         if exc.status not in (409, 422):
             raise
-        errors = FormErrors()
-        for field, message in FormErrors.of_problem(exc).items():
-            # participant_ids.N names the N-th person chosen: the message goes next to them.
-            index = field.removeprefix("participant_ids.")
-            if index.isdigit() and int(index) < len(chosen):
-                field = chosen[int(index)]
-            errors.add(field, message)
+        errors = _by_candidate(FormErrors.of_problem(exc), chosen, overrides)
     else:
         message = f"{len(created) - queued} orang didaftarkan"
         if queued:
@@ -598,7 +626,28 @@ async def nominate(
         principal,
         session_id,
         chosen=set(chosen),
+        reasons=reasons,
         waitlist=waitlist,
         errors=errors,
         status_code=422,
     )
+
+
+def _by_candidate(
+    errors: FormErrors, chosen: list[str], overrides: list[dict[str, str]]
+) -> FormErrors:
+    """participant_ids.N names the N-th person chosen, overrides.N.… the N-th exception: each
+    message goes next to that person."""
+    mapped = FormErrors()
+    for field, message in errors.items():
+        parts = field.split(".")
+        if len(parts) >= 2 and parts[1].isdigit():
+            index = int(parts[1])
+            if parts[0] == "participant_ids" and index < len(chosen):
+                field = chosen[index]
+            elif parts[0] == "overrides" and index < len(overrides):
+                field = overrides[index]["participant_id"]
+                if parts[-1] == "reason":
+                    message = "Tulis alasan pengecualian, 5 sampai 500 huruf."
+        mapped.add(field, in_dates(message))
+    return mapped
