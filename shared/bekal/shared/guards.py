@@ -5,11 +5,15 @@ parsed)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Sequence
 
 from fastapi import Request
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bekal.shared.problems import PROBLEM_JSON, Problem
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -103,3 +107,58 @@ class ForwardedClient:
                 scope = dict(scope)
                 scope["client"] = (client, port)
         await self.app(scope, receive, send)
+
+
+# --- the body's size -----------------------------------------------------------------------
+
+
+def _too_large() -> bytes:
+    problem = Problem(
+        "Isi permintaan melebihi batas ukuran untuk alamat ini.",
+        status=413,
+        slug="content-too-large",
+        title="Isi permintaan terlalu besar",
+    )
+    return json.dumps(problem.body()).encode()
+
+
+class BodyLimit:
+    """Caps every request body at ``max_body_size`` before the app reads it: Starlette's own
+    limit (a declared Content-Length over the cap is refused before anything is read, a
+    streamed body as soon as its bytes pass the cap), whose cap a route raises for itself
+    with ``max_body_size=`` on its decorator (the registry's CSV upload). Its plain-text
+    refusal is answered as problem+json here, like every other error of the API.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_size: int) -> None:
+        self.app = RequestBodyLimitMiddleware(app, max_body_size=max_body_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rewriting = False
+
+        async def send_problem(message: Message) -> None:
+            nonlocal rewriting
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = Headers(raw=message.get("headers", []))
+                rewriting = headers.get("content-type", "").startswith("text/plain")
+                if rewriting:
+                    body = _too_large()
+                    message = {
+                        **message,
+                        "headers": [
+                            (b"content-type", PROBLEM_JSON.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                    await send(message)
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            if rewriting:
+                return  # the plain-text body, already replaced
+            await send(message)
+
+        await self.app(scope, receive, send_problem)

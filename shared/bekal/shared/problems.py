@@ -163,6 +163,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slugs = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden"}
+        if exc.status_code == 413:  # the body cap (max_body_size), before the body is read
+            return problem_response(
+                Problem(
+                    "Isi permintaan melebihi batas ukuran untuk alamat ini.",
+                    status=413,
+                    slug="content-too-large",
+                    title="Isi permintaan terlalu besar",
+                ),
+                request,
+            )
         return problem_response(
             Problem(
                 str(exc.detail),

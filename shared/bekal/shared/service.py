@@ -23,7 +23,7 @@ from bekal.shared.auth import TokenVerifier
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.topics import owned_by
-from bekal.shared.guards import ForwardedClient, parse_networks
+from bekal.shared.guards import BodyLimit, ForwardedClient, parse_networks
 from bekal.shared.logging import configure_logging, new_traceparent, set_traceparent
 from bekal.shared.messaging.admin import dead_letter_router
 from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
@@ -295,6 +295,9 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         install_pages(app, settings, spec.pages)
     elif spec.pages:
         log.warning("staff_pages_off", reason="WEB_OIDC_ISSUER or WEB_SESSION_SECRET unset")
+    # Before any layer reads the body: a body over the cap is refused unread (413), one
+    # that streams past it as soon as it does. Upload routes raise the cap for themselves.
+    app.add_middleware(BodyLimit, max_body_size=settings.http_max_body_bytes)
     install_security_headers(app, settings)
     # Outermost: every layer inside sees the client's address resolved once.
     app.add_middleware(ForwardedClient, trusted=parse_networks(settings.trusted_proxies))

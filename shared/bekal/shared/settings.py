@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "its own",
     )
     web_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="The largest request body a route takes unless it declares its own (the "
+        "registry's CSV upload); a larger one is refused with 413 before it is read",
+    )
     trusted_proxies: str = Field(
         default="",
         description="The proxies whose X-Forwarded-For / Forwarded headers name the client: "

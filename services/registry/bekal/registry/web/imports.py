@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.datastructures import UploadFile
 
 from bekal.registry import jobs
-from bekal.registry.api.imports import MAX_UPLOAD_BYTES, job_public
+from bekal.registry.api.imports import MAX_UPLOAD_BYTES, UPLOAD_BODY_CAP, job_public
 from bekal.registry.deps import SessionDep
 from bekal.registry.schemas import ImportJobPublic
 from bekal.registry.web.common import PAGE_SIZE, Admin, pages, waktu
@@ -128,7 +128,7 @@ async def _save(upload: UploadFile, fd: int) -> int:
     return size
 
 
-@router.post("/impor")
+@router.post("/impor", max_body_size=UPLOAD_BODY_CAP)
 async def start_import(request: Request, session: SessionDep, principal: Admin) -> Response:
     form = await request.form()
     upload = form.get("berkas")
