@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import structlog
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -36,6 +38,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session
+
+log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -110,6 +114,7 @@ class Database:
             # lock up front so concurrent writers queue instead of failing mid-transaction.
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self.outbox_listeners: list[Callable[[], None]] = []
+        self._checkpoints: set[asyncio.Task[bool]] = set()
 
         class _Session(Session):
             """Per-database session class, so commit hooks stay with this database."""
@@ -124,6 +129,40 @@ class Database:
         if session.info.pop("outbox_dirty", False):
             for listener in self.outbox_listeners:
                 listener()
+        if session.info.pop("checkpoint_after_commit", False) and self.is_sqlite:
+            task = asyncio.get_running_loop().create_task(self.checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+
+    async def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and empty it (``TRUNCATE``),
+        so a page image holding an erased value is in no file any more. Returns whether it
+        completed (a reader holding an old snapshot makes it wait, then retry).
+
+        Run after an erasure commits (``checkpoint_after_commit``); with ``secure_delete`` on,
+        the database file keeps no copy of the value either. PostgreSQL: nothing to do here
+        (dead rows go at the next vacuum).
+        """
+        if not self.is_sqlite:
+            return True
+        for attempt in range(_CHECKPOINT_ATTEMPTS):
+            async with self.engine.connect() as conn:
+                # On the driver's connection: SQLAlchemy would open a transaction first, and a
+                # checkpoint cannot run inside one.
+                raw: Any = (await conn.get_raw_connection()).driver_connection
+                cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy, *_ = await cursor.fetchone()
+                await cursor.close()
+            if not busy:
+                return True
+            await asyncio.sleep(0.05 * (attempt + 1))
+        log.warning("sqlite_checkpoint_busy", attempts=_CHECKPOINT_ATTEMPTS)
+        return False
+
+    async def checkpoints_done(self) -> None:
+        """Wait for the checkpoints commits have started (tests, shutdown)."""
+        while self._checkpoints:
+            await asyncio.gather(*list(self._checkpoints), return_exceptions=True)
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,7 +183,18 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self.checkpoints_done()
         await self.engine.dispose()
+
+
+def checkpoint_after_commit(session: AsyncSession) -> None:
+    """Ask for a checkpoint once this unit of work commits (an erasure): on SQLite, no page of
+    the database or its write-ahead log keeps what it removed (``Database.checkpoint``)."""
+    session.info["checkpoint_after_commit"] = True
+
+
+# A checkpoint waits for readers (busy_timeout) each time; a few attempts, then a warning.
+_CHECKPOINT_ATTEMPTS = 20
 
 
 async def plan_each_statement(session: AsyncSession) -> None:
@@ -270,6 +320,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Freed space is overwritten with zeros, so a deleted or overwritten value (an erased
+    # person's name) does not linger in a free page or a cell's old place.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

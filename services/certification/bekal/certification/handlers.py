@@ -12,6 +12,7 @@ from bekal.certification.services.corrections import (
 from bekal.certification.services.erasure import erase_participant, merge_participants
 from bekal.certification.services.issuing import issue_certificate, issue_certificates, issued_event
 from bekal.certification.services.keys import Issuer
+from bekal.shared.db import checkpoint_after_commit
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
     InmateConsentWithdrawn,
@@ -85,6 +86,7 @@ async def on_person_erased(
         participant_id=event.participant_id,
         final=isinstance(event, InmateErased),
     )
+    checkpoint_after_commit(ctx.session)
 
 
 @subscriptions.on(InmatesMerged)

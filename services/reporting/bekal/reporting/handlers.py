@@ -13,6 +13,7 @@ from typing import Any, TypeAlias, TypedDict
 
 from bekal.reporting.domain import EnrollmentStatus, SessionStatus
 from bekal.reporting.services import common, people, projections
+from bekal.shared.db import checkpoint_after_commit
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CertificateReissued,
@@ -269,4 +270,5 @@ async def on_inmate_erased(
     event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
 ) -> None:
     await people.erase_participant(session=ctx.session, participant_id=event.participant_id)
+    checkpoint_after_commit(ctx.session)
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import structlog
 
-from bekal.shared.db import utcnow
+from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import (
     FacilityRegistered,
     FacilityUpdated,
@@ -134,6 +134,7 @@ async def on_consent_withdrawn(event: InmateConsentWithdrawn, ctx: HandlerContex
     withdrawn = await replica.apply_inmate_consent_withdrawn(
         session=ctx.session, event=event, as_of=ctx.meta.time
     )
+    checkpoint_after_commit(ctx.session)
     log.info("participant_anonymised", reason="consent_withdrawn", withdrawn=len(withdrawn))
 
 
@@ -142,4 +143,5 @@ async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
     on = (ctx.meta.time or utcnow()).date()
     await replica.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
+    checkpoint_after_commit(ctx.session)
     log.info("participant_anonymised", reason="erased")

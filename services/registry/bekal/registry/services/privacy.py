@@ -21,7 +21,7 @@ from bekal.registry.schemas import (
 from bekal.registry.services.audit import audit, audit_public
 from bekal.registry.services.common import load_inmate
 from bekal.shared.auth import Principal
-from bekal.shared.db import utcnow
+from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import InmateErased
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
@@ -77,6 +77,7 @@ async def erase_inmate(
         await session.delete(record)
     for participant_id in ever_shared:
         add_event(session, InmateErased(participant_id=participant_id))
+    checkpoint_after_commit(session)
     log.info("inmate_erased", inmate_id=str(inmate.id), duplicates=len(duplicates))
     audit(
         session=session,
