@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 from bekal.certification import domain
 from bekal.certification.domain import Competency
 from bekal.certification.services.keys import Issuer
+from bekal.certification.services.reading import list_certificates
 from bekal.certification.services.revocation import reissue_certificate
 from bekal.certification.services.verification import verify
 from bekal.certification.signing import CertificateSigner
@@ -113,6 +114,9 @@ async def test_a_certificate_from_before_open_badges_survives_the_upgrade(databa
             {"code": "BTK.01", "title": "Membatik tulis"}
         ]
         assert copied.revision == 1
+        async with db.engine.connect() as conn:
+            key = (await conn.execute(text("SELECT recipient_name_key FROM certificates"))).one()
+        assert key.recipient_name_key == "siti rahmawati"  # the typed-name key, filled in
 
         async with db.session() as s:
             v = await verify(session=s, code="kode-lama-0123456789ab")
@@ -121,6 +125,8 @@ async def test_a_certificate_from_before_open_badges_survives_the_upgrade(databa
             by_number = await verify(session=s, code="IKMA/2024/000001", name="siti rahmawati")
             assert by_number.result == "valid"
             assert (await verify(session=s, code="IKMA/2024/000001")).result == "unknown"
+            found = await list_certificates(session=s, q="SITI rahmawati")
+            assert [c.number for c in found.rows] == ["IKMA/2024/000001"]
 
             # A correction of the old certificate is a new Open Badges one.
             new = await reissue_certificate(

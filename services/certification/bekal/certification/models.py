@@ -6,8 +6,9 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import Boolean, Date, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
+from bekal.certification.domain import typed_name_key
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
 
 
@@ -33,6 +34,9 @@ class Certificate(Base):
     program_code: Mapped[str] = mapped_column(String(100))
     program_title: Mapped[str] = mapped_column(String(300))
     recipient_name: Mapped[str] = mapped_column(String(300))
+    # The name as people type it (typed_name_key: case, accents and apostrophes dropped), kept
+    # with the name so that the staff search finds "Dédé" by "Dede" on SQLite and PostgreSQL.
+    recipient_name_key: Mapped[str] = mapped_column(Text, default="", server_default="")
     hours: Mapped[int] = mapped_column(Integer)
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
@@ -57,6 +61,11 @@ class Certificate(Base):
     competency_units: Mapped[str | None] = mapped_column(Text)  # JSON [{code, title}]
     status_list: Mapped[int | None] = mapped_column(Integer)
     status_list_index: Mapped[int | None] = mapped_column(Integer)
+
+    @validates("recipient_name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.recipient_name_key = typed_name_key(name)
+        return name
 
     __table_args__ = (
         # Exactly one certificate per enrollment and revision, whatever the consumer does: the

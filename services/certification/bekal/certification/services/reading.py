@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.certification.domain import CertificateStatus
+from bekal.certification.domain import CertificateStatus, typed_name_key
 from bekal.certification.models import Certificate
 from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
 from bekal.shared.problems import NotFound
@@ -40,8 +40,9 @@ async def list_certificates(
 ) -> Page[Certificate]:
     """Newest first; ``count`` is the number matching the filters, over all pages.
 
-    ``q`` finds a part of the number or of the holder's name, ``program`` a part of the
-    program's code or title (case ignored, ASCII letters); ``issued_from`` and ``issued_to``
+    ``q`` finds a part of the number or of the holder's name (the name as people type it:
+    "dede" finds "Dédé", "ma'ruf" finds "Ma\u2019ruf"), ``program`` a part of the program's code
+    or title (case ignored, ASCII letters); ``issued_from`` and ``issued_to``
     bound the issue date, both days included.
     """
     filters: list[ColumnElement[bool]] = []
@@ -50,13 +51,13 @@ async def list_certificates(
     if session_id is not None:
         filters.append(Certificate.session_id == session_id)
     if q:
+        # A name is matched as verification matches a typed one (typed_name_key: case, accents
+        # and apostrophes do not count) against the key kept beside it; a number as typed.
         needle = q.strip().lower()
-        filters.append(
-            or_(
-                func.lower(Certificate.number).contains(needle, autoescape=True),
-                func.lower(Certificate.recipient_name).contains(needle, autoescape=True),
-            )
-        )
+        matches = [func.lower(Certificate.number).contains(needle, autoescape=True)]
+        if name_key := typed_name_key(q):
+            matches.append(Certificate.recipient_name_key.contains(name_key, autoescape=True))
+        filters.append(or_(*matches))
     if program:
         needle = program.strip().lower()
         filters.append(
