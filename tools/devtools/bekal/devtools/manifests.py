@@ -287,6 +287,10 @@ def config_map(service: str) -> dict[str, Any]:
         # The <svc>-migrate Job migrates; replicas never race each other for it.
         "RUN_MIGRATIONS_ON_START": "false",
     }
+    if service == "reporting":
+        # The dashboard links to each ministry's staff pages, served by the service owning them.
+        for owner in ("registry", "training", "certification"):
+            data[f"{owner.upper()}_PAGES_URL"] = f"https://{owner}.bekal.example.go.id/staf"
     if service == "certification":
         data["CERTIFICATE_SIGNING_KEY_FILE"] = "/var/lib/bekal/keys/certificate-signing-key.pem"
         data["PUBLIC_BASE_URL"] = "https://sertifikat.example.go.id"
