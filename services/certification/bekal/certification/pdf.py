@@ -292,13 +292,17 @@ def _fit(pdf: FPDF, cert: PrintedCertificate, paper: Paper) -> Fit:
     title_size = _largest(pdf, cert.program_title, TITLE_SIZES, width=TEXT_WIDTH, lines=2)
     # The competency units are set smaller and in columns before the name and the title are;
     # the vertical gaps open up when there is room and close in when there is not.
+    legible = [step for step in UNIT_STEPS if step[1] >= SMALLEST_LEGIBLE]
     tries = [
-        Fit(name, title, columns, size, spacing)
-        for name, title in ((name_size, title_size), (NAME_SIZES[-1], TITLE_SIZES[-1]))
-        for columns, size in UNIT_STEPS
-        if size >= SMALLEST_LEGIBLE
+        Fit(name_size, title_size, columns, size, spacing)
+        for columns, size in legible
         for spacing in SPACINGS
     ]
+    # Then the name and the title a step smaller at a time, with the gaps closed in.
+    smaller = [n for n in NAME_SIZES if n < name_size]
+    for step, name in enumerate(smaller, start=1):
+        title = max(TITLE_SIZES[-1], title_size - step)
+        tries += [Fit(name, title, columns, size, SPACINGS[-1]) for columns, size in legible]
     tries += [
         Fit(NAME_SIZES[-1], TITLE_SIZES[-1], columns, size, SPACINGS[-1])
         for columns, size in UNIT_STEPS
