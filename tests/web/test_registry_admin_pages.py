@@ -166,6 +166,46 @@ async def test_an_import_with_one_bad_line_ends_with_the_apis_counts(
     assert shown["Tidak berubah"] == str(job["unchanged"])
 
 
+async def test_an_import_in_the_wrong_encoding_is_refused_on_the_form_naming_the_line(
+    registry: Registry,
+):
+    good = sdp_export("7102", 3, bad_at=0)
+    latin_1 = good.replace("Warga 7102 1", "Warga José").encode("latin-1")  # é: line 3
+    oversized = (good + "x" * (70 * 1024) + "\n").encode()  # line 5
+    refused = {
+        "latin-1": (latin_1, "Baris 3: bukan teks UTF-8 (byte 0xE9"),
+        "utf-16": (good.encode("utf-16"), "Baris 1: berkas ini UTF-16 atau berkas biner"),
+        "binary": (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "Baris 1:"),
+        "oversized": (oversized, "Baris 5 lebih panjang dari 65.536 byte"),
+    }
+    async with signed_in(registry.base, ADMIN) as admin:
+        token = csrf_of(await admin.get("/staf/impor"))
+        before = (await admin.get("/staf/impor")).text.count("salah.csv")
+        for case, (body, words) in refused.items():
+            page = await admin.post(
+                "/staf/impor",
+                data={"csrf_token": token, "mode": "impor"},
+                files={"berkas": ("salah.csv", body, "text/csv")},
+            )
+            assert page.status_code == 422, (case, page.text[:2000])
+            assert 'href="#f-berkas"' in page.text and words in page.text, case
+            assert "UTF-8" in page.text and "Kesalahan internal" not in page.text
+        # No job was made for any of them.
+        assert (await admin.get("/staf/impor")).text.count("salah.csv") == before
+
+        # A byte-order mark (as Excel's "CSV UTF-8" writes) is accepted.
+        marked = await admin.post(
+            "/staf/impor",
+            data={"csrf_token": token, "mode": "uji"},
+            files={"berkas": ("bom.csv", "\ufeff".encode() + good.encode(), "text/csv")},
+        )
+        assert marked.status_code == 303, marked.text[:2000]
+        page = await _finished(admin, marked.headers["location"])
+        assert "Uji coba selesai" in page.text
+        shown = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>([^<]+)</dd>", page.text))
+        assert (shown["Akan dibuat"], shown["Baris salah"]) == ("3", "0")
+
+
 async def _finished(client: httpx.AsyncClient, job_path: str) -> httpx.Response:
     import asyncio
 

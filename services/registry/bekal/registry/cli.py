@@ -34,6 +34,11 @@ from bekal.shared.migrations import upgrade
 
 async def _import(args: argparse.Namespace, settings: RegistrySettings, console: Console) -> int:
     path = Path(args.file)
+    try:  # the whole file is checked (UTF-8, line sizes) before anything is imported
+        total = count_lines(path)
+    except BadFile as exc:
+        console.print(f"[red]Berkas ditolak:[/red] {exc}")
+        return 2
     db = Database(settings.database_url)
     actor = args.actor or f"cli:{getpass.getuser()}"
     shown = 0
@@ -57,7 +62,7 @@ async def _import(args: argparse.Namespace, settings: RegistrySettings, console:
         console=console,
         transient=False,
     )
-    task = progress.add_task("Memeriksa" if args.dry_run else "Mengimpor", total=count_lines(path))
+    task = progress.add_task("Memeriksa" if args.dry_run else "Mengimpor", total=total)
 
     async def on_progress(report: ImportReport) -> None:
         progress.update(task, completed=report.processed_lines)

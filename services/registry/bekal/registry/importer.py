@@ -8,6 +8,7 @@ audit entries.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -160,6 +161,112 @@ class ImportReport:
 
 class BadFile(Exception):
     """The file as a whole cannot be imported (no header, a required column missing)."""
+
+
+# A line of the export is well under a kilobyte; one this long is not a line of it (a binary
+# file, or text without line breaks). Below the csv module's own field limit (131,072).
+MAX_LINE_BYTES = 64 * 1024
+EXPECTED_ENCODING = "UTF-8"
+
+
+class BadEncoding(BadFile):
+    """The file is not UTF-8 text in lines of the export's size: refused before any line is
+    read as a record, so nothing is written. ``str()`` is the message for people (Bahasa
+    Indonesia); ``english`` is the API's."""
+
+    def __init__(self, line: int, message: str, english: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.english = english
+
+
+def _utf16(line: int) -> BadEncoding:
+    return BadEncoding(
+        line,
+        f"Baris {line}: berkas ini UTF-16 atau berkas biner, bukan teks {EXPECTED_ENCODING}. "
+        f'Simpan ulang sebagai CSV {EXPECTED_ENCODING} (di Excel: "CSV UTF-8") lalu unggah lagi.',
+        f"Line {line}: the file is UTF-16 or binary, not {EXPECTED_ENCODING} text. Save it as "
+        f"CSV {EXPECTED_ENCODING} and upload it again.",
+    )
+
+
+def _not_utf8(line: int, byte: int, column: int) -> BadEncoding:
+    return BadEncoding(
+        line,
+        f"Baris {line}: bukan teks {EXPECTED_ENCODING} (byte 0x{byte:02X} pada posisi {column}; "
+        f"mungkin Latin-1 atau Windows-1252). Simpan ulang sebagai CSV {EXPECTED_ENCODING} "
+        "lalu unggah lagi.",
+        f"Line {line}: not {EXPECTED_ENCODING} text (byte 0x{byte:02X} at position {column}; "
+        f"Latin-1 or Windows-1252?). Save the file as CSV {EXPECTED_ENCODING} and upload it "
+        "again.",
+    )
+
+
+def _too_long(line: int) -> BadEncoding:
+    return BadEncoding(
+        line,
+        f"Baris {line} lebih panjang dari {MAX_LINE_BYTES:,} byte".replace(",", ".")
+        + f": bukan baris ekspor SDP (berkas biner, atau tanpa ganti baris?). Berkas harus "
+        f"CSV {EXPECTED_ENCODING}, satu orang per baris.",
+        f"Line {line} is longer than {MAX_LINE_BYTES} bytes: not a line of an export (a binary "
+        f"file, or no line breaks?). Expected CSV in {EXPECTED_ENCODING}, one person per line.",
+    )
+
+
+def _check_text(block: bytes, first_line: int, *, final: bool = True) -> None:
+    """UTF-8 without NUL, from line ``first_line`` on; ``final=False`` for a block cut short
+    (its last character may be incomplete)."""
+    nul = block.find(b"\x00")  # valid UTF-8, but no text export holds one: UTF-16, binary
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(block, final=final)
+    except UnicodeDecodeError as exc:
+        if nul < 0 or exc.start < nul:  # whichever comes first in the file is named
+            line_start = block.rfind(b"\n", 0, exc.start) + 1
+            raise _not_utf8(
+                first_line + block.count(b"\n", 0, exc.start),
+                block[exc.start],
+                exc.start - line_start + 1,
+            ) from None
+    if nul >= 0:
+        raise _utf16(first_line + block.count(b"\n", 0, nul))
+
+
+def _check_lines(block: bytes, first_line: int) -> None:
+    """Complete lines (``block`` ends with a line break) starting at line ``first_line``:
+    UTF-8 without NUL, none longer than MAX_LINE_BYTES; else BadEncoding naming the first."""
+    _check_text(block, first_line)
+    if len(block) > MAX_LINE_BYTES:
+        for number, text in enumerate(block.split(b"\n")):
+            if len(text.rstrip(b"\r")) > MAX_LINE_BYTES:
+                raise _too_long(first_line + number)
+
+
+def count_lines(path: Path) -> int:
+    """Data lines, for the progress total, once the whole file is known to be importable text:
+    UTF-8 (a byte-order mark allowed), no NUL, no line over MAX_LINE_BYTES. Read in blocks
+    (never the whole file at once); a file that is not raises BadEncoding before any import
+    writes, so a bad byte at line 90,000 does not leave the first 89,999 lines half-done."""
+    lines = 0
+    carry = b""
+    with path.open("rb") as f:
+        start = f.read(2)
+        if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise _utf16(1)
+        f.seek(0)
+        while block := f.read(1 << 20):
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                _check_lines(data[:cut], lines + 1)
+                lines += data.count(b"\n", 0, cut)
+            carry = data[cut:]
+            if len(carry) > MAX_LINE_BYTES:  # no line break in sight: refused before it grows
+                _check_text(carry, lines + 1, final=False)  # binary or Latin-1: say that first
+                raise _too_long(lines + 1)
+        if carry:
+            _check_lines(carry + b"\n", lines + 1)
+            lines += 1
+    return max(lines - 1, 0)
 
 
 # --- parsing one line (no database) ----------------------------------------------------------
@@ -415,19 +522,6 @@ class LineErrorException(Exception):
         self.error = error
 
 
-def count_lines(path: Path) -> int:
-    """Data lines for the progress total, read in blocks (never the whole file at once)."""
-    lines = 0
-    last = b"\n"
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    if last != b"\n":
-        lines += 1
-    return max(lines - 1, 0)
-
-
 def _records(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str | None]]]:
     handle = path.open(newline="", encoding="utf-8-sig")
     with handle:
@@ -440,9 +534,12 @@ def _records(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, 
         if missing:
             raise BadFile(f"Kolom wajib tidak ada: {', '.join(missing)}.")
         report.ignored_columns = [h for h in header if h not in COLUMNS]
-        for record in reader:
-            # line_num is the physical line where the record ends (quoted newlines counted).
-            yield reader.line_num, record
+        try:
+            for record in reader:
+                # line_num is the physical line where the record ends (quoted newlines counted).
+                yield reader.line_num, record
+        except csv.Error as exc:  # e.g. a quoted field that never ends, past the field limit
+            raise BadFile(f"Baris {reader.line_num}: CSV tidak dapat dibaca ({exc}).") from None
 
 
 def _digest(text: str) -> int:

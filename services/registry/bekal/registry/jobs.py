@@ -58,22 +58,30 @@ def remove_upload(job_id: uuid.UUID) -> None:
         leftover.unlink(missing_ok=True)
 
 
+async def checked_upload(path: Path) -> int:
+    """The upload's data lines, once the whole file is known to be UTF-8 text in lines of an
+    export's size; BadEncoding (naming the line) if not, and then no job is made. Read in a
+    thread: a large file takes seconds."""
+    return await asyncio.to_thread(count_lines, path)
+
+
 def queue_job(
     *,
     session: AsyncSession,
     job_id: uuid.UUID,
-    path: Path,
+    total_lines: int,
     dry_run: bool,
     filename: str | None,
     principal: Principal,
 ) -> ImportJob:
-    """The job's row, queued; the caller commits it before starting the job."""
+    """The job's row, queued, for an upload ``checked_upload`` passed; the caller commits it
+    before starting the job."""
     job = ImportJob(
         id=job_id,
         status="queued",
         dry_run=dry_run,
         filename=filename,
-        total_lines=count_lines(path),
+        total_lines=total_lines,
         processed_lines=0,
         created_count=0,
         unchanged_count=0,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from bekal.registry import jobs
 from bekal.registry.deps import RegistryAdmin, SessionDep
+from bekal.registry.importer import EXPECTED_ENCODING, BadEncoding
 
 # app.py imports these here until it is reshaped
 from bekal.registry.jobs import mark_interrupted_jobs, stop_running_jobs  # noqa: F401
@@ -28,6 +29,20 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 # The upload routes' body cap, above the services' default (HTTP_MAX_BODY_BYTES): the CSV,
 # and for the page's form its multipart framing. Still counted as it streams in.
 UPLOAD_BODY_CAP = MAX_UPLOAD_BYTES + 64 * 1024
+
+
+def unreadable_csv(exc: BadEncoding) -> Problem:
+    """422 for an upload that is not UTF-8 text in lines of an export (Latin-1, UTF-16, a
+    binary file, a line far too long): refused before a job exists, naming the line."""
+    return Problem(
+        exc.english,
+        status=422,
+        slug="csv-encoding",
+        title="Berkas bukan CSV UTF-8",
+        line=exc.line,
+        expected_encoding=EXPECTED_ENCODING,
+        errors=[{"field": "body", "message": exc.english}],
+    )
 
 
 def job_public(job: ImportJob) -> ImportJobPublic:
@@ -93,13 +108,17 @@ async def start_import(
                 slug="validation-error",
                 errors=[{"field": "body", "message": "berkas CSV kosong"}],
             )
+        try:
+            total_lines = await jobs.checked_upload(path)
+        except BadEncoding as exc:
+            raise unreadable_csv(exc) from None
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
     job = jobs.queue_job(
         session=session,
         job_id=job_id,
-        path=path,
+        total_lines=total_lines,
         dry_run=dry_run,
         filename=filename,
         principal=principal,

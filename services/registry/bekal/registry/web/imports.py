@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 from bekal.registry import jobs
 from bekal.registry.api.imports import MAX_UPLOAD_BYTES, UPLOAD_BODY_CAP, job_public
 from bekal.registry.deps import SessionDep
+from bekal.registry.importer import BadEncoding
 from bekal.registry.schemas import ImportJobPublic
 from bekal.registry.web.common import PAGE_SIZE, Admin, pages, waktu
 from bekal.shared.auth import Principal
@@ -140,17 +141,23 @@ async def start_import(request: Request, session: SessionDep, principal: Admin) 
         job_id = uuid.uuid4()
         fd, path = jobs.new_upload(job_id)
         size = await _save(upload, fd)
+        total_lines = 0
         if size == 0:
             errors.add("berkas", "Berkas CSV kosong.")
         elif size > MAX_UPLOAD_BYTES:
             errors.add("berkas", "Berkas terlalu besar (maksimal 512 MB); bagi per fasilitas.")
+        else:
+            try:
+                total_lines = await jobs.checked_upload(path)
+            except BadEncoding as exc:  # Latin-1, UTF-16, binary, a line far too long
+                errors.add("berkas", str(exc))
         if errors:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         else:
             job = jobs.queue_job(
                 session=session,
                 job_id=job_id,
-                path=path,
+                total_lines=total_lines,
                 dry_run=dry_run,
                 filename=os.path.basename(upload.filename)[:300],
                 principal=principal,
