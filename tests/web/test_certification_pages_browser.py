@@ -6,7 +6,6 @@ the security headers on every page, one task by keyboard alone, a screenshot of 
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import pypdf
 import pytest
 
 from bekal.certification.app import create_app
@@ -26,8 +24,14 @@ from tests.support.browser import (
     chromium,
     needs_browser,
     open_tab,
-    record_headers,
     sign_in,
+)
+from tests.support.course_pages import (
+    ask_to_revoke,
+    confirm_revocation,
+    employer_phone,
+    print_session,
+    verification,
 )
 from tests.support.factories import WOODCRAFT, participant_completed, program_published
 from tests.support.keycloak import CERTIFIER, INDUSTRY_USER, OFFICER, Keycloak
@@ -133,12 +137,7 @@ async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks
         main = await page.text_content("main") or ""
         assert all(name in main for name in GRADUATES) and "Dewi Lestari" not in main
         await checker.check("sesi-detail")
-        async with page.expect_download() as caught:
-            await page.get_by_role("link", name="Cetak semua sertifikat").click()
-        download = await caught.value
-        saved = tmp_path / download.suggested_filename
-        await download.save_as(str(saved))
-        reader = pypdf.PdfReader(io.BytesIO(saved.read_bytes()))
+        reader = await print_session(page, tmp_path)
         assert len(reader.pages) == len(GRADUATES)
         texts = [p.extract_text() for p in reader.pages]
         assert [next(n for n in GRADUATES if n in t) for t in texts] == sorted(GRADUATES)
@@ -155,39 +154,26 @@ async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks
         await checker.check("sertifikat-detail")
 
         # The employer, on a phone, before the revocation: valid.
-        phone = await browser.new_context(
-            viewport={"width": 390, "height": 844},
-            bypass_csp=True,
-            locale="id-ID",
-            is_mobile=True,
-            has_touch=True,
-        )
-        employer = await phone.new_page()
-        employer.on("pageerror", lambda exc: errors.append(str(exc)))
-        record_headers(employer, base, headers, PAGES)
+        employer = await employer_phone(browser, base, errors, headers)
         employer_checker = Checker(employer, shots)
         await employer.goto(verification_url)
-        assert "Sertifikat sah" in (await employer.text_content(".result") or "")
+        assert "Sertifikat sah" in await verification(employer)
         assert holder in (await employer.text_content("main") or "")
         await employer_checker.check("verifikasi-sah")
 
         # Revoke: first without a usable reason, then with one, then confirm.
-        await page.fill("#f-reason", "x")
-        await page.get_by_role("button", name="Lanjutkan pencabutan").click()
+        await ask_to_revoke(page, "x")
         summary = await page.text_content(".error-summary") or ""
         assert "Alasan pencabutan" in summary
         assert await page.input_value("#f-reason") == "x"
         await checker.check("sertifikat-cabut-galat")
-        await page.fill("#f-reason", "Nilai unit kompetensi keliru dicatat")
-        await page.get_by_role("button", name="Lanjutkan pencabutan").click()
+        await ask_to_revoke(page, "Nilai unit kompetensi keliru dicatat")
         assert "Cabut sertifikat" in (await page.text_content("h1") or "")
         await checker.check("sertifikat-cabut-konfirmasi")
         # Nothing is revoked before the confirmation.
         await employer.reload()
-        assert "Sertifikat sah" in (await employer.text_content(".result") or "")
-        await page.get_by_role("button", name="Ya, cabut sertifikat").click()
-        await page.wait_for_url(certificate_url)
-        main = await page.text_content("main") or ""
+        assert "Sertifikat sah" in await verification(employer)
+        main = await confirm_revocation(page, certificate_url)
         assert "dicabut" in main and "Nilai unit kompetensi keliru dicatat" in main
         assert "Agus Santoso (Anda)" in main  # who revoked, by name, not an account id
         assert await page.locator("text=Unduh PDF").count() == 0
@@ -195,7 +181,7 @@ async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks
 
         # The employer again: revoked.
         await employer.reload()
-        assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
+        assert "Sertifikat telah dicabut" in await verification(employer)
         await employer_checker.check("verifikasi-dicabut")
         await employer.goto(f"{base}/verify/kode-yang-tidak-pernah-ada")
         assert "tidak dikenal" in (await employer.text_content(".result") or "")
@@ -212,15 +198,12 @@ async def test_a_certification_officer_prints_and_revokes_and_an_employer_checks
         await employer.fill("#f-nama", holder.lower())
         await employer.get_by_role("button", name="Periksa").click()
         assert "Sertifikat telah dicabut" in (await employer.text_content(".result") or "")
-        await phone.close()
+        await employer.context.close()
 
         # The session now prints one page fewer.
         await page.goto(f"{base}/staf/sesi-pelatihan/{BATIK_SESSION}")
-        async with page.expect_download() as caught:
-            await page.get_by_role("link", name="Cetak semua sertifikat").click()
-        saved = tmp_path / "setelah-pencabutan.pdf"
-        await (await caught.value).save_as(str(saved))
-        assert len(pypdf.PdfReader(str(saved)).pages) == len(GRADUATES) - 1
+        reader = await print_session(page, tmp_path, "setelah-pencabutan.pdf")
+        assert len(reader.pages) == len(GRADUATES) - 1
 
         # Re-issue after a correction of the name: a new number, the old one superseded.
         await page.goto(f"{base}/staf/sertifikat?q=Rina")
