@@ -1,9 +1,9 @@
-"""Reporting's outputs: exports, targets, the public summary and open data (suppressed).
+"""Reporting's outputs: exports, targets, the public summary and open data (rounded).
 
 A small history: Lapas Perempuan Tangerang (Banten) trains eight women, six pass and are
 certified; Lapas Pontianak (Kalimantan Barat) trains three men, all pass, no certificate yet.
-Three Tangerang graduates start a business (two with an NIB). Pontianak's three are a small
-count, so the public outputs hide them and, with them, what would give them away.
+Three Tangerang graduates start a business (two with an NIB). The public outputs round every
+count (Pontianak's three among them) to a multiple of 5.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _headers(settings: Any, ministry: str, role: str) -> dict[str, str]:
     return bearer(settings, ministry=ministry, roles=[role])
 
 
-async def test_exports_targets_and_suppressed_public_outputs(database_url, broker, make_settings):
+async def test_exports_targets_and_rounded_public_outputs(database_url, broker, make_settings):
     settings = make_settings("reporting", database_url, broker)
     app = create_app(settings)
     events = history()
@@ -288,18 +288,26 @@ async def test_exports_targets_and_suppressed_public_outputs(database_url, broke
         assert response.status_code == 200 and response.content[:2] == b"PK"
         assert (await client.get("/api/v1/targets/progress.csv")).status_code == 401
 
-        # --- public outputs, no sign-in: small counts hidden, and what would reveal them.
+        # --- public outputs, no sign-in: every count rounded to a multiple of 5, by less than 5
+        # (totals and margins on their own), the same on every request.
+        def rounded(published: dict[str, Any], true: dict[str, int]) -> None:
+            for counter, value in true.items():
+                assert published[counter] % 5 == 0, (published, counter)
+                assert abs(published[counter] - value) < 5, (published, counter)
+
         body = (await client.get("/public/summary")).json()
         assert body["data_as_of"]
-        assert body["totals"] == {"enrolled": 11, "completed": 9, "certified": 6}
-        assert body["by_year"] == [{"year": 2024, "enrolled": 11, "completed": 9, "certified": 6}]
-        # Pontianak's 3 are "<5"; Banten's 8 would be 11 - 3, so it is hidden too ("x").
-        assert body["by_province"] == [
-            {"province": "Banten", "enrolled": "x", "completed": "x", "certified": 6},
-            {"province": "Kalimantan Barat", "enrolled": "<5", "completed": "<5", "certified": 0},
-        ]
+        assert body["rounding"]["method"] == "random_rounding" and body["rounding"]["base"] == 5
+        rounded(body["totals"], {"enrolled": 11, "completed": 9, "certified": 6})
+        assert [r["year"] for r in body["by_year"]] == [2024]
+        rounded(body["by_year"][0], {"enrolled": 11, "completed": 9, "certified": 6})
+        assert [r["province"] for r in body["by_province"]] == ["Banten", "Kalimantan Barat"]
+        rounded(body["by_province"][0], {"enrolled": 8, "completed": 6, "certified": 6})
+        rounded(body["by_province"][1], {"enrolled": 3, "completed": 3, "certified": 0})
+        assert body["by_province"][1]["certified"] == 0  # a zero stays zero
+        assert (await client.get("/public/summary")).json() == body
         body = (await client.get("/public/open-data.json")).json()
-        assert body["schema"] == "bekal.open-data/1"
+        assert body["schema"] == "bekal.open-data/2"
         assert body["columns"] == [
             "year",
             "province",
@@ -309,32 +317,15 @@ async def test_exports_targets_and_suppressed_public_outputs(database_url, broke
             "completed",
             "certified",
         ]
-        assert body["rows"] == [
-            {
-                "year": 2024,
-                "province": "Banten",
-                "sector": "batik",
-                "sex": "F",
-                "enrolled": "x",
-                "completed": "x",
-                "certified": 6,
-            },
-            {
-                "year": 2024,
-                "province": "Kalimantan Barat",
-                "sector": "batik",
-                "sex": "M",
-                "enrolled": "<5",
-                "completed": "<5",
-                "certified": 0,
-            },
-        ]
+        keys = [(r["year"], r["province"], r["sector"], r["sex"]) for r in body["rows"]]
+        assert keys == [(2024, "Banten", "batik", "F"), (2024, "Kalimantan Barat", "batik", "M")]
+        rounded(body["rows"][0], {"enrolled": 8, "completed": 6, "certified": 6})
+        rounded(body["rows"][1], {"enrolled": 3, "completed": 3, "certified": 0})
         response = await client.get("/public/open-data.csv")
         assert response.status_code == 200
         assert response.headers["content-disposition"].endswith('"bekal-data-terbuka.csv"')
         lines = response.content.decode("utf-8-sig").splitlines()
         assert lines == [
             "year,province,sector,sex,enrolled,completed,certified",
-            "2024,Banten,batik,F,x,x,6",
-            "2024,Kalimantan Barat,batik,M,<5,<5,0",
+            *(",".join(str(r[c]) for c in body["columns"]) for r in body["rows"]),
         ]

@@ -36,6 +36,8 @@ CLUSTER_ONLY = {
     "WEB_BASE_URL",
     "WEB_SESSION_SECRET",
     "WEB_OIDC_CLIENT_SECRET",
+    # Compose runs in development, where reporting's public rounding takes a development key.
+    "PUBLICATION_SECRET",
 }
 
 
@@ -112,6 +114,7 @@ def test_the_cluster_configuration_is_valid_production_settings(service: str) ->
         "KAFKA_SASL_PASSWORD": "from-strimzi",
         "WEB_SESSION_SECRET": "another-real-secret-from-the-platform",
         "WEB_OIDC_CLIENT_SECRET": "from-the-provider",
+        "PUBLICATION_SECRET": "the-platform's-own-publication-secret",
     }
     settings = settings_class(service)(**{k.lower(): v for k, v in {**config, **secrets}.items()})
     assert settings.environment is Environment.PRODUCTION

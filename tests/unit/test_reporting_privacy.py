@@ -1,76 +1,56 @@
-"""Small-count suppression of everything published: primary "<5", secondary "x", no recompute."""
+"""The public outputs' protection: every count rounded to base 5 with a cell key, so no sum or
+difference of published figures is an exact count from 1 to 4."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from bekal.reporting.privacy import (
-    PRIMARY,
-    SECONDARY,
-    Constraint,
+    ROUNDING_BASE,
+    cell_key,
+    protect,
     public_tables,
-    recomputable,
-    suppress,
+    round_count,
 )
+from bekal.reporting.settings import DEV_PUBLICATION_SECRET, ReportingSettings
+from bekal.shared.settings import Environment
+
+SECRET = b"a-test-secret-of-its-own-32-bytes-long"
 
 
-def test_counts_of_one_to_four_are_hidden_zero_and_five_are_shown() -> None:
-    values = {"a": 0, "b": 1, "c": 4, "d": 5, "e": 120}
-    assert suppress(values, []) == {"a": 0, "b": PRIMARY, "c": PRIMARY, "d": 5, "e": 120}
+def test_zero_and_multiples_of_five_are_published_as_they_are() -> None:
+    values = {"a": 0, "b": 5, "c": 120}
+    assert protect(SECRET, values) == values
 
 
-def test_a_lone_small_cell_under_a_total_takes_the_smallest_other_positive_cell_with_it() -> None:
-    # Without the second, "3" would be 30 - 12 - 0 - 15.
-    values = {"total": 30, "a": 3, "b": 12, "c": 0, "d": 15}
-    published = suppress(values, [Constraint("total", ("a", "b", "c", "d"))])
-    assert published == {"total": 30, "a": PRIMARY, "b": SECONDARY, "c": 0, "d": 15}
-    assert recomputable(published, [Constraint("total", ("a", "b", "c", "d"))]) == []
+def test_other_counts_go_to_a_neighbouring_multiple_of_five() -> None:
+    assert round_count(1, 0.19) == 5 and round_count(1, 0.2) == 0
+    assert round_count(4, 0.79) == 5 and round_count(4, 0.8) == 0
+    assert round_count(92, 0.39) == 95 and round_count(92, 0.4) == 90
 
 
-def test_two_small_cells_under_a_total_need_nothing_more() -> None:
-    values = {"total": 20, "a": 2, "b": 3, "c": 15}
-    published = suppress(values, [Constraint("total", ("a", "b", "c"))])
-    assert published == {"total": 20, "a": PRIMARY, "b": PRIMARY, "c": 15}
+def test_the_same_cell_and_count_always_get_the_same_value_and_the_secret_decides_it() -> None:
+    cells = {("cell", (2024, "Banten", f"sektor-{n}", "F")): 1 for n in range(200)}
+    once, again = protect(SECRET, cells), protect(SECRET, cells)
+    assert once == again
+    other = protect(b"another-secret-of-its-own-32-bytes-long", cells)
+    assert other != once
+    assert cell_key(SECRET, "x", 1) != cell_key(SECRET, "x", 2)
 
 
-def test_a_line_of_one_small_cell_hides_its_total_too() -> None:
-    values = {"total": 2, "a": 2}
-    assert suppress(values, [Constraint("total", ("a",))]) == {"total": PRIMARY, "a": PRIMARY}
-    # With only zeros beside it, the total goes (it would equal the small cell).
-    values = {"total": 3, "a": 3, "b": 0}
-    assert suppress(values, [Constraint("total", ("a", "b"))]) == {
-        "total": PRIMARY,
-        "a": PRIMARY,
-        "b": 0,
-    }
-    values = {"total": 9, "a": 3, "b": 0, "c": 6}
-    published = suppress(values, [Constraint("total", ("a", "b", "c"))])
-    assert published == {"total": 9, "a": PRIMARY, "b": 0, "c": SECONDARY}
-
-
-def test_secondary_suppression_cascades_across_margins_until_no_sum_gives_a_cell_away() -> None:
-    # A 2 x 2 table with row and column totals: hiding one small cell forces a second in its
-    # row, which then stands alone in its column, and so on.
-    cells = {("r1", "c1"): 2, ("r1", "c2"): 10, ("r2", "c1"): 9, ("r2", "c2"): 11}
-    values: dict[Any, int] = dict(cells)
-    values.update({"r1": 12, "r2": 20, "c1": 11, "c2": 21, "all": 32})
-    constraints = [
-        Constraint("r1", (("r1", "c1"), ("r1", "c2"))),
-        Constraint("r2", (("r2", "c1"), ("r2", "c2"))),
-        Constraint("c1", (("r1", "c1"), ("r2", "c1"))),
-        Constraint("c2", (("r1", "c2"), ("r2", "c2"))),
-        Constraint("all", ("r1", "r2")),
-        Constraint("all", ("c1", "c2")),
-    ]
-    published = suppress(values, constraints)
-    assert published[("r1", "c1")] == PRIMARY
-    assert recomputable(published, constraints) == []
-    assert all(isinstance(published[k], str) for k in cells)  # the whole interior goes
-    assert published["all"] == 32  # and the grand total can still be shown
+def test_rounding_is_unbiased_over_many_cells() -> None:
+    # A 1 goes to 5 one time in five: over 5,000 cells the mean stays near 1.
+    cells = {("cell", n): 1 for n in range(5000)}
+    published = list(protect(SECRET, cells).values())
+    assert set(published) == {0, 5}
+    assert 0.9 < sum(published) / len(published) < 1.1
 
 
 def _rows(draw_cells: list[tuple[int, str, str, str, int, int, int]]) -> list[dict[str, Any]]:
@@ -96,7 +76,7 @@ cells_strategy = st.lists(
         st.sampled_from([2017, 2018, 2019]),
         st.sampled_from(["Banten", "DKI Jakarta", "Kalimantan Barat"]),
         st.sampled_from(["batik", "kayu"]),
-        st.sampled_from(["F", "M"]),
+        st.sampled_from(["F", "M", None]),
         st.integers(0, 30),
         st.integers(0, 12),
         st.integers(0, 8),
@@ -107,35 +87,56 @@ cells_strategy = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(cells_strategy)
-def test_no_published_figure_gives_away_a_hidden_one(cells: list[Any]) -> None:
+def test_no_difference_of_published_figures_gives_a_small_count_back(cells: list[Any]) -> None:
     rows = _rows(cells)
-    tables = public_tables(rows)
+    tables = public_tables(rows, secret=SECRET)
     for counter in ("enrolled", "completed", "certified"):
-        true_total = sum(r[counter] for r in rows)
-        # Shown numbers are the true ones; every small one is hidden, everywhere.
-        published_cells = [(r, c[counter]) for r, c in zip(rows, tables.cells, strict=True)]
-        for row, shown in published_cells:
-            if isinstance(shown, int):
-                assert shown == row[counter] and not 0 < shown < 5
-            else:
-                assert shown == (PRIMARY if 0 < row[counter] < 5 else SECONDARY)
-        shown_total = tables.totals[counter]
-        assert shown_total == true_total or not isinstance(shown_total, int)
-        if isinstance(shown_total, int):
-            assert not 0 < shown_total < 5
+        shown = [c[counter] for c in tables.cells]
+        truth = [r[counter] for r in rows]
+        margins = {d: {m[d]: m[counter] for m in tables.margins[d]} for d in ("year", "province")}
+        true_margins: dict[str, dict[Any, int]] = {d: defaultdict(int) for d in margins}
+        for row in rows:
+            for d in margins:
+                true_margins[d][row[d]] += row[counter]
+        everything = [
+            *shown,
+            tables.totals[counter],
+            *(v for m in margins.values() for v in m.values()),
+        ]
+        # Each figure is its true count rounded: a multiple of 5, off by less than 5.
+        for published, true in zip(
+            [*shown, tables.totals[counter]], [*truth, sum(truth)], strict=True
+        ):
+            assert published % ROUNDING_BASE == 0 and abs(published - true) < ROUNDING_BASE
+            assert published == true or true % ROUNDING_BASE
+        for d in margins:
+            for value, published in margins[d].items():
+                assert abs(published - true_margins[d][value]) < ROUNDING_BASE
+        # The subtraction attack: a total (or margin) minus every other published member, and
+        # any sum or difference of two figures, is never a count from 1 to 4.
+        for a, b in itertools.combinations(everything, 2):
+            assert not 0 < abs(a - b) < ROUNDING_BASE
+            assert not 0 < a + b < ROUNDING_BASE
+        for d in margins:
+            for value, published in margins[d].items():
+                members = [
+                    c[counter] for c, r in zip(tables.cells, rows, strict=True) if r[d] == value
+                ]
+                for i in range(len(members)):
+                    recovered = published - sum(members[:i] + members[i + 1 :])
+                    assert not 0 < recovered < ROUNDING_BASE
 
-        # Every published sum (total over years or provinces, a margin over its cells) has
-        # either no hidden member or at least two.
-        for dim in ("year", "province"):
-            margins = {m[dim]: m[counter] for m in tables.margins[dim]}
-            truth: dict[Any, int] = defaultdict(int)
-            members: dict[Any, list[Any]] = defaultdict(list)
-            for row, cell in zip(rows, tables.cells, strict=True):
-                truth[row[dim]] += row[counter]
-                members[row[dim]].append(cell[counter])
-            for value, shown in margins.items():
-                assert shown == truth[value] or not isinstance(shown, int)
-                hidden = [x for x in [shown, *members[value]] if not isinstance(x, int)]
-                assert len(hidden) != 1, (dim, value, counter)
-            hidden = [x for x in [shown_total, *margins.values()] if not isinstance(x, int)]
-            assert len(hidden) != 1, (dim, counter)
+
+def test_production_takes_no_publication_secret_but_its_own() -> None:
+    def production(secret: str) -> ReportingSettings:
+        return ReportingSettings(
+            environment=Environment.PRODUCTION,
+            auth_jwks_url="https://sso.example.go.id/certs",
+            auth_issuer="https://sso.example.go.id/realms/bekal",
+            publication_secret=secret,
+        )
+
+    for weak in (DEV_PUBLICATION_SECRET, "short"):
+        with pytest.raises(ValidationError, match="PUBLICATION_SECRET"):
+            production(weak)
+    assert production("x" * 32).publication_secret == "x" * 32

@@ -1,81 +1,57 @@
-"""Small-count suppression for everything published outside the ministries.
+"""Protection of everything published outside the ministries: random rounding to base 5, with
+the draw taken from a cell key.
 
-Primary suppression: a count of 1 to 4 is shown as "<5". Secondary suppression: wherever a
-published total (a margin) is the sum of published cells, one hidden cell could be recomputed
-as the margin minus the others; so every such sum with exactly one hidden member gets a second
-one hidden ("x"), the smallest positive cell preferred, repeated until no sum has exactly one.
+Every published count is a multiple of 5 (``ROUNDING_BASE``). A count n with remainder
+r = n mod 5 is rounded up to the next multiple with probability r/5 and down otherwise, so the
+published value is n on average (Statistics New Zealand's random rounding to base 3 or 5). The
+draw is not a new random number per request: it is the cell's key, a number in [0, 1) derived
+with a secret (HMAC-SHA256) from what the cell is (the counter, the cell or margin) and its true
+count, as in the Australian Bureau of Statistics' cell-key method. So a cell always shows the
+same value, asking again teaches nothing, and a cell changes only when its count does.
+
+Margins (the total, per year, per province) are rounded as cells of their own, from their true
+count, not summed from rounded cells: tables need not add up.
+
+Why differencing gives nothing away: every published number is a multiple of 5, so any sum or
+difference of published numbers, across the summary and the open data, is a multiple of 5 too
+and is never an exact count from 1 to 4. Zero stays zero and a multiple of 5 is published as it
+is; any other count is off by 1 to 4. Officials' outputs (the indicators API, its files and the
+dashboard) stay exact: they are not published.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Counts below this (and above zero) are never published.
-SMALL_COUNT_THRESHOLD = 5
-PRIMARY = "<5"
-SECONDARY = "x"
+ROUNDING_BASE = 5
 
-Cell = int | str
+# 2**64: the first eight bytes of the digest as a fraction in [0, 1).
+_KEY_SCALE = float(1 << 64)
 
 
-@dataclass(frozen=True)
-class Constraint:
-    """``margin`` is published and equals the sum of ``cells`` (all published too)."""
-
-    margin: Hashable
-    cells: tuple[Hashable, ...]
-
-
-def is_small(value: int) -> bool:
-    return 0 < value < SMALL_COUNT_THRESHOLD
+def cell_key(secret: bytes, cell: Hashable, count: int) -> float:
+    """The cell's draw in [0, 1): the same for the same cell and count, unknowable without the
+    secret."""
+    digest = hmac.new(secret, repr((cell, count)).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / _KEY_SCALE
 
 
-def _order(key: Hashable) -> str:
-    return repr(key)
+def round_count(count: int, key: float) -> int:
+    """``count`` rounded to a multiple of ROUNDING_BASE: up with probability remainder/base."""
+    remainder = count % ROUNDING_BASE
+    down = count - remainder
+    if remainder == 0:
+        return count
+    return down + ROUNDING_BASE if key < remainder / ROUNDING_BASE else down
 
 
-def suppress(values: Mapping[Hashable, int], constraints: Sequence[Constraint]) -> dict[Any, Cell]:
-    """Every value as published: the count itself, "<5" (primary) or "x" (secondary)."""
-    hidden: dict[Hashable, str] = {k: PRIMARY for k, v in values.items() if is_small(v)}
-    changed = True
-    while changed:
-        changed = False
-        for constraint in constraints:
-            members = [constraint.margin, *constraint.cells]
-            if sum(1 for m in members if m in hidden) != 1 or len(members) < 2:
-                continue
-            hidden[_second(values, constraint, hidden)] = SECONDARY
-            changed = True
-    return {k: hidden.get(k, v) for k, v in values.items()}
-
-
-def _second(
-    values: Mapping[Hashable, int], constraint: Constraint, hidden: Mapping[Hashable, str]
-) -> Hashable:
-    """Which member to hide with the lone hidden one: the smallest positive cell if any, else
-    the margin (a line of one cell), else any zero (hiding a zero still blocks the sum)."""
-    open_cells = [c for c in constraint.cells if c not in hidden]
-    positive = [c for c in open_cells if values[c] > 0]
-    if positive:
-        return min(positive, key=lambda c: (values[c], _order(c)))
-    if constraint.margin not in hidden:
-        return constraint.margin
-    return min(open_cells, key=_order)
-
-
-def recomputable(
-    published: Mapping[Hashable, Cell], constraints: Sequence[Constraint]
-) -> list[Hashable]:
-    """Hidden members that one published sum gives away (for tests and checks): must be empty."""
-    found = []
-    for constraint in constraints:
-        members = [constraint.margin, *constraint.cells]
-        hidden = [m for m in members if not isinstance(published[m], int)]
-        if len(hidden) == 1:
-            found.append(hidden[0])
-    return found
+def protect(secret: bytes, values: Mapping[Any, int]) -> dict[Any, int]:
+    """Every value as published: rounded with its own cell key."""
+    return {cell: round_count(v, cell_key(secret, cell, v)) for cell, v in values.items()}
 
 
 # --- the public tables ------------------------------------------------------------------------
@@ -99,42 +75,34 @@ def _cell_key(keys: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
 
 @dataclass(frozen=True)
 class PublicTables:
-    """The open-data cells and the summary's margins, suppressed together, per counter."""
+    """The open-data cells and the summary's margins, each count rounded, per counter."""
 
     cells: list[dict[str, Any]]  # one per combination of OPEN_DATA_KEYS, counters published
     margins: dict[str, list[dict[str, Any]]]  # per SUMMARY_MARGINS dimension
-    totals: dict[str, Cell]
+    totals: dict[str, int]
 
 
-def public_tables(rows: Sequence[Mapping[str, Any]]) -> PublicTables:
-    """``rows``: one per cell, with the OPEN_DATA_KEYS and the PUBLIC_COUNTERS as ints.
-
-    Every margin is computed here from the same cells, so the summary and the open data are one
-    set of published numbers and are suppressed as one: no figure in either gives away a
-    hidden one in the other.
-    """
+def public_tables(rows: Sequence[Mapping[str, Any]], *, secret: bytes) -> PublicTables:
+    """``rows``: one per cell, with the OPEN_DATA_KEYS and the PUBLIC_COUNTERS as ints (true
+    counts). Every margin is computed here from the same true cells, then each figure is
+    rounded on its own."""
     cell_keys = [tuple(r[k] for k in OPEN_DATA_KEYS) for r in rows]
     by_margin: dict[str, dict[Any, list[tuple[Any, ...]]]] = {d: {} for d in SUMMARY_MARGINS}
     for keys in cell_keys:
         for d in SUMMARY_MARGINS:
             by_margin[d].setdefault(keys[OPEN_DATA_KEYS.index(d)], []).append(keys)
-    constraints = [
-        Constraint(TOTAL, tuple(_margin_key(d, v) for v in by_margin[d])) for d in SUMMARY_MARGINS
-    ] + [
-        Constraint(_margin_key(d, v), tuple(_cell_key(k) for k in members))
-        for d in SUMMARY_MARGINS
-        for v, members in by_margin[d].items()
-    ]
-    published: dict[str, dict[Any, Cell]] = {}
+    published: dict[str, dict[Any, int]] = {}
     for counter in PUBLIC_COUNTERS:
         values: dict[Hashable, int] = {}
         for keys, row in zip(cell_keys, rows, strict=True):
-            values[_cell_key(keys)] = int(row[counter])
+            values[(counter, _cell_key(keys))] = int(row[counter])
         for d in SUMMARY_MARGINS:
             for v, members in by_margin[d].items():
-                values[_margin_key(d, v)] = sum(values[_cell_key(k)] for k in members)
-        values[TOTAL] = sum(int(r[counter]) for r in rows)
-        published[counter] = suppress(values, constraints)
+                values[(counter, _margin_key(d, v))] = sum(
+                    values[(counter, _cell_key(k))] for k in members
+                )
+        values[(counter, TOTAL)] = sum(int(r[counter]) for r in rows)
+        published[counter] = {cell: value for (_, cell), value in protect(secret, values).items()}
 
     cells = [
         {

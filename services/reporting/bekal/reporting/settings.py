@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
 
-from bekal.shared.settings import Settings
+from pydantic import Field, model_validator
+
+from bekal.shared.settings import Environment, Settings
+
+DEV_PUBLICATION_SECRET = "development-only-publication-secret"
 
 
 class ReportingSettings(Settings):
@@ -33,6 +37,22 @@ class ReportingSettings(Settings):
         default=None,
         description="The certification staff pages, e.g. https://certification.example/staf",
     )
+    # The public outputs' rounding draws from it (privacy.cell_key): whoever holds it could
+    # narrow a rounded count down to its true value.
+    publication_secret: str = Field(
+        default=DEV_PUBLICATION_SECRET,
+        description="Keys the rounding of the public summary and open data "
+        "(PUBLICATION_SECRET): at least 32 characters of its own in production; changing it "
+        "changes the published figures by up to 4",
+    )
+
+    @model_validator(mode="after")
+    def _own_publication_secret_in_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION and (
+            self.publication_secret == DEV_PUBLICATION_SECRET or len(self.publication_secret) < 32
+        ):
+            raise ValueError("PUBLICATION_SECRET must be a secret of its own (32+ characters)")
+        return self
 
 
 def reporting_settings(settings: Settings | None) -> ReportingSettings:

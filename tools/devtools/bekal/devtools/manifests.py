@@ -36,7 +36,7 @@ SECRET_KEYS = {
     "registry": ("DATABASE_URL", "PSEUDONYM_SECRET", *WEB_SECRET_KEYS),
     "training": ("DATABASE_URL", *WEB_SECRET_KEYS),
     "certification": ("DATABASE_URL", *WEB_SECRET_KEYS),
-    "reporting": ("DATABASE_URL", *WEB_SECRET_KEYS),
+    "reporting": ("DATABASE_URL", "PUBLICATION_SECRET", *WEB_SECRET_KEYS),
 }
 SSO_ISSUER = "https://sso.example.go.id/realms/bekal"
 HEADER = (

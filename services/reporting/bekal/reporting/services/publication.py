@@ -1,4 +1,4 @@
-"""What is published outside the ministries: the open-data tables, small counts suppressed."""
+"""What is published outside the ministries: the open-data tables, every count rounded."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from bekal.reporting.privacy import OPEN_DATA_KEYS, PublicTables
 from bekal.reporting.services.indicators import IndicatorFilters, indicators
 
 
-async def public_tables(*, session: AsyncSession) -> tuple[PublicTables, datetime | None]:
-    """The open-data cells (by year, province, sector and sex) and the summary's margins, with
-    small counts suppressed across both."""
+async def public_tables(
+    *, session: AsyncSession, secret: str
+) -> tuple[PublicTables, datetime | None]:
+    """The open-data cells (by year, province, sector and sex) and the summary's margins, each
+    count rounded to base 5 with its cell key (``privacy``)."""
     dims = [Dimension.YEAR, Dimension.PROVINCE, Dimension.SECTOR, Dimension.SEX]
     report = await indicators(session=session, group_by=dims, filters=IndicatorFilters())
     rows = [
@@ -26,4 +28,4 @@ async def public_tables(*, session: AsyncSession) -> tuple[PublicTables, datetim
         }
         for g in report.groups
     ]
-    return privacy.public_tables(rows), report.data_as_of
+    return privacy.public_tables(rows, secret=secret.encode()), report.data_as_of
