@@ -6,14 +6,14 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from bekal.shared.events.catalogue import Sex
-from bekal.training.models import Program, TrainingSession
-from tests.support.factories import inmate_shared
+from bekal.training.models import Enrollment, Program, TrainingSession
+from tests.support.factories import inmate_returned, inmate_shared, inmate_temporarily_absent
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import csrf_of, signed_in
 from tests.support.training_pages import START, TRAINING_ADMIN, Training, served_training
@@ -157,8 +157,17 @@ async def test_the_session_list_filters_in_the_query_beyond_the_first_pages(
         assert altered.status_code == 404 and 'aria-label="Menu utama"' in altered.text
 
 
-async def _open_session(training_site: Training, code: str, start: date, capacity: int) -> str:
-    """An open session at the site's facility (what the pages' own scheduling leads to)."""
+async def _open_session(
+    training_site: Training,
+    code: str,
+    start: date,
+    capacity: int,
+    *,
+    status: str = "open",
+    enrolled: Sequence[uuid.UUID] = (),
+) -> str:
+    """A session at the site's facility (what the pages' own scheduling leads to), open unless
+    told otherwise, with ``enrolled`` already in it."""
     now = datetime.now(UTC)
     units = [{"code": "BTK.01", "title": "Membatik tulis"}]
     async with training_site.app.state.db.session() as db:
@@ -186,13 +195,27 @@ async def _open_session(training_site: Training, code: str, start: date, capacit
             start_date=start,
             end_date=start + timedelta(days=4),
             capacity=capacity,
-            status="open",
+            status=status,
             opened_on=start - timedelta(days=7),
+            started_on=start if status == "running" else None,
             instructors=[],
             created_at=now,
             updated_at=now,
         )
         db.add_all([program, ts])
+        await db.flush()
+        for n, pid in enumerate(enrolled):
+            db.add(
+                Enrollment(
+                    id=uuid.uuid4(),
+                    session_id=ts.id,
+                    participant_id=pid,
+                    status="enrolled",
+                    enrolled_on=start - timedelta(days=3),
+                    created_at=now + timedelta(microseconds=n),
+                    updated_at=now,
+                )
+            )
         await db.commit()
     return f"/staf/sesi/{ts.id}"
 
@@ -272,3 +295,51 @@ async def test_select_all_nominates_every_eligible_candidate_and_queues_the_rest
         assert f"3 orang didaftarkan, {count - 3} orang masuk daftar tunggu." in shown.text
         again = await officer.get(f"{session_url}/nominasi")
         assert "Pilih semua dan daftarkan (0 orang)" in again.text
+
+
+async def test_a_past_day_is_excused_by_the_absence_the_registry_recorded_for_it(
+    training_site: Training,
+):
+    """Day 2 is entered after she came back on day 4: the sheet still starts her as excused
+    on days 2 and 3 (the period the replica keeps), and present on day 4, the day of return."""
+    start = START - timedelta(days=6)
+    away = training_site.people[7]
+    session_url = await _open_session(
+        training_site,
+        "WUB-IZIN",
+        start,
+        10,
+        status="running",
+        enrolled=[p.participant_id for p in training_site.people[6:9]],
+    )
+    await training_site.deliver(
+        inmate_temporarily_absent(
+            away, absent_from=start + timedelta(days=1), expected_return=start + timedelta(days=2)
+        ),
+        inmate_returned(away, returned_on=start + timedelta(days=3)),
+    )
+
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+
+        def row_of(page: str, name: str) -> str:
+            found = re.search(
+                rf"<tr[^>]*>\s*<th[^>]*>[^<]*<span class=\"person-name\">"
+                rf"{re.escape(html.escape(name))}</span>.*?</tr>",
+                page,
+                re.S,
+            )
+            assert found is not None, name
+            return found.group(0)
+
+        for offset, expected in ((0, "present"), (1, "excused"), (2, "excused"), (3, "present")):
+            day = start + timedelta(days=offset)
+            page = await officer.get(f"{session_url}/absensi", params={"tanggal": day.isoformat()})
+            assert page.status_code == 200
+            row = row_of(page.text, away.full_name)
+            checked = re.search(r'value="(\w+)" checked', row)
+            assert checked is not None and checked.group(1) == expected, (offset, row)
+            if expected == "excused":
+                assert "Keluar sementara menurut registri sejak" in row
+                assert "kembali" in row
+            other = row_of(page.text, training_site.people[6].full_name)
+            assert 'value="present" checked' in other

@@ -209,6 +209,21 @@ def attendance_refusal(
     )
 
 
+def absence_on(
+    day: date, periods: Iterable[tuple[date, date | None]]
+) -> tuple[date, date | None] | None:
+    """The registry's temporary absence (from, back on) that covers ``day``, or None.
+
+    An absence covers its first day up to the day before the return: on the day of return the
+    person is back, and the sheet starts them as present. An absence not ended covers every
+    day from its first.
+    """
+    for since, back in sorted(periods, key=lambda p: p[0], reverse=True):
+        if since <= day and (back is None or day < back):
+            return since, back
+    return None
+
+
 # --- enrolment -----------------------------------------------------------------------------
 
 

@@ -68,6 +68,24 @@ class Participant(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ParticipantAbsence(Base):
+    """One temporary absence the registry recorded (court, hospital, leave): from its first day
+    until the day the person came back (``returned_on``, None while away).
+
+    Kept per period, not only as the person's current state, so that a day's attendance is
+    judged by whether the person was away on that day, also a day recorded after they returned.
+    """
+
+    __tablename__ = "participant_absences"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), index=True)
+    absent_from: Mapped[date] = mapped_column(Date)
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class MergedParticipant(Base):
     """A tombstone: this participant id was merged into ``surviving_id`` by the registry.
 

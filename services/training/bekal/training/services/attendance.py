@@ -13,7 +13,13 @@ from bekal.shared.db import utcnow
 from bekal.shared.problems import Conflict, Problem
 from bekal.training import domain
 from bekal.training.domain import AttendanceStatus, EnrollmentStatus, RuleBroken, SessionStatus
-from bekal.training.models import AttendanceChange, AttendanceRecord, Enrollment, TrainingSession
+from bekal.training.models import (
+    AttendanceChange,
+    AttendanceRecord,
+    Enrollment,
+    ParticipantAbsence,
+    TrainingSession,
+)
 from bekal.training.schemas import AttendanceSheet
 from bekal.training.services.common import (
     enrollments_by_participant,
@@ -206,6 +212,27 @@ async def day_sheet(
         )
     )
     return {enrollment_id: AttendanceStatus(status) for enrollment_id, status in rows}
+
+
+async def absences_of(
+    *, session: AsyncSession, participant_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[date, date | None]]]:
+    """The registry's temporary absences of these people, each (from, back on), by person."""
+    found: dict[uuid.UUID, list[tuple[date, date | None]]] = {pid: [] for pid in participant_ids}
+    if not participant_ids:
+        return found
+    rows = await session.execute(
+        select(
+            ParticipantAbsence.participant_id,
+            ParticipantAbsence.absent_from,
+            ParticipantAbsence.returned_on,
+        )
+        .where(ParticipantAbsence.participant_id.in_(list(participant_ids)))
+        .order_by(ParticipantAbsence.absent_from)
+    )
+    for pid, since, back in rows:
+        found[pid].append((since, back))
+    return found
 
 
 async def recorded_days(*, session: AsyncSession, session_id: uuid.UUID) -> set[date]:

@@ -26,6 +26,7 @@ from bekal.training.models import (
     FollowUp,
     MergedParticipant,
     Participant,
+    ParticipantAbsence,
     ReadinessChecklist,
     TrainingSession,
 )
@@ -81,6 +82,12 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
         update(MergedParticipant)
         .where(MergedParticipant.surviving_id == old)
         .values(surviving_id=new)
+    )
+    # The old record's absences were the same person's: the survivor's days are judged by them.
+    await session.execute(
+        update(ParticipantAbsence)
+        .where(ParticipantAbsence.participant_id == old)
+        .values(participant_id=new)
     )
     old_row = await session.get(Participant, old)
     new_row = await session.get(Participant, new)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import among, insert_rows, table_of, utcnow
@@ -31,7 +31,7 @@ from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import NotFound
 from bekal.training.domain import ParticipantStatus
-from bekal.training.models import Facility, MergedParticipant, Participant
+from bekal.training.models import Facility, MergedParticipant, Participant, ParticipantAbsence
 from bekal.training.services.withdrawals import withdraw_from_open_sessions
 
 
@@ -166,9 +166,28 @@ async def apply_inmate_transferred(
 async def apply_inmate_absent(
     *, session: AsyncSession, event: InmateTemporarilyAbsent, as_of: datetime | None
 ) -> None:
-    """A temporary absence is noted; it ends no course (the person comes back)."""
+    """A temporary absence is noted; it ends no course (the person comes back). Its period is
+    kept beside the current state, so past days are judged by it."""
     row = await session.get(Participant, event.participant_id)
-    if row is not None and not _is_stale(row.as_of, as_of):
+    if row is None:
+        return
+    known = await session.scalar(
+        select(ParticipantAbsence.id).where(
+            ParticipantAbsence.participant_id == row.id,
+            ParticipantAbsence.absent_from == event.absent_from,
+        )
+    )
+    if known is None:
+        session.add(
+            ParticipantAbsence(
+                id=uuid.uuid4(),
+                participant_id=row.id,
+                absent_from=event.absent_from,
+                reason=event.reason.value,
+                created_at=utcnow(),
+            )
+        )
+    if not _is_stale(row.as_of, as_of):
         row.absent_from = event.absent_from
         row.as_of = as_of or row.as_of
         row.updated_at = utcnow()
@@ -178,6 +197,17 @@ async def apply_inmate_returned(
     *, session: AsyncSession, event: InmateReturned, as_of: datetime | None
 ) -> None:
     row = await session.get(Participant, event.participant_id)
+    if row is not None:
+        # The absence that was open on the day of return ends then.
+        await session.execute(
+            update(ParticipantAbsence)
+            .where(
+                ParticipantAbsence.participant_id == row.id,
+                ParticipantAbsence.returned_on.is_(None),
+                ParticipantAbsence.absent_from <= event.returned_on,
+            )
+            .values(returned_on=event.returned_on)
+        )
     if row is not None and not _is_stale(row.as_of, as_of):
         row.absent_from = None
         row.facility_id = event.facility_id

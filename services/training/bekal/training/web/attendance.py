@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Principal, Role
@@ -29,10 +28,9 @@ from bekal.training.domain import (
     EnrollmentStatus,
     SessionStatus,
 )
-from bekal.training.models import Participant, TrainingSession
+from bekal.training.models import TrainingSession
 from bekal.training.schemas import AssessmentSheet, AttendanceSheet
 from bekal.training.services import assessment, attendance, enrolment, outcomes, replica, sessions
-from bekal.training.services.enrolment import EnrollmentView
 from bekal.training.web.common import (
     ATTENDANCE,
     END_REASON,
@@ -73,16 +71,6 @@ def _pick_day(ts: TrainingSession, value: str) -> date:
     return chosen if chosen in days else days[0]
 
 
-async def _participants(
-    session: AsyncSession, views: list[EnrollmentView]
-) -> dict[uuid.UUID, Participant]:
-    ids = [e.participant_id for e, _ in views]
-    if not ids:
-        return {}
-    rows = await session.scalars(select(Participant).where(Participant.id.in_(ids)))
-    return {p.id: p for p in rows.all()}
-
-
 def _reason(e: Any) -> EndReason | None:
     return EndReason(e.withdrawal_reason) if e.withdrawal_reason else None
 
@@ -106,7 +94,9 @@ async def _attendance_page(
         for v in (await enrolment.enrollments_of(session=session, session_ids=[ts.id]))[ts.id]
         if v[0].status in SHOWN_ON_SHEET and v[0].withdrawal_reason != EndReason.MERGED.value
     ]
-    people = await _participants(session, views)
+    absences = await attendance.absences_of(
+        session=session, participant_ids=[e.participant_id for e, _ in views]
+    )
     recorded = await attendance.day_sheet(session=session, session_id=ts.id, day=day)
     history = await attendance.attendance_history(session=session, session_id=ts.id)
     names = {e.id: name for e, name in views}
@@ -120,7 +110,6 @@ async def _attendance_page(
     )
     rows = []
     for e, name in views:
-        person = people.get(e.participant_id)
         refusal = domain.attendance_refusal(
             day=day,
             enrollment_status=EnrollmentStatus(e.status),
@@ -128,15 +117,19 @@ async def _attendance_page(
             withdrawal_reason=_reason(e),
             spell=tanggal,
         )
-        absent_by_registry = (
-            person is not None and person.absent_from is not None and person.absent_from <= day
-        )
+        # Judged by the period the registry recorded, so a past day entered after the person
+        # came back still starts as excused.
+        away = domain.absence_on(day, absences.get(e.participant_id, []))
+        absent_by_registry = away is not None
         status = recorded.get(e.id)
         note = notes.get(e.id, "")
         if status is None:
-            status = AttendanceStatus.EXCUSED if absent_by_registry else AttendanceStatus.PRESENT
-            if absent_by_registry and person is not None:
-                note = f"Keluar sementara menurut registri sejak {tanggal(person.absent_from)}"
+            status = AttendanceStatus.EXCUSED if away else AttendanceStatus.PRESENT
+            if away is not None:
+                since, back = away
+                note = f"Keluar sementara menurut registri sejak {tanggal(since)}"
+                if back is not None:
+                    note += f", kembali {tanggal(back)}"
         if posted is not None and not refusal:
             status = AttendanceStatus(posted.get(f"status-{e.id}") or status)
             note = posted.get(f"note-{e.id}", note)
