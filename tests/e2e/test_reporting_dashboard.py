@@ -1,7 +1,9 @@
 """The leadership dashboard in a real headless Chromium: it renders, filters change the numbers.
 
-The reporting service runs under uvicorn on a free port, fed real events through the broker;
-Debian's Chromium is driven by Playwright (no browser download). A screenshot is saved.
+/dashboard takes a bearer token: its script asks the server for the dashboard's body (the staff
+page's, rendered on the server) with the token. The reporting service runs under uvicorn on a free
+port, fed real events through the broker; Debian's Chromium is driven by Playwright (no browser
+download). A screenshot is saved.
 """
 
 from __future__ import annotations
@@ -168,10 +170,25 @@ async def test_dashboard_renders_and_filters_change_the_numbers(
                 )
                 assert provinces == ["Banten", "Kalimantan Barat"]
                 programs = await page.eval_on_selector_all(
-                    "#by-program tr", "rows => rows.map(r => r.innerText.split('\\t'))"
+                    "#by-program tbody tr", "rows => rows.map(r => r.innerText.split('\\t'))"
                 )
-                assert [p[0] for p in programs] == ["Kerajinan Kayu", "Batik Tulis"]
-                assert "2017 (tahunan)" in (await page.text_content("#targets") or "")
+                assert [p[:3] for p in programs] == [
+                    ["Kerajinan Kayu", "KRJ-KAYU", "2023"],
+                    ["Batik Tulis", "WUB-BATIK", "2024"],
+                ]
+                # Sectors and sexes by the names people read, not by their codes.
+                sectors = await page.eval_on_selector_all(
+                    "#by-sector tbody th", "cells => cells.map(c => c.innerText)"
+                )
+                assert sectors == ["Batik", "Kerajinan kayu"]
+                sexes = await page.eval_on_selector_all(
+                    "#by-sex tbody tr", "rows => rows.map(r => r.innerText.split('\\t'))"
+                )
+                assert [s[:2] for s in sexes] == [["Perempuan", "8"], ["Laki-laki", "3"]]
+                targets = await page.text_content("#targets") or ""
+                # A year with a target and no graduate yet says why its bar is empty.
+                assert "2017 (tahunan)" in targets
+                assert "Belum ada data tindak lanjut: belum ada lulusan tahun 2017." in targets
                 assert "(belum ada data)" not in (await page.text_content("#data-as-of") or "")
                 shot = Path(SCREENSHOT_DIR or tmp_path) / "dasbor-pelaporan.png"
                 shot.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +216,7 @@ async def test_dashboard_renders_and_filters_change_the_numbers(
                 assert (await page.text_content("#total-enrolled") or "").strip() == "8"
                 # The export buttons download the table with the filters in the file name.
                 async with page.expect_download() as caught:
-                    await page.click("button[data-export=csv]")
+                    await page.click("a[data-export=csv]")
                 download = await caught.value
                 assert download.suggested_filename == (
                     "indikator_per-province-program-year_sector-batik.csv"

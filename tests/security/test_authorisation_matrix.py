@@ -240,6 +240,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "GET /public/open-data.json": public(),
         "GET /public/open-data.csv": public(),
         "GET /dashboard": public(),
+        # The dashboard's body, rendered for the bearer token's holder.
+        "GET /dashboard/isi": either_side(*READERS),
         "GET /dashboard/dasbor.js": public(),
         "GET /dashboard/dasbor.css": public(),
     },

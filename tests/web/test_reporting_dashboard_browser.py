@@ -1,7 +1,9 @@
-"""Reporting's dashboard as a staff page in Debian's Chromium: a reporting viewer signed in
-through Keycloak sees a session's figures (events through the broker, from the factories),
-under the pages' own Content-Security-Policy; a certification officer also gets the link to the
-certification pages, the viewer none. axe-core at 1280 px and 390 px, the security headers."""
+"""Reporting's dashboard as staff pages in Debian's Chromium, rendered on the server: a reporting
+viewer signed in through Keycloak reads a session's figures with JavaScript turned off and under
+the pages' own Content-Security-Policy, filters them by keyboard alone, and may not open the
+figures per facility; a certification administrator also gets the link to the certification
+pages and goes from the dashboard to a facility and one of its sessions. axe-core at 1280 px and
+390 px on every page, the security headers, a screenshot of each page at both widths."""
 
 from __future__ import annotations
 
@@ -15,13 +17,21 @@ import pytest
 
 from bekal.reporting.app import create_app
 from bekal.shared.events.base import Event
-from bekal.shared.events.catalogue import Sex
+from bekal.shared.events.catalogue import Sex, WithdrawalReason
 from bekal.shared.messaging.models import InboxMessage
-from tests.support.browser import Checker, chromium, needs_browser, sign_in
+from tests.support.browser import (
+    Checker,
+    assert_security_headers,
+    chromium,
+    needs_browser,
+    open_tab,
+    sign_in,
+)
 from tests.support.db import count
 from tests.support.factories import (
     TANGERANG,
     certificate_issued,
+    enrollment_withdrawn,
     facility_registered,
     inmate_shared,
     participant_completed,
@@ -37,10 +47,13 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 CERTIFICATION_PAGES = "http://127.0.0.1:8003/staf"
+TRAINING_PAGES = "http://127.0.0.1:8002/staf"
+REGISTRY_PAGES = "http://127.0.0.1:8001/staf"
 
 
 def one_session() -> list[Event]:
-    """Five women in a batik session at Tangerang: three pass and get their certificates."""
+    """Five women in a batik session at Tangerang: three pass and get their certificates, one is
+    released on the third day, one transferred."""
     tangerang, batik = facility_registered(TANGERANG), program_published(title="Batik Tulis")
     session = session_scheduled(
         batik, tangerang, start_date=date(2024, 9, 2), end_date=date(2024, 9, 6), capacity=30
@@ -53,6 +66,11 @@ def one_session() -> list[Event]:
         if n < 3:
             completion = participant_completed(enrolment, batik, end_date=session.end_date)
             events += [completion, certificate_issued(completion, number=f"IKMA/2024/{n:06d}")]
+        else:
+            reason = WithdrawalReason.RELEASED if n == 3 else WithdrawalReason.TRANSFERRED
+            events.append(
+                enrollment_withdrawn(enrolment, reason=reason, withdrawn_on=date(2024, 9, 4))
+            )
     return events
 
 
@@ -64,13 +82,17 @@ def shots(tmp_path: Path) -> Path:
 
 
 async def _figures(page: Any) -> dict[str, str]:
-    await page.wait_for_selector("body[data-ready]", timeout=30000)
-    assert await page.get_attribute("body", "data-ready") == "1", await page.text_content("#error")
     ids = ("total-enrolled", "total-completed", "total-certified", "completion-rate")
     return {i: (await page.text_content(f"#{i}") or "").strip() for i in ids}
 
 
-async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
+async def _rows(page: Any, selector: str) -> list[list[str]]:
+    return await page.eval_on_selector_all(
+        selector, "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+
+
+async def test_the_dashboard_in_the_staff_pages(
     keycloak: Keycloak, broker, make_settings, tmp_path: Path, shots: Path
 ):
     needs_browser()
@@ -81,6 +103,8 @@ async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
         f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}",
         broker,
         web_base_url=f"http://127.0.0.1:{port}",
+        registry_pages_url=REGISTRY_PAGES,
+        training_pages_url=TRAINING_PAGES,
         certification_pages_url=CERTIFICATION_PAGES,
         **provider_settings(keycloak),
     )
@@ -96,22 +120,13 @@ async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
         await wait_until(applied, within=60, what="reporting applying the session")
 
         async with chromium() as browser:
-            # The viewer, with the pages' own policy enforced: the script must run under it.
-            context = await browser.new_context(
-                viewport={"width": 1280, "height": 900}, locale="id-ID"
-            )
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # The viewer, without JavaScript and with the pages' own policy enforced.
+            viewer = await open_tab(browser, base, bypass_csp=False, java_script_enabled=False)
+            page = viewer.page
             refused: list[str] = []
             page.on(
                 "console",
                 lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
-            )
-            answers: dict[str, dict[str, str]] = {}
-            page.on(
-                "response",
-                lambda r: answers.__setitem__(r.url, r.headers) if "/staf/" in r.url else None,
             )
             await sign_in(page, base, VIEWER, start="/staf/dasbor")
             assert await _figures(page) == {
@@ -121,42 +136,99 @@ async def test_the_dashboard_in_the_staff_pages_for_a_viewer(
                 "completion-rate": "100%",
             }
             assert "Hendra Gunawan" in (await page.text_content("header") or "")
+            # Withdrawals by reason, not one figure for every way of leaving.
+            assert await _rows(page, "#withdrawals tbody tr") == [
+                ["Bebas", "1"],
+                ["Dipindahkan", "1"],
+                ["Mengundurkan diri", "0"],
+                ["Alasan lain", "0"],
+            ]
+            assert (await _rows(page, "#by-sex tbody tr"))[0][:3] == ["Perempuan", "5", "2"]
             provinces = await page.eval_on_selector_all(
                 "#by-province .bar-row", "rows => rows.map(r => r.dataset.province)"
             )
             assert provinces == ["Banten"]
-            width = await page.eval_on_selector("#by-province .bar", "b => b.style.width")
-            assert width == "100%"
-            programs = await page.eval_on_selector_all(
-                "#by-program tr", "rows => rows.map(r => r.innerText.split('\\t')[0])"
-            )
-            assert programs == ["Batik Tulis"]
-            # A reporting viewer may use no ministry's staff pages: no link to any.
+            assert await page.get_attribute("#by-province .bar-fill", "width") == "100"
+            programs = await _rows(page, "#by-program tbody tr")
+            assert [p[:3] for p in programs] == [["Batik Tulis", "WUB-BATIK", "2024"]]
+            assert (await _rows(page, "#by-sector tbody tr"))[0][0] == "Batik"
+            # A year with a target and no graduate yet says so instead of an empty bar.
+            targets = await page.text_content("#targets") or ""
+            assert "Belum ada data tindak lanjut: belum ada lulusan tahun 2017." in targets
+            # Years with neither a target nor a graduate are named once, not as empty bars.
+            quiet = await page.text_content("#quiet-years") or ""
+            assert quiet == "Tanpa target dan belum ada lulusan: 2018, 2020\u20132023."
+            # A reporting viewer may use no ministry's staff pages, nor read one facility.
             assert await page.locator(".ministry-pages").count() == 0
-            # Filters in the address change the numbers, as on /dashboard.
-            await page.goto(f"{base}/staf/dasbor?sex=M")
-            assert (await _figures(page))["total-enrolled"] == "0"
-            await context.close()
-            dashboard = answers[f"{base}/staf/dasbor"]
-            policy = dashboard.get("content-security-policy", "")
-            assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
-            assert dashboard.get("x-content-type-options") == "nosniff"
-            assert dashboard.get("referrer-policy")
-            assert any("/staf/dasbor/data/indicators" in url for url in answers)
-            assert refused == [] and errors == []
+            assert await page.get_by_role("link", name="Per lapas/rutan dan sesi").count() == 0
+            refusal = await page.goto(f"{base}/staf/dasbor/lapas")
+            assert refusal is not None and refusal.status == 403
 
-            # A certification officer reads reports too, and gets the link to their pages.
-            context = await browser.new_context(
-                viewport={"width": 1280, "height": 900}, bypass_csp=True, locale="id-ID"
-            )
-            page = await context.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # Filters by keyboard alone: sex, then Tab to "Terapkan" and Enter.
+            await page.goto(f"{base}/staf/dasbor")
+            await page.focus("#f-sex")
+            await page.keyboard.press("ArrowDown")  # Perempuan
+            await page.keyboard.press("ArrowDown")  # Laki-laki
+            await page.keyboard.press("Tab")
+            assert await page.evaluate("document.activeElement.textContent") == "Terapkan"
+            await page.keyboard.press("Enter")
+            await page.wait_for_url("**/staf/dasbor?*sex=M")
+            assert (await _figures(page))["total-enrolled"] == "0"
+            assert await page.input_value("#f-sex") == "M"
+            # Nonsense in the address is reported by the form, not a failure.
+            await page.goto(f"{base}/staf/dasbor?year=abc&sex=F")
+            assert "Tahun tidak valid" in (await page.text_content(".error-summary") or "")
+            assert (await _figures(page))["total-enrolled"] == "5"
+            await page.context.close()
+            assert refused == [] and viewer.errors == []
+
+            # A certification administrator reads detail too, and gets the link to their pages.
+            admin = await open_tab(browser, base)
+            page = admin.page
             checker = Checker(page, shots)
             await sign_in(page, base, CERTIFIER, start="/staf/dasbor")
-            assert (await _figures(page))["total-certified"] == "3"
-            link = page.get_by_role("link", name="Sertifikat (Perindustrian)")
-            assert await link.get_attribute("href") == CERTIFICATION_PAGES
-            assert await page.get_by_role("link", name="Warga binaan").count() == 0
+            links = page.locator(".ministry-pages a")
+            assert await links.count() == 1
+            assert await links.first.text_content() == "Sertifikat (Perindustrian)"
+            assert await links.first.get_attribute("href") == CERTIFICATION_PAGES
             await checker.check("dasbor")
-            await context.close()
-            assert checker.violations == [] and errors == []
+
+            await page.get_by_role("link", name="Lihat angka per lapas/rutan dan per sesi").click()
+            await page.wait_for_url("**/staf/dasbor/lapas")
+            facilities = await _rows(page, "#by-facility tbody tr")
+            assert [f[:4] for f in facilities] == [
+                ["Lapas Perempuan Kelas IIA Tangerang (LPP-TANGERANG)", "Banten", "5", "2"]
+            ]
+            await checker.check("dasbor-lapas-daftar")
+
+            await page.get_by_role("link", name="Lapas Perempuan Kelas IIA Tangerang").click()
+            await page.wait_for_selector("#by-session")
+            sessions = await _rows(page, "#by-session tbody tr")
+            assert sessions == [
+                [
+                    "Batik Tulis (WUB-BATIK)",
+                    "2\u20136 September 2024",
+                    "5",
+                    "1",
+                    "1",
+                    "0",
+                    "3",
+                    "0",
+                    "3",
+                    "100%",
+                ]
+            ]
+            await checker.check("dasbor-lapas")
+
+            await page.get_by_role("link", name="Batik Tulis (WUB-BATIK)").click()
+            await page.wait_for_selector("#by-sex")
+            assert await page.text_content("h1") == "Batik Tulis (WUB-BATIK)"
+            assert (await _figures(page))["total-certified"] == "3"
+            assert (await _rows(page, "#withdrawals tbody tr"))[:2] == [
+                ["Bebas", "1"],
+                ["Dipindahkan", "1"],
+            ]
+            await checker.check("dasbor-sesi")
+            await page.context.close()
+            assert checker.violations == [] and admin.errors == []
+            assert_security_headers(viewer.headers | admin.headers)

@@ -1,5 +1,6 @@
-"""GET /dashboard: the leadership's page (Bahasa Indonesia) opened with a bearer token, and the
-script and stylesheet it shares with the staff pages' dashboard (/staf/dasbor, web/)."""
+"""GET /dashboard: the leadership's page (Bahasa Indonesia) opened with a bearer token; its body
+(GET /dashboard/isi) is the staff pages' dashboard body (/staf/dasbor, web/), rendered on the
+server for the token's holder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bekal.reporting.deps import ControlSession, ProjectionSession, ReportReader
 from bekal.reporting.settings import reporting_settings
 
 router = APIRouter(tags=["dashboard"])
@@ -42,6 +44,27 @@ async def dashboard(request: Request) -> HTMLResponse:
         )
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/dashboard/isi", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard_body(
+    request: Request, session: ProjectionSession, control: ControlSession, principal: ReportReader
+) -> HTMLResponse:
+    # Imported here: the web package reads the API's endpoint functions, this package's.
+    from bekal.reporting.web.dashboard import dashboard_view, pages
+    from bekal.reporting.web.figures import read_filters
+
+    view = await dashboard_view(
+        session=session,
+        control=control,
+        principal=principal,
+        filters=read_filters(request.query_params),
+        export_base="/api/v1/indicators",
+    )
+    body = pages.env.get_template("dasbor-isi.html").render(
+        action="/dashboard", facilities_href=None, **view
+    )
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @cache
