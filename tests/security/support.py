@@ -128,6 +128,7 @@ class Caller:
                 ministry=self.ministry.value,
                 roles=list(self.roles),
                 facilities=list(self.facilities),
+                audience=settings.auth_audience,  # this service's alone
             )
         return {"Authorization": f"Bearer {token}"}
 

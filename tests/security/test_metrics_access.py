@@ -20,7 +20,8 @@ PRODUCTION = {
     "auth_jwks_url": "https://login.example.go.id/realms/bekal/protocol/openid-connect/certs",
     "auth_issuer": "https://login.example.go.id/realms/bekal",
     "pseudonym_secret": "a-pseudonym-secret-of-at-least-32-random-bytes-0123456789",
-    # What certification needs to start in production (ignored by the others).
+    "publication_secret": "a-publication-secret-of-at-least-32-random-bytes-012345",
+    # What each service needs to start in production (ignored by the others).
     "certificate_signatory_name": "Nama Pejabat",
     "certificate_signatory_position": "Direktur",
     "certificate_signatory_nip": "197001012000031001",

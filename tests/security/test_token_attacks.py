@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bekal.shared.auth import load_or_create_dev_key, mint_token
-from bekal.shared.settings import Settings
+from bekal.shared.settings import Settings, audience_of
 from tests.security.support import SERVICES, client_for, service_app, service_settings
 from tests.support.apps import running
 
@@ -78,6 +78,7 @@ def attacks(settings: Settings, ministry: str, role: str) -> dict[str, tuple[str
     elevated["roles"] = [role]
     tampered = f"{header}.{_b64(json.dumps(elevated).encode())}.{signature}"
     other = OTHER_SIDE[ministry]
+    elsewhere = [audience_of(s) for s in SERVICES if s != settings.service_name]
     cases = {
         "expired": signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200),
         "not yet valid (nbf)": signed(nbf=now + 3600),
@@ -100,6 +101,21 @@ def attacks(settings: Settings, ministry: str, role: str) -> dict[str, tuple[str
         "missing ministry": signed(ministry=None),
         "unknown ministry": signed(ministry="finance"),
         "not a JWT": "definitely-not-a-token",
+        # Lifetime: exp - iat within AUTH_MAX_TOKEN_LIFETIME_SECONDS (12 h by default).
+        "a 100-year token": signed(exp=now + 100 * 365 * 86400),
+        "13 hours, issued an hour ago": signed(iat=now - 3600, nbf=now - 3600, exp=now + 12 * 3600),
+        "exp as a string, 100 years on": signed(exp=str(now + 100 * 365 * 86400)),
+        # The audit trail's actor: never blank.
+        "empty sub": signed(sub=""),
+        "blank sub": signed(sub="   "),
+        "sub not a string": signed(sub=12345),
+        # Bounded before decoding: 8 KiB by default.
+        "oversized (9 KiB of claims)": signed(padding="x" * 9 * 1024),
+        "oversized garbage (1 MiB)": "e" * 1024 * 1024,
+        # An audience per service: a token for the others, or for the platform as a whole.
+        "for the other services": signed(aud=elsewhere),
+        "the old shared audience 'bekal'": signed(aud="bekal"),
+        "no audience": signed(aud=[]),
     }
     refused = {name: (f"Bearer {token}", 401) for name, token in cases.items()}
     refused["wrong scheme"] = (f"Basic {signed()}", 401)
@@ -121,9 +137,41 @@ async def test_every_forged_stale_or_misdirected_token_is_refused(
     app = service_app(service, settings)
     path, ministry, role = PROBES[service]
     async with running(app), client_for(app) as client:
-        genuine = mint_token(settings, subject="genuine", ministry=ministry, roles=[role])
-        r = await client.get(path, headers={"Authorization": f"Bearer {genuine}"})
-        assert r.status_code == 200, r.text  # the route is reachable: refusals mean something
+        # The route is reachable with a genuine token, so the refusals below mean something:
+        # one naming this service alone, one naming it among others, one at the lifetime cap.
+        now = int(time.time())
+        cap = settings.auth_max_token_lifetime_seconds
+        for genuine in (
+            mint_token(
+                settings,
+                subject="genuine",
+                ministry=ministry,
+                roles=[role],
+                audience=settings.auth_audience,
+            ),
+            mint_token(
+                settings,
+                subject="genuine",
+                ministry=ministry,
+                roles=[role],
+                audience=[audience_of("training"), settings.auth_audience],
+            ),
+            jwt.encode(
+                {
+                    "sub": "genuine",
+                    "iss": settings.auth_issuer,
+                    "aud": settings.auth_audience,
+                    "iat": now,
+                    "exp": now + cap,
+                    "ministry": ministry,
+                    "roles": [role],
+                },
+                load_or_create_dev_key(settings.auth_dev_key_file),
+                algorithm="EdDSA",
+            ),
+        ):
+            r = await client.get(path, headers={"Authorization": f"Bearer {genuine}"})
+            assert r.status_code == 200, r.text
 
         wrong: list[str] = []
         cases = attacks(settings, ministry, role)

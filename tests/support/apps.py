@@ -46,13 +46,15 @@ def bearer(
     facilities: Sequence[str] = (),
     subject: str | None = None,
 ) -> dict[str, str]:
-    """An Authorization header; the subject defaults to one per ministry and roles."""
+    """An Authorization header for the service of ``settings`` (its audience alone); the
+    subject defaults to one per ministry and roles."""
     token = mint_token(
         settings,
         subject=subject or f"{ministry}-{'-'.join(roles)}",
         ministry=ministry,
         roles=list(roles),
         facilities=list(facilities),
+        audience=settings.auth_audience,
     )
     return {"Authorization": f"Bearer {token}"}
 

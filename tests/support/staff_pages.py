@@ -31,7 +31,6 @@ def provider_settings(keycloak: Keycloak) -> dict[str, Any]:
     return {
         "auth_issuer": keycloak.issuer,
         "auth_jwks_url": keycloak.jwks_url,
-        "auth_audience": "bekal",
         "web_oidc_issuer": keycloak.issuer,
         "web_oidc_client_id": CLIENT_ID,
         "web_oidc_client_secret": CLIENT_SECRET,

@@ -245,3 +245,61 @@ def test_topic_namespace_prefixes_names() -> None:
         Settings(kafka_namespace="staging.").topic("registry.inmates") == "staging.registry.inmates"
     )
     assert Settings().topic("registry.inmates") == "registry.inmates"
+
+
+def test_a_token_lives_no_longer_than_the_cap(settings: Settings) -> None:
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    now = int(time.time())
+    cap = settings.auth_max_token_lifetime_seconds
+    assert cap == 12 * 3600
+    at_cap = _claims(settings, iat=now, exp=now + cap)
+    assert TokenVerifier(settings).verify(jwt.encode(at_cap, key, algorithm="EdDSA"))
+    for over in ({"exp": now + cap + 1}, {"exp": now + 100 * 365 * 86400}):
+        with pytest.raises(Unauthorized, match="Masa berlaku"):
+            TokenVerifier(settings).verify(
+                jwt.encode(_claims(settings, iat=now, **over), key, algorithm="EdDSA")
+            )
+    with pytest.raises(ValueError, match="at most"):
+        mint_token(settings, subject="u", ministry="industry", roles=["x"], ttl_seconds=cap + 1)
+
+
+@pytest.mark.parametrize("subject", ["", " ", "\t"])
+def test_a_token_names_its_subject(settings: Settings, subject: str) -> None:
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    token = jwt.encode(_claims(settings, sub=subject), key, algorithm="EdDSA")
+    with pytest.raises(Unauthorized, match="sub"):
+        TokenVerifier(settings).verify(token)
+    with pytest.raises(ValueError, match="subject"):
+        mint_token(settings, subject=subject, ministry="industry", roles=["training_admin"])
+
+
+def test_an_oversized_token_is_refused_before_it_is_decoded(settings: Settings) -> None:
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    big = jwt.encode(_claims(settings, padding="x" * 9000), key, algorithm="EdDSA")
+    with pytest.raises(Unauthorized, match="terlalu besar"):
+        TokenVerifier(settings).verify(big)
+    fits = jwt.encode(_claims(settings, padding="x" * 5000), key, algorithm="EdDSA")
+    assert TokenVerifier(settings).verify(fits).subject == "u"
+
+
+def test_each_service_accepts_only_tokens_naming_its_audience(tmp_path: Path) -> None:
+    services = ("registry", "training", "certification", "reporting")
+    key_file = tmp_path / "dev.pem"
+    each = {s: Settings(service_name=s, auth_dev_key_file=key_file) for s in services}
+    assert {s.auth_audience for s in each.values()} == {f"bekal-{s}" for s in services}
+    for_training = mint_token(
+        each["training"], subject="u", ministry="industry", roles=["x"], audience="bekal-training"
+    )
+    platform = mint_token(
+        Settings(auth_dev_key_file=key_file), subject="u", ministry="industry", roles=["x"]
+    )
+    for service, settings in each.items():
+        verifier = TokenVerifier(settings)
+        assert verifier.verify(platform).subject == "u"  # `bekal token`: every service's
+        if service == "training":
+            assert verifier.verify(for_training).subject == "u"
+        else:
+            with pytest.raises(Unauthorized):
+                verifier.verify(for_training)
+    # An operator may still name one audience for every service (AUTH_AUDIENCE).
+    assert Settings(service_name="registry", auth_audience="bekal").auth_audience == "bekal"

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from bekal.shared.auth import Ministry, TokenVerifier
-from bekal.shared.settings import Settings
+from bekal.shared.problems import Unauthorized
+from bekal.shared.settings import SERVICES, Settings
 from tests.support.keycloak import (
     ADMIN,
     CERTIFIER,
@@ -72,9 +73,14 @@ async def access_token(keycloak: Keycloak, user: User) -> str:
     return str(answer.json()["access_token"])
 
 
-def verifier_for(keycloak: Keycloak) -> TokenVerifier:
+def verifier_for(keycloak: Keycloak, service: str = "registry") -> TokenVerifier:
     return TokenVerifier(
-        Settings(auth_issuer=keycloak.issuer, auth_jwks_url=keycloak.jwks_url, environment="test")
+        Settings(
+            service_name=service,
+            auth_issuer=keycloak.issuer,
+            auth_jwks_url=keycloak.jwks_url,
+            environment="test",
+        )
     )
 
 
@@ -84,11 +90,18 @@ def verifier_for(keycloak: Keycloak) -> TokenVerifier:
     ids=lambda u: u.username,
 )
 async def test_realm_tokens_carry_the_claims_the_api_reads(keycloak: Keycloak, user: User):
-    principal = verifier_for(keycloak).verify(await access_token(keycloak, user))
+    token = await access_token(keycloak, user)
+    principal = verifier_for(keycloak).verify(token)
     assert principal.ministry is Ministry(user.ministry)
     assert set(user.roles) <= principal.roles
     assert principal.facilities == frozenset(user.facilities)
     assert principal.facility_scoped is (user is OFFICER)
+    # The staff pages' client is every service's: its tokens name each one's audience.
+    for service in SERVICES:
+        assert verifier_for(keycloak, service).verify(token).subject == principal.subject
+    # ...and no service accepts a token that does not name it.
+    with pytest.raises(Unauthorized):
+        verifier_for(keycloak, "elsewhere").verify(token)
 
 
 async def test_pkce_is_required(keycloak: Keycloak):

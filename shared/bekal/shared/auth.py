@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bekal.shared.keys import load_or_create_ed25519_key
 from bekal.shared.problems import Forbidden, Unauthorized
-from bekal.shared.settings import Settings
+from bekal.shared.settings import SERVICES, Settings, audience_of
 
 ALGORITHMS = ["EdDSA", "RS256", "ES256"]
 
@@ -99,14 +99,28 @@ def mint_token(
     roles: list[str],
     facilities: list[str] | None = None,
     ttl_seconds: int = 8 * 3600,
+    audience: str | list[str] | None = None,
 ) -> str:
-    """A development token signed with the local key (never available in production)."""
+    """A development token signed with the local key (never available in production).
+
+    ``audience`` names the services the token is for; by default every service's (and the
+    settings' own), as `bekal token` gives a developer one token for the whole platform.
+    """
+    if ttl_seconds > settings.auth_max_token_lifetime_seconds:
+        raise ValueError(
+            f"a token lives at most {settings.auth_max_token_lifetime_seconds} s "
+            "(AUTH_MAX_TOKEN_LIFETIME_SECONDS)"
+        )
+    if not subject.strip():
+        raise ValueError("a token names its subject (the audit trail's actor)")
+    if audience is None:
+        audience = list(dict.fromkeys([*map(audience_of, SERVICES), settings.auth_audience]))
     key = load_or_create_dev_key(settings.auth_dev_key_file)
     now = int(time.time())
     claims = {
         "sub": subject,
         "iss": settings.auth_issuer,
-        "aud": settings.auth_audience,
+        "aud": audience,
         "iat": now,
         "nbf": now,
         "exp": now + ttl_seconds,
@@ -136,6 +150,11 @@ class TokenVerifier:
         return self._dev_key
 
     def verify(self, token: str) -> Principal:
+        if len(token) > self.settings.auth_max_token_bytes:
+            # Refused before a byte of it is decoded or a key looked up for it.
+            raise Unauthorized(
+                f"Token terlalu besar (paling besar {self.settings.auth_max_token_bytes} byte)"
+            )
         try:
             claims = jwt.decode(
                 token,
@@ -148,6 +167,16 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthorized(f"Token tidak valid: {exc}") from exc
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            # The audit trail names the actor by it: a blank one would name nobody.
+            raise Unauthorized("Token tidak memuat klaim 'sub' yang berisi")
+        lifetime = int(claims["exp"]) - int(claims["iat"])  # both checked as integers
+        if lifetime > self.settings.auth_max_token_lifetime_seconds:
+            raise Unauthorized(
+                "Masa berlaku token terlalu panjang (exp - iat lebih dari "
+                f"{self.settings.auth_max_token_lifetime_seconds} detik)"
+            )
         try:
             ministry = Ministry(str(claims.get("ministry")))
         except ValueError as exc:
@@ -161,7 +190,7 @@ class TokenVerifier:
         # naming a ministry (reports, operations) would otherwise open to a mis-issued token.
         granted = claimed.difference(foreign_roles(ministry, claimed))
         return Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
             ministry=ministry,
             roles=granted,
             facilities=frozenset(map(str, facilities)),

@@ -31,7 +31,7 @@ ROLE_PRESETS: dict[str, tuple[str, list[str]]] = {
 
 def _token(args: argparse.Namespace) -> int:
     from bekal.shared.auth import mint_token
-    from bekal.shared.settings import Settings
+    from bekal.shared.settings import Settings, audience_of
 
     settings = Settings()
     if settings.auth_jwks_url:
@@ -45,16 +45,21 @@ def _token(args: argparse.Namespace) -> int:
     if not ministry or not roles:
         print("give --preset, or --ministry and at least one --role", file=sys.stderr)
         return 2
-    print(
-        mint_token(
+    audience = [audience_of(s) for s in args.service] if args.service else None
+    try:
+        token = mint_token(
             settings,
             subject=args.subject,
             ministry=ministry,
             roles=roles,
             facilities=args.facility or [],
             ttl_seconds=args.ttl,
+            audience=audience,
         )
-    )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 
@@ -114,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--role", action="append", help="a role (repeatable)")
     p.add_argument(
         "--facility", action="append", help="a facility code the bearer may see (repeatable)"
+    )
+    p.add_argument(
+        "--service",
+        action="append",
+        choices=SERVICES,
+        help="a service the token is for (repeatable; default: every service)",
     )
     p.add_argument("--subject", default="dev-user")
     p.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")

@@ -25,6 +25,16 @@ DEV_WEB_SESSION_SECRET = "development-only-session-secret"
 DEV_TOKEN_ISSUER = "bekal-dev"
 
 
+# The services whose tokens carry an audience of their own (see audience_of).
+SERVICES = ("registry", "training", "certification", "reporting")
+
+
+def audience_of(service: str) -> str:
+    """The audience a service accepts by default: 'bekal-registry' for the registry; plain
+    settings (tools, tests) keep 'bekal'."""
+    return f"bekal-{service}" if service in SERVICES else "bekal"
+
+
 class Settings(BaseSettings):
     """What every service reads from its environment; each service's own settings add to it.
 
@@ -93,7 +103,22 @@ class Settings(BaseSettings):
         "fault tests): unlike the inbox it shows an event applied twice",
     )
     auth_issuer: str = DEV_TOKEN_ISSUER
-    auth_audience: str = "bekal"
+    auth_audience: str = Field(
+        default="",
+        description="The audience a token must name (its `aud`) to be accepted here; empty "
+        "means the service's own, 'bekal-<service>': a token for one service is not one "
+        "for another",
+    )
+    auth_max_token_lifetime_seconds: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="The longest a token may live (exp - iat); a longer one is refused",
+    )
+    auth_max_token_bytes: int = Field(
+        default=8192,
+        ge=1024,
+        description="The largest bearer token read at all; a larger one is refused undecoded",
+    )
     auth_jwks_url: str | None = Field(
         default=None, description="OIDC JWKS URL; production must set it"
     )
@@ -149,6 +174,12 @@ class Settings(BaseSettings):
     def _own_database_by_default(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///./var/data/{self.service_name}.db"
+        return self
+
+    @model_validator(mode="after")
+    def _own_audience_by_default(self) -> Settings:
+        if not self.auth_audience:
+            self.auth_audience = audience_of(self.service_name)
         return self
 
     @field_validator("trusted_proxies")

@@ -277,7 +277,8 @@ def config_map(service: str) -> dict[str, Any]:
         "KAFKA_SSL_CAFILE": f"{KAFKA_CA_DIR}/ca.crt",
         "AUTH_JWKS_URL": f"{SSO_ISSUER}/protocol/openid-connect/certs",
         "AUTH_ISSUER": SSO_ISSUER,
-        "AUTH_AUDIENCE": "bekal",
+        # This service's own audience: a token the provider issued for another is refused.
+        "AUTH_AUDIENCE": f"bekal-{service}",
         # Staff pages: sign-in at the same provider (code flow with PKCE), back to this address.
         "WEB_OIDC_ISSUER": SSO_ISSUER,
         "WEB_OIDC_CLIENT_ID": "bekal-staff",
