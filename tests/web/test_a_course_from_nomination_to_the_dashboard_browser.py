@@ -4,8 +4,9 @@ the 25 candidates the registry announced, and records the week; the registry's o
 a court absence and two releases, which the attendance sheet shows on its own. Certification
 issues the graduates' certificates from training's events; a certification officer prints them
 as one PDF and revokes one; an employer's phone sees the certificate valid, then revoked; the
-reporting dashboard shows the session's figures. axe-core on every page at 1280 px and 390 px,
-the security headers on every page, a screenshot of each (BEKAL_SCREENSHOT_DIR)."""
+reporting dashboard shows a viewer the figures the course makes, and the training administrator
+the session's own page. axe-core on every page at 1280 px and 390 px, the security headers on
+every page, a screenshot of each (BEKAL_SCREENSHOT_DIR)."""
 
 from __future__ import annotations
 
@@ -257,11 +258,12 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         assert f"{GRADUATES - 1} halaman" in await main_text(page)
 
         # --- the dashboard, for a reporting viewer --------------------------------------------
-        viewer = await open_tab(browser, platform.reporting.base)
+        reporting = platform.reporting.base
+        viewer = await open_tab(browser, reporting)
         tabs.append(viewer)
         page, checker = viewer.page, Checker(viewer.page, shots)
         checkers.append(checker)
-        await sign_in(page, platform.reporting.base, VIEWER, start="/staf/dasbor")
+        await sign_in(page, reporting, VIEWER, start="/staf/dasbor")
         want = {
             "total-enrolled": str(PEOPLE),
             "total-completed": str(GRADUATES),
@@ -282,6 +284,25 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         cells = re.sub(r"\s", "", await program_row.inner_text())
         assert "95,7%" in cells and "95,5%" in cells, cells  # 22 of 23; 21 of 22
         await checker.check("dasbor")
+
+        # The training administrator also reads the session's own figures, by facility.
+        admin = await open_tab(browser, reporting)
+        tabs.append(admin)
+        page, checker = admin.page, Checker(admin.page, shots)
+        checkers.append(checker)
+        await sign_in(page, reporting, TRAINING_ADMIN, start="/staf/dasbor")
+        await page.get_by_role("link", name="Lihat angka per lapas/rutan dan per sesi").click()
+        await checker.check("dasbor-lapas-daftar")
+        await page.get_by_role("link", name=TANGERANG.name).click()
+        await checker.check("dasbor-lapas")
+        await page.get_by_role("link", name=PROGRAM.title).click()
+        assert page.url.endswith(f"/sesi/{session_id}"), page.url
+        assert await dashboard_figures(page) == want
+        released = page.get_by_role("row").filter(
+            has=page.get_by_role("rowheader", name="Bebas", exact=True)
+        )
+        assert re.sub(r"\s", "", await released.inner_text()) == f"Bebas{len(RELEASED)}"
+        await checker.check("dasbor-sesi")
 
     for tab in tabs:
         assert_security_headers(tab.headers)
