@@ -1,5 +1,5 @@
-"""Training's migrations run forward and back on SQLite and PostgreSQL, and 0005 keeps an
-absence open when it runs as a period of its own."""
+"""Training's migrations run forward and back on SQLite and PostgreSQL: 0005 keeps an absence
+open when it runs as a period of its own, 0006 adds the history of corrected results."""
 
 from __future__ import annotations
 
@@ -46,11 +46,14 @@ async def test_0005_turns_an_open_absence_into_a_period(database_url):
                 )
             ).all()
         assert [(r[0], str(r[1]), r[2]) for r in rows] == [(AWAY, "2024-09-02", None)]
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "assessment_changes" in tables  # 0006: corrections of results keep a history
 
         config = alembic_config("bekal.training", database_url)
         await asyncio.to_thread(command.downgrade, config, "0004")
         async with db.engine.connect() as conn:
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        assert "participant_absences" not in tables
+        assert "participant_absences" not in tables and "assessment_changes" not in tables
     finally:
         await db.dispose()

@@ -343,3 +343,99 @@ async def test_a_past_day_is_excused_by_the_absence_the_registry_recorded_for_it
                 assert "kembali" in row
             other = row_of(page.text, training_site.people[6].full_name)
             assert 'value="present" checked' in other
+
+
+async def test_a_completed_sessions_corrections_are_made_and_kept_on_the_page(
+    training_site: Training,
+):
+    start = START - timedelta(days=20)
+    pair = training_site.people[10:12]
+    session_url = await _open_session(
+        training_site,
+        "WUB-KOREKSI",
+        start,
+        10,
+        status="running",
+        enrolled=[p.participant_id for p in pair],
+    )
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        # The course as the trainer records it: everyone present, every unit competent, closed.
+        for n in range(5):
+            day = (start + timedelta(days=n)).isoformat()
+            sheet = await officer.get(f"{session_url}/absensi", params={"tanggal": day})
+            ids = set(re.findall(r'name="status-([0-9a-f-]{36})"', sheet.text))
+            assert len(ids) == 2
+            saved = await officer.post(
+                f"{session_url}/absensi",
+                data={"csrf_token": csrf_of(sheet), "tanggal": day}
+                | {f"status-{i}": "present" for i in ids},
+            )
+            assert saved.status_code == 303, saved.text[:500]
+        sheet = await officer.get(f"{session_url}/penilaian")
+        cells = set(re.findall(r'name="(r-[^"]+)"', sheet.text))
+        saved = await officer.post(
+            f"{session_url}/penilaian",
+            data={"csrf_token": csrf_of(sheet), "assessor": "Ibu Asesor"}
+            | {c: "competent" for c in cells},
+        )
+        assert saved.status_code == 303
+        closing = await officer.get(f"{session_url}/penutupan")
+        closed = await officer.post(f"{session_url}/selesai", data={"csrf_token": csrf_of(closing)})
+        assert closed.status_code == 303
+        # An officer reads the corrections page but cannot correct.
+        page = await officer.get(f"{session_url}/koreksi")
+        assert page.status_code == 200
+        assert "Hanya admin pelatihan yang dapat mengoreksi" in page.text
+        refused = await officer.post(
+            f"{session_url}/koreksi",
+            data={"csrf_token": csrf_of(page), "reason": "Salah catat"},
+        )
+        assert refused.status_code == 403
+
+    person = pair[0]
+    async with signed_in(training_site.base, TRAINING_ADMIN, next_page=session_url) as admin:
+        page = await admin.get(f"{session_url}/koreksi")
+        assert "Simpan koreksi" in page.text and person.full_name in page.text
+        token = csrf_of(page)
+        pid = str(person.participant_id)
+        nothing = await admin.post(
+            f"{session_url}/koreksi",
+            data={"csrf_token": token, "participant_id": pid, "reason": "Berita acara 12"},
+        )
+        assert nothing.status_code == 422
+        assert "Pilih hari absensi atau unit kompetensi yang dikoreksi." in nothing.text
+        unit = {
+            "csrf_token": token,
+            "participant_id": pid,
+            "reason": "Berita acara uji ulang no. 12",
+            "unit_code": "BTK.01",
+            "result": "not_yet_competent",
+        }
+        no_assessor = await admin.post(f"{session_url}/koreksi", data=unit)
+        assert no_assessor.status_code == 422
+        assert "Nama penilai wajib diisi" in no_assessor.text
+        done = await admin.post(f"{session_url}/koreksi", data=unit | {"assessor": "Ibu Asesor"})
+        assert done.status_code == 303, done.text[:500]
+        shown = await admin.get(f"{session_url}/koreksi")
+        assert f"{html.escape(person.full_name)}: Lulus → Tidak lulus." in shown.text
+        assert "Riwayat koreksi penilaian" in shown.text
+        history = shown.text.rsplit("Riwayat koreksi penilaian", 1)[1]
+        assert "Kompeten" in history and "Belum kompeten" in history
+        assert "Berita acara uji ulang no. 12" in history and "Anda" in history
+        day = await admin.post(
+            f"{session_url}/koreksi",
+            data={
+                "csrf_token": token,
+                "participant_id": str(pair[1].participant_id),
+                "reason": "Absen di berita acara hari ke-2",
+                "day": (start + timedelta(days=1)).isoformat(),
+                "status": "absent",
+            },
+        )
+        assert day.status_code == 303
+        shown = await admin.get(f"{session_url}/koreksi")
+        assert "hasil akhir tidak berubah" in shown.text  # 4 of 5 days is still 80%
+        attendance = shown.text.rsplit("Riwayat koreksi absensi", 1)[1].split("Riwayat")[0]
+        assert "Absen di berita acara hari ke-2" in attendance and "Tidak hadir" in attendance
+        results = await admin.get(f"{session_url}/penutupan")
+        assert "Tidak lulus" in results.text and "/koreksi" in results.text

@@ -241,6 +241,26 @@ class AttendanceChange(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AssessmentChange(Base):
+    """One change of a unit's result made by a correction after completion: what it was, what it
+    became, who changed it, when and why (the result itself is overwritten in ``assessments``)."""
+
+    __tablename__ = "assessment_changes"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(GUID(), ForeignKey("sessions.id"), index=True)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        GUID(), ForeignKey("enrollments.id"), index=True
+    )
+    unit_code: Mapped[str] = mapped_column(String(50))
+    previous_result: Mapped[str | None] = mapped_column(String(20))
+    result: Mapped[str] = mapped_column(String(20))
+    assessor: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ReadinessChecklist(Base):
     """A graduate's papers and tools to trade, checked before release (one per enrolment)."""
 

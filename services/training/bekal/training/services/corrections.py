@@ -13,7 +13,7 @@ from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import EnrollmentOutcome
 from bekal.training import domain
 from bekal.training.domain import AttendanceStatus, RuleBroken, SessionStatus
-from bekal.training.models import Assessment, Enrollment
+from bekal.training.models import Assessment, AssessmentChange, Enrollment
 from bekal.training.schemas import CorrectionCreate
 from bekal.training.services.attendance import write_day
 from bekal.training.services.common import enrollments_by_participant, invalid, refused
@@ -88,6 +88,22 @@ async def correct_outcomes(
                 Assessment.enrollment_id == enrollment_id, Assessment.unit_code == r.unit_code
             )
         )
+        before = row.result if row is not None else None
+        if before != r.result.value:
+            session.add(
+                AssessmentChange(
+                    id=uuid.uuid4(),
+                    session_id=ts.id,
+                    enrollment_id=enrollment_id,
+                    unit_code=r.unit_code,
+                    previous_result=before,
+                    result=r.result.value,
+                    assessor=data.assessor or "",
+                    changed_by=changed_by,
+                    reason=data.reason,
+                    changed_at=now,
+                )
+            )
         if row is None:
             row = Assessment(
                 id=uuid.uuid4(),
@@ -110,3 +126,15 @@ async def correct_outcomes(
             changed.append((enrollment, *change))
     ts.updated_at = now
     return changed
+
+
+async def assessment_history(
+    *, session: AsyncSession, session_id: uuid.UUID
+) -> list[AssessmentChange]:
+    """Every correction of a unit's result in a session, oldest first."""
+    rows = await session.scalars(
+        select(AssessmentChange)
+        .where(AssessmentChange.session_id == session_id)
+        .order_by(AssessmentChange.changed_at, AssessmentChange.id)
+    )
+    return list(rows.all())
