@@ -93,13 +93,13 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-async def _registry_records(platform: StaffPlatform, person: Any, action: str, **form: str) -> None:
-    """A movement of ``person`` recorded on the registry's pages by the facility's officer."""
-    async with signed_in(platform.registry.base, OFFICER) as officer:
-        answer = await post_form(
-            officer, f"/staf/warga-binaan/{person}", f"/staf/warga-binaan/{person}/{action}", form
-        )
-        assert answer.status_code == 303, answer.text[:1000]
+async def _registry_records(officer: Any, person: Any, action: str, **form: str) -> None:
+    """A movement of ``person`` recorded on the registry's pages by the facility's ``officer``
+    (signed in through Keycloak), answered with the pages' security headers."""
+    page, action_url = f"/staf/warga-binaan/{person}", f"/staf/warga-binaan/{person}/{action}"
+    answer = await post_form(officer, page, action_url, form)
+    assert answer.status_code == 303, answer.text[:1000]
+    assert_security_headers({str(answer.url): dict(answer.headers)})
 
 
 def _names(text: str, name: str) -> bool:
@@ -129,7 +129,8 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
     tabs: list[Tab] = []
     checkers: list[Checker] = []
 
-    async with chromium() as browser:
+    registry = signed_in(platform.registry.base, OFFICER)
+    async with registry as corrections, chromium() as browser:
         # --- the trainer's week, on training's pages -----------------------------------------
         trainer = await open_tab(browser, training)
         tabs.append(trainer)
@@ -157,7 +158,7 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
 
         # Day 2: the registry records a court hearing; the sheet shows her excused on its own.
         await _registry_records(
-            platform,
+            corrections,
             people[AT_COURT],
             "keluar-sementara",
             reason="court",
@@ -170,14 +171,14 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         said = await save_day(page)
         assert f"{PEOPLE} orang, 1 tidak hadir atau izin" in said, said
         await _registry_records(
-            platform, people[AT_COURT], "kembali", returned_on=DAYS[2].isoformat()
+            corrections, people[AT_COURT], "kembali", returned_on=DAYS[2].isoformat()
         )
 
         # Day 3: two people paroled by the registry are withdrawn on their own; from that day
         # their rows take no mark (the page says why), the day before still does.
         for name in RELEASED:
             await _registry_records(
-                platform, people[name], "bebas", kind="parole", released_on=DAYS[2].isoformat()
+                corrections, people[name], "bebas", kind="parole", released_on=DAYS[2].isoformat()
             )
         for name in RELEASED:
             await _sheet_shows(page, session_url, DAYS[2], name, "Keluar")
@@ -207,11 +208,11 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         await wait_until(issued, within=60, what=f"{GRADUATES} certificates issued")
 
         # --- the certification officer prints the session and revokes one ---------------------
-        officer = await open_tab(
+        certifier = await open_tab(
             browser, certification, prefixes=("/staf", "/verify"), accept_downloads=True
         )
-        tabs.append(officer)
-        page, checker = officer.page, Checker(officer.page, shots)
+        tabs.append(certifier)
+        page, checker = certifier.page, Checker(certifier.page, shots)
         checkers.append(checker)
         await sign_in(page, certification, CERTIFIER, start="/staf/sesi-pelatihan")
         await checker.check("sertifikat-sesi-daftar")
@@ -233,7 +234,7 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         await checker.check("sertifikat")
 
         # The employer, on a phone: valid before the revocation.
-        employer = await employer_phone(browser, certification, officer.errors, officer.headers)
+        employer = await employer_phone(browser, certification, certifier.errors, certifier.headers)
         phone_checker = Checker(employer, shots)
         checkers.append(phone_checker)
         await employer.goto(link)
@@ -307,5 +308,5 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
     for tab in tabs:
         assert_security_headers(tab.headers)
         assert tab.errors == []
-    assert any("/verify/" in url for url in officer.headers)
+    assert any("/verify/" in url for url in certifier.headers)
     assert [v for c in checkers for v in c.violations] == []
