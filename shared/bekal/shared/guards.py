@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,3 +165,65 @@ class BodyLimit:
             await send(message)
 
         await self.app(scope, receive, send_problem)
+
+
+# --- the text in a request -----------------------------------------------------------------
+
+# C0 controls but tab, line feed and carriage return; DEL; and UTF-16 surrogates, which a JSON
+# "\ud800" escape decodes to alone and no database can store as text.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+CONTROL_CHARACTER_MESSAGE = (
+    "Tidak boleh memuat karakter kendali (NUL, U+0001-U+001F selain tab dan baris baru, DEL) "
+    "atau surrogate UTF-16 tunggal."
+)
+
+
+def forbidden_character(value: str) -> str | None:
+    """The first character of ``value`` no text field takes, as U+XXXX; None if none."""
+    found = _FORBIDDEN.search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def _control_characters(value: Any, loc: tuple[str | int, ...]) -> Iterator[dict[str, Any]]:
+    if isinstance(value, str):
+        if (character := forbidden_character(value)) is not None:
+            yield {
+                "type": "control_character",
+                "loc": loc,
+                "msg": CONTROL_CHARACTER_MESSAGE,
+                "input": character,
+            }
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _control_characters(key, (*loc, str(key)))
+            yield from _control_characters(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _control_characters(item, (*loc, index))
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """Every text an API request brings (its query and its JSON body) is free of control
+    characters, or the request is refused with 422 naming each field, before any handler
+    runs: SQLite would store a NUL, PostgreSQL refuses one mid-transaction.
+
+    A dependency of every API router (bekal.shared.service); it reads the body only where
+    the route has already parsed it as JSON (an upload streams past it unread). Path
+    parameters are left to their routes: the public verification answers a malformed code
+    exactly as an unknown one.
+    """
+    errors = [
+        error
+        for name, value in request.query_params.multi_items()
+        for error in _control_characters(value, ("query", name))
+    ]
+    route = request.scope.get("route")
+    content_type = request.headers.get("content-type", "")
+    if getattr(route, "body_field", None) is not None and "json" in content_type:
+        try:
+            body = await request.json()  # already read and parsed by the route: cached
+        except ValueError:
+            body = None  # the route answers malformed JSON itself
+        errors += _control_characters(body, ("body",))
+    if errors:
+        raise RequestValidationError(errors)

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -23,7 +23,12 @@ from bekal.shared.auth import TokenVerifier
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.topics import owned_by
-from bekal.shared.guards import BodyLimit, ForwardedClient, parse_networks
+from bekal.shared.guards import (
+    BodyLimit,
+    ForwardedClient,
+    parse_networks,
+    refuse_control_characters,
+)
 from bekal.shared.logging import configure_logging, new_traceparent, set_traceparent
 from bekal.shared.messaging.admin import dead_letter_router
 from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
@@ -287,9 +292,11 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         app.add_exception_handler(exc_class, handler)
     _document_problems_in_openapi(app)
     app.add_middleware(_RequestContext, service=spec.name)
-    app.include_router(_operations_router(spec))
+    # Every API route refuses control characters in its text before its handler runs.
+    text_checked = [Depends(refuse_control_characters)]
+    app.include_router(_operations_router(spec), dependencies=text_checked)
     for router in spec.routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=text_checked)
     install_docs(app)
     if spec.pages and settings.staff_pages_configured:
         install_pages(app, settings, spec.pages)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from fastapi import Request
 from pydantic import ValidationError
 
-from bekal.shared.problems import Problem
+from bekal.shared.guards import CONTROL_CHARACTER_MESSAGE, forbidden_character
+from bekal.shared.problems import Problem, RuleViolation
 
 # Pydantic's error types in the words a person reads on a form.
 _MESSAGES = {
@@ -27,6 +29,7 @@ _MESSAGES = {
     "greater_than_equal": "Paling kecil {ge}.",
     "less_than_equal": "Paling besar {le}.",
     "string_pattern_mismatch": "Bentuknya tidak sesuai.",
+    "control_character": CONTROL_CHARACTER_MESSAGE,
 }
 
 
@@ -83,3 +86,25 @@ class FormErrors(Mapping[str, str]):
     @classmethod
     def of_rule(cls, field: str, message: str) -> FormErrors:
         return cls({field: message})
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def refuse_control_characters_in_form(request: Request) -> None:
+    """A page's address and form bring no control characters: the page answers 422 naming
+    the field (as the API does for its JSON), before its handler reads the form. A
+    dependency of every page router, after the CSRF check (which parsed the form: cached);
+    a file's content is the upload's own business."""
+    fields: list[tuple[str, object]] = list(request.query_params.multi_items())
+    if request.headers.get("content-type", "").startswith(_FORMS):
+        fields += list((await request.form()).multi_items())
+    for name, value in fields:
+        for text in (name, value):
+            if isinstance(text, str) and forbidden_character(text) is not None:
+                message = f"Isian '{name[:40]}': {CONTROL_CHARACTER_MESSAGE}"
+                raise RuleViolation(
+                    message,
+                    slug="validation-error",
+                    errors=[{"field": name, "message": CONTROL_CHARACTER_MESSAGE}],
+                )

@@ -24,6 +24,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 
 from bekal.shared.auth import Ministry, Principal, Role, admit
 from bekal.shared.problems import Forbidden, NotFound, Problem
+from bekal.shared.web.forms import refuse_control_characters_in_form
 
 HERE = Path(__file__).parent
 STAFF = "/staf"  # every page lives under it
@@ -274,7 +275,7 @@ def page_router(prefix: str = "", *, pages: Pages | None = None) -> PageRouter:
         prefix=STAFF + prefix,
         route_class=PageRoute,
         include_in_schema=False,
-        dependencies=[Depends(check_csrf)],
+        dependencies=[Depends(check_csrf), Depends(refuse_control_characters_in_form)],
     )
     router.pages = pages
     return router
