@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bekal.shared.events.catalogue import ReleaseKind
+from bekal.shared.events.catalogue import ReleaseKind, Sex
 from tests.support.browser import (
     Checker,
     assert_security_headers,
@@ -28,7 +29,6 @@ from tests.support.course_pages import (
     fill_program,
     main_text,
     mark,
-    nominate_everyone,
     open_day,
     publish_program,
     record_day,
@@ -42,7 +42,9 @@ from tests.support.factories import (
     TANGERANG,
     inmate_released,
     inmate_returned,
+    inmate_shared,
     inmate_temporarily_absent,
+    inmate_transferred,
 )
 from tests.support.keycloak import Keycloak
 from tests.support.training_pages import (
@@ -114,9 +116,43 @@ async def test_a_trainers_week_in_the_browser(training_site: Training, shots: Pa
             checker=checker,
         )
 
-        # Nominate everyone from the candidates training knows of.
-        seen = await nominate_everyone(page, session_url, PEOPLE, checker)
+        # Nominate everyone from the candidates training knows of, by "select all" from the
+        # keyboard. One more woman is to be released only in a year: outside the release
+        # window, "select all" leaves her out, and only an administrator's reason lets her in.
+        late = inmate_shared(
+            training.facility,
+            full_name="Sri Lambat Bebas",
+            sex=Sex.FEMALE,
+            expected_release_date=START + timedelta(days=400),
+        )
+        await training.deliver(late)
+        await page.get_by_role("link", name="Nominasi peserta").click()
+        seen = await main_text(page)
         assert "Sisa kursi 30" in seen and names[0] in seen
+        assert "lebih dari 12 bulan setelah sesi dimulai" in seen
+        assert (START + timedelta(days=400)).isoformat() not in seen  # the pages' own dates
+        reason = page.get_by_label("Alasan pengecualian untuk Sri Lambat Bebas")
+        assert await reason.count() == 1
+        await checker.check("nominasi")
+        assert await page.locator("input[name=participant_ids]").count() == PEOPLE + 1
+        everyone = page.get_by_role("button", name=f"Pilih semua dan daftarkan ({PEOPLE} orang)")
+        await everyone.focus()
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+        assert page.url == session_url
+        assert f"{PEOPLE} orang didaftarkan." in await main_text(page)
+        await page.get_by_role("link", name="Nominasi peserta").click()
+        await page.get_by_role("checkbox", name="Sri Lambat Bebas").check()
+        await reason.fill("Remisi khusus diperkirakan; disetujui Kabid")
+        await submit(page, "Daftarkan yang dipilih")
+        main = await main_text(page)
+        assert "1 orang didaftarkan." in main
+        assert "Pengecualian masa bebas oleh Anda: Remisi khusus diperkirakan" in main
+        await checker.check("sesi-pengecualian")
+        # Transferred away before the course starts: withdrawn, so the week counts the PEOPLE
+        # nominated by "select all".
+        await training.deliver(inmate_transferred(late, transferred_on=START))
+        await page.reload()
         await start_session(page, checker)
         await page.goto(f"{base}/staf/sesi?status=running")
         assert "WUB-BATIK-TGR" in await main_text(page)
@@ -162,6 +198,7 @@ async def test_a_trainers_week_in_the_browser(training_site: Training, shots: Pa
             row = sheet_row(page, person.full_name)
             text = await row.text_content() or ""
             assert "Keluar" in text and "absensi tanggal" in text, text
+            assert DAYS[2].isoformat() not in text  # "6 September 2024", as everywhere
             assert await row.locator("input").count() == 0
         for _ in range(200):
             await page.keyboard.press("Tab")
@@ -196,6 +233,20 @@ async def test_a_trainers_week_in_the_browser(training_site: Training, shots: Pa
         outcomes, done = await complete_session(page, session_url, checker)
         assert "belum: BTK.02" in outcomes and "kehadiran 80% memenuhi batas 80%" in outcomes
         assert f"Sesi selesai: {PEOPLE - 3} dari {PEOPLE - 2} peserta lulus." in done
+
+        # A correction after completion: one unit of one graduate, with a reason; her outcome
+        # is decided again and the page keeps the change in its history.
+        await page.get_by_role("link", name="Koreksi absensi dan penilaian").click()
+        await page.get_by_label("Peserta", exact=True).select_option(label=names[8])
+        await page.get_by_label("Alasan koreksi").fill("Berita acara uji ulang no. 7")
+        await page.get_by_label("Unit kompetensi yang dikoreksi").select_option(value="BTK.02")
+        await page.get_by_label("Hasil yang benar").select_option(value="not_yet_competent")
+        await page.get_by_label("Penilai", exact=True).fill("Ibu Kartini Wulandari")
+        await submit(page, "Simpan koreksi")
+        main = await main_text(page)
+        assert f"{names[8]}: Lulus → Tidak lulus." in main, main
+        assert "Berita acara uji ulang no. 7" in main
+        await checker.check("koreksi")
 
         # After release: readiness, then the 3-month follow-up once she is out.
         await page.get_by_role("link", name="Lulusan", exact=True).click()
