@@ -5,13 +5,24 @@ erasure commits). Read as raw bytes, as someone holding a copy of the files woul
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 
 from bekal.shared.db import Database, checkpoint_after_commit
+from bekal.training.models import AttendanceRecord, Enrollment, MergedParticipant, Participant
+from bekal.training.services.erasure import ERASED
+from tests.support.factories import (
+    facility_registered,
+    inmate_erased,
+    inmate_shared,
+    program_body,
+    session_body,
+)
 from tests.support.registry import SECRET, running_registry
+from tests.support.training import running_training
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +114,78 @@ async def test_registry_erasure_leaves_the_name_in_no_file(tmp_path: Path, broke
         assert response.status_code == 200, response.text
         await reg.app.state.db.checkpoints_done()
         assert _holds(path, NAME, NAME.lower()) == []
+
+
+async def _rows_of_every_table(db: Database) -> dict[str, str]:
+    async with db.session() as s:
+        tables = (
+            await s.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        ).scalars()
+        return {
+            table: repr((await s.execute(text(f'SELECT * FROM "{table}"'))).all())
+            for table in list(tables)
+        }
+
+
+async def test_training_erasure_refiles_the_person_and_leaves_the_name_in_no_file(
+    tmp_path: Path, broker, make_settings
+):
+    """The enrolment, its attendance and its follow-up stay (counts do), under a fresh id: no
+    row but the erasure's tombstone holds the participant id, none the name, and neither the
+    database file nor its log holds the name."""
+    path = tmp_path / "training.db"
+    settings = make_settings("training", f"sqlite+aiosqlite:///{path}", broker)
+    async with running_training(settings) as t:
+        facility, person = uuid.uuid4(), uuid.uuid4()
+        await t.handled(
+            *await t.publish(
+                facility_registered(facility_id=facility, code="CIPINANG"),
+                inmate_shared(participant_id=person, facility_id=facility, full_name=NAME),
+            )
+        )
+        # The name as the replica holds it once opened (however the share carried it).
+        async with t.app.state.db.session() as s:
+            await s.execute(update(Participant).values(full_name=NAME))
+            await s.commit()
+        program = await t.post(
+            "/api/v1/programs", program_body(code="WUB-HPS", title="Batik"), expect=201
+        )
+        planned = await t.post(
+            "/api/v1/sessions", session_body(program["id"], facility), expect=201
+        )
+        sid = planned["id"]
+        await t.post(f"/api/v1/sessions/{sid}/open", headers=t.officer)
+        await t.post(
+            f"/api/v1/sessions/{sid}/enrollments",
+            {"participant_ids": [str(person)]},
+            headers={**t.officer, "Idempotency-Key": "hps-1"},
+            expect=201,
+        )
+        await t.post(f"/api/v1/sessions/{sid}/start", headers=t.officer)
+        await t.put(
+            f"/api/v1/sessions/{sid}/attendance",
+            {
+                "date": planned["start_date"],
+                "records": [{"participant_id": str(person), "status": "present"}],
+            },
+            headers=t.officer,
+        )
+        before = await _rows_of_every_table(t.app.state.db)
+        assert any(str(person) in rows for rows in before.values())
+
+        await t.handled(*await t.publish(inmate_erased(person)))
+        await t.app.state.db.checkpoints_done()
+
+        after = await _rows_of_every_table(t.app.state.db)
+        holding = {table for table, rows in after.items() if str(person) in rows}
+        assert holding == {"merged_participants"}, holding  # the tombstone: the id alone
+        async with t.app.state.db.session() as s:
+            (tomb,) = (await s.execute(select(MergedParticipant))).scalars().all()
+            assert (tomb.id, tomb.surviving_id) == (person, ERASED)
+            (enrolment,) = (await s.execute(select(Enrollment))).scalars().all()
+            assert enrolment.participant_id not in (person, ERASED)
+            assert enrolment.status == "withdrawn"  # ended, as when consent is withdrawn
+            assert await s.get(Participant, person) is None
+            assert (await s.execute(select(AttendanceRecord))).scalars().all()
+        assert not [table for table, rows in after.items() if NAME in rows]
+        assert _holds(path, NAME) == []

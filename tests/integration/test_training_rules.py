@@ -574,20 +574,21 @@ async def test_history_lock_correction_and_graduates(training: Training) -> None
     assert {e["full_name"] for e in first["data"] + second["data"]} == {"Hadi", "Irfan"}
     assert (await t.client.get(url, headers=t.token("reporting_viewer"))).status_code == 403
 
-    # Erasure of a graduate: the name leaves the replica and the completion event kept in the
-    # outbox; the outcome and the follow-ups stay.
+    # Erasure of a graduate: the name leaves the replica (the completion event kept in the
+    # outbox never held it in the clear: sealed with the person's key); the outcome and the
+    # follow-ups stay.
     async def names_in_outbox() -> list[str]:
         async with t.app.state.db.session() as db:
             return list((await db.scalars(select(OutboxMessage.payload))).all())
 
-    assert any('"Hadi"' in x for x in await names_in_outbox())
+    completions = [x for x in await names_in_outbox() if '"personal"' in x]
+    assert completions and not any("Hadi" in x for x in completions)
     await t.handled(*await t.publish(inmate_erased(p["Hadi"])))
     assert not any("Hadi" in x for x in await names_in_outbox())
-    after = {e["participant_id"]: e for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]}
-    assert (after[str(p["Hadi"])]["full_name"], after[str(p["Hadi"])]["status"]) == (
-        "",
-        "completed",
-    )
+    after = {e["id"]: e for e in (await t.get(f"/api/v1/sessions/{s}"))["enrollments"]}
+    # Re-filed under a fresh anonymous id: the participant id leads nowhere any more.
+    assert after[str(hadi)]["participant_id"] != str(p["Hadi"])
+    assert (after[str(hadi)]["full_name"], after[str(hadi)]["status"]) == (None, "completed")
     assert (await t.get(f"/api/v1/enrollments/{hadi}/follow-ups"))["count"] == 2
 
 
@@ -639,10 +640,12 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
         e["participant_id"]: (e["status"], e["withdrawal_reason"], e["full_name"])
         for e in now["enrollments"]
     }
+    # Mulyadi's enrolment is under a fresh anonymous id, ended (as consent withdrawn).
+    [anonymous] = set(state) - {str(p["Kurnia"]), str(p["Lukman"])}
     assert state == {
         str(p["Kurnia"]): ("enrolled", None, "Kurnia"),  # now under the surviving record
         str(p["Lukman"]): ("withdrawn", "consent_withdrawn", ""),
-        str(p["Mulyadi"]): ("enrolled", None, ""),
+        anonymous: ("withdrawn", "consent_withdrawn", None),
     }
     async with t.app.state.db.session() as db:
         survivor = await db.scalar(
@@ -658,13 +661,14 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
         == 1
     )
     assert "Lukman" not in names and "Mulyadi" not in names
-    assert bodies and not any("Lukman" in b or "Mulyadi" in b for b in bodies)
+    # The remembered answer that named Mulyadi's id went with the erasure.
+    assert not any("Lukman" in b or "Mulyadi" in b or str(p["Mulyadi"]) in b for b in bodies)
     assert not any("Lukman" in x or "Mulyadi" in x for x in payloads)
-    # Counts are kept: three enrolments, one withdrawal published once.
-    events = await t.events(expect=4)
-    assert [type(e) for e in events].count(EnrollmentWithdrawn) == 1
+    # Counts are kept: three enrolments, two withdrawals (consent, erasure) published once.
+    events = await t.events(expect=5)
+    assert [type(e) for e in events].count(EnrollmentWithdrawn) == 2
     assert [type(e) for e in events].count(ParticipantLeftWaitlist) == 0
-    assert len(events) == 4
+    assert len(events) == 5
 
     # Lukman withdrew consent: no longer a candidate anywhere.
     later = await schedule(t, program, cipinang, start=START + timedelta(days=10))

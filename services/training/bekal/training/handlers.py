@@ -27,7 +27,7 @@ from bekal.shared.messaging.consumer import (
     HandlerContext,
     Subscriptions,
 )
-from bekal.training.services import merges, replica
+from bekal.training.services import erasure, merges, replica
 
 log = structlog.get_logger(__name__)
 
@@ -143,5 +143,9 @@ async def on_inmate_erased(event: InmateErased, ctx: HandlerContext) -> None:
     event = await _routed(event, ctx)
     on = (ctx.meta.time or utcnow()).date()
     await replica.apply_inmate_erased(session=ctx.session, event=event, on=on, as_of=ctx.meta.time)
+    if event.participant_id != erasure.ERASED:
+        await erasure.refile_erased_participant(
+            session=ctx.session, participant_id=event.participant_id, on=on
+        )
     checkpoint_after_commit(ctx.session)
     log.info("participant_anonymised", reason="erased")
