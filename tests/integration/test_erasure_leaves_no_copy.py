@@ -11,18 +11,27 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 
+from bekal.certification.app import create_app as create_certification
+from bekal.certification.models import Certificate
 from bekal.shared.db import Database, checkpoint_after_commit
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.training.models import AttendanceRecord, Enrollment, MergedParticipant, Participant
 from bekal.training.services.erasure import ERASED
+from tests.support.apps import running
+from tests.support.certification import certification_settings
+from tests.support.db import count
 from tests.support.factories import (
     facility_registered,
     inmate_erased,
     inmate_shared,
+    participant_completed,
     program_body,
     session_body,
 )
+from tests.support.kafka import publish
 from tests.support.registry import SECRET, running_registry
 from tests.support.training import running_training
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -187,5 +196,50 @@ async def test_training_erasure_refiles_the_person_and_leaves_the_name_in_no_fil
             assert enrolment.status == "withdrawn"  # ended, as when consent is withdrawn
             assert await s.get(Participant, person) is None
             assert (await s.execute(select(AttendanceRecord))).scalars().all()
+        assert not [table for table, rows in after.items() if NAME in rows]
+        assert _holds(path, NAME) == []
+
+
+async def test_certification_erasure_leaves_no_row_with_the_id_and_the_name_in_no_file(
+    tmp_path: Path, broker, make_settings
+):
+    path = tmp_path / "certification.db"
+    settings = certification_settings(
+        make_settings, f"sqlite+aiosqlite:///{path}", broker, tmp_path
+    )
+    done = participant_completed(participant_name=NAME)
+    person = done.participant_id
+    app = create_certification(settings)
+    async with running(app):
+        db: Database = app.state.db
+
+        async def issued() -> bool:
+            return await count(db, Certificate) == 1
+
+        await publish(settings, [done])
+        await wait_until(issued, what="the certificate issued")
+        # The name as certification holds it once opened (however the completion carried it).
+        async with db.session() as s:
+            certificate = (await s.execute(select(Certificate))).scalars().one()
+            certificate.recipient_name = NAME
+            await s.commit()
+        before = await _rows_of_every_table(db)
+        assert any(str(person) in rows for rows in before.values())
+        assert any(NAME in rows for rows in before.values())
+
+        async def relayed() -> bool:
+            return not await count(db, OutboxMessage, OutboxMessage.sent_at.is_(None))
+
+        await wait_until(relayed, what="the certificate's event sent")
+        await publish(settings, [inmate_erased(person)])
+
+        async def erased() -> bool:
+            return await count(db, Certificate) == 0
+
+        await wait_until(erased, what="the erasure applied")
+        await db.checkpoints_done()
+        after = await _rows_of_every_table(db)
+        holding = {table for table, rows in after.items() if str(person) in rows}
+        assert holding == {"erased_participants"}, holding  # the tombstone: the id alone
         assert not [table for table, rows in after.items() if NAME in rows]
         assert _holds(path, NAME) == []

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification import domain
 from bekal.certification.models import Certificate, ErasedCertificate, ErasedParticipant
-from bekal.shared.db import utcnow
-from bekal.shared.messaging.models import DeadLetter
+from bekal.shared.db import checkpoint_after_commit, utcnow
+from bekal.shared.idempotency import IdempotencyRecord
+from bekal.shared.messaging.models import DeadLetter, OutboxMessage
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,20 @@ async def erase_participant(
     await session.execute(
         delete(DeadLetter).where(DeadLetter.value.contains(str(participant_id), autoescape=True))
     )
+    # Events already sent keep the id beside a session and a date: they are on the topic, so
+    # the copies here go (one not sent yet stays until the relay has sent it).
+    await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.sent_at.is_not(None),
+            OutboxMessage.payload.contains(str(participant_id), autoescape=True),
+        )
+    )
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.body.contains(str(participant_id), autoescape=True)
+        )
+    )
+    checkpoint_after_commit(session)
     # Staged last, so that it reaches the database with the commit: a concurrent erasure of the
     # same person that commits first makes this one's commit fail (a 409 for a request, a retry
     # for the consumer) instead of a statement half-way through it.
