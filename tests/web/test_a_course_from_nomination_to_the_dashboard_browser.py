@@ -221,7 +221,8 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         await checker.check("sertifikat-sesi")
         printed = await print_session(page, tmp_path)
         assert len(printed.pages) == GRADUATES
-        holders = [[n for n in NAMES if _names(p.extract_text(), n)] for p in printed.pages]
+        texts = [p.extract_text() for p in printed.pages]
+        holders = [[n for n in NAMES if _names(text, n)] for text in texts]
         assert holders == [[n] for n in sorted(set(NAMES) - {*RELEASED, NOT_YET})]
 
         holder = page.get_by_role("cell", name=REVOKED, exact=True)
@@ -232,8 +233,11 @@ async def test_a_course_from_nomination_to_certificates_and_the_dashboard(
         link = await page.get_by_role("link", name="buka halaman verifikasi").get_attribute("href")
         assert link and link.startswith(f"{certification}/verify/"), link
         await checker.check("sertifikat")
+        # Her printed page carries the same link (beside its QR code), wherever a line breaks it.
+        (printed_page,) = [text for text in texts if _names(text, REVOKED)]
+        assert link in re.sub(r"\s", "", printed_page)
 
-        # The employer, on a phone: valid before the revocation.
+        # The employer, on a phone, opens the link: valid before the revocation.
         employer = await employer_phone(browser, certification, certifier.errors, certifier.headers)
         phone_checker = Checker(employer, shots)
         checkers.append(phone_checker)
