@@ -53,6 +53,7 @@ from bekal.shared.migrations import upgrade
 from tests.support.apps import published, running
 from tests.support.certification import certification_settings, verify_with_jwks
 from tests.support.factories import participant_completed
+from tests.support.kafka import person_key_published, seal_as_published
 
 pytestmark = pytest.mark.integration
 
@@ -287,9 +288,14 @@ async def test_the_consumer_issues_a_fetched_batch_together_in_each_completions_
     # first, the same record again, second, first re-sent under a new id, third.
     sent = [(first, ids[0]), (first, ids[0]), (second, ids[1]), (first, ids[2]), (third, ids[3])]
     records = []
+    for person in (first, second, third):
+        await person_key_published(settings, person.participant_id)
     for offset, (event, event_id) in enumerate(sent, start=50_000):
         key, value, headers = to_kafka(
-            event, source=SOURCES["training"], event_id=event_id, traceparent=traces[event_id]
+            seal_as_published(event, event_id),
+            source=SOURCES["training"],
+            event_id=event_id,
+            traceparent=traces[event_id],
         )
         records.append(
             StoredRecord(

@@ -44,7 +44,7 @@ from tests.support.factories import (
     inmates_merged,
     participant_completed,
 )
-from tests.support.kafka import publish
+from tests.support.kafka import person_key_published, publish, seal_as_published
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -56,6 +56,7 @@ PUBLIC_BASE_URL = "https://sertifikat.example.id"
 def as_record(
     settings: CertificationSettings, event: Event, event_id: str, offset: int
 ) -> StoredRecord:
+    event = seal_as_published(event, event_id)
     key, value, headers = to_kafka(event, source=TRAINING_SOURCE, event_id=event_id)
     return StoredRecord(
         topic=settings.topic(event.topic),
@@ -90,6 +91,7 @@ async def test_each_enrollment_gets_exactly_one_certificate_however_often_its_co
         # Two deliveries of a third completion at the same moment (different ids), plus the
         # first of them again, straight through the consumer's own processing path.
         third = participant_completed(session_id=first.session_id, participant_name="Rina Wati")
+        await person_key_published(settings, third.participant_id)
         a, b = str(uuid.uuid4()), str(uuid.uuid4())
         outcomes = await asyncio.gather(
             *(
@@ -233,7 +235,13 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
                         offset=1,
                         key=str(who.enrollment_id),
                         headers="{}",
-                        value=who.model_dump_json(),
+                        # A version 1 completion: its name in the clear.
+                        value=json.dumps(
+                            {
+                                **who.model_dump(mode="json"),
+                                "participant_name": who.participant_name,
+                            }
+                        ),
                         event_id=str(uuid.uuid4()),
                         event_type="enrollment.completed",
                         reason="handler_failed",

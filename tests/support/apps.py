@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from bekal.shared.auth import mint_token
 from bekal.shared.settings import Settings
 from tests.support.db import count, outbox_drained
-from tests.support.kafka import Published, records_on
+from tests.support.kafka import Published, person_keys_on, records_on
 from tests.support.waiting import wait_until
 
 
@@ -104,5 +104,6 @@ async def published(
         await wait_until(lambda: outbox_drained(app.state.db), within=within, what="outbox drained")
         records = await records_on(app.state.settings, topic)
         if len(records) >= at_least or loop.time() >= deadline:
-            return [Published.of(r) for r in records]
+            keys = await person_keys_on(app.state.settings)
+            return [Published.of(r, keys) for r in records]
         await asyncio.sleep(0.2)

@@ -3,20 +3,90 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
+from bekal.shared.events.catalogue import PersonKeyPublished
 from bekal.shared.events.envelope import from_kafka, to_kafka
-from bekal.shared.events.topics import SOURCES
-from bekal.shared.messaging.kafka import make_producer, partitions_of
+from bekal.shared.events.personal import (
+    Personal,
+    PersonKey,
+    key_from_text,
+    key_to_text,
+    opened,
+    sealed,
+)
+from bekal.shared.events.topics import REGISTRY_PERSON_KEYS, SOURCES
+from bekal.shared.messaging.kafka import ensure_topics, make_producer, partitions_of
 from bekal.shared.settings import Settings
+
+# The keys the registry would hold for the people tests publish events of, by participant id.
+PERSON_KEYS: dict[str, PersonKey] = {}
+_KEY_TOPICS: set[tuple[str, str]] = set()  # (brokers, physical key topic) known to exist
+
+
+async def as_registry_seals(
+    settings: Settings, producer: AIOKafkaProducer, event: Event, event_id: str
+) -> Event:
+    """``event`` as the registry (or training) publishes it: a person's fields sealed with the
+    person's key, which goes to registry.person-keys first the first time the person appears.
+
+    An event built without the fields (an erased person's) is published without them.
+    """
+    if not isinstance(event, Personal) or event.personal is not None:
+        return event
+    if all(getattr(event, name) is None for name in event.personal_fields):
+        return sealed(event, None, event_id)
+    kid = event.person_kid()
+    key = PERSON_KEYS.get(kid)
+    if key is None:
+        key = PERSON_KEYS[kid] = PersonKey.new(kid)
+        await publish_person_key(settings, producer, key)
+    return sealed(event, key, event_id)
+
+
+async def person_key_published(settings: Settings, participant_id: uuid.UUID) -> PersonKey:
+    """The test key of ``participant_id``, on registry.person-keys (published if new)."""
+    kid = str(participant_id)
+    key = PERSON_KEYS.get(kid)
+    if key is None:
+        key = PERSON_KEYS[kid] = PersonKey.new(kid)
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            await publish_person_key(settings, producer, key)
+        finally:
+            await producer.stop()
+    return key
+
+
+def seal_as_published(event: Event, event_id: str) -> Event:
+    """``event`` sealed with its person's test key, already published (person_key_published)."""
+    if not isinstance(event, Personal) or event.personal is not None:
+        return event
+    return sealed(event, PERSON_KEYS[event.person_kid()], event_id)
+
+
+async def publish_person_key(
+    settings: Settings, producer: AIOKafkaProducer, key: PersonKey
+) -> None:
+    where = (settings.kafka_bootstrap_servers, settings.topic(REGISTRY_PERSON_KEYS))
+    if where not in _KEY_TOPICS:
+        await ensure_topics(settings, [REGISTRY_PERSON_KEYS])
+        _KEY_TOPICS.add(where)
+    record = PersonKeyPublished(participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret))
+    k, value, headers = to_kafka(record, source=SOURCES["registry"])
+    await producer.send_and_wait(
+        settings.topic(REGISTRY_PERSON_KEYS), key=k, value=value, headers=headers
+    )
 
 
 async def publish(
@@ -35,6 +105,7 @@ async def publish(
     await producer.start()
     try:
         for i, event in enumerate(events):
+            event = await as_registry_seals(settings, producer, event, ids[i])
             key, value, headers = to_kafka(
                 event,
                 source=SOURCES[event.topic.split(".", 1)[0]],
@@ -47,6 +118,27 @@ async def publish(
     finally:
         await producer.stop()
     return ids
+
+
+async def person_keys_on(settings: Settings) -> dict[str, PersonKey]:
+    """The person keys on registry.person-keys now (none if the topic is not there)."""
+    keys: dict[str, PersonKey] = {}
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    await reader.start()
+    try:
+        exists = settings.topic(REGISTRY_PERSON_KEYS) in await reader.topics()
+    finally:
+        await reader.stop()
+    if not exists:
+        return keys
+    for record in await records_on(settings, REGISTRY_PERSON_KEYS):
+        kid = (record.key or b"").decode()
+        if record.value is None:
+            keys.pop(kid, None)
+        else:
+            secret = key_from_text(json.loads(record.value)["key"])
+            keys[kid] = PersonKey(kid=kid, secret=secret)
+    return keys
 
 
 async def records_on(
@@ -90,9 +182,15 @@ class Published:
     event: Event
 
     @classmethod
-    def of(cls, record: ConsumerRecord[bytes, bytes]) -> Published:
+    def of(
+        cls, record: ConsumerRecord[bytes, bytes], keys: dict[str, PersonKey] | None = None
+    ) -> Published:
+        """``keys``: the person keys on the broker, to open a person's sealed fields with, as
+        a consumer that reads names does (a destroyed key leaves them None)."""
         headers = list(record.headers)
-        event, _ = from_kafka(record.key, record.value, headers, catalogue)
+        event, meta = from_kafka(record.key, record.value, headers, catalogue)
+        if keys is not None and isinstance(event, Personal):
+            event = opened(event, keys.get(event.person_kid()), meta.id)
         return cls(record.key or b"", record.value or b"", headers, event)
 
     def raw(self) -> bytes:

@@ -17,6 +17,7 @@ from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
 from tests.support.factories import inmate_shared
+from tests.support.kafka import as_registry_seals
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -76,6 +77,7 @@ class StreamProducer:
         for i, event in enumerate(events):
             event_id = event_ids[i] if event_ids else str(uuid.uuid4())
             at = times[i] if times else T0 + timedelta(milliseconds=self.sent + i)
+            event = await as_registry_seals(self.settings, self.producer, event, event_id)
             key, value, headers = to_kafka(
                 event, source=SOURCES[event.topic.split(".", 1)[0]], event_id=event_id, time=at
             )

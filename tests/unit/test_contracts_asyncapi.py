@@ -32,6 +32,7 @@ from bekal.shared.events.catalogue import CertificateIssued
 from bekal.shared.events.envelope import encode, to_kafka
 from bekal.shared.events.topics import (
     DEAD_LETTER_RETENTION_MS,
+    REGISTRY_PERSON_KEYS,
     SOURCES,
     TOPICS,
     dead_letter_topic,
@@ -194,7 +195,10 @@ def test_each_channel_binding_states_the_topic_settings_of_the_catalogue(
         }
         expected = DEAD_LETTER_RETENTION_MS if name.endswith(".dlq") else -1
         assert binding["topicConfiguration"]["retention.ms"] == expected
-        assert binding["topicConfiguration"]["cleanup.policy"] == ["delete"]
+        # Event histories are kept whole; only the person keys are compacted (their tombstones
+        # must make the keys go).
+        policy = "compact" if name == REGISTRY_PERSON_KEYS else "delete"
+        assert binding["topicConfiguration"]["cleanup.policy"] == [policy]
 
 
 def test_every_record_carries_the_cloudevents_headers_its_message_requires(

@@ -16,7 +16,12 @@ from kubernetes_validate import utils as kv
 from bekal.devtools import apache_kafka
 from bekal.devtools.generated import all_consumers
 from bekal.shared.cli import DEFAULT_PORTS, SERVICES
-from bekal.shared.events.topics import TOPICS, dead_letter_topic, topic_config
+from bekal.shared.events.topics import (
+    REGISTRY_PERSON_KEYS,
+    TOPICS,
+    dead_letter_topic,
+    topic_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -195,10 +200,25 @@ def expected_acls() -> dict[str, set[tuple[str, str, str]]]:
                 ("topic", topic_name, "Read"),
                 ("topic", topic_name, "Describe"),
             }
+    # The person keys open names: only the services that print or show names read them.
+    for service in ("training", "certification"):
+        wanted[service] |= {
+            ("topic", REGISTRY_PERSON_KEYS, "Read"),
+            ("topic", REGISTRY_PERSON_KEYS, "Describe"),
+        }
     for rules in wanted.values():
         if any(op == "Write" for _, _, op in rules):
             rules.add(("cluster", "", "IdempotentWrite"))
     return wanted
+
+
+def test_reporting_cannot_read_the_person_keys() -> None:
+    users = {u["metadata"]["name"]: u for u in of_kind(render("deploy/kafka"), "KafkaUser")}
+    names = {
+        acl["resource"].get("name")
+        for acl in users["bekal-reporting"]["spec"]["authorization"]["acls"]
+    }
+    assert REGISTRY_PERSON_KEYS not in names
 
 
 def test_kafka_topics_are_the_catalogue_and_every_dead_letter_topic() -> None:
@@ -227,7 +247,16 @@ def test_kafka_topics_have_the_catalogue_settings_for_three_replicas() -> None:
     for topic in TOPICS:
         config = topics[topic.name]["config"]
         assert config == topic_config(topic.name), topic.name
+        if topic.name == REGISTRY_PERSON_KEYS:
+            continue
         assert config == {**durable, "retention.ms": "-1"}, topic.name  # the whole history
+    # The keys: compacted, and a destroyed key leaves the brokers well inside UU PDP's 3 x 24
+    # hours (the compaction lag bounds when the cleaner must take it; its tombstone follows).
+    keys = topics[REGISTRY_PERSON_KEYS]["config"]
+    assert keys["cleanup.policy"] == "compact"
+    assert int(keys["max.compaction.lag.ms"]) <= 24 * 3600 * 1000
+    assert int(keys["delete.retention.ms"]) <= 24 * 3600 * 1000
+    assert int(keys["segment.ms"]) <= int(keys["max.compaction.lag.ms"])
     for group in all_consumers():
         name = dead_letter_topic(group.group)
         config = topics[name]["config"]

@@ -115,6 +115,8 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self.outbox_listeners: list[Callable[[], None]] = []
         self._checkpoints: set[asyncio.Task[bool]] = set()
+        # What every unit of work finds in ``session.info`` (a service's ring of person keys).
+        self.session_info: dict[str, Any] = {}
 
         class _Session(Session):
             """Per-database session class, so commit hooks stay with this database."""
@@ -176,6 +178,7 @@ class Database:
         the session ends its transaction without committing; loaded objects stay readable).
         """
         async with self.sessionmaker() as session:
+            session.info.update(self.session_info)
             yield session
 
     async def ping(self) -> None:

@@ -22,7 +22,7 @@ from bekal.shared import metrics
 from bekal.shared.auth import TokenVerifier
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
-from bekal.shared.events.topics import owned_by
+from bekal.shared.events.topics import owned_by, read_by
 from bekal.shared.guards import (
     BodyLimit,
     ForwardedClient,
@@ -34,6 +34,7 @@ from bekal.shared.messaging.admin import dead_letter_router
 from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
 from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
 from bekal.shared.messaging.outbox import OutboxRelay, backlog
+from bekal.shared.messaging.person_keys import SESSION_INFO_KEY, PersonKeyRing
 from bekal.shared.migrations import upgrade
 from bekal.shared.problems import (
     NotFound,
@@ -104,6 +105,10 @@ class Messaging:
         self.resources = dict(resources or {})
         self.producer = make_producer(settings)
         self.relay = OutboxRelay(db=db, producer=self.producer, settings=settings)
+        # The person keys, for a service that needs names (training, certification).
+        self.person_keys = PersonKeyRing(settings) if read_by(spec.name) else None
+        if self.person_keys is not None:
+            db.session_info[SESSION_INFO_KEY] = self.person_keys
         self.runner: ConsumerRunner | None = None
         # Where the live consumer applies events: the service's own database unless the
         # service says otherwise (reporting: its live generation), see consume_into.
@@ -117,6 +122,7 @@ class Messaging:
 
     def topics(self) -> list[str]:
         names = set(owned_by(self.spec.name)) | set(self.spec.extra_topics)
+        names |= set(read_by(self.spec.name))
         if self.spec.subscriptions:
             names |= set(self.spec.subscriptions.topics)
             names.add(self.spec.subscriptions.dead_letter_topic)
@@ -134,6 +140,14 @@ class Messaging:
                 break
             except Exception as exc:
                 log.warning("broker_unavailable", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        while self.person_keys is not None and not self._stopping:
+            try:
+                await self.person_keys.start()  # every key there is, before any event
+                break
+            except Exception as exc:
+                log.warning("person_keys_unavailable", error=str(exc)[:300], retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
         if self._stopping:
@@ -188,6 +202,7 @@ class Messaging:
             consumer=consumer,
             dlq_producer=self.producer,
             resources=self.resources,
+            person_keys=self.person_keys,
         )
         self.runner.start()
 
@@ -235,6 +250,8 @@ class Messaging:
         await self.stop_consuming()
         await self.relay.stop()
         await self.producer.stop()
+        if self.person_keys is not None:
+            await self.person_keys.stop()
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:

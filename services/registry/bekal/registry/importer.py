@@ -32,6 +32,7 @@ from bekal.registry.domain import Consent, InmateStatus, RuleBroken
 from bekal.registry.models import AuditEntry, Facility, Inmate
 from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
 from bekal.registry.services import inmates, movements
+from bekal.registry.services.keys import person_keys
 from bekal.shared.auth import Ministry, Principal
 from bekal.shared.db import Database, table_of, utcnow
 from bekal.shared.events.catalogue import InmateShared, ReleaseKind
@@ -918,6 +919,9 @@ async def _insert(
             for values, line in zip(new, lines, strict=True)
         ],
     )
+    keys = await person_keys(
+        session=session, participant_ids=[values["id"] for values in new if values["shared"]]
+    )
     for values in new:
         if values["shared"]:
             add_event(
@@ -932,6 +936,7 @@ async def _insert(
                     expected_release_date=values["expected_release_date"],
                     facility_code=codes[values["facility_id"]],
                 ),
+                person_key=keys[values["id"]],
             )
 
 

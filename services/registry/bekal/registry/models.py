@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
@@ -139,3 +139,17 @@ class ImportJob(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PersonKey(Base):
+    """A shared person's data key: it seals the name and birth year in their events.
+
+    Erasure deletes the row and publishes the key's tombstone (crypto-shredding): the events
+    already on the topics can no longer be read for the person's name.
+    """
+
+    __tablename__ = "person_keys"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

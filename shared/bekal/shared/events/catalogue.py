@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from bekal.shared.events import topics
 from bekal.shared.events.base import Event, EventRegistry
+from bekal.shared.events.personal import Personal
 
 catalogue = EventRegistry()
 
@@ -108,12 +110,12 @@ class _InmateEvent(Event):
 
 
 @catalogue.register
-class InmateShared(_InmateEvent):
+class InmateSharedV1(_InmateEvent):
     """An inmate gave consent to training and to sharing the minimum with the industry side.
 
-    Published when consent is complete; only shared people ever appear on this topic. Published
-    again, whole, when what it carries changes (a new expected release date): consumers keep the
-    latest, so applying it twice changes nothing.
+    Superseded by version 2, which seals the name and birth year with the person's key: this
+    version carried them in the clear. Readers still accept it (a consumer upcasts it to
+    version 2) until the history is re-keyed (docs/runbook.md).
     """
 
     event_name: ClassVar[str] = "inmate.shared"
@@ -127,6 +129,33 @@ class InmateShared(_InmateEvent):
     facility_code: str | None = Field(
         default=None, description="Added in v1 (optional): the facility code; older events lack it"
     )
+
+    def upcast(self) -> InmateShared:
+        return InmateShared.model_validate(self.model_dump())
+
+
+@catalogue.register
+class InmateShared(Personal, _InmateEvent):
+    """An inmate gave consent to training and to sharing the minimum with the industry side.
+
+    Published when consent is complete; only shared people ever appear on this topic. Published
+    again, whole, when what it carries changes (a new expected release date): consumers keep the
+    latest, so applying it twice changes nothing. The name and birth year travel sealed with the
+    person's key (``personal``); sex stays in the clear, as reporting's figures are by sex.
+    """
+
+    event_name: ClassVar[str] = "inmate.shared"
+    version: ClassVar[int] = 2
+    personal_fields: ClassVar[tuple[str, ...]] = ("full_name", "birth_year")
+
+    # Sealed in ``personal``; set here once opened (None when erased or withheld).
+    full_name: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    birth_year: SkipJsonSchema[int | None] = Field(default=None, ge=1900, le=2100, exclude=True)
+    sex: Sex
+    facility_id: uuid.UUID
+    admission_date: date
+    expected_release_date: date | None
+    facility_code: str | None = Field(default=None, description="The facility code")
 
 
 @catalogue.register
@@ -220,6 +249,38 @@ class InmateErased(_InmateEvent):
     service anonymises the person. Carries the participant id only."""
 
     event_name: ClassVar[str] = "inmate.erased"
+
+
+@catalogue.register
+class PersonKeyPublished(Event):
+    """A person's data key, which seals the personal fields of their events (crypto-shredding).
+
+    On the compacted topic registry.person-keys, keyed by the participant id, before the first
+    event it seals. Read only by the services that need names (training, certification).
+    """
+
+    topic: ClassVar[str] = topics.REGISTRY_PERSON_KEYS
+    event_name: ClassVar[str] = "person_key.published"
+    aggregate_field: ClassVar[str] = "participant_id"
+
+    participant_id: uuid.UUID = Field(description="The person, and the key's id (kid)")
+    alg: Literal["A256GCM"] = Field(default="A256GCM", description="AES-256-GCM")
+    key: str = Field(description="The 256-bit key, base64url without padding")
+
+
+@catalogue.register
+class PersonKeyDestroyed(Event):
+    """The person was erased and their key destroyed: a tombstone (the record's value is null).
+
+    Compaction then removes the key from the topic; every reader forgets its copy at once.
+    """
+
+    topic: ClassVar[str] = topics.REGISTRY_PERSON_KEYS
+    event_name: ClassVar[str] = "person_key.destroyed"
+    aggregate_field: ClassVar[str] = "participant_id"
+    tombstone: ClassVar[bool] = True
+
+    participant_id: uuid.UUID
 
 
 # --- training (industry) ------------------------------------------------------------------
@@ -337,12 +398,43 @@ class EnrollmentWithdrawn(_EnrollmentEvent):
 
 
 @catalogue.register
-class ParticipantCompleted(_EnrollmentEvent):
-    """Passed: the facts a certificate needs. It names no facility, on purpose."""
+class ParticipantCompletedV1(_EnrollmentEvent):
+    """Passed: the facts a certificate needs. It names no facility, on purpose.
+
+    Superseded by version 2, which seals the name with the person's key; readers upcast it.
+    """
 
     event_name: ClassVar[str] = "enrollment.completed"
 
     participant_name: str
+    program_id: uuid.UUID
+    program_code: str
+    program_title: str
+    sector: str
+    partner: str | None
+    competency_units: list[CompetencyUnit]
+    hours: int
+    start_date: date
+    end_date: date
+    attendance_share: float
+
+    def upcast(self) -> ParticipantCompleted:
+        return ParticipantCompleted.model_validate(self.model_dump())
+
+
+@catalogue.register
+class ParticipantCompleted(Personal, _EnrollmentEvent):
+    """Passed: the facts a certificate needs. It names no facility, on purpose.
+
+    The name (for the certificate) travels sealed with the person's key (``personal``).
+    """
+
+    event_name: ClassVar[str] = "enrollment.completed"
+    version: ClassVar[int] = 2
+    personal_fields: ClassVar[tuple[str, ...]] = ("participant_name",)
+
+    # Sealed in ``personal``; set here once opened (None when erased or withheld).
+    participant_name: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
     program_id: uuid.UUID
     program_code: str
     program_title: str

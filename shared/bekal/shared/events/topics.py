@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 REGISTRY_FACILITIES = "registry.facilities"
 REGISTRY_INMATES = "registry.inmates"
+REGISTRY_PERSON_KEYS = "registry.person-keys"
 TRAINING_PROGRAMS = "training.programs"
 TRAINING_SESSIONS = "training.sessions"
 TRAINING_ENROLLMENTS = "training.enrollments"
@@ -32,6 +33,8 @@ class TopicSettings:
     partitions: int = PARTITIONS
     replication_factor: int = REPLICATION_FACTOR
     min_insync_replicas: int = MIN_INSYNC_REPLICAS
+    # Further topic-level configs (a compacted topic's compaction bounds), as Kafka spells them.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def config(self, replication_factor: int | None = None) -> dict[str, str]:
         """The topic configs, for ``replication_factor`` replicas (the production one if None).
@@ -46,6 +49,7 @@ class TopicSettings:
             "min.insync.replicas": str(max(1, min(self.min_insync_replicas, replicas))),
             # A replica that missed records never becomes leader: waiting beats losing events.
             "unclean.leader.election.enable": "false",
+            **dict(self.extra),
         }
 
 
@@ -56,6 +60,26 @@ class TopicSettings:
 # ParticipantEnrolled before its outcome, every ProgramPublished version that sessions name by
 # program_version), so keeping only the latest record per key would change what a replay builds.
 EVENT_TOPIC = TopicSettings(retention_ms=-1, cleanup_policy="delete")
+# The person keys (crypto-shredding, bekal.shared.events.personal): compacted, so only each
+# person's latest record stays, and an erasure's tombstone makes the key itself go. The cleaner
+# must run within a bound: max.compaction.lag.ms makes a record (the key a tombstone replaces)
+# eligible for compaction 24 hours after it was written at the latest, whatever the dirty
+# ratio, and Kafka rolls the active segment for it; the cleaner then removes it on its next
+# pass (log.cleaner.backoff.ms, 15 s). The tombstone itself goes delete.retention.ms (1 hour)
+# after that: the readers hold keys in memory only and read the topic from the beginning when
+# they start, so none needs to see a tombstone to forget a key it never loaded. Worst case for
+# a key to leave the broker: about 25 hours, inside UU PDP's 3 x 24 hours.
+PERSON_KEY_COMPACTION_LAG_MS = 24 * 3600 * 1000
+PERSON_KEY_TOPIC = TopicSettings(
+    retention_ms=-1,
+    cleanup_policy="compact",
+    extra=(
+        ("max.compaction.lag.ms", str(PERSON_KEY_COMPACTION_LAG_MS)),
+        ("min.cleanable.dirty.ratio", "0.1"),
+        ("segment.ms", str(3600 * 1000)),
+        ("delete.retention.ms", str(3600 * 1000)),
+    ),
+)
 DEAD_LETTER_TOPIC = TopicSettings(retention_ms=DEAD_LETTER_RETENTION_MS, cleanup_policy="delete")
 
 
@@ -66,6 +90,8 @@ class Topic:
     ministry: str  # corrections or industry
     description: str
     settings: TopicSettings = EVENT_TOPIC
+    # Services that read it outside a consumer group (the person keys: training, certification).
+    readers: tuple[str, ...] = ()
 
 
 TOPICS: tuple[Topic, ...] = (
@@ -80,6 +106,15 @@ TOPICS: tuple[Topic, ...] = (
         "registry",
         "corrections",
         "Consenting inmates shared with the industry side: registration, movements, release",
+    ),
+    Topic(
+        REGISTRY_PERSON_KEYS,
+        "registry",
+        "corrections",
+        "Each shared person's data key, which seals the personal fields of their events; "
+        "erasure leaves a tombstone. Compacted; read only by the services that need names",
+        settings=PERSON_KEY_TOPIC,
+        readers=("training", "certification"),
     ),
     Topic(
         TRAINING_PROGRAMS, "training", "industry", "Course designs (programs) and their versions"
@@ -135,3 +170,8 @@ def topic_config(name: str, replication_factor: int | None = None) -> dict[str, 
 
 def owned_by(service: str) -> list[str]:
     return [t.name for t in TOPICS if t.owner == service]
+
+
+def read_by(service: str) -> list[str]:
+    """Topics ``service`` reads outside its consumer group (the person keys)."""
+    return [t.name for t in TOPICS if service in t.readers]

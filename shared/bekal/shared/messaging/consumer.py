@@ -33,6 +33,7 @@ from bekal.shared.logging import current_traceparent, new_traceparent, set_trace
 from bekal.shared.messaging.journal import Journal
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from bekal.shared.messaging.outbox import add_event
+from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
 from bekal.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -243,8 +244,11 @@ class ConsumerRunner:
         consumer: AIOKafkaConsumer,
         dlq_producer: AIOKafkaProducer,
         resources: Mapping[str, Any] | None = None,
+        person_keys: PersonKeyRing | None = None,
     ) -> None:
         self.subs = subscriptions
+        # The keys that open events' personal fields; None: this service reads no names.
+        self.person_keys = person_keys
         self.resources: Mapping[str, Any] = dict(resources or {})
         self.registry = registry
         self.db = db
@@ -365,9 +369,7 @@ class ConsumerRunner:
         read: list[_Read] = []
         for n, record in enumerate(records, 1):
             try:
-                event, meta = from_kafka(
-                    record.key, record.value, list(record.headers or []), self.registry
-                )
+                event, meta = await self._decode(record)
             except UnreadableEvent:
                 read.append(record)
             else:
@@ -375,6 +377,14 @@ class ConsumerRunner:
             if n % 50 == 0:
                 await asyncio.sleep(0)  # let the fetch being applied hear from its database
         return read
+
+    async def _decode(self, record: Record) -> tuple[Event, EventMeta]:
+        """The record's event as its handler gets it: validated, upcast, personal fields opened
+        with the person's key (the one place events are decrypted)."""
+        event, meta = from_kafka(
+            record.key, record.value, list(record.headers or []), self.registry
+        )
+        return await open_personal(event, meta, self.person_keys)
 
     async def _apply_read(self, read: Sequence[_Read]) -> dict[TopicPartition, Record]:
         self._last_done = {}
@@ -533,9 +543,8 @@ class ConsumerRunner:
 
     async def process(self, record: Record) -> str:
         """Handle one record to the end: handled, duplicate, ignored or dead-lettered."""
-        headers = list(record.headers or [])
         try:
-            event, meta = from_kafka(record.key, record.value, headers, self.registry)
+            event, meta = await self._decode(record)
         except UnreadableEvent as exc:
             await self._dead_letter(record, reason=exc.reason, error=exc.detail, attempts=0)
             return "dead_lettered"

@@ -17,9 +17,17 @@ from bekal.shared import metrics
 from bekal.shared.db import Database, among, plan_each_statement, table_of, utcnow
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import encode
+from bekal.shared.events.personal import Personal, PersonKey, sealed
+from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.logging import current_traceparent
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.settings import Settings
+
+# Where a service's sessions find its ring of person keys (bekal.shared.messaging.person_keys).
+SESSION_INFO_KEY = "person_keys"
+# Rows of these topics are acknowledged before any later row is sent: a person's key is on the
+# brokers before an event it seals, so a consumer that misses a key can tell an erased person.
+BARRIER_TOPICS = frozenset({REGISTRY_PERSON_KEYS})
 
 log = structlog.get_logger(__name__)
 
@@ -27,14 +35,29 @@ log = structlog.get_logger(__name__)
 _RELAY_LOCK_ID = 0x6265_6B61_6C00
 
 
-def add_event(session: AsyncSession, event: Event) -> OutboxMessage:
+def add_event(
+    session: AsyncSession, event: Event, *, person_key: PersonKey | None = None
+) -> OutboxMessage:
     """Stage an event in the caller's transaction. It is published only if that transaction commits.
 
     The payload is validated by the event's model before it gets here (constructing the model
     validates), so nothing unreadable reaches the outbox.
+
+    An event that names a person (``Personal``) is stored and published with its personal
+    fields sealed under the person's key, bound to its event id: ``person_key`` (the registry,
+    which holds the keys), else the key the service's ring holds (training). A service with a
+    ring that does not hold the key writes the event without the fields: the person is erased.
     """
+    event_id = uuid.uuid4()
+    if isinstance(event, Personal):
+        if person_key is None:
+            ring = session.info.get(SESSION_INFO_KEY)
+            if ring is None:
+                raise RuntimeError(f"{type(event).__name__} names a person: give its person key")
+            person_key = ring.get(event.person_kid())
+        event = sealed(event, person_key, str(event_id))
     row = OutboxMessage(
-        event_id=uuid.uuid4(),
+        event_id=event_id,
         topic=event.topic,
         aggregate_id=event.aggregate_id,
         event_type=event.event_type(),
@@ -149,6 +172,10 @@ class OutboxRelay:
                 try:
                     async with asyncio.timeout_at(deadline):
                         acks.append(await self._send(row))
+                        if row.topic in BARRIER_TOPICS:
+                            await asyncio.wait(acks)  # the key acknowledged before what follows
+                            if acks[-1].exception() is not None:
+                                break
                 except Exception as exc:  # not even queued (unknown type, buffer timeout)
                     failure = exc
                     break
@@ -196,7 +223,8 @@ class OutboxRelay:
         """
         from bekal.shared.events import catalogue
 
-        if catalogue.get(row.event_type) is None:
+        cls = catalogue.get(row.event_type)
+        if cls is None:
             raise RuntimeError(f"outbox row {row.event_id} has unknown type {row.event_type}")
         key, value, headers = encode(
             event_type=row.event_type,
@@ -207,10 +235,14 @@ class OutboxRelay:
             time=row.created_at,
             traceparent=row.traceparent,
         )
+        # A tombstone (a destroyed person key) has no value: compaction then drops the key.
         # send() waits only while the producer's buffer is full, bounded by its own
         # request timeout.
         return await self.producer.send(
-            self.settings.topic(row.topic), key=key, value=value, headers=headers
+            self.settings.topic(row.topic),
+            key=key,
+            value=None if getattr(cls, "tombstone", False) else value,
+            headers=headers,
         )
 
 

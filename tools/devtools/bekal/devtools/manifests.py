@@ -105,9 +105,10 @@ def _kafka_topic(name: str, about: str) -> dict[str, Any]:
 
 
 def acls(service: str, consumers: Sequence[Consumer]) -> list[dict[str, Any]]:
-    """Write and describe only owned topics and own dead letters; read only what it consumes."""
+    """Write and describe only owned topics and own dead letters; read only what it consumes
+    and the topics it is named a reader of (the person keys: only the services that need names)."""
     writes = [t.name for t in TOPICS if t.owner == service]
-    reads: list[str] = []
+    reads: list[str] = [t.name for t in TOPICS if service in t.readers]
     groups: list[str] = []
     for consumer in consumers:
         if consumer.service == service:

@@ -186,7 +186,8 @@ def _certificate_for(event: ParticipantCompleted, *, event_id: str, number: int)
         competency_units=json.dumps(
             [{"code": u.code, "title": u.title} for u in event.competency_units]
         ),
-        recipient_name=domain.display_name(event.participant_name),
+        # None once the person is erased (their key destroyed): no name, as erasure leaves it.
+        recipient_name=domain.display_name(event.participant_name or ""),
         hours=event.hours,
         start_date=event.start_date,
         end_date=event.end_date,

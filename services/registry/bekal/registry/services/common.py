@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from bekal.registry.models import Facility, Inmate
+from bekal.registry.services.keys import person_key
 from bekal.shared.auth import Principal
 from bekal.shared.events.catalogue import InmateShared
+from bekal.shared.messaging.outbox import add_event
 from bekal.shared.problems import NotFound
 
 
@@ -37,6 +39,12 @@ async def load_inmate(
         # The same answer whether it does not exist or belongs to another facility's staff.
         raise NotFound("Warga binaan tidak ditemukan.")
     return inmate
+
+
+async def publish_share(*, session: AsyncSession, inmate: Inmate) -> None:
+    """Stage InmateShared for ``inmate``, its name and birth year sealed with the person's key."""
+    key = await person_key(session=session, participant_id=inmate.id)
+    add_event(session, shared_event(inmate), person_key=key)
 
 
 def shared_event(inmate: Inmate) -> InmateShared:

@@ -17,7 +17,12 @@ from bekal.registry.schemas import (
     InmateCreate,
 )
 from bekal.registry.services.audit import audit, audit_reads
-from bekal.registry.services.common import facility_scope, inmates_query, load_inmate, shared_event
+from bekal.registry.services.common import (
+    facility_scope,
+    inmates_query,
+    load_inmate,
+    publish_share,
+)
 from bekal.shared.auth import Principal
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateConsentWithdrawn
@@ -28,7 +33,7 @@ from bekal.shared.problems import Conflict, Forbidden
 log = structlog.get_logger(__name__)
 
 
-def _apply_consent(
+async def _apply_consent(
     session: AsyncSession,
     inmate: Inmate,
     consent: Consent,
@@ -48,7 +53,7 @@ def _apply_consent(
     if share:
         inmate.shared = True
         inmate.shared_at = now
-        add_event(session, shared_event(inmate))
+        await publish_share(session=session, inmate=inmate)
         log.info("inmate_shared", inmate_id=str(inmate.id))
     if withdraw:
         # The industry side anonymises the person; a later full consent shares them again.
@@ -161,7 +166,7 @@ async def register_inmate(
         detail={"registration_number": inmate.registration_number},
     )
     if data.consent is not None:
-        _apply_consent(
+        await _apply_consent(
             session,
             inmate,
             Consent(training=data.consent.training, data_sharing=data.consent.data_sharing),
@@ -241,7 +246,7 @@ async def record_consent(
     inmate = await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
-    _apply_consent(
+    await _apply_consent(
         session,
         inmate,
         Consent(training=consent.training, data_sharing=consent.data_sharing),

@@ -26,7 +26,7 @@ from bekal.registry.schemas import (
     TransferIn,
 )
 from bekal.registry.services.audit import audit
-from bekal.registry.services.common import clear_absence, load_inmate, shared_event
+from bekal.registry.services.common import clear_absence, load_inmate, publish_share
 from bekal.shared.auth import Principal
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import (
@@ -210,7 +210,7 @@ async def update_expected_release(
     inmate.expected_release_date = expected_release_date
     inmate.updated_at = utcnow()
     if inmate.shared:
-        add_event(session, shared_event(inmate))
+        await publish_share(session=session, inmate=inmate)
     log.info("inmate_expected_release_updated", inmate_id=str(inmate.id))
     audit(
         session=session,

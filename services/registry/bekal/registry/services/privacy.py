@@ -20,6 +20,7 @@ from bekal.registry.schemas import (
 )
 from bekal.registry.services.audit import audit, audit_public
 from bekal.registry.services.common import load_inmate
+from bekal.registry.services.keys import destroy_person_keys
 from bekal.shared.auth import Principal
 from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import InmateErased
@@ -75,6 +76,8 @@ async def erase_inmate(
         message.payload = _erased_payload(message.payload)
     for record in await _stored_responses(session, ids):
         await session.delete(record)
+    # The keys that seal their names in the events already published: gone, with tombstones.
+    await destroy_person_keys(session=session, participant_ids=ever_shared)
     for participant_id in ever_shared:
         add_event(session, InmateErased(participant_id=participant_id))
     checkpoint_after_commit(session)

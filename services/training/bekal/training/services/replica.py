@@ -75,9 +75,10 @@ async def apply_inmates_shared(
 
     One statement reads the batch's merge tombstones, one upsert writes everyone else. The
     effect is that of applying each event alone: a merged-away id's share is ignored (the
-    survivor has its own InmateShared), an event older than the row's state changes nothing, a
-    later event for the same person in the same batch wins, and a person seen for the first
-    time is in custody (a later release or transfer event moves them on).
+    survivor has its own InmateShared), so is an erased person's (its name cannot be opened),
+    an event older than the row's state changes nothing, a later event for the same person in
+    the same batch wins, and a person seen for the first time is in custody (a later release or
+    transfer event moves them on).
     """
     # Changes earlier events of this transaction left pending go first: the upsert compares
     # with what is stored.
@@ -92,7 +93,9 @@ async def apply_inmates_shared(
     ignored = 0
     for event, as_of in events:
         pid = event.participant_id
-        if pid in merged:
+        if pid in merged or event.full_name is None or event.birth_year is None:
+            # Merged away, or erased: the key that sealed the name is destroyed (a replay of
+            # the history, or a share still in flight); the erasure that follows applies.
             ignored += 1
             continue
         facts = {

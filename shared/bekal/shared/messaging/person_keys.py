@@ -1,0 +1,186 @@
+"""The person keys a service that needs names holds: read from registry.person-keys, in memory.
+
+The ring reads the compacted key topic from its beginning when the service starts and keeps
+reading it; a key's tombstone (the person erased) drops the key at once. Keys are never
+written to the service's database or logs, so the service has no copy to delete later: the
+broker's compaction is the only place a destroyed key lingers, within its documented bound.
+
+Ordering: the registry's outbox relay has the key acknowledged by the brokers before it sends
+any event the key seals. So when a consumer meets a sealed event whose key it does not hold,
+reading the key topic up to its end *now* either finds the key or proves it destroyed: a key
+that is still missing after that was erased (its tombstone read, or compacted away already).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import replace
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bekal.shared.events.base import Event
+from bekal.shared.events.envelope import EventMeta, UnreadableEvent
+from bekal.shared.events.personal import (
+    Personal,
+    PersonKey,
+    SealBroken,
+    key_from_text,
+    opened,
+    withheld,
+)
+from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
+from bekal.shared.messaging.kafka import make_reader, partitions_of
+from bekal.shared.messaging.outbox import SESSION_INFO_KEY
+from bekal.shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["SESSION_INFO_KEY", "PersonKeyRing", "open_personal"]
+
+REFRESH_SECONDS = 2.0  # how soon a running service applies a tombstone it did not ask for
+
+
+class PersonKeyRing:
+    """The keys of every non-erased shared person, by kid (the participant id)."""
+
+    def __init__(
+        self, settings: Settings, *, make_consumer: Callable[[], AIOKafkaConsumer] | None = None
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topic(REGISTRY_PERSON_KEYS)
+        self._make = make_consumer or (lambda: make_reader(settings))
+        self._reader: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._keys: dict[str, PersonKey] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.destroyed = 0  # tombstones applied (for tests and the logs)
+
+    def get(self, kid: str) -> PersonKey | None:
+        """The key if held now (no broker round trip): for sealing an event being written."""
+        return self._keys.get(kid)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    async def start(self) -> None:
+        """Read the whole topic once, then keep reading it in the background."""
+        await self.catch_up()
+        self._task = asyncio.create_task(self._refresh(), name="person-key-ring")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        async with self._lock:
+            if self._reader is not None:
+                await self._reader.stop()
+                self._reader = None
+        self._keys.clear()
+
+    async def key_for(self, kid: str) -> PersonKey | None:
+        """The person's key; None only once the topic, read to its end now, does not hold it."""
+        key = self._keys.get(kid)
+        if key is None:
+            await self.catch_up()
+            key = self._keys.get(kid)
+        return key
+
+    async def catch_up(self) -> None:
+        """Apply every record up to the topic's end as it is at the call."""
+        async with self._lock:
+            reader = await self._ready()
+            ends = await reader.end_offsets(self._partitions)
+            while [tp for tp, end in ends.items() if end > 0 and await reader.position(tp) < end]:
+                batches = await reader.getmany(*self._partitions, timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        self._apply(record.key, record.value)
+
+    async def _ready(self) -> AIOKafkaConsumer:
+        if self._reader is not None:
+            return self._reader
+        reader = self._make()
+        await reader.start()
+        try:
+            partitions: list[TopicPartition] = []
+            for _ in range(100):  # the registry may not have created the topic yet
+                partitions = await partitions_of(reader, [self.topic])
+                if partitions:
+                    break
+                await asyncio.sleep(0.2)
+            if not partitions:
+                raise RuntimeError(f"topic {self.topic} has no partitions")
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+        except BaseException:
+            await reader.stop()
+            raise
+        self._reader, self._partitions = reader, partitions
+        return reader
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        kid = key.decode()
+        if value is None:  # the tombstone: the person was erased
+            if self._keys.pop(kid, None) is not None:
+                self.destroyed += 1
+                log.info("person_key_destroyed", kid=kid)
+            return
+        try:
+            data = json.loads(value)
+            self._keys[kid] = PersonKey(
+                kid=str(uuid.UUID(data["participant_id"])), secret=key_from_text(data["key"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("person_key_unreadable", kid=kid, error=f"{type(exc).__name__}")
+
+    async def _refresh(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.catch_up()
+            except (KafkaError, OSError, RuntimeError) as exc:
+                log.warning("person_keys_refresh_failed", error=str(exc)[:300])
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=REFRESH_SECONDS)
+
+
+async def open_personal(
+    event: Event, meta: EventMeta, ring: PersonKeyRing | None
+) -> tuple[Event, EventMeta]:
+    """The event as a handler gets it: upcast to its current version, personal fields opened.
+
+    A service without a ring (it needs no names) gets them withheld (None); a person whose key
+    is destroyed gets them marked erased (None). A sealed block that does not open under the
+    person's own key is unreadable: it goes to the dead letters.
+    """
+    upcast = getattr(event, "upcast", None)
+    if upcast is not None:
+        # An older version carried the fields in the clear: they are the event's as they are.
+        event = upcast()
+        meta = replace(meta, type=event.event_type())
+        if isinstance(event, Personal) and ring is None:
+            event = withheld(event.model_copy(update=dict.fromkeys(event.personal_fields)))
+        return event, meta
+    if not isinstance(event, Personal):
+        return event, meta
+    if ring is None:
+        return withheld(event), meta
+    key = await ring.key_for(event.person_kid()) if event.personal is not None else None
+    try:
+        return opened(event, key, meta.id), meta
+    except SealBroken as exc:
+        raise UnreadableEvent("sealed_fields_broken", str(exc)) from exc

@@ -1,0 +1,267 @@
+"""Crypto-shredding end to end: an erasure destroys the person's key, so no copy of the event
+history can be read for their name any more.
+
+The registry and training run on one broker. A person is shared (their key goes to
+registry.person-keys before their first event), training opens their name, then the registry
+erases them: the key's tombstone follows, training forgets the key, and a new reader replaying
+the history from the beginning meets the erased person's events without an error and without
+a name. On Apache Kafka, with the compaction bound shortened for the test, no record on any topic
+holds the name, the birth date, the birth year or the key itself any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from bekal.registry.app import create_app as create_registry
+from bekal.shared.events import catalogue
+from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
+from bekal.shared.events.envelope import from_kafka
+from bekal.shared.events.personal import PersonalStatus, key_to_text
+from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS
+from bekal.shared.messaging.kafka import partitions_of
+from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
+from bekal.shared.settings import Settings
+from tests.support.apps import bearer, running
+from tests.support.training import running_training
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+NAME = "Sulastri Kriptowati"
+BIRTH_DATE = "1987-03-14"
+BIRTH_YEAR = re.compile(rb'birth_year"\s*:\s*1987')
+
+
+async def test_erasure_destroys_the_key_and_a_replay_meets_an_erased_person(
+    database_url: str, broker: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    namespace = f"t{uuid.uuid4().hex[:8]}."
+    reg_settings = make_settings(
+        "registry", database_url, broker, kafka_namespace=namespace, pseudonym_secret="s-pk"
+    )
+    trn_settings = make_settings(
+        "training", f"sqlite+aiosqlite:///{tmp_path}/training.db", broker, kafka_namespace=namespace
+    )
+    corrections = bearer(reg_settings, ministry="corrections", roles=["registry_admin"])
+    async with (
+        running(create_registry(reg_settings)) as reg,
+        running_training(trn_settings) as trn,
+    ):
+        industry = trn.token("training_admin", "training_officer")
+        facility = await _post(reg, "/api/v1/facilities", _facility(), corrections)
+        person = await _post(reg, "/api/v1/inmates", _inmate(facility["id"], NAME), corrections)
+        other = await _post(
+            reg, "/api/v1/inmates", _inmate(facility["id"], "Peserta Lain", "2"), corrections
+        )
+
+        async def named_in_training() -> bool:
+            r = await trn.client.get(
+                "/api/v1/participants", params={"facility_id": facility["id"]}, headers=industry
+            )
+            names = {p["full_name"] for p in r.json()["data"]} if r.status_code == 200 else set()
+            return {NAME, "Peserta Lain"} <= names
+
+        # Training opened the sealed name with the key it read from the key topic.
+        await wait_until(named_in_training, within=60, what="training has the names")
+        ring: PersonKeyRing = trn.app.state.messaging.person_keys
+        key = ring.get(person["id"])
+        assert key is not None and ring.get(other["id"]) is not None
+        # The name never travels in the clear.
+        inmates = await _raw(reg_settings, REGISTRY_INMATES)
+        assert inmates and not any(NAME.encode() in blob for blob in inmates)
+        assert not any(BIRTH_YEAR.search(blob) or BIRTH_DATE.encode() in blob for blob in inmates)
+
+        r = await reg.post(f"/api/v1/inmates/{person['id']}/erasure", headers=corrections)
+        assert r.status_code == 200, r.text
+
+        # The tombstone is on the key topic, and training has forgotten the key.
+        async def tombstoned() -> bool:
+            records = await _records(reg_settings, REGISTRY_PERSON_KEYS)
+            return any(k == person["id"].encode() and v is None for k, v, _ in records)
+
+        await wait_until(tombstoned, within=30, what="the key's tombstone")
+        await wait_until(
+            lambda: _is_none(ring.get(person["id"])), within=30, what="training forgot the key"
+        )
+        assert ring.get(other["id"]) is not None
+
+        # A new reader replaying registry.inmates from the beginning: the erased person's
+        # events come through without a name and without an error; the other person's open.
+        fresh = PersonKeyRing(trn_settings)
+        await fresh.start()
+        try:
+            seen: dict[str, PersonalStatus] = {}
+            for k, v, headers in await _records(reg_settings, REGISTRY_INMATES):
+                event, meta = from_kafka(k, v, headers, catalogue)
+                event, meta = await open_personal(event, meta, fresh)
+                if isinstance(event, InmateShared):
+                    seen[str(event.participant_id)] = event.personal_status
+                    if event.personal_status is PersonalStatus.ERASED:
+                        assert event.full_name is None and event.birth_year is None
+                    else:
+                        assert event.full_name == "Peserta Lain" and event.birth_year == 1987
+            assert seen == {person["id"]: PersonalStatus.ERASED, other["id"]: PersonalStatus.OPEN}
+        finally:
+            await fresh.stop()
+
+        if broker.name.startswith("apache-kafka"):
+            await _compact_now(reg_settings)
+            secret = key_to_text(key.secret).encode()
+
+            async def nothing_left() -> bool:
+                for blob in await _everything(reg_settings, namespace):
+                    if NAME.encode() in blob or secret in blob or BIRTH_DATE.encode() in blob:
+                        return False
+                    if BIRTH_YEAR.search(blob):
+                        return False
+                return True
+
+            await wait_until(
+                nothing_left, within=120, what="compaction removed the erased person's key"
+            )
+            # The other person's key is still there: compaction keeps the latest per key.
+            keys = await _records(reg_settings, REGISTRY_PERSON_KEYS)
+            assert any(k == other["id"].encode() and v is not None for k, v, _ in keys)
+
+
+async def _post(client: Any, url: str, body: Any, headers: Any) -> Any:
+    r = await client.post(url, json=body, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+async def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _facility() -> dict[str, Any]:
+    return {
+        "code": "LP-KRIP",
+        "name": "Lapas Kelas IIA Kripto",
+        "kind": "lapas",
+        "facility_class": "IIA",
+        "province": "Jawa Barat",
+        "regional_office": "Kanwil Jawa Barat",
+        "capacity": 800,
+    }
+
+
+def _inmate(facility_id: str, name: str, n: str = "1") -> dict[str, Any]:
+    return {
+        "registration_number": f"K.{n}",
+        "full_name": name,
+        "nik": f"320101010101000{n}",
+        "sex": "F",
+        "date_of_birth": BIRTH_DATE,
+        "facility_id": facility_id,
+        "admission_date": "2023-01-10",
+        "expected_release_date": "2025-06-30",
+        "consent": {"training": True, "data_sharing": True},
+    }
+
+
+async def _records(
+    settings: Settings, topic: str
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+    """Every record of ``topic`` from its beginning, with a plain consumer of no group."""
+    return await _read(settings, [settings.topic(topic)])
+
+
+async def _raw(settings: Settings, topic: str) -> list[bytes]:
+    return [_blob(k, v, h) for k, v, h in await _records(settings, topic)]
+
+
+async def _everything(settings: Settings, namespace: str) -> list[bytes]:
+    """Each record of every topic of the test's namespace, its key, value and headers as bytes."""
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    await reader.start()
+    try:
+        names = [t for t in await reader.topics() if t.startswith(namespace)]
+    finally:
+        await reader.stop()
+    assert names
+    return [_blob(k, v, h) for k, v, h in await _read(settings, names)]
+
+
+async def _read(
+    settings: Settings, names: list[str]
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await reader.start()
+    try:
+        partitions = await partitions_of(reader, names)
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        ends = await reader.end_offsets(partitions)
+        out: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while [tp for tp in partitions if await reader.position(tp) < ends[tp]]:
+            assert asyncio.get_running_loop().time() < deadline, "topics not read in time"
+            for batch in (await reader.getmany(timeout_ms=300)).values():
+                out.extend((r.key, r.value, list(r.headers or [])) for r in batch)
+        return out
+    finally:
+        await reader.stop()
+
+
+def _blob(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> bytes:
+    return b"\0".join([key or b"", value or b"", *(h for _, h in headers)])
+
+
+async def _compact_now(settings: Settings) -> None:
+    """The compaction bound shortened for the test: the cleaner takes a tombstone at once and
+    drops it right after; a new record rolls the segment that holds it (the active segment is
+    never cleaned)."""
+    topic = settings.topic(REGISTRY_PERSON_KEYS)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    topic,
+                    configs={
+                        "cleanup.policy": "compact",
+                        "max.compaction.lag.ms": "100",
+                        "min.cleanable.dirty.ratio": "0.01",
+                        "segment.ms": "100",
+                        "delete.retention.ms": "0",
+                        "min.compaction.lag.ms": "0",
+                    },
+                )
+            ]
+        )
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.5)
+    # A record on every partition after segment.ms rolls each partition's segment.
+    from aiokafka import AIOKafkaProducer
+
+    from bekal.shared.events.envelope import to_kafka
+    from bekal.shared.events.topics import SOURCES
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for partition in range(settings.kafka_topic_partitions):
+            filler = PersonKeyPublished(participant_id=uuid.uuid4(), key="A" * 43)
+            k, v, h = to_kafka(filler, source=SOURCES["registry"])
+            await producer.send_and_wait(topic, key=k, value=v, headers=h, partition=partition)
+    finally:
+        await producer.stop()
