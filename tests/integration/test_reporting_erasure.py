@@ -23,11 +23,12 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 
 from bekal.reporting.app import create_app
 from bekal.reporting.domain import Dimension
@@ -258,6 +259,14 @@ async def test_erasure_consent_withdrawal_and_rebuild_change_no_published_figure
                     )
                 ).one()
                 assert tuple(row) == (SEX[person].value, None, None, True)
+
+        # No page of a SQLite database or its log holds the name (reporting never stores it).
+        live = app.state.projections.live.db
+        if live.is_sqlite:
+            await live.checkpoints_done()
+            path = Path(make_url(live.url).database or "")
+            for file in (path, path.with_name(path.name + "-wal")):
+                assert not file.exists() or NAME.encode() not in file.read_bytes(), file
 
         # A rebuild from the beginning of the topics gives the same figures.
         response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
