@@ -18,6 +18,7 @@ from bekal.training.models import (
     FollowUp,
     MergedParticipant,
     Participant,
+    ParticipantAbsence,
     ReadinessChecklist,
 )
 from bekal.training.services.withdrawals import withdraw_from_open_sessions
@@ -36,9 +37,9 @@ async def refile_erased_participant(
     """After the name is gone (``replica.anonymise_participant``): the person's enrolments
     (with their attendance, assessments and outcomes, which hang on the enrolment), readiness
     checklists and follow-ups move to a fresh random id, with no link kept to the old one; the
-    replica row (sex, birth year, facility, dates) is deleted; open enrolments end (consent
-    withdrawn), published under the new id. Counts stay: every enrolment and outcome is still
-    there. Returns the new id.
+    replica row (sex, birth year, facility, dates) and its temporary absences are deleted; open
+    enrolments end (consent withdrawn), published under the new id. Counts stay: every
+    enrolment and outcome is still there. Returns the new id.
 
     Of the participant id only a tombstone remains (``MergedParticipant`` to ``ERASED``).
     Events already sent that name it are deleted from the outbox, as are dead letters and
@@ -54,6 +55,9 @@ async def refile_erased_participant(
             .execution_options(synchronize_session="fetch")
         )
     await session.execute(delete(Participant).where(Participant.id == participant_id))
+    await session.execute(
+        delete(ParticipantAbsence).where(ParticipantAbsence.participant_id == participant_id)
+    )
     if await session.get(MergedParticipant, participant_id) is None:
         session.add(MergedParticipant(id=participant_id, surviving_id=ERASED, merged_on=on))
     withdrawn = await withdraw_from_open_sessions(
