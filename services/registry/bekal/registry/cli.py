@@ -1,4 +1,4 @@
-"""The registry's command line: ``python -m bekal.registry.cli import FILE [--dry-run]``."""
+"""The registry's command line: ``import FILE [--dry-run]``, ``rekey-history`` (docs/runbook.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -27,8 +28,15 @@ from bekal.registry.importer import (
     count_lines,
     run_import,
 )
+from bekal.registry.services.keys import key_of, keys_for_the_shared
 from bekal.registry.settings import RegistrySettings
 from bekal.shared.db import Database
+from bekal.shared.events import catalogue
+from bekal.shared.events.personal import PersonKey
+from bekal.shared.events.topics import REGISTRY_INMATES
+from bekal.shared.messaging.kafka import make_producer
+from bekal.shared.messaging.outbox import OutboxRelay, backlog
+from bekal.shared.messaging.rekey import rekey_topic
 from bekal.shared.migrations import upgrade
 
 
@@ -112,8 +120,59 @@ def main(argv: list[str] | None = None) -> int:
         help="import inmates from a CSV export (columns: " + ", ".join(COLUMNS) + ")",
     )
     add_import_arguments(p)
+    sub.add_parser(
+        "rekey-history",
+        help=(
+            "seal the names in registry.inmates' history published before crypto-shredding "
+            "(docs/runbook.md; the registry's relay stopped, its outbox empty)"
+        ),
+    )
     args = parser.parse_args(argv)
+    if args.command == "rekey-history":
+        settings = RegistrySettings(service_name="registry")
+        upgrade("bekal.registry", settings.database_url)
+        return asyncio.run(rekey_history(settings, Console()))
     return run_import_command(args)
+
+
+async def rekey_history(settings: RegistrySettings, console: Console) -> int:
+    """Keys for everyone shared before, published; then registry.inmates re-keyed in place."""
+    db = Database(settings.database_url)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        if await backlog(db):
+            console.print(
+                "[red]Outbox belum kosong:[/red] jalankan registri sampai semua event terkirim, "
+                "lalu hentikan, sebelum riwayat disegel ulang."
+            )
+            return 2
+        async with db.session() as session:
+            made = await keys_for_the_shared(session=session)
+            await session.commit()
+        relay = OutboxRelay(db=db, producer=producer, settings=settings)
+        while await relay.publish_pending():  # the new keys, on their topic before the copies
+            pass
+
+        async def key(participant_id: uuid.UUID) -> PersonKey | None:
+            async with db.session() as session:
+                return await key_of(session=session, participant_id=participant_id)
+
+        result = await rekey_topic(
+            settings=settings,
+            topic=REGISTRY_INMATES,
+            registry=catalogue,
+            key_of=key,
+            producer=producer,
+        )
+    finally:
+        await producer.stop()
+        await db.dispose()
+    console.print(
+        f"Kunci baru: {made}. {REGISTRY_INMATES}: {result.copied} rekaman disalin, "
+        f"{result.sealed} disegel, {result.dropped_fields} tanpa data pribadi (sudah dihapus)."
+    )
+    return 0
 
 
 def add_import_arguments(p: argparse.ArgumentParser) -> None:
