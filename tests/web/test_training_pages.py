@@ -13,7 +13,12 @@ import pytest
 
 from bekal.shared.events.catalogue import Sex
 from bekal.training.models import Enrollment, Program, TrainingSession
-from tests.support.factories import inmate_returned, inmate_shared, inmate_temporarily_absent
+from tests.support.factories import (
+    inmate_returned,
+    inmate_shared,
+    inmate_temporarily_absent,
+    inmates_merged,
+)
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, Keycloak
 from tests.support.staff_pages import csrf_of, signed_in
 from tests.support.training_pages import START, TRAINING_ADMIN, Training, served_training
@@ -439,3 +444,32 @@ async def test_a_completed_sessions_corrections_are_made_and_kept_on_the_page(
         assert "Absen di berita acara hari ke-2" in attendance and "Tidak hadir" in attendance
         results = await admin.get(f"{session_url}/penutupan")
         assert "Tidak lulus" in results.text and "/koreksi" in results.text
+
+
+async def test_an_absence_recorded_under_a_merged_away_record_counts_for_the_survivor(
+    training_site: Training,
+):
+    start = START - timedelta(days=15)
+    survivor = training_site.people[13]
+    duplicate = inmate_shared(
+        training_site.facility,
+        full_name=survivor.full_name,
+        sex=Sex.FEMALE,
+        expected_release_date=survivor.expected_release_date,
+    )
+    session_url = await _open_session(
+        training_site, "WUB-GABUNG", start, 10, status="running", enrolled=[survivor.participant_id]
+    )
+    await training_site.deliver(
+        duplicate,
+        inmate_temporarily_absent(duplicate, absent_from=start + timedelta(days=1)),
+        inmate_returned(duplicate, returned_on=start + timedelta(days=2)),
+        inmates_merged(duplicate, survivor, merged_on=start + timedelta(days=5)),
+    )
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        for offset, expected in ((1, "excused"), (2, "present")):
+            day = (start + timedelta(days=offset)).isoformat()
+            page = await officer.get(f"{session_url}/absensi", params={"tanggal": day})
+            assert page.status_code == 200
+            checked = re.findall(r'value="(\w+)" checked', page.text)
+            assert checked == [expected], (offset, checked)
