@@ -9,6 +9,7 @@ for development) does not implement; a history there ends with the process anywa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,24 @@ from bekal.registry.models import Inmate
 from bekal.registry.models import PersonKey as PersonKeyRow
 from bekal.shared.db import Database, utcnow
 from bekal.shared.events import catalogue
-from bekal.shared.events.catalogue import InmateShared, InmateSharedV1, Sex
+from bekal.shared.events.catalogue import (
+    InmateShared,
+    InmateSharedV1,
+    ParticipantCompleted,
+    ParticipantCompletedV1,
+    Sex,
+)
 from bekal.shared.events.envelope import from_kafka
 from bekal.shared.events.personal import PersonalStatus
-from bekal.shared.events.topics import REGISTRY_INMATES
+from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS, TRAINING_ENROLLMENTS
+from bekal.shared.messaging.kafka import ensure_topics, make_producer
 from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
+from bekal.shared.messaging.rekey import rekey_with_ring
+from bekal.shared.migrations import upgrade
 from tests.integration.test_person_keys import _facility, _inmate, _post, _records
 from tests.support.apps import bearer, running
-from tests.support.kafka import publish
+from tests.support.factories import participant_completed
+from tests.support.kafka import person_key_published, publish
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
@@ -119,3 +130,67 @@ async def test_rekey_history_seals_the_clear_names_and_keeps_the_event_ids(
     assert names[kept["id"]] == ["Lama Bertahan", "Lama Bertahan"]
     assert names[keyless["id"]] == ["Lama Tanpa Kunci"]
     assert names[erased["id"]] == [None, None]
+
+
+async def test_rekey_training_completions_seals_names_with_the_keys_training_reads(
+    kafka_node: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """``bekal rekey-history training``: version 1 completions on training.enrollments sealed
+    with the keys on registry.person-keys; an erased person's (key tombstoned) lose the name."""
+    settings = make_settings(
+        "training",
+        f"sqlite+aiosqlite:///{tmp_path}/training.db",
+        kafka_node,
+        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
+    )
+    await asyncio.to_thread(upgrade, "bekal.training", settings.database_url)
+    await ensure_topics(settings, [TRAINING_ENROLLMENTS, REGISTRY_PERSON_KEYS])
+    kept, erased = (
+        participant_completed(participant_name=name) for name in ("Lulus Tetap", "Lulus Dihapus")
+    )
+    for person in (kept, erased):
+        await person_key_published(settings, person.participant_id)
+    legacy = [
+        ParticipantCompletedV1.model_validate(
+            {**p.model_dump(), "participant_name": p.participant_name}
+        )
+        for p in (kept, erased)
+    ]
+    ids = await publish(settings, legacy)
+    # The erasure: the person's key tombstoned on the key topic.
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(REGISTRY_PERSON_KEYS),
+            key=str(erased.participant_id).encode(),
+            value=None,
+        )
+    finally:
+        await producer.stop()
+    before = await _records(settings, TRAINING_ENROLLMENTS)
+    assert any(b"Lulus Dihapus" in (v or b"") for _, v, _ in before)
+
+    db = Database(settings.database_url)
+    try:
+        result = await rekey_with_ring(settings=settings, topic=TRAINING_ENROLLMENTS, db=db)
+    finally:
+        await db.dispose()
+
+    assert (result.copied, result.sealed, result.dropped_fields) == (2, 1, 1)
+    after = await _records(settings, TRAINING_ENROLLMENTS)
+    assert len(after) == 2 and not any(b"Lulus " in (v or b"") for _, v, _ in after)
+    ring = PersonKeyRing(settings)
+    await ring.start()
+    try:
+        opened = []
+        for k, v, headers in after:
+            event, meta = await open_personal(*from_kafka(k, v, headers, catalogue), ring)
+            assert isinstance(event, ParticipantCompleted)
+            opened.append((meta.id, event.participant_name, event.personal_status))
+    finally:
+        await ring.stop()
+    assert sorted(opened, key=str) == sorted(
+        [(ids[0], "Lulus Tetap", PersonalStatus.OPEN), (ids[1], None, PersonalStatus.ERASED)],
+        key=str,
+    )

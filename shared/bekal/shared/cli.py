@@ -107,6 +107,44 @@ def _registry_import(args: argparse.Namespace) -> int:
     return run_import_command(args)
 
 
+def _rekey_history(args: argparse.Namespace) -> int:
+    """The migration of a history published before crypto-shredding (docs/runbook.md)."""
+    import asyncio
+
+    from bekal.shared.migrations import upgrade
+
+    if args.service == "registry":
+        from rich.console import Console  # the registry's dependency
+
+        from bekal.registry.cli import rekey_history
+        from bekal.registry.settings import RegistrySettings
+
+        settings = RegistrySettings(service_name="registry")
+        upgrade(f"bekal.{args.service}", settings.database_url)
+        return asyncio.run(rekey_history(settings, Console()))
+    from bekal.shared.db import Database
+    from bekal.shared.events.topics import TRAINING_ENROLLMENTS
+    from bekal.shared.messaging.rekey import rekey_with_ring
+    from bekal.training.settings import TrainingSettings
+
+    training = TrainingSettings(service_name="training")
+    upgrade("bekal.training", training.database_url)
+
+    async def run() -> int:
+        db = Database(training.database_url)
+        try:
+            result = await rekey_with_ring(settings=training, topic=TRAINING_ENROLLMENTS, db=db)
+        finally:
+            await db.dispose()
+        print(
+            f"{TRAINING_ENROLLMENTS}: {result.copied} rekaman disalin, {result.sealed} disegel, "
+            f"{result.dropped_fields} tanpa data pribadi (sudah dihapus)."
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bekal", description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actor", help="who is importing, for the audit trail (default cli:<user>)")
     p.add_argument("--chunk-size", type=int, default=1000, help="lines per transaction")
     p.set_defaults(fn=_registry_import)
+
+    p = sub.add_parser(
+        "rekey-history",
+        help=(
+            "seal the names in a topic's history published before crypto-shredding: "
+            "registry.inmates (registry) or training.enrollments (training); the service "
+            "stopped, its outbox empty (docs/runbook.md)"
+        ),
+    )
+    p.add_argument("service", choices=("registry", "training"))
+    p.set_defaults(fn=_rekey_history)
 
     for command in entry_points(group=COMMANDS_GROUP):
         command.load()(sub)

@@ -24,10 +24,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 
+from bekal.shared.db import Database
 from bekal.shared.events.base import Event, EventRegistry
+from bekal.shared.events.catalogue import catalogue
 from bekal.shared.events.envelope import UnreadableEvent, encode, from_kafka
 from bekal.shared.events.personal import Personal, PersonKey, sealed
-from bekal.shared.messaging.kafka import _common, make_reader, partitions_of
+from bekal.shared.messaging.kafka import _common, make_producer, make_reader, partitions_of
+from bekal.shared.messaging.outbox import backlog
+from bekal.shared.messaging.person_keys import PersonKeyRing
 from bekal.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -145,3 +149,27 @@ async def _rekeyed(
         traceparent=meta.traceparent,
     )
     return new_value, new_headers
+
+
+async def rekey_with_ring(*, settings: Settings, topic: str, db: Database) -> Rekeyed:
+    """Re-key ``topic`` of a service that reads the person keys (training: its completions).
+
+    Its outbox must be empty and its relay stopped: new events would land among the copies.
+    """
+    if await backlog(db):
+        raise RuntimeError("the outbox still has events to send: let it drain, then stop it")
+    ring = PersonKeyRing(settings)
+    await ring.start()
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+
+        async def key_of(participant_id: uuid.UUID) -> PersonKey | None:
+            return await ring.key_for(str(participant_id))
+
+        return await rekey_topic(
+            settings=settings, topic=topic, registry=catalogue, key_of=key_of, producer=producer
+        )
+    finally:
+        await producer.stop()
+        await ring.stop()
