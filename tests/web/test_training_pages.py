@@ -13,6 +13,7 @@ import pytest
 
 from bekal.shared.events.catalogue import Sex
 from bekal.training.models import Enrollment, Program, TrainingSession
+from bekal.training.services import sessions as training_sessions
 from tests.support.factories import (
     inmate_returned,
     inmate_shared,
@@ -88,6 +89,20 @@ async def test_training_error_pages_are_staff_pages_with_the_menu(training_site:
             assert page.status_code == status, (status, page.text[:300])
             assert 'aria-label="Menu utama"' in page.text, status
             assert 'href="/staf/sesi"' in page.text and "Sesi pelatihan" in page.text, status
+
+
+async def test_an_unexpected_error_is_a_staff_page_with_the_menu(
+    training_site: Training, monkeypatch: pytest.MonkeyPatch
+):
+    async def broken(**_: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page="/staf/sesi") as browser:
+        monkeypatch.setattr(training_sessions, "list_sessions", broken)
+        page = await browser.get("/staf/sesi")
+        assert page.status_code == 500
+        assert 'aria-label="Menu utama"' in page.text and "Sesi pelatihan" in page.text
+        assert "disk on fire" not in page.text  # nothing of the inside is shown
 
 
 async def test_the_session_list_filters_in_the_query_beyond_the_first_pages(
