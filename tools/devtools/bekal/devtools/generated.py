@@ -84,7 +84,10 @@ def topic_table(consumers: Sequence[Consumer]) -> list[str]:
     types on it, as a Markdown table."""
     lines = ["| topic | written by | read by | events |", "|---|---|---|---|"]
     for topic in TOPICS:
-        readers = sorted({c.service for c in consumers if topic.name in c.topics})
+        # Consumer groups, and the services that read a topic outside a group (the person keys).
+        readers = sorted(
+            {c.service for c in consumers if topic.name in c.topics} | set(topic.readers)
+        )
         events = sorted(cls.__name__ for cls in catalogue.all() if cls.topic == topic.name)
         lines.append(
             f"| `{topic.name}` | {topic.owner} ({topic.ministry}) | "
