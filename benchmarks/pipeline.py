@@ -72,7 +72,8 @@ from harness import (
 
 from bekal.devtools.broker import Broker
 from bekal.shared.events import catalogue
-from bekal.shared.events.catalogue import InmateShared, Sex
+from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished, Sex
+from bekal.shared.events.personal import PersonKey, SealedFields, key_to_text, sealed, unseal
 from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
 
@@ -92,8 +93,13 @@ class Outboxed:
     created_at: datetime
 
 
+# Each synthetic person's data key, by participant id: the registry's person_keys.
+KEYS: dict[str, PersonKey] = {}
+
+
 def synthetic(n: int, *, facilities: int = 530, seed: int = 11) -> list[Outboxed]:
-    """``n`` InmateShared outbox rows like the registry's import writes."""
+    """``n`` InmateShared outbox rows like the registry's import writes: name and birth year
+    sealed with the person's key (``KEYS``)."""
     rnd = random.Random(seed)
     facility_ids = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(facilities)]
     first = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad"]
@@ -111,13 +117,15 @@ def synthetic(n: int, *, facilities: int = 530, seed: int = 11) -> list[Outboxed
             expected_release_date=date(2025, 11, 1) + timedelta(days=rnd.randrange(0, 60)),
             facility_code=f"LP-{i % facilities:04d}",
         )
+        event_id = str(uuid.uuid4())
+        key = KEYS[event.person_kid()] = PersonKey.new(event.person_kid())
         rows.append(
             Outboxed(
-                event_id=str(uuid.uuid4()),
+                event_id=event_id,
                 topic=event.topic,
                 aggregate_id=event.aggregate_id,
                 event_type=event.event_type(),
-                payload=json.dumps(event.data(), ensure_ascii=False),
+                payload=json.dumps(sealed(event, key, event_id).data(), ensure_ascii=False),
                 traceparent=None,
                 created_at=now,
             )
@@ -172,9 +180,11 @@ async def measure(
 
     from bekal.shared.db import Database
     from bekal.shared.events.envelope import to_kafka
+    from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
     from bekal.shared.messaging.consumer import ConsumerRunner
     from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
     from bekal.shared.messaging.outbox import OutboxRelay, _source, backlog
+    from bekal.shared.messaging.person_keys import PersonKeyRing
     from bekal.shared.migrations import upgrade
     from bekal.training.handlers import subscriptions as training_subscriptions
 
@@ -258,8 +268,8 @@ async def measure(
         participants = []
         inbox = []
         for i, (_key, v, h) in enumerate(records):
-            participants.append(participant_row(json.loads(v), now))
             ce_id = dict(h)["ce_id"].decode()
+            participants.append(participant_row(json.loads(v), ce_id, now))
             inbox.append(("training", ce_id, InmateShared.event_type(), topic, i % 3, i, now))
         conn = await asyncpg.connect(pg_dsn(scratch))
         try:
@@ -309,7 +319,8 @@ async def measure(
                         stamp = datetime.now(UTC)
                         p_rows, i_rows = [], []
                         for rec in batch:
-                            p_rows.append(participant_row(json.loads(rec.value), stamp))
+                            ce_id = dict(rec.headers)["ce_id"].decode()
+                            p_rows.append(participant_row(json.loads(rec.value), ce_id, stamp))
                             ce_id = dict(rec.headers)["ce_id"].decode()
                             i_rows.append(
                                 (
@@ -344,6 +355,29 @@ async def measure(
             "training", broker=broker, namespace=f"{tag}.", database=scratch
         )
         db = Database(train_settings.database_url)
+        # The people's keys on the key topic, read before the runner starts (as training does).
+        await ensure_topics(train_settings, [REGISTRY_PERSON_KEYS])
+        keys_out = make_producer(train_settings)
+        await keys_out.start()
+        try:
+            sends = []
+            for key in KEYS.values():
+                k, v, h = to_kafka(
+                    PersonKeyPublished(
+                        participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret)
+                    ),
+                    source=source,
+                )
+                sends.append(
+                    await keys_out.send(
+                        train_settings.topic(REGISTRY_PERSON_KEYS), key=k, value=v, headers=h
+                    )
+                )
+            await asyncio.gather(*sends)
+        finally:
+            await keys_out.stop()
+        ring = PersonKeyRing(train_settings)
+        await ring.start()
         kafka = make_consumer(train_settings, "bench-training", [InmateShared.topic])
         dlq = make_producer(train_settings)
         await kafka.start()
@@ -355,6 +389,7 @@ async def measure(
             settings=train_settings,
             consumer=kafka,
             dlq_producer=dlq,
+            person_keys=ring,
         )
         try:
             with profiled(
@@ -383,6 +418,7 @@ async def measure(
             await runner.stop()
             await kafka.stop()
             await dlq.stop()
+            await ring.stop()
             await db.dispose()
     finally:
         await drop_database(scratch)
@@ -536,13 +572,17 @@ INSERT_INBOX = (
 )
 
 
-def participant_row(data: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+def participant_row(data: dict[str, Any], event_id: str, now: datetime) -> tuple[Any, ...]:
+    """The replica row of a share, its sealed fields opened (as a consumer must)."""
     release = data.get("expected_release_date")
+    personal = unseal(
+        SealedFields.model_validate(data["personal"]), KEYS[data["participant_id"]], event_id
+    )
     return (
         data["participant_id"],
-        data["full_name"],
+        personal["full_name"],
         data["sex"],
-        data["birth_year"],
+        personal["birth_year"],
         data["facility_id"],
         "in_custody",
         date.fromisoformat(data["admission_date"]),
