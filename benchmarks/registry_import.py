@@ -1,4 +1,4 @@
-"""Benchmark: import a generated 300,000-line inmate CSV into a fresh SQLite database.
+"""Benchmark: import a generated 300,000-line inmate CSV into a fresh database.
 
 Prints lines per second and peak memory for a dry run, a real run, a second (idempotent)
 run of the same file, and the next day's export, in which one person in 100 changed (a
@@ -6,6 +6,12 @@ transfer, a new expected release date, a release or consent given, in turn).
 
 Run with ``.venv/bin/python benchmarks/registry_import.py [--rows N]``;
 ``--tracemalloc`` also reports the peak of Python allocations (slower).
+
+``--postgres`` imports into a fresh PostgreSQL database (``BENCH_POSTGRES_DSN``) instead of
+SQLite, with autovacuum off for its tables (as on the test server: nothing is analysed unless
+the import does it), and measures raw ``COPY`` of the same file into a table of text columns
+in the same run: each run is also given as a share of it. ``--deciles`` prints the rate of
+each tenth of the file, to see whether an import slows down as the table grows.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import tracemalloc
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+
+from harness import create_database, drop_database, machine, pg_dsn, run_tag, sqlalchemy_url
 
 from bekal.registry.importer import COLUMNS, ImportReport, LineError, run_import
 from bekal.registry.models import Facility
@@ -115,15 +123,76 @@ def max_rss_mib() -> float:
     return raw / (1024 * 1024) if sys.platform == "darwin" else raw / 1024
 
 
-async def one_run(db: Database, path: Path, *, dry_run: bool, label: str, trace: bool) -> None:
+async def raw_copy(dsn: str, path: Path) -> float:
+    """Lines per second of PostgreSQL's own ``COPY`` of the file into a table of text columns:
+    the ceiling the import is compared with."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = ", ".join(f"{name} text" for name in COLUMNS)
+        await conn.execute(f"CREATE UNLOGGED TABLE raw_copy ({columns})")
+        started = time.perf_counter()
+        result = await conn.copy_to_table("raw_copy", source=path, format="csv", header=True)
+        elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE raw_copy")
+    finally:
+        await conn.close()
+    lines = int(result.split()[-1])
+    rate = lines / elapsed
+    print(
+        f"{'raw COPY':<22} {lines:>8} lines in {elapsed:7.1f} s = {rate:8.0f} lines/s", flush=True
+    )
+    return rate
+
+
+async def autovacuum_off(dsn: str) -> None:
+    """Autovacuum off for every table, as on the test server: no statistics unless analysed."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for (name,) in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ):
+            await conn.execute(f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
+    finally:
+        await conn.close()
+
+
+async def one_run(
+    db: Database,
+    path: Path,
+    *,
+    dry_run: bool,
+    label: str,
+    trace: bool,
+    deciles: bool = False,
+    ceiling: float | None = None,
+) -> None:
     errors = 0
 
     async def on_error(error: LineError) -> None:
         nonlocal errors
         errors += 1
 
+    marks: list[tuple[int, float]] = []
+
     async def on_progress(report: ImportReport) -> None:
-        return None
+        if not deciles or not report.total_lines:
+            return
+        tenth = report.total_lines / 10
+        last_lines, last_at = marks[-1] if marks else (0, started)
+        if report.processed_lines - last_lines >= tenth or (
+            report.processed_lines >= report.total_lines and report.processed_lines > last_lines
+        ):
+            now = time.perf_counter()
+            marks.append((report.processed_lines, now))
+            print(
+                f"    {report.processed_lines / report.total_lines:4.0%} "
+                f"{(report.processed_lines - last_lines) / (now - last_at):8.0f} lines/s",
+                flush=True,
+            )
 
     if trace:
         tracemalloc.start()
@@ -144,9 +213,11 @@ async def one_run(db: Database, path: Path, *, dry_run: bool, label: str, trace:
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         peak = f", tracemalloc peak {traced_peak / 2**20:.1f} MiB"
+    rate = report.processed_lines / elapsed
+    share = f" ({rate / ceiling:.2f} of raw COPY)" if ceiling else ""
     print(
         f"{label:<22} {report.processed_lines:>8} lines in {elapsed:7.1f} s = "
-        f"{report.processed_lines / elapsed:8.0f} lines/s; created {report.created}, "
+        f"{rate:8.0f} lines/s{share}; created {report.created}, "
         f"updated {report.updated}, transferred {report.transferred}, "
         f"released {report.released}, unchanged {report.unchanged}, invalid {report.invalid}; "
         f"max RSS {rss_before:.0f} -> {max_rss_mib():.0f} MiB{peak}",
@@ -159,7 +230,10 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--bad-every", type=int, default=1000, help="one bad line per N (0: none)")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    parser.add_argument("--deciles", action="store_true", help="the rate of each tenth")
     args = parser.parse_args()
+    print(machine())
     # A line per person changed would be thousands of lines here, and would cost time to print.
     configure_logging(service="registry", level="WARNING", json=False)
 
@@ -171,22 +245,43 @@ async def main() -> None:
         generate(next_day, args.rows, args.bad_every, changed_every=100)
         size = csv_path.stat().st_size / 2**20
         print(f"generated {args.rows} lines ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
-        url = f"sqlite+aiosqlite:///{tmp}/registry.db"
+        name = f"{run_tag()}_import"
+        if args.postgres:
+            await create_database(name)
+            url = sqlalchemy_url(name)
+        else:
+            url = f"sqlite+aiosqlite:///{tmp}/registry.db"
         await asyncio.to_thread(upgrade, "bekal.registry", url)
         db = Database(url)
         try:
+            ceiling: float | None = None
+            if args.postgres:
+                await autovacuum_off(pg_dsn(name))
+                ceiling = await raw_copy(pg_dsn(name), csv_path)
             await seed_facilities(db)
             print(f"max RSS before importing: {max_rss_mib():.0f} MiB")
-            await one_run(db, csv_path, dry_run=True, label="dry run", trace=args.tracemalloc)
-            await one_run(db, csv_path, dry_run=False, label="import", trace=args.tracemalloc)
-            await one_run(
-                db, csv_path, dry_run=False, label="same file again", trace=args.tracemalloc
-            )
-            await one_run(
-                db, next_day, dry_run=False, label="next day (1% changed)", trace=args.tracemalloc
-            )
+            runs = [
+                (csv_path, True, "dry run"),
+                (csv_path, False, "import"),
+                (csv_path, False, "same file again"),
+                (next_day, False, "next day (1% changed)"),
+            ]
+            for path, dry_run, label in runs:
+                await one_run(
+                    db,
+                    path,
+                    dry_run=dry_run,
+                    label=label,
+                    trace=args.tracemalloc,
+                    deciles=args.deciles,
+                    ceiling=ceiling,
+                )
+            if args.postgres:
+                await raw_copy(pg_dsn(name), next_day)
         finally:
             await db.dispose()
+            if args.postgres:
+                await drop_database(name)
 
 
 if __name__ == "__main__":
