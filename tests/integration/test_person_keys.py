@@ -18,20 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bekal.registry.app import create_app as create_registry
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
-from bekal.shared.events.envelope import from_kafka
-from bekal.shared.events.personal import PersonalStatus, key_to_text
-from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS
-from bekal.shared.messaging.kafka import partitions_of
+from bekal.shared.events.envelope import UnreadableEvent, from_kafka, to_kafka
+from bekal.shared.events.personal import PersonalStatus, PersonKey, key_to_text, sealed
+from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS, SOURCES
+from bekal.shared.messaging.kafka import ensure_topics, partitions_of
 from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
 from bekal.shared.settings import Settings
 from tests.support.apps import bearer, running
+from tests.support.factories import inmate_shared
+from tests.support.kafka import person_key_published, seal_as_published
 from tests.support.training import running_training
 from tests.support.waiting import wait_until
 
@@ -251,11 +253,6 @@ async def _compact_now(settings: Settings) -> None:
         await admin.close()
     await asyncio.sleep(0.5)
     # A record on every partition after segment.ms rolls each partition's segment.
-    from aiokafka import AIOKafkaProducer
-
-    from bekal.shared.events.envelope import to_kafka
-    from bekal.shared.events.topics import SOURCES
-
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -265,3 +262,56 @@ async def _compact_now(settings: Settings) -> None:
             await producer.send_and_wait(topic, key=k, value=v, headers=h, partition=partition)
     finally:
         await producer.stop()
+
+
+async def test_a_key_written_just_before_its_event_is_found_without_waiting(
+    broker: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """The race: a consumer meets a sealed event whose key its ring has not read yet. Reading
+    the key topic to its end at that moment finds it (the registry's relay has the key
+    acknowledged before it sends the event); a key that is not there then is a destroyed one."""
+    settings = make_settings(
+        "training",
+        f"sqlite+aiosqlite:///{tmp_path}/training.db",
+        broker,
+        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
+    )
+    await ensure_topics(settings, [REGISTRY_PERSON_KEYS, REGISTRY_INMATES])
+    ring = PersonKeyRing(settings)
+    await ring.catch_up()  # read to the (empty) end; no background refresh in this test
+    try:
+        share = inmate_shared(full_name=NAME, birth_year=1987)
+        event_id = str(uuid.uuid4())
+        # The key on its topic, then at once the event it seals, as the relay sends them.
+        await person_key_published(settings, share.participant_id)
+        wire = seal_as_published(share, event_id)
+        k, v, h = to_kafka(wire, source=SOURCES["registry"], event_id=event_id)
+        assert share.participant_id and str(share.participant_id) not in ring
+        event, _ = await open_personal(*from_kafka(k, v, h, catalogue), ring)
+        assert isinstance(event, InmateShared)
+        assert (event.full_name, event.birth_year, event.personal_status) == (
+            NAME,
+            1987,
+            PersonalStatus.OPEN,
+        )
+
+        # A person whose key is not on the topic (destroyed and compacted away): erased, at once.
+        gone = inmate_shared(full_name="Tidak Ada Kunci")
+        lost_key = PersonKey.new(str(gone.participant_id))
+        wire = sealed(gone, lost_key, event_id)
+        k, v, h = to_kafka(wire, source=SOURCES["registry"], event_id=event_id)
+        event, _ = await open_personal(*from_kafka(k, v, h, catalogue), ring)
+        assert isinstance(event, InmateShared) and event.personal_erased
+        assert event.full_name is None
+
+        # A sealed block changed on the way does not open: the record is unreadable (dead letter).
+        assert wire.personal is not None
+        forged = wire.model_copy(
+            update={"personal": wire.personal.model_copy(update={"kid": str(share.participant_id)})}
+        )
+        forged = forged.model_copy(update={"participant_id": share.participant_id})
+        k, v, h = to_kafka(forged, source=SOURCES["registry"], event_id=event_id)
+        with pytest.raises(UnreadableEvent, match="sealed_fields_broken"):
+            await open_personal(*from_kafka(k, v, h, catalogue), ring)
+    finally:
+        await ring.stop()
