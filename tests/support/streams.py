@@ -77,9 +77,9 @@ class StreamProducer:
         for i, event in enumerate(events):
             event_id = event_ids[i] if event_ids else str(uuid.uuid4())
             at = times[i] if times else T0 + timedelta(milliseconds=self.sent + i)
-            event = await as_registry_seals(self.settings, self.producer, event, event_id)
+            wire = await as_registry_seals(self.settings, self.producer, event, event_id)
             key, value, headers = to_kafka(
-                event, source=SOURCES[event.topic.split(".", 1)[0]], event_id=event_id, time=at
+                wire, source=SOURCES[event.topic.split(".", 1)[0]], event_id=event_id, time=at
             )
             futures.append(await self.send_raw(event.topic, key, value, headers))
             out.append(Sent(event, event_id, at))
