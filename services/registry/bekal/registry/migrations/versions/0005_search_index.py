@@ -3,12 +3,13 @@
 PostgreSQL: trigram GIN indexes (``pg_trgm``) over the folded name (``search_name``) and
 ``lower(registration_number)``; ``LIKE '%x%'`` on those expressions uses them. Creating the
 extension needs a role allowed to (a superuser, or ``pg_trgm`` in the server's trusted
-extensions, which it is since PostgreSQL 13 for a database owner with CREATE). Where it is not
-allowed, the migration leaves a warning and no index: search still works, by reading every row.
+extensions, which it is since PostgreSQL 13, for a role with CREATE on the database). Where it is
+not allowed, the migration logs a warning and makes no index: search still works, by reading
+every row (the registry README gives the statements to add the indexes later).
 
 SQLite: an FTS5 table with the trigram tokenizer (SQLite 3.34 or later) over the same two
 folded values, kept in step with ``inmates`` by triggers. Its rowid follows ``inmates.rowid``;
-a ``VACUUM`` that renumbered rowids would need the table refilled (downgrade to 0004, upgrade).
+a ``VACUUM`` that renumbered rowids needs the table refilled (the registry README says how).
 
 Revision ID: 0005
 Revises: 0004
