@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from bekal.registry.importer import LineError, run_import
 from bekal.registry.models import AuditEntry, ImportJob, Inmate
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.messaging.models import OutboxMessage
@@ -231,3 +233,46 @@ async def test_cli_dry_run_then_idempotent_import_in_small_chunks(
     assert await reg.count(AuditEntry, by_ops, AuditEntry.action == "inmate.registered") == 3
     for run in (dry, first, second):
         assert not any(nik in run.stdout + run.stderr for nik in NIK_TEXTS)
+
+
+async def test_a_first_import_analyses_what_it_wrote_on_postgresql(
+    registry: Registry, database_url: str, tmp_path: Path
+):
+    """Without autovacuum a registry filled by an import would keep an empty one's statistics."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite plans without statistics gathered by ANALYZE")
+    people = [
+        f"AN.{n},Siti Aminah,61710145059{n:05d},F,1990-05-05,SMA,LP-IMP,2023-01-10,,,ya,ya,\n"
+        for n in range(25)
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + "".join(people))
+    db = registry.app.state.db
+
+    async def estimated() -> dict[str, float]:
+        async with db.session() as s:
+            found = await s.execute(
+                text(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                    "('inmates', 'audit_entries', 'person_keys')"
+                )
+            )
+            return {name: tuples for name, tuples in found.all()}
+
+    async def ignore(_: LineError) -> None:
+        return None
+
+    before = await estimated()
+    await run_import(
+        db, path, secret=SECRET, dry_run=True, recorded_by="adm", on_error=ignore, chunk_size=2
+    )
+    assert await estimated() == before  # a dry run writes nothing, statistics included
+    report = await run_import(
+        db, path, secret=SECRET, dry_run=False, recorded_by="adm", on_error=ignore, chunk_size=2
+    )
+    assert report.created == 25
+    # Analysed during the import (after 20 people, ten chunks of 2) and at its end.
+    after = await estimated()
+    assert after["inmates"] == 25
+    assert after["person_keys"] == 25
+    assert after["audit_entries"] >= 25

@@ -34,7 +34,14 @@ from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
 from bekal.registry.services import inmates, movements
 from bekal.registry.services.keys import person_keys
 from bekal.shared.auth import Ministry, Principal
-from bekal.shared.db import Database, among, plan_each_statement, table_of, utcnow
+from bekal.shared.db import (
+    Database,
+    among,
+    insert_rows,
+    plan_each_statement,
+    table_of,
+    utcnow,
+)
 from bekal.shared.events.catalogue import InmateShared, ReleaseKind
 from bekal.shared.messaging.outbox import add_event
 
@@ -647,7 +654,8 @@ async def run_import(
             if len(chunk) >= chunk_size:
                 await _chunk(db, chunk, report, facilities, seen, context, on_error, on_skip)
                 chunk = []
-                if not dry_run and report.created - analysed >= max(_ANALYSE_AFTER, analysed):
+                grown = report.created - analysed
+                if not dry_run and grown >= max(_ANALYSE_AFTER_CHUNKS * chunk_size, analysed):
                     await _analyse(db)
                     analysed = report.created
                 if on_progress:
@@ -668,9 +676,9 @@ async def run_import(
     return report
 
 
-# The tables a bulk load grows, analysed once this many people were created and again each
-# time their number doubled, then at the end.
-_ANALYSE_AFTER = 10 * CHUNK_SIZE
+# The tables a bulk load grows, analysed once this many chunks' worth of people were created
+# and again each time their number doubled, then at the end.
+_ANALYSE_AFTER_CHUNKS = 10
 _GROWN = (table_of(Inmate).name, table_of(AuditEntry).name, table_of(PersonKey).name)
 
 
@@ -920,12 +928,14 @@ async def _insert(
     """New people, their audit entries and InmateShared events, in bulk."""
     codes = {fid: code for code, (fid, _) in facilities.items()}
     lines = [values.pop("_line") for values in new]
-    # Core executemany: the ORM bulk path would fetch each new row back, for nothing here.
-    await session.execute(table_of(Inmate).insert(), new)
+    # One statement each (arrays of values on PostgreSQL): the ORM bulk path would fetch each
+    # new row back, for nothing here.
+    await insert_rows(session, table_of(Inmate), new)
     principal = context.principal
     roles = ",".join(sorted(principal.roles))
-    await session.execute(
-        table_of(AuditEntry).insert(),
+    await insert_rows(
+        session,
+        table_of(AuditEntry),
         [
             {
                 "id": uuid.uuid4(),
