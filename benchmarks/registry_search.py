@@ -1,0 +1,297 @@
+"""Benchmark: the registry's name and number search at national volume, on SQLite and PostgreSQL.
+
+Loads 530 facilities and 300,000 people straight into a fresh database of each kind (``COPY``
+on PostgreSQL, one ``executemany`` on SQLite; the search index of migration 0005 is filled as
+rows arrive), runs ``ANALYZE``, then times the search as the API answers it: the service's
+``list_inmates`` (count and first page of 20), the audit of the page's reads, the commit. Each
+needle is searched by a registry administrator (the whole country) and by a facility officer
+(one facility), one request at a time.
+
+Then the same data without the index (migration 0005 downgraded, the search reading every row
+as before it) for comparison; ``--skip-baseline`` leaves that out.
+
+Run with ``.venv/bin/python benchmarks/registry_search.py [--inmates N] [--requests N]
+[--database sqlite|postgresql|both]``; PostgreSQL is ``BENCH_POSTGRES_DSN``'s server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from alembic import command
+from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    create_database,
+    drop_database,
+    machine,
+    percentile,
+    pg_dsn,
+    pg_server_version,
+    run_tag,
+    sqlalchemy_url,
+    table,
+)
+
+from bekal.registry import domain
+from bekal.registry.models import Inmate
+from bekal.registry.services import audit, inmates
+from bekal.shared.auth import Ministry, Principal, Role
+from bekal.shared.db import Database
+from bekal.shared.logging import configure_logging
+from bekal.shared.migrations import alembic_config, upgrade
+
+FACILITIES = 530
+FIRST = [
+    "Siti", "Ṣiti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad",
+    "Nur", "Yosefína", "Putu", "Made", "Wayan", "Maria", "Yohanes", "Fransiska", "Hendra",
+    "Rudi", "Indah", "Bambang", "Lestari", "Teguh", "Wahyu", "Fitri", "Andi", "Rizky", "Dian",
+]  # fmt: skip
+MIDDLE = [
+    "", "", "", "Nur", "Dwi", "Tri", "Eka", "Kartika", "Puspita", "Adi", "Muhammad", "Ayu",
+]  # fmt: skip
+LAST = [
+    "Aminah", "Ámínah", "Santoso", "Wulandari", "Saputra", "Lestari", "Hidayat", "Rahayu",
+    "Fauzi", "Fauzī", "Kristanti", "Nurhaliza", "Siregar", "Nasution", "Simanjuntak",
+    "Pratama", "Gunawan", "Setiawan", "Kusuma", "Halim", "Tanjung", "Harahap", "Sihombing",
+    "Manurung", "Situmorang", "Wijaya", "Susanto", "Purnomo", "Sembiring", "Ginting",
+]  # fmt: skip
+# Common, middling and rare name parts, an accent and case variant, a number, a short needle.
+NEEDLES = ["siti", "kartika", "wulandari", "ÁMÍNAH", "aminah", "hend", "RN.0123", "0042517", "ti"]
+
+INMATE_COLUMNS = [
+    "id", "registration_number", "full_name", "search_name", "nik_hash", "sex",
+    "date_of_birth", "facility_id", "admission_date", "status", "consent_training",
+    "consent_data_sharing", "shared", "created_at", "updated_at",
+]  # fmt: skip
+FACILITY_COLUMNS = [
+    "id", "code", "name", "kind", "facility_class", "province", "regional_office",
+    "capacity", "active", "created_at", "updated_at",
+]  # fmt: skip
+
+ADMIN = Principal("bench-admin", Ministry.CORRECTIONS, frozenset({Role.REGISTRY_ADMIN}))
+
+
+def facilities(now: datetime) -> list[tuple[Any, ...]]:
+    return [
+        (
+            str(uuid.UUID(int=n + 1)),
+            f"LP-{n:03d}",
+            f"Lapas {n:03d}",
+            "lapas",
+            "IIA",
+            "Banten",
+            "Kanwil Banten",
+            1000,
+            True,
+            now,
+            now,
+        )
+        for n in range(FACILITIES)
+    ]
+
+
+def people(count: int, now: datetime) -> Iterator[tuple[Any, ...]]:
+    rnd = random.Random(42)
+    for i in range(count):
+        parts = [rnd.choice(FIRST), rnd.choice(MIDDLE), rnd.choice(LAST)]
+        name = " ".join(p for p in parts if p)
+        yield (
+            str(uuid.uuid4()),
+            f"RN.{i:07d}",
+            name,
+            domain.search_key(name),
+            f"h{i}",
+            rnd.choice("FM"),
+            date(1960, 1, 1) + timedelta(days=rnd.randrange(15000)),
+            str(uuid.UUID(int=i % FACILITIES + 1)),
+            date(2015, 1, 1) + timedelta(days=rnd.randrange(3500)),
+            "in_custody",
+            False,
+            False,
+            False,
+            now,
+            now,
+        )
+
+
+async def load_postgresql(name: str, count: int) -> float:
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    conn = await asyncpg.connect(pg_dsn(name))
+    try:
+        await conn.copy_records_to_table(
+            "facilities", records=facilities(now), columns=FACILITY_COLUMNS
+        )
+        await conn.copy_records_to_table(
+            "inmates", records=people(count, now), columns=INMATE_COLUMNS
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+def load_sqlite(path: Path, count: int) -> float:
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+
+            def marks(n: int) -> str:
+                return ", ".join("?" * n)
+
+            conn.executemany(
+                f"INSERT INTO facilities ({', '.join(FACILITY_COLUMNS)}) "
+                f"VALUES ({marks(len(FACILITY_COLUMNS))})",
+                (_sqlite_row(r) for r in facilities(now)),
+            )
+            conn.executemany(
+                f"INSERT INTO inmates ({', '.join(INMATE_COLUMNS)}) "
+                f"VALUES ({marks(len(INMATE_COLUMNS))})",
+                (_sqlite_row(r) for r in people(count, now)),
+            )
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Values as SQLAlchemy writes them to SQLite (ISO dates and times)."""
+    return tuple(
+        v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(v, datetime)
+        else v.isoformat()
+        if isinstance(v, date)
+        else v
+        for v in row
+    )
+
+
+def _full_scan(session: AsyncSession, needle: str) -> ColumnElement[bool]:
+    """The search condition before migration 0005: no index serves it."""
+    return or_(
+        Inmate.search_name.contains(domain.search_key(needle), autoescape=True),
+        func.lower(Inmate.registration_number).contains(needle.lower(), autoescape=True),
+    )
+
+
+async def search_once(db: Database, principal: Principal, needle: str) -> tuple[float, int]:
+    """One search as the API runs it: count and first page, the audit of its reads, commit."""
+    started = time.perf_counter()
+    async with db.session() as session:
+        page = await inmates.list_inmates(
+            session=session,
+            principal=principal,
+            facility_id=None,
+            status=None,
+            q=needle,
+            limit=20,
+            cursor=None,
+        )
+        await audit.audit_reads(
+            session=session, principal=principal, action="inmate.listed", inmates=page.rows
+        )
+        await session.commit()
+    return time.perf_counter() - started, page.count
+
+
+async def measure(db: Database, requests: int) -> list[list[Any]]:
+    officer = Principal(
+        "bench-officer",
+        Ministry.CORRECTIONS,
+        frozenset({Role.FACILITY_OFFICER}),
+        frozenset({"LP-017"}),
+    )
+    rows = []
+    for needle in NEEDLES:
+        for who, principal in (("national", ADMIN), ("one facility", officer)):
+            for _ in range(3):  # warm the caches and the prepared statements
+                await search_once(db, principal, needle)
+            times = []
+            found = 0
+            for _ in range(requests):
+                elapsed, found = await search_once(db, principal, needle)
+                times.append(elapsed * 1000)
+            rows.append(
+                [needle, who, found, percentile(times, 50), percentile(times, 99), max(times)]
+            )
+    return rows
+
+
+def report(title: str, rows: list[list[Any]]) -> None:
+    print(f"\n{title}\n")
+    headers = ["needle", "scope", "found", "p50 ms", "p99 ms", "max ms"]
+    print(table(headers, rows))
+
+
+async def run(kind: str, url: str, count: int, requests: int, baseline: int) -> None:
+    await asyncio.to_thread(upgrade, "bekal.registry", url)
+    if kind == "sqlite":
+        seconds = await asyncio.to_thread(load_sqlite, Path(url.split("///", 1)[1]), count)
+    else:
+        seconds = await load_postgresql(url.rsplit("/", 1)[1], count)
+    print(f"\n{kind}: {count:,} people loaded and analysed in {seconds:.1f} s")
+    db = Database(url)
+    try:
+        report(f"{kind}, with the search index (migration 0005)", await measure(db, requests))
+        if baseline:
+            config = alembic_config("bekal.registry", url)
+            await asyncio.to_thread(command.downgrade, config, "0004")
+            original = inmates.search_condition
+            inmates.search_condition = _full_scan  # type: ignore[assignment]
+            try:
+                rows = await measure(db, baseline)
+            finally:
+                inmates.search_condition = original  # type: ignore[assignment]
+            report(f"{kind}, without it (every row read)", rows)
+    finally:
+        await db.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inmates", type=int, default=300_000)
+    parser.add_argument("--requests", type=int, default=200, help="timed searches per row")
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--baseline-requests", type=int, default=20, help="timed searches per row without it"
+    )
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    configure_logging(service="registry", level="WARNING", json=False)
+    baseline = 0 if args.skip_baseline else args.baseline_requests
+    print(machine())
+    print(f"SQLite {sqlite3.sqlite_version}; PostgreSQL {await pg_server_version()}")
+    if args.database in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'registry.db'}"
+            await run("sqlite", url, args.inmates, args.requests, baseline)
+    if args.database in ("postgresql", "both"):
+        name = f"{run_tag()}_search"
+        await create_database(name)
+        try:
+            await run("postgresql", sqlalchemy_url(name), args.inmates, args.requests, baseline)
+        finally:
+            await drop_database(name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
