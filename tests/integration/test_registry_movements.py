@@ -573,9 +573,14 @@ async def test_subject_access_export_holds_everything_and_is_the_only_place_with
     assert export["merged_record_ids"] == [dup["id"]]
     assert [m["kind"] for m in export["movements"]] == ["merge", "absence"]
     assert [e["event_type"] for e in export["events_published"]] == [
-        "id.bekal.registry.inmate.shared.v1",
+        "id.bekal.registry.inmate.shared.v2",
         "id.bekal.registry.inmate.temporarily_absent.v1",
     ]
+    # The share as it carried the name and birth year, opened for the person (sealed on the
+    # wire); the person's key itself is not in the export.
+    shared = export["events_published"][0]["data"]
+    assert shared["full_name"] == person["full_name"] and "personal" in shared
+    assert shared["birth_year"] == int(person["date_of_birth"][:4])
     assert "inmate.registered" in [a["action"] for a in export["audit_trail"]]
     # The export is itself a read of the record, and audited.
     trail = (

@@ -20,10 +20,12 @@ from bekal.registry.schemas import (
 )
 from bekal.registry.services.audit import audit, audit_public
 from bekal.registry.services.common import load_inmate
-from bekal.registry.services.keys import destroy_person_keys
+from bekal.registry.services.keys import destroy_person_keys, key_of
 from bekal.shared.auth import Principal
 from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import InmateErased
+from bekal.shared.events.personal import SealBroken, SealedFields, unseal
+from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.outbox import add_event
@@ -93,6 +95,23 @@ async def erase_inmate(
     return inmate
 
 
+async def _opened(session: AsyncSession, message: OutboxMessage) -> dict[str, Any]:
+    """An event as published, its sealed personal fields shown opened: the person is told what
+    the event carried about them, not a ciphertext."""
+    data: dict[str, Any] = json.loads(message.payload)
+    sealed_block = data.get("personal")
+    if not isinstance(sealed_block, dict):
+        return data
+    key = await key_of(session=session, participant_id=uuid.UUID(message.aggregate_id))
+    if key is None:
+        return data
+    try:
+        fields = unseal(SealedFields.model_validate(sealed_block), key, str(message.event_id))
+    except (SealBroken, ValueError):
+        return data
+    return {**data, **fields}
+
+
 def _erased_payload(payload: str) -> str:
     data = json.loads(payload)
     if isinstance(data, dict) and "full_name" in data:
@@ -133,7 +152,11 @@ async def subject_access(
     events = (
         await session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
+            .where(
+                OutboxMessage.aggregate_id.in_([str(i) for i in ids]),
+                # The person's data key is not data about them: it stays out of the export.
+                OutboxMessage.topic != REGISTRY_PERSON_KEYS,
+            )
             .order_by(OutboxMessage.seq)
         )
     ).all()
@@ -163,7 +186,7 @@ async def subject_access(
                 topic=e.topic,
                 created_at=e.created_at,
                 sent_at=e.sent_at,
-                data=json.loads(e.payload),
+                data=await _opened(session, e),
             )
             for e in events
         ],
