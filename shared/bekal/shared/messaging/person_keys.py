@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 __all__ = ["SESSION_INFO_KEY", "PersonKeyRing", "open_personal"]
 
 REFRESH_SECONDS = 2.0  # how soon a running service applies a tombstone it did not ask for
+CATCH_UP_SECONDS = 60.0
 
 
 class PersonKeyRing:
@@ -62,9 +63,16 @@ class PersonKeyRing:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.destroyed = 0  # tombstones applied (for tests and the logs)
+        self.loaded = False  # the whole topic read once: a key missing now is a destroyed one
 
     def get(self, kid: str) -> PersonKey | None:
-        """The key if held now (no broker round trip): for sealing an event being written."""
+        """The key if held now (no broker round trip): for sealing an event being written.
+
+        Refused until the topic has been read once: before that a missing key proves nothing,
+        and an event sealed without it would lose the person's name.
+        """
+        if not self.loaded:
+            raise RuntimeError("the person keys are not loaded yet: try again shortly")
         return self._keys.get(kid)
 
     def __contains__(self, kid: object) -> bool:
@@ -89,6 +97,7 @@ class PersonKeyRing:
                 await self._reader.stop()
                 self._reader = None
         self._keys.clear()
+        self.loaded = False
 
     async def key_for(self, kid: str) -> PersonKey | None:
         """The person's key; None only once the topic, read to its end now, does not hold it."""
@@ -99,8 +108,12 @@ class PersonKeyRing:
         return key
 
     async def catch_up(self) -> None:
-        """Apply every record up to the topic's end as it is at the call."""
-        async with self._lock:
+        """Apply every record up to the topic's end as it is at the call.
+
+        Bounded: a broker that stops answering raises (the consumer then retries the event
+        later) instead of holding the consumer for ever.
+        """
+        async with self._lock, asyncio.timeout(CATCH_UP_SECONDS):
             reader = await self._ready()
             ends = await reader.end_offsets(self._partitions)
             while [tp for tp, end in ends.items() if end > 0 and await reader.position(tp) < end]:
@@ -108,6 +121,7 @@ class PersonKeyRing:
                 for records in batches.values():
                     for record in records:
                         self._apply(record.key, record.value)
+            self.loaded = True
 
     async def _ready(self) -> AIOKafkaConsumer:
         if self._reader is not None:
