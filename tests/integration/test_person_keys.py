@@ -21,14 +21,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from sqlalchemy import select
 
 from bekal.registry.app import create_app as create_registry
+from bekal.registry.models import PersonKey as PersonKeyRow
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
 from bekal.shared.events.envelope import UnreadableEvent, from_kafka, to_kafka
 from bekal.shared.events.personal import PersonalStatus, PersonKey, key_to_text, sealed
 from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS, SOURCES
 from bekal.shared.messaging.kafka import ensure_topics, partitions_of
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
 from bekal.shared.settings import Settings
 from tests.support.apps import bearer, running
@@ -55,8 +58,9 @@ async def test_erasure_destroys_the_key_and_a_replay_meets_an_erased_person(
         "training", f"sqlite+aiosqlite:///{tmp_path}/training.db", broker, kafka_namespace=namespace
     )
     corrections = bearer(reg_settings, ministry="corrections", roles=["registry_admin"])
+    reg_app = create_registry(reg_settings)
     async with (
-        running(create_registry(reg_settings)) as reg,
+        running(reg_app) as reg,
         running_training(trn_settings) as trn,
     ):
         industry = trn.token("training_admin", "training_officer")
@@ -83,8 +87,19 @@ async def test_erasure_destroys_the_key_and_a_replay_meets_an_erased_person(
         assert inmates and not any(NAME.encode() in blob for blob in inmates)
         assert not any(BIRTH_YEAR.search(blob) or BIRTH_DATE.encode() in blob for blob in inmates)
 
+        secret_text = key_to_text(key.secret)
+
+        async def registry_outbox() -> list[str]:
+            async with reg_app.state.db.session() as s:
+                return list((await s.scalars(select(OutboxMessage.payload))).all())
+
+        assert any(secret_text in p for p in await registry_outbox())
         r = await reg.post(f"/api/v1/inmates/{person['id']}/erasure", headers=corrections)
         assert r.status_code == 200, r.text
+        # The registry keeps no copy of the key: neither its row nor the record it sent.
+        async with reg_app.state.db.session() as s:
+            assert await s.get(PersonKeyRow, uuid.UUID(person["id"])) is None
+        assert not any(secret_text in p for p in await registry_outbox())
 
         # The tombstone is on the key topic, and training has forgotten the key.
         async def tombstoned() -> bool:

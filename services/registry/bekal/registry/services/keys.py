@@ -13,6 +13,8 @@ from bekal.registry.models import PersonKey as PersonKeyRow
 from bekal.shared.db import among, utcnow
 from bekal.shared.events.catalogue import PersonKeyDestroyed, PersonKeyPublished
 from bekal.shared.events.personal import PersonKey, key_to_text
+from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.messaging.outbox import add_event
 
 
@@ -65,6 +67,15 @@ async def destroy_person_keys(
     )
     await session.execute(
         delete(PersonKeyRow).where(among(session, PersonKeyRow.participant_id, ids))
+    )
+    # The outbox keeps what it sent: the key's own record there goes too (sent or not; an
+    # unsent one would only publish a key whose tombstone follows).
+    await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.topic == REGISTRY_PERSON_KEYS,
+            OutboxMessage.event_type == PersonKeyPublished.event_type(),
+            OutboxMessage.aggregate_id.in_([str(i) for i in ids]),
+        )
     )
     # A tombstone for every shared id, held or not: a key published before this registry's
     # database was restored from a backup still goes.
