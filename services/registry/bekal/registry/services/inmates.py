@@ -221,12 +221,17 @@ def _fts_phrase(column: str, value: str) -> str:
     return f'{column} : "{value.replace(chr(34), chr(34) * 2)}"'
 
 
-def search_condition(session: AsyncSession, needle: str) -> ColumnElement[bool]:
+def search_condition(
+    session: AsyncSession, needle: str, *, in_facilities: bool = False
+) -> ColumnElement[bool]:
     """Name (case- and accent-free) or registration number containing ``needle``.
 
     On SQLite a needle of 3 characters or more first narrows to the people the FTS5 trigram
     table ``inmates_search`` finds (a superset: its tokenizer folds case too); the same
-    ``LIKE`` as without it then decides, so the results are those of a full scan.
+    ``LIKE`` as without it then decides, so the results are those of a full scan. Not when
+    the search is already within some facilities (``in_facilities``): SQLite would then look
+    up every person the index finds in the country (284 ms for "siti" at 300,000 people)
+    instead of reading one facility's few hundred (12 ms); PostgreSQL's planner weighs both.
     """
     name_key = domain.search_key(needle)
     number_key = needle.lower()
@@ -241,7 +246,9 @@ def search_condition(session: AsyncSession, needle: str) -> ColumnElement[bool]:
             else _folded_registration_number(session, ascii_only=needle.isascii())
         ).contains(number_key, autoescape=True),
     )
-    if not (indexed and dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 34, 0)):
+    if in_facilities or not (
+        indexed and dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 34, 0)
+    ):
         return exact
     found: Select[Any] = (
         select(literal_column("inmate_id"))
@@ -265,13 +272,18 @@ async def list_inmates(
     limit: int,
     cursor: str | None,
 ) -> Page[Inmate]:
-    conditions = facility_scope(principal)
+    scope = facility_scope(principal)
+    conditions = list(scope)
     if facility_id is not None:
         conditions.append(Inmate.facility_id == facility_id)
     if status is not None:
         conditions.append(Inmate.status == status.value)
     if q and q.strip():
-        conditions.append(search_condition(session, q.strip()))
+        conditions.append(
+            search_condition(
+                session, q.strip(), in_facilities=facility_id is not None or bool(scope)
+            )
+        )
     return await paginate(
         session,
         inmates_query().where(*conditions),
