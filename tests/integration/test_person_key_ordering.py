@@ -1,0 +1,96 @@
+"""The outbox relay never sends an event ahead of the key that seals it: a key the brokers have
+not acknowledged holds back every row after it, so a consumer that misses a key can take the
+person as erased. On Apache Kafka the key topic first takes no record as large as a key: the key
+is queued, then refused by the broker, while the event's topic would take the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from sqlalchemy import select
+
+from bekal.shared.db import Database
+from bekal.shared.events.catalogue import PersonKeyPublished
+from bekal.shared.events.personal import PersonKey, key_to_text
+from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS
+from bekal.shared.messaging.kafka import ensure_topics, make_producer
+from bekal.shared.messaging.models import OutboxMessage
+from bekal.shared.messaging.outbox import OutboxRelay, add_event
+from bekal.shared.migrations import upgrade
+from tests.integration.test_person_keys import _records
+from tests.support.factories import inmate_shared
+
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+
+
+async def test_an_unacknowledged_key_holds_back_the_event_it_seals(
+    kafka_node: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        "registry",
+        f"sqlite+aiosqlite:///{tmp_path}/registry.db",
+        kafka_node,
+        pseudonym_secret="s-ord",
+        outbox_publish_timeout_seconds=3,
+    )
+    await asyncio.to_thread(upgrade, "bekal.registry", settings.database_url)
+    await ensure_topics(settings, [REGISTRY_INMATES])
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    keys_topic = settings.topic(REGISTRY_PERSON_KEYS)
+    try:
+        await admin.create_topics(
+            [NewTopic(keys_topic, 1, 1, topic_configs={"max.message.bytes": "64"})]
+        )
+    finally:
+        await admin.close()
+    share = inmate_shared()
+    key = PersonKey.new(str(share.participant_id))
+    db = Database(settings.database_url)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        async with db.session() as s:
+            add_event(
+                s,
+                PersonKeyPublished(
+                    participant_id=share.participant_id, key=key_to_text(key.secret)
+                ),
+            )
+            add_event(s, share, person_key=key)
+            await s.commit()
+        relay = OutboxRelay(db=db, producer=producer, settings=settings)
+        with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for it
+            await relay.publish_pending()
+        assert await _records(settings, REGISTRY_INMATES) == []
+        async with db.session() as s:
+            unsent = list(
+                await s.scalars(select(OutboxMessage.topic).where(OutboxMessage.sent_at.is_(None)))
+            )
+        assert sorted(unsent) == [REGISTRY_INMATES, REGISTRY_PERSON_KEYS]
+
+        # Once the key can be written, both go, the key first.
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            default = {"max.message.bytes": "1048588"}
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, keys_topic, configs=default)]
+            )
+        finally:
+            await admin.close()
+        while await relay.publish_pending():
+            pass
+        keys = await _records(settings, REGISTRY_PERSON_KEYS)
+        shares = await _records(settings, REGISTRY_INMATES)
+        assert [k for k, _, _ in keys] == [str(share.participant_id).encode()]
+        assert [k for k, _, _ in shares] == [str(share.participant_id).encode()]
+    finally:
+        await producer.stop()
+        await db.dispose()
