@@ -34,7 +34,7 @@ from bekal.registry.services.common import (
     publish_share,
 )
 from bekal.shared.auth import Principal
-from bekal.shared.db import plan_each_statement, utcnow
+from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateConsentWithdrawn
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.pagination import Page, paginate
@@ -284,11 +284,6 @@ async def list_inmates(
                 session, q.strip(), in_facilities=facility_id is not None or bool(scope)
             )
         )
-        # A plan made without the needle (asyncpg's prepared statements go generic after five
-        # runs) guessed 1 % of people match: the page then walked the registration numbers in
-        # order, 123,000 of them before the first 'RN.0123' (142 ms at p50 at 300,000 people;
-        # 12 ms planned for the value, through the trigram indexes).
-        await plan_each_statement(session)
     return await paginate(
         session,
         inmates_query().where(*conditions),
