@@ -16,19 +16,24 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import select
 
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import PersonKeyPublished
-from bekal.shared.events.personal import PersonKey, key_to_text
-from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS
+from bekal.shared.events import catalogue
+from bekal.shared.events.catalogue import ParticipantCompleted, PersonKeyPublished
+from bekal.shared.events.envelope import from_kafka
+from bekal.shared.events.personal import PersonKey, key_to_text, opened
+from bekal.shared.events.topics import REGISTRY_INMATES, REGISTRY_PERSON_KEYS, TRAINING_ENROLLMENTS
 from bekal.shared.messaging.kafka import ensure_topics, make_producer
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.messaging.outbox import OutboxRelay, add_event
+from bekal.shared.messaging.outbox import SESSION_INFO_KEY, UNSEALED, OutboxRelay, add_event
+from bekal.shared.messaging.person_keys import PersonKeyRing
 from bekal.shared.migrations import upgrade
 from tests.integration.test_person_keys import _records
-from tests.support.factories import inmate_shared
+from tests.support.factories import inmate_shared, participant_completed
+from tests.support.kafka import person_key_published
 
-pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+pytestmark = pytest.mark.integration
 
 
+@pytest.mark.apache_kafka
 async def test_an_unacknowledged_key_holds_back_the_event_it_seals(
     kafka_node: Any, make_settings: Any, tmp_path: Path
 ) -> None:
@@ -92,5 +97,45 @@ async def test_an_unacknowledged_key_holds_back_the_event_it_seals(
         assert [k for k, _, _ in keys] == [str(share.participant_id).encode()]
         assert [k for k, _, _ in shares] == [str(share.participant_id).encode()]
     finally:
+        await producer.stop()
+        await db.dispose()
+
+
+async def test_a_completion_written_before_the_keys_are_read_is_sealed_on_its_way_out(
+    broker: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """Training completes a session while its ring has not read the key topic (the broker away
+    since it started): the completion waits in its outbox, and the relay seals it with the
+    person's key once the ring has the keys; the outbox then keeps only the sealed form."""
+    settings = make_settings("training", f"sqlite+aiosqlite:///{tmp_path}/training.db", broker)
+    await asyncio.to_thread(upgrade, "bekal.training", settings.database_url)
+    await ensure_topics(settings, [TRAINING_ENROLLMENTS, REGISTRY_PERSON_KEYS])
+    completion = participant_completed(participant_name="Nama Tertunda")
+    ring = PersonKeyRing(settings)
+    db = Database(settings.database_url)
+    db.session_info[SESSION_INFO_KEY] = ring
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        async with db.session() as s:
+            add_event(s, completion)
+            await s.commit()
+        relay = OutboxRelay(db=db, producer=producer, settings=settings)
+        relay.person_keys = ring
+        with pytest.raises(RuntimeError, match="not loaded"):
+            await relay.publish_pending()  # the ring has not read the keys: nothing goes
+        key = await person_key_published(settings, completion.participant_id)
+        await ring.start()
+        assert await relay.publish_pending() == 1
+        [(k, v, h)] = await _records(settings, TRAINING_ENROLLMENTS)
+        assert b"Nama Tertunda" not in (v or b"")
+        event, meta = from_kafka(k, v, h, catalogue)
+        assert isinstance(event, ParticipantCompleted) and event.personal is not None
+        assert opened(event, key, meta.id).participant_name == "Nama Tertunda"
+        async with db.session() as s:
+            [payload] = list(await s.scalars(select(OutboxMessage.payload)))
+        assert "Nama Tertunda" not in payload and UNSEALED not in payload
+    finally:
+        await ring.stop()
         await producer.stop()
         await db.dispose()

@@ -109,6 +109,7 @@ class Messaging:
         self.person_keys = PersonKeyRing(settings) if read_by(spec.name) else None
         if self.person_keys is not None:
             db.session_info[SESSION_INFO_KEY] = self.person_keys
+            self.relay.person_keys = self.person_keys
         self.runner: ConsumerRunner | None = None
         # Where the live consumer applies events: the service's own database unless the
         # service says otherwise (reporting: its live generation), see consume_into.

@@ -150,12 +150,16 @@ class Personal(BaseModel):
 P = TypeVar("P", bound=Personal)
 
 
+def plain_fields(event: Personal) -> dict[str, Any]:
+    """The event's personal fields as JSON values (what a seal holds)."""
+    return {name: _plain(getattr(event, name)) for name in event.personal_fields}
+
+
 def sealed(event: P, key: PersonKey | None, event_id: str) -> P:
     """``event`` as it is published: its plain fields sealed (or dropped if the key is gone)."""
     if key is None:
         return event.model_copy(update={"personal": None, **dict.fromkeys(event.personal_fields)})
-    fields = {name: _plain(getattr(event, name)) for name in event.personal_fields}
-    return event.model_copy(update={"personal": seal(fields, key, event_id)})
+    return event.model_copy(update={"personal": seal(plain_fields(event), key, event_id)})
 
 
 def opened(event: P, key: PersonKey | None, event_id: str) -> P:

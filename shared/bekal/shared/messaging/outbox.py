@@ -17,7 +17,7 @@ from bekal.shared import metrics
 from bekal.shared.db import Database, among, plan_each_statement, table_of, utcnow
 from bekal.shared.events.base import Event
 from bekal.shared.events.envelope import encode
-from bekal.shared.events.personal import Personal, PersonKey, sealed
+from bekal.shared.events.personal import Personal, PersonKey, plain_fields, sealed
 from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.logging import current_traceparent
 from bekal.shared.messaging.models import OutboxMessage
@@ -25,6 +25,8 @@ from bekal.shared.settings import Settings
 
 # Where a service's sessions find its ring of person keys (bekal.shared.messaging.person_keys).
 SESSION_INFO_KEY = "person_keys"
+# A stored payload's personal fields still to be sealed by the relay (never sent as such).
+UNSEALED = "_unsealed"
 # Rows of these topics are acknowledged before any later row is sent: a person's key is on the
 # brokers before an event it seals, so a consumer that misses a key can tell an erased person.
 BARRIER_TOPICS = frozenset({REGISTRY_PERSON_KEYS})
@@ -47,21 +49,32 @@ def add_event(
     fields sealed under the person's key, bound to its event id: ``person_key`` (the registry,
     which holds the keys), else the key the service's ring holds (training). A service with a
     ring that does not hold the key writes the event without the fields: the person is erased.
+    A ring that has not read the key topic yet (the broker away since the service started)
+    proves nothing: the fields wait in the service's own database, marked ``UNSEALED``, and the
+    relay seals them just before it sends the row (its ring has read the topic by then).
     """
     event_id = uuid.uuid4()
+    data: dict[str, Any] | None = None
     if isinstance(event, Personal):
         if person_key is None:
             ring = session.info.get(SESSION_INFO_KEY)
             if ring is None:
                 raise RuntimeError(f"{type(event).__name__} names a person: give its person key")
-            person_key = ring.get(event.person_kid())
-        event = sealed(event, person_key, str(event_id))
+            if not ring.loaded:
+                data = {
+                    **event.data(),
+                    UNSEALED: plain_fields(event),
+                }
+            else:
+                person_key = ring.get(event.person_kid())
+        if data is None:
+            event = sealed(event, person_key, str(event_id))
     row = OutboxMessage(
         event_id=event_id,
         topic=event.topic,
         aggregate_id=event.aggregate_id,
         event_type=event.event_type(),
-        payload=json.dumps(event.data(), ensure_ascii=False),
+        payload=json.dumps(event.data() if data is None else data, ensure_ascii=False),
         traceparent=current_traceparent(),
         created_at=utcnow(),
         attempts=0,
@@ -92,6 +105,9 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.backoff = settings.outbox_poll_interval_seconds
         self.published = 0
+        # The service's ring of person keys, to seal rows written before it had read them.
+        self.person_keys: Any = None
+        self._sealed_late: dict[int, str] = {}  # seq -> the payload as sent, to store back
 
     def wake(self) -> None:
         self._wake.set()
@@ -206,6 +222,14 @@ class OutboxRelay:
                         .where(among(session, _OUTBOX.c.seq, sent))
                         .values(sent_at=datetime.now(UTC), attempts=_OUTBOX.c.attempts + 1)
                     )
+                    # A row sealed on its way out keeps only its sealed form.
+                    for seq in sent:
+                        if seq in self._sealed_late:
+                            await session.execute(
+                                update(_OUTBOX)
+                                .where(_OUTBOX.c.seq == seq)
+                                .values(payload=self._sealed_late.pop(seq))
+                            )
             finally:
                 await session.commit()
             self.published += len(sent)
@@ -214,6 +238,21 @@ class OutboxRelay:
             if failure is not None:
                 raise failure
             return len(sent)
+
+    def _seal_late(self, row: Row[Any], cls: type[Event]) -> str:
+        """A row written before the ring had read the keys, sealed now with its event id."""
+        data = json.loads(row.payload)
+        fields = data.pop(UNSEALED, None)
+        if fields is None:  # the marker was only text inside some value
+            return str(row.payload)
+        if self.person_keys is None:
+            raise RuntimeError(f"outbox row {row.event_id} waits for person keys this relay lacks")
+        event = cls.model_validate({**data, **fields})
+        assert isinstance(event, Personal)
+        key = self.person_keys.get(event.person_kid())  # refused until the ring has loaded
+        payload = json.dumps(sealed(event, key, str(row.event_id)).data(), ensure_ascii=False)
+        self._sealed_late[row.seq] = payload
+        return payload
 
     async def _send(self, row: Row[Any]) -> asyncio.Future[Any]:
         """Queue one row in the producer; the future resolves when the broker has it.
@@ -226,10 +265,13 @@ class OutboxRelay:
         cls = catalogue.get(row.event_type)
         if cls is None:
             raise RuntimeError(f"outbox row {row.event_id} has unknown type {row.event_type}")
+        payload = row.payload
+        if UNSEALED in payload:
+            payload = self._seal_late(row, cls)
         key, value, headers = encode(
             event_type=row.event_type,
             subject=row.aggregate_id,
-            data=row.payload.encode(),
+            data=payload.encode(),
             source=self.source,
             event_id=str(row.event_id),
             time=row.created_at,
