@@ -11,7 +11,8 @@ Run with ``.venv/bin/python benchmarks/registry_import.py [--rows N]``;
 SQLite, with autovacuum off for its tables (as on the test server: nothing is analysed unless
 the import does it), and measures raw ``COPY`` of the same file into a table of text columns
 in the same run: each run is also given as a share of it. ``--deciles`` prints the rate of
-each tenth of the file, to see whether an import slows down as the table grows.
+each tenth of the file, to see whether an import slows down as the table grows;
+``--no-analyse`` takes out the import's own ANALYZE, so no statistics exist at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from harness import create_database, drop_database, machine, pg_dsn, run_tag, sqlalchemy_url
 
+from bekal.registry import importer
 from bekal.registry.importer import COLUMNS, ImportReport, LineError, run_import
 from bekal.registry.models import Facility
 from bekal.shared.db import Database, utcnow
@@ -232,7 +234,18 @@ async def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--deciles", action="store_true", help="the rate of each tenth")
+    parser.add_argument(
+        "--no-analyse",
+        action="store_true",
+        help="take the import's ANALYZE out: its speed must not depend on statistics",
+    )
     args = parser.parse_args()
+    if args.no_analyse:
+
+        async def no_analysis(db: Database) -> None:
+            return None
+
+        importer._analyse = no_analysis
     print(machine())
     # A line per person changed would be thousands of lines here, and would cost time to print.
     configure_logging(service="registry", level="WARNING", json=False)
