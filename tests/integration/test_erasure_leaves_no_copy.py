@@ -37,6 +37,8 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 NAME = "Ayu Kartika Wulandari"
+# Trigrams of the folded name that nothing else in the registry test's data contains.
+PIECES = ("kar", "wul", "ula", "nda")
 
 
 def _bytes(database: Path) -> bytes:
@@ -124,6 +126,8 @@ async def test_registry_erasure_leaves_the_name_in_no_file(tmp_path: Path, broke
         assert response.status_code == 200, response.text
         await reg.app.state.db.checkpoints_done()
         assert _holds(path, NAME, NAME.lower()) == []
+        # Nor the pieces the SQLite search index (FTS5 trigrams) kept of the name.
+        assert _holds(path, *PIECES) == []
 
 
 async def _rows_of_every_table(db: Database) -> dict[str, str]:
