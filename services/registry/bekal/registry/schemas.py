@@ -112,7 +112,12 @@ class InmateCreate(BaseModel):
     registration_number: str = Field(min_length=1, max_length=50)
     full_name: str = Field(min_length=1, max_length=200)
     # SecretStr keeps the NIK out of reprs, tracebacks and model dumps.
-    nik: SecretStr = Field(description="16-digit national ID number; stored only as a keyed hash")
+    nik: SecretStr = Field(
+        description=(
+            "16-digit national ID number; stored as a keyed hash and encrypted, shown only in the"
+            " subject-access export, never in an event"
+        )
+    )
     sex: Sex
     date_of_birth: date
     education_level: str | None = Field(default=None, max_length=50)
