@@ -29,12 +29,17 @@ async def person_keys(
     ids = set(participant_ids)
     if not ids:
         return {}
-    rows = {
-        row.participant_id: row
-        for row in await session.scalars(
+    # No autoflush: flushing the caller's pending rows here (a new inmate) would take their
+    # unique keys in the database before the use case's own checks are done, and hold them
+    # while this transaction goes on. Keys staged earlier in this transaction are pending too.
+    with session.no_autoflush:
+        found = await session.scalars(
             select(PersonKeyRow).where(among(session, PersonKeyRow.participant_id, ids))
         )
-    }
+        rows = {row.participant_id: row for row in found}
+    for pending in session.new:
+        if isinstance(pending, PersonKeyRow) and pending.participant_id in ids:
+            rows.setdefault(pending.participant_id, pending)
     for participant_id in sorted(ids - rows.keys()):
         key = PersonKey.new(str(participant_id))
         row = PersonKeyRow(participant_id=participant_id, secret=key.secret, created_at=utcnow())
