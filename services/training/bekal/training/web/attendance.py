@@ -37,12 +37,12 @@ from bekal.training.web.common import (
     RESULT,
     Officer,
     Reader,
+    attendance_corrections,
     in_dates,
     pages,
     percent,
     tag,
     tanggal,
-    who,
 )
 
 router = page_router(pages=pages)
@@ -152,21 +152,7 @@ async def _attendance_page(
             }
         )
     done_days = await attendance.recorded_days(session=session, session_id=ts.id)
-    corrections = [
-        {
-            "day": tanggal(change.day),
-            "name": names.get(change.enrollment_id) or "(nama dihapus)",
-            "before": ATTENDANCE[AttendanceStatus(change.previous_status)]
-            if change.previous_status
-            else "—",
-            "after": ATTENDANCE[AttendanceStatus(change.status)] if change.status else "(dihapus)",
-            "by": who(change.changed_by, principal),
-            "at": change.changed_at,
-            "reason": change.reason or "—",
-        }
-        for change, _ in history
-        if change.previous_status is not None
-    ]
+    corrections = attendance_corrections(history, names, principal)
     counts = {
         label: sum(1 for r in rows if not r["refusal"] and r["status"] == status.value)
         for status, label in ATTENDANCE.items()

@@ -4,7 +4,7 @@ from ``bekal.training.deps``), the names of statuses in Bahasa Indonesia, small 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +29,7 @@ from bekal.training.domain import (
     EnrollmentStatus,
     SessionStatus,
 )
-from bekal.training.models import Facility
+from bekal.training.models import AttendanceChange, Facility
 from bekal.training.services import replica
 
 Reader = Annotated[Principal, page_require(ministry=MINISTRY, roles=READER_ROLES)]
@@ -123,6 +123,30 @@ def percent(share: float | None) -> str:
 
 def tag(text: str, kind: str) -> dict[str, str]:
     return {"text": text, "kind": kind}
+
+
+def attendance_corrections(
+    history: Iterable[tuple[AttendanceChange, Any]],
+    names: Mapping[Any, str | None],
+    principal: Principal,
+) -> list[dict[str, Any]]:
+    """The rows of an attendance correction history (the days saved again with a change), for
+    the attendance sheet and the corrections page alike."""
+    return [
+        {
+            "day": tanggal(change.day),
+            "name": names.get(change.enrollment_id) or "(nama dihapus)",
+            "before": ATTENDANCE[AttendanceStatus(change.previous_status)]
+            if change.previous_status
+            else "—",
+            "after": ATTENDANCE[AttendanceStatus(change.status)] if change.status else "(dihapus)",
+            "by": who(change.changed_by, principal),
+            "at": change.changed_at,
+            "reason": change.reason or "—",
+        }
+        for change, _ in history
+        if change.previous_status is not None
+    ]
 
 
 def form_values(form: Mapping[str, Any], *names: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ from bekal.training.web.common import (
     RESULT,
     Admin,
     Reader,
+    attendance_corrections,
     form_values,
     in_dates,
     pages,
@@ -68,21 +69,9 @@ async def _page(
     views = (await enrolment.enrollments_of(session=session, session_ids=[ts.id]))[ts.id]
     names = {e.id: name or "(nama dihapus)" for e, name in views}
     decided = [(e, name) for e, name in views if e.status in DECIDED]
-    attendance_changes = [
-        {
-            "day": tanggal(change.day),
-            "name": names.get(change.enrollment_id, "(nama dihapus)"),
-            "before": ATTENDANCE[AttendanceStatus(change.previous_status)]
-            if change.previous_status
-            else "—",
-            "after": ATTENDANCE[AttendanceStatus(change.status)] if change.status else "(dihapus)",
-            "by": who(change.changed_by, principal),
-            "at": change.changed_at,
-            "reason": change.reason or "—",
-        }
-        for change, _ in await attendance.attendance_history(session=session, session_id=ts.id)
-        if change.previous_status is not None
-    ]
+    attendance_changes = attendance_corrections(
+        await attendance.attendance_history(session=session, session_id=ts.id), names, principal
+    )
     assessment_changes = [
         {
             "unit": change.unit_code,
