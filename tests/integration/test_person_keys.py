@@ -36,7 +36,7 @@ from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
 from bekal.shared.settings import Settings
 from tests.support.apps import bearer, running
 from tests.support.factories import inmate_shared
-from tests.support.kafka import person_key_published, seal_as_published
+from tests.support.kafka import person_key_published, publish_person_keys, seal_as_published
 from tests.support.training import running_training
 from tests.support.waiting import wait_until
 
@@ -329,4 +329,44 @@ async def test_a_key_written_just_before_its_event_is_found_without_waiting(
         with pytest.raises(UnreadableEvent, match="sealed_fields_broken"):
             await open_personal(*from_kafka(k, v, h, catalogue), ring)
     finally:
+        await ring.stop()
+
+
+async def test_keys_published_in_one_batch_are_all_found_by_the_events_they_seal(
+    broker: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """The registry's relay sends many new people's keys in one batch, then their events. The
+    ring must find the last key of the batch too. Tansu 0.6 reports a partition's end as the
+    last batch's first offset + 1, and a fetch hands over at most a consumer batch (200
+    records): a ring that stopped at the reported end left the rest of the batch unread, took
+    those people for erased, and training ignored their shares."""
+    settings = make_settings(
+        "training",
+        f"sqlite+aiosqlite:///{tmp_path}/training.db",
+        broker,
+        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
+    )
+    await ensure_topics(settings, [REGISTRY_PERSON_KEYS])
+    ring = PersonKeyRing(settings)
+    await ring.catch_up()  # read to the (empty) end; no background refresh in this test
+    keys = [PersonKey.new(str(uuid.uuid4())) for _ in range(3 * settings.consumer_batch_size)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        linger_ms=50,
+        max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    try:
+        await publish_person_keys(settings, producer, keys)
+        found = [await ring.key_for(key.kid) for key in reversed(keys)]
+        assert [k.secret if k else None for k in found] == [k.secret for k in reversed(keys)]
+        # A person whose key is not there is erased; a key that arrives later is held again.
+        missing = str(uuid.uuid4())
+        assert await ring.key_for(missing) is None
+        await publish_person_keys(settings, producer, [PersonKey.new(missing)])
+        await ring.catch_up(drain=True)
+        assert missing in ring
+    finally:
+        await producer.stop()
         await ring.stop()

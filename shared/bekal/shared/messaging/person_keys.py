@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import replace
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bekal.shared.events.base import Event
@@ -45,6 +45,7 @@ __all__ = ["SESSION_INFO_KEY", "PersonKeyRing", "open_personal"]
 
 REFRESH_SECONDS = 2.0  # how soon a running service applies a tombstone it did not ask for
 CATCH_UP_SECONDS = 60.0
+DRAIN_WAIT_MS = 100  # a fetch that brings nothing for this long ends a drain
 
 
 class PersonKeyRing:
@@ -59,6 +60,7 @@ class PersonKeyRing:
         self._reader: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._keys: dict[str, PersonKey] = {}
+        self._erased: set[str] = set()  # kids with no key after a drain: destroyed
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -97,18 +99,30 @@ class PersonKeyRing:
                 await self._reader.stop()
                 self._reader = None
         self._keys.clear()
+        self._erased.clear()
         self.loaded = False
 
     async def key_for(self, kid: str) -> PersonKey | None:
-        """The person's key; None only once the topic, read to its end now, does not hold it."""
+        """The person's key; None only once the topic, read to its end now, does not hold it.
+
+        A person found without a key is remembered as erased, so a history with many of their
+        events costs one read of the topic, not one per event.
+        """
         key = self._keys.get(kid)
-        if key is None:
-            await self.catch_up()
+        if key is None and kid not in self._erased:
+            await self.catch_up(drain=True)
             key = self._keys.get(kid)
+            if key is None:
+                self._erased.add(kid)
         return key
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, *, drain: bool = False) -> None:
         """Apply every record up to the topic's end as it is at the call.
+
+        ``drain``: then go on reading until a fetch brings nothing. A broker's end offset is not
+        always the end: Tansu 0.6 reports the last batch's first offset + 1, so the rest of that
+        batch (keys published together) lies beyond it, and a fetch hands over at most
+        ``consumer_batch_size`` records. Used before declaring a key destroyed.
 
         Bounded: a broker that stops answering raises (the consumer then retries the event
         later) instead of holding the consumer for ever.
@@ -117,11 +131,17 @@ class PersonKeyRing:
             reader = await self._ready()
             ends = await reader.end_offsets(self._partitions)
             while [tp for tp, end in ends.items() if end > 0 and await reader.position(tp) < end]:
-                batches = await reader.getmany(*self._partitions, timeout_ms=200)
-                for records in batches.values():
-                    for record in records:
-                        self._apply(record.key, record.value)
+                self._apply_all(await reader.getmany(*self._partitions, timeout_ms=200))
+            while drain:
+                batches = await reader.getmany(*self._partitions, timeout_ms=DRAIN_WAIT_MS)
+                self._apply_all(batches)
+                drain = any(batches.values())
             self.loaded = True
+
+    def _apply_all(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        for records in batches.values():
+            for record in records:
+                self._apply(record.key, record.value)
 
     async def _ready(self) -> AIOKafkaConsumer:
         if self._reader is not None:
@@ -150,10 +170,12 @@ class PersonKeyRing:
             return
         kid = key.decode()
         if value is None:  # the tombstone: the person was erased
+            self._erased.add(kid)
             if self._keys.pop(kid, None) is not None:
                 self.destroyed += 1
                 log.info("person_key_destroyed", kid=kid)
             return
+        self._erased.discard(kid)
         try:
             data = json.loads(value)
             self._keys[kid] = PersonKey(
