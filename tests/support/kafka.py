@@ -78,15 +78,48 @@ def seal_as_published(event: Event, event_id: str) -> Event:
 async def publish_person_key(
     settings: Settings, producer: AIOKafkaProducer, key: PersonKey
 ) -> None:
+    await publish_person_keys(settings, producer, [key])
+
+
+async def publish_person_keys(
+    settings: Settings, producer: AIOKafkaProducer, keys: Sequence[PersonKey]
+) -> None:
+    """``keys`` on registry.person-keys, acknowledged by the broker before this returns (as the
+    registry's relay has them before it sends an event they seal): one round trip for all."""
+    if not keys:
+        return
     where = (settings.kafka_bootstrap_servers, settings.topic(REGISTRY_PERSON_KEYS))
     if where not in _KEY_TOPICS:
         await ensure_topics(settings, [REGISTRY_PERSON_KEYS])
         _KEY_TOPICS.add(where)
-    record = PersonKeyPublished(participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret))
-    k, value, headers = to_kafka(record, source=SOURCES["registry"])
-    await producer.send_and_wait(
-        settings.topic(REGISTRY_PERSON_KEYS), key=k, value=value, headers=headers
-    )
+    futures = []
+    for key in keys:
+        record = PersonKeyPublished(participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret))
+        k, value, headers = to_kafka(record, source=SOURCES["registry"])
+        futures.append(
+            await producer.send(
+                settings.topic(REGISTRY_PERSON_KEYS), key=k, value=value, headers=headers
+            )
+        )
+    await asyncio.gather(*futures)
+
+
+async def publish_new_person_keys(
+    settings: Settings, producer: AIOKafkaProducer, events: Sequence[Event]
+) -> None:
+    """The keys of the people in ``events`` not seen before, published together, so that a
+    stream of many new people's events needs one key round trip, not one per person."""
+    new: dict[str, PersonKey] = {}
+    for event in events:
+        if not isinstance(event, Personal) or event.personal is not None:
+            continue
+        if all(getattr(event, name) is None for name in event.personal_fields):
+            continue
+        kid = event.person_kid()
+        if kid not in PERSON_KEYS and kid not in new:
+            new[kid] = PersonKey.new(kid)
+    await publish_person_keys(settings, producer, list(new.values()))
+    PERSON_KEYS.update(new)
 
 
 async def publish(

@@ -17,7 +17,7 @@ from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.kafka import partitions_of
 from bekal.shared.settings import Settings
 from tests.support.factories import inmate_shared
-from tests.support.kafka import as_registry_seals
+from tests.support.kafka import as_registry_seals, publish_new_person_keys
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -74,6 +74,7 @@ class StreamProducer:
         """Publish ``events`` in order (per key) and wait until the broker has them all."""
         out: list[Sent] = []
         futures = []
+        await publish_new_person_keys(self.settings, self.producer, events)
         for i, event in enumerate(events):
             event_id = event_ids[i] if event_ids else str(uuid.uuid4())
             at = times[i] if times else T0 + timedelta(milliseconds=self.sent + i)
