@@ -45,9 +45,11 @@ USED: dict[str, str] = {}  # the brokers this session started, and their version
 # `make test` runs three pytest processes at once (scripts/test): BEKAL_TEST_TIER=apache-kafka
 # takes the tests on Apache Kafka (the `broker` fixture's apache-kafka half and the modules
 # marked apache_kafka, which start clusters of their own); BEKAL_TEST_TIER=web the staff pages'
-# tests (Keycloak and Chromium); BEKAL_TEST_TIER=rest the others.
+# tests (Keycloak and Chromium), then BEKAL_TEST_TIER=faults the fault and end-to-end tests on
+# Tansu (tests/reliability, tests/e2e: mostly waiting out outages), in the same slot as the web
+# tier once it is done; BEKAL_TEST_TIER=rest the others.
 TIER = os.environ.get("BEKAL_TEST_TIER", "")
-TIERS = ("apache-kafka", "web", "rest")
+TIERS = ("apache-kafka", "web", "faults", "rest")
 
 
 def on_apache_kafka(item: pytest.Item) -> bool:
@@ -57,7 +59,9 @@ def on_apache_kafka(item: pytest.Item) -> bool:
 def tier_of(item: pytest.Item) -> str:
     if on_apache_kafka(item):
         return "apache-kafka"
-    return "web" if item.nodeid.startswith("tests/web/") else "rest"
+    if item.nodeid.startswith("tests/web/"):
+        return "web"
+    return "faults" if item.nodeid.startswith(("tests/reliability/", "tests/e2e/")) else "rest"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
