@@ -172,11 +172,14 @@ def test_network_policy_allows_only_the_ingress_dns_database_kafka_and_sso(servi
     policy = named(render("deploy/overlays/local"), "NetworkPolicy", service)["spec"]
     assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": service}}
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    (ingress,) = policy["ingress"]
-    assert ingress["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    # The ingress controller, and Prometheus in the monitoring namespace (/metrics, with a token).
+    sources = [rule["from"] for rule in policy["ingress"]]
+    assert sources == [
+        [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}]
+        for name in ("ingress-nginx", "monitoring")
     ]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": DEFAULT_PORTS[service]}]
+    for rule in policy["ingress"]:
+        assert rule["ports"] == [{"protocol": "TCP", "port": DEFAULT_PORTS[service]}]
     egress_ports = sorted(p["port"] for rule in policy["egress"] for p in rule["ports"])
     assert egress_ports == [53, 53, 443, 5432, 9093]
     kafka_rule = next(r for r in policy["egress"] if r["ports"][0]["port"] == 9093)

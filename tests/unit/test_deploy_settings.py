@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import subprocess
 import sys
 from functools import cache
@@ -14,6 +15,7 @@ import yaml
 
 from bekal.devtools.manifests import SECRET_KEYS
 from bekal.shared.cli import SERVICES
+from bekal.shared.guards import parse_networks
 from bekal.shared.settings import Environment, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,9 @@ CLUSTER_ONLY = {
     "WEB_OIDC_CLIENT_SECRET",
     # Compose runs in development, where reporting's public rounding takes a development key.
     "PUBLICATION_SECRET",
+    # Compose has no proxy in front and serves /metrics openly, as development does.
+    "TRUSTED_PROXIES",
+    "METRICS_TOKEN",
 }
 
 
@@ -115,6 +120,7 @@ def test_the_cluster_configuration_is_valid_production_settings(service: str) ->
         "WEB_SESSION_SECRET": "another-real-secret-from-the-platform",
         "WEB_OIDC_CLIENT_SECRET": "from-the-provider",
         "PUBLICATION_SECRET": "the-platform's-own-publication-secret",
+        "METRICS_TOKEN": "the-scraper's-token",
     }
     settings = settings_class(service)(**{k.lower(): v for k, v in {**config, **secrets}.items()})
     assert settings.environment is Environment.PRODUCTION
@@ -124,3 +130,6 @@ def test_the_cluster_configuration_is_valid_production_settings(service: str) ->
     # The staff pages are on: sign-in at the ministry's provider, the platform's session secret.
     assert settings.staff_pages_configured
     assert settings.web_oidc_issuer == settings.auth_issuer
+    # Behind the ingress controller: its forwarded client address is believed, no one else's.
+    assert ipaddress.ip_address("10.244.3.7") in parse_networks(settings.trusted_proxies)[0]
+    assert settings.metrics_token  # every service's Secret holds the scraper's token
