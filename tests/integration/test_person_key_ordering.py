@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import select
@@ -137,5 +138,72 @@ async def test_a_completion_written_before_the_keys_are_read_is_sealed_on_its_wa
         assert "Nama Tertunda" not in payload and UNSEALED not in payload
     finally:
         await ring.stop()
+        await producer.stop()
+        await db.dispose()
+
+
+class _RecordingProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """A real producer that notes, for each record it is handed, which keys were acknowledged
+    at that moment."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key_acks: list[asyncio.Future[Any]] = []
+        self.sent: list[tuple[str, int]] = []  # (topic, keys acknowledged when it was sent)
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, sum(1 for ack in self.key_acks if ack.done())))
+        ack = await super().send(topic, *args, **kwargs)
+        if topic.endswith(REGISTRY_PERSON_KEYS):  # the physical name, with its namespace
+            self.key_acks.append(ack)
+        return ack
+
+
+async def test_keys_staged_together_go_together_and_every_event_after_all_of_them(
+    broker: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """An import stages a chunk's keys, then the events they seal. The relay hands the keys to
+    the producer one after another, without a round trip each, and sends no event before every
+    key staged ahead of it is acknowledged."""
+    settings = make_settings(
+        "registry", f"sqlite+aiosqlite:///{tmp_path}/registry.db", broker, pseudonym_secret="s-b"
+    )
+    await asyncio.to_thread(upgrade, "bekal.registry", settings.database_url)
+    await ensure_topics(settings, [REGISTRY_INMATES, REGISTRY_PERSON_KEYS])
+    shares = [inmate_shared() for _ in range(40)]
+    keys = {s.participant_id: PersonKey.new(str(s.participant_id)) for s in shares}
+    db = Database(settings.database_url)
+    producer = _RecordingProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=5,
+    )
+    await producer.start()
+    try:
+        async with db.session() as s:
+            for share in shares:
+                key = keys[share.participant_id]
+                published = PersonKeyPublished(
+                    participant_id=share.participant_id, key=key_to_text(key.secret)
+                )
+                add_event(s, published)
+            for share in shares:
+                add_event(s, share, person_key=keys[share.participant_id])
+            await s.commit()
+        relay = OutboxRelay(db=db, producer=producer, settings=settings)
+        while await relay.publish_pending():
+            pass
+        topics = [topic for topic, _ in producer.sent]
+        keys_topic, inmates_topic = (
+            settings.topic(t) for t in (REGISTRY_PERSON_KEYS, REGISTRY_INMATES)
+        )
+        assert topics == [keys_topic] * 40 + [inmates_topic] * 40
+        # Every event went once all 40 keys were on the brokers.
+        assert all(acked == 40 for topic, acked in producer.sent[40:])
+        # The keys themselves did not wait for one another.
+        assert producer.sent[39][1] < 39
+        assert len(await _records(settings, REGISTRY_INMATES)) == 40
+    finally:
         await producer.stop()
         await db.dispose()

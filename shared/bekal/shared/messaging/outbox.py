@@ -184,14 +184,20 @@ class OutboxRelay:
             # has stopped never gets it (forever, on Apache Kafka, whose metadata lists only
             # topics asked for). A send cancelled while still queueing is not sent.
             deadline = asyncio.get_running_loop().time() + timeout
+            # Keys in a row go together; the first row after them waits until they are all
+            # acknowledged: a key is on the brokers before anything that follows it is sent.
+            barrier: list[asyncio.Future[Any]] = []
             for row in rows:
                 try:
                     async with asyncio.timeout_at(deadline):
+                        if barrier and row.topic not in BARRIER_TOPICS:
+                            await asyncio.wait(barrier)
+                            if any(a.cancelled() or a.exception() for a in barrier):
+                                break
+                            barrier = []
                         acks.append(await self._send(row))
                         if row.topic in BARRIER_TOPICS:
-                            await asyncio.wait(acks)  # the key acknowledged before what follows
-                            if acks[-1].exception() is not None:
-                                break
+                            barrier.append(acks[-1])
                 except Exception as exc:  # not even queued (unknown type, buffer timeout)
                     failure = exc
                     break
