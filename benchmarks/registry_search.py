@@ -3,12 +3,16 @@
 Loads 530 facilities and 300,000 people straight into a fresh database of each kind (``COPY``
 on PostgreSQL, one ``executemany`` on SQLite; the search index of migration 0005 is filled as
 rows arrive), runs ``ANALYZE``, then times the search as the API answers it: the service's
-``list_inmates`` (count and first page of 20), the audit of the page's reads, the commit. Each
-needle is searched by a registry administrator (the whole country) and by a facility officer
-(one facility), one request at a time.
+``list_inmates`` (the count, capped at ``LIST_COUNT_LIMIT``'s default of 1,000, and the first
+page of 20), the audit of the page's reads, the commit. Each needle is searched by a registry
+administrator (the whole country) and by a facility officer (one facility), one request at a
+time, and so is the people list with no search. Each row names its kind of query (a common
+name, a 3-letter substring, a rare name, a number, ...), and the p50/p99 of each kind over its
+rows is printed after.
 
-Then the same data without the index (migration 0005 downgraded, the search reading every row
-as before it) for comparison; ``--skip-baseline`` leaves that out.
+Then, on the same data, the same searches with the exact count (every match counted, as before
+the cap; ``--exact-requests``, 0 leaves it out), and without the index (migration 0005
+downgraded, the search reading every row as before it; ``--skip-baseline`` leaves that out).
 
 Run with ``.venv/bin/python benchmarks/registry_search.py [--inmates N] [--requests N]
 [--database sqlite|postgresql|both]``; PostgreSQL is ``BENCH_POSTGRES_DSN``'s server.
@@ -51,6 +55,7 @@ from harness import (
 from bekal.registry import domain
 from bekal.registry.models import Inmate
 from bekal.registry.services import audit, inmates
+from bekal.registry.settings import RegistrySettings
 from bekal.shared.auth import Ministry, Principal, Role
 from bekal.shared.db import Database
 from bekal.shared.logging import configure_logging
@@ -71,8 +76,25 @@ LAST = [
     "Pratama", "Gunawan", "Setiawan", "Kusuma", "Halim", "Tanjung", "Harahap", "Sihombing",
     "Manurung", "Situmorang", "Wijaya", "Susanto", "Purnomo", "Sembiring", "Ginting",
 ]  # fmt: skip
-# Common, middling and rare name parts, an accent and case variant, a number, a short needle.
-NEEDLES = ["siti", "kartika", "wulandari", "ÁMÍNAH", "aminah", "hend", "RN.0123", "0042517", "ti"]
+# (needle, kind): common, middling and rare name parts, an accent and case variant, numbers,
+# short needles. None is the people list with no search.
+NEEDLES: list[tuple[str | None, str]] = [
+    ("siti", "common name"),
+    ("muhammad", "common name"),
+    ("ÁMÍNAH", "common name"),
+    ("aminah", "common name"),
+    ("wulandari", "common name"),
+    ("kartika", "middling name"),
+    ("hend", "middling name"),
+    ("wan", "3-letter substring"),
+    ("nur", "3-letter substring"),
+    ("RN.0123", "number prefix"),
+    ("0042517", "one number"),
+    ("ti", "2 letters (no index)"),
+    (None, "people list"),
+]
+# What the API and the staff page count up to (LIST_COUNT_LIMIT's default).
+COUNT_LIMIT = RegistrySettings.model_fields["list_count_limit"].default
 
 INMATE_COLUMNS = [
     "id", "registration_number", "full_name", "search_name", "nik_hash", "sex",
@@ -185,7 +207,9 @@ def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
-def _full_scan(session: AsyncSession, needle: str) -> ColumnElement[bool]:
+def _full_scan(
+    session: AsyncSession, needle: str, *, in_facilities: bool = False
+) -> ColumnElement[bool]:
     """The search condition before migration 0005: no index serves it."""
     return or_(
         Inmate.search_name.contains(domain.search_key(needle), autoescape=True),
@@ -193,7 +217,9 @@ def _full_scan(session: AsyncSession, needle: str) -> ColumnElement[bool]:
     )
 
 
-async def search_once(db: Database, principal: Principal, needle: str) -> tuple[float, int]:
+async def search_once(
+    db: Database, principal: Principal, needle: str | None, count_limit: int | None
+) -> tuple[float, int, bool]:
     """One search as the API runs it: count and first page, the audit of its reads, commit."""
     started = time.perf_counter()
     async with db.session() as session:
@@ -205,15 +231,16 @@ async def search_once(db: Database, principal: Principal, needle: str) -> tuple[
             q=needle,
             limit=20,
             cursor=None,
+            count_limit=count_limit,
         )
         await audit.audit_reads(
             session=session, principal=principal, action="inmate.listed", inmates=page.rows
         )
         await session.commit()
-    return time.perf_counter() - started, page.count
+    return time.perf_counter() - started, page.count, page.count_capped
 
 
-async def measure(db: Database, requests: int) -> list[list[Any]]:
+async def measure(db: Database, requests: int, count_limit: int | None) -> list[list[Any]]:
     officer = Principal(
         "bench-officer",
         Ministry.CORRECTIONS,
@@ -221,28 +248,51 @@ async def measure(db: Database, requests: int) -> list[list[Any]]:
         frozenset({"LP-017"}),
     )
     rows = []
-    for needle in NEEDLES:
+    for needle, kind in NEEDLES:
         for who, principal in (("national", ADMIN), ("one facility", officer)):
             for _ in range(3):  # warm the caches and the prepared statements
-                await search_once(db, principal, needle)
+                await search_once(db, principal, needle, count_limit)
             times = []
-            found = 0
+            found, capped = 0, False
             for _ in range(requests):
-                elapsed, found = await search_once(db, principal, needle)
+                elapsed, found, capped = await search_once(db, principal, needle, count_limit)
                 times.append(elapsed * 1000)
             rows.append(
-                [needle, who, found, percentile(times, 50), percentile(times, 99), max(times)]
+                [
+                    "(no search)" if needle is None else needle,
+                    kind,
+                    who,
+                    f"more than {found:,}" if capped else f"{found:,}",
+                    percentile(times, 50),
+                    percentile(times, 99),
+                    max(times),
+                    times,
+                ]
             )
     return rows
 
 
 def report(title: str, rows: list[list[Any]]) -> None:
     print(f"\n{title}\n")
-    headers = ["needle", "scope", "found", "p50 ms", "p99 ms", "max ms"]
-    print(table(headers, rows))
+    headers = ["needle", "kind", "scope", "found", "p50 ms", "p99 ms", "max ms"]
+    print(table(headers, [row[:-1] for row in rows]))
+    # Per kind of query and scope, over every request of its rows.
+    kinds: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        kinds.setdefault((row[1], row[2]), []).extend(row[-1])
+    print(f"\n{title}, per kind of query\n")
+    print(
+        table(
+            ["kind", "scope", "requests", "p50 ms", "p99 ms", "max ms"],
+            [
+                [kind, who, len(times), percentile(times, 50), percentile(times, 99), max(times)]
+                for (kind, who), times in kinds.items()
+            ],
+        )
+    )
 
 
-async def run(kind: str, url: str, count: int, requests: int, baseline: int) -> None:
+async def run(kind: str, url: str, count: int, requests: int, exact: int, baseline: int) -> None:
     await asyncio.to_thread(upgrade, "bekal.registry", url)
     if kind == "sqlite":
         seconds = await asyncio.to_thread(load_sqlite, Path(url.split("///", 1)[1]), count)
@@ -251,17 +301,25 @@ async def run(kind: str, url: str, count: int, requests: int, baseline: int) -> 
     print(f"\n{kind}: {count:,} people loaded and analysed in {seconds:.1f} s")
     db = Database(url)
     try:
-        report(f"{kind}, with the search index (migration 0005)", await measure(db, requests))
+        report(
+            f"{kind}, with the search index, the count capped at {COUNT_LIMIT:,}",
+            await measure(db, requests, COUNT_LIMIT),
+        )
+        if exact:
+            report(
+                f"{kind}, with the search index, every match counted",
+                await measure(db, exact, None),
+            )
         if baseline:
             config = alembic_config("bekal.registry", url)
             await asyncio.to_thread(command.downgrade, config, "0004")
             original = inmates.search_condition
             inmates.search_condition = _full_scan  # type: ignore[assignment]
             try:
-                rows = await measure(db, baseline)
+                rows = await measure(db, baseline, None)
             finally:
                 inmates.search_condition = original  # type: ignore[assignment]
-            report(f"{kind}, without it (every row read)", rows)
+            report(f"{kind}, without it (every row read, every match counted)", rows)
     finally:
         await db.dispose()
 
@@ -271,6 +329,12 @@ async def main() -> None:
     parser.add_argument("--inmates", type=int, default=300_000)
     parser.add_argument("--requests", type=int, default=200, help="timed searches per row")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--exact-requests",
+        type=int,
+        default=20,
+        help="timed searches per row with every match counted (0: none)",
+    )
     parser.add_argument(
         "--baseline-requests", type=int, default=20, help="timed searches per row without it"
     )
@@ -283,12 +347,19 @@ async def main() -> None:
     if args.database in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'registry.db'}"
-            await run("sqlite", url, args.inmates, args.requests, baseline)
+            await run("sqlite", url, args.inmates, args.requests, args.exact_requests, baseline)
     if args.database in ("postgresql", "both"):
         name = f"{run_tag()}_search"
         await create_database(name)
         try:
-            await run("postgresql", sqlalchemy_url(name), args.inmates, args.requests, baseline)
+            await run(
+                "postgresql",
+                sqlalchemy_url(name),
+                args.inmates,
+                args.requests,
+                args.exact_requests,
+                baseline,
+            )
         finally:
             await drop_database(name)
 

@@ -267,3 +267,43 @@ async def test_a_needle_of_three_characters_uses_the_index(database_url):
                 assert "Seq Scan" not in plan, plan
     finally:
         await db.dispose()
+
+
+async def test_a_common_needle_is_counted_up_to_the_cap_through_the_index(database_url):
+    await asyncio.to_thread(upgrade, "bekal.registry", database_url)
+    db = Database(database_url)
+    try:
+        rows = await _load(db)
+
+        async def first_page(needle: str, principal: Principal = ADMIN) -> tuple[int, bool, int]:
+            async with db.session() as s:
+                page = await list_inmates(
+                    session=s,
+                    principal=principal,
+                    facility_id=None,
+                    status=None,
+                    q=needle,
+                    limit=20,
+                    cursor=None,
+                    count_limit=1000,
+                )
+            return page.count, page.count_capped, len(page.rows)
+
+        # "filler" matches 1,500 people, through the trigram index: the count stops at 1,000.
+        assert len(_expected(rows, "filler", None)) == FILLERS
+        assert await first_page("filler") == (1000, True, 20)
+        assert await first_page("FÍLLER") == (1000, True, 20)
+        # Fewer matches than the cap, or none: the exact count.
+        assert await first_page("filler 12") == (len(_expected(rows, "filler 12", None)), False, 20)
+        assert await first_page("siti") == (3, False, 3)
+        assert await first_page("zzz") == (0, False, 0)
+        # The cap without the index (a needle of 2 characters reads every row).
+        assert await first_page("i") == (1000, True, 20)
+        # Within one facility: LP-A holds 5 of the 1,507.
+        assert await first_page("i", OFFICER_A) == (
+            len(_expected(rows, "i", {"LP-A"})),
+            False,
+            len(_expected(rows, "i", {"LP-A"})),
+        )
+    finally:
+        await db.dispose()

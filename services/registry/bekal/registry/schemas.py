@@ -261,7 +261,16 @@ class InmatePublic(BaseModel):
 
 class InmatesPublic(BaseModel):
     data: list[InmatePublic]
-    count: int = Field(description="How many inmates match the filters, over all pages")
+    count: int = Field(
+        description="How many inmates match the filters, over all pages; when `count_capped` "
+        "is true, more than this many match and `count` is the cap (`LIST_COUNT_LIMIT`, "
+        "1000 by default)"
+    )
+    count_capped: bool = Field(
+        default=False,
+        description="True when counting stopped at the cap: the real total is higher than "
+        "`count`. Follow `next_cursor` to read every match, or narrow the search",
+    )
     next_cursor: str | None
 
 

@@ -1,4 +1,5 @@
-"""The registry's settings: the shared ones plus the secret that keys the NIK."""
+"""The registry's settings: the shared ones plus the secret that keys the NIK and the cap of
+the people list's count."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ class RegistrySettings(Settings):
         default=DEV_PSEUDONYM_SECRET,
         description="Keyed-hash secret for identifiers that must not be readable in a dump (NIK); "
         "production: at least 32 random bytes (e.g. `openssl rand -base64 48`)",
+    )
+    # Counting every match of a common name at national volume (20,000 "Siti" among 300,000
+    # people) costs each page more than the page itself; past this many the list says "more
+    # than" (`count_capped` in the API, "lebih dari" on the staff page).
+    list_count_limit: int = Field(
+        default=1000,
+        ge=1,
+        description="The people list and search count at most this many matches; "
+        "beyond it the total is reported as capped",
     )
 
     @model_validator(mode="after")

@@ -69,6 +69,7 @@ async def create_inmate(
 )
 async def list_inmates(
     session: SessionDep,
+    settings: SettingsDep,
     principal: CorrectionsStaff,
     facility_id: uuid.UUID | None = None,
     status: InmateStatus | None = None,
@@ -91,10 +92,12 @@ async def list_inmates(
         q=q,
         limit=limit,
         cursor=cursor,
+        count_limit=settings.list_count_limit,
     )
     result = InmatesPublic(
         data=[InmatePublic.of(i) for i in page.rows],
         count=page.count,
+        count_capped=page.count_capped,
         next_cursor=page.next_cursor,
     )
     # Each record shown is a read of personal data: the trail names every one.

@@ -271,7 +271,10 @@ async def list_inmates(
     q: str | None,
     limit: int,
     cursor: str | None,
+    count_limit: int | None = None,
 ) -> Page[Inmate]:
+    """One page of the people ``principal`` may see, by registration number; the count stops
+    at ``count_limit`` (when given) and the page then says it was capped."""
     scope = facility_scope(principal)
     conditions = list(scope)
     if facility_id is not None:
@@ -291,6 +294,7 @@ async def list_inmates(
         tiebreak=Inmate.id,
         cursor=cursor,
         limit=limit,
+        count_limit=count_limit,
     )
 
 
