@@ -1,6 +1,8 @@
 """Benchmark: certification's consumer issuing certificates from ParticipantCompleted events.
 
-The real ``ConsumerRunner`` with certification's handlers and issuer, on an embedded broker
+The real ``ConsumerRunner`` with certification's handlers, issuer and ring of person keys (each
+completion's name sealed under its person's key, the keys published first, as in production),
+on an embedded broker
 (a free port) and a fresh database: PostgreSQL (created and dropped here) and SQLite. Every
 completion becomes a certificate: a number, a random status list place, an Open Badges
 credential signed with Ed25519, the row and its CertificateIssued in the outbox. The records
@@ -71,7 +73,7 @@ def completions(n: int, *, per_session: int = 25, seed: int = 7) -> list[Partici
 
 
 async def measure(
-    bootstrap: str,
+    broker: EmbeddedBroker,
     database_url: str,
     events: list[ParticipantCompleted],
     tmp: Path,
@@ -89,23 +91,44 @@ async def measure(
     from bekal.certification.signing import CertificateSigner
     from bekal.shared.db import Database
     from bekal.shared.events import catalogue
+    from bekal.shared.events.catalogue import PersonKeyPublished
     from bekal.shared.events.envelope import to_kafka
-    from bekal.shared.events.topics import SOURCES
+    from bekal.shared.events.personal import PersonKey, key_to_text, sealed
+    from bekal.shared.events.topics import REGISTRY_PERSON_KEYS, SOURCES
     from bekal.shared.messaging.consumer import ConsumerRunner
     from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+    from bekal.shared.messaging.person_keys import PersonKeyRing
     from bekal.shared.migrations import upgrade
 
     n = len(events)
-    settings = settings_for("certification", bootstrap=bootstrap, namespace=f"{run_tag()}.")
+    settings = settings_for("certification", broker=broker, namespace=f"{run_tag()}.")
     settings = settings.model_copy(update={"database_url": database_url})
-    await ensure_topics(settings, [ParticipantCompleted.topic])
+    await ensure_topics(settings, [ParticipantCompleted.topic, REGISTRY_PERSON_KEYS])
     producer = make_producer(settings)
     await producer.start()
     try:
+        # As in production: each person's key on registry.person-keys first, then the
+        # completion with the name and units sealed under it (certification opens each one).
+        acks = []
+        keys = {}
+        for event in events:
+            person = keys[event.participant_id] = PersonKey.new(str(event.participant_id))
+            record = PersonKeyPublished(
+                participant_id=event.participant_id, key=key_to_text(person.secret)
+            )
+            key, value, headers = to_kafka(record, source=SOURCES["registry"])
+            acks.append(
+                await producer.send(
+                    settings.topic(REGISTRY_PERSON_KEYS), key=key, value=value, headers=headers
+                )
+            )
+        await asyncio.gather(*acks)
         topic = settings.topic(ParticipantCompleted.topic)
         acks = []
         for event in events:
-            key, value, headers = to_kafka(event, source=SOURCES["training"])
+            event_id = str(uuid.uuid4())
+            wire = sealed(event, keys[event.participant_id], event_id)
+            key, value, headers = to_kafka(wire, source=SOURCES["training"], event_id=event_id)
             acks.append(await producer.send(topic, key=key, value=value, headers=headers))
         await asyncio.gather(*acks)
     finally:
@@ -120,6 +143,8 @@ async def measure(
     async with db.session() as s:
         await register_signing_key(session=s, signer=issuer.signer)
         await s.commit()
+    ring = PersonKeyRing(settings)
+    await ring.start()
     kafka = make_consumer(settings, subscriptions.group_id, subscriptions.topics)
     dlq = make_producer(settings)
     await kafka.start()
@@ -132,6 +157,7 @@ async def measure(
         consumer=kafka,
         dlq_producer=dlq,
         resources={ISSUER: issuer},
+        person_keys=ring,
     )
     try:
         out = profile_dir / f"certification-{label}.prof" if profile_dir else None
@@ -149,11 +175,20 @@ async def measure(
             elapsed = time.perf_counter() - started
         async with db.session() as s:
             issued = int(await s.scalar(select(func.count()).select_from(Certificate)) or 0)
-        if issued != n:
-            raise RuntimeError(f"{issued} certificates for {n} completions")
+            named = int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(Certificate)
+                    .where(Certificate.recipient_name != "")
+                )
+                or 0
+            )
+        if issued != n or named != n:
+            raise RuntimeError(f"{issued} certificates ({named} named) for {n} completions")
         return issued, elapsed
     finally:
         await runner.stop()
+        await ring.stop()
         await kafka.stop()
         await dlq.stop()
         await db.dispose()
@@ -180,7 +215,7 @@ async def main(args: argparse.Namespace) -> None:
                     url = f"sqlite+aiosqlite:///{tmp / 'certification.db'}"
                 try:
                     count, seconds = await measure(
-                        broker.bootstrap_servers,
+                        broker,
                         url,
                         events,
                         tmp,
