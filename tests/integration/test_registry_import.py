@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from bekal.registry.domain import decrypt_nik, nik_digest
 from bekal.registry.importer import LineError, run_import
 from bekal.registry.models import AuditEntry, ImportJob, Inmate
-from bekal.shared.events.catalogue import InmateShared
+from bekal.registry.models import PersonKey as PersonKeyRow
+from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
+from bekal.shared.events.personal import PersonKey, opened
 from bekal.shared.messaging.models import OutboxMessage
 from tests.support.registry import SECRET, Registry
 
@@ -276,3 +280,61 @@ async def test_a_first_import_analyses_what_it_wrote_on_postgresql(
     assert after["inmates"] == 25
     assert after["person_keys"] == 25
     assert after["audit_entries"] >= 25
+
+
+async def test_each_shared_persons_key_is_in_the_outbox_before_the_event_it_seals(
+    registry: Registry, tmp_path: Path
+):
+    """Written in bulk (COPY on PostgreSQL): keys, their PersonKeyPublished, then InmateShared
+    in the file's order, each sealed with its own person's key; the NIK only hashed and
+    encrypted."""
+    people = [
+        f"KY.{n},Siti Aminah {n},61710145059{n:05d},F,1990-05-05,SMA,LP-IMP,2023-01-10,"
+        f"2027-01-10,,{'ya' if n % 3 else 'tidak'},ya,\n"
+        for n in range(12)
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + "".join(people))
+    db = registry.app.state.db
+
+    async def fail(error: LineError) -> None:
+        raise AssertionError(error)
+
+    report = await run_import(
+        db, path, secret=SECRET, dry_run=False, recorded_by="adm", on_error=fail, chunk_size=5
+    )
+    assert report.created == 12
+    rows = await registry.people()
+    shared = {r.id: r for r in rows.values() if r.shared}
+    assert len(shared) == 8
+    for n in range(12):
+        person = rows[f"KY.{n}"]
+        assert person.nik_hash == nik_digest(f"61710145059{n:05d}", SECRET)
+        assert decrypt_nik(person.nik_encrypted or "", SECRET) == f"61710145059{n:05d}"
+        assert person.search_name == f"siti aminah {n}"
+        assert person.created_at.tzinfo is not None
+    keys = {k.participant_id: k.secret for k in await registry.rows(PersonKeyRow)}
+    assert keys.keys() == shared.keys()
+    imported_types = (PersonKeyPublished.event_type(), InmateShared.event_type())
+    outbox = sorted(
+        await registry.rows(OutboxMessage, OutboxMessage.event_type.in_(imported_types)),
+        key=lambda m: m.seq,
+    )
+    published_at: dict[str, int] = {}
+    order: list[uuid.UUID] = []
+    for position, message in enumerate(outbox):
+        if message.event_type == PersonKeyPublished.event_type():
+            published_at[message.aggregate_id] = position
+            continue
+        assert message.event_type == InmateShared.event_type()
+        assert published_at[message.aggregate_id] < position
+        event = InmateShared.model_validate(json.loads(message.payload))
+        pid = event.participant_id
+        assert event.full_name is None  # sealed
+        key = PersonKey(kid=str(pid), secret=keys[pid])
+        assert opened(event, key, str(message.event_id)).full_name == shared[pid].full_name
+        assert message.created_at.tzinfo is not None
+        order.append(pid)
+    assert order == [rows[f"KY.{n}"].id for n in range(12) if rows[f"KY.{n}"].shared]
+    registered = await registry.rows(AuditEntry, AuditEntry.action == "inmate.registered")
+    assert sorted(json.loads(a.detail)["line"] for a in registered) == list(range(2, 14))

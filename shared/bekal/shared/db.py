@@ -300,6 +300,45 @@ async def insert_rows(
     return list(result.scalars()) if returning is not None else []
 
 
+async def copy_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write a bulk load's rows with PostgreSQL's ``COPY`` in the session's transaction.
+
+    As ``insert_rows`` without a key: every row names the same columns, with every value it
+    needs (columns left out take the table's own defaults, such as a serial's next value, in
+    the order of ``rows``). Each value goes through its column's type (a GUID as text, a
+    timestamp in UTC) and is sent in COPY's binary form: no statement to plan, no arrays of
+    parameters to bind. SQLite gets ``insert_rows``.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await insert_rows(session, table, rows)
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction():
+        # The driver begins SQLAlchemy's transaction with its first statement: a COPY before
+        # any would commit on its own.
+        await connection.execute(text("SELECT 1"))
+    records = [
+        tuple(
+            value if process is None else process(value)
+            for process, value in zip(processors, (row[name] for name in names), strict=True)
+        )
+        for row in rows
+    ]
+    await driver.copy_records_to_table(
+        table.name, records=records, columns=names, schema_name=table.schema
+    )
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when the database could not be reached (as opposed to a rule or data error)."""
     if isinstance(exc, OperationalError | ConnectionError | OSError | TimeoutError):

@@ -32,18 +32,18 @@ from bekal.registry.domain import Consent, InmateStatus, RuleBroken
 from bekal.registry.models import AuditEntry, Facility, Inmate, PersonKey
 from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
 from bekal.registry.services import inmates, movements
-from bekal.registry.services.keys import person_keys
+from bekal.registry.services.keys import new_person_keys
 from bekal.shared.auth import Ministry, Principal
 from bekal.shared.db import (
     Database,
     among,
-    insert_rows,
+    copy_rows,
     plan_each_statement,
     table_of,
     utcnow,
 )
 from bekal.shared.events.catalogue import InmateShared, ReleaseKind
-from bekal.shared.messaging.outbox import add_event
+from bekal.shared.messaging.outbox import add_events, outbox_values
 
 log = structlog.get_logger(__name__)
 
@@ -942,12 +942,12 @@ async def _insert(
     """New people, their audit entries and InmateShared events, in bulk."""
     codes = {fid: code for code, (fid, _) in facilities.items()}
     lines = [values.pop("_line") for values in new]
-    # One statement each (arrays of values on PostgreSQL): the ORM bulk path would fetch each
-    # new row back, for nothing here.
-    await insert_rows(session, table_of(Inmate), new)
+    # COPY on PostgreSQL (one statement each on SQLite): the ORM would stage an object per row
+    # and flush them one statement a table, for nothing here.
+    await copy_rows(session, table_of(Inmate), new)
     principal = context.principal
     roles = ",".join(sorted(principal.roles))
-    await insert_rows(
+    await copy_rows(
         session,
         table_of(AuditEntry),
         [
@@ -974,13 +974,13 @@ async def _insert(
             for values, line in zip(new, lines, strict=True)
         ],
     )
-    keys = await person_keys(
-        session=session, participant_ids=[values["id"] for values in new if values["shared"]]
-    )
-    for values in new:
-        if values["shared"]:
-            add_event(
-                session,
+    shared = [values for values in new if values["shared"]]
+    # The people are new: their keys are made, not looked for; PersonKeyPublished goes first.
+    keys = await new_person_keys(session=session, participant_ids=[v["id"] for v in shared])
+    await add_events(
+        session,
+        [
+            outbox_values(
                 InmateShared(
                     participant_id=values["id"],
                     full_name=values["full_name"],
@@ -993,6 +993,9 @@ async def _insert(
                 ),
                 person_key=keys[values["id"]],
             )
+            for values in shared
+        ],
+    )
 
 
 async def _apply(
