@@ -208,7 +208,7 @@ def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _full_scan(
-    session: AsyncSession, needle: str, *, in_facilities: bool = False
+    session: AsyncSession, needle: str, *, in_facilities: bool = False, common: bool = False
 ) -> ColumnElement[bool]:
     """The search condition before migration 0005: no index serves it."""
     return or_(

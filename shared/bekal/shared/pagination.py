@@ -74,6 +74,28 @@ def parse_utc(text: str) -> datetime:
     return value
 
 
+@dataclass(frozen=True)
+class Count:
+    """How many rows a list's filters match: exact, or ``limit`` when more match (capped)."""
+
+    rows: int
+    capped: bool = False
+
+
+async def count_rows(session: AsyncSession, query: Select[T], *, limit: int | None) -> Count:
+    """The rows ``query`` matches; with ``limit``, at most that many and one more are read, and
+    more than ``limit`` is reported as ``limit``, capped. Counting every match of a common name
+    among 300,000 people visits each of them (53 ms on PostgreSQL, 300 ms on SQLite), where a
+    page reads 21."""
+    counted = query.order_by(None)
+    if limit is not None:
+        counted = counted.limit(limit + 1)
+    rows = int(await session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
+    if limit is not None and rows > limit:
+        return Count(limit, capped=True)
+    return Count(rows)
+
+
 async def paginate(
     session: AsyncSession,
     query: Select[T],
@@ -85,21 +107,15 @@ async def paginate(
     parse_key: Callable[[str], Any] = str,
     descending: bool = False,
     count_limit: int | None = None,
+    counted: Count | None = None,
 ) -> Page[T]:
     """One page of ``query`` ordered by (key, tiebreak); stable while rows are added.
 
-    With ``count_limit`` the count reads at most that many rows and one more: when more match,
-    the page's count is ``count_limit`` and ``count_capped`` is set. Counting every match of a
-    common name among 300,000 people visits each of them (53 ms on PostgreSQL, 300 ms on
-    SQLite), where the page itself reads 21.
+    The count is ``counted`` when the caller has it already (``count_rows``), else counted here,
+    capped at ``count_limit`` when given.
     """
-    counted = query.order_by(None)
-    if count_limit is not None:
-        counted = counted.limit(count_limit + 1)
-    count = int(await session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
-    capped = count_limit is not None and count > count_limit
-    if capped and count_limit is not None:
-        count = count_limit
+    if counted is None:
+        counted = await count_rows(session, query, limit=count_limit)
     if cursor:
         raw_key, raw_id = decode_cursor(cursor, 2)
         try:
@@ -119,4 +135,4 @@ async def paginate(
         value = getattr(last, key.key)
         text = value.isoformat() if hasattr(value, "isoformat") else str(value)
         next_cursor = encode_cursor([text, str(getattr(last, tiebreak.key))])
-    return Page(rows=rows, count=count, next_cursor=next_cursor, count_capped=capped)
+    return Page(rows=rows, count=counted.rows, next_cursor=next_cursor, count_capped=counted.capped)

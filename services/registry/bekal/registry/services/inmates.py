@@ -18,6 +18,8 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from bekal.registry import domain
 from bekal.registry.domain import Consent, InmateStatus, InvalidValue
@@ -37,7 +39,7 @@ from bekal.shared.auth import Principal
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateConsentWithdrawn
 from bekal.shared.messaging.outbox import add_event
-from bekal.shared.pagination import Page, paginate
+from bekal.shared.pagination import Page, count_rows, paginate
 from bekal.shared.problems import Conflict, Forbidden
 
 log = structlog.get_logger(__name__)
@@ -222,7 +224,7 @@ def _fts_phrase(column: str, value: str) -> str:
 
 
 def search_condition(
-    session: AsyncSession, needle: str, *, in_facilities: bool = False
+    session: AsyncSession, needle: str, *, in_facilities: bool = False, common: bool = False
 ) -> ColumnElement[bool]:
     """Name (case- and accent-free) or registration number containing ``needle``.
 
@@ -232,6 +234,11 @@ def search_condition(
     the search is already within some facilities (``in_facilities``): SQLite would then look
     up every person the index finds in the country (284 ms for "siti" at 300,000 people)
     instead of reading one facility's few hundred (12 ms); PostgreSQL's planner weighs both.
+
+    ``common``: the needle is known to match many people (more than the list counts). SQLite
+    then reads people in registration-number order and tests each against the index's set,
+    stopping at the page's 21st, instead of looking up every match (20,000 for "siti" at
+    300,000 people) to sort them: the unary ``+`` keeps the set from driving the loop.
     """
     name_key = domain.search_key(needle)
     number_key = needle.lower()
@@ -259,7 +266,10 @@ def search_condition(
             )
         )
     )
-    return and_(Inmate.id.in_(found), exact)
+    person: ColumnElement[Any] = Inmate.id.expression
+    if common:
+        person = UnaryExpression(person, operator=custom_op("+"), type_=person.type)
+    return and_(person.in_(found), exact)
 
 
 async def list_inmates(
@@ -281,20 +291,23 @@ async def list_inmates(
         conditions.append(Inmate.facility_id == facility_id)
     if status is not None:
         conditions.append(Inmate.status == status.value)
-    if q and q.strip():
-        conditions.append(
-            search_condition(
-                session, q.strip(), in_facilities=facility_id is not None or bool(scope)
-            )
-        )
+    needle = q.strip() if q else ""
+    in_facilities = facility_id is not None or bool(scope)
+    search = [search_condition(session, needle, in_facilities=in_facilities)] if needle else []
+    counted = await count_rows(
+        session, inmates_query().where(*conditions, *search), limit=count_limit
+    )
+    if counted.capped and needle:
+        # More matches than the cap: read the page in order rather than sort every match.
+        search = [search_condition(session, needle, in_facilities=in_facilities, common=True)]
     return await paginate(
         session,
-        inmates_query().where(*conditions),
+        inmates_query().where(*conditions, *search),
         key=Inmate.registration_number,
         tiebreak=Inmate.id,
         cursor=cursor,
         limit=limit,
-        count_limit=count_limit,
+        counted=counted,
     )
 
 
