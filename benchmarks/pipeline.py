@@ -118,7 +118,7 @@ def synthetic(n: int, *, facilities: int = 530, seed: int = 11) -> list[Outboxed
             facility_code=f"LP-{i % facilities:04d}",
         )
         event_id = str(uuid.uuid4())
-        key = KEYS[event.person_kid()] = PersonKey.new(event.person_kid())
+        key = KEYS[event.person_id()] = PersonKey.new(event.person_id())
         rows.append(
             Outboxed(
                 event_id=event_id,

@@ -28,7 +28,8 @@ from bekal.shared.events.topics import REGISTRY_PERSON_KEYS, SOURCES
 from bekal.shared.messaging.kafka import ensure_topics, make_producer, partitions_of
 from bekal.shared.settings import Settings
 
-# The keys the registry would hold for the people tests publish events of, by participant id.
+# The keys the registry would hold for the people tests publish events of, by participant id
+# (each a 1st generation key, whose kid is the participant id).
 PERSON_KEYS: dict[str, PersonKey] = {}
 _KEY_TOPICS: set[tuple[str, str]] = set()  # (brokers, physical key topic) known to exist
 
@@ -45,7 +46,7 @@ async def as_registry_seals(
         return event
     if all(getattr(event, name) is None for name in event.personal_fields):
         return sealed(event, None, event_id)
-    kid = event.person_kid()
+    kid = event.person_id()
     key = PERSON_KEYS.get(kid)
     if key is None:
         key = PERSON_KEYS[kid] = PersonKey.new(kid)
@@ -72,7 +73,7 @@ def seal_as_published(event: Event, event_id: str) -> Event:
     """``event`` sealed with its person's test key, already published (person_key_published)."""
     if not isinstance(event, Personal) or event.personal is not None:
         return event
-    return sealed(event, PERSON_KEYS[event.person_kid()], event_id)
+    return sealed(event, PERSON_KEYS[event.person_id()], event_id)
 
 
 async def publish_person_key(
@@ -94,7 +95,9 @@ async def publish_person_keys(
         _KEY_TOPICS.add(where)
     futures = []
     for key in keys:
-        record = PersonKeyPublished(participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret))
+        record = PersonKeyPublished(
+            participant_id=uuid.UUID(key.person), kid=key.kid, key=key_to_text(key.secret)
+        )
         k, value, headers = to_kafka(record, source=SOURCES["registry"])
         futures.append(
             await producer.send(
@@ -115,7 +118,7 @@ async def publish_new_person_keys(
             continue
         if all(getattr(event, name) is None for name in event.personal_fields):
             continue
-        kid = event.person_kid()
+        kid = event.person_id()
         if kid not in PERSON_KEYS and kid not in new:
             new[kid] = PersonKey.new(kid)
     await publish_person_keys(settings, producer, list(new.values()))
@@ -223,7 +226,8 @@ class Published:
         headers = list(record.headers)
         event, meta = from_kafka(record.key, record.value, headers, catalogue)
         if keys is not None and isinstance(event, Personal):
-            event = opened(event, keys.get(event.person_kid()), meta.id)
+            kid = event.personal.kid if event.personal is not None else ""
+            event = opened(event, keys.get(kid), meta.id)
         return cls(record.key or b"", record.value or b"", headers, event)
 
     def raw(self) -> bytes:

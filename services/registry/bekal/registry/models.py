@@ -142,14 +142,31 @@ class ImportJob(Base):
 
 
 class PersonKey(Base):
-    """A shared person's data key: it seals the name and birth year in their events.
+    """A shared person's live data key: it seals the name and birth year in their events.
 
-    Erasure deletes the row and publishes the key's tombstone (crypto-shredding): the events
-    already on the topics can no longer be read for the person's name.
+    Erasure, or a consent withdrawal, deletes the row and publishes the key's tombstone
+    (crypto-shredding): the events already on the topics can no longer be read for the person's
+    name. A consent given again later makes a key of the next generation (its kid
+    ``personal.key_id(participant_id, generation)``); keys made before generations are the 1st.
     """
 
     __tablename__ = "person_keys"
 
     participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     secret: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DestroyedPersonKey(Base):
+    """A generation of a person's key that was destroyed (no secret: only that it was).
+
+    So that a kid is never issued twice (a later consent takes the next generation) and an
+    erasure tombstones every generation the registry ever issued for the person.
+    """
+
+    __tablename__ = "destroyed_person_keys"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destroyed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

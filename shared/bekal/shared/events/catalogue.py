@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from bekal.shared.events import topics
 from bekal.shared.events.base import Event, EventRegistry
-from bekal.shared.events.personal import Personal
+from bekal.shared.events.personal import Personal, key_owner
 
 catalogue = EventRegistry()
 
@@ -252,12 +252,10 @@ class InmateErased(_InmateEvent):
 
 
 @catalogue.register
-class PersonKeyPublished(Event):
-    """A person's data key, which seals the personal fields of their events (crypto-shredding).
-
-    On the compacted topic registry.person-keys, keyed by the participant id, before the first
-    event it seals. Read only by the services that need names (training, certification).
-    """
+class PersonKeyPublishedV1(Event):
+    """A person's data key, keyed by the participant id: superseded by version 2, keyed by the
+    key's id (kid) so that a person may have several generations. Its records stay on the
+    topic; a reader takes one as the 1st generation, whose kid is the participant id."""
 
     topic: ClassVar[str] = topics.REGISTRY_PERSON_KEYS
     event_name: ClassVar[str] = "person_key.published"
@@ -267,13 +265,13 @@ class PersonKeyPublished(Event):
     alg: Literal["A256GCM"] = Field(default="A256GCM", description="AES-256-GCM")
     key: str = Field(description="The 256-bit key, base64url without padding")
 
+    def upcast(self) -> PersonKeyPublished:
+        return PersonKeyPublished.model_validate(self.model_dump())
+
 
 @catalogue.register
-class PersonKeyDestroyed(Event):
-    """The person was erased and their key destroyed: a tombstone (the record's value is null).
-
-    Compaction then removes the key from the topic; every reader forgets its copy at once.
-    """
+class PersonKeyDestroyedV1(Event):
+    """The tombstone of a key keyed by the participant id: superseded by version 2 (by kid)."""
 
     topic: ClassVar[str] = topics.REGISTRY_PERSON_KEYS
     event_name: ClassVar[str] = "person_key.destroyed"
@@ -281,6 +279,67 @@ class PersonKeyDestroyed(Event):
     tombstone: ClassVar[bool] = True
 
     participant_id: uuid.UUID
+
+    def upcast(self) -> PersonKeyDestroyed:
+        return PersonKeyDestroyed.model_validate(self.model_dump())
+
+
+class _PersonKeyRecord(Event):
+    """A record of registry.person-keys keyed by the key's id (kid), so that compaction keeps
+    each generation of a person's key, or its tombstone, apart from the others."""
+
+    topic: ClassVar[str] = topics.REGISTRY_PERSON_KEYS
+    version: ClassVar[int] = 2
+    aggregate_field: ClassVar[str] = "kid"
+
+    participant_id: uuid.UUID = Field(description="The person whose key it is")
+    kid: str = Field(
+        description=(
+            "The key's id, and the record's key: the participant id for the person's first "
+            "key (as every version 1 record's), '<participant id>.<generation>' for each later "
+            "one (a consent given again after a withdrawal)"
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_generation_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kid") is None and "participant_id" in data:
+            return {**data, "kid": str(data["participant_id"])}
+        return data
+
+    @model_validator(mode="after")
+    def _kid_is_the_persons(self) -> _PersonKeyRecord:
+        if key_owner(self.kid)[0] != str(self.participant_id):
+            raise ValueError(f"key {self.kid!r} is not one of {self.participant_id}'s")
+        return self
+
+
+@catalogue.register
+class PersonKeyPublished(_PersonKeyRecord):
+    """A person's data key, which seals the personal fields of their events (crypto-shredding).
+
+    On the compacted topic registry.person-keys, keyed by the kid, before the first event it
+    seals. Read only by the services that need names (training, certification). A person has
+    at most one live key; the one of the highest generation held is the one to seal with.
+    """
+
+    event_name: ClassVar[str] = "person_key.published"
+
+    alg: Literal["A256GCM"] = Field(default="A256GCM", description="AES-256-GCM")
+    key: str = Field(description="The 256-bit key, base64url without padding")
+
+
+@catalogue.register
+class PersonKeyDestroyed(_PersonKeyRecord):
+    """The key is destroyed (the person erased, or their consent withdrawn): a tombstone (the
+    record's value is null), keyed by the kid.
+
+    Compaction then removes the key from the topic; every reader forgets its copy at once.
+    """
+
+    event_name: ClassVar[str] = "person_key.destroyed"
+    tombstone: ClassVar[bool] = True
 
 
 # --- training (industry) ------------------------------------------------------------------

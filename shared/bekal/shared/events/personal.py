@@ -1,11 +1,15 @@
 """Crypto-shredding: the personal fields of an event, sealed with the person's own data key.
 
 The registry keeps one random 256-bit key per person and publishes it on a compacted topic read
-only by the services that need names (``topics.REGISTRY_PERSON_KEYS``). An event that names a
-person carries those fields only sealed (``personal``): AES-256-GCM under the person's key, with
-the event id as associated data, so a sealed block cannot be moved to another event. Erasing the
-person destroys the key and writes its tombstone: every copy of the event history, on every
-broker and in every backup, keeps ciphertext that nobody can open any more.
+only by the services that need names (``topics.REGISTRY_PERSON_KEYS``). A person has at most one
+live key at a time, of a generation: the first is named (``kid``) by the participant id itself,
+each later one by ``"<participant id>.<generation>"`` (``key_id``). A consent withdrawal destroys
+the live key; a later consent shares the person again under a key of the next generation, so
+what was sealed before the withdrawal stays unreadable. An event that names a person carries
+those fields only sealed (``personal``): AES-256-GCM under the person's key, with the event id as
+associated data, so a sealed block cannot be moved to another event. Erasing the person destroys
+every generation of their key and writes a tombstone for each: every copy of the event history,
+on every broker and in every backup, keeps ciphertext that nobody can open any more.
 
 On the wire the plain fields are absent; in a service they are the event's ordinary attributes,
 filled by the consumer (``open_personal``) before a handler sees the event, with
@@ -35,9 +39,39 @@ class SealBroken(Exception):
     """A sealed block that does not open under the key: tampered, moved or another key's."""
 
 
+def key_id(person: str, generation: int = 1) -> str:
+    """The kid of a person's key of ``generation``: the participant id for the first (every key
+    made before generations existed is one), ``"<participant id>.<generation>"`` after it."""
+    if generation < 1:
+        raise ValueError(f"a key generation starts at 1, not {generation}")
+    return person if generation == 1 else f"{person}.{generation}"
+
+
+def key_owner(kid: str) -> tuple[str, int]:
+    """The person (participant id) and the generation a kid names (``key_id`` reversed).
+
+    A participant id is a UUID, which has no dot: whatever follows the last dot is the
+    generation. Raises ValueError for a kid that is not of that form.
+    """
+    person, dot, tail = kid.rpartition(".")
+    if not dot:
+        return kid, 1
+    if not tail.isdigit() or int(tail) < 2 or not person:
+        raise ValueError(f"not a person key id: {kid!r}")
+    return person, int(tail)
+
+
+def next_generation(*, live: int | None, destroyed: int | None) -> int:
+    """The generation of the key a person is shared with: the live one while it lasts, else
+    one past the last destroyed (a kid is never issued twice: a destroyed one stays dead)."""
+    if live is not None:
+        return live
+    return (destroyed or 0) + 1
+
+
 @dataclass(frozen=True)
 class PersonKey:
-    """One person's data key: ``kid`` names it in sealed blocks (the participant id)."""
+    """One person's data key: ``kid`` names it in sealed blocks (``key_id``)."""
 
     kid: str
     secret: bytes
@@ -45,6 +79,16 @@ class PersonKey:
     def __post_init__(self) -> None:
         if len(self.secret) != KEY_BYTES:
             raise ValueError(f"a person key has {KEY_BYTES} bytes, not {len(self.secret)}")
+        key_owner(self.kid)
+
+    @property
+    def person(self) -> str:
+        """The participant id of the person whose key it is."""
+        return key_owner(self.kid)[0]
+
+    @property
+    def generation(self) -> int:
+        return key_owner(self.kid)[1]
 
     @classmethod
     def new(cls, kid: str) -> PersonKey:
@@ -60,7 +104,12 @@ class SealedFields(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     alg: Literal["A256GCM"] = Field(description="AES-256-GCM")
-    kid: str = Field(description="The person key that sealed it: the person's participant id")
+    kid: str = Field(
+        description=(
+            "The person key that sealed it: the person's participant id (the key's first "
+            "generation), or '<participant id>.<generation>' for a later one"
+        )
+    )
     nonce: str = Field(description="96-bit nonce, base64url without padding")
     ciphertext: str = Field(
         description=(
@@ -138,8 +187,8 @@ class Personal(BaseModel):
         default=PersonalStatus.OPEN, exclude=True
     )
 
-    def person_kid(self) -> str:
-        """The id of the key that seals this event's fields: the person's participant id."""
+    def person_id(self) -> str:
+        """The person the event names (their participant id), whose keys alone may seal it."""
         return str(getattr(self, "participant_id"))  # noqa: B009 - every personal event has it
 
     @property
@@ -162,11 +211,31 @@ def sealed(event: P, key: PersonKey | None, event_id: str) -> P:
     return event.model_copy(update={"personal": seal(plain_fields(event), key, event_id)})
 
 
+def sealing_kid(event: Personal) -> str | None:
+    """The kid of the key that sealed ``event``'s fields (None: sent without them).
+
+    Raises SealBroken for a block that names another person's key (or no key at all): a block
+    moved from another person's event, or re-labelled, never opens, even with that key.
+    """
+    if event.personal is None:
+        return None
+    try:
+        person, _ = key_owner(event.personal.kid)
+    except ValueError as exc:
+        raise SealBroken(str(exc)) from exc
+    if person != event.person_id():
+        raise SealBroken(f"sealed with key {event.personal.kid!r}, not one of the event's person")
+    return event.personal.kid
+
+
 def opened(event: P, key: PersonKey | None, event_id: str) -> P:
     """``event`` as a handler gets it: the plain fields filled, or marked erased without a key.
 
-    Raises SealBroken for a block that does not open under the person's own key.
+    ``key``: the key the block names (``sealing_kid``), None if it is destroyed (that
+    generation's person erased or their consent withdrawn). Raises SealBroken for a block that
+    does not open under it, or that names a key of another person.
     """
+    sealing_kid(event)
     if event.personal is None:
         # Published after the person's erasure (or re-keyed from an erased person's history).
         return event.model_copy(update={"personal_status": PersonalStatus.ERASED})

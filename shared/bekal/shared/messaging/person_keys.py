@@ -1,7 +1,8 @@
 """The person keys a service that needs names holds: read from registry.person-keys, in memory.
 
 The ring reads the compacted key topic from its beginning when the service starts and keeps
-reading it; a key's tombstone (the person erased) drops the key at once. Keys are never
+reading it; a key's tombstone (the person erased, or their consent withdrawn) drops the key at
+once. Keys are never
 written to the service's database or logs, so the service has no copy to delete later: the
 broker's compaction is the only place a destroyed key lingers, within its documented bound.
 
@@ -9,6 +10,16 @@ Ordering: the registry's outbox relay has the key acknowledged by the brokers be
 any event the key seals. So when a consumer meets a sealed event whose key it does not hold,
 reading the key topic up to its end *now* either finds the key or proves it destroyed: a key
 that is still missing after that was erased (its tombstone read, or compacted away already).
+
+Generations: the topic is keyed by the kid, and a person may have had several keys, each
+destroyed in turn: a consent withdrawal destroys the live one, a later consent brings a key of
+the next generation (``personal.key_id``). An event is opened with the key its sealed block
+names, which must be one of the event's own person's (``personal.sealing_kid``): what was sealed
+under a destroyed generation reads as erased, what was sealed since under the new one opens.
+A service sealing an event (training's completions) takes the person's current key
+(``current``): the held one of the highest generation, none between a withdrawal and a new
+consent (the event then goes without the name). The kids of one person land on different
+partitions, so the ring never relies on the order it reads them in, only on the generations.
 """
 
 from __future__ import annotations
@@ -31,7 +42,10 @@ from bekal.shared.events.personal import (
     PersonKey,
     SealBroken,
     key_from_text,
+    key_id,
+    key_owner,
     opened,
+    sealing_kid,
     withheld,
 )
 from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
@@ -49,7 +63,7 @@ DRAIN_WAIT_MS = 100  # a fetch that brings nothing for this long ends a drain
 
 
 class PersonKeyRing:
-    """The keys of every non-erased shared person, by kid (the participant id)."""
+    """The live keys of every shared person, by kid (``personal.key_id``)."""
 
     def __init__(
         self, settings: Settings, *, make_consumer: Callable[[], AIOKafkaConsumer] | None = None
@@ -60,6 +74,7 @@ class PersonKeyRing:
         self._reader: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._keys: dict[str, PersonKey] = {}
+        self._generations: dict[str, set[int]] = {}  # person -> the generations held
         self._erased: set[str] = set()  # kids with no key after a drain: destroyed
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -76,6 +91,19 @@ class PersonKeyRing:
         if not self.loaded:
             raise RuntimeError("the person keys are not loaded yet: try again shortly")
         return self._keys.get(kid)
+
+    def current(self, person: str) -> PersonKey | None:
+        """The person's key to seal a new event with: the held one of the highest generation;
+        None if the person has none (erased, or consent withdrawn and not given again).
+
+        Refused until the topic has been read once, as ``get`` is.
+        """
+        if not self.loaded:
+            raise RuntimeError("the person keys are not loaded yet: try again shortly")
+        generations = self._generations.get(person)
+        if not generations:
+            return None
+        return self._keys.get(key_id(person, max(generations)))
 
     def __contains__(self, kid: object) -> bool:
         return kid in self._keys
@@ -99,6 +127,7 @@ class PersonKeyRing:
                 await self._reader.stop()
                 self._reader = None
         self._keys.clear()
+        self._generations.clear()
         self._erased.clear()
         self.loaded = False
 
@@ -169,20 +198,34 @@ class PersonKeyRing:
         if key is None:
             return
         kid = key.decode()
-        if value is None:  # the tombstone: the person was erased
+        try:
+            person, generation = key_owner(kid)
+        except ValueError:
+            log.error("person_key_unreadable", kid=kid, error="the record's key is not a kid")
+            return
+        if value is None:  # the tombstone: the person erased, or their consent withdrawn
             self._erased.add(kid)
+            held = self._generations.get(person)
+            if held is not None:
+                held.discard(generation)
+                if not held:
+                    del self._generations[person]
             if self._keys.pop(kid, None) is not None:
                 self.destroyed += 1
                 log.info("person_key_destroyed", kid=kid)
             return
-        self._erased.discard(kid)
         try:
             data = json.loads(value)
-            self._keys[kid] = PersonKey(
-                kid=str(uuid.UUID(data["participant_id"])), secret=key_from_text(data["key"])
-            )
+            # Records written before generations carry no kid: the participant id is theirs.
+            named = str(data.get("kid") or uuid.UUID(data["participant_id"]))
+            if named != kid or str(uuid.UUID(data["participant_id"])) != person:
+                raise ValueError("the record names another key than its record key")
+            self._keys[kid] = PersonKey(kid=kid, secret=key_from_text(data["key"]))
         except (ValueError, KeyError, TypeError) as exc:
             log.error("person_key_unreadable", kid=kid, error=f"{type(exc).__name__}")
+            return
+        self._erased.discard(kid)
+        self._generations.setdefault(person, set()).add(generation)
 
     async def _refresh(self) -> None:
         while not self._stopping.is_set():
@@ -200,8 +243,9 @@ async def open_personal(
     """The event as a handler gets it: upcast to its current version, personal fields opened.
 
     A service without a ring (it needs no names) gets them withheld (None); a person whose key
-    is destroyed gets them marked erased (None). A sealed block that does not open under the
-    person's own key is unreadable: it goes to the dead letters.
+    (of the generation that sealed the event) is destroyed gets them marked erased (None). A
+    sealed block that names no key of the event's own person, or does not open under the key it
+    names, is unreadable: it goes to the dead letters.
     """
     upcast = getattr(event, "upcast", None)
     if upcast is not None:
@@ -215,8 +259,9 @@ async def open_personal(
         return event, meta
     if ring is None:
         return withheld(event), meta
-    key = await ring.key_for(event.person_kid()) if event.personal is not None else None
     try:
+        kid = sealing_kid(event)
+        key = await ring.key_for(kid) if kid is not None else None
         return opened(event, key, meta.id), meta
     except SealBroken as exc:
         raise UnreadableEvent("sealed_fields_broken", str(exc)) from exc

@@ -132,7 +132,7 @@ async def _rekeyed(
     current: Event = upcast()
     if not isinstance(current, Personal):
         return value, headers
-    person = await key_of(uuid.UUID(current.person_kid()))
+    person = await key_of(uuid.UUID(current.person_id()))
     if person is None:
         result.dropped_fields += 1
     else:

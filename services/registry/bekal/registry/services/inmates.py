@@ -35,6 +35,7 @@ from bekal.registry.services.common import (
     load_inmate,
     publish_share,
 )
+from bekal.registry.services.keys import withdraw_person_key
 from bekal.shared.auth import Principal
 from bekal.shared.db import utcnow
 from bekal.shared.events.catalogue import InmateConsentWithdrawn
@@ -68,9 +69,12 @@ async def _apply_consent(
         await publish_share(session=session, inmate=inmate)
         log.info("inmate_shared", inmate_id=str(inmate.id))
     if withdraw:
-        # The industry side anonymises the person; a later full consent shares them again.
+        # The industry side anonymises the person; a later full consent shares them again,
+        # under a key of the next generation. The live key goes now, its tombstone before the
+        # withdrawal: nothing sealed with it opens any more, in any copy of the history.
         inmate.shared = False
         inmate.consent_withdrawn_at = now
+        await withdraw_person_key(session=session, participant_id=inmate.id)
         add_event(
             session,
             InmateConsentWithdrawn(participant_id=inmate.id, withdrawn_on=now.date()),

@@ -122,7 +122,9 @@ async def new_person_keys(
     await add_events(
         session,
         [
-            outbox_values(PersonKeyPublished(participant_id=pid, key=key_to_text(key.secret)))
+            outbox_values(
+                PersonKeyPublished(participant_id=pid, kid=key.kid, key=key_to_text(key.secret))
+            )
             for pid, key in keys.items()
         ],
     )

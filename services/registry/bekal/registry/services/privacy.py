@@ -20,11 +20,11 @@ from bekal.registry.schemas import (
 )
 from bekal.registry.services.audit import audit, audit_public
 from bekal.registry.services.common import load_inmate
-from bekal.registry.services.keys import destroy_person_keys, key_of
+from bekal.registry.services.keys import destroy_person_keys, key_named
 from bekal.shared.auth import Principal
 from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import InmateErased
-from bekal.shared.events.personal import SealBroken, SealedFields, unseal
+from bekal.shared.events.personal import SealBroken, SealedFields, key_owner, unseal
 from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import OutboxMessage
@@ -117,11 +117,18 @@ async def _opened(session: AsyncSession, message: OutboxMessage) -> dict[str, An
     sealed_block = data.get("personal")
     if not isinstance(sealed_block, dict):
         return data
-    key = await key_of(session=session, participant_id=uuid.UUID(message.aggregate_id))
+    try:
+        block = SealedFields.model_validate(sealed_block)
+        if key_owner(block.kid)[0] != message.aggregate_id:
+            return data
+    except ValueError:
+        return data
+    # The generation that sealed it, if still live: one destroyed (consent withdrawn) stays shut.
+    key = await key_named(session=session, kid=block.kid)
     if key is None:
         return data
     try:
-        fields = unseal(SealedFields.model_validate(sealed_block), key, str(message.event_id))
+        fields = unseal(block, key, str(message.event_id))
     except (SealBroken, ValueError):
         return data
     return {**data, **fields}
