@@ -29,7 +29,7 @@ from bekal.reporting.models import (
     Participant,
     ProjectionState,
 )
-from bekal.reporting.services.people import anonymous_id
+from bekal.reporting.services.people import ERASURE_KEY_RESOURCE, ErasureKey
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
@@ -75,6 +75,9 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+# The handlers' erasure key (the service derives it from PUBLICATION_SECRET).
+KEY = ErasureKey("the tests' publication secret")
+RESOURCES = {ERASURE_KEY_RESOURCE: KEY}
 
 
 def at(minutes: int) -> datetime:
@@ -99,7 +102,9 @@ async def _one_by_one(db: Database, events: Sequence[Timed]) -> None:
     for event, time in events:
         async with db.session() as s:
             handler = subscriptions.handlers[event.event_type()]
-            await handler(event, HandlerContext(session=s, meta=_meta(event, time)))
+            await handler(
+                event, HandlerContext(session=s, meta=_meta(event, time), resources=RESOURCES)
+            )
             await s.commit()
 
 
@@ -110,7 +115,7 @@ async def _as_one_batch(db: Database, events: Sequence[Timed]) -> None:
     async with db.session() as s:
         await handlers.pop()(
             [Delivered(event, _meta(event, time)) for event, time in events],
-            BatchContext(session=s),
+            BatchContext(session=s, resources=RESOURCES),
         )
         await s.commit()
 
@@ -206,7 +211,7 @@ async def test_shares_of_people_as_one_batch_leave_what_they_leave_one_by_one(tw
     assert _row(batch, Participant, people.c)[2] == 1999
     ids = {r[0] for r in batch[Participant.__tablename__]}
     assert not ids & {people.old, people.erased, people.a, people.b}
-    assert _row(batch, Participant, anonymous_id(people.erased))[1:3] == ("M", None)
+    assert _row(batch, Participant, KEY.anonymous(people.erased))[1:3] == ("M", None)
     assert _state(batch) == at(90)
 
 
@@ -301,7 +306,7 @@ async def test_enrolment_events_as_one_batch_leave_what_they_leave_one_by_one(tw
     assert enrolment(x["chain"])["participant_id"] == people.c
     assert enrolment(x["chain"])["status"] == "completed"
     assert enrolment(x["old"])["participant_id"] == people.c
-    assert enrolment(x["erased"])["participant_id"] == anonymous_id(people.erased)
+    assert enrolment(x["erased"])["participant_id"] == KEY.anonymous(people.erased)
     assert enrolment(x["erased"])["status"] == "not_completed"
     assert enrolment(x["folded"])["participant_id"] == people.kept
     assert enrolment(x["folded"])["status"] == "merged"
@@ -359,7 +364,7 @@ async def test_certificates_as_one_batch_leave_what_they_leave_one_by_one(two_da
     assert _row(batch, Certificate, c["known"])[1] == "BKL-1"  # immutable: the first stays
     merged_row = _row(batch, Certificate, c["merged"])
     assert (merged_row[1], merged_row[4]) == ("BKL-2", people.c)
-    assert _row(batch, Certificate, c["erased"])[4] == anonymous_id(people.erased)
+    assert _row(batch, Certificate, c["erased"])[4] == KEY.anonymous(people.erased)
     assert _row(batch, Certificate, c["reissued"])[4] == people.kept
     assert _state(batch) == at(23)
 
@@ -397,6 +402,7 @@ async def test_the_consumer_applies_a_fetched_batch_through_the_batch_handler(
         settings=settings,
         consumer=consumer,
         dlq_producer=producer,
+        resources=RESOURCES,
     )
     runner.start()
     try:

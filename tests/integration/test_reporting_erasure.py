@@ -21,6 +21,7 @@ the dimensions) with their totals, the target progress, the public summary and t
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,12 +29,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import make_url, select, text
+from sqlalchemy import inspect, make_url, select, text
 
 from bekal.reporting.app import create_app
 from bekal.reporting.domain import Dimension
 from bekal.reporting.models import Participant
-from bekal.reporting.services.people import anonymous_id
+from bekal.reporting.services.people import erasure_key
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CompetencyUnit,
@@ -43,7 +44,7 @@ from bekal.shared.events.catalogue import (
     Sex,
     WithdrawalReason,
 )
-from bekal.shared.messaging.models import InboxMessage
+from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from tests.support.apps import bearer, running
 from tests.support.db import count
 from tests.support.factories import (
@@ -159,6 +160,39 @@ def history() -> list[Event]:
     return events
 
 
+def _dead_letter(event: Event) -> DeadLetter:
+    """As the consumer keeps a record it could not handle."""
+    return DeadLetter(
+        consumer_group="reporting",
+        topic="registry.inmates",
+        partition=0,
+        offset=1,
+        key=event.aggregate_id,
+        headers=json.dumps({"ce_type": event.event_type(), "ce_subject": event.aggregate_id}),
+        value=event.model_dump_json(),
+        event_id=str(uuid.uuid4()),
+        event_type=event.event_type(),
+        reason="handler_failed",
+        error="boom",
+        attempts=5,
+    )
+
+
+def _unkeyed(participant_id: uuid.UUID) -> uuid.UUID:
+    """The anonymous id as it was derived before it was keyed."""
+    return uuid.uuid5(
+        uuid.UUID("6f1f3c2e-2b1a-4b8e-9a57-2f0f6f1c0b7d"), f"erased-person:{participant_id}"
+    )
+
+
+async def _every_row(db: Any) -> dict[str, list[Any]]:
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        return {
+            table: (await conn.execute(text(f"SELECT * FROM {table}"))).all() for table in tables
+        }
+
+
 def _groupings() -> list[str]:
     dims = [d.value for d in Dimension]
     return [",".join(c) for n in range(len(dims) + 1) for c in itertools.combinations(dims, n)]
@@ -227,6 +261,14 @@ async def test_erasure_consent_withdrawal_and_rebuild_change_no_published_figure
         by_sex = {r["sex"]: r for r in before["indicators?group_by=sex"]["data"]}
         assert by_sex["F"]["graduates_released"] == 1 and by_sex["M"]["new_entrepreneurs"] == 1
 
+        # Records that could not be handled wait in the dead letters: one about X (her name,
+        # facility and dates beside her id), one about Z.
+        live = app.state.projections.live.db
+        async with live.session() as s:
+            s.add(_dead_letter(_shared("X")))
+            s.add(_dead_letter(_shared("Z").model_copy(update={"full_name": "Zahra Tetap Ada"})))
+            await s.commit()
+
         # X is erased; then her share and her release are replayed late, as a new consumer
         # reading the history would meet them.
         erasure: list[Event] = [inmate_erased(PERSON["X"]), _shared("X"), _released("X")]
@@ -241,11 +283,29 @@ async def test_erasure_consent_withdrawal_and_rebuild_change_no_published_figure
         after_withdrawal = await figures(client, admin)
         assert _differences(before, after_withdrawal) == []
 
-        async with app.state.projections.live.db.session() as s:
-            for table in ("participants", "enrollments", "certificates", "waitlist_entries"):
-                rows = repr((await s.execute(text(f"SELECT * FROM {table}"))).all())
-                assert str(PERSON["X"]) not in rows and str(PERSON["Y"]) not in rows, table
-                assert NAME not in rows, table
+        # No row of any table holds the participant id of X or Y, nor an id derivable from it
+        # without the secret (as the uuid5 of it once was); no birth year nor date of release
+        # is left beside an id of theirs.
+        forbidden = {str(i) for person in "XY" for i in (PERSON[person], _unkeyed(PERSON[person]))}
+        for table, rows in (await _every_row(live)).items():
+            text_of_rows = repr(rows)
+            assert not any(f in text_of_rows for f in forbidden), table
+            assert NAME not in text_of_rows, table
+        async with live.session() as s:
+            kept = {
+                row.id: (row.birth_year, row.released_on)
+                for row in await s.scalars(select(Participant))
+            }
+            dead = list(await s.scalars(select(DeadLetter.key)))
+        # Only people not erased keep a birth year or a date of release (if their events
+        # carry them to reporting at all).
+        others = {PERSON["Z"], PERSON["W"]}
+        assert {k: v for k, v in kept.items() if k not in others} == {
+            erasure_key(settings).anonymous(PERSON[p]): (None, None) for p in "XY"
+        }
+        # X's dead letter went with her, Z's stays.
+        assert dead == [str(PERSON["Z"])]
+        async with live.session() as s:
             # Each erased person's row, under their anonymous id: the sex and "released" only.
             for person in "XY":
                 row = (
@@ -255,13 +315,12 @@ async def test_erasure_consent_withdrawal_and_rebuild_change_no_published_figure
                             Participant.birth_year,
                             Participant.released_on,
                             Participant.released,
-                        ).where(Participant.id == anonymous_id(PERSON[person]))
+                        ).where(Participant.id == erasure_key(settings).anonymous(PERSON[person]))
                     )
                 ).one()
                 assert tuple(row) == (SEX[person].value, None, None, True)
 
         # No page of a SQLite database or its log holds the name (reporting never stores it).
-        live = app.state.projections.live.db
         if live.is_sqlite:
             await live.checkpoints_done()
             path = Path(make_url(live.url).database or "")
@@ -281,3 +340,5 @@ async def test_erasure_consent_withdrawal_and_rebuild_change_no_published_figure
         await wait_until(switched, within=120, what="generation 1 live")
         rebuilt = await figures(client, admin)
         assert _differences(before, rebuilt) == []
+        for table, rows in (await _every_row(app.state.projections.live.db)).items():
+            assert not any(f in repr(rows) for f in forbidden), table

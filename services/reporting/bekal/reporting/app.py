@@ -8,6 +8,7 @@ from bekal.reporting import web
 from bekal.reporting.api import routers
 from bekal.reporting.generations import Projections
 from bekal.reporting.handlers import subscriptions
+from bekal.reporting.services import people
 from bekal.reporting.settings import ReportingSettings, reporting_settings
 from bekal.shared.service import ServiceSpec
 from bekal.shared.service import create_app as create_service_app
@@ -44,6 +45,7 @@ spec = ServiceSpec[ReportingSettings](
     subscriptions=subscriptions,
     on_startup=(open_projections,),
     on_shutdown=(close_projections,),
+    resources=lambda app, settings: people.handler_resources(settings),
 )
 
 

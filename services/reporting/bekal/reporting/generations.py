@@ -171,6 +171,7 @@ class Replay:
             ),
             consumer=self.consumer,
             dlq_producer=dlq_producer,
+            resources=people.handler_resources(settings),
         )
         self.partitions: list[TopicPartition] = []
         self.done = 0
@@ -233,6 +234,7 @@ class Projections:
 
     def __init__(self, app: FastAPI, settings: Settings) -> None:
         self.settings = settings
+        self.key = people.erasure_key(settings)
         self.control: Database = app.state.db
         self.messaging = app.state.messaging
         self.live = Generation(0, self.control)
@@ -250,6 +252,7 @@ class Projections:
             )
         if row is not None and row.location is not None:
             self.live = Generation(row.number, self._database(row.location))
+        await self.key_old_tombstones(self.live.db)
         self.messaging.consume_into(self.live.db)
         self._spawn(self._follow_other_replicas(), "reporting-generation-watch")
 
@@ -278,6 +281,7 @@ class Projections:
             rounds += 1
             if rounds % ERASURE_SYNC_ROUNDS == 0:
                 try:
+                    await self.key_old_tombstones(self.live.db)
                     await self.erase_in_retired()
                 except Exception as exc:  # tried again next time
                     log.warning("retired_erasure_failed", error=str(exc)[:300])
@@ -308,11 +312,29 @@ class Projections:
                     self._others.append(old.db)
                 log.info("projection_followed_switch_over", generation=row.number)
 
+    async def key_old_tombstones(self, db: Database) -> int:
+        """Tombstones from before the ids of erased people were keyed (migration 0007), re-keyed
+        with the secret only the service holds."""
+        async with db.session() as s:
+            done = await people.key_old_tombstones(session=s, key=self.key)
+            await s.commit()
+        if done:
+            log.info("erased_people_rekeyed", count=done)
+        return done
+
     async def erase_in_retired(self) -> int:
         """Erasures reach the retired generations too: they receive no events, but must not
-        keep what an erasure removed from the live one. Returns the people erased there."""
+        keep what an erasure removed from the live one. Returns the people erased there.
+
+        The tombstones hold no participant id: the ids a retired generation still files facts
+        under are matched against the live tombstones with the key."""
         async with self.live.db.session() as s:
-            erased = set((await s.scalars(select(models.ErasedParticipant.id))).all())
+            erased = {
+                tombstone: anonymous
+                for tombstone, anonymous in await s.execute(
+                    select(models.ErasedParticipant.id, models.ErasedParticipant.anonymous_id)
+                )
+            }
         async with self.control.session() as s:
             retired = (
                 await s.scalars(
@@ -323,11 +345,23 @@ class Projections:
         for row in retired:
             db = self._database(row.location)
             try:
+                await self.key_old_tombstones(db)
                 async with db.session() as s:
                     have = set((await s.scalars(select(models.ErasedParticipant.id))).all())
-                    for participant_id in erased - have:
-                        await people.erase_participant(session=s, participant_id=participant_id)
-                        done += 1
+                    missing = set(erased) - have
+                    if not missing:
+                        continue
+                    s.add_all(
+                        models.ErasedParticipant(id=tombstone, anonymous_id=erased[tombstone])
+                        for tombstone in missing
+                    )
+                    await s.flush()
+                    for participant_id in await people.filed_ids(session=s):
+                        if self.key.tombstone(participant_id) in missing:
+                            await people.erase_participant(
+                                session=s, key=self.key, participant_id=participant_id
+                            )
+                            done += 1
                     await s.commit()
             finally:
                 if db is not self.control:

@@ -72,7 +72,9 @@ async def on_inmate_shared(event: InmateShared, ctx: HandlerContext) -> None:
 
 @subscriptions.on_batch(InmateShared)
 async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: BatchContext) -> None:
-    await people.record_participants(session=ctx.session, events=[item.event for item in items])
+    await people.record_participants(
+        session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
+    )
     await _advance_data_as_of(items, ctx)
 
 
@@ -205,7 +207,9 @@ async def on_enrollment_events(
     items: Sequence[Delivered[EnrollmentEvent]], ctx: BatchContext
 ) -> None:
     await projections.record_enrollments(
-        session=ctx.session, facts=[enrollment_fact(item.event) for item in items]
+        session=ctx.session,
+        key=people.key_of(ctx.resources),
+        facts=[enrollment_fact(item.event) for item in items],
     )
     await _advance_data_as_of(items, ctx)
 
@@ -214,19 +218,25 @@ async def on_enrollment_events(
 async def on_waitlist(
     event: ParticipantWaitlisted | ParticipantLeftWaitlist, ctx: HandlerContext
 ) -> None:
-    await projections.record_waitlist(session=ctx.session, event=event)
+    await projections.record_waitlist(
+        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    )
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(ReadinessRecorded)
 async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -> None:
-    await projections.record_readiness(session=ctx.session, event=event)
+    await projections.record_readiness(
+        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    )
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(FollowUpRecorded)
 async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) -> None:
-    await projections.record_follow_up(session=ctx.session, event=event)
+    await projections.record_follow_up(
+        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    )
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
@@ -242,7 +252,7 @@ async def on_certificates_issued(
     items: Sequence[Delivered[CertificateIssued | CertificateReissued]], ctx: BatchContext
 ) -> None:
     await projections.record_certificates(
-        session=ctx.session, events=[item.event for item in items]
+        session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
     )
     await _advance_data_as_of(items, ctx)
 
@@ -255,13 +265,17 @@ async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext)
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
-    await people.release_participant(session=ctx.session, event=event)
+    await people.release_participant(
+        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    )
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmatesMerged)
 async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
-    await people.merge_participants(session=ctx.session, event=event)
+    await people.merge_participants(
+        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    )
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)
 
 
@@ -269,6 +283,8 @@ async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
 async def on_inmate_erased(
     event: InmateErased | InmateConsentWithdrawn, ctx: HandlerContext
 ) -> None:
-    await people.erase_participant(session=ctx.session, participant_id=event.participant_id)
+    await people.erase_participant(
+        session=ctx.session, key=people.key_of(ctx.resources), participant_id=event.participant_id
+    )
     checkpoint_after_commit(ctx.session)
     await common.advance_data_as_of(session=ctx.session, at=ctx.meta.time)

@@ -165,12 +165,17 @@ class CertificateRevocation(Base):
 class ErasedParticipant(Base):
     """A person erased (or who withdrew consent): their later or replayed events stay anonymous.
 
-    Only the pseudonymous id is kept, as a tombstone; nothing about the person.
+    Keyed (``people.ErasureKey``), never the participant id itself: ``id`` is derived from the
+    participant id and ``anonymous_id`` (where the person's facts are filed) likewise, with a
+    secret the database does not hold, so no row leads back to the person.
     """
 
     __tablename__ = "erased_participants"
 
     id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    # Null only on a tombstone from before the ids were keyed (its id is then the participant
+    # id itself): ``people.key_old_tombstones`` re-keys it before any event is applied.
+    anonymous_id: Mapped[uuid.UUID | None] = mapped_column(GUID())
 
 
 class MergedParticipant(Base):

@@ -30,7 +30,7 @@ from bekal.reporting.models import (
     TrainingSession,
     WaitlistEntry,
 )
-from bekal.reporting.services.people import identities, resolve_participant
+from bekal.reporting.services.people import ErasureKey, identities, resolve_participant
 from bekal.shared.db import among
 from bekal.shared.events.catalogue import (
     CertificateIssued,
@@ -128,6 +128,7 @@ class EnrollmentFact:
 async def record_enrollment(
     *,
     session: AsyncSession,
+    key: ErasureKey,
     enrollment_id: uuid.UUID,
     session_id: uuid.UUID,
     participant_id: uuid.UUID,
@@ -141,6 +142,7 @@ async def record_enrollment(
     """Upsert one enrolment from any of its events; an outcome is never undone by a late enrol."""
     await record_enrollments(
         session=session,
+        key=key,
         facts=[
             EnrollmentFact(
                 enrollment_id=enrollment_id,
@@ -157,7 +159,9 @@ async def record_enrollment(
     )
 
 
-async def record_enrollments(*, session: AsyncSession, facts: Sequence[EnrollmentFact]) -> None:
+async def record_enrollments(
+    *, session: AsyncSession, key: ErasureKey, facts: Sequence[EnrollmentFact]
+) -> None:
     """Apply enrolment facts in order, as ``record_enrollment`` would one by one.
 
     One statement reads the enrolments already known; the people of new ones are resolved
@@ -177,7 +181,7 @@ async def record_enrollments(*, session: AsyncSession, facts: Sequence[Enrollmen
     }
     new = [f for f in facts if f.enrollment_id not in rows]
     people = (
-        await identities(session=session, participant_ids={f.participant_id for f in new})
+        await identities(session=session, key=key, participant_ids={f.participant_id for f in new})
         if new
         else None
     )
@@ -210,7 +214,10 @@ async def record_enrollments(*, session: AsyncSession, facts: Sequence[Enrollmen
 
 
 async def record_certificates(
-    *, session: AsyncSession, events: Sequence[CertificateIssued | CertificateReissued]
+    *,
+    session: AsyncSession,
+    key: ErasureKey,
+    events: Sequence[CertificateIssued | CertificateReissued],
 ) -> None:
     """Certificates are immutable facts, one row each; a re-issued one is another row.
 
@@ -234,7 +241,7 @@ async def record_certificates(
     if not new:
         return
     people = await identities(
-        session=session, participant_ids={e.participant_id for e in new.values()}
+        session=session, key=key, participant_ids={e.participant_id for e in new.values()}
     )
     session.add_all(
         Certificate(
@@ -265,12 +272,15 @@ async def record_revocation(*, session: AsyncSession, event: CertificateRevoked)
     )
 
 
-async def record_follow_up(*, session: AsyncSession, event: FollowUpRecorded) -> None:
+async def record_follow_up(
+    *, session: AsyncSession, key: ErasureKey, event: FollowUpRecorded
+) -> None:
     """Keep the latest follow-up (later checkpoint, then later date): the graduate's situation."""
     row = await session.get(Enrollment, event.enrollment_id)
     if row is None:  # the enrolment's own events come first on its partition; guard anyway
         await record_enrollment(
             session=session,
+            key=key,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
             participant_id=event.participant_id,
@@ -287,12 +297,15 @@ async def record_follow_up(*, session: AsyncSession, event: FollowUpRecorded) ->
         row.follow_up_on = event.recorded_on
 
 
-async def record_readiness(*, session: AsyncSession, event: ReadinessRecorded) -> None:
+async def record_readiness(
+    *, session: AsyncSession, key: ErasureKey, event: ReadinessRecorded
+) -> None:
     """Keep the latest readiness checklist (later date; on a tie, the readier one)."""
     row = await session.get(Enrollment, event.enrollment_id)
     if row is None:
         await record_enrollment(
             session=session,
+            key=key,
             enrollment_id=event.enrollment_id,
             session_id=event.session_id,
             participant_id=event.participant_id,
@@ -316,13 +329,19 @@ async def record_readiness(*, session: AsyncSession, event: ReadinessRecorded) -
 
 
 async def record_waitlist(
-    *, session: AsyncSession, event: ParticipantWaitlisted | ParticipantLeftWaitlist
+    *,
+    session: AsyncSession,
+    key: ErasureKey,
+    event: ParticipantWaitlisted | ParticipantLeftWaitlist,
 ) -> None:
     """A waiting-list entry, joined or ended (either may arrive first)."""
     row = await session.get(WaitlistEntry, event.enrollment_id)
     if row is None:
         participant_id = await resolve_participant(
-            session=session, participant_id=event.participant_id, enrollment_id=event.enrollment_id
+            session=session,
+            key=key,
+            participant_id=event.participant_id,
+            enrollment_id=event.enrollment_id,
         )
         row = WaitlistEntry(
             id=event.enrollment_id, session_id=event.session_id, participant_id=participant_id
