@@ -249,6 +249,74 @@ async def test_a_daily_export_transfers_updates_releases_and_records_consent_of_
     assert not any(nik in logs.out + logs.err for nik in NIKS)
 
 
+async def test_one_line_moves_redates_and_shares_a_person_and_the_next_line_changes_another(
+    registry: Registry,
+):
+    """A chunk's changes are written together at its commit: each use case still sees what
+    the previous one did to the same person, and the next person's are their own."""
+    reg = registry
+    await imported(
+        reg, export(person("CH.M", "3201000000000020"), person("CH.N", "3201000000000021", **YES))
+    )
+    day_2 = export(
+        person(
+            "CH.M",
+            "3201000000000020",
+            facility_code="LP-B",
+            expected_release_date="2026-12-24",
+            **YES,
+        ),
+        person(
+            "CH.N", "3201000000000021", facility_code="LP-B", expected_release_date="2026-12-25"
+        ),
+    )
+    done = await imported(reg, day_2)
+    assert _counts(done) == (0, 0, 2, 0, 0, 0, 0)
+    people = await reg.people()
+    m, n = people["CH.M"], people["CH.N"]
+    for someone, released in ((m, date(2026, 12, 24)), (n, date(2026, 12, 25))):
+        assert str(someone.facility_id) == reg.facilities["LP-B"]
+        assert someone.expected_release_date == released and someone.shared
+    assert m.consent_recorded_by == "adm"
+    actions = {
+        who.id: sorted(e["action"] for e in await reg.trail(who.id) if e["detail"].get("line"))
+        for who in (m, n)
+    }
+    assert actions[m.id] == [
+        "inmate.consent_recorded",
+        "inmate.expected_release_updated",
+        "inmate.registered",
+        "inmate.transferred",
+    ]
+    assert actions[n.id] == [
+        "inmate.expected_release_updated",
+        "inmate.registered",
+        "inmate.transferred",
+    ]
+    events = [p.event for p in await reg.published("registry.inmates", at_least=4)]
+    # M shared once, after the move and with the new date; N shared again with its new date.
+    assert [
+        (e.facility_code, e.expected_release_date)
+        for e in events
+        if isinstance(e, InmateShared) and e.participant_id == m.id
+    ] == [("LP-B", date(2026, 12, 24))]
+    assert [
+        (e.facility_code, e.expected_release_date)
+        for e in events
+        if isinstance(e, InmateShared) and e.participant_id == n.id
+    ] == [("LP-A", date(2027, 1, 10)), ("LP-B", date(2026, 12, 25))]
+    assert [type(e).__name__ for e in events if e.participant_id == n.id] == [
+        "InmateShared",
+        "InmateTransferred",
+        "InmateShared",
+    ]
+    async with reg.app.state.db.session() as s:
+        moves = (await s.scalars(select(InmateMovement))).all()
+    assert sorted((str(x.inmate_id), x.kind) for x in moves) == sorted(
+        [(str(m.id), "transfer"), (str(n.id), "transfer")]
+    )
+
+
 async def test_an_export_never_gives_back_consent_withdrawn_in_the_registry(registry: Registry):
     reg = registry
     line = person("CH.W", "3201000000000010", **YES)

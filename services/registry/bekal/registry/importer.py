@@ -896,8 +896,12 @@ async def _check_and_write(
             return  # the session closes without a commit: nothing written
         if new:
             await _insert(session, new, facilities, context)
-        for row, inmate_id, change in changes:
-            await _apply(session, row, inmate_id, change, context)
+        # The changes are flushed together at the commit, not each before the next person is
+        # loaded: each line names another person (a number or NIK met twice is refused above),
+        # and one person's use cases find their own pending changes in the session.
+        with session.no_autoflush:
+            for row, inmate_id, change in changes:
+                await _apply(session, row, inmate_id, change, context)
         await session.commit()
 
 
