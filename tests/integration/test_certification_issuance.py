@@ -249,6 +249,28 @@ async def test_registry_erasure_and_merge_reach_the_certificates(
                         attempts=1,
                     )
                 )
+            # A record that did not parse names the person only in its headers (and the one
+            # withdrawing consent only in its key).
+            for key, headers in (
+                (None, {"ce_subject": str(erased.participant_id)}),
+                (str(withdrawn.participant_id), {}),
+            ):
+                s.add(
+                    DeadLetter(
+                        consumer_group="certification",
+                        topic="training.enrollments",
+                        partition=0,
+                        offset=2,
+                        key=key,
+                        headers=json.dumps(headers),
+                        value="{not json",
+                        event_id=str(uuid.uuid4()),
+                        event_type=None,
+                        reason="malformed",
+                        error="test",
+                        attempts=1,
+                    )
+                )
             await s.commit()
         await publish(
             settings,

@@ -3,6 +3,7 @@ through the HTTP API on SQLite and PostgreSQL, fed by real registry events on th
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from bekal.shared.events.catalogue import (
     SessionCancelled,
 )
 from bekal.shared.idempotency import IdempotencyRecord
-from bekal.shared.messaging.models import OutboxMessage
+from bekal.shared.messaging.models import DeadLetter, OutboxMessage
 from bekal.training.app import create_app
 from bekal.training.models import AttendanceRecord, Enrollment, Participant
 from tests.support.apps import running
@@ -592,6 +593,34 @@ async def test_history_lock_correction_and_graduates(training: Training) -> None
     assert (await t.get(f"/api/v1/enrollments/{hadi}/follow-ups"))["count"] == 2
 
 
+def _old_share(pid: uuid.UUID, facility_id: uuid.UUID, name: str) -> str:
+    return json.dumps(
+        {
+            "participant_id": str(pid),
+            "full_name": name,
+            "facility_id": str(facility_id),
+            "admission_date": "2023-01-01",
+        }
+    )
+
+
+def _dead_letter(*, key: str, value: str) -> DeadLetter:
+    return DeadLetter(
+        consumer_group="training",
+        topic="registry.inmates",
+        partition=0,
+        offset=1,
+        key=key,
+        headers="{}",
+        value=value,
+        event_id=str(uuid.uuid4()),
+        event_type="id.bekal.registry.inmate.shared.v1",
+        reason="handler_failed",
+        error="test",
+        attempts=1,
+    )
+
+
 async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
     t = training
     cipinang, p, program = await setup(
@@ -614,6 +643,15 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
         {"date": DAYS[0].isoformat(), "records": records},
         headers=t.officer,
     )
+
+    # Records about them that could not be handled: shares sent before names were sealed
+    # (name, facility and dates beside the id), and one that did not parse, naming Mulyadi only
+    # in its key.
+    async with t.app.state.db.session() as db:
+        for who in ("Kurnia", "Lukman", "Mulyadi"):
+            db.add(_dead_letter(key=str(p[who]), value=_old_share(p[who], cipinang, who)))
+        db.add(_dead_letter(key=str(p["Mulyadi"]), value="{not json"))
+        await db.commit()
 
     merged = inmates_merged(p["Kurnia Duplikat"], p["Kurnia"], merged_on=DAYS[1])
     consent = inmate_consent_withdrawn(p["Lukman"], withdrawn_on=DAYS[1])
@@ -664,6 +702,13 @@ async def test_merge_consent_withdrawal_and_erasure(training: Training) -> None:
     # The remembered answer that named Mulyadi's id went with the erasure.
     assert not any("Lukman" in b or "Mulyadi" in b or str(p["Mulyadi"]) in b for b in bodies)
     assert not any("Lukman" in x or "Mulyadi" in x for x in payloads)
+    # Dead letters: Mulyadi's went with the erasure; Lukman's kept without the name (consent
+    # withdrawn: the id stays in training); Kurnia's untouched.
+    async with t.app.state.db.session() as db:
+        letters = {k: v for k, v in (await db.execute(select(DeadLetter.key, DeadLetter.value)))}
+    assert set(letters) == {str(p["Kurnia"]), str(p["Lukman"])}
+    assert "Lukman" not in letters[str(p["Lukman"])]
+    assert letters[str(p["Kurnia"])] == _old_share(p["Kurnia"], cipinang, "Kurnia")
     # Counts are kept: three enrolments, two withdrawals (consent, erasure) published once.
     events = await t.events(expect=5)
     assert [type(e) for e in events].count(EnrollmentWithdrawn) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ColumnElement, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
@@ -80,3 +80,14 @@ class DeadLetter(MessagingBase):
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @classmethod
+    def naming(cls, text: str) -> ColumnElement[bool]:
+        """Dead letters whose record holds ``text`` in its value, key or headers: an erasure
+        leaves none naming the person (the value may hold their name, facility and dates; a
+        record that did not parse may name them only in its key or its subject header)."""
+        return (
+            cls.value.contains(text, autoescape=True)
+            | cls.key.contains(text, autoescape=True)
+            | cls.headers.contains(text, autoescape=True)
+        )

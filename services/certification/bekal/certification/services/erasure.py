@@ -53,10 +53,9 @@ async def erase_participant(
         await session.execute(
             delete(Certificate).where(Certificate.participant_id == participant_id)
         )
-    # A completion that could not be handled waits in the dead letters with the name in it.
-    await session.execute(
-        delete(DeadLetter).where(DeadLetter.value.contains(str(participant_id), autoescape=True))
-    )
+    # A completion that could not be handled waits in the dead letters with the name in it (or
+    # names the person only in its key or headers, if it did not parse).
+    await session.execute(delete(DeadLetter).where(DeadLetter.naming(str(participant_id))))
     # Events already sent keep the id beside a session and a date: they are on the topic, so
     # the copies here go (one not sent yet stays until the relay has sent it).
     await session.execute(

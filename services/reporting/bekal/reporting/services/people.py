@@ -312,14 +312,7 @@ async def erase_participant(
 async def forget_dead_letters(*, session: AsyncSession, participant_id: uuid.UUID) -> None:
     """A record that could not be handled may name the person beside a facility and dates (or,
     sent before names were sealed, their name): the dead letters naming them go."""
-    pid = str(participant_id)
-    await session.execute(
-        delete(DeadLetter).where(
-            DeadLetter.value.contains(pid, autoescape=True)
-            | DeadLetter.key.contains(pid, autoescape=True)
-            | DeadLetter.headers.contains(pid, autoescape=True)
-        )
-    )
+    await session.execute(delete(DeadLetter).where(DeadLetter.naming(str(participant_id))))
 
 
 async def _refile(

@@ -80,6 +80,6 @@ async def refile_erased_participant(
     await session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.body.contains(pid, autoescape=True))
     )
-    await session.execute(delete(DeadLetter).where(DeadLetter.value.contains(pid, autoescape=True)))
+    await session.execute(delete(DeadLetter).where(DeadLetter.naming(pid)))
     log.info("participant_refiled", withdrawn=len(withdrawn))
     return anonymous

@@ -27,7 +27,7 @@ from bekal.shared.events.catalogue import (
     WithdrawalReason,
 )
 from bekal.shared.idempotency import IdempotencyRecord
-from bekal.shared.messaging.models import OutboxMessage
+from bekal.shared.messaging.models import DeadLetter, OutboxMessage
 from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import NotFound
 from bekal.training.domain import ParticipantStatus
@@ -286,6 +286,11 @@ async def anonymise_participant(
         await session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.body.contains(pid)))
     ).all():
         record.body = _scrub(record.body, name)
+    # A record about the person that could not be handled (a share sent before names were
+    # sealed holds the name): the name goes; an erasure deletes the record (``erasure``).
+    for letter in (await session.scalars(select(DeadLetter).where(DeadLetter.naming(pid)))).all():
+        if letter.value is not None:
+            letter.value = _scrub(letter.value, name)
     return True
 
 
