@@ -332,3 +332,44 @@ async def test_tombstones_from_before_the_keys_are_rekeyed_to_what_the_keyed_era
     finally:
         await keyed.dispose()
         await rekeyed.dispose()
+
+
+async def test_ids_merged_into_the_person_follow_them_in_either_order(
+    two_databases: tuple[str, str],
+) -> None:
+    """A chain A → B → P: P's erasure alone (before the duplicates' own erasures arrive) leaves
+    no row naming A, B or P, whether the merges come before it or after it."""
+    a, b, p = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    facility = facility_registered()
+    program = program_published()
+    course = session_scheduled(program, facility)
+    shares = [inmate_shared(participant_id=x, birth_year=BORN_P) for x in (a, b, p)]
+    facts = [participant_enrolled(course, x) for x in (a, b, p)]
+    chain = [inmates_merged(a, b), inmates_merged(b, p)]
+    erased = inmate_erased(p)
+    orders = (
+        [facility, program, course, *shares, *facts, *chain, erased],
+        [facility, program, course, *shares, chain[0], erased, chain[1], *facts],
+    )
+    dbs = [await _database(url) for url in two_databases]
+    try:
+        for db, events in zip(dbs, orders, strict=True):
+            await _apply(db, events)
+            rows = await _every_row(db)
+            for table, content in rows.items():
+                assert not any(str(x) in repr(content) for x in (a, b, p)), table
+            async with db.session() as s:
+                filed = set(await s.scalars(select(Enrollment.participant_id)))
+                tombstones = dict(
+                    (
+                        await s.execute(
+                            select(ErasedParticipant.id, ErasedParticipant.anonymous_id)
+                        )
+                    ).all()
+                )
+            assert filed == {KEY.anonymous(p)}
+            assert tombstones == {KEY.tombstone(x): KEY.anonymous(p) for x in (a, b, p)}
+        assert await _projections(dbs[0]) == await _projections(dbs[1])
+    finally:
+        for db in dbs:
+            await db.dispose()

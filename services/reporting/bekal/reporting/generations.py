@@ -334,6 +334,7 @@ class Projections:
                 for tombstone, anonymous in await s.execute(
                     select(models.ErasedParticipant.id, models.ErasedParticipant.anonymous_id)
                 )
+                if anonymous is not None  # not re-keyed yet: next time
             }
         async with self.control.session() as s:
             retired = (

@@ -233,6 +233,9 @@ async def merge_participants(
         # id follows it to its anonymous id, by a tombstone of its own.
         session.add(ErasedParticipant(id=key.tombstone(old), anonymous_id=erased[survivor]))
         await _refile(session=session, participant_id=old, anonymous=erased[survivor])
+        await _tombstone_merged_into(
+            session=session, key=key, participant_id=old, anonymous=erased[survivor]
+        )
         return
     session.add(MergedParticipant(id=old, surviving_id=survivor))
     old_row = await session.get(Participant, old)
@@ -287,6 +290,17 @@ async def erase_participant(
             tombstone.anonymous_id = anonymous
     await _refile(session=session, participant_id=participant_id, anonymous=anonymous)
     await session.execute(delete(MergedParticipant).where(MergedParticipant.id == participant_id))
+    await _tombstone_merged_into(
+        session=session, key=key, participant_id=participant_id, anonymous=anonymous
+    )
+    await forget_dead_letters(session=session, participant_id=participant_id)
+
+
+async def _tombstone_merged_into(
+    *, session: AsyncSession, key: ErasureKey, participant_id: uuid.UUID, anonymous: uuid.UUID
+) -> None:
+    """The ids merged into an erased person (directly or along a chain) follow them to their
+    anonymous id, each by a tombstone of its own; their merge rows, which named the person, go."""
     merged_in = {participant_id}
     for _ in range(_MAX_MERGE_HOPS):
         found = set(
@@ -306,7 +320,6 @@ async def erase_participant(
             delete(MergedParticipant).where(among(session, MergedParticipant.id, found))
         )
         merged_in = found
-    await forget_dead_letters(session=session, participant_id=participant_id)
 
 
 async def forget_dead_letters(*, session: AsyncSession, participant_id: uuid.UUID) -> None:
