@@ -39,6 +39,7 @@ from harness import create_database, drop_database, machine, run_tag, sqlalchemy
 
 from bekal.devtools.broker import EmbeddedBroker, free_port
 from bekal.reporting import handlers
+from bekal.reporting.services.people import handler_resources
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
 from bekal.shared.events.base import Event
@@ -213,6 +214,7 @@ async def main(args: argparse.Namespace) -> None:
                 settings=settings,
                 consumer=kafka,
                 dlq_producer=dlq,
+                resources=handler_resources(settings),
             )
             try:
                 runner.start()
