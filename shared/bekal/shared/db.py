@@ -327,13 +327,15 @@ async def copy_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[
         # The driver begins SQLAlchemy's transaction with its first statement: a COPY before
         # any would commit on its own.
         await connection.execute(text("SELECT 1"))
-    records = [
-        tuple(
-            value if process is None else process(value)
-            for process, value in zip(processors, (row[name] for name in names), strict=True)
-        )
-        for row in rows
-    ]
+    # Only the values of columns whose type converts them (GUIDs, timestamps) go through a
+    # function; the others are sent as they are.
+    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
+    records: list[list[Any]] = []
+    for row in rows:
+        values = [row[name] for name in names]
+        for i, process in converted:
+            values[i] = process(values[i])
+        records.append(values)
     await driver.copy_records_to_table(
         table.name, records=records, columns=names, schema_name=table.schema
     )
