@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import func, select
 
 from bekal.registry.app import create_app as create_registry
-from bekal.registry.models import DestroyedPersonKey
+from bekal.registry.cli import destroy_withdrawn
+from bekal.registry.models import DestroyedPersonKey, Inmate
 from bekal.registry.models import PersonKey as PersonKeyRow
+from bekal.registry.services.keys import destroy_withdrawn_keys
+from bekal.shared.db import utcnow
 from bekal.shared.events import catalogue
 from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
 from bekal.shared.events.envelope import from_kafka
@@ -216,3 +220,46 @@ async def _sealed_by_training(trn: Training, pid: str) -> str | None:
         sealed = json.loads(row.payload).get("personal")
         await s.rollback()
     return None if sealed is None else str(sealed["kid"])
+
+
+async def test_keys_kept_by_withdrawals_recorded_before_generations_are_destroyed_on_request(
+    database_url: str, broker: Any, make_settings: Any
+) -> None:
+    """A withdrawal recorded before this version kept the key (the person's row: not shared,
+    withdrawn, key held). ``bekal destroy-withdrawn-keys`` destroys it, as a withdrawal now
+    does; the people still shared keep theirs."""
+    settings = make_settings(
+        "registry",
+        database_url,
+        broker,
+        kafka_namespace=f"t{uuid.uuid4().hex[:8]}.",
+        pseudonym_secret="s-old",
+    )
+    corrections = bearer(settings, ministry="corrections", roles=["registry_admin"])
+    app = create_registry(settings)
+    async with running(app) as reg:
+        facility = await _post(reg, "/api/v1/facilities", _facility(), corrections)
+        person = await _post(reg, "/api/v1/inmates", _inmate(facility["id"], NAME), corrections)
+        other = await _post(
+            reg, "/api/v1/inmates", _inmate(facility["id"], OTHER, "2"), corrections
+        )
+        async with app.state.db.session() as s:  # as the earlier version left a withdrawal
+            row = await s.get(Inmate, uuid.UUID(person["id"]))
+            assert row is not None
+            row.shared, row.consent_withdrawn_at = False, utcnow()
+            await s.commit()
+
+        assert await destroy_withdrawn(settings, Console(quiet=True)) == 0
+        async with app.state.db.session() as s:
+            assert await s.get(PersonKeyRow, uuid.UUID(person["id"])) is None
+            assert await s.get(PersonKeyRow, uuid.UUID(other["id"])) is not None
+        await wait_until(
+            lambda: _tombstoned(settings, person["id"]), within=30, what="the key's tombstone"
+        )
+        assert await _replay(settings, settings) == {
+            person["id"]: [(PersonalStatus.ERASED, None)],
+            other["id"]: [(PersonalStatus.OPEN, OTHER)],
+        }
+        # Run again: nothing left to destroy.
+        async with app.state.db.session() as s:
+            assert await destroy_withdrawn_keys(session=s) == 0

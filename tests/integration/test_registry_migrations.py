@@ -75,3 +75,38 @@ async def test_0002_adds_movements_audit_and_imports_and_backfills_search_names(
         assert not TABLES & await _tables(db)
     finally:
         await db.dispose()
+
+
+async def test_0006_makes_every_key_held_the_first_generation_and_goes_back(database_url):
+    """Keys made before generations stay as they were: generation 1, whose kid is the
+    participant id; the record of destroyed generations starts empty."""
+    await asyncio.to_thread(upgrade, "bekal.registry", database_url, "0005")
+    db = Database(database_url)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO person_keys (participant_id, secret, created_at) VALUES "
+                    "('a0000000-0000-0000-0000-000000000001', :secret, :now)"
+                ),
+                {"secret": bytes(32), "now": now},
+            )
+        await asyncio.to_thread(upgrade, "bekal.registry", database_url)
+        async with db.engine.connect() as conn:
+            held = await conn.execute(text("SELECT participant_id, generation FROM person_keys"))
+            assert [tuple(r) for r in held] == [("a0000000-0000-0000-0000-000000000001", 1)]
+            destroyed = await conn.execute(text("SELECT count(*) FROM destroyed_person_keys"))
+            assert destroyed.scalar_one() == 0
+
+        def downgrade(revision: str) -> None:
+            command.downgrade(alembic_config("bekal.registry", database_url), revision)
+
+        await asyncio.to_thread(downgrade, "0005")
+        assert "destroyed_person_keys" not in await _tables(db)
+        assert "generation" not in await _columns(db, "person_keys")
+        async with db.engine.connect() as conn:
+            kept = await conn.execute(text("SELECT count(*) FROM person_keys"))
+            assert kept.scalar_one() == 1
+    finally:
+        await db.dispose()

@@ -107,6 +107,21 @@ def _registry_import(args: argparse.Namespace) -> int:
     return run_import_command(args)
 
 
+def _destroy_withdrawn_keys(args: argparse.Namespace) -> int:
+    """The keys kept by consent withdrawals recorded before a withdrawal destroyed the key."""
+    import asyncio
+
+    from rich.console import Console  # the registry's dependency
+
+    from bekal.registry.cli import destroy_withdrawn
+    from bekal.registry.settings import RegistrySettings
+    from bekal.shared.migrations import upgrade
+
+    settings = RegistrySettings(service_name="registry")
+    upgrade("bekal.registry", settings.database_url)
+    return asyncio.run(destroy_withdrawn(settings, Console()))
+
+
 def _rekey_history(args: argparse.Namespace) -> int:
     """The migration of a history published before crypto-shredding (docs/runbook.md)."""
     import asyncio
@@ -199,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("service", choices=("registry", "training"))
     p.set_defaults(fn=_rekey_history)
+
+    p = sub.add_parser(
+        "destroy-withdrawn-keys",
+        help=(
+            "registry: destroy the person keys that consent withdrawals recorded before "
+            "key generations kept (docs/runbook.md, section 8)"
+        ),
+    )
+    p.set_defaults(fn=_destroy_withdrawn_keys)
 
     for command in entry_points(group=COMMANDS_GROUP):
         command.load()(sub)

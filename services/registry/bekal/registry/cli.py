@@ -1,4 +1,5 @@
-"""The registry's command line: ``import FILE [--dry-run]``, ``rekey-history`` (docs/runbook.md)."""
+"""The registry's command line: ``import FILE [--dry-run]``, ``rekey-history``,
+``destroy-withdrawn-keys`` (docs/runbook.md)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from bekal.registry.importer import (
     count_lines,
     run_import,
 )
-from bekal.registry.services.keys import key_of, keys_for_the_shared
+from bekal.registry.services.keys import destroy_withdrawn_keys, key_of, keys_for_the_shared
 from bekal.registry.settings import RegistrySettings
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
@@ -127,12 +128,40 @@ def main(argv: list[str] | None = None) -> int:
             "(docs/runbook.md; the registry's relay stopped, its outbox empty)"
         ),
     )
+    sub.add_parser(
+        "destroy-withdrawn-keys",
+        help=(
+            "destroy the keys of people whose consent was withdrawn before a withdrawal "
+            "destroyed the key (docs/runbook.md, section 8)"
+        ),
+    )
     args = parser.parse_args(argv)
+    if args.command == "destroy-withdrawn-keys":
+        settings = RegistrySettings(service_name="registry")
+        upgrade("bekal.registry", settings.database_url)
+        return asyncio.run(destroy_withdrawn(settings, Console()))
     if args.command == "rekey-history":
         settings = RegistrySettings(service_name="registry")
         upgrade("bekal.registry", settings.database_url)
         return asyncio.run(rekey_history(settings, Console()))
     return run_import_command(args)
+
+
+async def destroy_withdrawn(settings: RegistrySettings, console: Console) -> int:
+    """The keys of people withdrawn while a withdrawal still kept the key, destroyed now: their
+    tombstones go out through the outbox (the registry may keep running)."""
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            destroyed = await destroy_withdrawn_keys(session=session)
+            await session.commit()
+    finally:
+        await db.dispose()
+    console.print(
+        f"Kunci dimusnahkan: {destroyed} (persetujuan sudah ditarik). Tanda hapusnya terkirim "
+        "lewat outbox registri."
+    )
+    return 0
 
 
 async def rekey_history(settings: RegistrySettings, console: Console) -> int:

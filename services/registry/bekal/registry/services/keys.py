@@ -150,6 +150,24 @@ async def withdraw_person_key(*, session: AsyncSession, participant_id: uuid.UUI
     await _destroy(session, {participant_id}, every_generation=False)
 
 
+async def destroy_withdrawn_keys(*, session: AsyncSession) -> int:
+    """Destroy the live keys of people whose consent is withdrawn and not given again: a
+    withdrawal recorded before withdrawals destroyed the key kept it. Returns how many."""
+    ids = set(
+        await session.scalars(
+            select(PersonKeyRow.participant_id)
+            .join(Inmate, Inmate.id == PersonKeyRow.participant_id)
+            .where(
+                Inmate.shared.is_(False),
+                Inmate.consent_withdrawn_at.is_not(None),
+                Inmate.erased_at.is_(None),
+            )
+        )
+    )
+    await _destroy(session, ids, every_generation=False)
+    return len(ids)
+
+
 async def _destroy(session: AsyncSession, ids: set[uuid.UUID], *, every_generation: bool) -> None:
     if not ids:
         return
