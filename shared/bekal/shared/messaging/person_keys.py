@@ -83,7 +83,8 @@ class PersonKeyRing:
         self.loaded = False  # the whole topic read once: a key missing now is a destroyed one
 
     def get(self, kid: str) -> PersonKey | None:
-        """The key if held now (no broker round trip): for sealing an event being written.
+        """The key ``kid`` names if held now (no broker round trip). To seal an event being
+        written, take the person's ``current`` key instead.
 
         Refused until the topic has been read once: before that a missing key proves nothing,
         and an event sealed without it would lose the person's name.
