@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from bekal.reporting.app import create_app
@@ -30,6 +31,8 @@ from bekal.reporting.models import ProjectionGeneration
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import CompetencyUnit, ParticipantEnrolled, Sex
+from bekal.shared.events.envelope import to_kafka
+from bekal.shared.events.topics import SOURCES
 from bekal.shared.messaging.models import InboxMessage
 from tests.support.apps import bearer, running
 from tests.support.db import count
@@ -321,3 +324,44 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
     finally:
         for n in (1, 2, 3):
             await drop_database(database_url, generation_location(database_url, n))
+
+
+async def test_a_rebuild_holds_every_event_of_a_large_batch_the_live_consumer_applied(
+    broker: Any, make_settings: Any, tmp_path: Any
+) -> None:
+    """Many enrolments land in one partition in one producer batch, more than one fetch
+    hands over; the live consumer applies and commits them all. A rebuild must hold them all
+    too: on Tansu 0.6 the reported end of the partition is the batch's first offset + 1, and a
+    replay that stopped there left most of the batch out of the new generation, which the live
+    consumer, already past it, never re-read."""
+    settings = make_settings("reporting", f"sqlite+aiosqlite:///{tmp_path}/reporting.db", broker)
+    app = create_app(settings)
+    n = 1200
+    enrolments = [participant_enrolled(S1, enrolled_on=date(2024, 9, 1)) for _ in range(n)]
+    async with running(app) as client:
+        operator = bearer(settings, ministry="industry", roles=["operator"])
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=broker.idempotent,
+            linger_ms=200,
+            max_batch_size=4 * 1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
+        )
+        await producer.start()
+        try:
+            topic = settings.topic(ParticipantEnrolled.topic)
+            acks = []
+            for event in enrolments:
+                key, value, headers = to_kafka(event, source=SOURCES["training"])
+                acks.append(
+                    await producer.send(topic, key=key, value=value, headers=headers, partition=0)
+                )
+            await asyncio.gather(*acks)
+        finally:
+            await producer.stop()
+        await _applied(app.state.db, n)
+        response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+        assert response.status_code == 202
+        await _switched(client, operator, 1)
+        assert await count(app.state.projections.live.db, InboxMessage) == n

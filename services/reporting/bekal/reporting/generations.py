@@ -188,12 +188,26 @@ class Replay:
         self.consumer.assign(self.partitions)
         await self.consumer.seek_to_beginning(*self.partitions)
 
-    async def catch_up(self, progress: Progress | None = None, *, close_enough: int = 0) -> None:
+    async def catch_up(
+        self,
+        progress: Progress | None = None,
+        *,
+        close_enough: int = 0,
+        at_least: dict[TopicPartition, int] | None = None,
+    ) -> None:
         """Apply records up to the end offsets seen, and again, until at most ``close_enough``
         records are behind. Each round reads to a fixed end, so a steady stream of new events
-        cannot keep it chasing forever."""
+        cannot keep it chasing forever.
+
+        ``at_least``: offsets to read up to whatever the broker reports as the end (the live
+        group's committed offsets at the switch-over). Tansu 0.6 reports a partition's end as
+        its last batch's first offset + 1: the rest of that batch, which the live consumer may
+        have applied and committed already, would otherwise never reach the new generation."""
         while True:
             ends = await self.consumer.end_offsets(self.partitions)
+            for tp, offset in (at_least or {}).items():
+                if tp in ends:
+                    ends[tp] = max(ends[tp], offset)
             while behind := await self._behind(ends):
                 if progress:
                     progress(self.done, self.done + behind)
@@ -436,10 +450,17 @@ class Projections:
                 await replay.stop()
 
     async def _switch_over(self, number: int, replay: Replay) -> None:
-        async with self._lock, self.messaging.consumer_paused():
+        async with self._lock, self.messaging.consumer_paused() as live:
             # With the live runner paused, generation n+1 catches up with everything the
-            # live one holds; whatever comes after is the live runner's, from its offsets.
-            await replay.catch_up(self._show, close_enough=_ANYTHING)
+            # live one holds (up to the group's committed offsets at least); whatever comes
+            # after is the live runner's, from those offsets.
+            committed: dict[TopicPartition, int] = {}
+            if live is not None:
+                for tp in replay.partitions:
+                    offset = await live.committed(tp)
+                    if offset is not None:
+                        committed[tp] = offset
+            await replay.catch_up(self._show, close_enough=_ANYTHING, at_least=committed)
             now = datetime.now(UTC)
             async with self.control.session() as s:
                 await s.execute(
