@@ -29,7 +29,7 @@ from bekal.registry.importer import (
     count_lines,
     run_import,
 )
-from bekal.registry.services.keys import destroy_withdrawn_keys, key_of, keys_for_the_shared
+from bekal.registry.services.keys import destroy_withdrawn_keys, key_named, keys_for_the_shared
 from bekal.registry.settings import RegistrySettings
 from bekal.shared.db import Database
 from bekal.shared.events import catalogue
@@ -184,8 +184,11 @@ async def rekey_history(settings: RegistrySettings, console: Console) -> int:
             pass
 
         async def key(participant_id: uuid.UUID) -> PersonKey | None:
+            # A version 1 event was published under no key, before any withdrawal: it is sealed
+            # with the 1st generation, or goes without its fields once that one is destroyed
+            # (as training's completions, read with the ring by the participant id).
             async with db.session() as session:
-                return await key_of(session=session, participant_id=participant_id)
+                return await key_named(session=session, kid=str(participant_id))
 
         result = await rekey_topic(
             settings=settings,
