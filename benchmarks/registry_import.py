@@ -12,7 +12,8 @@ SQLite, with autovacuum off for its tables (as on the test server: nothing is an
 the import does it), and measures raw ``COPY`` of the same file into a table of text columns
 in the same run: each run is also given as a share of it. ``--deciles`` prints the rate of
 each tenth of the file, to see whether an import slows down as the table grows;
-``--no-analyse`` takes out the import's own ANALYZE, so no statistics exist at all.
+``--no-analyse`` takes out the import's own ANALYZE, so no statistics exist at all;
+``--chunk-size`` sets the lines of a chunk (a transaction).
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ async def one_run(
     trace: bool,
     deciles: bool = False,
     ceiling: float | None = None,
+    chunk_size: int = importer.CHUNK_SIZE,
 ) -> None:
     errors = 0
 
@@ -208,6 +210,7 @@ async def one_run(
         recorded_by="benchmark",
         on_error=on_error,
         on_progress=on_progress,
+        chunk_size=chunk_size,
     )
     elapsed = time.perf_counter() - started
     peak = ""
@@ -234,6 +237,7 @@ async def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--deciles", action="store_true", help="the rate of each tenth")
+    parser.add_argument("--chunk-size", type=int, default=importer.CHUNK_SIZE, help="lines a chunk")
     parser.add_argument(
         "--no-analyse",
         action="store_true",
@@ -288,6 +292,7 @@ async def main() -> None:
                     trace=args.tracemalloc,
                     deciles=args.deciles,
                     ceiling=ceiling,
+                    chunk_size=args.chunk_size,
                 )
             if args.postgres:
                 await raw_copy(pg_dsn(name), next_day)

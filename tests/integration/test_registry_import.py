@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from bekal.registry.domain import decrypt_nik, nik_digest
-from bekal.registry.importer import LineError, run_import
+from bekal.registry.importer import ImportReport, LineError, run_import
 from bekal.registry.models import AuditEntry, ImportJob, Inmate
 from bekal.registry.models import PersonKey as PersonKeyRow
 from bekal.shared.events.catalogue import InmateShared, PersonKeyPublished
@@ -338,3 +338,35 @@ async def test_each_shared_persons_key_is_in_the_outbox_before_the_event_it_seal
     assert order == [rows[f"KY.{n}"].id for n in range(12) if rows[f"KY.{n}"].shared]
     registered = await registry.rows(AuditEntry, AuditEntry.action == "inmate.registered")
     assert sorted(json.loads(a.detail)["line"] for a in registered) == list(range(2, 14))
+
+
+async def test_progress_counts_only_chunks_already_committed(registry: Registry, tmp_path: Path):
+    """On PostgreSQL a chunk is written while the next is parsed; what progress reports (and a
+    stop between chunks leaves) is whole chunks, each already in the registry."""
+    people = [
+        f"PG.{n},Siti {n},61710145058{n:05d},F,1990-05-05,SMA,LP-IMP,2023-01-10,,,ya,ya,\n"
+        for n in range(9)
+    ]
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + "".join(people))
+    db = registry.app.state.db
+    seen: list[tuple[int, int, int]] = []
+
+    async def fail(error: LineError) -> None:
+        raise AssertionError(error)
+
+    async def progress(report: ImportReport) -> None:
+        seen.append((report.processed_lines, report.created, await registry.count(Inmate)))
+
+    report = await run_import(
+        db,
+        path,
+        secret=SECRET,
+        dry_run=False,
+        recorded_by="adm",
+        on_error=fail,
+        on_progress=progress,
+        chunk_size=2,
+    )
+    assert report.created == 9
+    assert seen == [(2, 2, 2), (4, 4, 4), (6, 6, 6), (8, 8, 8), (9, 9, 9)]

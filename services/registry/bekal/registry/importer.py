@@ -8,15 +8,17 @@ audit entries.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -530,7 +532,7 @@ class LineErrorException(Exception):
         self.error = error
 
 
-def _records(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str | None]]]:
+def _records(path: Path, report: ImportReport) -> Generator[tuple[int, dict[str, str | None]]]:
     handle = path.open(newline="", encoding="utf-8-sig")
     with handle:
         reader = csv.DictReader(handle)
@@ -647,22 +649,51 @@ async def run_import(
             facilities[code] = (fid, active)
     seen = SeenKeys()
     analysed = 0  # people created when the tables were last analysed
+    # On PostgreSQL a chunk is checked against the registry and written while the next one is
+    # parsed: the database's work and Python's overlap. The next chunk is checked only once
+    # the previous one is committed (its lookups see it), and progress counts committed chunks.
+    # SQLite (one writer) and a dry run (nothing to write) take one chunk at a time.
+    overlap = not dry_run and not db.is_sqlite
+    writing: asyncio.Task[None] | None = None
+    full = False  # whether the chunk being written is a whole one
+
+    async def done() -> None:
+        nonlocal writing, analysed
+        if writing is not None:
+            task, writing = writing, None
+            await task
+        if not full:
+            return
+        grown = report.created - analysed
+        if not dry_run and grown >= max(_ANALYSE_AFTER_CHUNKS * chunk_size, analysed):
+            await _analyse(db)
+            analysed = report.created
+        if on_progress:
+            await on_progress(report)
+
+    records = _records(path, report)
     try:
-        chunk: list[tuple[int, dict[str, str | None]]] = []
-        for line, record in _records(path, report):
-            chunk.append((line, record))
-            if len(chunk) >= chunk_size:
-                await _chunk(db, chunk, report, facilities, seen, context, on_error, on_skip)
-                chunk = []
-                grown = report.created - analysed
-                if not dry_run and grown >= max(_ANALYSE_AFTER_CHUNKS * chunk_size, analysed):
-                    await _analyse(db)
-                    analysed = report.created
-                if on_progress:
-                    await on_progress(report)
-        if chunk:
-            await _chunk(db, chunk, report, facilities, seen, context, on_error, on_skip)
+        while chunk := list(itertools.islice(records, chunk_size)):
+            parsed = await _parse(chunk, facilities, context)
+            if writing is not None:
+                await done()
+            full = len(chunk) >= chunk_size
+            work = _chunk(db, parsed, report, facilities, seen, context, on_error, on_skip)
+            if overlap:
+                writing = asyncio.create_task(work)
+            else:
+                await work
+                await done()
+        if writing is not None:
+            await done()
+    except BaseException as exc:
+        if writing is not None:  # the chunk sent to the database ends before this does
+            if isinstance(exc, asyncio.CancelledError):
+                writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
+        raise
     finally:
+        records.close()
         seen.close()
     if not dry_run and report.created > analysed:
         await _analyse(db)
@@ -707,9 +738,45 @@ class _Context:
     today: date
 
 
+@dataclass
+class _Parsed:
+    """A chunk's lines read and checked on their own (no database): the good ones with their
+    NIK's keyed hash, and the bad ones."""
+
+    lines: int
+    rows: list[tuple[ImportRow, str]]
+    errors: list[LineError]
+
+
+# Lines parsed between two turns of the event loop: a chunk's writes, going on meanwhile, get
+# their answers from PostgreSQL without waiting for the whole next chunk to be parsed.
+_PARSE_SLICE = 25
+
+
+async def _parse(
+    chunk: list[tuple[int, dict[str, str | None]]],
+    facilities: dict[str, tuple[uuid.UUID, bool]],
+    context: _Context,
+) -> _Parsed:
+    parsed = _Parsed(lines=len(chunk), rows=[], errors=[])
+    for n, (line, record) in enumerate(chunk, start=1):
+        if n % _PARSE_SLICE == 0:
+            await asyncio.sleep(0)
+        try:
+            row = parse_line(line, record, today=context.today)
+        except LineErrorException as exc:
+            parsed.errors.append(exc.error)
+            continue
+        if row.facility_code not in facilities:
+            parsed.errors.append(LineError(line, "facility_code", "kode fasilitas tidak dikenal"))
+            continue
+        parsed.rows.append((row, domain.nik_digest(row.nik, context.secret)))
+    return parsed
+
+
 async def _chunk(
     db: Database,
-    chunk: list[tuple[int, dict[str, str | None]]],
+    parsed: _Parsed,
     report: ImportReport,
     facilities: dict[str, tuple[uuid.UUID, bool]],
     seen: SeenKeys,
@@ -717,12 +784,12 @@ async def _chunk(
     on_error: ErrorCallback,
     on_skip: ErrorCallback | None,
 ) -> None:
-    report.processed_lines += len(chunk)
-    errors: list[LineError] = []
+    report.processed_lines += parsed.lines
+    errors: list[LineError] = list(parsed.errors)
     skipped: list[LineError] = []
     try:
         await _check_and_write(
-            db, chunk, report, facilities, seen, context, errors.append, skipped.append
+            db, parsed.rows, report, facilities, seen, context, errors.append, skipped.append
         )
     finally:
         report.invalid += len(errors)
@@ -765,7 +832,7 @@ async def _by_index(session: AsyncSession, on: bool) -> None:
 
 async def _check_and_write(
     db: Database,
-    chunk: list[tuple[int, dict[str, str | None]]],
+    rows: list[tuple[ImportRow, str]],
     report: ImportReport,
     facilities: dict[str, tuple[uuid.UUID, bool]],
     seen: SeenKeys,
@@ -773,18 +840,6 @@ async def _check_and_write(
     bad: Callable[[LineError], None],
     skip: Callable[[LineError], None],
 ) -> None:
-    rows: list[tuple[ImportRow, str]] = []
-    for line, record in chunk:
-        try:
-            row = parse_line(line, record, today=context.today)
-        except LineErrorException as exc:
-            bad(exc.error)
-            continue
-        if row.facility_code not in facilities:
-            bad(LineError(line, "facility_code", "kode fasilitas tidak dikenal"))
-            continue
-        rows.append((row, domain.nik_digest(row.nik, context.secret)))
-
     async with db.session() as session:
         # A generic plan made while the registry was empty would scan the whole table for each
         # chunk's lookups as it grows (215 lines/s at 150,000 people, and falling).
