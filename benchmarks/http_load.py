@@ -1022,8 +1022,9 @@ async def capture(run: Any, endpoints: list[Endpoint], copies: dict[str, str]) -
                 tx
                 for tx in txs
                 if pids.get(tx.pid) == service
-                and tx.began >= t0 - margin
-                and tx.ended <= t1 + margin
+                and t0 - margin <= tx.began <= t1 + margin
+                # A page's session may end after its answer is sent (a dependency's cleanup).
+                and tx.ended <= t1 + 0.25
                 and tx.statements
                 and not relay_only(tx)
             ),
