@@ -219,7 +219,7 @@ async def one_run(
         tracemalloc.stop()
         peak = f", tracemalloc peak {traced_peak / 2**20:.1f} MiB"
     rate = report.processed_lines / elapsed
-    share = f" ({rate / ceiling:.2f} of raw COPY)" if ceiling else ""
+    share = f" ({rate / ceiling:.3f} of raw COPY)" if ceiling else ""
     print(
         f"{label:<22} {report.processed_lines:>8} lines in {elapsed:7.1f} s = "
         f"{rate:8.0f} lines/s{share}; created {report.created}, "
