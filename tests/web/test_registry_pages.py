@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bekal.registry.models import AuditEntry, Inmate
+from bekal.registry.web.common import pages
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, OTHER_OFFICER
 from tests.support.staff_pages import csrf_of, post_form, signed_in
 from tests.web.conftest import NAMES, SOON, Registry
@@ -39,6 +40,35 @@ async def test_search_by_name_or_number_ignores_accents_and_case(registry: Regis
         page = await browser.get("/staf/warga-binaan", params={"q": needle})
         assert "Yosefína Kristanti" in page.text
         assert "Siti Nurhaliza" not in page.text
+
+
+async def test_a_list_past_the_count_limit_says_more_than_the_limit(registry: Registry):
+    settings = registry.app.state.settings
+    cap = settings.list_count_limit
+    try:
+        settings.list_count_limit = 2  # the officer's facility holds 3: past the cap
+        async with signed_in(registry.base, OFFICER) as browser:
+            page = await browser.get("/staf/warga-binaan")
+            assert "Menampilkan 3 dari lebih dari 2 data." in page.text
+            assert "Persempit pencarian" in page.text
+            for name in NAMES:  # the page itself is whole
+                assert name in page.text
+            searched = await browser.get("/staf/warga-binaan", params={"q": "I"})
+            assert "Menampilkan 3 dari lebih dari 2 data." in searched.text
+            settings.list_count_limit = 3  # as many as the cap: the exact total
+            page = await browser.get("/staf/warga-binaan")
+            assert "Menampilkan 3 dari 3 data." in page.text
+            assert "lebih dari" not in page.text
+            one = await browser.get("/staf/warga-binaan", params={"q": "yosef"})
+            assert "Menampilkan 1 dari 1 data." in one.text and "lebih dari" not in one.text
+    finally:
+        settings.list_count_limit = cap
+    # The default cap, written as a number is in Indonesian.
+    assert cap == 1000
+    template = pages.env.from_string(
+        '{% from "komponen.html" import pagination %}{{ pagination(1000, 25, capped=True) }}'
+    )
+    assert "Menampilkan 25 dari lebih dari 1.000 data." in template.render()
 
 
 async def test_another_facilitys_officer_gets_404_as_the_api_answers(registry: Registry):

@@ -148,6 +148,7 @@ async def list_people(
         q=q or None,
         limit=PAGE_SIZE,
         cursor=cursor or None,
+        count_limit=request.app.state.settings.list_count_limit,
     )
     await audit.audit_reads(
         session=session, principal=principal, action="inmate.listed", inmates=page.rows
@@ -166,6 +167,7 @@ async def list_people(
         facilities=[(str(f.id), f"{f.code} — {f.name}") for f in visible],
         rows=[_row(i) for i in page.rows],
         count=page.count,
+        count_capped=page.count_capped,
         next_href=(
             f"?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
         ),
