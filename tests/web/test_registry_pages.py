@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bekal.registry.models import AuditEntry, Inmate
+from bekal.registry.models import AuditEntry, Facility, Inmate
 from bekal.registry.web.common import pages
 from tests.support.keycloak import INDUSTRY_USER, OFFICER, OTHER_OFFICER
 from tests.support.staff_pages import csrf_of, post_form, signed_in
@@ -297,3 +297,30 @@ async def test_security_headers_on_every_page(registry: Registry):
         cookie = (await fresh.get("/staf/masuk")).headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
     assert "secure" in cookie.lower()
+
+
+async def test_an_officer_finds_their_facility_among_a_national_list(registry: Registry):
+    """The facility choices list every facility the person may see, not a first page: with
+    530 facilities nationally, an officer whose facility sorts past the 500th found it
+    missing from the admission form (and the people list's filter). (Last in this module: it
+    leaves 520 more facilities in the module's registry.)"""
+    async with registry.app.state.db.session() as s:
+        for i in range(520):  # codes that sort before the officer's LPP-TANGERANG
+            s.add(
+                Facility(
+                    code=f"LAPAS-A{i:04d}",
+                    name=f"Lapas Uji {i}",
+                    kind="lapas",
+                    facility_class="IIA",
+                    province="Jawa Barat",
+                    regional_office="Kanwil Jawa Barat",
+                    capacity=500,
+                )
+            )
+        await s.commit()
+    own = str(registry.ids["LPP-TANGERANG"])
+    async with signed_in(registry.base, OFFICER) as browser:
+        page = await browser.get("/staf/penerimaan")  # the admission form's choice
+        assert page.status_code == 200
+        assert f'value="{own}"' in page.text
+        assert "LAPAS-A0000" not in page.text  # still only their own facility
