@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bekal.shared.events.catalogue import Sex
-from bekal.training.models import Enrollment, Program, TrainingSession
+from bekal.training.models import Enrollment, Facility, Program, TrainingSession
 from bekal.training.services import sessions as training_sessions
 from tests.support.factories import (
     inmate_returned,
@@ -488,3 +488,34 @@ async def test_an_absence_recorded_under_a_merged_away_record_counts_for_the_sur
             assert page.status_code == 200
             checked = re.findall(r'value="(\w+)" checked', page.text)
             assert checked == [expected], (offset, checked)
+
+
+async def test_a_session_is_scheduled_at_a_facility_past_the_first_500(training_site: Training):
+    """With 530 facilities nationally, the schedule form offered only the first 500 by code:
+    a session could not be planned at the others. (Last in this module: it leaves 520 more
+    facilities in the module's training replica.)"""
+    async with training_site.app.state.db.session() as db:
+        for i in range(520):
+            db.add(
+                Facility(
+                    id=uuid.uuid4(),
+                    code=f"LAPAS-{i:04d}",
+                    name=f"Lapas Uji {i}",
+                    province="Jawa Tengah",
+                    active=True,
+                )
+            )
+        last = Facility(
+            id=uuid.uuid4(),
+            code="ZZ-RUTAN-UJUNG",
+            name="Rutan Ujung",
+            province="Papua",
+            active=True,
+        )
+        db.add(last)
+        await db.commit()
+    async with signed_in(training_site.base, TRAINING_ADMIN, next_page="/staf/sesi") as browser:
+        form = await browser.get("/staf/sesi/baru")
+        assert form.status_code == 200
+        assert f'value="{last.id}"' in form.text
+        assert "ZZ-RUTAN-UJUNG" in form.text

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.auth import Principal
@@ -30,7 +31,6 @@ from bekal.training.domain import (
     SessionStatus,
 )
 from bekal.training.models import AttendanceChange, Facility
-from bekal.training.services import replica
 
 Reader = Annotated[Principal, page_require(ministry=MINISTRY, roles=READER_ROLES)]
 Admin = Annotated[Principal, page_require(ministry=MINISTRY, roles=ADMIN_ROLES)]
@@ -158,8 +158,7 @@ def blank_to_none(values: Mapping[str, str]) -> dict[str, Any]:
 
 
 async def facilities_known(session: AsyncSession) -> list[Facility]:
-    """The facilities training knows of (its replica of the registry's)."""
-    page = await replica.list_facilities(
-        session=session, code=None, province=None, active=None, limit=500, cursor=None
-    )
-    return list(page.rows)
+    """Every facility training knows of (its replica of the registry's), by code: all of them
+    (about 530 nationally), not a first page, or a session at one past it could not be
+    scheduled and would be listed without its facility."""
+    return list(await session.scalars(select(Facility).order_by(Facility.code, Facility.id)))
