@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 from sqlalchemy import Date, Integer, String, UniqueConstraint, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import bekal.shared.db as shared_db
 from bekal.shared.db import (
     GUID,
     Database,
@@ -18,6 +21,7 @@ from bekal.shared.db import (
     new_metadata,
     plan_each_statement,
 )
+from tests.conftest import PG_ADMIN_DSN
 
 pytestmark = pytest.mark.integration
 
@@ -120,4 +124,43 @@ async def test_insert_rows_writes_every_value_and_skips_taken_keys(database_url:
     assert stored["c1"].on == date(2024, 9, 3) and stored["c2"].on is None
     assert stored["c7"].at == datetime(2024, 9, 3, 1, 7, tzinfo=UTC)  # the same instant, in UTC
     assert stored["new"].person_id == person
+    await db.dispose()
+
+
+async def _terminate(pid: int) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await conn.close()
+
+
+async def _backend(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(text("SELECT pg_backend_pid()")))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_it_is_used(
+    database_url: str,
+) -> None:
+    db = Database(database_url, pool_size=1)
+    first = await _backend(db)
+    await _terminate(first)
+    await asyncio.sleep(0.3)  # the driver reads the server's goodbye
+    assert await _backend(db) != first  # a new connection, not an error
+    await db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_idle_pooled_connection_is_pinged_and_a_dead_one_replaced(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(database_url, pool_size=1)
+    first = await _backend(db)
+    monkeypatch.setattr(shared_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    # Taken back at once, before the driver could notice the close: only a ping finds it.
+    monkeypatch.setattr(shared_db, "_server_closed", lambda _proxy: False)
+    await _terminate(first)
+    assert await _backend(db) != first
     await db.dispose()
