@@ -7,6 +7,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bekal.shared.events import catalogue
@@ -178,6 +184,89 @@ def test_stored_payload_is_sent_as_it_is_and_reads_as_the_event() -> None:
     )
     decoded, meta = from_kafka(key, value, headers, catalogue)
     assert decoded == event and meta.time == when and meta.subject == event.aggregate_id
+
+
+def _through_the_sdk(
+    *,
+    event_type: str,
+    subject: str,
+    data: bytes,
+    source: str,
+    event_id: str,
+    time: datetime,
+    traceparent: str | None,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """A record as the CloudEvents SDK's event class and Kafka binding write it (how ``encode``
+    wrote it before it wrote the headers itself)."""
+    attributes = {
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "subject": subject,
+        "time": time,
+        "datacontenttype": "application/json",
+        "partitionkey": subject,
+    }
+    message = ce_kafka.to_binary(CloudEvent(attributes=attributes, data=data), JSONFormat())
+    headers = [(k, v) for k, v in message.headers.items() if k != "ce_partitionkey"]
+    if traceparent:
+        headers.append(("traceparent", traceparent.encode()))
+    assert isinstance(message.key, str)
+    return message.key.encode(), message.value, headers
+
+
+def _on_the_wire(record: tuple[bytes, bytes, list[tuple[str, bytes]]]) -> bytes:
+    """The record batch a producer would send for ``record`` alone."""
+    key, value, headers = record
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    builder.append(0, timestamp=1_700_000_000_000, key=key, value=value, headers=headers)
+    return bytes(builder.build())
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=60)
+_ZONES = st.one_of(
+    st.just(UTC),
+    st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23)).map(timezone),
+)
+
+
+@given(
+    event_type=_TEXT,
+    subject=_TEXT,
+    data=st.binary(max_size=300),
+    source=_TEXT,
+    event_id=_TEXT,
+    time=st.datetimes(timezones=_ZONES),
+    traceparent=st.none() | _TEXT,
+)
+def test_encoded_record_is_byte_for_byte_what_the_cloudevents_sdk_writes(**attributes) -> None:  # type: ignore[no-untyped-def]
+    ours = encode(**attributes)
+    assert ours == _through_the_sdk(**attributes)
+    assert _on_the_wire(ours) == _on_the_wire(_through_the_sdk(**attributes))
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [{"subject": ""}, {"source": ""}, {"event_type": ""}, {"time": datetime(2024, 9, 7, 10, 0)}],
+)
+def test_an_event_without_its_attributes_is_not_encoded(wrong) -> None:  # type: ignore[no-untyped-def]
+    attributes = {
+        "event_type": "id.bekal.registry.inmate.released.v1",
+        "subject": "s",
+        "data": b"{}",
+        "source": "/corrections/registry",
+        "time": datetime(2024, 9, 7, 10, 0, tzinfo=UTC),
+    }
+    with pytest.raises(ValueError, match="must"):
+        encode(**{**attributes, **wrong})
 
 
 def test_producers_cannot_build_an_invalid_event() -> None:
