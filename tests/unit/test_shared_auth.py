@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bekal.registry.settings import RegistrySettings
+from bekal.shared import auth
 from bekal.shared.auth import (
     Ministry,
     Principal,
@@ -303,3 +304,42 @@ def test_each_service_accepts_only_tokens_naming_its_audience(tmp_path: Path) ->
                 verifier.verify(for_training)
     # An operator may still name one audience for every service (AUTH_AUDIENCE).
     assert Settings(service_name="registry", auth_audience="bekal").auth_audience == "bekal"
+
+
+def test_a_verified_token_is_taken_again_until_it_expires_and_a_minute_at_most(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [time.time()]
+    monkeypatch.setattr(auth, "_now", lambda: clock[0])
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth.jwt, "decode", counted)
+    verifier = TokenVerifier(settings)
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    short = jwt.encode(_claims(settings, exp=int(clock[0]) + 10), key, "EdDSA")
+    long = jwt.encode(_claims(settings, exp=int(clock[0]) + 600), key, "EdDSA")
+    first = verifier.verify(short)
+    assert verifier.verify(short) == first
+    verifier.verify(long)
+    assert decoded == [short, long]
+    clock[0] += 10 + auth.LEEWAY_SECONDS  # past what jwt.decode allows the short one
+    verifier.verify(short)
+    verifier.verify(long)
+    assert decoded == [short, long, short]
+    clock[0] += auth.VERIFIED_TOKEN_SECONDS  # the long one is checked again after a minute
+    verifier.verify(long)
+    assert decoded == [short, long, short, long]
+
+
+def test_a_refused_token_is_refused_every_time(settings: Settings) -> None:
+    verifier = TokenVerifier(settings)
+    key = load_or_create_dev_key(settings.auth_dev_key_file)
+    token = jwt.encode(_claims(settings, aud="another-service"), key, "EdDSA")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            verifier.verify(token)

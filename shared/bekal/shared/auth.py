@@ -6,6 +6,7 @@ a facility officer may see; empty for national roles).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
+from cachetools import TLRUCache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +25,12 @@ from bekal.shared.problems import Forbidden, Unauthorized
 from bekal.shared.settings import SERVICES, Settings, audience_of
 
 ALGORITHMS = ["EdDSA", "RS256", "ES256"]
+LEEWAY_SECONDS = 30
+# A token verified once is taken as verified again until it expires, for this long at most:
+# a key withdrawn from the JWKS stops admitting it within that time, as the JWKS client's
+# own key cache lets it anyway.
+VERIFIED_TOKEN_SECONDS = 60.0
+VERIFIED_TOKENS = 4096  # kept at most; the least recently used go first
 
 
 class Ministry(StrEnum):
@@ -141,6 +149,13 @@ class TokenVerifier:
             else None
         )
         self._dev_key: Ed25519PublicKey | None = None
+        # The principal of each token verified lately: a client sends the same token with
+        # every request, and decoding and checking its signature again was 3 to 5 % of a
+        # request under py-spy. Sign-in verifies in a worker thread: hence the lock.
+        self._verified: TLRUCache[str, Principal] = TLRUCache(
+            maxsize=VERIFIED_TOKENS, ttu=_verified_until, timer=_now
+        )
+        self._lock = threading.Lock()
 
     def _key_for(self, token: str) -> Any:
         if self._jwks is not None:
@@ -155,6 +170,15 @@ class TokenVerifier:
             raise Unauthorized(
                 f"Token terlalu besar (paling besar {self.settings.auth_max_token_bytes} byte)"
             )
+        with self._lock:
+            principal = self._verified.get(token)
+        if principal is None:
+            principal = self._verify(token)  # a refused token raises: it is never kept
+            with self._lock:
+                self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,
@@ -163,7 +187,7 @@ class TokenVerifier:
                 audience=self.settings.auth_audience,
                 issuer=self.settings.auth_issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-                leeway=30,
+                leeway=LEEWAY_SECONDS,
             )
         except (jwt.PyJWTError, ValueError) as exc:
             raise Unauthorized(f"Token tidak valid: {exc}") from exc
@@ -196,6 +220,16 @@ class TokenVerifier:
             facilities=frozenset(map(str, facilities)),
             claims=claims,
         )
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _verified_until(_token: str, principal: Principal, now: float) -> float:
+    """Until when a verified token's principal is kept: its expiry, as ``jwt.decode`` allows
+    it (with the leeway), and ``VERIFIED_TOKEN_SECONDS`` at most."""
+    return min(now + VERIFIED_TOKEN_SECONDS, int(principal.claims["exp"]) + LEEWAY_SECONDS)
 
 
 _bearer = HTTPBearer(auto_error=False)
