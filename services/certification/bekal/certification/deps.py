@@ -14,22 +14,24 @@ from bekal.shared.auth import Ministry, Principal, Role, require
 from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
-def get_settings(request: Request) -> CertificationSettings:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hand-off
+# that cost more than the function on every request (a tenth of a verification's samples).
+async def get_settings(request: Request) -> CertificationSettings:
     settings: CertificationSettings = request.app.state.settings
     return settings
 
 
-def get_signer(request: Request) -> CertificateSigner:
+async def get_signer(request: Request) -> CertificateSigner:
     signer: CertificateSigner = request.app.state.certificate_signer
     return signer
 
 
-def get_issuer(request: Request) -> Issuer:
+async def get_issuer(request: Request) -> Issuer:
     issuer: Issuer = request.app.state.certificate_issuer
     return issuer
 
 
-def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
+async def get_verify_limiter(request: Request) -> SlidingWindowLimiter:
     limiter: SlidingWindowLimiter = request.app.state.verify_limiter
     return limiter
 

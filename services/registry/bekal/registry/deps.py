@@ -11,7 +11,9 @@ from bekal.shared.auth import CurrentPrincipal, Ministry, Principal, Role, requi
 from bekal.shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
-def _settings(request: Request) -> RegistrySettings:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hand-off
+# that cost more than the function on every request.
+async def _settings(request: Request) -> RegistrySettings:
     settings: RegistrySettings = request.app.state.settings
     return settings
 

@@ -57,7 +57,7 @@ class Filters:
     def query(
         self, group_by: str | None = None, *, facility_id: uuid.UUID | None = None
     ) -> indicators.IndicatorQuery:
-        return indicators.indicator_query(
+        return indicators.build_query(
             group_by=group_by,
             year=self.year,
             province=self.province,
