@@ -32,7 +32,13 @@ from bekal.shared.events.catalogue import (
 from bekal.shared.idempotency import IdempotencyRecord
 from bekal.shared.messaging.models import DeadLetter, OutboxMessage
 from bekal.training.app import create_app
-from bekal.training.models import AttendanceRecord, Enrollment, Participant
+from bekal.training.models import (
+    Assessment,
+    AttendanceChange,
+    AttendanceRecord,
+    Enrollment,
+    Participant,
+)
 from tests.support.apps import running
 from tests.support.db import count
 from tests.support.factories import (
@@ -1077,3 +1083,136 @@ async def test_attendance_is_refused_from_the_day_a_participant_left(training: T
         "count": 3,
     }
     assert await count(t.app.state.db, AttendanceRecord) == 11
+
+
+async def test_a_day_of_thirty_and_its_results_are_written_row_for_row(training: Training) -> None:
+    """The sheets are written set-based: a day of 30 gives 30 records and 30 history rows; sent
+    again with two people changed (one with a note) and one left out, only those three change
+    (the records of the others keep their row and time), each with one history row; results
+    sent again keep each unit's row and take the new result and assessor. Neither sheet
+    publishes an event."""
+    t = training
+    names = [f"Peserta {n:02d}" for n in range(30)]
+    cipinang, p, program = await setup(t, {n: date(2025, 1, 2) for n in names})
+    s = await schedule(t, program, cipinang, capacity=30)
+    everyone = [str(p[n]) for n in names]
+    await t.post(f"/api/v1/sessions/{s}/enrollments", {"participant_ids": everyone}, expect=201)
+    await t.post(f"/api/v1/sessions/{s}/start", headers=t.officer)
+    outbox = await t.count(OutboxMessage)
+    db = t.app.state.db
+    day = DAYS[1]
+
+    async def stored() -> dict[uuid.UUID, tuple[uuid.UUID, str, datetime]]:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(
+                    Enrollment.participant_id,
+                    AttendanceRecord.id,
+                    AttendanceRecord.status,
+                    AttendanceRecord.recorded_at,
+                )
+                .join(Enrollment, Enrollment.id == AttendanceRecord.enrollment_id)
+                .where(AttendanceRecord.day == day)
+            )
+            return {pid: (rid, status, at) for pid, rid, status, at in rows}
+
+    async def changes() -> list[tuple[uuid.UUID, str | None, str | None, str, str | None]]:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(
+                    Enrollment.participant_id,
+                    AttendanceChange.previous_status,
+                    AttendanceChange.status,
+                    AttendanceChange.changed_by,
+                    AttendanceChange.reason,
+                )
+                .join(Enrollment, Enrollment.id == AttendanceChange.enrollment_id)
+                .where(AttendanceChange.day == day)
+                .order_by(AttendanceChange.changed_at, Enrollment.participant_id)
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    url = f"/api/v1/sessions/{s}/attendance"
+    first = {
+        "date": day.isoformat(),
+        "records": [{"participant_id": x, "status": "present"} for x in everyone],
+    }
+    assert await t.put(url, first, headers=t.officer) == {"date": day.isoformat(), "count": 30}
+    before = await stored()
+    assert {pid: status for pid, (_, status, _) in before.items()} == {
+        p[n]: "present" for n in names
+    }
+    history = await changes()
+    assert sorted(history) == sorted(
+        (p[n], None, "present", "petugas-pelatihan", None) for n in names
+    )
+
+    again = {
+        "date": day.isoformat(),
+        "records": [
+            {"participant_id": everyone[0], "status": "absent", "note": "sakit"},
+            {"participant_id": everyone[1], "status": "excused"},
+            *({"participant_id": x, "status": "present"} for x in everyone[3:]),
+        ],
+    }
+    coordinator = t.token("training_officer", subject="koordinator")
+    assert await t.put(url, again, headers=coordinator) == {"date": day.isoformat(), "count": 29}
+    after = await stored()
+    assert set(after) == set(before) - {p[names[2]]}
+    assert after[p[names[0]]][:2] == (before[p[names[0]]][0], "absent")
+    assert after[p[names[1]]][:2] == (before[p[names[1]]][0], "excused")
+    assert after[p[names[0]]][2] > before[p[names[0]]][2]
+    assert {pid: after[pid] for pid in after if pid not in (p[names[0]], p[names[1]])} == {
+        pid: before[pid] for pid in after if pid not in (p[names[0]], p[names[1]])
+    }
+    assert sorted((await changes())[30:]) == sorted(
+        [
+            (p[names[0]], "present", "absent", "koordinator", "sakit"),
+            (p[names[1]], "present", "excused", "koordinator", None),
+            (p[names[2]], "present", None, "koordinator", None),
+        ]
+    )
+    # The same sheet once more changes nothing and keeps no history.
+    await t.put(url, again, headers=coordinator)
+    assert await stored() == after and len(await changes()) == 33
+
+    async def results() -> dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str, str]]:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(
+                    Enrollment.participant_id,
+                    Assessment.unit_code,
+                    Assessment.id,
+                    Assessment.result,
+                    Assessment.assessor,
+                ).join(Enrollment, Enrollment.id == Assessment.enrollment_id)
+            )
+            return {(pid, unit): (aid, result, who) for pid, unit, aid, result, who in rows}
+
+    sheet = [
+        {"participant_id": x, "unit_code": u["code"], "result": "competent"}
+        for x in everyone
+        for u in UNITS
+    ]
+    url = f"/api/v1/sessions/{s}/assessments"
+    assert await t.put(url, {"assessor": "Asesor A", "results": sheet}, headers=t.officer) == {
+        "count": 60
+    }
+    first_results = await results()
+    assert {k: v[1:] for k, v in first_results.items()} == {
+        (p[n], u["code"]): ("competent", "Asesor A") for n in names for u in UNITS
+    }
+    changed = [
+        {"participant_id": everyone[0], "unit_code": "BTK-02", "result": "not_yet_competent"},
+        {"participant_id": everyone[1], "unit_code": "BTK-01", "result": "competent"},
+    ]
+    assert await t.put(url, {"assessor": "Asesor B", "results": changed}, headers=t.officer) == {
+        "count": 2
+    }
+    second = await results()
+    assert {k: v[0] for k, v in second.items()} == {k: v[0] for k, v in first_results.items()}
+    assert second[(p[names[0]], "BTK-02")][1:] == ("not_yet_competent", "Asesor B")
+    assert second[(p[names[1]], "BTK-01")][1:] == ("competent", "Asesor B")
+    untouched = set(second) - {(p[names[0]], "BTK-02"), (p[names[1]], "BTK-01")}
+    assert {k: second[k] for k in untouched} == {k: first_results[k] for k in untouched}
+    assert await t.count(OutboxMessage) == outbox

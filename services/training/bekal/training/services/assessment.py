@@ -7,13 +7,15 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.shared.db import utcnow
+from bekal.shared.db import insert_rows, table_of, utcnow
 from bekal.training import domain
 from bekal.training.domain import AssessmentResult, EnrollmentStatus, RuleBroken, SessionStatus
 from bekal.training.models import Assessment
 from bekal.training.schemas import AssessmentSheet
-from bekal.training.services.common import enrollments_by_participant, invalid, refused
+from bekal.training.services.common import enrolled_by_participant, invalid, refused
 from bekal.training.services.sessions import get_session
+
+_ASSESSMENTS = table_of(Assessment)
 
 
 async def record_assessments(
@@ -26,7 +28,7 @@ async def record_assessments(
     except RuleBroken as rule:
         raise refused(rule) from rule
     unit_codes = {u["code"] for u in ts.competency_units}
-    enrolled = await enrollments_by_participant(session=session, session_id=ts.id)
+    enrolled = await enrolled_by_participant(session=session, session_id=ts.id)
     seen: set[tuple[uuid.UUID, str]] = set()
     for i, result in enumerate(sheet.results):
         enrollment = enrolled.get(result.participant_id)
@@ -45,28 +47,27 @@ async def record_assessments(
                 f"results.{i}", "Hasil untuk peserta dan unit ini disebut lebih dari sekali."
             )
         seen.add((result.participant_id, result.unit_code))
-    ids = [enrolled[r.participant_id].id for r in sheet.results]
-    current = {
-        (a.enrollment_id, a.unit_code): a
-        for a in (
-            await session.scalars(select(Assessment).where(Assessment.enrollment_id.in_(set(ids))))
-        ).all()
-    }
+    # One upsert on the unit's key, where each unit's current row was read into an ORM object
+    # and each result staged and flushed on its own; a unit assessed again keeps its row.
     now = utcnow()
-    for result in sheet.results:
-        enrollment_id = enrolled[result.participant_id].id
-        row = current.get((enrollment_id, result.unit_code))
-        if row is None:
-            row = Assessment(
-                id=uuid.uuid4(),
-                session_id=ts.id,
-                enrollment_id=enrollment_id,
-                unit_code=result.unit_code,
-            )
-            session.add(row)
-        row.result = result.result.value
-        row.assessor = sheet.assessor
-        row.assessed_at = now
+    await insert_rows(
+        session,
+        _ASSESSMENTS,
+        [
+            {
+                "id": uuid.uuid4(),
+                "session_id": ts.id,
+                "enrollment_id": enrolled[result.participant_id].id,
+                "unit_code": result.unit_code,
+                "result": result.result.value,
+                "assessor": sheet.assessor,
+                "assessed_at": now,
+            }
+            for result in sheet.results
+        ],
+        key=("enrollment_id", "unit_code"),
+        update=("result", "assessor", "assessed_at"),
+    )
     ts.updated_at = now
     return len(sheet.results)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.shared.db import utcnow
+from bekal.shared.db import among, insert_rows, table_of, utcnow
 from bekal.shared.problems import Conflict, Problem
 from bekal.training import domain
 from bekal.training.domain import AttendanceStatus, EnrollmentStatus, RuleBroken, SessionStatus
@@ -22,12 +24,16 @@ from bekal.training.models import (
 )
 from bekal.training.schemas import AttendanceSheet
 from bekal.training.services.common import (
-    enrollments_by_participant,
+    Enrolled,
+    enrolled_by_participant,
     invalid,
     participant_names,
     refused,
 )
 from bekal.training.services.sessions import get_session
+
+_RECORDS = table_of(AttendanceRecord)
+_CHANGES = table_of(AttendanceChange)
 
 
 async def write_day(
@@ -46,57 +52,73 @@ async def write_day(
     With ``replace_day`` the day's sheet is replaced as a whole (enrolments left out lose their
     record); otherwise only the given enrolments change. ``notes`` (per enrolment id) are kept
     as the reason of that enrolment's change. Returns the enrolments that changed.
+
+    The day's records are read as columns and written set-based, not as ORM objects: the
+    history rows and the new records in one ``INSERT`` each, the changed records in one
+    ``UPDATE`` per status and the removed ones in one ``DELETE`` (a day of 30 was 60 rows
+    staged and flushed one by one).
     """
     current = {
-        r.enrollment_id: r
-        for r in (
-            await session.scalars(
-                select(AttendanceRecord).where(
-                    AttendanceRecord.session_id == ts.id, AttendanceRecord.day == day
-                )
+        enrollment_id: (record_id, status)
+        for enrollment_id, record_id, status in await session.execute(
+            select(_RECORDS.c.enrollment_id, _RECORDS.c.id, _RECORDS.c.status).where(
+                _RECORDS.c.session_id == ts.id, _RECORDS.c.day == day
             )
-        ).all()
+        )
     }
     now = utcnow()
     changed: set[uuid.UUID] = set()
+    history: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
+    updated: dict[str, list[uuid.UUID]] = defaultdict(list)
+    removed: list[uuid.UUID] = []
     targets = set(statuses) | (set(current) if replace_day else set())
     for enrollment_id in sorted(targets):
-        row = current.get(enrollment_id)
-        before = row.status if row is not None else None
+        found = current.get(enrollment_id)
+        before = found[1] if found is not None else None
         after = statuses[enrollment_id].value if enrollment_id in statuses else None
         if before == after:
             continue
         changed.add(enrollment_id)
-        session.add(
-            AttendanceChange(
-                id=uuid.uuid4(),
-                session_id=ts.id,
-                enrollment_id=enrollment_id,
-                day=day,
-                previous_status=before,
-                status=after,
-                changed_by=changed_by,
-                reason=(notes or {}).get(enrollment_id, reason),
-                changed_at=now,
-            )
+        history.append(
+            {
+                "id": uuid.uuid4(),
+                "session_id": ts.id,
+                "enrollment_id": enrollment_id,
+                "day": day,
+                "previous_status": before,
+                "status": after,
+                "changed_by": changed_by,
+                "reason": (notes or {}).get(enrollment_id, reason),
+                "changed_at": now,
+            }
         )
         if after is None:
-            assert row is not None
-            await session.delete(row)
-        elif row is None:
-            session.add(
-                AttendanceRecord(
-                    id=uuid.uuid4(),
-                    session_id=ts.id,
-                    enrollment_id=enrollment_id,
-                    day=day,
-                    status=after,
-                    recorded_at=now,
-                )
+            assert found is not None
+            removed.append(found[0])
+        elif found is None:
+            added.append(
+                {
+                    "id": uuid.uuid4(),
+                    "session_id": ts.id,
+                    "enrollment_id": enrollment_id,
+                    "day": day,
+                    "status": after,
+                    "recorded_at": now,
+                }
             )
         else:
-            row.status = after
-            row.recorded_at = now
+            updated[after].append(found[0])
+    await insert_rows(session, _CHANGES, history)
+    if removed:
+        await session.execute(delete(_RECORDS).where(among(session, _RECORDS.c.id, removed)))
+    for status, ids in updated.items():
+        await session.execute(
+            update(_RECORDS)
+            .where(among(session, _RECORDS.c.id, ids))
+            .values(status=status, recorded_at=now)
+        )
+    await insert_rows(session, _RECORDS, added)
     return changed
 
 
@@ -119,9 +141,9 @@ async def record_attendance(
         domain.check_attendance_date(sheet.date, ts.start_date, ts.end_date)
     except RuleBroken as rule:
         raise refused(rule) from rule
-    enrolled = await enrollments_by_participant(session=session, session_id=ts.id)
+    enrolled = await enrolled_by_participant(session=session, session_id=ts.id)
     seen: set[uuid.UUID] = set()
-    refusals: list[tuple[int, Enrollment, str]] = []
+    refusals: list[tuple[int, Enrolled, str]] = []
     for i, record in enumerate(sheet.records):
         field = f"records.{i}.participant_id"
         if record.participant_id in seen:
@@ -157,7 +179,7 @@ async def record_attendance(
 
 
 async def _attendance_refused(
-    *, session: AsyncSession, day: date, refusals: Sequence[tuple[int, Enrollment, str]]
+    *, session: AsyncSession, day: date, refusals: Sequence[tuple[int, Enrolled, str]]
 ) -> Problem:
     """409 for a sheet naming people who had left the course by ``day``: the whole sheet is
     refused, each of them named in ``errors`` with the day, and by name in the ``detail``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import date
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,8 +37,40 @@ async def enrollments_by_participant(
     return {e.participant_id: e for e in rows.all()}
 
 
+class Enrolled(NamedTuple):
+    """What a sheet's checks read of an enrolment, without building its ORM object."""
+
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    status: str
+    withdrawn_on: date | None
+    withdrawal_reason: str | None
+
+
+async def enrolled_by_participant(
+    *, session: AsyncSession, session_id: uuid.UUID
+) -> dict[uuid.UUID, Enrolled]:
+    """A session's enrolments by participant, as columns: for the attendance and assessment
+    sheets, which check a few fields of every enrolment and change none of them."""
+    rows = await session.execute(
+        select(
+            Enrollment.id,
+            Enrollment.participant_id,
+            Enrollment.status,
+            Enrollment.withdrawn_on,
+            Enrollment.withdrawal_reason,
+        ).where(Enrollment.session_id == session_id)
+    )
+    return {row.participant_id: Enrolled(*row) for row in rows}
+
+
+class _OfParticipant(Protocol):
+    @property
+    def participant_id(self) -> uuid.UUID: ...
+
+
 async def participant_names(
-    *, session: AsyncSession, enrollments: Sequence[Enrollment]
+    *, session: AsyncSession, enrollments: Sequence[_OfParticipant]
 ) -> dict[uuid.UUID, str]:
     if not enrollments:
         return {}
