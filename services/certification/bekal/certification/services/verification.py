@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -149,19 +150,37 @@ async def _verification(
     )
 
 
+# A credential's signature checked once with a key is checked: the payload and header of the
+# credentials verified lately are kept (their claims are checked against the clock each time).
+# Checking the signature and reading the header twice on each request was a tenth of a
+# verification's samples under py-spy. What fails to verify raises, and is never kept.
+VERIFIED_CREDENTIALS = 4096
+
+
+@lru_cache(maxsize=VERIFIED_CREDENTIALS)
+def _signed_payload(credential: str, public_jwk: str) -> dict[str, Any]:
+    """The payload of ``credential`` signed with the key ``public_jwk``: read, never changed
+    (``verified_payload`` hands out a copy)."""
+    return verify_credential(credential, public_key_from_jwk(json.loads(public_jwk)))
+
+
+_kid = lru_cache(maxsize=VERIFIED_CREDENTIALS)(unverified_kid)
+_header = lru_cache(maxsize=VERIFIED_CREDENTIALS)(unverified_header)
+
+
 async def verified_payload(session: AsyncSession, credential: str) -> dict[str, Any]:
     """The payload of a credential signed by one of our published keys, whose Open Badges
     registered claims agree with it (raises ``CredentialError`` otherwise)."""
-    kid = unverified_kid(credential)
+    kid = _kid(credential)
     key_row = await session.get(SigningKey, kid) if kid else None
     if key_row is None:
         raise CredentialError(f"no published key {kid!r}")
-    payload = verify_credential(credential, public_key_from_jwk(json.loads(key_row.public_jwk)))
+    payload = dict(_signed_payload(credential, key_row.public_jwk))
     if domain.is_open_badge(payload):
         # Credentials signed since the Open Badges JWT rules were met say so with typ "JWT";
         # earlier ones (typ vc+jwt, iat instead of nbf, no sub) must still agree as far as
         # they go.
-        strict = unverified_header(credential).get("typ") == OPEN_BADGE_TYP
+        strict = _header(credential).get("typ") == OPEN_BADGE_TYP
         try:
             domain.check_open_badge_claims(payload, now=utcnow(), strict=strict)
         except domain.OpenBadgeClaimError as exc:
