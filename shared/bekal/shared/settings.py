@@ -89,9 +89,17 @@ class Settings(BaseSettings):
     )
     # Outbox rows the relay reads and hands to the producer at once, then awaits together.
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
-    # Records a consumer fetches at most at once, over all its partitions; applied in one
-    # transaction, so also the most a transaction holds.
+    # Records a consumer fetches at most at once, over all its partitions, and the most one
+    # partition's transaction holds.
     consumer_batch_size: int = Field(default=200, ge=1, le=5000)
+    consumer_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Partitions a consumer applies at once, each in its own transaction on its "
+        "own connection (at most the database pool's size); SQLite, one writer at a time, "
+        "always applies one",
+    )
     consumer_max_attempts: int = Field(
         default=5, description="Tries of a failing handler before dead-lettering"
     )

@@ -1,10 +1,15 @@
-"""Idempotent consumers: inbox + commit-after-transaction, bounded retries, dead-letter topic."""
+"""Idempotent consumers: inbox + commit-after-transaction, bounded retries, dead-letter topic.
+
+Different partitions are applied at once, each in its own transaction on its own connection:
+order is promised only within a partition, and each partition's offset is committed after its
+own transaction, so a slow or failing record holds back its partition and no other.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from bekal.shared import metrics
 from bekal.shared.db import (
@@ -231,8 +237,29 @@ def _position(event_id: str, record: Record) -> tuple[str, str, int, int]:
     return (event_id, record.topic, record.partition, record.offset)
 
 
+def _done(done: dict[TopicPartition, Record], record: Record) -> None:
+    done[TopicPartition(record.topic, record.partition)] = record
+
+
+@dataclass
+class _Lane:
+    """One partition's records read and not yet applied, and the task applying some of them."""
+
+    waiting: deque[_Read] = field(default_factory=deque)
+    # The offset of the last record this lane took: a record at or before it is one read again
+    # (a rebalance gave the partition back from its committed offset), and it is in hand.
+    last: int = -1
+    task: asyncio.Task[None] | None = None
+
+
 class ConsumerRunner:
-    """Runs one consumer group: getmany → one transaction per batch (effects + inbox) → commit."""
+    """Runs one consumer group: getmany → per partition, a transaction (effects + inbox) → commit.
+
+    Different partitions' records are applied at once, up to ``concurrency`` transactions at a
+    time, each on its own connection; a partition's own records are applied in order, one
+    transaction after the other, and its offset is committed after each. On SQLite (one writer
+    at a time) partitions are applied one after the other.
+    """
 
     def __init__(
         self,
@@ -260,8 +287,18 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
         self.failures = 0  # failures that made the runner start over from committed offsets
-        self._last_done: dict[TopicPartition, Record] = {}
+        self.concurrency = self._concurrency()
+        self._slots = asyncio.Semaphore(self.concurrency)
         self.journal = Journal(db, subscriptions.group_id) if settings.consumer_journal else None
+
+    def _concurrency(self) -> int:
+        """Partitions applied at once: the setting, at most the pool's connections; on SQLite
+        one, as its writers queue for one lock and a long queue ends in 'database is locked'."""
+        if self.db.is_sqlite:
+            return 1
+        pool = self.db.engine.pool
+        connections = pool.size() if isinstance(pool, QueuePool) else 1
+        return max(1, min(self.settings.consumer_concurrency, connections))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
@@ -318,27 +355,89 @@ class ConsumerRunner:
         log.info("consumer_rewound", group=self.subs.group_id, committed=positions)
 
     async def _consume(self) -> None:
-        # The next fetch is read while this one is applied: reading (decoding and validating
-        # each record) is CPU work, applying is mostly waiting for the database. Records read
-        # ahead and not applied when the runner stops are not committed: they are read again.
-        ahead: asyncio.Future[list[_Read]] | None = None
+        """Fetch and read while the partitions' lanes apply what was read before.
+
+        Reading (decoding and validating each record) is CPU work, applying is mostly waiting
+        for the database, so the next fetch is read while lanes apply. Each partition's records
+        wait in its lane; a lane applies up to a batch of them in one transaction, then commits
+        the partition's offset, then takes the next batch. A partition with a full batch
+        waiting is paused (no more of it is fetched) until its lane catches up. Records read
+        and not applied when the runner stops are not committed: they are read again.
+        """
+        lanes: dict[TopicPartition, _Lane] = {}
+        fetch: asyncio.Task[list[_Read]] | None = None
+        failed = True
         try:
             while not self._stopping.is_set():
-                read = await (ahead or self._fetch_and_read())
-                ahead = asyncio.ensure_future(self._fetch_and_read())
-                if not read:
-                    continue
-                done = await self._apply_read(read)
-                if done:
-                    positions = {tp: record.offset + 1 for tp, record in done.items()}
-                    await self._commit(positions)
-                    for tp, position in positions.items():
-                        self._report_lag(tp, position)
+                if fetch is None:
+                    fetch = asyncio.create_task(self._fetch_and_read())
+                busy = {lane.task for lane in lanes.values() if lane.task is not None}
+                await asyncio.wait({fetch, *busy}, return_when=asyncio.FIRST_COMPLETED)
+                for lane in lanes.values():
+                    if lane.task is not None and lane.task.done():
+                        task, lane.task = lane.task, None
+                        task.result()  # a failure nothing below handles: run() starts over
+                if fetch.done():
+                    read, fetch = fetch.result(), None
+                    self._queue(lanes, read)
+                self._dispatch(lanes)
+            failed = False
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
+            if fetch is not None and not fetch.done():
+                fetch.cancel()
                 with suppress(asyncio.CancelledError):
-                    await ahead
+                    await fetch
+            tasks = [lane.task for lane in lanes.values() if lane.task is not None]
+            if failed:  # their transactions roll back; their offsets are not committed
+                for task in tasks:
+                    task.cancel()
+            # Stopping, each lane ends after the record in hand and commits what it finished.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for tp in self.consumer.paused():
+                if tp in self.consumer.assignment():
+                    self.consumer.resume(tp)
+
+    def _queue(self, lanes: dict[TopicPartition, _Lane], read: Sequence[_Read]) -> None:
+        """Each record into its partition's lane, in order; one in hand already is dropped."""
+        for item in read:
+            record = item.record if isinstance(item, _Decoded) else item
+            tp = TopicPartition(record.topic, record.partition)
+            lane = lanes.setdefault(tp, _Lane())
+            if record.offset > lane.last:
+                lane.waiting.append(item)
+                lane.last = record.offset
+
+    def _dispatch(self, lanes: dict[TopicPartition, _Lane]) -> None:
+        """Start the idle lanes that have records waiting; pause the partitions whose lane has
+        a full batch waiting, resume the others; forget partitions no longer assigned."""
+        assigned = self.consumer.assignment()
+        batch = self.settings.consumer_batch_size
+        for tp, lane in list(lanes.items()):
+            if tp not in assigned:
+                # Revoked: another member reads it from its committed offset. What is applying
+                # goes on; its offset commit is refused, and the inbox drops the re-read.
+                lane.waiting.clear()
+                lane.last = -1
+            if lane.task is None:
+                if not lane.waiting:
+                    del lanes[tp]
+                    continue
+                run = [lane.waiting.popleft() for _ in range(min(batch, len(lane.waiting)))]
+                lane.task = asyncio.create_task(self._apply_lane(tp, run))
+            if tp in assigned:
+                if len(lane.waiting) >= batch:
+                    self.consumer.pause(tp)
+                elif tp in self.consumer.paused():
+                    self.consumer.resume(tp)
+
+    async def _apply_lane(self, tp: TopicPartition, read: list[_Read]) -> None:
+        """One partition's records, in order, on a connection of their own; then its offset."""
+        async with self._slots:
+            done = await self._apply_read(read)
+        if tp in done:
+            position = done[tp].offset + 1
+            await self._commit({tp: position})
+            self._report_lag(tp, position)
 
     async def _fetch_and_read(self) -> list[_Read]:
         try:
@@ -387,7 +486,7 @@ class ConsumerRunner:
         return await open_personal(event, meta, self.person_keys)
 
     async def _apply_read(self, read: Sequence[_Read]) -> dict[TopicPartition, Record]:
-        self._last_done = {}
+        done: dict[TopicPartition, Record] = {}
         pending: list[_Decoded] = []
         try:
             for item in read:
@@ -396,19 +495,16 @@ class ConsumerRunner:
                 if isinstance(item, _Decoded):
                     pending.append(item)
                     continue
-                await self._apply(pending)
+                await self._apply(pending, done)
                 pending = []
                 await self.process(item)  # to the dead-letter topic, after those before it
-                self._done(item)
-            await self._apply(pending)
+                _done(done, item)
+            await self._apply(pending, done)
         except _Stopping:
             pass
-        return self._last_done
+        return done
 
-    def _done(self, record: Record) -> None:
-        self._last_done[TopicPartition(record.topic, record.partition)] = record
-
-    async def _apply(self, items: list[_Decoded]) -> None:
+    async def _apply(self, items: list[_Decoded], done: dict[TopicPartition, Record]) -> None:
         if not items:
             return
         if self._stopping.is_set():
@@ -429,7 +525,7 @@ class ConsumerRunner:
                 if self._stopping.is_set():
                     raise _Stopping from exc
                 await self.process(item.record)
-                self._done(item.record)
+                _done(done, item.record)
             return
         pairs = list(zip(items, outcomes, strict=True))
         counts = Counter((i.record.topic, o) for i, o in pairs)
@@ -441,7 +537,7 @@ class ConsumerRunner:
                 applied[-1].timestamp()
             )
         for item in items:
-            self._done(item.record)
+            _done(done, item.record)
 
     async def _handle_together(self, items: list[_Decoded]) -> list[str]:
         """One transaction: every new record's effect and its inbox row, or nothing.
