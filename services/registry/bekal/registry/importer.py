@@ -34,6 +34,7 @@ from bekal.registry.domain import Consent, InmateStatus, RuleBroken
 from bekal.registry.models import AuditEntry, Facility, Inmate, PersonKey
 from bekal.registry.schemas import ConsentIn, ReleaseIn, TransferIn
 from bekal.registry.services import inmates, movements
+from bekal.registry.services.common import load_inmates
 from bekal.registry.services.keys import new_person_keys
 from bekal.shared.auth import Ministry, Principal
 from bekal.shared.db import (
@@ -1083,8 +1084,14 @@ async def _check_and_write(
         # loaded: each line names another person (a number or NIK met twice is refused above),
         # and one person's use cases find their own pending changes in the session.
         with session.no_autoflush:
+            # Locked together, in one statement, rather than one locked read a person.
+            locked = await load_inmates(
+                session=session,
+                inmate_ids=[inmate_id for _, inmate_id, _ in changes],
+                principal=context.principal,
+            )
             for row, inmate_id, change in changes:
-                await _apply(session, row, inmate_id, change, context)
+                await _apply(session, row, inmate_id, locked.get(inmate_id), change, context)
         await session.commit()
 
 
@@ -1189,10 +1196,12 @@ async def _apply(
     session: AsyncSession,
     row: ImportRow,
     inmate_id: uuid.UUID,
+    locked: Inmate | None,
     change: Change,
     context: _Context,
 ) -> None:
-    """One person's changes, through the same use cases (rules, events, audit) as the API."""
+    """One person's changes, through the same use cases (rules, events, audit) as the API;
+    ``locked`` is the person already loaded for update with the chunk's others."""
     principal = context.principal
     via = {**context.via, "line": row.line}
     if change.release is not None:
@@ -1203,6 +1212,7 @@ async def _apply(
             release=ReleaseIn(kind=kind, released_on=released_on),
             principal=principal,
             via=via,
+            locked=locked,
         )
         return
     if change.transfer_to is not None:
@@ -1212,6 +1222,7 @@ async def _apply(
             transfer=TransferIn(to_facility_id=change.transfer_to, transferred_on=context.today),
             principal=principal,
             via=via,
+            locked=locked,
         )
     if change.expected_release_date is not None:
         await movements.update_expected_release(
@@ -1220,6 +1231,7 @@ async def _apply(
             expected_release_date=change.expected_release_date,
             principal=principal,
             via=via,
+            locked=locked,
         )
     if change.consent is not None:
         await inmates.record_consent(
@@ -1230,6 +1242,7 @@ async def _apply(
             ),
             principal=principal,
             via=via,
+            locked=locked,
         )
 
 

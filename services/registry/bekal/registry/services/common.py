@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,7 @@ from sqlalchemy.orm import contains_eager
 from bekal.registry.models import Facility, Inmate
 from bekal.registry.services.keys import person_key
 from bekal.shared.auth import Principal
+from bekal.shared.db import among
 from bekal.shared.events.catalogue import InmateShared
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.problems import NotFound
@@ -39,6 +41,27 @@ async def load_inmate(
         # The same answer whether it does not exist or belongs to another facility's staff.
         raise NotFound("Warga binaan tidak ditemukan.")
     return inmate
+
+
+async def load_inmates(
+    *, session: AsyncSession, inmate_ids: Collection[uuid.UUID], principal: Principal
+) -> dict[uuid.UUID, Inmate]:
+    """Several people within the asker's scope, locked for update in one statement (in id
+    order, so two callers locking overlapping people wait rather than deadlock).
+
+    For a bulk change (an import's chunk): each use case then takes its person as ``locked``
+    instead of loading and locking it with a statement of its own. Those not found (or out of
+    scope) are absent; the use case loads them itself and answers as it always does.
+    """
+    if not inmate_ids:
+        return {}
+    stmt = (
+        inmates_query()
+        .where(among(session, Inmate.id, set(inmate_ids)), *facility_scope(principal))
+        .order_by(Inmate.id)
+        .with_for_update(of=Inmate)
+    )
+    return {inmate.id: inmate for inmate in (await session.scalars(stmt)).unique()}
 
 
 async def publish_share(*, session: AsyncSession, inmate: Inmate) -> None:

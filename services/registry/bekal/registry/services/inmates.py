@@ -324,8 +324,9 @@ async def record_consent(
     consent: ConsentIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
+    locked: Inmate | None = None,
 ) -> Inmate:
-    inmate = await load_inmate(
+    inmate = locked or await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
     await _apply_consent(

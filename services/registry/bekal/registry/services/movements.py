@@ -50,8 +50,9 @@ async def release_inmate(
     release: ReleaseIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
+    locked: Inmate | None = None,
 ) -> Inmate:
-    inmate = await load_inmate(
+    inmate = locked or await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
     domain.check_release(
@@ -104,6 +105,7 @@ async def transfer_inmate(
     transfer: TransferIn,
     principal: Principal,
     via: dict[str, Any] | None = None,
+    locked: Inmate | None = None,
 ) -> Inmate:
     """Move an inmate to another active facility; ``via`` adds context to the audit entry.
 
@@ -111,7 +113,7 @@ async def transfer_inmate(
     the destination must be theirs too (a regional office's staff whose token names both, or a
     registry administrator); one facility's officer cannot send a person anywhere.
     """
-    inmate = await load_inmate(
+    inmate = locked or await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
     target = await session.get(Facility, transfer.to_facility_id)
@@ -192,13 +194,14 @@ async def update_expected_release(
     expected_release_date: date,
     principal: Principal,
     via: dict[str, Any] | None = None,
+    locked: Inmate | None = None,
 ) -> Inmate:
     """A new expected release date (a remission, a new sentence computation).
 
     A shared person is shared again, whole: the industry side's replica keeps the latest
     InmateShared, so its candidate window follows the new date.
     """
-    inmate = await load_inmate(
+    inmate = locked or await load_inmate(
         session=session, inmate_id=inmate_id, principal=principal, for_update=True
     )
     domain.check_expected_release(
