@@ -101,6 +101,13 @@ class Database:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
         kwargs["pool_size"] = pool_size
+        if not url.startswith("sqlite"):
+            # Every connection the pool opens is kept, up to as many as before (``pool_size``
+            # and SQLAlchemy's 10 of overflow). Overflow connections were closed as they came
+            # back: at 16 requests at once a connection (a server process, the TLS attempt,
+            # authentication) was opened and closed every few requests.
+            kwargs["pool_size"] = pool_size + POOL_OVERFLOW
+            kwargs["max_overflow"] = 0
         if url.startswith("sqlite"):
             _ensure_sqlite_dir(url)
             # Pooled, not a new connection per unit of work: opening one (a thread, the file,
@@ -359,6 +366,8 @@ def _server_closed(proxy: Any) -> bool:
     return driver is not None and bool(driver.is_closed())
 
 
+# Connections a PostgreSQL pool may open beyond the service's DATABASE_POOL_SIZE.
+POOL_OVERFLOW = 10
 # A pooled connection idle longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 2.0
 _CHECKED_IN_AT = "bekal_checked_in_at"
