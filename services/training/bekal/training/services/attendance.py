@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import among, insert_rows, table_of, utcnow
@@ -222,6 +222,33 @@ async def attendance_history(
         .order_by(AttendanceChange.changed_at, AttendanceChange.day, AttendanceChange.id)
     )
     return [(change, pid) for change, pid in rows]
+
+
+async def sheet_history(*, session: AsyncSession, session_id: uuid.UUID, day: date) -> list[Any]:
+    """What a day's attendance screen shows of the history, as columns, oldest first: every
+    correction of the session (a change with a previous status) and the day's changes with a
+    reason (their notes). The rest of the history (every first entry of every day) is left in
+    the database."""
+    rows = await session.execute(
+        select(
+            _CHANGES.c.enrollment_id,
+            _CHANGES.c.day,
+            _CHANGES.c.previous_status,
+            _CHANGES.c.status,
+            _CHANGES.c.changed_by,
+            _CHANGES.c.changed_at,
+            _CHANGES.c.reason,
+        )
+        .where(
+            _CHANGES.c.session_id == session_id,
+            or_(
+                _CHANGES.c.previous_status.is_not(None),
+                and_(_CHANGES.c.day == day, _CHANGES.c.reason.is_not(None)),
+            ),
+        )
+        .order_by(_CHANGES.c.changed_at, _CHANGES.c.day, _CHANGES.c.id)
+    )
+    return list(rows)
 
 
 async def day_sheet(

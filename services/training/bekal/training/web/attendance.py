@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -71,6 +72,23 @@ def _pick_day(ts: TrainingSession, value: str) -> date:
     return chosen if chosen in days else days[0]
 
 
+@dataclass(slots=True)
+class _SheetRow:
+    """One person's row of the attendance screen. An object, not a dict: the template reads
+    each field a dozen times per row, and Jinja tries an attribute before a key (a dict's
+    every read raised and caught an AttributeError first)."""
+
+    id: str
+    name: str
+    status: str
+    note: str
+    recorded: bool
+    refusal: str | None
+    withdrawn: bool
+    left: str
+    absent_by_registry: bool
+
+
 def _reason(e: Any) -> EndReason | None:
     return EndReason(e.withdrawal_reason) if e.withdrawal_reason else None
 
@@ -89,27 +107,28 @@ async def _attendance_page(
     ts = await sessions.get_session(session=session, session_id=session_id)
     facility = await replica.get_facility(session=session, facility_id=ts.facility_id)
     day = _pick_day(ts, day_value)
+    # Enrolments and history as columns, not ORM objects: the screen changes none of them.
     views = [
-        v
-        for v in (await enrolment.enrollments_of(session=session, session_ids=[ts.id]))[ts.id]
-        if v[0].status in SHOWN_ON_SHEET and v[0].withdrawal_reason != EndReason.MERGED.value
+        e
+        for e in await enrolment.enrolment_rows(session=session, session_id=ts.id)
+        if e.status in SHOWN_ON_SHEET and e.withdrawal_reason != EndReason.MERGED.value
     ]
     absences = await attendance.absences_of(
-        session=session, participant_ids=[e.participant_id for e, _ in views]
+        session=session, participant_ids=[e.participant_id for e in views]
     )
     recorded = await attendance.day_sheet(session=session, session_id=ts.id, day=day)
-    history = await attendance.attendance_history(session=session, session_id=ts.id)
-    names = {e.id: name for e, name in views}
+    history = await attendance.sheet_history(session=session, session_id=ts.id, day=day)
+    names = {e.id: e.full_name for e in views}
     notes = {
         change.enrollment_id: change.reason
-        for change, _ in history
+        for change in history
         if change.day == day and change.reason
     }
     editable = ts.status == SessionStatus.RUNNING.value and (
         principal.has_role(Role.TRAINING_OFFICER) or principal.has_role(Role.TRAINING_ADMIN)
     )
-    rows = []
-    for e, name in views:
+    rows: list[_SheetRow] = []
+    for e in views:
         refusal = domain.attendance_refusal(
             day=day,
             enrollment_status=EnrollmentStatus(e.status),
@@ -134,27 +153,27 @@ async def _attendance_page(
             status = AttendanceStatus(posted.get(f"status-{e.id}") or status)
             note = posted.get(f"note-{e.id}", note)
         rows.append(
-            {
-                "id": str(e.id),
-                "name": name or "(nama dihapus)",
-                "status": status.value,
-                "note": note,
-                "recorded": e.id in recorded,
-                "refusal": refusal,
-                "withdrawn": e.status == EnrollmentStatus.WITHDRAWN.value,
-                "left": (
+            _SheetRow(
+                id=str(e.id),
+                name=e.full_name or "(nama dihapus)",
+                status=status.value,
+                note=note,
+                recorded=e.id in recorded,
+                refusal=refusal,
+                withdrawn=e.status == EnrollmentStatus.WITHDRAWN.value,
+                left=(
                     f"Keluar {tanggal(e.withdrawn_on)} "
                     f"({END_REASON.get(_reason(e) or EndReason.OTHER, '')})"
                     if e.status == EnrollmentStatus.WITHDRAWN.value
                     else ""
                 ),
-                "absent_by_registry": absent_by_registry,
-            }
+                absent_by_registry=absent_by_registry,
+            )
         )
     done_days = await attendance.recorded_days(session=session, session_id=ts.id)
-    corrections = attendance_corrections(history, names, principal)
+    corrections = attendance_corrections(((change, None) for change in history), names, principal)
     counts = {
-        label: sum(1 for r in rows if not r["refusal"] and r["status"] == status.value)
+        label: sum(1 for r in rows if not r.refusal and r.status == status.value)
         for status, label in ATTENDANCE.items()
     }
     return pages.render(
@@ -177,7 +196,7 @@ async def _attendance_page(
         editable=editable,
         saved=bool(recorded),
         errors=errors or FormErrors(),
-        labels={r["id"]: r["name"] for r in rows},
+        labels={r.id: r.name for r in rows},
     )
 
 
