@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    bindparam,
     case,
     func,
     literal_column,
@@ -326,6 +327,25 @@ def _facts() -> Any:
 
 def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> Select[Any]:
     """SELECT <dimension columns>, SUM(<counters>) ... GROUP BY <dimension columns>."""
+    statement, values = _bound_indicator_query(dimensions, filters)
+    return statement.params(values)
+
+
+def _bound_indicator_query(
+    dimensions: list[Dimension], filters: IndicatorFilters
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement for these dimensions and the filters that are set, and the filters'
+    values for its parameters (``filter_<name>``)."""
+    values = {f"filter_{k}": v for k, v in filters.__dict__.items() if v is not None}
+    return _indicator_statement(tuple(dimensions), tuple(sorted(values))), values
+
+
+@lru_cache(maxsize=256)
+def _indicator_statement(
+    dimensions: tuple[Dimension, ...], filtered: tuple[str, ...]
+) -> Select[Any]:
+    """Built once for each set of dimensions and filters (as ``_facts``): building it took
+    an eighth of an indicators request under py-spy."""
     facts = _facts()
     f, p = Facility, Program
     session = aliased(TrainingSession)
@@ -362,18 +382,18 @@ def indicator_query(dimensions: list[Dimension], filters: IndicatorFilters) -> S
     )
     if Dimension.SESSION in dimensions:
         stmt = stmt.outerjoin(session, session.id == facts.c.session_id)
-    if filters.year is not None:
-        stmt = stmt.where(facts.c.year == filters.year)
-    if filters.province is not None:
-        stmt = stmt.where(f.province == filters.province)
-    if filters.facility_id is not None:
-        stmt = stmt.where(facts.c.facility_id == filters.facility_id)
-    if filters.program_id is not None:
-        stmt = stmt.where(facts.c.program_id == filters.program_id)
-    if filters.sector is not None:
-        stmt = stmt.where(facts.c.sector == filters.sector)
-    if filters.sex is not None:
-        stmt = stmt.where(facts.c.sex == filters.sex)
+    if "filter_year" in filtered:
+        stmt = stmt.where(facts.c.year == bindparam("filter_year"))
+    if "filter_province" in filtered:
+        stmt = stmt.where(f.province == bindparam("filter_province"))
+    if "filter_facility_id" in filtered:
+        stmt = stmt.where(facts.c.facility_id == bindparam("filter_facility_id"))
+    if "filter_program_id" in filtered:
+        stmt = stmt.where(facts.c.program_id == bindparam("filter_program_id"))
+    if "filter_sector" in filtered:
+        stmt = stmt.where(facts.c.sector == bindparam("filter_sector"))
+    if "filter_sex" in filtered:
+        stmt = stmt.where(facts.c.sex == bindparam("filter_sex"))
     if keys:
         stmt = stmt.group_by(*keys)
     return stmt
@@ -392,7 +412,8 @@ async def indicators(
         await session.execute(text("SET LOCAL jit = off"))
     groups: list[IndicatorGroup] = []
     if group_by:
-        rows = (await session.execute(indicator_query(group_by, filters))).mappings().all()
+        statement, values = _bound_indicator_query(group_by, filters)
+        rows = (await session.execute(statement, values)).mappings().all()
         groups = [
             IndicatorGroup(keys=group_keys(group_by, row), counters=Counters.from_row(row))
             for row in rows
@@ -401,7 +422,8 @@ async def indicators(
         # groups' sums, without reading the facts a second time.
         total_row = {name: sum(int(row[name] or 0) for row in rows) for name in COUNTER_COLUMNS}
     else:
-        total_row = dict((await session.execute(indicator_query([], filters))).mappings().one())
+        statement, values = _bound_indicator_query([], filters)
+        total_row = dict((await session.execute(statement, values)).mappings().one())
     data_as_of = await session.scalar(
         select(ProjectionState.data_as_of).where(ProjectionState.id == STATE_ROW_ID)
     )
