@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import time
 import uuid
@@ -283,6 +284,11 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         for work in spec.on_startup:
             await work(app)
         messaging.start()
+        # What start-up made (modules, the ORM's mappings, templates, schemas) lives as long as
+        # the process: out of the collector's sight, a full collection under load no longer
+        # walks all of it again (a service holds over a hundred MiB of such objects).
+        gc.collect()
+        gc.freeze()
         log.info("service_started", port=settings.http_port)
         try:
             yield
