@@ -27,6 +27,11 @@ the server's user); ``--no-ceiling`` skips all of it.
 
 Every request's status is checked: errors are counted and shown, never timed as successes.
 The public verification's rate limit is raised for the run (it would refuse the load).
+
+**Memory.** Each service's resident memory is read from ``/proc/<pid>/status``: at rest, once
+the data is loaded and before the first request of the measurement (``VmRSS``, and ``VmHWM``,
+the highest it has been since the process started: the seed's peak), and under load, the
+highest ``VmRSS`` sampled every 0.1 s while the endpoints ran, and ``VmHWM`` at the end.
 """
 
 from __future__ import annotations
@@ -319,6 +324,65 @@ async def load_wrk(
     return out
 
 
+# --- memory ----------------------------------------------------------------------------------
+
+
+def resident(pid: int) -> tuple[float, float]:
+    """A process's resident memory now and at its highest (``VmRSS``, ``VmHWM``), in MiB; NaN
+    once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return float("nan"), float("nan")
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def mib(name: str) -> float:
+        value = fields.get(name, "").split()  # "123456 kB"
+        return int(value[0]) / 1024 if value else float("nan")
+
+    return mib("VmRSS"), mib("VmHWM")
+
+
+@dataclass
+class Memory:
+    """Each service's resident memory at rest and under load (MiB)."""
+
+    pids: dict[str, int]
+    rest: dict[str, tuple[float, float]] = field(default_factory=dict)
+    peak: dict[str, float] = field(default_factory=dict)
+    end: dict[str, float] = field(default_factory=dict)
+
+    def at_rest(self) -> None:
+        self.rest = {s: resident(pid) for s, pid in self.pids.items()}
+        for s, (rss, hwm) in self.rest.items():
+            print(f"  {s} at rest: VmRSS {rss:,.0f} MiB, VmHWM {hwm:,.0f} MiB", flush=True)
+
+    async def sample(self, every: float = 0.1) -> None:
+        """Until cancelled: the highest VmRSS of each service."""
+        while True:
+            for s, pid in self.pids.items():
+                rss, _ = resident(pid)
+                if rss == rss:
+                    self.peak[s] = max(self.peak.get(s, 0.0), rss)
+            await asyncio.sleep(every)
+
+    def at_end(self) -> None:
+        self.end = {s: resident(pid)[1] for s, pid in self.pids.items()}
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        nan = float("nan")
+        return [
+            (
+                s,
+                self.rest.get(s, (nan, nan))[0],
+                self.rest.get(s, (nan, nan))[1],
+                self.peak.get(s, nan),
+                self.end.get(s, nan),
+            )
+            for s in self.pids
+        ]
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -337,7 +401,7 @@ async def main(args: argparse.Namespace) -> None:
                 endpoints = await plan_endpoints(run, api, seeded, args)
             finally:
                 await api.close()
-            rows = await drive(run, endpoints, args, tmp)
+            rows, memory = await drive(run, endpoints, args, tmp)
         print(f"machine at the end: {machine()}", flush=True)
     print()
     print(
@@ -362,6 +426,22 @@ async def main(args: argparse.Namespace) -> None:
                 "generator CPU",
             ],
             rows,
+        )
+    )
+    print()
+    print("Resident memory of each service (MiB): at rest, after loading and before the load;")
+    print("under load, the highest VmRSS sampled while the endpoints ran, and VmHWM at the end.")
+    print()
+    print(
+        table(
+            [
+                "service",
+                "at rest VmRSS",
+                "at rest VmHWM",
+                "under load max VmRSS",
+                "VmHWM at the end",
+            ],
+            memory.rows(),
         )
     )
 
@@ -1150,7 +1230,9 @@ async def profile(
 
 async def drive(
     run: Any, endpoints: list[Endpoint], args: argparse.Namespace, tmp: Path
-) -> list[tuple[Any, ...]]:
+) -> tuple[list[tuple[Any, ...]], Memory]:
+    memory = Memory({s: p.pid for s, p in run.platform.processes.items()})
+    memory.at_rest()
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         endpoints = [ep for ep in endpoints if ep.key in wanted]
@@ -1206,7 +1288,11 @@ async def drive(
             )
         for ep in endpoints:
             await asyncio.sleep(3)  # let the previous endpoint's events settle
-            out = await generate(run.url(ep.service), ep)
+            sampler = asyncio.create_task(memory.sample())
+            try:
+                out = await generate(run.url(ep.service), ep)
+            finally:
+                sampler.cancel()
             print(
                 f"  {ep.label}: {out.ok:,} ok, {sum(out.errors.values())} errors in "
                 f"{out.seconds:.1f} s = {out.rate:,.0f}/s, p50 {out.p50:.1f} ms, "
@@ -1243,12 +1329,13 @@ async def drive(
                 )
             )
     finally:
+        memory.at_end()
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
         for copy in copies.values():
             await admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-    return rows
+    return rows, memory
 
 
 if __name__ == "__main__":
