@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import date
 
@@ -185,3 +186,16 @@ def test_nik_encryption_round_trips_and_hides_the_number() -> None:
     assert domain.decrypt_nik(sealed, "secret-a") == nik
     with pytest.raises(Exception):  # noqa: B017 - any failure: another key cannot open it
         domain.decrypt_nik(sealed, "secret-b")
+
+
+def test_search_key_of_ascii_text_is_what_the_full_folding_gives() -> None:
+    """ASCII text skips the Unicode decomposition: the same key as the long way round."""
+
+    def folded(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text)
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+        return " ".join(bare.casefold().split())
+
+    every = "".join(chr(code) for code in range(128))
+    for text in (every, every[::-1], "  Siti   AMINAH\t", "O'Neil-Putra, Jr.", ""):
+        assert domain.search_key(text) == folded(text)

@@ -166,6 +166,8 @@ class FacilityInactive(MovementRefused):
 
 def search_key(text: str) -> str:
     """Case- and accent-free form for search: 'Ṣiti Ámínah' and 'siti aminah' meet."""
+    if text.isascii():  # most names: nothing to decompose (a bulk import's every line)
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.casefold().split())
