@@ -47,7 +47,9 @@ async def verify(*, session: AsyncSession, code: str, name: str | None = None) -
     """Find by verification code, or by number together with the holder's name.
 
     A number alone answers "unknown": numbers are sequential, and a name behind each one
-    would let anyone list who was trained. The stored signature is checked every time.
+    would let anyone list who was trained. The stored credential's signature is checked every
+    time (a credential and key checked lately answer from memory: the same text with the same
+    key verifies the same way; an altered row is other text, and is checked afresh).
     """
     code = code.strip()
     if not code or len(code) > MAX_LOOKUP_LENGTH:
