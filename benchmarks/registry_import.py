@@ -13,7 +13,10 @@ the import does it), and measures raw ``COPY`` of the same file into a table of 
 in the same run: each run is also given as a share of it. ``--deciles`` prints the rate of
 each tenth of the file, to see whether an import slows down as the table grows;
 ``--no-analyse`` takes out the import's own ANALYZE, so no statistics exist at all;
-``--chunk-size`` sets the lines of a chunk (a transaction).
+``--chunk-size`` sets the lines of a chunk (a transaction). On PostgreSQL each run also
+prints the CPU time it took in this process (Python) and in the database's server processes
+(PostgreSQL), per line: on a machine shared with other work, where the rates move with the
+load, those move far less.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import random
 import resource
 import sys
@@ -126,6 +130,34 @@ def max_rss_mib() -> float:
     return raw / (1024 * 1024) if sys.platform == "darwin" else raw / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of processes (the database's server processes), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone, or not on this machine
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def server_pids(dsn: str, database: str) -> list[int]:
+    """The server processes serving ``database`` (the import's pooled connections)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
 async def raw_copy(dsn: str, path: Path) -> float:
     """Lines per second of PostgreSQL's own ``COPY`` of the file into a table of text columns:
     the ceiling the import is compared with."""
@@ -173,6 +205,7 @@ async def one_run(
     deciles: bool = False,
     ceiling: float | None = None,
     chunk_size: int = importer.CHUNK_SIZE,
+    database: tuple[str, str] | None = None,
 ) -> None:
     errors = 0
 
@@ -201,6 +234,14 @@ async def one_run(
     if trace:
         tracemalloc.start()
     rss_before = max_rss_mib()
+    # The pool's connections are opened before the run is timed, so their processes are known.
+    if database is not None:
+        async with db.session() as warm, db.session() as warm2:
+            await warm.connection()
+            await warm2.connection()
+        pids = await server_pids(*database)
+        server_before = cpu_seconds(pids)
+    cpu_before = time.process_time()
     started = time.perf_counter()
     report = await run_import(
         db,
@@ -213,6 +254,12 @@ async def one_run(
         chunk_size=chunk_size,
     )
     elapsed = time.perf_counter() - started
+    cpu = ""
+    if database is not None:
+        lines = max(report.processed_lines, 1)
+        python_us = (time.process_time() - cpu_before) / lines * 1e6
+        server = cpu_seconds(sorted(set(pids) | set(await server_pids(*database)))) - server_before
+        cpu = f"; CPU a line: Python {python_us:.0f} us, PostgreSQL {server / lines * 1e6:.0f} us"
     peak = ""
     if trace:
         _, traced_peak = tracemalloc.get_traced_memory()
@@ -225,7 +272,7 @@ async def one_run(
         f"{rate:8.0f} lines/s{share}; created {report.created}, "
         f"updated {report.updated}, transferred {report.transferred}, "
         f"released {report.released}, unchanged {report.unchanged}, invalid {report.invalid}; "
-        f"max RSS {rss_before:.0f} -> {max_rss_mib():.0f} MiB{peak}",
+        f"max RSS {rss_before:.0f} -> {max_rss_mib():.0f} MiB{peak}{cpu}",
         flush=True,
     )
 
@@ -293,6 +340,7 @@ async def main() -> None:
                     deciles=args.deciles,
                     ceiling=ceiling,
                     chunk_size=args.chunk_size,
+                    database=(pg_dsn(name), name) if args.postgres else None,
                 )
             if args.postgres:
                 await raw_copy(pg_dsn(name), next_day)
