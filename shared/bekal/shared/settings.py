@@ -87,7 +87,8 @@ class Settings(BaseSettings):
         description="How long the relay waits for a batch to be queued and acknowledged "
         "before it counts the rest as failed and tries again",
     )
-    # Outbox rows the relay reads and hands to the producer at once, then awaits together.
+    # Outbox rows the relay reads at once; it hands them to the producer while the batch before
+    # them is acknowledged.
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     # Records a consumer fetches at most at once, over all its partitions, and the most one
     # partition's transaction holds.

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, String, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
@@ -114,12 +118,19 @@ async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
 class OutboxRelay:
     """Publishes unsent outbox rows in order, with acks=all, and marks them sent.
 
-    A failed publish leaves the row (and every row after it) unsent; the relay backs off and
-    tries again, so an event is never lost. A crash between publish and mark-sent re-publishes
-    the row: consumers drop it by its event id. Order per aggregate holds while the broker
-    accepts a batch whole; if it refuses one row of a batch but takes a later one of the same
-    key, that later one arrives first and the refused one follows on the retry, so consumers
-    must not assume a strict order (they keep the newer state, see tests/reliability).
+    A row is marked sent only once the broker has acknowledged it. One that fails stays unsent,
+    with every row of its key after it; the relay backs off and tries again, so an event is
+    never lost. A crash between publish and mark-sent re-publishes the row: consumers drop it by
+    its event id.
+
+    Order per key holds whatever the broker refuses or leaves unanswered: a row goes to the
+    producer only once every earlier row of its key (topic and aggregate id) handed in the same
+    run is acknowledged. A later event of an aggregate therefore never reaches its partition
+    ahead of an earlier one the broker refused, or that timed out and goes again: neither the
+    producer's retries nor a refusal of part of a request can reorder what was never handed
+    together. Rows of different keys (nearly every row) go without waiting for one another.
+    A run ends with every row it handed acknowledged or failed; a failed row that the producer
+    still holds (unanswered) stays ahead, in its partition's queue, of the copy sent again.
     """
 
     def __init__(self, *, db: Database, producer: AIOKafkaProducer, settings: Settings) -> None:
@@ -135,6 +146,8 @@ class OutboxRelay:
         # The service's ring of person keys, to seal rows written before it had read them.
         self.person_keys: Any = None
         self._sealed_late: dict[int, str] = {}  # seq -> the payload as sent, to store back
+        self._types: dict[str, tuple[type[Event], bool]] = {}  # event type -> class, tombstone
+        self._topics: dict[str, str] = {}  # a row's topic -> its name on the brokers
 
     def wake(self) -> None:
         self._wake.set()
@@ -173,104 +186,196 @@ class OutboxRelay:
                 pass
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; return how many were sent.
+        """Publish unsent rows, batch after batch, until none is left; return how many were sent.
 
-        Every row of the batch is handed to the producer first and the acknowledgements are
-        awaited together, so the producer packs them into a few requests instead of one round
-        trip per row. Rows are marked sent up to the first one that failed: that row and every
-        row after it stay unsent and go again (consumers drop the ones that did arrive by their
-        event id).
+        The batches are pipelined: while one is handed to the producer (which takes a batch per
+        partition at a time, so handing waits on the broker), the one before it is awaited and
+        marked sent and the next one read, in one short transaction (none is open while the
+        broker is waited on: on SQLite no request waits on the broker for the write lock). On
+        the first failure nothing more is handed: the rows in flight are waited for, those
+        acknowledged are marked sent, the failed row is noted and its error raised. The next
+        run starts again from the first row not acknowledged (rows that arrive twice, consumers
+        drop by event id).
+
+        A run reads on from the last row it read, so it ends after ``_RUN_BATCHES`` batches or
+        at the first batch that is not full: a row committed late with a lower seq than rows
+        already read (its transaction took longer) waits for the next run, which starts again
+        from the first unsent row.
         """
-        async with self.db.session() as session:
-            if not await _take_relay_lock(session, self.db):
+        run = _Run()
+        async with self._relay_lock() as locked:
+            if not locked:
                 return 0
-            await plan_each_statement(session)  # marking sent looks up the batch's seqs
-            # The table, not the ORM: rows are read and marked with plain statements.
-            rows = (
-                await session.execute(
-                    select(*_COLUMNS)
-                    .where(_OUTBOX.c.sent_at.is_(None))
-                    .order_by(_OUTBOX.c.seq)
-                    .limit(self.settings.outbox_batch_size)
-                )
-            ).all()
-            if not rows:
-                return 0
-            if self.db.is_sqlite:
-                # On SQLite every transaction holds the database's one write lock (BEGIN
-                # IMMEDIATE): end it before waiting on the broker, or a broker that does not
-                # answer stalls every request that writes. The rows stay loaded; marking them
-                # sent below is a second, short transaction. (PostgreSQL keeps the one
-                # transaction: it holds no lock that writers wait for, only the relay's own.)
-                await session.commit()
-            timeout = self.settings.outbox_publish_timeout_seconds
-            acks: list[asyncio.Future[Any]] = []
-            failure: BaseException | None = None
-            # Queueing is bounded too, by one deadline for the batch (a timeout scope, not a
-            # task per row): it waits for the topic's metadata, and a producer whose client
-            # has stopped never gets it (forever, on Apache Kafka, whose metadata lists only
-            # topics asked for). A send cancelled while still queueing is not sent.
-            deadline = asyncio.get_running_loop().time() + timeout
-            # Keys in a row go together; the first row after them waits until they are all
-            # acknowledged: a key is on the brokers before anything that follows it is sent.
-            barrier: list[asyncio.Future[Any]] = []
-            for row in rows:
+            rows = await self._turn(None, run, read=True)
+            flying: _Flight | None = None  # handed, acknowledgements awaited
+            batches = 0
+            while rows or flying is not None:
+                handing = None
+                more = False
+                if rows:
+                    batches += 1
+                    run.last_seq = rows[-1].seq
+                    more = len(rows) == self.settings.outbox_batch_size and batches < _RUN_BATCHES
+                    handing = asyncio.create_task(self._hand(rows, run))
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        if barrier and row.topic not in BARRIER_TOPICS:
-                            await asyncio.wait(barrier)
-                            if any(a.cancelled() or a.exception() for a in barrier):
-                                break
-                            barrier = []
-                        acks.append(await self._send(row))
-                        if row.topic in BARRIER_TOPICS:
-                            barrier.append(acks[-1])
-                except Exception as exc:  # not even queued (unknown type, buffer timeout)
-                    failure = exc
-                    break
-            if acks:
-                # Bounded: a broker that never answers must not stall the relay forever.
-                await asyncio.wait(acks, timeout=timeout)
-            sent: list[int] = []
-            try:
-                for row, ack in zip(rows, [*acks, None], strict=False):
-                    result = _outcome(ack) if ack is not None else failure
-                    if isinstance(result, BaseException):
-                        await session.execute(
-                            update(_OUTBOX)
-                            .where(_OUTBOX.c.seq == row.seq)
-                            .values(
-                                attempts=_OUTBOX.c.attempts + 1,
-                                last_error=f"{type(result).__name__}: {result}"[:2000],
-                            )
-                        )
-                        failure = result
-                        break
-                    sent.append(row.seq)
-                if sent:
-                    # One statement for the batch instead of one per row. By seq, not by range:
-                    # a row with a lower seq committed late may sit between them, unsent.
-                    await session.execute(
-                        update(_OUTBOX)
-                        .where(among(session, _OUTBOX.c.seq, sent))
-                        .values(sent_at=datetime.now(UTC), attempts=_OUTBOX.c.attempts + 1)
+                    rows = await self._turn(flying, run, read=more)
+                except BaseException:
+                    if handing is not None:
+                        handing.cancel()  # a send cancelled while queueing is not sent
+                        await asyncio.gather(handing, return_exceptions=True)
+                    raise
+                flying = await handing if handing is not None else None
+        if run.failures:
+            seq, error = min(run.failures, key=lambda failure: failure[0])
+            async with self.db.session() as session:
+                await session.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.seq == seq)
+                    .values(
+                        attempts=_OUTBOX.c.attempts + 1,
+                        last_error=f"{type(error).__name__}: {error}"[:2000],
                     )
-                    # A row sealed on its way out keeps only its sealed form.
-                    for seq in sent:
-                        if seq in self._sealed_late:
-                            await session.execute(
-                                update(_OUTBOX)
-                                .where(_OUTBOX.c.seq == seq)
-                                .values(payload=self._sealed_late.pop(seq))
-                            )
-            finally:
+                )
                 await session.commit()
-            self.published += len(sent)
-            for row in rows[: len(sent)]:
-                metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, row.topic).inc()
-            if failure is not None:
-                raise failure
-            return len(sent)
+            raise error
+        return run.sent
+
+    async def _turn(self, flying: _Flight | None, run: _Run, *, read: bool) -> Sequence[Row[Any]]:
+        """Await the flight before the one being handed, mark what of it was acknowledged, and
+        read the next batch (``read``, and nothing has failed), in one transaction."""
+        if flying is not None:
+            await self._land(flying, run)
+        read = read and not run.stopped and not self._stopping.is_set()
+        if flying is None and not read:
+            return ()
+        rows: Sequence[Row[Any]] = ()
+        async with self.db.session() as session:
+            await plan_each_statement(session)  # marking sent looks up the batch's seqs
+            sent = await self._mark(session, flying) if flying is not None else []
+            if read:
+                rows = await self._read(session, after=run.last_seq)
+            await session.commit()
+        self._count(sent)
+        run.sent += len(sent)
+        return rows
+
+    @asynccontextmanager
+    async def _relay_lock(self) -> AsyncIterator[bool]:
+        """On PostgreSQL one replica relays at a time: a transaction of its own holds the lock
+        for the whole run, and its end (or its connection's loss) releases it. SQLite has one
+        writer anyway."""
+        if self.db.is_sqlite:
+            yield True
+            return
+        async with self.db.session() as session:
+            yield await _take_relay_lock(session, self.db)
+
+    async def _read(self, session: AsyncSession, *, after: int | None) -> Sequence[Row[Any]]:
+        query = select(*_COLUMNS).where(_OUTBOX.c.sent_at.is_(None))
+        if after is not None:
+            query = query.where(_OUTBOX.c.seq > after)
+        limit = self.settings.outbox_batch_size
+        return (await session.execute(query.order_by(_OUTBOX.c.seq).limit(limit))).all()
+
+    async def _hand(self, rows: Sequence[Row[Any]], run: _Run) -> _Flight:
+        """Hand ``rows`` to the producer in order without awaiting their acknowledgements, but
+        for two waits: a row waits for the earlier row of its key still in flight, and the
+        first row after consecutive person keys waits for all of them (a key is on the brokers
+        before anything that follows it is sent). Either one failed: nothing more is handed.
+
+        Queueing is bounded too, by one deadline for the batch: it waits for the topic's
+        metadata, and a producer whose client has stopped never gets it (forever, on Apache
+        Kafka, whose metadata lists only topics asked for). A send cancelled while still
+        queueing is not sent.
+        """
+        flight = _Flight(rows)
+        row = rows[0]
+        try:
+            async with asyncio.timeout(self.settings.outbox_publish_timeout_seconds):
+                for row in rows:
+                    if run.stopped:  # a row of an earlier batch failed meanwhile
+                        break
+                    if run.barrier and row.topic not in BARRIER_TOPICS:
+                        await asyncio.wait(run.barrier)
+                        if not all(map(_acknowledged, run.barrier)):
+                            run.stopped = True  # the key's own failure is noted as it lands
+                            break
+                        run.barrier = []
+                    key = (row.topic, row.aggregate_id)
+                    earlier = run.unacknowledged.get(key)
+                    if earlier is not None:
+                        if not earlier.done():
+                            await asyncio.wait((earlier,))
+                        if not _acknowledged(earlier):
+                            run.stopped = True
+                            break
+                    ack = await self._send(row)
+                    flight.acks.append(ack)
+                    run.unacknowledged[key] = ack
+                    if row.topic in BARRIER_TOPICS:
+                        run.barrier.append(ack)
+        except Exception as exc:  # not even queued (unknown type, buffer timeout, deadline)
+            run.failures.append((row.seq, exc))
+            run.stopped = True
+        return flight
+
+    async def _land(self, flight: _Flight, run: _Run) -> None:
+        """Wait for a flight's acknowledgements, for as long as the publish timeout; a row
+        without one by then (its send is cancelled) or refused is a failure of the run."""
+        timeout = self.settings.outbox_publish_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                for ack in flight.acks:
+                    if not ack.done():  # one producer batch resolves many rows at once
+                        await asyncio.wait((ack,))
+        except TimeoutError:
+            pass
+        for row, ack in zip(flight.rows, flight.acks, strict=False):
+            if _acknowledged(ack):
+                key = (row.topic, row.aggregate_id)
+                if run.unacknowledged.get(key) is ack:
+                    del run.unacknowledged[key]
+                continue
+            if not ack.done():
+                ack.cancel()
+                error: BaseException = TimeoutError(
+                    f"no acknowledgement from the broker within {timeout:g} s"
+                )
+            elif ack.cancelled():
+                error = asyncio.CancelledError("the send was cancelled")
+            else:
+                error = ack.exception() or RuntimeError("no acknowledgement")
+            run.failures.append((row.seq, error))
+            run.stopped = True
+
+    async def _mark(self, session: AsyncSession, flight: _Flight) -> list[Row[Any]]:
+        """Mark a landed flight's acknowledged rows sent; return them."""
+        sent = [
+            row for row, ack in zip(flight.rows, flight.acks, strict=False) if _acknowledged(ack)
+        ]
+        if not sent:
+            return sent
+        # One statement for the batch instead of one per row. By seq, not by range: a row
+        # with a lower seq committed late may sit between them, unsent.
+        await session.execute(
+            update(_OUTBOX)
+            .where(among(session, _OUTBOX.c.seq, [row.seq for row in sent]))
+            .values(sent_at=datetime.now(UTC), attempts=_OUTBOX.c.attempts + 1)
+        )
+        # A row sealed on its way out keeps only its sealed form.
+        for row in sent:
+            if row.seq in self._sealed_late:
+                await session.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.seq == row.seq)
+                    .values(payload=self._sealed_late.pop(row.seq))
+                )
+        return sent
+
+    def _count(self, sent: Sequence[Row[Any]]) -> None:
+        self.published += len(sent)
+        for topic, n in Counter(row.topic for row in sent).items():
+            metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, topic).inc(n)
 
     def _seal_late(self, row: Row[Any], cls: type[Event]) -> str:
         """A row written before the ring had read the keys, sealed now with its event id."""
@@ -287,17 +392,25 @@ class OutboxRelay:
         self._sealed_late[row.seq] = payload
         return payload
 
+    def _type(self, row: Row[Any]) -> tuple[type[Event], bool]:
+        """A row's event class, and whether it is a tombstone."""
+        known = self._types.get(row.event_type)
+        if known is None:
+            from bekal.shared.events import catalogue
+
+            cls = catalogue.get(row.event_type)
+            if cls is None:
+                raise RuntimeError(f"outbox row {row.event_id} has unknown type {row.event_type}")
+            known = self._types[row.event_type] = (cls, bool(getattr(cls, "tombstone", False)))
+        return known
+
     async def _send(self, row: Row[Any]) -> asyncio.Future[Any]:
         """Queue one row in the producer; the future resolves when the broker has it.
 
         The payload goes as it was stored: the event's model validated it when the row was
         written (``add_event``), in the same transaction as the change it reports.
         """
-        from bekal.shared.events import catalogue
-
-        cls = catalogue.get(row.event_type)
-        if cls is None:
-            raise RuntimeError(f"outbox row {row.event_id} has unknown type {row.event_type}")
+        cls, tombstone = self._type(row)
         payload = row.payload
         if UNSEALED in payload:
             payload = self._seal_late(row, cls)
@@ -306,24 +419,53 @@ class OutboxRelay:
             subject=row.aggregate_id,
             data=payload.encode(),
             source=self.source,
-            event_id=str(row.event_id),
+            event_id=row.event_id,
             time=row.created_at,
             traceparent=row.traceparent,
         )
+        topic = self._topics.get(row.topic)
+        if topic is None:
+            topic = self._topics[row.topic] = self.settings.topic(row.topic)
         # A tombstone (a destroyed person key) has no value: compaction then drops the key.
         # send() waits only while the producer's buffer is full, bounded by its own
         # request timeout.
         return await self.producer.send(
-            self.settings.topic(row.topic),
-            key=key,
-            value=None if getattr(cls, "tombstone", False) else value,
-            headers=headers,
+            topic, key=key, value=None if tombstone else value, headers=headers
         )
 
 
+# Batches a run reads before it starts again from the first unsent row.
+_RUN_BATCHES = 20
+
+
+@dataclass
+class _Flight:
+    """A batch handed to the producer: its rows, and the acknowledgements of those handed (a
+    prefix of them, when a failure stopped the handing)."""
+
+    rows: Sequence[Row[Any]]
+    acks: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """What one run of the relay has learnt so far."""
+
+    last_seq: int | None = None
+    # Each key's last row handed and not yet acknowledged: the next row of the key waits for it.
+    unacknowledged: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)
+    barrier: list[asyncio.Future[Any]] = field(default_factory=list)  # person keys in a row
+    failures: list[tuple[int, BaseException]] = field(default_factory=list)  # (seq, error)
+    stopped: bool = False  # something failed: hand nothing more, read nothing more
+    sent: int = 0
+
+
 _OUTBOX = table_of(OutboxMessage)
+# The event id as stored (its canonical text), not parsed into a UUID only to be written out.
 _COLUMNS = [
-    _OUTBOX.c[name]
+    type_coerce(_OUTBOX.c.event_id, String).label("event_id")
+    if name == "event_id"
+    else _OUTBOX.c[name]
     for name in (
         "seq",
         "event_id",
@@ -337,14 +479,8 @@ _COLUMNS = [
 ]
 
 
-def _outcome(ack: asyncio.Future[Any]) -> object:
-    """What an acknowledgement came to: its result, its error, or a timeout if still open."""
-    if not ack.done():
-        ack.cancel()
-        return TimeoutError("no acknowledgement from the broker within 30 s")
-    if ack.cancelled():
-        return asyncio.CancelledError("the send was cancelled")
-    return ack.exception() or ack.result()
+def _acknowledged(ack: asyncio.Future[Any]) -> bool:
+    return ack.done() and not ack.cancelled() and ack.exception() is None
 
 
 async def backlog(db: Database) -> int:
