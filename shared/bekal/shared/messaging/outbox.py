@@ -332,6 +332,7 @@ class OutboxRelay:
             pass
         for row, ack in zip(flight.rows, flight.acks, strict=False):
             if _acknowledged(ack):
+                flight.acknowledged.append(row)
                 key = (row.topic, row.aggregate_id)
                 if run.unacknowledged.get(key) is ack:
                     del run.unacknowledged[key]
@@ -350,9 +351,7 @@ class OutboxRelay:
 
     async def _mark(self, session: AsyncSession, flight: _Flight) -> list[Row[Any]]:
         """Mark a landed flight's acknowledged rows sent; return them."""
-        sent = [
-            row for row, ack in zip(flight.rows, flight.acks, strict=False) if _acknowledged(ack)
-        ]
+        sent = flight.acknowledged
         if not sent:
             return sent
         # One statement for the batch instead of one per row. By seq, not by range: a row
@@ -445,6 +444,7 @@ class _Flight:
 
     rows: Sequence[Row[Any]]
     acks: list[asyncio.Future[Any]] = field(default_factory=list)
+    acknowledged: list[Row[Any]] = field(default_factory=list)  # once landed
 
 
 @dataclass
