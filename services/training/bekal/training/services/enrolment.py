@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Date, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bekal.shared.auth import Principal, Role
-from bekal.shared.db import utcnow
+from bekal.shared.db import GUID, utcnow
 from bekal.shared.events.catalogue import (
     ParticipantEnrolled,
     ParticipantWaitlisted,
@@ -58,11 +58,53 @@ async def enrollments_of(
     return found
 
 
-# The two enrolment aliases of ``_nomination``'s statement, made once: an alias made per call
-# had SQLAlchemy adapt every column of it again on each request (about half of an enrolment's
-# time under load, in ``AliasedInsp._adapt_element``).
-_HERE = aliased(Enrollment, name="here")
-_OTHER = aliased(Enrollment, name="other")
+def _nomination_statement() -> Select[Any]:
+    """``_nomination``'s statement, built once with its values as parameters: building it
+    per request (two enrolment aliases, whose every column SQLAlchemy adapted again, and the
+    subqueries) and generating its cache key cost more than running it (py-spy)."""
+    here, other = aliased(Enrollment, name="here"), aliased(Enrollment, name="other")
+    session_id = bindparam("session_id", type_=GUID())
+    seats = select(func.count()).where(
+        Enrollment.session_id == session_id,
+        Enrollment.status.not_in(
+            [EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value]
+        ),
+    )
+    queue = select(func.count()).where(
+        Enrollment.session_id == session_id,
+        Enrollment.status == EnrollmentStatus.WAITLISTED.value,
+    )
+    return (
+        select(
+            Participant,
+            TrainingSession,
+            here.id,
+            seats.scalar_subquery(),
+            queue.scalar_subquery(),
+        )
+        .outerjoin(here, and_(here.participant_id == Participant.id, here.session_id == session_id))
+        .outerjoin(
+            other,
+            and_(
+                other.participant_id == Participant.id,
+                other.session_id != session_id,
+                other.status != EnrollmentStatus.WITHDRAWN.value,
+            ),
+        )
+        .outerjoin(
+            TrainingSession,
+            and_(
+                TrainingSession.id == other.session_id,
+                TrainingSession.status != SessionStatus.CANCELLED.value,
+                TrainingSession.start_date <= bindparam("end_date", type_=Date()),
+                TrainingSession.end_date >= bindparam("start_date", type_=Date()),
+            ),
+        )
+        .where(Participant.id.in_(bindparam("participant_ids", expanding=True)))
+    )
+
+
+_NOMINATION = _nomination_statement()
 
 
 async def enrolment_rows(*, session: AsyncSession, session_id: uuid.UUID) -> list[Any]:
@@ -106,44 +148,14 @@ async def _nomination(
     the session's row is locked (its snapshot is taken then, so no seat is missed). When none
     of the batch is known the counts do not matter: every one of them is refused as unknown.
     """
-    here, other = _HERE, _OTHER
-    seats = select(func.count()).where(
-        Enrollment.session_id == ts.id,
-        Enrollment.status.not_in(
-            [EnrollmentStatus.WITHDRAWN.value, EnrollmentStatus.WAITLISTED.value]
-        ),
-    )
-    queue = select(func.count()).where(
-        Enrollment.session_id == ts.id,
-        Enrollment.status == EnrollmentStatus.WAITLISTED.value,
-    )
     rows = await session.execute(
-        select(
-            Participant,
-            TrainingSession,
-            here.id,
-            seats.scalar_subquery(),
-            queue.scalar_subquery(),
-        )
-        .outerjoin(here, and_(here.participant_id == Participant.id, here.session_id == ts.id))
-        .outerjoin(
-            other,
-            and_(
-                other.participant_id == Participant.id,
-                other.session_id != ts.id,
-                other.status != EnrollmentStatus.WITHDRAWN.value,
-            ),
-        )
-        .outerjoin(
-            TrainingSession,
-            and_(
-                TrainingSession.id == other.session_id,
-                TrainingSession.status != SessionStatus.CANCELLED.value,
-                TrainingSession.start_date <= ts.end_date,
-                TrainingSession.end_date >= ts.start_date,
-            ),
-        )
-        .where(Participant.id.in_(set(participant_ids)))
+        _NOMINATION,
+        {
+            "session_id": ts.id,
+            "start_date": ts.start_date,
+            "end_date": ts.end_date,
+            "participant_ids": list(set(participant_ids)),
+        },
     )
     people: dict[uuid.UUID, Participant] = {}
     busy: dict[uuid.UUID, str] = {}
