@@ -1090,9 +1090,22 @@ async def _check_and_write(
                 inmate_ids=[inmate_id for _, inmate_id, _ in changes],
                 principal=context.principal,
             )
+            # The facilities people move to, in the session at once: each transfer's own read
+            # of its destination (``session.get``) finds it there. Held here, as the session
+            # holds what it loaded only while something refers to it.
+            destinations = await _facilities(
+                session, {c.transfer_to for _, _, c in changes if c.transfer_to is not None}
+            )
             for row, inmate_id, change in changes:
                 await _apply(session, row, inmate_id, locked.get(inmate_id), change, context)
+            del destinations
         await session.commit()
+
+
+async def _facilities(session: AsyncSession, ids: set[uuid.UUID]) -> list[Facility]:
+    if not ids:
+        return []
+    return list(await session.scalars(select(Facility).where(among(session, Facility.id, ids))))
 
 
 def _new_inmate(
