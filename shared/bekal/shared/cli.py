@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"bekal.{args.service}.app")
     app = module.create_app()
     settings = app.state.settings
+    app.state.freeze_after_start = True
     uvicorn.run(app, **uvicorn_options(settings))
     return 0
 

@@ -286,9 +286,12 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         messaging.start()
         # What start-up made (modules, the ORM's mappings, templates, schemas) lives as long as
         # the process: out of the collector's sight, a full collection under load no longer
-        # walks all of it again (a service holds over a hundred MiB of such objects).
-        gc.collect()
-        gc.freeze()
+        # walks all of it again (a service holds over a hundred MiB of such objects). Only a
+        # served process (`bekal serve`) does it: one that makes many apps in turn (a test
+        # run) would keep every earlier app's cycles frozen for good.
+        if app.state.freeze_after_start:
+            gc.collect()
+            gc.freeze()
         log.info("service_started", port=settings.http_port)
         try:
             yield
@@ -309,6 +312,7 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.freeze_after_start = False  # `bekal serve` sets it
     app.state.token_verifier = TokenVerifier(settings)
     if spec.state:
         spec.state(app, settings)
