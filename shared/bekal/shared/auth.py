@@ -6,6 +6,7 @@ a facility officer may see; empty for national roles).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -178,6 +179,18 @@ class TokenVerifier:
                 self._verified[token] = principal
         return principal
 
+    async def verify_async(self, token: str) -> Principal:
+        """``verify`` for a request handler: a token not verified lately whose key comes from
+        the provider's JWKS is checked in a worker thread, since fetching the key set (a new
+        ``kid``, a cold start) blocks on the network, and would stall every request meanwhile."""
+        if self._jwks is not None and len(token) <= self.settings.auth_max_token_bytes:
+            with self._lock:
+                known = self._verified.get(token)
+            if known is not None:
+                return known
+            return await asyncio.to_thread(self.verify, token)
+        return self.verify(token)
+
     def _verify(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
@@ -241,7 +254,7 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Sertakan header Authorization: Bearer <token>")
     verifier: TokenVerifier = request.app.state.token_verifier
-    principal = verifier.verify(credentials.credentials)
+    principal = await verifier.verify_async(credentials.credentials)
     request.state.principal = principal
     return principal
 
