@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bekal.shared.events.catalogue import Sex
-from bekal.training.models import Enrollment, Facility, Program, TrainingSession
+from bekal.training.models import Enrollment, Facility, Participant, Program, TrainingSession
 from bekal.training.services import sessions as training_sessions
 from tests.support.factories import (
     inmate_returned,
@@ -185,6 +185,7 @@ async def _open_session(
     *,
     status: str = "open",
     enrolled: Sequence[uuid.UUID] = (),
+    facility_id: uuid.UUID | None = None,
 ) -> str:
     """A session at the site's facility (what the pages' own scheduling leads to), open unless
     told otherwise, with ``enrolled`` already in it."""
@@ -211,7 +212,7 @@ async def _open_session(
             hours=40,
             min_attendance_share=0.8,
             competency_units=units,
-            facility_id=training_site.facility.facility_id,
+            facility_id=facility_id or training_site.facility.facility_id,
             start_date=start,
             end_date=start + timedelta(days=4),
             capacity=capacity,
@@ -488,6 +489,50 @@ async def test_an_absence_recorded_under_a_merged_away_record_counts_for_the_sur
             assert page.status_code == 200
             checked = re.findall(r'value="(\w+)" checked', page.text)
             assert checked == [expected], (offset, checked)
+
+
+async def test_at_a_large_prison_those_near_release_are_listed_first_for_nomination(
+    training_site: Training,
+):
+    """The page lists 500 of a facility's people: by name alone, at a prison of thousands,
+    those near release past the first 500 names could not be nominated from it."""
+    start = START + timedelta(days=10)
+    facility = Facility(
+        id=uuid.uuid4(), code="LP-BESAR", name="Lapas Besar", province="DKI Jakarta", active=True
+    )
+
+    def person(name: str, release: date, **more: object) -> Participant:
+        return Participant(
+            id=uuid.uuid4(),
+            full_name=name,
+            sex="M",
+            birth_year=1990,
+            facility_id=facility.id,
+            status="in_custody",
+            admission_date=START - timedelta(days=900),
+            expected_release_date=release,
+            **more,
+        )
+
+    far = start + timedelta(days=800)
+    near = person("Zainab Dekat Bebas", start + timedelta(days=30))
+    async with training_site.app.state.db.session() as db:
+        db.add(facility)
+        db.add_all(person(f"Aan Jauh {i:03d}", far) for i in range(520))
+        db.add(person("Aan Anonim", far, anonymised_on=START))
+        db.add(near)
+        await db.commit()
+    session_url = await _open_session(
+        training_site, "WUB-BESAR", start, 30, facility_id=facility.id
+    )
+    async with signed_in(training_site.base, INDUSTRY_USER, next_page=session_url) as officer:
+        page = await officer.get(f"{session_url}/nominasi")
+    assert page.status_code == 200
+    assert "Menampilkan 500 dari 521 warga binaan" in page.text
+    assert "Zainab Dekat Bebas" in page.text
+    assert page.text.index("Zainab Dekat Bebas") < page.text.index("Aan Jauh 000")
+    assert "Aan Anonim" not in page.text
+    assert "Pilih semua dan daftarkan (1 orang)" in page.text
 
 
 async def test_a_session_is_scheduled_at_a_facility_past_the_first_500(training_site: Training):

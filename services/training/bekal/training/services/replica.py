@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import among, insert_rows, table_of, utcnow
@@ -356,6 +356,40 @@ async def list_participants(
         cursor=cursor,
         limit=limit,
     )
+
+
+async def nomination_candidates(
+    *,
+    session: AsyncSession,
+    facility_id: uuid.UUID,
+    window: tuple[date, date],
+    limit: int,
+) -> tuple[list[Participant], int]:
+    """Up to ``limit`` of a facility's people in custody (not anonymised) to nominate for a
+    session, and how many there are in all. Those expected out within ``window`` (the
+    session's release window, first and last day) come first, then the rest, each by name: at
+    a large prison the first ``limit`` by name alone left out most of those near release."""
+    first, last = window
+    where = (
+        Participant.facility_id == facility_id,
+        Participant.status == ParticipantStatus.IN_CUSTODY.value,
+        Participant.anonymised_on.is_(None),
+    )
+    outside = case(
+        (Participant.expected_release_date.between(first, last), 0),
+        else_=1,
+    )
+    rows = await session.scalars(
+        select(Participant)
+        .where(*where)
+        .order_by(outside, Participant.full_name, Participant.id)
+        .limit(limit)
+    )
+    found = list(rows)
+    if len(found) < limit:
+        return found, len(found)
+    total = await session.scalar(select(func.count()).select_from(Participant).where(*where))
+    return found, int(total or 0)
 
 
 async def get_participant(*, session: AsyncSession, participant_id: uuid.UUID) -> Participant:

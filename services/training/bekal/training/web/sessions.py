@@ -28,7 +28,6 @@ from bekal.training.deps import SessionDep
 from bekal.training.domain import (
     EndReason,
     EnrollmentStatus,
-    ParticipantStatus,
     RuleBroken,
     SessionStatus,
 )
@@ -59,6 +58,8 @@ router = page_router(pages=pages)
 
 # Sessions on one page of the list (the rest behind "Halaman berikutnya").
 PAGE_SIZE = 50
+# The nomination page lists at most this many of a facility's people, those near release first.
+CANDIDATES_SHOWN = 500
 
 SCHEDULE_FIELDS = (
     "program_id",
@@ -469,17 +470,17 @@ async def cancel_session(
 
 async def _candidates(
     session: AsyncSession, ts: TrainingSession
-) -> list[tuple[Participant, str | None, bool]]:
-    """The facility's consenting people in custody, each with what stands in the way of
-    enrolling them (None if nothing) and whether it is only the release window."""
-    page = await replica.list_participants(
-        session=session,
-        facility_id=ts.facility_id,
-        status=ParticipantStatus.IN_CUSTODY,
-        limit=500,
-        cursor=None,
+) -> tuple[list[tuple[Participant, str | None, bool]], int]:
+    """The facility's consenting people in custody, those near release first, each with what
+    stands in the way of enrolling them (None if nothing) and whether it is only the release
+    window; and how many there are in all (the page lists ``CANDIDATES_SHOWN`` at most)."""
+    window = (
+        ts.start_date,
+        domain.add_months(ts.start_date, domain.DEFAULT_RELEASE_WINDOW_MONTHS),
     )
-    people = [p for p in page.rows if p.anonymised_on is None]
+    people, total = await replica.nomination_candidates(
+        session=session, facility_id=ts.facility_id, window=window, limit=CANDIDATES_SHOWN
+    )
     preview = await enrolment.nomination_preview(
         session=session, ts=ts, participant_ids=[p.id for p in people]
     )
@@ -500,7 +501,7 @@ async def _candidates(
             )
             window_only = problem is not None
         found.append((p, problem, window_only))
-    return found
+    return found, total
 
 
 async def _nomination_page(
@@ -518,7 +519,7 @@ async def _nomination_page(
     ts = await sessions.get_session(session=session, session_id=session_id)
     facility = await replica.get_facility(session=session, facility_id=ts.facility_id)
     views = (await enrolment.enrollments_of(session=session, session_ids=[ts.id]))[ts.id]
-    candidates = await _candidates(session, ts)
+    candidates, total = await _candidates(session, ts)
     return pages.render(
         request,
         "nominasi.html",
@@ -549,6 +550,7 @@ async def _nomination_page(
             for p, problem, window_only in candidates
         ],
         eligible=sum(1 for _, problem, _ in candidates if problem is None),
+        candidates_total=total,
         may_override=principal.has_role(Role.TRAINING_ADMIN),
         chosen=chosen or set(),
         reasons=reasons or {},
@@ -583,7 +585,7 @@ async def nominate(
         ts = await sessions.get_session(session=session, session_id=session_id)
         chosen = [
             str(p.id)
-            for p, problem, window_only in await _candidates(session, ts)
+            for p, problem, window_only in (await _candidates(session, ts))[0]
             if problem is None or (window_only and str(p.id) in reasons)
         ]
         waitlist = True
