@@ -37,6 +37,16 @@ async def enrollments_by_participant(
     return {e.participant_id: e for e in rows.all()}
 
 
+# An enrolment as the sheets and pages read it, as columns (the fields of ``Enrolled``).
+ENROLLED_COLUMNS = (
+    Enrollment.id,
+    Enrollment.participant_id,
+    Enrollment.status,
+    Enrollment.withdrawn_on,
+    Enrollment.withdrawal_reason,
+)
+
+
 class Enrolled(NamedTuple):
     """What a sheet's checks read of an enrolment, without building its ORM object."""
 
@@ -53,13 +63,7 @@ async def enrolled_by_participant(
     """A session's enrolments by participant, as columns: for the attendance and assessment
     sheets, which check a few fields of every enrolment and change none of them."""
     rows = await session.execute(
-        select(
-            Enrollment.id,
-            Enrollment.participant_id,
-            Enrollment.status,
-            Enrollment.withdrawn_on,
-            Enrollment.withdrawal_reason,
-        ).where(Enrollment.session_id == session_id)
+        select(*ENROLLED_COLUMNS).where(Enrollment.session_id == session_id)
     )
     return {row.participant_id: Enrolled(*row) for row in rows}
 

@@ -31,7 +31,7 @@ from bekal.training.domain import (
 )
 from bekal.training.models import Enrollment, Participant, TrainingSession
 from bekal.training.schemas import EnrollmentCreate
-from bekal.training.services.common import LIVE_STATUSES, invalid, refused
+from bekal.training.services.common import ENROLLED_COLUMNS, LIVE_STATUSES, invalid, refused
 from bekal.training.services.sessions import get_session
 from bekal.training.services.withdrawals import end_enrollment, promote_waitlisted
 
@@ -112,14 +112,7 @@ async def enrolment_rows(*, session: AsyncSession, session_id: uuid.UUID) -> lis
     withdrawn_on, withdrawal_reason, full_name): for the pages that show each one and change
     none, without building an ORM object per enrolment."""
     rows = await session.execute(
-        select(
-            Enrollment.id,
-            Enrollment.participant_id,
-            Enrollment.status,
-            Enrollment.withdrawn_on,
-            Enrollment.withdrawal_reason,
-            Participant.full_name,
-        )
+        select(*ENROLLED_COLUMNS, Participant.full_name)
         .outerjoin(Participant, Participant.id == Enrollment.participant_id)
         .where(Enrollment.session_id == session_id)
         .order_by(Enrollment.created_at, Enrollment.id)
