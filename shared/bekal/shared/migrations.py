@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.resources
+import threading
 from typing import Any
 
 from alembic import command, context
@@ -25,9 +27,28 @@ def alembic_config(service_package: str, database_url: str) -> Config:
     return cfg
 
 
+# Alembic keeps the running migration's context in a module global: two upgrades at once in one
+# process (apps started side by side, in tests or tools) would run on each other's connection.
+_UPGRADING = threading.Lock()
+
+
 def upgrade(service_package: str, database_url: str, revision: str = "head") -> None:
-    """Apply migrations. Runs its own event loop, so call it from a thread inside async code."""
-    command.upgrade(alembic_config(service_package, database_url), revision)
+    """Apply migrations. Runs its own event loop, so call it from a thread inside async code.
+
+    One at a time in a process, and with the cyclic garbage collector paused meanwhile: a
+    collection triggered in this thread would finalise, inside this event loop, a database
+    connection some other loop left unclosed, and wait on that loop's driver thread for good
+    (seen once in a test run: a migration hung and the next one failed with a lock "bound to a
+    different event loop").
+    """
+    with _UPGRADING:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            command.upgrade(alembic_config(service_package, database_url), revision)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def run_env(target_metadata: MetaData) -> None:
