@@ -1170,7 +1170,12 @@ async def profile(
     args: argparse.Namespace,
     tmp: Path,
 ) -> None:
-    """The endpoint's load again, its service sampled by py-spy: where its process's time goes."""
+    """The endpoint's load again, its service sampled by py-spy: where its process's time goes.
+    An endpoint whose requests are sent once gets those the measured load left (give it more
+    with ``--completions``; the sampler's busy share counts the seconds after they ran out)."""
+    if not ep.requests:
+        print(f"  {ep.label}: no requests left to profile", flush=True)
+        return
     pid = run.platform.processes[ep.service].pid
     raw = tmp / f"{ep.key}.pyspy"
     spy = await asyncio.create_subprocess_exec(
@@ -1293,6 +1298,8 @@ async def drive(
                 out = await generate(run.url(ep.service), ep)
             finally:
                 sampler.cancel()
+            if ep.once:  # sent (or in flight when it stopped): a profiled load gets others
+                del ep.requests[: out.ok + sum(out.errors.values()) + args.concurrency]
             print(
                 f"  {ep.label}: {out.ok:,} ok, {sum(out.errors.values())} errors in "
                 f"{out.seconds:.1f} s = {out.rate:,.0f}/s, p50 {out.p50:.1f} ms, "
