@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -76,7 +76,6 @@ from national_scale import Api, fetch, scalar, wait_for, write_csv
 
 from bekal.devtools.broker import free_port
 from bekal.registry.domain import PROVINCES
-from bekal.shared.events.catalogue import CertificateIssued
 
 HERE = Path(__file__).resolve().parent
 COUNTER = "@N@"  # replaced by a request counter (8 digits) in a body or path
@@ -398,6 +397,8 @@ async def main(args: argparse.Namespace) -> None:
             dsn = {s: pg_dsn(db) for s, db in run.databases.items()}
             try:
                 seeded = await seed(run, api, dsn, args, tmp)
+                seeding = seeded.stages
+                volume = seeded.volume
                 endpoints = await plan_endpoints(run, api, seeded, args)
             finally:
                 await api.close()
@@ -406,8 +407,15 @@ async def main(args: argparse.Namespace) -> None:
     print()
     print(
         f"## HTTP under load ({machine()}; generator {args.generator}, {args.concurrency} "
-        f"connections, {args.seconds:.0f} s per endpoint, {args.inmates:,} inmates)"
+        f"connections, {args.seconds:.0f} s per endpoint; {args.facilities:,} facilities, "
+        f"{args.inmates:,} inmates, {args.enrolments:,} enrolments of the past)"
     )
+    print()
+    print("Seeding, through the services' APIs and events (wall time of each stage):")
+    print()
+    print(table(["stage", "what", "seconds"], seeding))
+    print()
+    print("In the databases after seeding: " + ", ".join(f"{v:,} {k}" for k, v in volume.items()))
     print()
     print(
         table(
@@ -456,65 +464,122 @@ class Seeded:
     numbers: list[str]
     inmate_ids: list[str]
     codes: list[str]
+    stages: list[tuple[str, str, float]] = field(default_factory=list)  # stage, what, seconds
+    volume: dict[str, int] = field(default_factory=dict)  # rows in the databases after seeding
+
+
+class Stages:
+    """Each seeding stage's wall time, printed as it ends and kept for the summary."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, str, float]] = []
+        self.started = time.perf_counter()
+
+    def stage(self, name: str) -> _Stage:
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, stages: Stages, name: str) -> None:
+        self.stages = stages
+        self.name = name
+        self.what = ""
+
+    def __enter__(self) -> _Stage:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            return
+        seconds = time.perf_counter() - self.t0
+        self.stages.done.append((self.name, self.what, seconds))
+        print(f"  seed: {self.name}: {self.what} in {seconds:,.1f} s", flush=True)
+
+
+HISTORY_SECTORS = ["batik", "kayu", "pangan", "tenun", "kulit", "logam", "keramik", "bordir"]
+HISTORY_FIRST_START = date(2025, 1, 6)  # courses of the past, a week apart over 40 weeks
+HISTORY_SIZE = 30
 
 
 async def seed(
     run: Any, api: Api, dsn: dict[str, str], args: argparse.Namespace, tmp: Path
 ) -> Seeded:
-    n_facilities = 20
+    stages = Stages()
+    conc = args.seed_concurrency
+    n_facilities = args.facilities
     codes = [f"LP-{i:04d}" for i in range(n_facilities)]
-    facilities = []
-    for i, code in enumerate(codes):
-        facilities.append(
-            await api(
-                "POST",
-                "registry",
-                "/api/v1/facilities",
-                as_="corrections",
-                expect=201,
-                json={
-                    "code": code,
-                    "name": f"Lapas Contoh {i:04d}",
-                    "kind": "lapas",
-                    "facility_class": "IIA",
-                    "province": PROVINCES[i % len(PROVINCES)],
-                    "regional_office": f"Kanwil {PROVINCES[i % len(PROVINCES)]}",
-                    "capacity": 1500,
-                    "active": True,
-                },
-            )
+    kinds = ["lapas", "rutan", "lapas_perempuan", "lpka"]
+
+    async def facility(i: int) -> Any:
+        province = PROVINCES[i % len(PROVINCES)]
+        return await api(
+            "POST",
+            "registry",
+            "/api/v1/facilities",
+            as_="corrections",
+            expect=201,
+            json={
+                "code": codes[i],
+                "name": f"Lapas Contoh {i:04d}",
+                # The first is a lapas, as before: the load's sessions are held there.
+                "kind": kinds[i % len(kinds)],
+                "facility_class": ["IIA", "I", "IIB", "III"][i % 4],
+                "province": province,
+                "regional_office": f"Kanwil {province}",
+                "capacity": 1500,
+                "active": True,
+            },
         )
-    facility_ids = [f["id"] for f in facilities]
+
+    with stages.stage("facilities (registry API) and their replicas") as st:
+        facilities = await gather_limited([partial(facility, i) for i in range(n_facilities)], conc)
+        facility_ids = [f["id"] for f in facilities]
+
+        async def replicas() -> bool:
+            t = await scalar(dsn["training"], "SELECT count(*) FROM facilities")
+            r = await scalar(dsn["reporting"], "SELECT count(*) FROM facilities")
+            return bool(t == n_facilities and r == n_facilities)
+
+        await wait_for("facility replicas", replicas, within=600)
+        provinces = len({PROVINCES[i % len(PROVINCES)] for i in range(n_facilities)})
+        st.what = f"{n_facilities:,} in {provinces} provinces"
+
     path = tmp / "inmates.csv"
     consenting = write_csv(path, args.inmates, codes, random.Random(3))
-    started = time.perf_counter()
-    job = await api(
-        "POST",
-        "registry",
-        "/api/v1/imports",
-        as_="corrections",
-        expect=202,
-        content=path.read_bytes(),
-        headers={"Content-Type": "text/csv"},
-    )
+    with stages.stage("bulk import (registry job)") as st:
+        job = await api(
+            "POST",
+            "registry",
+            "/api/v1/imports",
+            as_="corrections",
+            expect=202,
+            content=path.read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        )
 
-    async def imported() -> bool:
-        nonlocal job
-        job = await api("GET", "registry", f"/api/v1/imports/{job['id']}", as_="corrections")
-        return bool(job["status"] in ("done", "failed"))
+        async def imported() -> bool:
+            nonlocal job
+            job = await api("GET", "registry", f"/api/v1/imports/{job['id']}", as_="corrections")
+            if job["status"] == "failed":
+                raise RuntimeError(f"the import failed: {job.get('failure')}")
+            return bool(job["status"] == "done")
 
-    await wait_for("the import", imported, within=3600, every=1.0)
+        await wait_for("the import", imported, within=7200, every=1.0)
+        if job["created"] != args.inmates:
+            raise RuntimeError(f"the import created {job['created']} of {args.inmates}")
+        st.what = f"{args.inmates:,} inmates ({consenting:,} consenting)"
 
-    async def shared() -> bool:
-        n = await scalar(dsn["training"], "SELECT count(*) FROM participants")
-        return int(n or 0) >= consenting
+    with stages.stage("the consenting shared with training and reporting, after the import") as st:
 
-    await wait_for("participants in training", shared, within=3600, every=1.0)
-    print(
-        f"  imported {args.inmates:,} inmates ({consenting:,} consenting) in "
-        f"{time.perf_counter() - started:.0f} s",
-        flush=True,
-    )
+        async def shared() -> bool:
+            t = await scalar(dsn["training"], "SELECT count(*) FROM participants")
+            r = await scalar(dsn["reporting"], "SELECT count(*) FROM participants")
+            return int(t or 0) >= consenting and int(r or 0) >= consenting
+
+        await wait_for("participants in training and reporting", shared, within=7200, every=1.0)
+        st.what = f"{consenting:,} participants"
+
     program = await api(
         "POST",
         "training",
@@ -536,7 +601,14 @@ async def seed(
     for r in await fetch(dsn["training"], "SELECT id, facility_id FROM participants ORDER BY id"):
         people.setdefault(r["facility_id"], []).append(r["id"])
 
-    async def new_session(fid: str, *, opened: bool = True) -> str:
+    async def new_session(
+        fid: str,
+        *,
+        opened: bool = True,
+        of: dict[str, Any] = program,
+        start: date = START,
+        capacity: int = 10_000,
+    ) -> str:
         s = await api(
             "POST",
             "training",
@@ -544,11 +616,11 @@ async def seed(
             as_="industry",
             expect=201,
             json={
-                "program_id": program["id"],
+                "program_id": of["id"],
                 "facility_id": fid,
-                "start_date": START.isoformat(),
-                "end_date": (START + timedelta(days=DAYS - 1)).isoformat(),
-                "capacity": 10_000,
+                "start_date": start.isoformat(),
+                "end_date": (start + timedelta(days=DAYS - 1)).isoformat(),
+                "capacity": capacity,
             },
         )
         if opened:
@@ -566,21 +638,28 @@ async def seed(
         )
         await api("POST", "training", f"/api/v1/sessions/{sid}/start", as_="industry")
 
-    async def attend_and_assess(sid: str, pids: list[str]) -> None:
+    async def attend_and_assess(
+        sid: str,
+        pids: list[str],
+        *,
+        start: date = START,
+        units: tuple[str, ...] = ("BTK-01",),
+        absent: frozenset[str] = frozenset(),
+    ) -> None:
         for d in range(DAYS):
             await api(
                 "PUT",
                 "training",
                 f"/api/v1/sessions/{sid}/attendance",
                 as_="industry",
-                json=attendance_body(START + timedelta(days=d), pids),
+                json=attendance_body(start + timedelta(days=d), pids, absent if d < 3 else ()),
             )
         await api(
             "PUT",
             "training",
             f"/api/v1/sessions/{sid}/assessments",
             as_="industry",
-            json=assessment_body(pids),
+            json=assessment_body(pids, units),
         )
 
     # One course completed at the first facility, so there are certificates to verify.
@@ -590,6 +669,18 @@ async def seed(
     await enrol_and_start(first, graduates)
     await attend_and_assess(first, graduates)
     await api("POST", "training", f"/api/v1/sessions/{first}/complete", as_="industry")
+
+    if args.enrolments:
+        await history(
+            api,
+            args,
+            stages,
+            facility_ids,
+            people,
+            new_session,
+            enrol_and_start,
+            attend_and_assess,
+        )
 
     # People for the other sessions, taken from the facilities in turn.
     def take(n: int, turn: int) -> tuple[str, list[str]]:
@@ -615,28 +706,48 @@ async def seed(
         await attend_and_assess(sid, pids)
         return sid
 
-    started = time.perf_counter()
-    roll_sessions = await gather_limited([partial(roll, fid, p) for fid, p in rolls], 8)
-    ready_sessions = await gather_limited([partial(ready_session, fid, p) for fid, p in ready], 8)
+    with stages.stage("the load's sessions (training API)") as st:
+        roll_sessions = await gather_limited([partial(roll, fid, p) for fid, p in rolls], conc)
+        ready_sessions = await gather_limited(
+            [partial(ready_session, fid, p) for fid, p in ready], conc
+        )
+        opened = await gather_limited([partial(new_session, fid) for fid in facility_ids[1:]], conc)
+        enrol_sessions = dict(zip(opened, facility_ids[1:], strict=True))
+        st.what = (
+            f"{len(roll_sessions)} of 30 started, {len(ready_sessions)} of 5 ready to "
+            f"complete, {len(enrol_sessions)} open for enrolment"
+        )
+
+    with stages.stage("certificates and reporting's projections caught up (events)") as st:
+        volume: dict[str, int] = {}
+        shown = time.perf_counter()
+
+        async def settled() -> bool:
+            nonlocal shown
+            if await caught_up(dsn, volume):
+                return True
+            if time.perf_counter() - shown > 30:
+                shown = time.perf_counter()
+                print(f"    waiting: {volume}", flush=True)
+            return False
+
+        await wait_for("certificates and projections", settled, within=7200, every=1)
+        st.what = (
+            f"{volume['certificates']:,} certificates, {volume['enrollments']:,} enrolments "
+            "in reporting"
+        )
     print(
-        f"  {len(roll_sessions)} sessions of 30 started, {len(ready_sessions)} sessions of 5 "
-        f"ready to complete in {time.perf_counter() - started:.0f} s",
+        f"  seed: {time.perf_counter() - stages.started:,.0f} s in all; in the databases: "
+        f"{', '.join(f'{v:,} {k}' for k, v in volume.items())}",
         flush=True,
     )
-    enrol_sessions = {await new_session(fid): fid for fid in facility_ids[1:]}
-
-    async def certified() -> bool:
-        n = await scalar(
-            dsn["reporting"],
-            "SELECT count(*) FROM inbox WHERE event_type = $1",
-            CertificateIssued.event_type(),
-        )
-        return int(n or 0) >= len(graduates)
-
-    await wait_for("certificates", certified, within=600)
+    # A sample of the certificates: the load's requests are written into a script.
     verification = [
         r["verification_code"]
-        for r in await fetch(dsn["certification"], "SELECT verification_code FROM certificates")
+        for r in await fetch(
+            dsn["certification"],
+            "SELECT verification_code FROM certificates ORDER BY random() LIMIT 1000",
+        )
     ]
     names = [
         r["full_name"].split()[0]
@@ -657,21 +768,141 @@ async def seed(
         numbers=numbers,
         inmate_ids=inmate_ids,
         codes=verification,
+        stages=stages.done,
+        volume=volume,
     )
 
 
-def attendance_body(day: date, pids: list[str]) -> dict[str, Any]:
+async def history(
+    api: Api,
+    args: argparse.Namespace,
+    stages: Stages,
+    facility_ids: list[str],
+    people: dict[str, list[str]],
+    new_session: Callable[..., Awaitable[str]],
+    enrol_and_start: Callable[[str, list[str]], Awaitable[None]],
+    attend_and_assess: Callable[..., Awaitable[None]],
+) -> None:
+    """Courses of the past, ``--enrolments`` people in sessions of 30 at facility after
+    facility over several programs, each scheduled, opened, filled, started, attended (about one
+    in ten missing three days, so not completing), assessed and completed through training's
+    API: the certificates follow from the events."""
+    programs = []
+    for j, sector in enumerate(HISTORY_SECTORS):
+        programs.append(
+            await api(
+                "POST",
+                "training",
+                "/api/v1/programs",
+                as_="industry",
+                expect=201,
+                json={
+                    "code": f"WUB-{sector.upper()}-{j}",
+                    "title": f"Penumbuhan WUB IKM {sector.title()}",
+                    "sector": sector,
+                    "partner": "Balai Besar Industri",
+                    "days": DAYS,
+                    "hours": 40,
+                    "min_attendance_share": 0.8,
+                    "competency_units": [
+                        {"code": f"{sector[:3].upper()}-01", "title": "Dasar produksi"},
+                        {"code": f"{sector[:3].upper()}-02", "title": "Usaha dan pemasaran"},
+                    ],
+                },
+            )
+        )
+    sizes = [HISTORY_SIZE] * (args.enrolments // HISTORY_SIZE)
+    if args.enrolments % HISTORY_SIZE:
+        sizes.append(args.enrolments % HISTORY_SIZE)
+    # Facility after facility (the first is the graduates'), as many courses at each as its
+    # consenting people allow; the rest of its people stay for the load.
+    courses: list[tuple[int, str, list[str]]] = []
+    others = facility_ids[1:] or facility_ids
+    turn = 0
+    for i, size in enumerate(sizes):
+        for _ in range(len(others)):
+            fid = others[turn % len(others)]
+            turn += 1
+            if len(people[fid]) >= size:
+                courses.append((i, fid, people[fid][:size]))
+                del people[fid][:size]
+                break
+        else:
+            raise SystemExit(
+                f"not enough consenting people for {args.enrolments:,} enrolments: raise --inmates"
+            )
+
+    async def course(i: int, fid: str, pids: list[str]) -> int:
+        of = programs[i % len(programs)]
+        start = HISTORY_FIRST_START + timedelta(days=7 * (i % 40))
+        sid = await new_session(fid, of=of, start=start, capacity=len(pids))
+        await enrol_and_start(sid, pids)
+        await attend_and_assess(
+            sid,
+            pids,
+            start=start,
+            units=tuple(u["code"] for u in of["competency_units"]),
+            absent=frozenset(pids[: len(pids) // 10]),
+        )
+        done = await api("POST", "training", f"/api/v1/sessions/{sid}/complete", as_="industry")
+        return sum(1 for e in done["enrollments"] if e["status"] == "completed")
+
+    with stages.stage("courses of the past (training API, 11 requests a course)") as st:
+        passed = await gather_limited(
+            [partial(course, i, fid, pids) for i, fid, pids in courses], args.seed_concurrency
+        )
+        st.what = (
+            f"{len(courses):,} sessions at {len({fid for _, fid, _ in courses}):,} facilities, "
+            f"{sum(len(p) for _, _, p in courses):,} enrolments, {sum(passed):,} completed"
+        )
+
+
+async def caught_up(dsn: dict[str, str], volume: dict[str, int]) -> bool:
+    """Every outbox sent, a certificate for every completion, and reporting holding every
+    enrolment and certificate; ``volume`` gets the counts."""
+    queries = {
+        "inmates": ("registry", "SELECT count(*) FROM inmates"),
+        "facilities": ("registry", "SELECT count(*) FROM facilities"),
+        "participants": ("training", "SELECT count(*) FROM participants"),
+        "sessions": ("training", "SELECT count(*) FROM sessions"),
+        "enrollments": ("training", "SELECT count(*) FROM enrollments"),
+        "completed": ("training", "SELECT count(*) FROM enrollments WHERE status = 'completed'"),
+        "attendance records": ("training", "SELECT count(*) FROM attendance_records"),
+        "certificates": ("certification", "SELECT count(*) FROM certificates"),
+        "reporting enrollments": ("reporting", "SELECT count(*) FROM enrollments"),
+        "reporting certificates": ("reporting", "SELECT count(*) FROM certificates"),
+    }
+    for name, (service, sql) in queries.items():
+        volume[name] = int(await scalar(dsn[service], sql) or 0)
+    unsent = 0
+    for service in dsn:
+        unsent += int(
+            await scalar(dsn[service], "SELECT count(*) FROM outbox WHERE sent_at IS NULL") or 0
+        )
+    return (
+        unsent == 0
+        and volume["certificates"] == volume["completed"]
+        and volume["reporting certificates"] == volume["certificates"]
+        and volume["reporting enrollments"] == volume["enrollments"]
+    )
+
+
+def attendance_body(day: date, pids: list[str], absent: Collection[str] = ()) -> dict[str, Any]:
     return {
         "date": day.isoformat(),
-        "records": [{"participant_id": p, "status": "present"} for p in pids],
+        "records": [
+            {"participant_id": p, "status": "absent" if p in absent else "present"} for p in pids
+        ],
     }
 
 
-def assessment_body(pids: list[str]) -> dict[str, Any]:
+def assessment_body(pids: list[str], units: tuple[str, ...] = ("BTK-01",)) -> dict[str, Any]:
     return {
         "assessor": "Instruktur",
         "results": [
-            {"participant_id": p, "unit_code": "BTK-01", "result": "competent"} for p in pids
+            {"participant_id": p, "unit_code": u, "result": "competent"}
+            for p in pids
+            for u in units
         ],
     }
 
@@ -720,6 +951,9 @@ async def plan_endpoints(
     # One new person per enrolment request: enrolments are unique per session and person.
     queue = [(sid, pid) for sid, pids in seeded.free_people.items() for pid in pids]
     random.Random(5).shuffle(queue)
+    # Far more than a run sends; at national volume all of them would make a script of
+    # megabytes.
+    del queue[20_000:]
     # A day's attendance of a session of 30, each session and day in turn (sent again, a day
     # replaces what was recorded).
     roll_days = [
@@ -1292,6 +1526,9 @@ async def drive(
                 )
             )
         for ep in endpoints:
+            if not ep.requests:
+                print(f"  {ep.label}: left out: the capture sent all its requests", flush=True)
+                continue
             await asyncio.sleep(3)  # let the previous endpoint's events settle
             sampler = asyncio.create_task(memory.sample())
             try:
@@ -1351,7 +1588,25 @@ if __name__ == "__main__":
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=16, help="connections in flight")
-    parser.add_argument("--inmates", type=int, default=10_000, help="imported before the load")
+    parser.add_argument(
+        "--national",
+        action="store_true",
+        help="the national data set: 530 facilities, 300,000 inmates, 25,000 enrolments of the "
+        "past with their certificates (each overridden by its own option)",
+    )
+    parser.add_argument("--facilities", type=int, default=None, help="default 20 (530 national)")
+    parser.add_argument(
+        "--inmates", type=int, default=None, help="imported before the load: default 10,000"
+    )
+    parser.add_argument(
+        "--enrolments",
+        type=int,
+        default=None,
+        help="people in completed courses of the past, 30 a session: default 0 (25,000 national)",
+    )
+    parser.add_argument(
+        "--seed-concurrency", type=int, default=16, help="seeding requests in flight"
+    )
     parser.add_argument(
         "--roll-sessions", type=int, default=20, help="sessions of 30 for attendance, assessment"
     )
@@ -1377,4 +1632,14 @@ if __name__ == "__main__":
         "indicators, verify, certificates_page, attendance_page, create, enrol, attendance, "
         "assessment, completion",
     )
-    asyncio.run(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    for name, small, national in (
+        ("facilities", 20, 530),
+        ("inmates", 10_000, 300_000),
+        ("enrolments", 0, 25_000),
+    ):
+        if getattr(parsed, name) is None:
+            setattr(parsed, name, national if parsed.national else small)
+    if parsed.facilities < 2:
+        parser.error("--facilities: at least 2 (the first holds the certified course)")
+    asyncio.run(main(parsed))
