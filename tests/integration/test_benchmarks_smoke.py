@@ -119,3 +119,69 @@ def test_each_event_stage_is_a_share_of_its_own_brokers_ceiling() -> None:
     assert [c.strip() for c in relay.strip("|").split("|")][1:] == ["0.500", "0.250"]
     missing = next(line for line in table.splitlines() if "consumer / raw consume+insert" in line)
     assert [c.strip() for c in missing.strip("|").split("|")][1:] == ["0.500", "-"]
+
+
+def _pg_reachable() -> None:
+    async def reachable() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(reachable())
+    except Exception as exc:
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+
+
+def test_http_load_seeds_courses_of_the_past_through_the_services(tmp_path: Path) -> None:
+    """The national seeding at a tiny scale: facilities, the bulk import, courses of the past
+    completed through training's API, their certificates issued from the events and reporting
+    caught up; then the load on top (one second an endpoint, no ceiling)."""
+    _pg_reachable()
+    result = run(
+        str(BENCHMARKS / "http_load.py"),
+        "--facilities",
+        "5",
+        "--inmates",
+        "1000",
+        "--enrolments",
+        "70",
+        "--roll-sessions",
+        "2",
+        "--completions",
+        "12",
+        "--seconds",
+        "1",
+        "--concurrency",
+        "2",
+        "--no-ceiling",
+        "--only",
+        "verify,certificates_page,search_name",
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    courses = re.search(
+        r"courses of the past .*: (\d+) sessions at (\d+) facilities, (\d+) enrolments, "
+        r"(\d+) completed",
+        out,
+    )
+    assert courses is not None, out[-3000:]
+    assert [int(g) for g in courses.groups()[:3]] == [3, 3, 70]  # 30 + 30 + 10, at 3 of 4
+    # About one in ten misses three days of five and does not complete.
+    assert 60 <= int(courses[4]) < 70
+    line = re.search(r"^In the databases after seeding: (.*)$", out, re.M)
+    assert line is not None, out[-3000:]
+    volume = {m[2]: int(m[1].replace(",", "")) for m in re.finditer(r"([\d,]+) ([a-z ]+)", line[1])}
+    assert volume["facilities"] == 5
+    assert volume["inmates"] == 1000
+    # The course at the first facility (50) and the courses of the past completed.
+    assert volume["completed"] == 50 + int(courses[4])
+    assert volume["certificates"] == volume["completed"] == volume["reporting certificates"]
+    assert volume["reporting enrollments"] == volume["enrollments"]
+    # 70 of the past, 50 certified, 2 sessions of 30 and 12 of 5 for the load.
+    assert volume["enrollments"] == 70 + 50 + 60 + 60
+    for label in ("/public/verify/{code}", "/staf/sertifikat", "/api/v1/inmates?q={name}"):
+        row = next((r for r in out.splitlines() if label in r and r.startswith("|")), None)
+        assert row is not None, (label, out[-3000:])
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert int(cells[1].replace(",", "")) > 0 and cells[2] == "0", row
