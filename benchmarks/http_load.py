@@ -2,9 +2,22 @@
 
 The four services run as ``bekal serve`` processes on PostgreSQL (databases created and dropped
 here) with a dedicated embedded broker, as in ``national_scale.py``. After seeding through the
-public APIs (facilities, a bulk import of ``--inmates`` people, sessions of 30 started, sessions
-of 5 ready to complete, one completed course whose certificates are issued), each endpoint in
-turn gets ``--concurrency`` connections sending requests back to back for ``--seconds``.
+public APIs (``--facilities``, a bulk import of ``--inmates`` people, ``--enrolments`` people in
+completed courses of the past, sessions of 30 started, sessions of 5 ready to complete, one
+completed course whose certificates are issued) and waiting for the events to be applied (a
+certificate for every completion, reporting holding every enrolment and certificate, every
+outbox sent), each endpoint in turn gets ``--concurrency`` connections sending requests back to
+back for ``--seconds``.
+
+**National volume.** ``--national`` seeds 530 facilities, 300,000 inmates and 25,000 enrolments
+of the past (sessions of 30 at facility after facility over eight programs, each scheduled,
+filled, started, attended, assessed and completed through training's API, about one in ten
+missing days and not completing). The seeding runs ``--seed-concurrency`` requests at a time
+and prints each stage's wall time. The built databases are not cached for a later run: the
+person keys that open the events' personal fields live only on the broker's compacted topic
+(and in the consuming services' memory; the registry's outbox has sent them already), so
+services on restored databases with a fresh broker would hold none of them, and training would
+send its completions without the names, as it does after a consent is withdrawn.
 
 The load generator is Debian's ``wrk`` by default (``--generator wrk``: one thread, a Lua
 script per endpoint for its method, body and credentials), or the Python client this script
@@ -21,7 +34,8 @@ it. ``GET /static`` of the same app (no database) is the generator's own ceiling
 server. Needs the server's log to be readable (it is read through ``/proc``; run as root or as
 the server's user); ``--no-ceiling`` skips all of it.
 
-    .venv/bin/python benchmarks/http_load.py [--inmates 10000] [--seconds 10]
+    .venv/bin/python benchmarks/http_load.py [--national | --facilities 20 --inmates 10000
+        --enrolments 0] [--seconds 10]
         [--concurrency 16] [--generator wrk|python] [--only search_name,create,...]
         [--plan-out plan.json]
 
