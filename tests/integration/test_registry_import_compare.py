@@ -13,12 +13,7 @@ import pytest
 
 from bekal.registry import importer
 from bekal.registry.domain import InmateStatus, nik_digest, search_key
-from bekal.registry.importer import (
-    LineErrorException,
-    Outcome,
-    parse_line,
-    plan_change,
-)
+from bekal.registry.importer import Outcome, parse_line
 from bekal.registry.models import Facility, Inmate
 from bekal.shared.db import Database, utcnow
 from bekal.shared.migrations import upgrade
@@ -135,23 +130,13 @@ def _decide(
     found: importer._Found,
     facilities: dict[str, tuple[uuid.UUID, bool]],
 ) -> tuple[str, ...]:
-    """What ``_check_and_write`` makes of a line, given what the registry holds for it."""
-    if row.line in found.unchanged:
-        return (Outcome.UNCHANGED.value,)
-    current = found.registered.get(row.line)
-    if current is not None:
-        facility_id, active = facilities[row.facility_code]
-        try:
-            change = plan_change(
-                row,
-                nik_hash=nik_hash,
-                current=current,
-                facility_id=facility_id,
-                facility_active=active,
-                today=TODAY,
-            )
-        except LineErrorException as exc:
-            return ("invalid", str(exc.error.field), exc.error.reason)
+    """What the import makes of a line given ``found``, as plain values to compare."""
+    facility_id, active = facilities[row.facility_code]
+    verdict = importer._decide(
+        row, nik_hash, found, facility_id=facility_id, facility_active=active, today=TODAY
+    )
+    if isinstance(verdict, importer._Planned):
+        change = verdict.change
         if change.outcome is Outcome.UNCHANGED:
             return (Outcome.UNCHANGED.value,)
         return (
@@ -161,7 +146,13 @@ def _decide(
             str(change.consent),
             str(change.release),
         )
-    return ("nik taken",) if row.line in found.nik_taken else ("new",)
+    if isinstance(verdict, Outcome):
+        return (verdict.value,)
+    if isinstance(verdict, importer.LineError):
+        return ("invalid", str(verdict.field), verdict.reason)
+    if isinstance(verdict, importer._Skipped):
+        return ("skipped", str(verdict.error.field), verdict.error.reason)
+    return ("new",)
 
 
 async def test_the_set_based_comparison_decides_each_line_as_plan_change_does(
@@ -196,9 +187,11 @@ async def test_the_set_based_comparison_decides_each_line_as_plan_change_does(
         }
         assert len(by_set.unchanged) >= len(STATES)  # everyone's own line, at least
         outcomes = {outcome[0] for outcome in decided.values()}
-        assert outcomes == {"unchanged", "updated", "transferred", "released", "invalid"} | {
-            "new",
-            "nik taken",
-        }
+        assert outcomes == {"unchanged", "updated", "transferred", "released", "invalid", "new"}
+        # The registered person's NIK under a new number is refused as such.
+        assert decided[len(lines) + 1][1:] == (
+            "nik",
+            "NIK sudah terdaftar dengan nomor registrasi lain",
+        )
     finally:
         await db.dispose()

@@ -1035,45 +1035,28 @@ async def _check_and_write(
             seen_numbers.add(number_key)
             seen_niks.add(nik_key)
             facility_id, facility_active = facilities[row.facility_code]
-            if row.line in found.unchanged:
-                report.count(Outcome.UNCHANGED)
-                continue
-            current = found.registered.get(row.line)
-            if current is not None:
-                try:
-                    change = plan_change(
-                        row,
-                        nik_hash=nik_hash,
-                        current=current,
-                        facility_id=facility_id,
-                        facility_active=facility_active,
-                        today=context.today,
-                    )
-                except LineErrorException as exc:
-                    bad(exc.error)
-                    continue
-                report.count(change.outcome)
-                if change.outcome is not Outcome.UNCHANGED:
-                    changes.append((row, current.id, change))
-                continue
-            if row.line in found.nik_taken:
-                bad(LineError(row.line, "nik", "NIK sudah terdaftar dengan nomor registrasi lain"))
-                continue
-            if row.release_kind is not None:
-                skip(
-                    LineError(
-                        row.line,
-                        "status",
-                        "sudah bebas menurut berkas dan belum terdaftar; tidak didaftarkan",
-                    )
-                )
-                continue
-            if not facility_active:
-                bad(LineError(row.line, "facility_code", "fasilitas tidak aktif"))
-                continue
-            report.created += 1
-            if not context.dry_run:
-                new.append(_new_inmate(row, nik_hash, facility_id, context))
+            verdict = _decide(
+                row,
+                nik_hash,
+                found,
+                facility_id=facility_id,
+                facility_active=facility_active,
+                today=context.today,
+            )
+            if isinstance(verdict, Outcome):
+                report.count(verdict)
+            elif isinstance(verdict, _Planned):
+                report.count(verdict.change.outcome)
+                if verdict.change.outcome is not Outcome.UNCHANGED:
+                    changes.append((row, verdict.inmate_id, verdict.change))
+            elif isinstance(verdict, _Skipped):
+                skip(verdict.error)
+            elif verdict is None:
+                report.created += 1
+                if not context.dry_run:
+                    new.append(_new_inmate(row, nik_hash, facility_id, context))
+            else:
+                bad(verdict)
         seen.add(SeenKeys.NUMBER, seen_numbers)
         seen.add(SeenKeys.NIK, seen_niks)
         if context.dry_run or not (new or changes):
@@ -1100,6 +1083,65 @@ async def _check_and_write(
                 await _apply(session, row, inmate_id, locked.get(inmate_id), change, context)
             del destinations
         await session.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A registered person's line: what it changes (``Outcome.UNCHANGED`` when nothing)."""
+
+    inmate_id: uuid.UUID
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class _Skipped:
+    """A line passed over, not refused: reported apart from the bad lines."""
+
+    error: LineError
+
+
+def _decide(
+    row: ImportRow,
+    nik_hash: str,
+    found: _Found,
+    *,
+    facility_id: uuid.UUID,
+    facility_active: bool,
+    today: date,
+) -> Outcome | _Planned | _Skipped | LineError | None:
+    """What a line (already checked against the file's other lines) does, given what the
+    registry holds for it: unchanged, a change planned, skipped, refused (a ``LineError``), or
+    ``None`` for a new person. The same whether ``found`` came from the comparison line by line
+    or set-based."""
+    if row.line in found.unchanged:
+        return Outcome.UNCHANGED
+    current = found.registered.get(row.line)
+    if current is not None:
+        try:
+            change = plan_change(
+                row,
+                nik_hash=nik_hash,
+                current=current,
+                facility_id=facility_id,
+                facility_active=facility_active,
+                today=today,
+            )
+        except LineErrorException as exc:
+            return exc.error
+        return _Planned(current.id, change)
+    if row.line in found.nik_taken:
+        return LineError(row.line, "nik", "NIK sudah terdaftar dengan nomor registrasi lain")
+    if row.release_kind is not None:
+        return _Skipped(
+            LineError(
+                row.line,
+                "status",
+                "sudah bebas menurut berkas dan belum terdaftar; tidak didaftarkan",
+            )
+        )
+    if not facility_active:
+        return LineError(row.line, "facility_code", "fasilitas tidak aktif")
+    return None
 
 
 async def _facilities(session: AsyncSession, ids: set[uuid.UUID]) -> list[Facility]:
