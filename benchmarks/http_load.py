@@ -396,6 +396,16 @@ class Memory:
         ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (``/proc/<pid>/stat``); NaN once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return float("nan")
+    fields = text.rpartition(")")[2].split()  # after the command's name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -446,6 +456,7 @@ async def main(args: argparse.Namespace) -> None:
                 "share",
                 "p99 < 50 ms, share >= 0.5",
                 "generator CPU",
+                "service CPU ms/req",
             ],
             rows,
         )
@@ -1537,6 +1548,7 @@ async def drive(
                     float("nan"),
                     "-",
                     out.generator_cpu,
+                    float("nan"),
                 )
             )
         for ep in endpoints:
@@ -1545,16 +1557,22 @@ async def drive(
                 continue
             await asyncio.sleep(3)  # let the previous endpoint's events settle
             sampler = asyncio.create_task(memory.sample())
+            pid = run.platform.processes[ep.service].pid
+            cpu = cpu_seconds(pid)
             try:
                 out = await generate(run.url(ep.service), ep)
             finally:
                 sampler.cancel()
+            # The service's CPU a request answered: it depends less on the machine's load than
+            # the rate does (its relay and consumer, if busy, are counted in it too).
+            cpu_ms = (cpu_seconds(pid) - cpu) * 1000 / out.ok if out.ok else float("nan")
             if ep.once:  # sent (or in flight when it stopped): a profiled load gets others
                 del ep.requests[: out.ok + sum(out.errors.values()) + args.concurrency]
             print(
                 f"  {ep.label}: {out.ok:,} ok, {sum(out.errors.values())} errors in "
                 f"{out.seconds:.1f} s = {out.rate:,.0f}/s, p50 {out.p50:.1f} ms, "
-                f"p99 {out.p99:.1f} ms (generator CPU {out.generator_cpu:.2f})",
+                f"p99 {out.p99:.1f} ms (generator CPU {out.generator_cpu:.2f}; the service's "
+                f"CPU {cpu_ms:.2f} ms a request)",
                 flush=True,
             )
             top = Outcome()
@@ -1584,6 +1602,7 @@ async def drive(
                     share,
                     met if top.ok else "-",
                     out.generator_cpu,
+                    cpu_ms,
                 )
             )
     finally:
