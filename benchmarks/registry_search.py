@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +38,7 @@ from typing import Any
 
 import asyncpg
 from alembic import command
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import ColumnElement, event, func, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -163,7 +166,10 @@ async def load_postgresql(name: str, count: int) -> float:
         await conn.copy_records_to_table(
             "inmates", records=people(count, now), columns=INMATE_COLUMNS
         )
-        await conn.execute("ANALYZE")
+        # VACUUM too: it empties the GIN indexes' pending lists (rows written since their last
+        # cleanup, read in full by every search through them), as autovacuum would a little
+        # later, in the middle of the timed searches.
+        await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()
     return time.perf_counter() - started
@@ -240,6 +246,60 @@ async def search_once(
     return time.perf_counter() - started, page.count, page.count_capped
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backends(db: Database) -> list[int]:
+    """The PostgreSQL server processes of ``db``'s pooled connections (none on SQLite)."""
+    if db.engine.dialect.name != "postgresql":
+        return []
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend'"
+            )
+        )
+        return list(rows.scalars())
+
+
+async def server_ms(
+    db: Database, principal: Principal, needle: str | None, count_limit: int | None
+) -> float:
+    """PostgreSQL's own time (planning and execution, from ``EXPLAIN ANALYZE``) for the
+    statements one search sends, the audit's ``INSERT`` aside; the median of 5."""
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        await search_once(db, principal, needle, count_limit)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    totals = []
+    async with db.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        for _ in range(5):
+            total = 0.0
+            for statement, parameters in statements:
+                explained = await raw.fetchval(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                )
+                # SQLAlchemy's asyncpg connections decode json; a bare one gives text.
+                plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]
+                total += plan["Planning Time"] + plan["Execution Time"]
+            totals.append(total)
+    return statistics.median(totals)
+
+
 async def measure(db: Database, requests: int, count_limit: int | None) -> list[list[Any]]:
     officer = Principal(
         "bench-officer",
@@ -252,11 +312,19 @@ async def measure(db: Database, requests: int, count_limit: int | None) -> list[
         for who, principal in (("national", ADMIN), ("one facility", officer)):
             for _ in range(3):  # warm the caches and the prepared statements
                 await search_once(db, principal, needle, count_limit)
+            backends = await _backends(db)
             times = []
             found, capped = 0, False
+            python_started = time.process_time()
+            server_started = sum(_cpu_seconds(pid) for pid in backends)
             for _ in range(requests):
                 elapsed, found, capped = await search_once(db, principal, needle, count_limit)
                 times.append(elapsed * 1000)
+            python_cpu = (time.process_time() - python_started) * 1000 / requests
+            server_cpu = (sum(_cpu_seconds(pid) for pid in backends) - server_started) * 1000
+            explained = (
+                await server_ms(db, principal, needle, count_limit) if backends else float("nan")
+            )
             rows.append(
                 [
                     "(no search)" if needle is None else needle,
@@ -266,6 +334,9 @@ async def measure(db: Database, requests: int, count_limit: int | None) -> list[
                     percentile(times, 50),
                     percentile(times, 99),
                     max(times),
+                    python_cpu,
+                    server_cpu / requests if backends else float("nan"),
+                    explained,
                     times,
                 ]
             )
@@ -274,19 +345,31 @@ async def measure(db: Database, requests: int, count_limit: int | None) -> list[
 
 def report(title: str, rows: list[list[Any]]) -> None:
     print(f"\n{title}\n")
-    headers = ["needle", "kind", "scope", "found", "p50 ms", "p99 ms", "max ms"]
+    # CPU a request: this process's (Python, and SQLite's engine on SQLite), PostgreSQL's
+    # server processes' (/proc), and PostgreSQL's time under EXPLAIN ANALYZE, which a loaded
+    # machine stretches far less than p99.
+    cpu = ["python cpu ms", "server cpu ms", "server explain ms"]
+    headers = ["needle", "kind", "scope", "found", "p50 ms", "p99 ms", "max ms", *cpu]
     print(table(headers, [row[:-1] for row in rows]))
     # Per kind of query and scope, over every request of its rows.
-    kinds: dict[tuple[str, str], list[float]] = {}
+    kinds: dict[tuple[str, str], list[list[Any]]] = {}
     for row in rows:
-        kinds.setdefault((row[1], row[2]), []).extend(row[-1])
+        kinds.setdefault((row[1], row[2]), []).append(row)
     print(f"\n{title}, per kind of query\n")
     print(
         table(
-            ["kind", "scope", "requests", "p50 ms", "p99 ms", "max ms"],
+            ["kind", "scope", "requests", "p50 ms", "p99 ms", "max ms", *cpu],
             [
-                [kind, who, len(times), percentile(times, 50), percentile(times, 99), max(times)]
-                for (kind, who), times in kinds.items()
+                [
+                    kind,
+                    who,
+                    len(times := [t for row in group for t in row[-1]]),
+                    percentile(times, 50),
+                    percentile(times, 99),
+                    max(times),
+                    *(statistics.mean(row[i] for row in group) for i in (7, 8, 9)),
+                ]
+                for (kind, who), group in kinds.items()
             ],
         )
     )
@@ -313,12 +396,14 @@ async def run(kind: str, url: str, count: int, requests: int, exact: int, baseli
         if baseline:
             config = alembic_config("bekal.registry", url)
             await asyncio.to_thread(command.downgrade, config, "0004")
-            original = inmates.search_condition
+            original, serves = inmates.search_condition, inmates.index_serves
             inmates.search_condition = _full_scan  # type: ignore[assignment]
+            inmates.index_serves = lambda session, needle: False  # type: ignore[assignment]
             try:
                 rows = await measure(db, baseline, None)
             finally:
                 inmates.search_condition = original  # type: ignore[assignment]
+                inmates.index_serves = serves  # type: ignore[assignment]
             report(f"{kind}, without it (every row read, every match counted)", rows)
     finally:
         await db.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date
+from typing import Any
 
 import pytest
 from alembic import command
@@ -14,7 +15,12 @@ from sqlalchemy import func, insert, inspect, select, text
 
 from bekal.registry import domain
 from bekal.registry.models import Facility, Inmate
-from bekal.registry.services.inmates import list_inmates, search_condition
+from bekal.registry.services.inmates import (
+    few_matches_page,
+    list_inmates,
+    matches_to_count,
+    search_condition,
+)
 from bekal.shared.auth import Ministry, Principal, Role
 from bekal.shared.db import Database, table_of, utcnow
 from bekal.shared.migrations import alembic_config, upgrade
@@ -314,5 +320,54 @@ async def test_a_common_needle_is_counted_up_to_the_cap_through_the_index(databa
         # Within one facility: LP-A holds 5 of the 1,507.
         in_a = _expected(rows, "i", {"LP-A"}, sqlite=sqlite)
         assert await pages("i", OFFICER_A) == (len(in_a), False, in_a)
+    finally:
+        await db.dispose()
+
+
+async def _plan(s: Any, query: Any, dialect: Any, *, sqlite: bool) -> str:
+    sql = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    if sqlite:
+        rows = await s.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
+        return " | ".join(str(row[-1]) for row in rows)
+    return "\n".join((await s.execute(text(f"EXPLAIN {sql}"))).scalars())
+
+
+async def test_each_kind_of_search_keeps_one_plan_whatever_the_needle(database_url):
+    """The count goes through the index and stops at the cap; a page of few matches is sorted
+    from them, a page of many read in registration-number order; on PostgreSQL the planner
+    does not see the needle, so a common and a rare one get the same plan."""
+    await asyncio.to_thread(upgrade, "bekal.registry", database_url)
+    db = Database(database_url)
+    try:
+        await _load(db)
+        sqlite = database_url.startswith("sqlite")
+        dialect = db.engine.dialect
+        async with db.session() as s:
+            if sqlite:
+                # The FTS5 table drives the count, one match at a time (no list of them all).
+                plan = await _plan(
+                    s, matches_to_count(s, "filler", [], in_facilities=False), dialect, sqlite=True
+                )
+                assert plan.startswith("SCAN inmates_search VIRTUAL TABLE INDEX"), plan
+                assert "SEARCH inmates USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+                assert "LIST SUBQUERY" not in plan, plan
+                # Many matches: read in order, each tested, without the index's set.
+                common = search_condition(s, "filler", common=True)
+                assert "inmates_search" not in str(common)
+            else:
+                plans = {}
+                for needle in ("filler", "zzz"):  # 1,500 matches and none
+                    count = await _plan(
+                        s,
+                        matches_to_count(s, needle, [], in_facilities=False),
+                        dialect,
+                        sqlite=False,
+                    )
+                    page, _ = few_matches_page(s, needle, [], in_facilities=False)
+                    sorted_page = await _plan(s, page.limit(21), dialect, sqlite=False)
+                    plans[needle] = (count, sorted_page)
+                    assert "CTE Scan on matches" in sorted_page, sorted_page
+                    assert "uq_inmates_registration_number" not in sorted_page, sorted_page
+                assert plans["filler"] == plans["zzz"]
     finally:
         await db.dispose()
