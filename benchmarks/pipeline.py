@@ -312,7 +312,7 @@ async def measure(
             await group.start()
             try:
                 got = 0
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 while got < n:
                     batches = await group.getmany(timeout_ms=1000, max_records=batch_size)
                     for tp, batch in batches.items():
@@ -344,6 +344,7 @@ async def measure(
                     time.perf_counter() - started,
                     "events",
                 )
+                cpu_per_event("raw consume + insert", cpu, got)
             finally:
                 await group.stop()
             await conn.execute("TRUNCATE participants, inbox")
@@ -395,7 +396,7 @@ async def measure(
             with profiled(
                 profile, "ConsumerRunner", profile_dir / "consumer.prof" if profile_dir else None
             ):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 runner.start()
                 mark, marked = started, 0
                 while runner.processed < n:
@@ -414,6 +415,7 @@ async def measure(
                 elapsed,
                 "events",
             )
+            cpu_per_event("consumer runner", cpu, runner.processed)
         finally:
             await runner.stop()
             await kafka.stop()
@@ -508,6 +510,13 @@ CEILINGS = [
     ("platform: OutboxRelay", "relay"),
     ("platform: ConsumerRunner", "consumer"),
 ]
+
+
+def cpu_per_event(stage: str, cpu_before: float, count: int) -> None:
+    """This process's CPU time per event since ``cpu_before``: unlike the rate, it does not
+    depend on what else the machine runs (the broker and PostgreSQL are other processes)."""
+    used = time.process_time() - cpu_before
+    print(f"    {stage}: {used * 1e6 / max(count, 1):.0f} us of this process's CPU per event")
 
 
 def ratio(rates: dict[str, float], a: str, b: str) -> float:
