@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, NamedTuple, cast
 
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -22,7 +23,13 @@ from bekal.shared.events.catalogue import (
     ParticipantCompleted,
     ReleaseKind,
 )
-from bekal.shared.events.envelope import UnreadableEvent, encode, from_kafka, to_kafka
+from bekal.shared.events.envelope import (
+    EventMeta,
+    UnreadableEvent,
+    encode,
+    from_kafka,
+    to_kafka,
+)
 from bekal.shared.events.topics import TOPICS
 from tests.support.factories import inmate_released
 
@@ -280,3 +287,164 @@ def test_producers_cannot_build_an_invalid_event() -> None:
             admission_date=date(2020, 1, 1),
             expected_release_date=None,
         )
+
+
+class _Received(NamedTuple):
+    attributes: dict[str, Any]
+    data: Any
+
+
+class _DataAsIs(JSONFormat):
+    def read_data(
+        self, body: bytes, datacontenttype: str | None
+    ) -> dict[str, Any] | str | bytes | None:
+        return body or None
+
+
+def _read_through_the_sdk(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]
+) -> tuple[Any, EventMeta]:
+    """A record read as ``from_kafka`` read it through the SDK's Kafka binding (before it
+    read the headers itself): the same outcome, or UnreadableEvent with the same reason."""
+    header_map = dict(headers)
+    if "ce_type" not in header_map or "ce_id" not in header_map:
+        raise UnreadableEvent("not_a_cloudevent", "missing")
+    try:
+        message = ce_kafka.KafkaMessage(
+            headers={k: v for k, v in header_map.items() if k not in ("traceparent", "ce_time")},
+            key=key,
+            value=value or b"",
+        )
+        attributes, data = cast(
+            "_Received",
+            ce_kafka.from_binary(message, _DataAsIs(), event_factory=cast(Any, _Received)),
+        )
+        raw_time = header_map.get("ce_time")
+        time = None
+        if raw_time is not None:
+            time = datetime.fromisoformat(raw_time.decode())
+            if time.tzinfo is None:
+                raise ValueError("no offset")
+    except Exception as exc:
+        raise UnreadableEvent("malformed", str(exc)) from exc
+    if attributes.get("specversion") != "1.0":
+        raise UnreadableEvent("malformed", "version")
+    if any(not attributes.get(name) for name in ("id", "source", "type")):
+        raise UnreadableEvent("malformed", "missing")
+    cls = catalogue.get(attributes["type"])
+    if cls is None:
+        raise UnreadableEvent("unknown_type", "type")
+    if not data:
+        raise UnreadableEvent("malformed", "no data")
+    try:
+        event = cls.model_validate_json(data)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" or not e["loc"] for e in exc.errors()):
+            raise UnreadableEvent("malformed", "not an object") from exc
+        raise UnreadableEvent("invalid_payload", str(exc)) from exc
+    trace = header_map.get("traceparent")
+    meta = EventMeta(
+        id=attributes["id"],
+        type=attributes["type"],
+        source=attributes["source"],
+        subject=attributes.get("subject"),
+        time=time,
+        traceparent=trace.decode(errors="replace") if trace else None,
+    )
+    return event, meta
+
+
+def _outcome(read: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("read", *read(*args))
+    except UnreadableEvent as exc:
+        return ("unreadable", exc.reason)
+
+
+_RELEASED = inmate_released(release_kind=ReleaseKind.PAROLE)
+_NAMES = st.sampled_from(
+    [
+        "ce_id",
+        "ce_type",
+        "ce_source",
+        "ce_specversion",
+        "ce_time",
+        "ce_subject",
+        "content-type",
+        "traceparent",
+        "CE_ID",
+        "Ce_Type",
+        "CE_TIME",
+        "Ce_SpecVersion",
+        "ce_extension",
+        "x-other",
+    ]
+)
+_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            b"1",
+            b"",
+            b"1.0",
+            b"0.3",
+            b"/corrections/registry",
+            _RELEASED.event_type().encode(),
+            b"id.bekal.registry.inmate.gone.v1",
+            b"2024-09-07T10:00:00Z",
+            b"2024-09-07T17:00:00.5+07:00",
+            b"2024-09-07T10:00:00",
+            b"yesterday",
+            b"application/json",
+            b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            b"\xff\xfe",
+        ]
+    ),
+    st.binary(max_size=8),
+    st.none(),
+)
+_GOOD = [
+    ("ce_id", b"1"),
+    ("ce_source", b"/corrections/registry"),
+    ("ce_type", _RELEASED.event_type().encode()),
+    ("ce_subject", str(_RELEASED.participant_id).encode()),
+    ("ce_time", b"2024-09-07T10:00:00Z"),
+    ("content-type", b"application/json"),
+    ("ce_specversion", b"1.0"),
+]
+
+
+_GOOD_VALUE = json.dumps(_RELEASED.data()).encode()
+
+
+@settings(max_examples=500)
+@given(
+    base=st.sampled_from([_GOOD, []]),
+    changes=st.lists(st.tuples(st.booleans(), _NAMES, _VALUES), max_size=6),
+    key=st.none() | st.sampled_from([b"k", b"\xff"]) | st.binary(max_size=4),
+    value=st.sampled_from([_GOOD_VALUE, b"", b"{oops", b"[1]", b'{"participant_id": 1}'])
+    | st.binary(max_size=8),
+)
+@example(base=_GOOD, changes=[], key=b"\xff", value=_GOOD_VALUE)  # a key that is not text
+@example(base=_GOOD, changes=[(False, "CE_TIME", b"yesterday")], key=None, value=_GOOD_VALUE)
+@example(base=_GOOD, changes=[(False, "x-other", None)], key=None, value=_GOOD_VALUE)
+@example(base=_GOOD, changes=[(False, "x-other", b"\xff")], key=None, value=_GOOD_VALUE)
+@example(
+    base=_GOOD,
+    changes=[(False, "ce_id", b"\xff"), (False, "ce_id", b"2")],
+    key=None,
+    value=_GOOD_VALUE,
+)
+@example(base=_GOOD, changes=[(False, "CE_ID", b"2")], key=b"k", value=_GOOD_VALUE)
+@example(
+    base=_GOOD, changes=[(True, "ce_time", b"2024-09-07T10:00:00")], key=None, value=_GOOD_VALUE
+)
+def test_records_read_as_the_cloudevents_sdk_read_them(base, changes, key, value) -> None:  # type: ignore[no-untyped-def]
+    """Any headers, good or bad: the same event and envelope, or the same reason to refuse."""
+    headers: list[tuple[str, bytes | None]] = list(base)
+    for replace, name, header_value in changes:
+        if replace:
+            headers = [(n, v) for n, v in headers if n != name]
+        headers.append((name, header_value))
+    assert _outcome(from_kafka, key, value, headers, catalogue) == _outcome(
+        _read_through_the_sdk, key, value, headers
+    )

@@ -248,10 +248,11 @@ async def open_personal(
     sealed block that names no key of the event's own person, or does not open under the key it
     names, is unreadable: it goes to the dead letters.
     """
-    upcast = getattr(event, "upcast", None)
+    # Looked up on the class: a missing attribute of a model instance costs an exception.
+    upcast = getattr(type(event), "upcast", None)
     if upcast is not None:
         # An older version carried the fields in the clear: they are the event's as they are.
-        event = upcast()
+        event = upcast(event)
         meta = replace(meta, type=event.event_type())
         if isinstance(event, Personal) and ring is None:
             event = withheld(event.model_copy(update=dict.fromkeys(event.personal_fields)))
