@@ -23,6 +23,7 @@ from tests.support.db import count
 from tests.support.factories import (
     facility_registered,
     inmate_erased,
+    inmate_returned,
     inmate_shared,
     inmate_temporarily_absent,
     participant_completed,
@@ -186,10 +187,14 @@ async def test_training_erasure_refiles_the_person_and_leaves_the_name_in_no_fil
         )
         # A court absence the replica keeps as a period: a replica fact, gone with the row.
         await t.handled(
-            *await t.publish(inmate_temporarily_absent(participant_id=person, facility_id=facility))
+            *await t.publish(
+                inmate_temporarily_absent(participant_id=person, facility_id=facility),
+                inmate_returned(participant_id=person, facility_id=facility),
+            )
         )
         before = await _rows_of_every_table(t.app.state.db)
         assert str(person) in before["participant_absences"]
+        assert str(person) in before["participant_returns"]
 
         await t.handled(*await t.publish(inmate_erased(person)))
         await t.app.state.db.checkpoints_done()

@@ -86,6 +86,20 @@ class ParticipantAbsence(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ParticipantReturn(Base):
+    """A return from a temporary absence the registry recorded, kept apart from the absence.
+
+    The events of one person arrive in order, but not always: an absence retried from the
+    dead-letter topic comes after the return that ended it. Kept, the return closes an absence
+    that arrives late, so its period does not stay open for good.
+    """
+
+    __tablename__ = "participant_returns"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True)
+    returned_on: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
 class MergedParticipant(Base):
     """A tombstone: this participant id was merged into ``surviving_id`` by the registry.
 

@@ -19,6 +19,7 @@ from bekal.training.models import (
     MergedParticipant,
     Participant,
     ParticipantAbsence,
+    ParticipantReturn,
     ReadinessChecklist,
 )
 from bekal.training.services.withdrawals import withdraw_from_open_sessions
@@ -57,6 +58,9 @@ async def refile_erased_participant(
     await session.execute(delete(Participant).where(Participant.id == participant_id))
     await session.execute(
         delete(ParticipantAbsence).where(ParticipantAbsence.participant_id == participant_id)
+    )
+    await session.execute(
+        delete(ParticipantReturn).where(ParticipantReturn.participant_id == participant_id)
     )
     if await session.get(MergedParticipant, participant_id) is None:
         session.add(MergedParticipant(id=participant_id, surviving_id=ERASED, merged_on=on))

@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import utcnow
@@ -27,6 +27,7 @@ from bekal.training.models import (
     MergedParticipant,
     Participant,
     ParticipantAbsence,
+    ParticipantReturn,
     ReadinessChecklist,
     TrainingSession,
 )
@@ -89,6 +90,18 @@ async def apply_inmates_merged(*, session: AsyncSession, event: InmatesMerged) -
         .where(ParticipantAbsence.participant_id == old)
         .values(participant_id=new)
     )
+    # And their returns, but for a day the survivor already has one (a day holds one return).
+    await session.execute(
+        update(ParticipantReturn)
+        .where(
+            ParticipantReturn.participant_id == old,
+            ParticipantReturn.returned_on.not_in(
+                select(ParticipantReturn.returned_on).where(ParticipantReturn.participant_id == new)
+            ),
+        )
+        .values(participant_id=new)
+    )
+    await session.execute(delete(ParticipantReturn).where(ParticipantReturn.participant_id == old))
     old_row = await session.get(Participant, old)
     new_row = await session.get(Participant, new)
     if old_row is not None:

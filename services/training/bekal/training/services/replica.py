@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import among, insert_rows, table_of, utcnow
@@ -31,7 +31,13 @@ from bekal.shared.messaging.models import DeadLetter, OutboxMessage
 from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import NotFound
 from bekal.training.domain import ParticipantStatus
-from bekal.training.models import Facility, MergedParticipant, Participant, ParticipantAbsence
+from bekal.training.models import (
+    Facility,
+    MergedParticipant,
+    Participant,
+    ParticipantAbsence,
+    ParticipantReturn,
+)
 from bekal.training.services.withdrawals import withdraw_from_open_sessions
 
 
@@ -181,11 +187,20 @@ async def apply_inmate_absent(
         )
     )
     if known is None:
+        # A return already applied ends it: the absence arrived late (retried from the
+        # dead-letter topic, say). The first return from its first day on is its end.
+        back = await session.scalar(
+            select(func.min(ParticipantReturn.returned_on)).where(
+                ParticipantReturn.participant_id == row.id,
+                ParticipantReturn.returned_on >= event.absent_from,
+            )
+        )
         session.add(
             ParticipantAbsence(
                 id=uuid.uuid4(),
                 participant_id=row.id,
                 absent_from=event.absent_from,
+                returned_on=back,
                 reason=event.reason.value,
                 created_at=utcnow(),
             )
@@ -201,13 +216,21 @@ async def apply_inmate_returned(
 ) -> None:
     row = await session.get(Participant, event.participant_id)
     if row is not None:
-        # The absence that was open on the day of return ends then.
+        known = await session.get(ParticipantReturn, (row.id, event.returned_on))
+        if known is None:
+            session.add(ParticipantReturn(participant_id=row.id, returned_on=event.returned_on))
+        # The absence open on the day of return ends then, and so does one that a later return
+        # closed only because this one came after it: each absence ends at the first return on
+        # or after its first day, whatever order the two arrive in.
         await session.execute(
             update(ParticipantAbsence)
             .where(
                 ParticipantAbsence.participant_id == row.id,
-                ParticipantAbsence.returned_on.is_(None),
                 ParticipantAbsence.absent_from <= event.returned_on,
+                or_(
+                    ParticipantAbsence.returned_on.is_(None),
+                    ParticipantAbsence.returned_on > event.returned_on,
+                ),
             )
             .values(returned_on=event.returned_on)
         )
