@@ -1,6 +1,6 @@
 """The people list's total, on SQLite and PostgreSQL: exact up to the cap (LIST_COUNT_LIMIT),
 "more than the cap" past it (``count_capped``), every match still reachable through the
-cursor, and every page's reads audited as before."""
+cursor, and every page's reads audited as before; the audit trail's total capped alike."""
 
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ async def _registry_with_people(reg: Registry) -> None:
             },
             headers={**reg.admin, "Idempotency-Key": f"person-{n}"},
         )
+
+
+async def inmates_audit(reg: Registry, **params: Any) -> dict[str, Any]:
+    r = await reg.get("/api/v1/audit", None, **params)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
 
 
 async def test_a_total_past_the_cap_is_reported_as_capped_and_every_match_stays_reachable(
@@ -112,8 +118,28 @@ async def test_a_total_past_the_cap_is_reported_as_capped_and_every_match_stays_
         shown = 5 + 7 + 5 + 3 + 1 + 0 + 4
         assert len(listed) == shown
 
+        # The audit trail grows with every read: its count is capped the same way, and every
+        # entry is still reached through the cursor.
+        trail = await inmates_audit(reg, action="inmate.listed", limit=10)
+        assert (trail["count"], trail["count_capped"]) == (CAP, True)
+        entries = len(trail["data"])
+        while trail["next_cursor"]:
+            trail = await inmates_audit(
+                reg, action="inmate.listed", limit=10, cursor=trail["next_cursor"]
+            )
+            assert (trail["count"], trail["count_capped"]) == (CAP, True)
+            entries += len(trail["data"])
+        assert entries == shown
+        # One person's entries, as many as the cap or fewer: the exact total.
+        times = {e.inmate_id: sum(o.inmate_id == e.inmate_id for o in listed) for e in listed}
+        least = min(times, key=lambda inmate_id: times[inmate_id])
+        assert times[least] <= CAP
+        one = await inmates_audit(reg, action="inmate.listed", inmate_id=str(least))
+        assert (one["count"], one["count_capped"]) == (times[least], False)
+
         # Integrators read what the field means in the OpenAPI document.
         schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
         fields = schema["InmatesPublic"]["properties"]
         assert "count_capped" in fields and "cap" in fields["count_capped"]["description"]
         assert "count_capped" in fields["count"]["description"]
+        assert "count_capped" in schema["AuditEntriesPublic"]["properties"]

@@ -329,6 +329,15 @@ async def test_the_audit_trail_shows_the_officers_reads(registry: Registry, keyc
         assert str(dewi) in by_actor.text
         bad = await admin.get("/staf/audit", params={"inmate_id": "bukan-id"})
         assert 'href="#f-inmate_id"' in bad.text
+        # The trail grows with every read: past the cap its total is "more than".
+        settings = registry.app.state.settings
+        cap = settings.list_count_limit
+        try:
+            settings.list_count_limit = 1
+            capped = await admin.get("/staf/audit")
+            assert "dari lebih dari 1 data." in capped.text
+        finally:
+            settings.list_count_limit = cap
 
 
 async def test_subject_access_and_erasure(registry: Registry):

@@ -292,7 +292,15 @@ class AuditEntryPublic(BaseModel):
 
 class AuditEntriesPublic(BaseModel):
     data: list[AuditEntryPublic]
-    count: int
+    count: int = Field(
+        description="How many entries match the filters, over all pages; when `count_capped` "
+        "is true, more than this many match and `count` is the cap (`LIST_COUNT_LIMIT`)"
+    )
+    count_capped: bool = Field(
+        default=False,
+        description="True when counting stopped at the cap: the real total is higher than "
+        "`count`. Follow `next_cursor` to read every entry, or filter by person or actor",
+    )
     next_cursor: str | None
 
 

@@ -1,5 +1,5 @@
 """The registry's settings: the shared ones plus the secret that keys the NIK and the cap of
-the people list's count."""
+the counts of the people list and the audit trail."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class RegistrySettings(Settings):
     list_count_limit: int = Field(
         default=1000,
         ge=1,
-        description="The people list and search count at most this many matches; "
+        description="The people list, search and the audit trail count at most this many; "
         "beyond it the total is reported as capped",
     )
 

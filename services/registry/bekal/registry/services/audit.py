@@ -86,7 +86,10 @@ async def list_audit(
     action: str | None,
     limit: int,
     cursor: str | None,
+    count_limit: int | None = None,
 ) -> Page[AuditEntry]:
+    """The trail newest first. It grows with every read of a record (each search audits the
+    people it returns), so its count stops at ``count_limit`` when given."""
     conditions: list[ColumnElement[bool]] = []
     if inmate_id is not None:
         conditions.append(AuditEntry.inmate_id == inmate_id)
@@ -103,6 +106,7 @@ async def list_audit(
         limit=limit,
         parse_key=parse_utc,
         descending=True,
+        count_limit=count_limit,
     )
 
 

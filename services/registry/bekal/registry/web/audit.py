@@ -68,6 +68,7 @@ async def audit_trail(
         action=action or None,
         limit=PAGE_SIZE,
         cursor=cursor or None,
+        count_limit=request.app.state.settings.list_count_limit,
     )
     facility_ids = {e.facility_id for e in page.rows if e.facility_id}
     codes: dict[uuid.UUID, str] = {}
@@ -108,6 +109,7 @@ async def audit_trail(
         actions=list(ACTION_NAMES.items()),
         rows=rows,
         count=page.count,
+        count_capped=page.count_capped,
         next_href=(
             f"?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
         ),
