@@ -177,6 +177,9 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # Compiled once and kept: a page's template, its layout and the components it
+            # imports were each checked against their file's time on every render.
+            auto_reload=False,
         )
         self.env.globals.update(STAFF=STAFF, MINISTRY_NAMES=MINISTRY_NAMES, ROLE_NAMES=ROLE_NAMES)
         self.env.filters["tanggal"] = _tanggal
