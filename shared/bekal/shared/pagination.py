@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -114,6 +114,69 @@ async def paginate(
     The count is ``counted`` when the caller has it already (``count_rows``), else counted here,
     capped at ``count_limit`` when given.
     """
+    page: Page[T] = await _paginate(
+        session,
+        query,
+        key=key,
+        tiebreak=tiebreak,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_key,
+        descending=descending,
+        count_limit=count_limit,
+        counted=counted,
+        as_rows=False,
+    )
+    return page
+
+
+async def paginate_rows(
+    session: AsyncSession,
+    query: Select[*tuple[Any, ...]],
+    *,
+    key: InstrumentedAttribute[Any],
+    tiebreak: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+    parse_key: Callable[[str], Any] = str,
+    descending: bool = False,
+    count_limit: int | None = None,
+    counted: Count | None = None,
+) -> Page[Row[Any]]:
+    """``paginate`` for a select of columns (``key`` and ``tiebreak`` among them, by their
+    names): the page holds its rows as they are. A page that shows a few columns of each
+    record need not build an ORM object (its state, identity and instrumented attributes) for
+    each."""
+    page: Page[Row[Any]] = await _paginate(
+        session,
+        query,
+        key=key,
+        tiebreak=tiebreak,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_key,
+        descending=descending,
+        count_limit=count_limit,
+        counted=counted,
+        as_rows=True,
+    )
+    return page
+
+
+async def _paginate(
+    session: AsyncSession,
+    query: Select[*tuple[Any, ...]],
+    *,
+    key: InstrumentedAttribute[Any],
+    tiebreak: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+    parse_key: Callable[[str], Any],
+    descending: bool,
+    count_limit: int | None,
+    counted: Count | None,
+    as_rows: bool,
+) -> Page[Any]:
     if counted is None:
         counted = await count_rows(session, query, limit=count_limit)
     if cursor:
@@ -127,7 +190,8 @@ async def paginate(
         else:
             query = query.where(or_(key > after_key, and_(key == after_key, tiebreak > after_id)))
     order = (key.desc(), tiebreak.desc()) if descending else (key, tiebreak)
-    rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())
+    result = await session.execute(query.order_by(*order).limit(limit + 1))
+    rows: list[Any] = list(result.all() if as_rows else result.scalars().all())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

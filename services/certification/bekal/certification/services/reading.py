@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, Row, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification.domain import CertificateStatus, typed_name_key
 from bekal.certification.models import Certificate
-from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, parse_utc
+from bekal.shared.pagination import DEFAULT_LIMIT, Page, paginate, paginate_rows, parse_utc
 from bekal.shared.problems import NotFound
 
 
@@ -45,6 +46,85 @@ async def list_certificates(
     or title (case ignored, ASCII letters); ``issued_from`` and ``issued_to``
     bound the issue date, both days included.
     """
+    filters = _filters(
+        participant_id=participant_id,
+        session_id=session_id,
+        q=q,
+        program=program,
+        issued_from=issued_from,
+        issued_to=issued_to,
+        status=status,
+    )
+    return await paginate(
+        session,
+        select(Certificate).where(*filters),
+        key=Certificate.issued_at,
+        tiebreak=Certificate.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+        descending=True,
+    )
+
+
+# What the certificates page shows of each (and the sort key of its cursor).
+LISTED_COLUMNS = (
+    Certificate.id,
+    Certificate.number,
+    Certificate.recipient_name,
+    Certificate.program_title,
+    Certificate.issued_on,
+    Certificate.issued_at,
+    Certificate.status,
+    Certificate.revocation_kind,
+)
+
+
+async def list_certificate_rows(
+    *,
+    session: AsyncSession,
+    q: str | None = None,
+    program: str | None = None,
+    issued_from: date | None = None,
+    issued_to: date | None = None,
+    status: CertificateStatus | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page[Row[Any]]:
+    """``list_certificates`` as rows of ``LISTED_COLUMNS``: the same certificates in the same
+    order, for the page, which shows five columns and need not build an ORM object for each
+    (with its credential, the largest column, which the page never shows)."""
+    filters = _filters(
+        participant_id=None,
+        session_id=None,
+        q=q,
+        program=program,
+        issued_from=issued_from,
+        issued_to=issued_to,
+        status=status,
+    )
+    return await paginate_rows(
+        session,
+        select(*LISTED_COLUMNS).where(*filters),
+        key=Certificate.issued_at,
+        tiebreak=Certificate.id,
+        cursor=cursor,
+        limit=limit,
+        parse_key=parse_utc,
+        descending=True,
+    )
+
+
+def _filters(
+    *,
+    participant_id: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+    q: str | None,
+    program: str | None,
+    issued_from: date | None,
+    issued_to: date | None,
+    status: CertificateStatus | None,
+) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     if participant_id is not None:
         filters.append(Certificate.participant_id == participant_id)
@@ -72,16 +152,7 @@ async def list_certificates(
         filters.append(Certificate.issued_on <= issued_to)
     if status is not None:
         filters.append(Certificate.status == status.value)
-    return await paginate(
-        session,
-        select(Certificate).where(*filters),
-        key=Certificate.issued_at,
-        tiebreak=Certificate.id,
-        cursor=cursor,
-        limit=limit,
-        parse_key=parse_utc,
-        descending=True,
-    )
+    return filters
 
 
 async def session_certificates(

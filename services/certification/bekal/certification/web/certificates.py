@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.certification.api.certificates import pdf_response
@@ -72,7 +73,7 @@ def _date(value: date | None) -> str:
     return pages.env.filters["tanggal"](value)
 
 
-def _status(certificate: Certificate) -> dict[str, str]:
+def _status(certificate: Certificate | Row[Any]) -> dict[str, str]:
     status = CertificateStatus(certificate.status)
     text = STATUS_NAMES[status]
     if certificate.revocation_kind == RevocationKind.SUPERSEDED.value:
@@ -80,7 +81,8 @@ def _status(certificate: Certificate) -> dict[str, str]:
     return {"text": text, "kind": STATUS_KIND[status]}
 
 
-def _row(c: Certificate) -> list[Any]:
+def _row(c: Certificate | Row[Any]) -> list[Any]:
+    """A certificate as a list shows it: an object, or a row of ``reading.LISTED_COLUMNS``."""
     return [
         {"text": c.number, "href": f"{CERTIFICATES}/{c.id}"},
         c.recipient_name,
@@ -135,10 +137,10 @@ async def search(
     issued_from, issued_to = _day(dari, "dari", errors), _day(sampai, "sampai", errors)
     status_filter = CertificateStatus(status) if status in set(CertificateStatus) else None
     values = {"q": q, "program": program, "dari": dari, "sampai": sampai, "status": status}
-    rows: Sequence[Certificate] = []
+    rows: Sequence[Row[Any]] = []
     count, next_cursor = 0, None
     if not errors:
-        page = await reading.list_certificates(
+        page = await reading.list_certificate_rows(
             session=session,
             q=q or None,
             program=program or None,

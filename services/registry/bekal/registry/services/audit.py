@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import ColumnElement, Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.registry.models import AuditEntry, Inmate
@@ -46,9 +46,14 @@ def audit(
 
 
 async def audit_reads(
-    *, session: AsyncSession, principal: Principal, action: str, inmates: Sequence[Inmate]
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    inmates: Sequence[Inmate | Row[Any]],
 ) -> None:
-    """One audit row per record read, all of them in one INSERT through the table.
+    """One audit row per record read, all of them in one INSERT through the table: people as
+    ORM objects, or as rows with their ``id`` and ``facility_id`` (the list page's).
 
     A search shows up to a page of people and each is a read of personal data. As ORM objects
     the rows went through the unit of work one by one (constructing and flushing 20 of them

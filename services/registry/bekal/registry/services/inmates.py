@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     String,
     and_,
@@ -42,7 +43,7 @@ from bekal.shared.auth import Principal
 from bekal.shared.db import table_of, utcnow
 from bekal.shared.events.catalogue import InmateConsentWithdrawn
 from bekal.shared.messaging.outbox import add_event
-from bekal.shared.pagination import Page, count_rows, paginate
+from bekal.shared.pagination import Page, count_rows, paginate, paginate_rows
 from bekal.shared.problems import Conflict, Forbidden
 
 log = structlog.get_logger(__name__)
@@ -400,11 +401,7 @@ async def list_inmates(
     """One page of the people ``principal`` may see, by registration number; the count stops
     at ``count_limit`` (when given) and the page then says it was capped."""
     scope = facility_scope(principal)
-    conditions = list(scope)
-    if facility_id is not None:
-        conditions.append(Inmate.facility_id == facility_id)
-    if status is not None:
-        conditions.append(Inmate.status == status.value)
+    conditions = _list_conditions(scope, facility_id=facility_id, status=status)
     needle = q.strip() if q else ""
     if not needle:
         return await paginate(
@@ -438,6 +435,57 @@ async def list_inmates(
         cursor=cursor,
         limit=limit,
         counted=counted,
+    )
+
+
+def _list_conditions(
+    scope: list[ColumnElement[bool]],
+    *,
+    facility_id: uuid.UUID | None,
+    status: InmateStatus | None,
+) -> list[ColumnElement[bool]]:
+    conditions = list(scope)
+    if facility_id is not None:
+        conditions.append(Inmate.facility_id == facility_id)
+    if status is not None:
+        conditions.append(Inmate.status == status.value)
+    return conditions
+
+
+# What the people list page shows of each person (and the audit of the records read).
+LISTED_COLUMNS = (
+    Inmate.id,
+    Inmate.registration_number,
+    Inmate.full_name,
+    Inmate.facility_id,
+    Facility.code.label("facility_code"),
+    Inmate.status,
+    Inmate.expected_release_date,
+)
+
+
+async def list_inmate_rows(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    facility_id: uuid.UUID | None,
+    status: InmateStatus | None,
+    limit: int,
+    cursor: str | None,
+    count_limit: int | None = None,
+) -> Page[Row[Any]]:
+    """``list_inmates`` with no search, as rows of ``LISTED_COLUMNS``: the same people in the
+    same order, for the list page, which shows five columns; building 26 ORM objects with
+    their facilities cost more than reading them."""
+    conditions = _list_conditions(facility_scope(principal), facility_id=facility_id, status=status)
+    return await paginate_rows(
+        session,
+        select(*LISTED_COLUMNS).select_from(Inmate).join(Inmate.facility).where(*conditions),
+        key=Inmate.registration_number,
+        tiebreak=Inmate.id,
+        cursor=cursor,
+        limit=limit,
+        count_limit=count_limit,
     )
 
 

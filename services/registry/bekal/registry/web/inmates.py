@@ -37,6 +37,7 @@ from bekal.registry.web.common import tanggal as _date
 from bekal.shared.auth import Principal, Role
 from bekal.shared.events.catalogue import AbsenceReason, ReleaseKind, Sex
 from bekal.shared.idempotency import commit
+from bekal.shared.pagination import Page
 from bekal.shared.problems import Problem
 from bekal.shared.web import STAFF, FormErrors, flash, page_router
 
@@ -114,12 +115,15 @@ async def _visible_facilities(session: AsyncSession, principal: Principal) -> li
     return [row for row in rows if principal.may_see_facility(row.code)]
 
 
-def _row(inmate: Inmate) -> list[Any]:
+def _row(inmate: Inmate | Row[Any]) -> list[Any]:
+    """A person as the list shows them: a search's object, or a row of
+    ``inmates.LISTED_COLUMNS``."""
     status = InmateStatus(inmate.status)
+    code = inmate.facility.code if isinstance(inmate, Inmate) else inmate.facility_code
     return [
         {"text": inmate.registration_number, "href": f"{STAFF}/warga-binaan/{inmate.id}"},
         inmate.full_name,
-        inmate.facility.code,
+        code,
         {"text": STATUS_NAMES[status], "kind": STATUS_KIND[status]},
         _date(inmate.expected_release_date),
     ]
@@ -151,16 +155,28 @@ async def list_people(
     if len(q) > 100 or "\x00" in q:
         errors.add("q", "Paling banyak 100 karakter.")
         q = ""
-    page = await inmates.list_inmates(
-        session=session,
-        principal=principal,
-        facility_id=facility_filter,
-        status=status_filter,
-        q=q or None,
-        limit=PAGE_SIZE,
-        cursor=cursor or None,
-        count_limit=request.app.state.settings.list_count_limit,
-    )
+    page: Page[Inmate] | Page[Row[Any]]
+    if q:
+        page = await inmates.list_inmates(
+            session=session,
+            principal=principal,
+            facility_id=facility_filter,
+            status=status_filter,
+            q=q,
+            limit=PAGE_SIZE,
+            cursor=cursor or None,
+            count_limit=request.app.state.settings.list_count_limit,
+        )
+    else:  # the list as it opens: the columns shown, as rows
+        page = await inmates.list_inmate_rows(
+            session=session,
+            principal=principal,
+            facility_id=facility_filter,
+            status=status_filter,
+            limit=PAGE_SIZE,
+            cursor=cursor or None,
+            count_limit=request.app.state.settings.list_count_limit,
+        )
     await audit.audit_reads(
         session=session, principal=principal, action="inmate.listed", inmates=page.rows
     )
