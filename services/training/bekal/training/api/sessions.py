@@ -244,8 +244,12 @@ async def complete_session(
     ts = await sessions.complete_session(
         session=session, session_id=session_id, today=utcnow().date()
     )
+    # The answer is read in the same transaction, the outcomes flushed: read after the commit
+    # it took a transaction of its own (a connection checked out again, BEGIN and its end)
+    # for the rows this one had just written.
+    public = await _read(session, ts)
     await commit(session)
-    return await _read(session, ts)
+    return public
 
 
 @router.get(
