@@ -1244,9 +1244,10 @@ def internal(sql: str) -> bool:
 
 def relay_only(tx: Transaction) -> bool:
     """The outbox relay's own transactions (it runs beside the request, woken by its commit):
-    they take its advisory lock, or touch nothing but the outbox."""
+    they take its advisory lock, or touch nothing but the outbox (a ``SET LOCAL`` of the
+    transaction's own settings beside it: the relay's poll sets its plan cache mode first)."""
     return any("pg_try_advisory_xact_lock" in s.sql for s in tx.statements) or all(
-        "outbox" in s.sql for s in tx.statements
+        "outbox" in s.sql or s.sql.lstrip().upper().startswith("SET LOCAL ") for s in tx.statements
     )
 
 

@@ -185,3 +185,21 @@ def test_http_load_seeds_courses_of_the_past_through_the_services(tmp_path: Path
         assert row is not None, (label, out[-3000:])
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert int(cells[1].replace(",", "")) > 0 and cells[2] == "0", row
+
+
+def test_the_ceiling_leaves_out_the_relays_poll_but_not_a_request_that_sets_its_own() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import http_load
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def tx(*sql: str) -> http_load.Transaction:
+        return http_load.Transaction(1, 0.0, 0.0, [http_load.Statement(0.0, 1, s) for s in sql])
+
+    poll = "SELECT outbox.seq FROM outbox WHERE outbox.sent_at IS NULL ORDER BY outbox.seq"
+    assert http_load.relay_only(tx("SET LOCAL plan_cache_mode = force_custom_plan", poll))
+    assert http_load.relay_only(tx("SELECT pg_try_advisory_xact_lock($1)", poll))
+    assert not http_load.relay_only(tx("SET LOCAL jit = off", "SELECT province FROM facilities"))
+    enrol = "INSERT INTO enrollments (id) VALUES ($1)"
+    assert not http_load.relay_only(tx(enrol, "INSERT INTO outbox (seq) VALUES ($1)"))
