@@ -1,8 +1,9 @@
 """The register's admins' pages in Debian's Chromium through Playwright, signed in through
 Keycloak's own form: an SDP import with one bad line (the dry run names it, the real run shows
 its progress and ends with the API's counts), facilities, a transfer and a merge, the audit
-trail of an officer's reads, subject access and erasure (by keyboard alone). axe-core on every
-page at 1280 px and 390 px, the security headers on every answer, a screenshot of each page."""
+trail of an officer's reads, subject access and erasure (by keyboard alone), the 404 and 500
+pages. axe-core on every page at 1280 px and 390 px, the security headers on every answer, a
+screenshot of each page."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy import update
 
 from bekal.registry.models import ImportJob
+from bekal.shared.web import page_router
 from tests.support.browser import (
     Checker,
     assert_security_headers,
@@ -50,6 +53,13 @@ async def test_an_administrators_day_in_the_browser(
     registry: Registry, keycloak: Keycloak, shots: Path, tmp_path: Path
 ):
     needs_browser()
+    boom = page_router()
+
+    @boom.get("/uji-galat-browser")
+    async def fail(request: Request) -> None:
+        raise RuntimeError("kaboom")
+
+    registry.app.include_router(boom)
 
     base = registry.base
     export = tmp_path / "sdp-2026-12-06.csv"
@@ -152,6 +162,7 @@ async def test_an_administrators_day_in_the_browser(
         await page.get_by_role("link", name="Fasilitas", exact=True).click()
         await checker.check("fasilitas")
         await page.get_by_role("link", name="Daftarkan fasilitas baru").click()
+        await checker.check("fasilitas-baru")
         await page.fill("#f-code", "LAPAS-CIPINANG")
         await page.fill("#f-name", "Lapas Kelas I Cipinang")
         await page.select_option("#f-kind", "lapas")
@@ -235,6 +246,11 @@ async def test_an_administrators_day_in_the_browser(
 
         await page.goto(f"{base}/staf/tidak-ada")
         await checker.check("galat-404")
+        # An error no page expected: the 500 page, in the service's layout.
+        answer = await page.goto(f"{base}/staf/uji-galat-browser")
+        assert answer is not None and answer.status == 500
+        assert "Terjadi kesalahan" in await _main(page)
+        await checker.check("galat-500")
         await page.context.close()
 
         assert_security_headers(headers)

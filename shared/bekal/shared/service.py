@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
+import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -320,6 +321,7 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
     for exc_class, handler in spec.exception_handlers.items():
         app.add_exception_handler(exc_class, handler)
     _document_problems_in_openapi(app)
+    app.add_middleware(_UnexpectedErrors)
     app.add_middleware(_RequestContext, service=spec.name)
     # Every API route refuses control characters in its text before its handler runs.
     text_checked = [Depends(refuse_control_characters)]
@@ -350,6 +352,41 @@ def _document_problems_in_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+class _UnexpectedErrors:
+    """An exception no handler expected is answered here, inside the other layers, by the app's
+    own handler for it (problem+json, or the staff pages' error page).
+
+    Starlette answers it in its outermost layer, outside every middleware: the answer carried
+    no request id and none of the security headers, and was counted as a 500 whatever its
+    status (a database that cannot be reached is a 503, a value it cannot hold a 422).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            handler = scope["app"].exception_handlers.get(Exception)
+            if started or handler is None:
+                raise  # half an answer is out: the server can only drop the connection
+            answer = handler(Request(scope, receive), exc)
+            response: Response = await answer if inspect.isawaitable(answer) else answer
+            await response(scope, receive, send)
 
 
 class _RequestContext:
