@@ -392,6 +392,8 @@ async def test_error_pages_are_pages_in_bahasa_indonesia(registry: Registry):
             assert page.headers["content-type"].startswith("text/html"), path
             assert title in page.text and "kaboom" not in page.text
             assert "Menu utama" in page.text  # with the service's navigation
+            if status == 500:  # the code the operator finds the error's log line by
+                assert f"sebutkan kode kejadian {page.headers['x-request-id']}." in page.text
         api = await admin.get("/api/v1/tidak-ada")
         assert api.headers["content-type"] == "application/problem+json"
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -77,9 +78,12 @@ def install_error_pages(app: FastAPI) -> None:
             return await _answer(api_unexpected(request, exc))
         problem = unexpected_problem(exc)
         if problem.status >= 500:
+            # The request id names the log line of the error: the operator finds it by the code.
+            code = structlog.contextvars.get_contextvars().get("request_id")
+            quoted = f"sebutkan kode kejadian {code}" if code else "sebutkan waktunya"
             detail = (
                 f"{problem.detail} Data yang Anda kirim belum tentu tersimpan: periksa dulu "
-                "sebelum mengirim lagi. Bila terulang, hubungi admin dan sebutkan waktunya."
+                f"sebelum mengirim lagi. Bila terulang, hubungi admin dan {quoted}."
             )
         else:
             detail = problem.detail
