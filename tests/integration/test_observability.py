@@ -84,3 +84,18 @@ async def test_readiness_fails_when_the_consumer_loop_has_ended(training: Traini
     ready = await training.client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["consumer"] == "stopped"
+
+
+async def test_an_app_whose_consumer_loop_has_ended_still_stops_all_it_started(
+    training: Training,
+) -> None:
+    messaging = training.app.state.messaging
+    task = messaging.runner._task
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # The ended loop's outcome stopped the shutdown here once, leaving the relay running and
+    # the database open after the app was gone.
+    await messaging.stop()
+    assert not messaging.relay.running
+    assert messaging.person_keys._task.done()
+    assert messaging.producer._closed

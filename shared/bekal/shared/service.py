@@ -9,7 +9,7 @@ import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -251,11 +251,14 @@ class Messaging:
                 await self.runner.consumer.stop()
 
     async def stop(self) -> None:
-        await self.stop_consuming()
-        await self.relay.stop()
-        await self.producer.stop()
-        if self.person_keys is not None:
-            await self.person_keys.stop()
+        # Every part is stopped even when one before it fails: a part left running outlives
+        # the app and its event loop.
+        async with AsyncExitStack() as parts:
+            if self.person_keys is not None:
+                parts.push_async_callback(self.person_keys.stop)
+            parts.push_async_callback(self.producer.stop)
+            parts.push_async_callback(self.relay.stop)
+            await self.stop_consuming()
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
@@ -276,32 +279,35 @@ def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The engine first: it makes a SQLite file's directory, which a first start may lack.
         db = Database(settings.database_url, pool_size=settings.database_pool_size)
-        if settings.run_migrations_on_start:
-            await asyncio.to_thread(upgrade, spec.package, settings.database_url)
-        app.state.db = db
-        resources = spec.resources(app, settings) if spec.resources else None
-        messaging = Messaging(spec, settings, db, resources)
-        app.state.messaging = messaging
-        for work in spec.on_startup:
-            await work(app)
-        messaging.start()
-        # What start-up made (modules, the ORM's mappings, templates, schemas) lives as long as
-        # the process: out of the collector's sight, a full collection under load no longer
-        # walks all of it again (a service holds over a hundred MiB of such objects). Only a
-        # served process (`bekal serve`) does it: one that makes many apps in turn (a test
-        # run) would keep every earlier app's cycles frozen for good.
-        if app.state.freeze_after_start:
-            gc.collect()
-            gc.freeze()
-        log.info("service_started", port=settings.http_port)
-        try:
-            yield
-        finally:
-            for work in spec.on_shutdown:
+        # What has started is stopped in reverse order, each part even when one stopped before
+        # it fails, and also when start-up itself fails: a part left running (a relay, a pooled
+        # connection) outlives the app and its event loop. The database closes last, so that
+        # nothing still running writes to it.
+        async with AsyncExitStack() as started:
+            started.push_async_callback(db.dispose)
+            if settings.run_migrations_on_start:
+                await asyncio.to_thread(upgrade, spec.package, settings.database_url)
+            app.state.db = db
+            resources = spec.resources(app, settings) if spec.resources else None
+            messaging = Messaging(spec, settings, db, resources)
+            app.state.messaging = messaging
+            started.push_async_callback(messaging.stop)
+            for work in spec.on_startup:
                 await work(app)
-            await messaging.stop()
-            await db.dispose()
-            log.info("service_stopped")
+            for work in reversed(spec.on_shutdown):
+                started.push_async_callback(work, app)
+            messaging.start()
+            # What start-up made (modules, the ORM's mappings, templates, schemas) lives as
+            # long as the process: out of the collector's sight, a full collection under load
+            # no longer walks all of it again (a service holds over a hundred MiB of such
+            # objects). Only a served process (`bekal serve`) does it: one that makes many apps
+            # in turn (a test run) would keep every earlier app's cycles frozen for good.
+            if app.state.freeze_after_start:
+                gc.collect()
+                gc.freeze()
+            log.info("service_started", port=settings.http_port)
+            yield
+        log.info("service_stopped")
 
     app = FastAPI(
         title=spec.title,

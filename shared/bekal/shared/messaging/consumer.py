@@ -304,12 +304,29 @@ class ConsumerRunner:
         self._task = asyncio.create_task(self.run(), name=f"consumer-{self.subs.group_id}")
 
     async def stop(self) -> None:
+        """Stop consuming and wait for the loop to end, however it ends.
+
+        A loop that had already ended (cancelled, or an error nothing below handled) made this
+        raise its outcome, and the caller's shutdown stopped there: the app's relay went on
+        running and its connections stayed open after the app was gone. One that does not end
+        within 30 s (or when this stop is cancelled) is cancelled, and awaited too.
+        """
         self._stopping.set()
-        if self._task:
-            try:
-                await asyncio.wait_for(self._task, timeout=30)
-            except TimeoutError:
-                self._task.cancel()
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.wait({task}, timeout=30)
+        finally:  # also when this stop is itself cancelled: the loop must not outlive it
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "consumer_ended_before_stop",
+                group=self.subs.group_id,
+                error=f"{type(task.exception()).__name__}: {task.exception()}"[:300],
+            )
 
     @property
     def running(self) -> bool:
