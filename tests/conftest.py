@@ -25,6 +25,9 @@ from bekal.training.settings import TrainingSettings
 from tests.support.registry import SECRET, Registry, running_registry
 from tests.support.training import Training, running_training
 
+# Each test answers for the connections and app tasks it leaves behind (tests/support/leaks.py).
+pytest_plugins = ("tests.support.leaks",)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
