@@ -424,7 +424,14 @@ class Projections:
         try:
             await create_database(self.settings.database_url, row.location)
             url = generation_url(self.settings.database_url, row.location)
-            await asyncio.to_thread(upgrade, "bekal.reporting", url)
+            migrating = asyncio.ensure_future(asyncio.to_thread(upgrade, "bekal.reporting", url))
+            try:
+                await asyncio.shield(migrating)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: a stop waits for the migration to end, rather
+                # than leave it connected to the new database after the service has gone.
+                await asyncio.gather(migrating, return_exceptions=True)
+                raise
             db = self._database(row.location)
             await self.messaging.ready.wait()
             replay = Replay(self.settings, db, self.messaging.producer)
