@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
+from bekal.reporting import generations
 from bekal.reporting.app import create_app
 from bekal.reporting.generations import (
     PROJECTION_MODELS,
@@ -324,6 +325,60 @@ async def test_rebuild_switches_the_running_service_over_without_losing_or_doubl
     finally:
         for n in (1, 2, 3):
             await drop_database(database_url, generation_location(database_url, n))
+
+
+async def test_a_partition_that_moves_before_its_replica_follows_the_switch_over_loses_nothing(
+    database_url: str, broker: Any, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One replica switches over to generation 1; the other, until it follows, applies what
+    its partitions receive to generation 0 and commits past it. If that replica stops (a
+    rolling update, a missed heartbeat) before it follows, its partitions move to the replica
+    already on generation 1, which must not start from offsets committed for generation 0:
+    everything after the switch-over reaches generation 1, whoever read it first."""
+    monkeypatch.setattr(generations, "WATCH_SECONDS", 3600.0)  # the other never follows
+    settings = make_settings("reporting", database_url, broker)
+    events = history()
+    app, other = create_app(settings), create_app(settings)
+    late = [_late_enrolment() for _ in range(24)]
+    try:
+        async with running(app) as client:
+            operator = bearer(settings, ministry="industry", roles=["operator"])
+            async with running(other):
+                topic = settings.topic(ParticipantEnrolled.topic)
+
+                async def both_read_enrolments() -> bool:
+                    return all(
+                        any(
+                            tp.topic == topic
+                            for tp in a.state.messaging.runner.consumer.assignment()
+                        )
+                        for a in (app, other)
+                    )
+
+                await wait_until(both_read_enrolments, within=60, what="a partition each")
+                await publish(settings, events)
+                await _applied(app.state.db, len(events))
+                response = await client.post("/api/v1/admin/projections/rebuild", headers=operator)
+                assert response.status_code == 202
+                await _switched(client, operator, 1)
+                await publish(settings, late)
+                gen0, gen1 = app.state.db, app.state.projections.live.db
+
+                async def all_read() -> bool:
+                    return await count(gen0, InboxMessage) + await count(gen1, InboxMessage) >= (
+                        2 * len(events) + len(late)
+                    )
+
+                await wait_until(all_read, within=60, what="the late events read by either")
+                assert await count(gen0, InboxMessage) > len(events), "the other read none"
+                assert other.state.projections.live.number == 0
+            # The other replica has gone: its partitions are this one's now.
+            await _applied(gen1, len(events) + len(late))
+            admin = bearer(settings, ministry="industry", roles=["training_admin"])
+            body = (await client.get("/api/v1/indicators", headers=admin)).json()
+            assert body["totals"]["enrolled"] == 6 + len(late)
+    finally:
+        await drop_database(database_url, generation_location(database_url, 1))
 
 
 async def test_a_rebuild_holds_every_event_of_a_large_batch_the_live_consumer_applied(

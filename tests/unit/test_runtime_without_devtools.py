@@ -121,8 +121,7 @@ def test_serving_a_service_loads_no_development_tool(service: str, tmp_path: Pat
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert f"bekal.{service}.app" in loaded and "bekal.shared.contracts" in loaded
     assert development_modules(loaded) == [], (
-        f"building and serving {service} loaded development modules: "
-        f"{development_modules(loaded)}"
+        f"building and serving {service} loaded development modules: {development_modules(loaded)}"
     )
 
 

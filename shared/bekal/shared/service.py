@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -117,6 +117,8 @@ class Messaging:
         # Where the live consumer applies events: the service's own database unless the
         # service says otherwise (reporting: its live generation), see consume_into.
         self.consumer_db = db
+        self.consumer_label = ""
+        self.consumer_floors: Mapping[TopicPartition, int] = {}
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -176,7 +178,9 @@ class Messaging:
         """
         delay = 0.5
         while not self._stopping:
-            consumer = make_consumer(self.settings, subs.group_id, subs.topics)
+            consumer = make_consumer(
+                self.settings, subs.group_id, subs.topics, listener=_Reassigned(self)
+            )
             try:
                 await consumer.start()
                 return consumer
@@ -207,12 +211,27 @@ class Messaging:
             dlq_producer=self.producer,
             resources=self.resources,
             person_keys=self.person_keys,
+            commit_label=self.consumer_label,
+            floors=self.consumer_floors,
         )
         self.runner.start()
 
-    def consume_into(self, db: Database) -> None:
-        """Apply events to ``db`` from now on: before messaging starts, or in consumer_paused."""
+    def consume_into(
+        self,
+        db: Database,
+        *,
+        label: str = "",
+        floors: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        """Apply events to ``db`` from now on: before messaging starts, or in consumer_paused.
+
+        Offsets are committed labelled ``label``. A partition resuming from an offset committed
+        under another label, by a member applying to another database, is read again from its
+        floor in ``floors``: ``db`` holds everything before it (see ConsumerRunner).
+        """
         self.consumer_db = db
+        self.consumer_label = label
+        self.consumer_floors = dict(floors or {})
 
     @asynccontextmanager
     async def consumer_paused(self) -> AsyncIterator[AIOKafkaConsumer | None]:
@@ -259,6 +278,21 @@ class Messaging:
             parts.push_async_callback(self.producer.stop)
             parts.push_async_callback(self.relay.stop)
             await self.stop_consuming()
+
+
+class _Reassigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the live runner which partitions a rebalance gave it: it vets their committed
+    offsets before applying their records."""
+
+    def __init__(self, messaging: Messaging) -> None:
+        self.messaging = messaging
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.messaging.runner is not None:
+            self.messaging.runner.reassigned(assigned)
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:

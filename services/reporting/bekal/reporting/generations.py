@@ -86,6 +86,11 @@ ERASURE_SYNC_ROUNDS = 5
 _ANYTHING = 2**62
 
 
+def _label(number: int) -> str:
+    """What the live consumer's offset commits are labelled with on generation ``number``."""
+    return f"generation:{number}"
+
+
 class NotFresh(RuntimeError):
     """The generation's database already holds applied events: a rebuild starts from nothing."""
 
@@ -267,7 +272,7 @@ class Projections:
         if row is not None and row.location is not None:
             self.live = Generation(row.number, self._database(row.location))
         await self.key_old_tombstones(self.live.db)
-        self.messaging.consume_into(self.live.db)
+        self._consume_into(self.live, row)
         self._spawn(self._follow_other_replicas(), "reporting-generation-watch")
 
     def _database(self, location: str | None) -> Database:
@@ -312,19 +317,29 @@ class Projections:
             async with self._lock:
                 if row.number == self.live.number:
                     continue
-                async with self.messaging.consumer_paused() as consumer:
-                    if consumer is not None:
-                        offsets = json.loads(row.switch_offsets or "{}")
-                        for tp in consumer.assignment():
-                            at = offsets.get(f"{tp.topic}:{tp.partition}")
-                            if at is not None and at < await consumer.position(tp):
-                                consumer.seek(tp, at)
+                # The runner then reads again, from the switch-over offsets, each partition this
+                # replica applied to the old generation after them (committed under its label).
+                async with self.messaging.consumer_paused():
                     old = self.live
                     self.live = Generation(row.number, self._database(row.location))
-                    self.messaging.consume_into(self.live.db)
+                    self._consume_into(self.live, row)
                 if old.db is not self.control:
                     self._others.append(old.db)
                 log.info("projection_followed_switch_over", generation=row.number)
+
+    def _consume_into(self, live: Generation, row: ProjectionGeneration | None) -> None:
+        """The live consumer applies to ``live``, committing under its generation's label; a
+        partition whose offset was committed under another generation's (by a replica still on
+        it, or before the switch-over) resumes from the switch-over offsets at the latest."""
+        if live.number == 0 or row is None:
+            self.messaging.consume_into(live.db)
+            return
+        floors = {
+            TopicPartition(topic, int(partition)): offset
+            for name, offset in json.loads(row.switch_offsets or "{}").items()
+            for topic, partition in [name.rsplit(":", 1)]
+        }
+        self.messaging.consume_into(live.db, label=_label(live.number), floors=floors)
 
     async def key_old_tombstones(self, db: Database) -> int:
         """Tombstones from before the ids of erased people were keyed (migration 0007), re-keyed
@@ -468,6 +483,7 @@ class Projections:
                     if offset is not None:
                         committed[tp] = offset
             await replay.catch_up(self._show, close_enough=_ANYTHING, at_least=committed)
+            switch_offsets = await replay.positions()
             now = datetime.now(UTC)
             async with self.control.session() as s:
                 await s.execute(
@@ -488,14 +504,18 @@ class Projections:
                         switch_offsets=json.dumps(
                             {
                                 f"{tp.topic}:{tp.partition}": position
-                                for tp, position in (await replay.positions()).items()
+                                for tp, position in switch_offsets.items()
                             }
                         ),
                     )
                 )
                 await s.commit()
             old, self.live = self.live, Generation(number, replay.db)
-            self.messaging.consume_into(self.live.db)
+            self.messaging.consume_into(
+                self.live.db,
+                label=_label(number),
+                floors=switch_offsets,
+            )
             self.building = None
             if old.db is not self.control:
                 self._others.append(old.db)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar, overload
@@ -37,6 +37,7 @@ from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
 from bekal.shared.logging import current_traceparent, new_traceparent, set_traceparent
 from bekal.shared.messaging.journal import Journal
+from bekal.shared.messaging.kafka import committed_labels
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
@@ -237,6 +238,15 @@ def _position(event_id: str, record: Record) -> tuple[str, str, int, int]:
     return (event_id, record.topic, record.partition, record.offset)
 
 
+def _record(item: _Read) -> Record:
+    return item.record if isinstance(item, _Decoded) else item
+
+
+def _partition(item: _Read) -> TopicPartition:
+    record = _record(item)
+    return TopicPartition(record.topic, record.partition)
+
+
 def _done(done: dict[TopicPartition, Record], record: Record) -> None:
     done[TopicPartition(record.topic, record.partition)] = record
 
@@ -272,6 +282,8 @@ class ConsumerRunner:
         dlq_producer: AIOKafkaProducer,
         resources: Mapping[str, Any] | None = None,
         person_keys: PersonKeyRing | None = None,
+        commit_label: str = "",
+        floors: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self.subs = subscriptions
         # The keys that open events' personal fields; None: this service reads no names.
@@ -290,6 +302,25 @@ class ConsumerRunner:
         self.concurrency = self._concurrency()
         self._slots = asyncio.Semaphore(self.concurrency)
         self.journal = Journal(db, subscriptions.group_id) if settings.consumer_journal else None
+        # Offsets are committed labelled with ``commit_label``: the group's members may apply to
+        # different databases for a while (reporting's generations, at a switch-over). A
+        # partition's committed offset labelled otherwise was committed by a member applying
+        # elsewhere, and ``db`` holds for sure only what comes before the partition's floor:
+        # such a partition is read again from its floor (the inbox drops what ``db`` holds).
+        self.commit_label = commit_label
+        # A floor rises as the runner applies: it reads only from vetted positions, so ``db``
+        # holds everything before what it applied. (A broker that keeps no commit metadata,
+        # Tansu, makes every committed label look foreign: the re-read then starts there.)
+        self.floors: dict[TopicPartition, int] = dict(floors or {})
+        # Partitions whose next records come from a committed offset not looked at yet.
+        self.unvetted: set[TopicPartition] = set(consumer.assignment()) if self.floors else set()
+
+    def reassigned(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions (re)assigned to this member: they resume from their committed offsets,
+        which are vetted before their records are applied. Called from the consumer's rebalance
+        listener, before any record of the new assignment is fetched."""
+        if self.floors:
+            self.unvetted |= set(partitions)
 
     def _concurrency(self) -> int:
         """Partitions applied at once: the setting, at most the pool's connections; on SQLite
@@ -362,6 +393,7 @@ class ConsumerRunner:
 
     async def _rewind(self) -> None:
         positions: dict[str, int | None] = {}
+        self.reassigned(self.consumer.assignment())
         for tp in self.consumer.assignment():
             committed = await self.consumer.committed(tp)
             positions[str(tp)] = committed
@@ -396,6 +428,8 @@ class ConsumerRunner:
                         task.result()  # a failure nothing below handles: run() starts over
                 if fetch.done():
                     read, fetch = fetch.result(), None
+                    if self.unvetted:  # what was read of a partition lowered is dropped
+                        read = await self._vet(lanes, read)
                     self._queue(lanes, read)
                 self._dispatch(lanes)
             failed = False
@@ -414,12 +448,52 @@ class ConsumerRunner:
                 if tp in self.consumer.assignment():
                     self.consumer.resume(tp)
 
+    async def _vet(self, lanes: dict[TopicPartition, _Lane], read: list[_Read]) -> list[_Read]:
+        """Partitions not vetted since their assignment: one whose offset was committed past
+        its floor under another label is read again from its floor, and what was read of it
+        from the committed offset is dropped. Reporting's replica on a new generation, given a
+        partition by one still applying to the old generation, would otherwise skip what that
+        one applied there after the switch-over."""
+        vetting = self.unvetted & self.consumer.assignment()
+        self.unvetted.clear()
+        past = {tp for tp in vetting if tp in self.floors}
+        if not past:
+            return read
+        try:
+            committed = await committed_labels(self.consumer, past)
+        except KafkaError as exc:  # not known: read again from the floors, the safe way
+            log.warning("consumer_committed_unknown", group=self.subs.group_id, error=str(exc))
+            committed = {tp: (self.floors[tp] + 1, None) for tp in past}
+        lower = {
+            tp: (offset, label)
+            for tp, (offset, label) in committed.items()
+            if offset > self.floors[tp]
+            and label != self.commit_label
+            and tp in self.consumer.assignment()
+        }
+        if not lower:
+            return read
+        for tp in lower:
+            self.consumer.seek(tp, self.floors[tp])
+            if (lane := lanes.get(tp)) is not None:
+                lane.waiting.clear()
+                lane.last = -1
+        log.info(
+            "consumer_read_again_from_floor",
+            group=self.subs.group_id,
+            label=self.commit_label,
+            partitions={
+                str(tp): {"floor": self.floors[tp], "committed": offset, "under": label}
+                for tp, (offset, label) in lower.items()
+            },
+        )
+        return [item for item in read if _partition(item) not in lower]
+
     def _queue(self, lanes: dict[TopicPartition, _Lane], read: Sequence[_Read]) -> None:
         """Each record into its partition's lane, in order; one in hand already is dropped."""
         for item in read:
-            record = item.record if isinstance(item, _Decoded) else item
-            tp = TopicPartition(record.topic, record.partition)
-            lane = lanes.setdefault(tp, _Lane())
+            record = _record(item)
+            lane = lanes.setdefault(_partition(item), _Lane())
             if record.offset > lane.last:
                 lane.waiting.append(item)
                 lane.last = record.offset
@@ -453,6 +527,8 @@ class ConsumerRunner:
             done = await self._apply_read(read)
         if tp in done:
             position = done[tp].offset + 1
+            if tp in self.floors:
+                self.floors[tp] = max(self.floors[tp], position)
             await self._commit({tp: position})
             self._report_lag(tp, position)
 
@@ -828,7 +904,9 @@ class ConsumerRunner:
 
     async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         try:
-            await self.consumer.commit(positions)
+            await self.consumer.commit(
+                {tp: (offset, self.commit_label) for tp, offset in positions.items()}
+            )
         except (CommitFailedError, IllegalStateError) as exc:
             # A partition moved to another member mid-batch: it re-reads from the last commit,
             # and the inbox turns the re-read into duplicates.

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -51,9 +51,15 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
 CONSUMER_METADATA_MAX_AGE_MS = 10_000
 
 
-def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *[settings.topic(t) for t in topics],
+def make_consumer(
+    settings: Settings,
+    group_id: str,
+    topics: Iterable[str],
+    listener: ConsumerRebalanceListener | None = None,
+) -> AIOKafkaConsumer:
+    """The group's consumer, subscribed to ``topics`` (logical names); ``listener`` hears of
+    each rebalance."""
+    consumer = AIOKafkaConsumer(
         **_common(settings),
         group_id=settings.topic(group_id),
         enable_auto_commit=False,
@@ -68,6 +74,17 @@ def make_consumer(settings: Settings, group_id: str, topics: Iterable[str]) -> A
         # refresh, five minutes by default. A short age bounds that wait.
         metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
+    consumer.subscribe(topics=[settings.topic(t) for t in topics], listener=listener)
+    return consumer
+
+
+async def committed_labels(
+    consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, tuple[int, str | None]]:
+    """Each partition's committed offset and the metadata committed with it (its label), for
+    those with one committed. The public ``committed`` gives the offset alone."""
+    found = await consumer._coordinator.fetch_committed_offsets(list(partitions))
+    return {tp: (meta.offset, meta.metadata) for tp, meta in found.items() if meta.offset >= 0}
 
 
 def make_reader(settings: Settings) -> AIOKafkaConsumer:
