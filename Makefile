@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install axe-install kcat
+.PHONY: install run test test-unit test-integration lint token reset contracts contracts-check manifests browser postgres kafka kafka-install keycloak-install axe-install kcat wrk
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -64,6 +64,12 @@ kcat:  ## Debian's kcat for the integration guide's example (root and apt-get ne
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; \
 	  else echo "install kcat (Debian package 'kcat') for the integration guide's test"; fi; }
+
+wrk:  ## Debian's wrk, the HTTP load generator of benchmarks/http_load.py and its smoke test (root and apt-get needed; skipped when present)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else echo "install wrk (Debian package 'wrk') for benchmarks/http_load.py"; fi; }
 
 postgres:  ## PostgreSQL for the tests at 127.0.0.1:5432 (as root: installed and started when missing)
 	@bash scripts/postgres
