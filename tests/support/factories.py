@@ -537,7 +537,7 @@ def certificate_issued(of: Enrolment | None = None, **overrides: Any) -> Certifi
 
 
 def certificate_revoked(
-    certificate: CertificateIssued | None = None, **overrides: Any
+    certificate: CertificateIssued | CertificateReissued | None = None, **overrides: Any
 ) -> CertificateRevoked:
     if certificate is None:
         certificate = certificate_issued()

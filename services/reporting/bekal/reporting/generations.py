@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bekal.reporting import models
 from bekal.reporting.handlers import subscriptions
 from bekal.reporting.models import ProjectionGeneration
-from bekal.reporting.services import people
+from bekal.reporting.services import common, people
 from bekal.shared.db import Database, table_of
 from bekal.shared.events import catalogue
 from bekal.shared.messaging.consumer import ConsumerRunner
@@ -346,6 +346,8 @@ class Projections:
         with the secret only the service holds."""
         async with db.session() as s:
             done = await people.key_old_tombstones(session=s, key=self.key)
+            if done:
+                await common.projections_changed(session=s, at=None)
             await s.commit()
         if done:
             log.info("erased_people_rekeyed", count=done)
@@ -392,6 +394,7 @@ class Projections:
                                 session=s, key=self.key, participant_id=participant_id
                             )
                             done += 1
+                    await common.projections_changed(session=s, at=None)
                     await s.commit()
             finally:
                 if db is not self.control:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata
@@ -207,6 +207,17 @@ class ProjectionState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ProjectionVersion(Base):
+    """One row: the projections' version, one more with every transaction that changes them,
+    so two reads that see the same version see the same projections. Not a projection: it
+    counts transactions, and two generations built from the same events differ in it."""
+
+    __tablename__ = "projection_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class TargetChange(Base):
