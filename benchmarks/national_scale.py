@@ -75,6 +75,7 @@ from bekal.shared.events.catalogue import (
     ParticipantCompleted,
     ParticipantEnrolled,
 )
+from bekal.shared.events.personal import PersonKey, key_id
 
 FIRST = ["Siti", "Budi", "Rina", "Agus", "Dewi", "Eko", "Ayu", "Joko", "Sri", "Ahmad", "Nur"]
 LAST = ["Aminah", "Santoso", "Wulandari", "Saputra", "Lestari", "Hidayat", "Rahayu", "Fauzi"]
@@ -693,6 +694,13 @@ async def ceiling(run: Running, args: argparse.Namespace) -> dict[str, float]:
             InmateShared.event_type(),
         )
     ]
+    # The shares are sealed with the registry's person keys: the raw ceilings open them with
+    # the same keys, and the runner's stage reads them from their topic (pipeline.KEYS).
+    for person, generation, secret in await fetch(
+        pg_dsn(run.databases["registry"]),
+        "SELECT participant_id, generation, secret FROM person_keys",
+    ):
+        pipeline.KEYS[str(person)] = PersonKey(key_id(str(person), generation), bytes(secret))
     return await pipeline.measure(
         run.broker,
         rows,
