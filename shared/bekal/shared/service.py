@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -244,12 +245,14 @@ class Messaging:
         """
         async with self._consumer_lock:
             runner = self.runner
-            if runner is not None:
-                await runner.stop()
-                await _rewind_to_committed(runner.consumer)
             try:
+                if runner is not None:
+                    await runner.stop()
+                    await _rewind_to_committed(runner.consumer)
                 yield None if runner is None else runner.consumer
             finally:
+                # Whatever the block or the rewind raised: a stopped runner left so would keep
+                # its partitions in the group with nobody applying them.
                 if runner is not None and not self._stopping:
                     self._run(runner.consumer)
 
@@ -296,12 +299,18 @@ class _Reassigned(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    """Each assigned partition back to its committed offset. A partition a rebalance takes
+    away meanwhile is skipped: its next owner, this member included, starts from the committed
+    offset anyway (seeking it raised, and the caller's runner was left stopped)."""
     for tp in consumer.assignment():
         committed = await consumer.committed(tp)
-        if committed is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, committed)
+        try:
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        except IllegalStateError:  # no longer assigned
+            log.info("consumer_rewind_skipped_revoked", partition=str(tp))
 
 
 def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:

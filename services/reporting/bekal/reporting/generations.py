@@ -314,18 +314,24 @@ class Projections:
                 continue
             if row is None or row.number == self.live.number or self.building is not None:
                 continue
-            async with self._lock:
-                if row.number == self.live.number:
-                    continue
-                # The runner then reads again, from the switch-over offsets, each partition this
-                # replica applied to the old generation after them (committed under its label).
-                async with self.messaging.consumer_paused():
-                    old = self.live
-                    self.live = Generation(row.number, self._database(row.location))
-                    self._consume_into(self.live, row)
-                if old.db is not self.control:
-                    self._others.append(old.db)
-                log.info("projection_followed_switch_over", generation=row.number)
+            try:
+                await self._follow(row)
+            except Exception as exc:  # a rebalance under way, the broker away: next round
+                log.warning("generation_follow_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
+    async def _follow(self, row: ProjectionGeneration) -> None:
+        async with self._lock:
+            if row.number == self.live.number:
+                return
+            # The runner then reads again, from the switch-over offsets, each partition this
+            # replica applied to the old generation after them (committed under its label).
+            async with self.messaging.consumer_paused():
+                old = self.live
+                self.live = Generation(row.number, self._database(row.location))
+                self._consume_into(self.live, row)
+            if old.db is not self.control:
+                self._others.append(old.db)
+            log.info("projection_followed_switch_over", generation=row.number)
 
     def _consume_into(self, live: Generation, row: ProjectionGeneration | None) -> None:
         """The live consumer applies to ``live``, committing under its generation's label; a

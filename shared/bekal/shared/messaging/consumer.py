@@ -397,10 +397,13 @@ class ConsumerRunner:
         for tp in self.consumer.assignment():
             committed = await self.consumer.committed(tp)
             positions[str(tp)] = committed
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+            try:
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+            except IllegalStateError:  # revoked meanwhile: its next owner starts there anyway
+                positions[str(tp)] = None
         log.info("consumer_rewound", group=self.subs.group_id, committed=positions)
 
     async def _consume(self) -> None:
