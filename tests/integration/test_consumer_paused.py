@@ -24,7 +24,7 @@ async def test_a_rewind_that_fails_leaves_a_runner_consuming(
     async def revoked_meanwhile(consumer: object) -> None:
         raise IllegalStateError("No current assignment for partition")
 
-    monkeypatch.setattr(service, "_rewind_to_committed", revoked_meanwhile)
+    monkeypatch.setattr(service, "rewind_to_committed", revoked_meanwhile)
     with pytest.raises(IllegalStateError):
         async with messaging.consumer_paused():
             pytest.fail("the block runs only after the rewind")

@@ -15,7 +15,6 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -36,7 +35,12 @@ from bekal.shared.guards import (
 from bekal.shared.logging import configure_logging, new_traceparent, set_traceparent
 from bekal.shared.messaging.admin import dead_letter_router
 from bekal.shared.messaging.consumer import ConsumerRunner, Subscriptions
-from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+from bekal.shared.messaging.kafka import (
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    rewind_to_committed,
+)
 from bekal.shared.messaging.outbox import OutboxRelay, backlog
 from bekal.shared.messaging.person_keys import SESSION_INFO_KEY, PersonKeyRing
 from bekal.shared.migrations import upgrade
@@ -248,7 +252,7 @@ class Messaging:
             try:
                 if runner is not None:
                     await runner.stop()
-                    await _rewind_to_committed(runner.consumer)
+                    await rewind_to_committed(runner.consumer)
                 yield None if runner is None else runner.consumer
             finally:
                 # Whatever the block or the rewind raised: a stopped runner left so would keep
@@ -296,21 +300,6 @@ class _Reassigned(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if self.messaging.runner is not None:
             self.messaging.runner.reassigned(assigned)
-
-
-async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
-    """Each assigned partition back to its committed offset. A partition a rebalance takes
-    away meanwhile is skipped: its next owner, this member included, starts from the committed
-    offset anyway (seeking it raised, and the caller's runner was left stopped)."""
-    for tp in consumer.assignment():
-        committed = await consumer.committed(tp)
-        try:
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
-        except IllegalStateError:  # no longer assigned
-            log.info("consumer_rewind_skipped_revoked", partition=str(tp))
 
 
 def create_app(spec: ServiceSpec[S], settings: S) -> FastAPI:

@@ -37,7 +37,7 @@ from bekal.shared.events.envelope import EventMeta, UnreadableEvent, from_kafka
 from bekal.shared.events.topics import dead_letter_topic
 from bekal.shared.logging import current_traceparent, new_traceparent, set_traceparent
 from bekal.shared.messaging.journal import Journal
-from bekal.shared.messaging.kafka import committed_labels
+from bekal.shared.messaging.kafka import committed_labels, rewind_to_committed
 from bekal.shared.messaging.models import DeadLetter, InboxMessage
 from bekal.shared.messaging.outbox import add_event
 from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
@@ -392,18 +392,8 @@ class ConsumerRunner:
                 return
 
     async def _rewind(self) -> None:
-        positions: dict[str, int | None] = {}
         self.reassigned(self.consumer.assignment())
-        for tp in self.consumer.assignment():
-            committed = await self.consumer.committed(tp)
-            positions[str(tp)] = committed
-            try:
-                if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
-            except IllegalStateError:  # revoked meanwhile: its next owner starts there anyway
-                positions[str(tp)] = None
+        positions = await rewind_to_committed(self.consumer)
         log.info("consumer_rewound", group=self.subs.group_id, committed=positions)
 
     async def _consume(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from bekal.shared.events.topics import topic_config
@@ -85,6 +85,26 @@ async def committed_labels(
     those with one committed. The public ``committed`` gives the offset alone."""
     found = await consumer._coordinator.fetch_committed_offsets(list(partitions))
     return {tp: (meta.offset, meta.metadata) for tp, meta in found.items() if meta.offset >= 0}
+
+
+async def rewind_to_committed(consumer: AIOKafkaConsumer) -> dict[str, int | None]:
+    """Each assigned partition back to its committed offset (its beginning when it has none);
+    returns the committed offsets sought, by partition. A partition a rebalance takes away
+    meanwhile is skipped (seeking it raises): its next owner, this member included, starts
+    from the committed offset anyway."""
+    positions: dict[str, int | None] = {}
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        try:
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        except IllegalStateError:  # no longer assigned
+            log.info("consumer_rewind_skipped_revoked", partition=str(tp))
+            continue
+        positions[str(tp)] = committed
+    return positions
 
 
 def make_reader(settings: Settings) -> AIOKafkaConsumer:
