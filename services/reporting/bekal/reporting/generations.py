@@ -353,7 +353,7 @@ class Projections:
         async with db.session() as s:
             done = await people.key_old_tombstones(session=s, key=self.key)
             if done:
-                await common.projections_changed(session=s, at=None)
+                common.projections_changed(session=s, at=None)
             await s.commit()
         if done:
             log.info("erased_people_rekeyed", count=done)
@@ -400,7 +400,7 @@ class Projections:
                                 session=s, key=self.key, participant_id=participant_id
                             )
                             done += 1
-                    await common.projections_changed(session=s, at=None)
+                    common.projections_changed(session=s, at=None)
                     await s.commit()
             finally:
                 if db is not self.control:

@@ -50,7 +50,7 @@ subscriptions = Subscriptions("reporting")
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
 async def on_facility(event: FacilityRegistered | FacilityUpdated, ctx: HandlerContext) -> None:
     await projections.apply_facility(session=ctx.session, event=event, at=ctx.meta.time)
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchContext]:
@@ -58,9 +58,9 @@ def _one(event: Any, ctx: HandlerContext) -> tuple[list[Delivered[Any]], BatchCo
     return [Delivered(event, ctx.meta)], BatchContext(session=ctx.session, resources=ctx.resources)
 
 
-async def _projections_changed(items: Sequence[Delivered[Any]], ctx: BatchContext) -> None:
+def _projections_changed(items: Sequence[Delivered[Any]], ctx: BatchContext) -> None:
     """Once per batch, to the newest event time in it: the value event by event would reach."""
-    await common.projections_changed(
+    common.projections_changed(
         session=ctx.session, at=common.newest(item.meta.time for item in items)
     )
 
@@ -75,19 +75,19 @@ async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: Batch
     await people.record_participants(
         session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
     )
-    await _projections_changed(items, ctx)
+    _projections_changed(items, ctx)
 
 
 @subscriptions.on(ProgramPublished)
 async def on_program_published(event: ProgramPublished, ctx: HandlerContext) -> None:
     await projections.apply_program(session=ctx.session, event=event)
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionScheduled)
 async def on_session_scheduled(event: SessionScheduled, ctx: HandlerContext) -> None:
     await projections.schedule_session(session=ctx.session, event=event)
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionOpened)
@@ -95,7 +95,7 @@ async def on_session_opened(event: SessionOpened, ctx: HandlerContext) -> None:
     await projections.change_session_status(
         session=ctx.session, session_id=event.session_id, status=SessionStatus.OPEN
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionStarted)
@@ -103,7 +103,7 @@ async def on_session_started(event: SessionStarted, ctx: HandlerContext) -> None
     await projections.change_session_status(
         session=ctx.session, session_id=event.session_id, status=SessionStatus.RUNNING
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCompleted)
@@ -111,7 +111,7 @@ async def on_session_completed(event: SessionCompleted, ctx: HandlerContext) -> 
     await projections.change_session_status(
         session=ctx.session, session_id=event.session_id, status=SessionStatus.COMPLETED
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(SessionCancelled)
@@ -119,7 +119,7 @@ async def on_session_cancelled(event: SessionCancelled, ctx: HandlerContext) -> 
     await projections.change_session_status(
         session=ctx.session, session_id=event.session_id, status=SessionStatus.CANCELLED
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 EnrollmentEvent: TypeAlias = (
@@ -211,7 +211,7 @@ async def on_enrollment_events(
         key=people.key_of(ctx.resources),
         facts=[enrollment_fact(item.event) for item in items],
     )
-    await _projections_changed(items, ctx)
+    _projections_changed(items, ctx)
 
 
 @subscriptions.on(ParticipantWaitlisted, ParticipantLeftWaitlist)
@@ -221,7 +221,7 @@ async def on_waitlist(
     await projections.record_waitlist(
         session=ctx.session, key=people.key_of(ctx.resources), event=event
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(ReadinessRecorded)
@@ -229,7 +229,7 @@ async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -
     await projections.record_readiness(
         session=ctx.session, key=people.key_of(ctx.resources), event=event
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(FollowUpRecorded)
@@ -237,7 +237,7 @@ async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) ->
     await projections.record_follow_up(
         session=ctx.session, key=people.key_of(ctx.resources), event=event
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(CertificateIssued, CertificateReissued)
@@ -254,13 +254,13 @@ async def on_certificates_issued(
     await projections.record_certificates(
         session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
     )
-    await _projections_changed(items, ctx)
+    _projections_changed(items, ctx)
 
 
 @subscriptions.on(CertificateRevoked)
 async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext) -> None:
     await projections.record_revocation(session=ctx.session, event=event)
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateReleased)
@@ -268,7 +268,7 @@ async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None
     await people.release_participant(
         session=ctx.session, key=people.key_of(ctx.resources), event=event
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmatesMerged)
@@ -276,7 +276,7 @@ async def on_inmates_merged(event: InmatesMerged, ctx: HandlerContext) -> None:
     await people.merge_participants(
         session=ctx.session, key=people.key_of(ctx.resources), event=event
     )
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
 
 
 @subscriptions.on(InmateErased, InmateConsentWithdrawn)
@@ -287,4 +287,4 @@ async def on_inmate_erased(
         session=ctx.session, key=people.key_of(ctx.resources), participant_id=event.participant_id
     )
     checkpoint_after_commit(ctx.session)
-    await common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    common.projections_changed(session=ctx.session, at=ctx.meta.time)
