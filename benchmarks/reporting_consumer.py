@@ -248,6 +248,11 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await drop_database(tag)
             broker.stop()
+        log_text = (tmp / "bench.log").read_text(encoding="utf-8", errors="replace")
+    # A batch that failed (a deadlock between lanes, say) is applied again one event at a time.
+    fallbacks = log_text.count('"consumer_batch_one_by_one"')
+    deadlocks = log_text.count("deadlock detected")
+    print(f"batches applied again one by one: {fallbacks} (deadlocks logged: {deadlocks})")
     print()
     print(f"## Reporting consumer ({machine()}; batch handlers: {mode})")
     print()
