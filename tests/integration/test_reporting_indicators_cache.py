@@ -9,19 +9,28 @@ report answering, and fail here.
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bekal.reporting.app import create_app
 from bekal.reporting.domain import Dimension
 from bekal.reporting.handlers import subscriptions
+from bekal.reporting.services import indicators as indicators_module
 from bekal.reporting.services.indicators import IndicatorFilters, count_indicators, indicators
+from bekal.reporting.services.people import ERASURE_KEY_RESOURCE, ErasureKey
 from bekal.shared.db import Database
 from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import CompetencyUnit, EnrollmentOutcome, Sex
+from bekal.shared.events.envelope import EventMeta
+from bekal.shared.messaging.consumer import HandlerContext
 from bekal.shared.messaging.models import InboxMessage
+from bekal.shared.migrations import upgrade
 from tests.support.apps import running
 from tests.support.db import count
 from tests.support.factories import (
@@ -180,3 +189,125 @@ async def test_a_kept_report_answers_only_until_the_projections_change(
         # Nothing changed since: the same question is answered from what was kept.
         again = await _answers(db, fresh=False)
         assert all(a is b for a, b in zip(again, now, strict=True))
+
+
+class _OneCountAtATime:
+    """``count_indicators`` held until every request has read the version and had its chance
+    to count too, each call counted."""
+
+    def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch, requests: int) -> None:
+        self.calls = 0
+        self.requests = requests
+        self.version_reads = 0
+        self.release = asyncio.Event()
+        real = indicators_module.count_indicators
+
+        async def counting(**kwargs: Any) -> Any:
+            self.calls += 1
+            await self.release.wait()
+            return await real(**kwargs)
+
+        def read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "FROM projection_version" in statement:
+                self.version_reads += 1
+
+        monkeypatch.setattr(indicators_module, "count_indicators", counting)
+        event.listen(db.engine.sync_engine, "after_cursor_execute", read)
+
+    async def settle(self) -> None:
+        """Every request has read the version; then each that would count has started to."""
+        await _until(lambda: self.version_reads >= self.requests, "every version read")
+        for _ in range(50):
+            if self.calls >= self.requests:
+                break
+            await asyncio.sleep(0.01)
+
+
+async def _until(holds: Callable[[], bool], what: str) -> None:
+    async def check() -> bool:
+        return holds()
+
+    await wait_until(check, within=30, what=what)
+
+
+async def _applied(db: Database, events: list[Event]) -> None:
+    resources = {ERASURE_KEY_RESOURCE: ErasureKey("the tests' publication secret")}
+    for e in events:
+        async with db.session() as s:
+            meta = EventMeta(
+                id=str(uuid.uuid4()),
+                type=e.event_type(),
+                source="/test",
+                subject=e.aggregate_id,
+                time=datetime(2025, 3, 1, tzinfo=UTC),
+            )
+            handler = subscriptions.handlers[e.event_type()]
+            await handler(e, HandlerContext(session=s, meta=meta, resources=resources))
+            await s.commit()
+
+
+async def test_requests_asking_the_same_question_at_once_wait_for_one_count(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite begins every transaction IMMEDIATE: requests read one at a time")
+    await asyncio.to_thread(upgrade, "bekal.reporting", database_url)
+    db = Database(database_url)
+    try:
+        await _applied(db, every_kind()[:20])
+        group_by, filters = QUESTIONS[2]
+        gate = _OneCountAtATime(db, monkeypatch, requests=6)
+
+        async def ask() -> Any:
+            async with db.session() as s:
+                return await indicators(session=s, group_by=group_by, filters=filters)
+
+        asking = [asyncio.create_task(ask()) for _ in range(gate.requests)]
+        await gate.settle()
+        gate.release.set()
+        answers = await asyncio.wait_for(asyncio.gather(*asking), timeout=30)
+        assert gate.calls == 1
+        async with db.session() as s:
+            fresh = await count_indicators(
+                session=s, group_by=group_by, filters=filters, postgresql=not db.is_sqlite
+            )
+        assert all(a is answers[0] for a in answers)
+        assert _counts(answers[:1]) == _counts([fresh])
+        assert fresh.totals.enrolled > 0
+    finally:
+        await db.dispose()
+
+
+async def test_when_the_request_counting_is_cancelled_the_others_still_answer(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite begins every transaction IMMEDIATE: requests read one at a time")
+    await asyncio.to_thread(upgrade, "bekal.reporting", database_url)
+    db = Database(database_url)
+    try:
+        await _applied(db, every_kind()[:20])
+        group_by, filters = QUESTIONS[1]
+        gate = _OneCountAtATime(db, monkeypatch, requests=4)
+
+        async def ask() -> Any:
+            async with db.session() as s:
+                return await indicators(session=s, group_by=group_by, filters=filters)
+
+        counting = asyncio.create_task(ask())
+        await _until(lambda: gate.calls == 1, "the first count started")
+        waiting = [asyncio.create_task(ask()) for _ in range(gate.requests - 1)]
+        await gate.settle()
+        counting.cancel()  # the official closed the tab
+        gate.release.set()
+        answers = await asyncio.wait_for(asyncio.gather(*waiting), timeout=30)
+        assert counting.cancelled()
+        # One of those waiting counted instead; the others waited for it.
+        assert gate.calls == 2
+        async with db.session() as s:
+            fresh = await count_indicators(
+                session=s, group_by=group_by, filters=filters, postgresql=not db.is_sqlite
+            )
+        assert all(_counts([a]) == _counts([fresh]) for a in answers)
+    finally:
+        await db.dispose()

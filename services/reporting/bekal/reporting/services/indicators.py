@@ -7,6 +7,7 @@ together.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -411,12 +412,21 @@ _reports: WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], IndicatorReport]] 
 )
 
 
+# Counts under way, per database, by question (with its version): requests asking the same
+# question at once wait for one count instead of each making its own (dashboards opened by
+# many officials just after an event changed the projections). In this replica only.
+_counting: WeakKeyDictionary[Any, dict[tuple[Any, ...], asyncio.Future[IndicatorReport]]] = (
+    WeakKeyDictionary()
+)
+
+
 async def indicators(
     *, session: AsyncSession, group_by: list[Dimension], filters: IndicatorFilters
 ) -> IndicatorReport:
     """Counts by the requested dimensions and the totals, read from one consistent snapshot;
     the report of the same question at the same version of the projections if there is one
-    (``projections_changed``: the same version, the same projections)."""
+    (``projections_changed``: the same version, the same projections), or the one another
+    request is counting for it now."""
     postgresql = session.bind is not None and session.bind.dialect.name == "postgresql"
     if postgresql:
         # The version, the counts and data-as-of are three statements: one snapshot keeps
@@ -433,13 +443,39 @@ async def indicators(
     if kept is not None and version is not None and (report := kept.get(question)) is not None:
         kept.move_to_end(question)
         return report
-    report = await count_indicators(
-        session=session, group_by=group_by, filters=filters, postgresql=postgresql
-    )
-    if kept is not None and version is not None:
+    if engine is None or version is None:
+        return await count_indicators(
+            session=session, group_by=group_by, filters=filters, postgresql=postgresql
+        )
+    counting = _counting.setdefault(engine, {})
+    while (under_way := counting.get(question)) is not None:
+        # The same question at the same version, counted by another request right now: its
+        # report is this one's (the same version, the same projections).
+        try:
+            return await asyncio.shield(under_way)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not under_way.cancelled() or (task is not None and task.cancelling()):
+                raise
+            # That request failed or was cancelled: this one counts (or waits for the next).
+    future: asyncio.Future[IndicatorReport] = asyncio.get_running_loop().create_future()
+    counting[question] = future
+    try:
+        report = await count_indicators(
+            session=session, group_by=group_by, filters=filters, postgresql=postgresql
+        )
+    except BaseException:
+        future.cancel()
+        raise
+    else:
+        future.set_result(report)
+        assert kept is not None
         kept[question] = report
         while len(kept) > REPORTS_KEPT:
             kept.popitem(last=False)
+    finally:
+        if counting.get(question) is future:
+            del counting[question]
     return report
 
 
