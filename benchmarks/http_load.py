@@ -113,6 +113,10 @@ class Endpoint:
     requests: list[Req]
     once: bool = False  # each request may be sent only once: the run stops when all are sent
     captures: int = 16  # requests of it whose statements the ceiling replays
+    # The service keeps what a first request works out (reporting's indicators, until the
+    # projections change): one request is sent before the captured ones, so the ceiling replays
+    # what a request costs once warm, as nearly every request of the load does.
+    warm: bool = False
 
 
 @dataclass
@@ -1058,6 +1062,7 @@ async def plan_endpoints(
             "reporting",
             industry,
             [Req(get, "/api/v1/indicators?group_by=province,year")],
+            warm=True,
         ),
         Endpoint(
             "verify",
@@ -1322,6 +1327,14 @@ async def capture(run: Any, endpoints: list[Endpoint], copies: dict[str, str]) -
             # A request numbered anew each time (a new person) is captured as often as asked:
             # replaying one INSERT from every connection would queue on its unique key.
             n = ep.captures if numbered_ else min(ep.captures, len(ep.requests))
+            if ep.warm:
+                await asyncio.sleep(0.3)
+                for req in ep.requests[:n]:
+                    warming = await client.request(
+                        req.method, run.url(ep.service) + req.path, headers=ep.headers
+                    )
+                    if warming.status_code >= 300:
+                        print(f"  ceiling {ep.key}: warming {warming.status_code}", flush=True)
             for j in range(n):
                 req = ep.requests[j % len(ep.requests)]
                 number = 90_000_000 + j
