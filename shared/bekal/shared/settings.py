@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         "own connection (at most the database pool's size); SQLite, one writer at a time, "
         "always applies one",
     )
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="How long the broker may hold a consumer's fetch while it has nothing to "
+        "return. Apache Kafka answers as soon as a record arrives; Tansu holds every fetch "
+        "this long even when records arrive meanwhile, so there it is each hop's latency "
+        "(aiokafka's 500 ms made a release reach reporting, two hops, at p99 0.54 s)",
+    )
     consumer_max_attempts: int = Field(
         default=5, description="Tries of a failing handler before dead-lettering"
     )

@@ -66,6 +66,7 @@ def make_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=settings.consumer_batch_size,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         # aiokafka resets a partition without a committed offset by asking the leader it has
