@@ -7,7 +7,7 @@ once for each ``--waits`` value of ``CONSUMER_FETCH_MAX_WAIT_MS``. Prints p50, p
 longest hop of each, on the embedded broker (Tansu), a local Apache Kafka, or both.
 
     .venv/bin/python benchmarks/broker_hop.py [--broker tansu|apache-kafka|both] [--nodes 1|3]
-        [--records 60] [--every 0.137] [--waits 500,100]
+        [--records 60] [--every 0.137] [--waits 500,250,100]
 
 Tansu answers a fetch only when its wait runs out, even when records arrive meanwhile; Apache
 Kafka answers as soon as one arrives.
@@ -123,5 +123,5 @@ if __name__ == "__main__":
     add_broker_arguments(parser)
     parser.add_argument("--records", type=int, default=60)
     parser.add_argument("--every", type=float, default=0.137, help="seconds between records")
-    parser.add_argument("--waits", default="500,100", help="fetch waits to compare, in ms")
+    parser.add_argument("--waits", default="500,250,100", help="fetch waits to compare, in ms")
     asyncio.run(main(parser.parse_args()))
