@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -246,68 +246,60 @@ async def _applied(db: Database, events: list[Event]) -> None:
             await s.commit()
 
 
-async def test_requests_asking_the_same_question_at_once_wait_for_one_count(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def filled(database_url: str) -> AsyncIterator[Database]:
+    """Reporting's database on PostgreSQL, holding part of the history."""
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite begins every transaction IMMEDIATE: requests read one at a time")
     await asyncio.to_thread(upgrade, "bekal.reporting", database_url)
     db = Database(database_url)
     try:
         await _applied(db, every_kind()[:20])
-        group_by, filters = QUESTIONS[2]
-        gate = _OneCountAtATime(db, monkeypatch, requests=6)
-
-        async def ask() -> Any:
-            async with db.session() as s:
-                return await indicators(session=s, group_by=group_by, filters=filters)
-
-        asking = [asyncio.create_task(ask()) for _ in range(gate.requests)]
-        await gate.settle()
-        gate.release.set()
-        answers = await asyncio.wait_for(asyncio.gather(*asking), timeout=30)
-        assert gate.calls == 1
-        async with db.session() as s:
-            fresh = await count_indicators(
-                session=s, group_by=group_by, filters=filters, postgresql=not db.is_sqlite
-            )
-        assert all(a is answers[0] for a in answers)
-        assert _counts(answers[:1]) == _counts([fresh])
-        assert fresh.totals.enrolled > 0
+        yield db
     finally:
         await db.dispose()
+
+
+async def _ask(db: Database, question: tuple[list[Dimension], IndicatorFilters]) -> Any:
+    async with db.session() as s:
+        return await indicators(session=s, group_by=question[0], filters=question[1])
+
+
+async def _fresh(db: Database, question: tuple[list[Dimension], IndicatorFilters]) -> Any:
+    async with db.session() as s:
+        return await count_indicators(
+            session=s, group_by=question[0], filters=question[1], postgresql=not db.is_sqlite
+        )
+
+
+async def test_requests_asking_the_same_question_at_once_wait_for_one_count(
+    filled: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _OneCountAtATime(filled, monkeypatch, requests=6)
+    asking = [asyncio.create_task(_ask(filled, QUESTIONS[2])) for _ in range(gate.requests)]
+    await gate.settle()
+    gate.release.set()
+    answers = await asyncio.wait_for(asyncio.gather(*asking), timeout=30)
+    assert gate.calls == 1
+    assert all(a is answers[0] for a in answers)
+    fresh = await _fresh(filled, QUESTIONS[2])
+    assert _counts(answers[:1]) == _counts([fresh])
+    assert fresh.totals.enrolled > 0
 
 
 async def test_when_the_request_counting_is_cancelled_the_others_still_answer(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    filled: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite begins every transaction IMMEDIATE: requests read one at a time")
-    await asyncio.to_thread(upgrade, "bekal.reporting", database_url)
-    db = Database(database_url)
-    try:
-        await _applied(db, every_kind()[:20])
-        group_by, filters = QUESTIONS[1]
-        gate = _OneCountAtATime(db, monkeypatch, requests=4)
-
-        async def ask() -> Any:
-            async with db.session() as s:
-                return await indicators(session=s, group_by=group_by, filters=filters)
-
-        counting = asyncio.create_task(ask())
-        await _until(lambda: gate.calls == 1, "the first count started")
-        waiting = [asyncio.create_task(ask()) for _ in range(gate.requests - 1)]
-        await gate.settle()
-        counting.cancel()  # the official closed the tab
-        gate.release.set()
-        answers = await asyncio.wait_for(asyncio.gather(*waiting), timeout=30)
-        assert counting.cancelled()
-        # One of those waiting counted instead; the others waited for it.
-        assert gate.calls == 2
-        async with db.session() as s:
-            fresh = await count_indicators(
-                session=s, group_by=group_by, filters=filters, postgresql=not db.is_sqlite
-            )
-        assert all(_counts([a]) == _counts([fresh]) for a in answers)
-    finally:
-        await db.dispose()
+    gate = _OneCountAtATime(filled, monkeypatch, requests=4)
+    counting = asyncio.create_task(_ask(filled, QUESTIONS[1]))
+    await _until(lambda: gate.calls == 1, "the first count started")
+    waiting = [asyncio.create_task(_ask(filled, QUESTIONS[1])) for _ in range(gate.requests - 1)]
+    await gate.settle()
+    counting.cancel()  # the official closed the tab
+    gate.release.set()
+    answers = await asyncio.wait_for(asyncio.gather(*waiting), timeout=30)
+    assert counting.cancelled()
+    # One of those waiting counted instead; the others waited for it.
+    assert gate.calls == 2
+    fresh = await _fresh(filled, QUESTIONS[1])
+    assert all(_counts([a]) == _counts([fresh]) for a in answers)
