@@ -438,15 +438,15 @@ async def indicators(
         select(ProjectionVersion.version).where(ProjectionVersion.id == STATE_ROW_ID)
     )
     engine = session.bind.engine if session.bind is not None else None
-    question = (version, tuple(group_by), filters)
-    kept = _reports.setdefault(engine, OrderedDict()) if engine is not None else None
-    if kept is not None and version is not None and (report := kept.get(question)) is not None:
-        kept.move_to_end(question)
-        return report
     if engine is None or version is None:
         return await count_indicators(
             session=session, group_by=group_by, filters=filters, postgresql=postgresql
         )
+    question = (version, tuple(group_by), filters)
+    kept = _reports.setdefault(engine, OrderedDict())
+    if (report := kept.get(question)) is not None:
+        kept.move_to_end(question)
+        return report
     counting = _counting.setdefault(engine, {})
     while (under_way := counting.get(question)) is not None:
         # The same question at the same version, counted by another request right now: its
@@ -469,7 +469,6 @@ async def indicators(
         raise
     else:
         future.set_result(report)
-        assert kept is not None
         kept[question] = report
         while len(kept) > REPORTS_KEPT:
             kept.popitem(last=False)
