@@ -1,13 +1,14 @@
 """Benchmark: reporting's consumer (ConsumerRunner + reporting's handlers) on its busiest events.
 
 Publishes, one stage after the other, ``--people`` InmateShared, ``--enrolments``
-ParticipantEnrolled, as many ParticipantCompleted and a CertificateIssued for each completion,
+ParticipantEnrolled, as many ParticipantCompleted, a CertificateIssued for each completion and
+an InmateReleased for each of ``--releases`` people (as a day's import releases many at once),
 to an embedded broker, and times reporting's own ``ConsumerRunner`` (in this process, on a
 fresh PostgreSQL database) applying each stage. A stage's time runs from its first record
 sent to its last event applied (sending all of them takes a small fraction of that).
 
     .venv/bin/python benchmarks/reporting_consumer.py [--people 4000] [--enrolments 3000]
-        [--one-by-one]
+        [--releases 2000] [--one-by-one]
 
 ``--one-by-one`` removes reporting's batch handlers (``Subscriptions.on_batch``) before the run,
 so every event goes through its one-event handler: the same code without batches. To measure
@@ -46,9 +47,11 @@ from bekal.shared.events.base import Event
 from bekal.shared.events.catalogue import (
     CertificateIssued,
     CompetencyUnit,
+    InmateReleased,
     InmateShared,
     ParticipantCompleted,
     ParticipantEnrolled,
+    ReleaseKind,
     Sex,
 )
 from bekal.shared.events.envelope import to_kafka
@@ -59,7 +62,9 @@ from bekal.shared.migrations import upgrade
 from bekal.shared.settings import Settings
 
 
-def stages(people: int, enrolments: int, seed: int = 5) -> list[tuple[str, list[Event]]]:
+def stages(
+    people: int, enrolments: int, releases: int, seed: int = 5
+) -> list[tuple[str, list[Event]]]:
     rnd = random.Random(seed)
     facilities = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(50)]
     person_ids = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(people)]
@@ -129,6 +134,18 @@ def stages(people: int, enrolments: int, seed: int = 5) -> list[tuple[str, list[
         ("ParticipantEnrolled", list(enrolled)),
         ("ParticipantCompleted", list(completed)),
         ("CertificateIssued", list(certificates)),
+        (
+            "InmateReleased",
+            [
+                InmateReleased(
+                    participant_id=pid,
+                    facility_id=facilities[i % len(facilities)],
+                    release_kind=ReleaseKind.FREE,
+                    released_on=date(2025, 2, 1),
+                )
+                for i, pid in enumerate(person_ids[:releases])
+            ],
+        ),
     ]
 
 
@@ -183,7 +200,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}", flush=True)
     print(f"reporting from {Path(handlers.__file__).parent}", flush=True)
     print(f"batch handlers: {', '.join(sorted(batch_handlers)) or 'none'}", flush=True)
-    plan = stages(args.people, args.enrolments)
+    plan = stages(args.people, args.enrolments, args.releases)
     tag = run_tag()
     results: list[tuple[str, int, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bekal-reporting-consumer-") as tmp_name:
@@ -265,6 +282,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--people", type=int, default=4000, help="InmateShared events")
     parser.add_argument("--enrolments", type=int, default=3000, help="enrolments (each completed)")
+    parser.add_argument("--releases", type=int, default=2000, help="InmateReleased events")
     parser.add_argument("--one-by-one", action="store_true", help="without batch handlers")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     asyncio.run(main(parser.parse_args()))
