@@ -37,6 +37,7 @@ from bekal.shared.events.catalogue import (
     CertificateIssued,
     EnrollmentOutcome,
     EnrollmentWithdrawn,
+    InmateReleased,
     InmateShared,
     InmatesMerged,
     OutcomeCorrected,
@@ -62,6 +63,7 @@ from tests.support.factories import (
     certificate_reissued,
     enrollment_withdrawn,
     inmate_erased,
+    inmate_released,
     inmate_shared,
     inmates_merged,
     outcome_corrected,
@@ -213,6 +215,33 @@ async def test_shares_of_people_as_one_batch_leave_what_they_leave_one_by_one(tw
     assert not ids & {people.old, people.erased, people.a, people.b}
     assert _row(batch, Participant, KEY.anonymous(people.erased))[1:3] == ("M", None)
     assert _state(batch) == at(90)
+
+
+def released(person: uuid.UUID, on: date) -> InmateReleased:
+    return inmate_released(participant_id=person, released_on=on)
+
+
+async def test_releases_as_one_batch_leave_what_they_leave_one_by_one(two_databases):
+    people = People()
+    unknown = uuid.uuid4()  # released before any share of theirs arrived
+    events: list[Timed] = [
+        (released(people.kept, date(2025, 2, 1)), at(30)),
+        (released(people.old, date(2025, 2, 2)), at(31)),  # merged away: the survivor's row
+        (released(people.a, date(2025, 2, 3)), None),  # the start of a chain: its end's row
+        (released(people.erased, date(2025, 2, 4)), at(32)),  # anonymous: released, no date
+        (released(unknown, date(2025, 2, 5)), at(10)),  # older time, still applied
+        (released(unknown, date(2025, 2, 6)), at(33)),  # the same person again: the later wins
+    ]
+    batch, one_by_one = await _both_ways(two_databases, people.prelude(), events)
+
+    assert batch == one_by_one
+    assert _row(batch, Participant, people.kept)[3:5] == (date(2025, 2, 2), True)
+    assert _row(batch, Participant, people.c)[3:5] == (date(2025, 2, 3), True)
+    assert _row(batch, Participant, KEY.anonymous(people.erased))[3:5] == (None, True)
+    assert _row(batch, Participant, unknown)[1:5] == (None, None, date(2025, 2, 6), True)
+    ids = {r[0] for r in batch[Participant.__tablename__]}
+    assert not ids & {people.old, people.erased, people.a, people.b}
+    assert _state(batch) == at(33)
 
 
 def _enrolled(enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID) -> ParticipantEnrolled:

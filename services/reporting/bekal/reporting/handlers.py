@@ -1,7 +1,7 @@
 """Consumer group "reporting": every event it reads becomes an upsert into a projection.
 
-The busiest event types (shares of people, enrolment events, certificates) also have a batch
-handler: the runner gives it consecutive events of a fetched batch at once. Each one-event
+The busiest event types (shares of people, releases, enrolment events, certificates) also have
+a batch handler: the runner gives it consecutive events of a fetched batch at once. Each one-event
 handler is that batch handler applied to one event, so both follow the same rules.
 """
 
@@ -265,10 +265,17 @@ async def on_certificate_revoked(event: CertificateRevoked, ctx: HandlerContext)
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
-    await people.release_participant(
-        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    await on_inmates_released(*_one(event, ctx))
+
+
+@subscriptions.on_batch(InmateReleased)
+async def on_inmates_released(
+    items: Sequence[Delivered[InmateReleased]], ctx: BatchContext
+) -> None:
+    await people.release_participants(
+        session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
     )
-    common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    _projections_changed(items, ctx)
 
 
 @subscriptions.on(InmatesMerged)

@@ -193,19 +193,43 @@ async def identities(
     return Identities(survivors=survivors, anonymous=anonymous)
 
 
-async def release_participant(
-    *, session: AsyncSession, key: ErasureKey, event: InmateReleased
+async def release_participants(
+    *, session: AsyncSession, key: ErasureKey, events: Sequence[InmateReleased]
 ) -> None:
-    people = await identities(session=session, key=key, participant_ids={event.participant_id})
-    anonymous = people.anonymous.get(event.participant_id)
-    if anonymous is not None:
-        # Released all the same (the figures count it), without the date.
-        row = await _participant(session=session, participant_id=anonymous)
-        row.released = True
+    """Releases in order, as one by one: each person's row (the survivor's after a merge, the
+    anonymous one once erased) is marked released, with the date unless anonymous; a later
+    release of the same person in the batch wins.
+
+    Three statements read what the whole batch needs (merges, tombstones, current rows); the
+    rows are written when the transaction flushes. A day's import can release hundreds of
+    people at once, and one by one each took its own five round trips.
+    """
+    if not events:
         return
-    row = await _participant(session=session, participant_id=people.survivors[event.participant_id])
-    row.released_on = event.released_on
-    row.released = True
+    people = await identities(
+        session=session, key=key, participant_ids={e.participant_id for e in events}
+    )
+    targets = {
+        e.participant_id: people.anonymous.get(e.participant_id, people.survivors[e.participant_id])
+        for e in events
+    }
+    rows: dict[uuid.UUID, Participant] = {
+        row.id: row
+        for row in await session.scalars(
+            select(Participant).where(among(session, Participant.id, set(targets.values())))
+        )
+    }
+    for event in events:
+        target = targets[event.participant_id]
+        row = rows.get(target)
+        if row is None:
+            row = Participant(id=target, released=False)
+            session.add(row)
+            rows[target] = row
+        if event.participant_id not in people.anonymous:
+            row.released_on = event.released_on
+        # Released all the same when anonymous (the figures count it), without the date.
+        row.released = True
 
 
 async def _participant(*, session: AsyncSession, participant_id: uuid.UUID) -> Participant:
