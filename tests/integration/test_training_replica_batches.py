@@ -17,12 +17,25 @@ import pytest
 from sqlalchemy import delete, select
 
 from bekal.shared.db import Database
-from bekal.shared.events.catalogue import InmateShared, ReleaseKind, Sex
+from bekal.shared.events.catalogue import (
+    EnrollmentWithdrawn,
+    InmateReleased,
+    InmateShared,
+    ReleaseKind,
+    Sex,
+)
 from bekal.shared.events.envelope import EventMeta
-from bekal.shared.messaging.consumer import BatchContext, Delivered
+from bekal.shared.messaging.consumer import BatchContext, Delivered, HandlerContext
+from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.migrations import upgrade
-from bekal.training.handlers import on_inmates_shared
-from bekal.training.models import MergedParticipant, Participant
+from bekal.training.handlers import on_inmate_released, on_inmates_released, on_inmates_shared
+from bekal.training.models import (
+    Enrollment,
+    MergedParticipant,
+    Participant,
+    Program,
+    TrainingSession,
+)
 from bekal.training.services import replica
 from tests.support.factories import inmate_released, inmate_shared
 
@@ -174,3 +187,153 @@ async def test_shares_after_a_release_in_the_same_transaction_see_the_release(
     assert in_transaction == ("released", expected_name, expected_as_of)
     assert (stored["status"], stored["full_name"], stored["as_of"]) == in_transaction
     assert stored["release_kind"] == "parole"
+
+
+# --- releases ------------------------------------------------------------------------------
+
+SESSION = uuid.uuid4()
+SEATED, QUEUED, NEVER_ENROLLED = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+MERGED_SEATED = uuid.uuid4()  # merged away into SEATED before this batch
+
+
+def released_at(pid: uuid.UUID, on: date, hours: int) -> Delivered[InmateReleased]:
+    event = inmate_released(
+        participant_id=pid, facility_id=FACILITY, release_kind=ReleaseKind.FREE, released_on=on
+    )
+    meta = EventMeta(
+        id=str(uuid.uuid4()),
+        type=InmateReleased.event_type(),
+        source="/corrections/registry",
+        subject=str(pid),
+        time=T0 + timedelta(hours=hours),
+        traceparent=None,
+    )
+    return Delivered(event, meta)
+
+
+RELEASES = [
+    released_at(NEVER_ENROLLED, date(2024, 9, 2), 3),
+    released_at(MERGED_SEATED, date(2024, 9, 3), 4),  # routed to SEATED: seat freed, queue moves
+    released_at(EXISTING, date(2024, 9, 4), 1),  # older than the row: row kept as it is
+    released_at(QUEUED, date(2024, 9, 5), 5),  # now seated (moved up): withdrawn in turn
+    released_at(SEATED, date(2024, 9, 6), 6),  # again, nothing live left: nothing published
+    released_at(uuid.uuid4(), date(2024, 9, 7), 7),  # not in the replica at all
+]
+
+
+async def _seed_course(db: Database) -> None:
+    """The replica of ``_seed`` plus three people and a running session of one seat: SEATED
+    holds it, QUEUED waits for it."""
+    await _seed(db)
+    async with db.session() as s:
+        for table in (OutboxMessage, Enrollment, TrainingSession, Program):
+            await s.execute(delete(table))
+        for pid in (SEATED, QUEUED, NEVER_ENROLLED):
+            s.add(
+                Participant(
+                    id=pid,
+                    full_name="Peserta",
+                    sex="F",
+                    birth_year=1990,
+                    facility_id=FACILITY,
+                    status="in_custody",
+                    admission_date=date(2023, 1, 5),
+                    as_of=T0,
+                )
+            )
+        s.add(MergedParticipant(id=MERGED_SEATED, surviving_id=SEATED, merged_on=date(2024, 8, 2)))
+        program = Program(
+            code="WUB-BATIK",
+            title="Batik",
+            sector="batik",
+            days=5,
+            hours=40,
+            min_attendance_share=0.8,
+            competency_units=[{"code": "BTK-01", "title": "Membatik"}],
+        )
+        s.add(program)
+        await s.flush()
+        s.add(
+            TrainingSession(
+                id=SESSION,
+                program_id=program.id,
+                program_version=1,
+                program_code=program.code,
+                program_title=program.title,
+                sector=program.sector,
+                hours=40,
+                min_attendance_share=0.8,
+                competency_units=program.competency_units,
+                facility_id=FACILITY,
+                start_date=date(2024, 9, 2),
+                end_date=date(2024, 9, 6),
+                capacity=1,
+                status="running",
+                instructors=[],
+            )
+        )
+        await s.flush()
+        for pid, status, minutes in ((SEATED, "enrolled", 0), (QUEUED, "waitlisted", 1)):
+            s.add(
+                Enrollment(
+                    session_id=SESSION,
+                    participant_id=pid,
+                    status=status,
+                    enrolled_on=date(2024, 8, 20),
+                    created_at=T0 + timedelta(minutes=minutes),
+                )
+            )
+        await s.commit()
+
+
+async def _course(db: Database) -> tuple[dict[uuid.UUID, dict[str, Any]], list[Any], list[str]]:
+    """The replica, each enrolment (who, status, reason, on), the types of the events published
+    in order."""
+    async with db.session() as s:
+        enrolments = sorted(
+            (
+                (e.participant_id, e.status, e.withdrawal_reason, e.withdrawn_on)
+                for e in await s.scalars(select(Enrollment))
+            ),
+            key=str,
+        )
+        published = list(
+            await s.scalars(select(OutboxMessage.event_type).order_by(OutboxMessage.seq))
+        )
+    return await _replica(db), enrolments, published
+
+
+async def test_a_batch_of_releases_leaves_what_one_by_one_would(database_url: str):
+    await asyncio.to_thread(upgrade, "bekal.training", database_url)
+    db = Database(database_url)
+    try:
+        await _seed_course(db)
+        async with db.session() as s:
+            await on_inmates_released(RELEASES, BatchContext(s))
+            await s.commit()
+        together = await _course(db)
+
+        await _seed_course(db)
+        for item in RELEASES:
+            async with db.session() as s:
+                await on_inmate_released(item.event, HandlerContext(session=s, meta=item.meta))
+                await s.commit()
+        one_by_one = await _course(db)
+    finally:
+        await db.dispose()
+
+    assert together == one_by_one
+    replica_rows, enrolments, published = together
+    assert replica_rows[SEATED]["released_on"] == date(2024, 9, 6)
+    assert replica_rows[QUEUED]["status"] == "released"
+    assert replica_rows[NEVER_ENROLLED]["released_on"] == date(2024, 9, 2)
+    assert replica_rows[EXISTING]["status"] == "in_custody"  # the older release lost
+    assert MERGED_SEATED not in replica_rows
+    assert enrolments == sorted(
+        [
+            (SEATED, "withdrawn", "released", date(2024, 9, 3)),
+            (QUEUED, "withdrawn", "released", date(2024, 9, 5)),
+        ],
+        key=str,
+    )
+    assert published.count(EnrollmentWithdrawn.event_type()) == 2

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared.db import checkpoint_after_commit, utcnow
 from bekal.shared.events.catalogue import (
@@ -52,11 +53,22 @@ async def _routed(event: PersonEvent, ctx: HandlerContext) -> PersonEvent:
     re-sent event can still name the old id; it concerns the same person, now kept under the
     surviving id, and must not bring the old record back.
     """
-    survivor = await merges.surviving_id(session=ctx.session, participant_id=event.participant_id)
-    if survivor is None:
-        return event
-    log.info("event_routed_to_surviving_participant", event_type=type(event).__name__)
-    return event.model_copy(update={"participant_id": survivor})
+    return (await _all_routed([event], ctx.session))[0]
+
+
+async def _all_routed(events: Sequence[PersonEvent], session: AsyncSession) -> list[PersonEvent]:
+    """``_routed`` for a batch's events, their survivors read at once."""
+    survivors = await merges.surviving_ids(
+        session=session, participant_ids={event.participant_id for event in events}
+    )
+    routed = []
+    for event in events:
+        survivor = survivors.get(event.participant_id)
+        if survivor is not None:
+            log.info("event_routed_to_surviving_participant", event_type=type(event).__name__)
+            event = event.model_copy(update={"participant_id": survivor})
+        routed.append(event)
+    return routed
 
 
 @subscriptions.on(FacilityRegistered, FacilityUpdated)
@@ -81,12 +93,19 @@ async def on_inmates_shared(items: Sequence[Delivered[InmateShared]], ctx: Batch
 
 @subscriptions.on(InmateReleased)
 async def on_inmate_released(event: InmateReleased, ctx: HandlerContext) -> None:
-    event = await _routed(event, ctx)
-    withdrawn = await replica.apply_inmate_released(
-        session=ctx.session, event=event, as_of=ctx.meta.time
-    )
-    if withdrawn:
-        log.info("enrollments_withdrawn", reason="released", count=len(withdrawn))
+    await on_inmates_released([Delivered(event, ctx.meta)], BatchContext(ctx.session))
+
+
+@subscriptions.on_batch(InmateReleased)
+async def on_inmates_released(
+    items: Sequence[Delivered[InmateReleased]], ctx: BatchContext
+) -> None:
+    routed = await _all_routed([item.event for item in items], ctx.session)
+    events = [(event, item.meta.time) for event, item in zip(routed, items, strict=True)]
+    endings = await replica.apply_inmates_released(session=ctx.session, events=events)
+    for withdrawn in endings:
+        if withdrawn:
+            log.info("enrollments_withdrawn", reason="released", count=len(withdrawn))
 
 
 @subscriptions.on(InmateTransferred)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import date
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bekal.shared.db import utcnow
+from bekal.shared.db import among, utcnow
 from bekal.shared.events.catalogue import (
     EnrollmentWithdrawn,
     InmatesMerged,
@@ -39,14 +40,43 @@ from bekal.training.services.withdrawals import promote_waitlisted
 
 async def surviving_id(*, session: AsyncSession, participant_id: uuid.UUID) -> uuid.UUID | None:
     """The id a merged-away participant id now lives under; None if it was never merged."""
-    seen: set[uuid.UUID] = set()
-    current = participant_id
-    while (tomb := await session.get(MergedParticipant, current)) is not None:
-        if tomb.surviving_id in seen:  # pragma: no cover - the registry never merges in a loop
-            break
-        seen.add(current)
-        current = tomb.surviving_id
-    return current if current != participant_id else None
+    return (await surviving_ids(session=session, participant_ids=[participant_id])).get(
+        participant_id
+    )
+
+
+async def surviving_ids(
+    *, session: AsyncSession, participant_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """``surviving_id`` of many ids at once, one statement per step of the longest chain: the
+    merged-away ids among them, each with the id it now lives under."""
+    links: dict[uuid.UUID, uuid.UUID] = {}
+    looked_up: set[uuid.UUID] = set()
+    frontier = set(participant_ids)
+    while frontier:
+        looked_up |= frontier
+        found = {
+            old: surviving
+            for old, surviving in await session.execute(
+                select(MergedParticipant.id, MergedParticipant.surviving_id).where(
+                    among(session, MergedParticipant.id, frontier)
+                )
+            )
+        }
+        links.update(found)
+        frontier = set(found.values()) - looked_up
+    survivors: dict[uuid.UUID, uuid.UUID] = {}
+    for participant_id in participant_ids:
+        seen: set[uuid.UUID] = set()
+        current = participant_id
+        while (surviving := links.get(current)) is not None:
+            if surviving in seen:  # pragma: no cover - the registry never merges in a loop
+                break
+            seen.add(current)
+            current = surviving
+        if current != participant_id:
+            survivors[participant_id] = current
+    return survivors
 
 
 # Who folded attendance in when a registry merge found one person twice in one session.

@@ -32,12 +32,14 @@ from bekal.shared.pagination import Page, paginate
 from bekal.shared.problems import NotFound
 from bekal.training.domain import ParticipantStatus
 from bekal.training.models import (
+    Enrollment,
     Facility,
     MergedParticipant,
     Participant,
     ParticipantAbsence,
     ParticipantReturn,
 )
+from bekal.training.services.common import LIVE_STATUSES
 from bekal.training.services.withdrawals import withdraw_from_open_sessions
 
 
@@ -140,19 +142,59 @@ async def apply_inmates_shared(
 async def apply_inmate_released(
     *, session: AsyncSession, event: InmateReleased, as_of: datetime | None
 ) -> list[EnrollmentWithdrawn]:
-    row = await session.get(Participant, event.participant_id)
-    if row is not None and not _is_stale(row.as_of, as_of):
-        row.status = ParticipantStatus.RELEASED.value
-        row.released_on = event.released_on
-        row.release_kind = event.release_kind.value
-        row.as_of = as_of or row.as_of
-        row.updated_at = utcnow()
-    return await withdraw_from_open_sessions(
-        session=session,
-        participant_id=event.participant_id,
-        reason=WithdrawalReason.RELEASED,
-        on=event.released_on,
+    return (await apply_inmates_released(session=session, events=[(event, as_of)]))[0]
+
+
+async def apply_inmates_released(
+    *, session: AsyncSession, events: Sequence[tuple[InmateReleased, datetime | None]]
+) -> list[list[EnrollmentWithdrawn]]:
+    """Releases in order, as one by one (each event with its time): the replica row takes the
+    release unless it reflects a later event; the person's live enrolments end (each ending
+    published, the queue moving up). Returns each event's endings.
+
+    Two statements read what the batch needs: the rows, and who has a live enrolment. Only
+    those go through the withdrawal, which locks their sessions; most people a day's import
+    releases were never on a course.
+    """
+    ids = {event.participant_id for event, _ in events}
+    rows = {
+        row.id: row
+        for row in await session.scalars(
+            select(Participant).where(among(session, Participant.id, ids))
+        )
+    }
+    enrolled = set(
+        await session.scalars(
+            select(Enrollment.participant_id)
+            .where(
+                among(session, Enrollment.participant_id, ids),
+                Enrollment.status.in_(LIVE_STATUSES),
+            )
+            .distinct()
+        )
     )
+    endings: list[list[EnrollmentWithdrawn]] = []
+    for event, as_of in events:
+        row = rows.get(event.participant_id)
+        if row is not None and not _is_stale(row.as_of, as_of):
+            row.status = ParticipantStatus.RELEASED.value
+            row.released_on = event.released_on
+            row.release_kind = event.release_kind.value
+            row.as_of = as_of or row.as_of
+            row.updated_at = utcnow()
+        # Ending enrolments only ends them and moves queues up (waiting to enrolled): no one
+        # outside ``enrolled`` gains a live enrolment within the batch.
+        endings.append(
+            await withdraw_from_open_sessions(
+                session=session,
+                participant_id=event.participant_id,
+                reason=WithdrawalReason.RELEASED,
+                on=event.released_on,
+            )
+            if event.participant_id in enrolled
+            else []
+        )
+    return endings
 
 
 async def apply_inmate_transferred(
