@@ -344,3 +344,97 @@ async def gather_limited(
 
 def mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+# --- where the CPU went ---------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class CpuSampler:
+    """CPU time of the run's processes, by group, sampled every ``every`` seconds from
+    ``/proc``: each service (its pid), PostgreSQL's server processes of each service's database
+    (their command line names the database), the broker's processes and this benchmark.
+
+    ``cores(start, end)`` is a group's CPU time over a window of wall-clock time (``time.time``)
+    divided by its length: 1.0 is one core busy throughout. A process that ended keeps the time
+    it had used. On a machine without ``/proc`` nothing is sampled and every window is empty.
+    """
+
+    def __init__(
+        self, services: dict[str, int], databases: dict[str, str], *, every: float = 0.5
+    ) -> None:
+        self.services = {pid: f"{name}" for name, pid in services.items()}
+        self.databases = {db: f"postgres ({name})" for name, db in databases.items()}
+        self.every = every
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._used: dict[int, tuple[str, int]] = {}  # pid -> (group, ticks at last sight)
+        self._task: asyncio.Task[None] | None = None
+
+    def _group(self, pid: int) -> str | None:
+        if pid in self.services:
+            return self.services[pid]
+        if pid == os.getpid():
+            return "benchmark"
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return None
+        if command.startswith("postgres:"):
+            return next((g for db, g in self.databases.items() if f" {db} " in command), None)
+        if "tansu" in command or "kafka.Kafka" in command:
+            return "broker"
+        return None
+
+    def sample(self) -> None:
+        proc = Path("/proc")
+        if not proc.exists():
+            return
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            known = self._used.get(pid)
+            group = known[0] if known else self._group(pid)
+            if group is None:
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            self._used[pid] = (group, int(fields[11]) + int(fields[12]))  # utime + stime
+        total: dict[str, float] = {}
+        for group, ticks in self._used.values():
+            total[group] = total.get(group, 0.0) + ticks / _TICKS
+        self.samples.append((time.time(), total))
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        self.sample()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def _at(self, when: float) -> tuple[float, dict[str, float]]:
+        """The sample nearest to ``when``."""
+        return min(self.samples, key=lambda s: abs(s[0] - when))
+
+    def cores(self, start: float, end: float) -> dict[str, float]:
+        """Each group's cores over the window, busiest first (empty if not sampled)."""
+        if not self.samples or end <= start:
+            return {}
+        (t0, first), (t1, last) = self._at(start), self._at(end)
+        if t1 <= t0:
+            return {}
+        used = {g: (last.get(g, 0.0) - first.get(g, 0.0)) / (t1 - t0) for g in last}
+        return dict(sorted(used.items(), key=lambda kv: -kv[1]))

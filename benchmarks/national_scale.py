@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import random
 import sys
 import tempfile
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pipeline
 from harness import (
+    CpuSampler,
     Running,
     add_broker_arguments,
     brokers_wanted,
@@ -86,13 +88,43 @@ CONSENT_SHARE = 0.3
 FIRST_START = date(2025, 1, 6)
 
 results: list[tuple[str, int, str, float, str]] = []  # stage, count, unit, per second, note
+cpu_rows: list[tuple[str, float, str]] = []  # stage, cores in all, the busiest processes
+cpu: CpuSampler | None = None  # while the flow runs
 
 
-def record(stage: str, count: int, seconds: float, unit: str, note: str = "") -> float:
+def record(
+    stage: str,
+    count: int,
+    seconds: float,
+    unit: str,
+    note: str = "",
+    *,
+    window: tuple[datetime | None, datetime | None] | None = None,
+) -> float:
+    """A stage's rate; with the CPU sampler running, also the cores each process used in it:
+    over ``window`` (its first and last row), or the ``seconds`` that just ended."""
     rate = count / seconds if seconds > 0 else float("nan")
     results.append((stage, count, unit, rate, note))
-    print(f"  {stage}: {count:,} {unit} in {seconds:.1f} s = {rate:,.0f}/s {note}", flush=True)
+    used = ""
+    if cpu is not None:
+        if window is None:
+            end = time.time()
+            start, end = end - seconds, end
+        else:
+            first, last = window
+            start, end = (first.timestamp(), last.timestamp()) if first and last else (0.0, 0.0)
+        cores = cpu.cores(start, end)
+        if cores:
+            cpu_rows.append((stage, sum(cores.values()), _busiest(cores)))
+            used = f" (cores: {sum(cores.values()):.2f})"
+    line = f"  {stage}: {count:,} {unit} in {seconds:.1f} s = {rate:,.0f}/s {note}{used}"
+    print(line, flush=True)
     return rate
+
+
+def _busiest(cores: dict[str, float], n: int = 6) -> str:
+    busiest = list(cores.items())[:n]
+    return ", ".join(f"{group} {used:.2f}" for group, used in busiest if used >= 0.01)
 
 
 def span(first: datetime | None, last: datetime | None) -> float:
@@ -218,6 +250,9 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
     n_followups = max(20, round(5000 * args.scale))
     conc = args.concurrency
     out: dict[str, Any] = {}
+    global cpu
+    cpu = CpuSampler({s: p.pid for s, p in run.platform.processes.items()}, run.databases)
+    cpu.start()
     try:
         # 1. Facilities (registry) -> training and reporting replicas.
         print(f"facilities: {n_facilities}", flush=True)
@@ -288,7 +323,11 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
         created_at = datetime.fromisoformat(job["created_at"])
         finished_at = datetime.fromisoformat(job["finished_at"])
         record(
-            "inmates imported (bulk, HTTP job)", n_inmates, span(created_at, finished_at), "rows"
+            "inmates imported (bulk, HTTP job)",
+            n_inmates,
+            span(created_at, finished_at),
+            "rows",
+            window=(created_at, finished_at),
         )
 
         shared_type = InmateShared.event_type()
@@ -317,13 +356,24 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
             span(row[1], row[2]),
             "events",
             f"(p99 wait in the outbox {waited:.1f} s)",
+            window=(row[1], row[2]),
         )
         for service in ("training", "reporting"):
             n, first, last = await inbox_span(dsn[service], shared_type)
-            record(f"InmateShared applied ({service} consumer)", n, span(first, last), "events")
+            record(
+                f"InmateShared applied ({service} consumer)",
+                n,
+                span(first, last),
+                "events",
+                window=(first, last),
+            )
         n, _, last = await inbox_span(dsn["reporting"], shared_type)
         record(
-            "InmateShared, import start -> last in reporting", n, span(created_at, last), "events"
+            "InmateShared, import start -> last in reporting",
+            n,
+            span(created_at, last),
+            "events",
+            window=(created_at, last),
         )
         out["consenting"] = consenting
 
@@ -424,7 +474,13 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
 
         waited = await wait_for("enrolments in reporting", reporting_has_enrolments, within=7200)
         n, first, last = await inbox_span(dsn["reporting"], enrolled_type)
-        record("ParticipantEnrolled applied (reporting)", n, span(first, last), "events")
+        record(
+            "ParticipantEnrolled applied (reporting)",
+            n,
+            span(first, last),
+            "events",
+            window=(first, last),
+        )
 
         started = time.perf_counter()
         await gather_limited(
@@ -530,9 +586,21 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
 
         await wait_for("certificates in reporting", certified_everywhere, within=7200, every=1)
         n, first, last = await inbox_span(dsn["certification"], completed_type)
-        record("certificates issued (certification consumer)", n, span(first, last), "events")
+        record(
+            "certificates issued (certification consumer)",
+            n,
+            span(first, last),
+            "events",
+            window=(first, last),
+        )
         n, first, last = await inbox_span(dsn["reporting"], issued_type)
-        record("CertificateIssued applied (reporting)", n, span(first, last), "events")
+        record(
+            "CertificateIssued applied (reporting)",
+            n,
+            span(first, last),
+            "events",
+            window=(first, last),
+        )
         out["completed"] = n_pass
 
         # 7. Graduates released, then followed up three months later.
@@ -629,6 +697,8 @@ async def national_flow(run: Running, args: argparse.Namespace, tmp: Path) -> di
         }
         return out
     finally:
+        await cpu.stop()
+        cpu = None
         await api.close()
 
 
@@ -754,6 +824,7 @@ async def main(args: argparse.Namespace) -> None:
         extra = {"OUTBOX_POLL_INTERVAL_SECONDS": "0.5"}
         for kind in brokers_wanted(args):
             results.clear()
+            cpu_rows.clear()
             root = tmp / kind
             with started_broker(kind, root / "broker", nodes=args.nodes) as broker:
                 name = label(broker)
@@ -769,6 +840,7 @@ async def main(args: argparse.Namespace) -> None:
                     rates = await ceiling(run, args)
             runs[name] = {
                 "results": list(results),
+                "cpu": list(cpu_rows),
                 "flow": flow,
                 "flow_seconds": flow_seconds,
                 "rates": rates,
@@ -795,6 +867,11 @@ def print_run(name: str, got: dict[str, Any]) -> None:
         print(f"the national flow took {got['flow_seconds'] / 60:.1f} min")
         print()
     print(table(["stage", "count", "unit", "per second", "note"], got["results"]))
+    if got["cpu"]:
+        print()
+        print(f"CPU during each stage, in cores ({os.cpu_count()} on this machine), by process:")
+        print()
+        print(table(["stage", "cores in all", "the busiest"], got["cpu"]))
     lag = flow.get("lag")
     if lag:
         print()

@@ -203,3 +203,37 @@ def test_the_ceiling_leaves_out_the_relays_poll_but_not_a_request_that_sets_its_
     assert not http_load.relay_only(tx("SET LOCAL jit = off", "SELECT province FROM facilities"))
     enrol = "INSERT INTO enrollments (id) VALUES ($1)"
     assert not http_load.relay_only(tx(enrol, "INSERT INTO outbox (seq) VALUES ($1)"))
+
+
+def test_the_cpu_sampler_counts_a_busy_process_and_not_a_sleeping_one() -> None:
+    """A child that burns 0.6 s of CPU (by its own clock, however loaded the machine) and one
+    that sleeps: the sampler's window over them shows the first's time and not the second's."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from harness import CpuSampler
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this machine")  # the sampler then reports nothing, by design
+    burn = "import time\nwhile time.process_time() < 0.6: pass\ntime.sleep(0.3)"
+    busy = subprocess.Popen([sys.executable, "-c", burn])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+
+    async def sampled() -> tuple[dict[str, float], float]:
+        sampler = CpuSampler({"busy": busy.pid, "idle": idle.pid}, {}, every=0.05)
+        sampler.start()
+        started = sampler.samples[0][0]
+        await asyncio.to_thread(busy.wait)
+        await asyncio.sleep(0.1)
+        await sampler.stop()
+        ended = sampler.samples[-1][0]
+        return sampler.cores(started, ended), ended - started
+
+    try:
+        cores, seconds = asyncio.run(sampled())
+    finally:
+        idle.kill()
+        busy.kill()
+    assert cores["busy"] * seconds >= 0.5  # CPU seconds seen, of the 0.6 it used
+    assert cores["idle"] * seconds < 0.2  # start-up only
+    assert cores["busy"] > cores["idle"]
