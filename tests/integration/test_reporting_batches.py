@@ -37,6 +37,7 @@ from bekal.shared.events.catalogue import (
     CertificateIssued,
     EnrollmentOutcome,
     EnrollmentWithdrawn,
+    FollowUpSituation,
     InmateReleased,
     InmateShared,
     InmatesMerged,
@@ -62,6 +63,7 @@ from tests.support.factories import (
     certificate_issued,
     certificate_reissued,
     enrollment_withdrawn,
+    follow_up_recorded,
     inmate_erased,
     inmate_released,
     inmate_shared,
@@ -248,6 +250,61 @@ def _enrolled(enrolment: uuid.UUID, session: uuid.UUID, person: uuid.UUID) -> Pa
     return participant_enrolled(
         session, person, enrollment_id=enrolment, enrolled_on=date(2025, 2, 3)
     )
+
+
+def _follow_up(enrolment: ParticipantEnrolled, months: int, on: date, situation: str) -> Any:
+    return follow_up_recorded(
+        enrolment,
+        checkpoint_months=months,
+        recorded_on=on,
+        situation=FollowUpSituation(situation),
+    )
+
+
+async def test_follow_ups_as_one_batch_leave_what_they_leave_one_by_one(two_databases):
+    people = People()
+    s = uuid.uuid4()
+    known = _enrolled(uuid.uuid4(), s, people.kept)
+    unknown_merged = _enrolled(uuid.uuid4(), s, people.a)  # not seen yet; its person merged
+    unknown_erased = _enrolled(uuid.uuid4(), s, people.erased)  # not seen yet; person erased
+    prelude = [*people.prelude(), (known, at(8))]
+    events: list[Timed] = [
+        (_follow_up(known, 3, date(2025, 5, 1), "employed_by_ikm"), at(20)),
+        (_follow_up(known, 6, date(2025, 8, 1), "business_started_with_nib"), at(21)),
+        (
+            _follow_up(known, 3, date(2025, 9, 1), "not_working"),
+            None,
+        ),  # earlier checkpoint: kept out
+        (_follow_up(unknown_merged, 3, date(2025, 5, 2), "not_working"), at(9)),
+        (_follow_up(unknown_merged, 3, date(2025, 5, 9), "unreachable"), at(22)),  # later: wins
+        (_follow_up(unknown_erased, 12, date(2026, 2, 1), "employed_by_ikm"), at(23)),
+    ]
+    batch, one_by_one = await _both_ways(two_databases, prelude, events)
+
+    assert batch == one_by_one
+    columns = list(Enrollment.__table__.columns.keys())
+
+    def follow_up(enrolment: ParticipantEnrolled) -> tuple[Any, ...]:
+        row = _row(batch, Enrollment, enrolment.enrollment_id)
+        return tuple(
+            row[columns.index(c)]
+            for c in (
+                "participant_id",
+                "follow_up_situation",
+                "follow_up_checkpoint",
+                "follow_up_on",
+            )
+        )
+
+    assert follow_up(known) == (people.kept, "business_started_with_nib", 6, date(2025, 8, 1))
+    assert follow_up(unknown_merged) == (people.c, "unreachable", 3, date(2025, 5, 9))
+    assert follow_up(unknown_erased) == (
+        KEY.anonymous(people.erased),
+        "employed_by_ikm",
+        12,
+        date(2026, 2, 1),
+    )
+    assert _state(batch) == at(23)
 
 
 def _completed(

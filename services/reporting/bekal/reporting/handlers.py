@@ -1,8 +1,9 @@
 """Consumer group "reporting": every event it reads becomes an upsert into a projection.
 
-The busiest event types (shares of people, releases, enrolment events, certificates) also have
-a batch handler: the runner gives it consecutive events of a fetched batch at once. Each one-event
-handler is that batch handler applied to one event, so both follow the same rules.
+The busiest event types (shares of people, releases, enrolment events, certificates,
+follow-ups) also have a batch handler: the runner gives it consecutive events of a fetched batch
+at once. Each one-event handler is that batch handler applied to one event, so both follow the
+same rules.
 """
 
 from __future__ import annotations
@@ -234,10 +235,17 @@ async def on_readiness_recorded(event: ReadinessRecorded, ctx: HandlerContext) -
 
 @subscriptions.on(FollowUpRecorded)
 async def on_follow_up_recorded(event: FollowUpRecorded, ctx: HandlerContext) -> None:
-    await projections.record_follow_up(
-        session=ctx.session, key=people.key_of(ctx.resources), event=event
+    await on_follow_ups_recorded(*_one(event, ctx))
+
+
+@subscriptions.on_batch(FollowUpRecorded)
+async def on_follow_ups_recorded(
+    items: Sequence[Delivered[FollowUpRecorded]], ctx: BatchContext
+) -> None:
+    await projections.record_follow_ups(
+        session=ctx.session, key=people.key_of(ctx.resources), events=[item.event for item in items]
     )
-    common.projections_changed(session=ctx.session, at=ctx.meta.time)
+    _projections_changed(items, ctx)
 
 
 @subscriptions.on(CertificateIssued, CertificateReissued)

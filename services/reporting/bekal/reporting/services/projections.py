@@ -272,29 +272,40 @@ async def record_revocation(*, session: AsyncSession, event: CertificateRevoked)
     )
 
 
-async def record_follow_up(
-    *, session: AsyncSession, key: ErasureKey, event: FollowUpRecorded
+async def record_follow_ups(
+    *, session: AsyncSession, key: ErasureKey, events: Sequence[FollowUpRecorded]
 ) -> None:
-    """Keep the latest follow-up (later checkpoint, then later date): the graduate's situation."""
-    row = await session.get(Enrollment, event.enrollment_id)
-    if row is None:  # the enrolment's own events come first on its partition; guard anyway
-        await record_enrollment(
-            session=session,
-            key=key,
-            enrollment_id=event.enrollment_id,
-            session_id=event.session_id,
-            participant_id=event.participant_id,
-            status=EnrollmentStatus.ENROLLED,
+    """Keep each enrolment's latest follow-up (later checkpoint, then later date): the
+    graduate's situation. In order, as one by one; one statement reads the batch's enrolments
+    (a field officer's day of follow-ups arrives together)."""
+    ids = {event.enrollment_id for event in events}
+    rows = {
+        row.id: row
+        for row in await session.scalars(
+            select(Enrollment).where(among(session, Enrollment.id, ids))
         )
-        row = await session.get(Enrollment, event.enrollment_id)
-        assert row is not None
-    if is_later_follow_up(
-        (event.checkpoint_months, event.recorded_on),
-        (row.follow_up_checkpoint, row.follow_up_on),
-    ):
-        row.follow_up_situation = event.situation.value
-        row.follow_up_checkpoint = event.checkpoint_months
-        row.follow_up_on = event.recorded_on
+    }
+    for event in events:
+        row = rows.get(event.enrollment_id)
+        if row is None:  # the enrolment's own events come first on its partition; guard anyway
+            await record_enrollment(
+                session=session,
+                key=key,
+                enrollment_id=event.enrollment_id,
+                session_id=event.session_id,
+                participant_id=event.participant_id,
+                status=EnrollmentStatus.ENROLLED,
+            )
+            row = await session.get(Enrollment, event.enrollment_id)
+            assert row is not None
+            rows[row.id] = row
+        if is_later_follow_up(
+            (event.checkpoint_months, event.recorded_on),
+            (row.follow_up_checkpoint, row.follow_up_on),
+        ):
+            row.follow_up_situation = event.situation.value
+            row.follow_up_checkpoint = event.checkpoint_months
+            row.follow_up_on = event.recorded_on
 
 
 async def record_readiness(
