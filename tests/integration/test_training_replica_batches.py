@@ -164,8 +164,8 @@ async def test_shares_after_a_release_in_the_same_transaction_see_the_release(
     try:
         await _seed(db)
         async with db.session() as s:
-            await replica.apply_inmate_released(
-                session=s, event=release, as_of=T0 + timedelta(hours=3)
+            await replica.apply_inmates_released(
+                session=s, events=[(release, T0 + timedelta(hours=3))]
             )
             held = await s.get(Participant, EXISTING)  # a row the transaction keeps hold of
             await on_inmates_shared(

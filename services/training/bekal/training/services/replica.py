@@ -139,12 +139,6 @@ async def apply_inmates_shared(
     return ignored
 
 
-async def apply_inmate_released(
-    *, session: AsyncSession, event: InmateReleased, as_of: datetime | None
-) -> list[EnrollmentWithdrawn]:
-    return (await apply_inmates_released(session=session, events=[(event, as_of)]))[0]
-
-
 async def apply_inmates_released(
     *, session: AsyncSession, events: Sequence[tuple[InmateReleased, datetime | None]]
 ) -> list[list[EnrollmentWithdrawn]]:
