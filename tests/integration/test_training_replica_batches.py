@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import delete, select
@@ -25,10 +26,10 @@ from bekal.shared.events.catalogue import (
     Sex,
 )
 from bekal.shared.events.envelope import EventMeta
-from bekal.shared.messaging.consumer import BatchContext, Delivered, HandlerContext
+from bekal.shared.messaging.consumer import BatchContext, Delivered
 from bekal.shared.messaging.models import OutboxMessage
 from bekal.shared.migrations import upgrade
-from bekal.training.handlers import on_inmate_released, on_inmates_released, on_inmates_shared
+from bekal.training.handlers import on_inmates_released, on_inmates_shared
 from bekal.training.models import (
     Enrollment,
     MergedParticipant,
@@ -40,6 +41,8 @@ from bekal.training.services import replica
 from tests.support.factories import inmate_released, inmate_shared
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
 
 T0 = datetime(2024, 9, 1, 8, 0, tzinfo=UTC)
 FACILITY = uuid.uuid4()
@@ -116,24 +119,35 @@ async def _replica(db: Database) -> dict[uuid.UUID, dict[str, Any]]:
         }
 
 
-async def test_a_batch_of_shares_leaves_the_replica_as_one_by_one_would(database_url: str):
+async def _as_one_batch_and_one_by_one(
+    database_url: str,
+    seed: Callable[[Database], Awaitable[None]],
+    handler: Callable[[Sequence[Delivered[Any]], BatchContext], Awaitable[None]],
+    items: Sequence[Delivered[Any]],
+    read: Callable[[Database], Awaitable[T]],
+) -> tuple[T, T]:
+    """What ``read`` finds after ``items`` went through the batch handler as one batch, and
+    then (seeded again) as batches of one, a transaction each, as the one-event handler does."""
     await asyncio.to_thread(upgrade, "bekal.training", database_url)
     db = Database(database_url)
+    found: list[T] = []
     try:
-        await _seed(db)
-        async with db.session() as s:
-            await on_inmates_shared(BATCH, BatchContext(s))
-            await s.commit()
-        together = await _replica(db)
-
-        await _seed(db)
-        for item in BATCH:
-            async with db.session() as s:
-                await on_inmates_shared([item], BatchContext(s))
-                await s.commit()
-        one_by_one = await _replica(db)
+        for batches in ([items], [[item] for item in items]):
+            await seed(db)
+            for batch in batches:
+                async with db.session() as s:
+                    await handler(batch, BatchContext(s))
+                    await s.commit()
+            found.append(await read(db))
     finally:
         await db.dispose()
+    return found[0], found[1]
+
+
+async def test_a_batch_of_shares_leaves_the_replica_as_one_by_one_would(database_url: str):
+    together, one_by_one = await _as_one_batch_and_one_by_one(
+        database_url, _seed, on_inmates_shared, BATCH, _replica
+    )
 
     assert together == one_by_one
     assert set(together) == {EXISTING, NEW, LATE}  # the merged-away id never came back
@@ -304,23 +318,9 @@ async def _course(db: Database) -> tuple[dict[uuid.UUID, dict[str, Any]], list[A
 
 
 async def test_a_batch_of_releases_leaves_what_one_by_one_would(database_url: str):
-    await asyncio.to_thread(upgrade, "bekal.training", database_url)
-    db = Database(database_url)
-    try:
-        await _seed_course(db)
-        async with db.session() as s:
-            await on_inmates_released(RELEASES, BatchContext(s))
-            await s.commit()
-        together = await _course(db)
-
-        await _seed_course(db)
-        for item in RELEASES:
-            async with db.session() as s:
-                await on_inmate_released(item.event, HandlerContext(session=s, meta=item.meta))
-                await s.commit()
-        one_by_one = await _course(db)
-    finally:
-        await db.dispose()
+    together, one_by_one = await _as_one_batch_and_one_by_one(
+        database_url, _seed_course, on_inmates_released, RELEASES, _course
+    )
 
     assert together == one_by_one
     replica_rows, enrolments, published = together

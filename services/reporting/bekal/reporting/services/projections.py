@@ -287,18 +287,10 @@ async def record_follow_ups(
     }
     for event in events:
         row = rows.get(event.enrollment_id)
-        if row is None:  # the enrolment's own events come first on its partition; guard anyway
-            await record_enrollment(
-                session=session,
-                key=key,
-                enrollment_id=event.enrollment_id,
-                session_id=event.session_id,
-                participant_id=event.participant_id,
-                status=EnrollmentStatus.ENROLLED,
+        if row is None:
+            row = rows[event.enrollment_id] = await _enrollment_row(
+                session=session, key=key, event=event
             )
-            row = await session.get(Enrollment, event.enrollment_id)
-            assert row is not None
-            rows[row.id] = row
         if is_later_follow_up(
             (event.checkpoint_months, event.recorded_on),
             (row.follow_up_checkpoint, row.follow_up_on),
@@ -308,10 +300,11 @@ async def record_follow_ups(
             row.follow_up_on = event.recorded_on
 
 
-async def record_readiness(
-    *, session: AsyncSession, key: ErasureKey, event: ReadinessRecorded
-) -> None:
-    """Keep the latest readiness checklist (later date; on a tie, the readier one)."""
+async def _enrollment_row(
+    *, session: AsyncSession, key: ErasureKey, event: FollowUpRecorded | ReadinessRecorded
+) -> Enrollment:
+    """The enrolment's row, made (enrolled) if it is not known yet: the enrolment's own events
+    come first on its partition; guard anyway."""
     row = await session.get(Enrollment, event.enrollment_id)
     if row is None:
         await record_enrollment(
@@ -324,6 +317,14 @@ async def record_readiness(
         )
         row = await session.get(Enrollment, event.enrollment_id)
         assert row is not None
+    return row
+
+
+async def record_readiness(
+    *, session: AsyncSession, key: ErasureKey, event: ReadinessRecorded
+) -> None:
+    """Keep the latest readiness checklist (later date; on a tie, the readier one)."""
+    row = await _enrollment_row(session=session, key=key, event=event)
     ready = ready_to_trade(
         identity_card=event.identity_card,
         bank_account=event.bank_account,
