@@ -86,22 +86,24 @@ BATCH = [
 ]
 
 
+def _in_custody(pid: uuid.UUID, name: str, as_of: datetime) -> Participant:
+    return Participant(
+        id=pid,
+        full_name=name,
+        sex="F",
+        birth_year=1990,
+        facility_id=FACILITY,
+        status="in_custody",
+        admission_date=date(2023, 1, 5),
+        as_of=as_of,
+    )
+
+
 async def _seed(db: Database) -> None:
     async with db.session() as s:
         await s.execute(delete(Participant))
         await s.execute(delete(MergedParticipant))
-        s.add(
-            Participant(
-                id=EXISTING,
-                full_name="Dewi L.",
-                sex="F",
-                birth_year=1990,
-                facility_id=FACILITY,
-                status="in_custody",
-                admission_date=date(2023, 1, 5),
-                as_of=T0 + timedelta(hours=2),
-            )
-        )
+        s.add(_in_custody(EXISTING, "Dewi L.", T0 + timedelta(hours=2)))
         s.add(MergedParticipant(id=MERGED, surviving_id=EXISTING, merged_on=date(2024, 8, 1)))
         await s.commit()
 
@@ -242,19 +244,7 @@ async def _seed_course(db: Database) -> None:
     async with db.session() as s:
         for table in (OutboxMessage, Enrollment, TrainingSession, Program):
             await s.execute(delete(table))
-        for pid in (SEATED, QUEUED, NEVER_ENROLLED):
-            s.add(
-                Participant(
-                    id=pid,
-                    full_name="Peserta",
-                    sex="F",
-                    birth_year=1990,
-                    facility_id=FACILITY,
-                    status="in_custody",
-                    admission_date=date(2023, 1, 5),
-                    as_of=T0,
-                )
-            )
+        s.add_all(_in_custody(pid, "Peserta", T0) for pid in (SEATED, QUEUED, NEVER_ENROLLED))
         s.add(MergedParticipant(id=MERGED_SEATED, surviving_id=SEATED, merged_on=date(2024, 8, 2)))
         program = Program(
             code="WUB-BATIK",
