@@ -8,7 +8,7 @@ import importlib.resources
 import threading
 from typing import Any
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
@@ -99,3 +99,33 @@ def drop_platform_tables(bind: Any) -> None:
     import bekal.shared.idempotency  # noqa: F401
 
     MessagingBase.metadata.drop_all(bind=bind)
+
+
+# The outbox's index for the relay, from each service's revision that replaced the two indexes
+# 0001 made before (on ``sent_at``, and on ``sent_at, seq``). A database made by 0001 since then
+# already has it: each statement here is a no-op where there is nothing to do.
+_PENDING_OUTBOX = (
+    "CREATE INDEX IF NOT EXISTS ix_outbox_pending ON outbox (seq) WHERE sent_at IS NULL"
+)
+_OLD_OUTBOX_INDEXES = {
+    "ix_outbox_sent_at": "(sent_at)",
+    "ix_outbox_unsent": "(sent_at, seq)",
+}
+
+
+def index_pending_outbox() -> None:
+    """Index only the outbox rows waiting for the relay.
+
+    Marking a row sent wrote entries in two indexes on ``sent_at``; a partial index of the rows
+    still unsent takes none, and the relay's read (unsent rows in ``seq`` order) walks it alone.
+    Measured: the relay 8 to 9 % faster on 90,000 rows (docs/performance.md).
+    """
+    for name in _OLD_OUTBOX_INDEXES:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
+    op.execute(_PENDING_OUTBOX)
+
+
+def unindex_pending_outbox() -> None:
+    for name, columns in _OLD_OUTBOX_INDEXES.items():
+        op.execute(f"CREATE INDEX IF NOT EXISTS {name} ON outbox {columns}")
+    op.execute("DROP INDEX IF EXISTS ix_outbox_pending")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bekal.shared.db import GUID, UTCDateTime, new_metadata, utcnow
@@ -19,7 +28,8 @@ class OutboxMessage(MessagingBase):
     """An event written in the same transaction as the state change it reports.
 
     The relay publishes rows in ``seq`` order and marks them sent; the event id travels in the
-    ``ce_id`` header so consumers can drop duplicates.
+    ``ce_id`` header so consumers can drop duplicates. Sent rows stay (a person's data report
+    lists them) but leave the relay's index: it holds the unsent rows only.
     """
 
     __tablename__ = "outbox"
@@ -34,11 +44,18 @@ class OutboxMessage(MessagingBase):
     payload: Mapped[str] = mapped_column(Text)
     traceparent: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "seq"),)
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "seq",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
+    )
 
 
 class InboxMessage(MessagingBase):

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import String, func, select, text, type_coerce, update
+from sqlalchemy import Select, String, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bekal.shared import metrics
@@ -271,11 +271,7 @@ class OutboxRelay:
             yield await _take_relay_lock(session, self.db)
 
     async def _read(self, session: AsyncSession, *, after: int | None) -> Sequence[_Outboxed]:
-        query = select(*_COLUMNS).where(_OUTBOX.c.sent_at.is_(None))
-        if after is not None:
-            query = query.where(_OUTBOX.c.seq > after)
-        limit = self.settings.outbox_batch_size
-        result = await session.execute(query.order_by(_OUTBOX.c.seq).limit(limit))
+        result = await session.execute(pending(after=after, limit=self.settings.outbox_batch_size))
         return list(map(_Outboxed._make, result))
 
     async def _hand(self, rows: Sequence[_Outboxed], run: _Run) -> _Flight:
@@ -497,6 +493,15 @@ _COLUMNS = [
 
 def _acknowledged(ack: asyncio.Future[Any]) -> bool:
     return ack.done() and not ack.cancelled() and ack.exception() is None
+
+
+def pending(*, after: int | None, limit: int) -> Select[Any]:
+    """The relay's read: the next ``limit`` unsent rows after ``after``, in ``seq`` order (the
+    partial index ``ix_outbox_pending`` holds exactly these rows)."""
+    query = select(*_COLUMNS).where(_OUTBOX.c.sent_at.is_(None))
+    if after is not None:
+        query = query.where(_OUTBOX.c.seq > after)
+    return query.order_by(_OUTBOX.c.seq).limit(limit)
 
 
 async def backlog(db: Database) -> int:
