@@ -3,6 +3,7 @@ brings the next; an event opens only with a key of its own person, of the genera
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 
@@ -139,3 +140,22 @@ def test_the_ring_refuses_to_say_who_has_no_key_before_it_has_read_the_topic() -
     ring = PersonKeyRing(Settings(service_name="training"))
     with pytest.raises(RuntimeError):
         ring.current(PERSON)
+
+
+def test_a_ring_of_many_keys_gives_the_cyclic_collector_nothing_to_walk_per_person() -> None:
+    """A full collection stops the event loop for as long as it walks what it tracks: a ring
+    of a national registry's keys must not be hundreds of thousands of objects of it."""
+    ring = PersonKeyRing(Settings(service_name="training"))
+    ring.loaded = True
+    people = [str(uuid.uuid4()) for _ in range(5_000)]
+    records = [_record(PersonKey.new(key_id(p, g))) for p in people for g in (1, 2)]
+    gc.collect()
+    before = len(gc.get_objects())
+    for key, value in records:
+        ring._apply(key, value)
+    ring._apply(key_id(people[0], 1).encode(), None)  # a tombstone on the way
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    # And it still answers as before: the highest generation held, the destroyed one gone.
+    assert ring.current(people[0]) == ring.get(key_id(people[0], 2))
+    assert ring.get(key_id(people[0], 1)) is None and len(ring) == 9_999
