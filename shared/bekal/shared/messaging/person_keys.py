@@ -230,6 +230,7 @@ class PersonKeyRing:
             named = str(data.get("kid") or uuid.UUID(data["participant_id"]))
             if named != kid or str(uuid.UUID(data["participant_id"])) != person:
                 raise ValueError("the record names another key than its record key")
+            # Made to check the secret's length and the kid; only the secret is kept.
             self._keys[kid] = PersonKey(kid=kid, secret=key_from_text(data["key"])).secret
         except (ValueError, KeyError, TypeError) as exc:
             log.error("person_key_unreadable", kid=kid, error=f"{type(exc).__name__}")
