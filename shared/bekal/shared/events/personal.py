@@ -249,7 +249,9 @@ def opened(event: P, key: PersonKey | None, event_id: str) -> P:
     plain = _personal_model(type(event)).model_validate(
         {k: fields.get(k) for k in event.personal_fields}
     )
-    return event.model_copy(update=dict(plain))
+    # The validated values as they are (``dict(model)`` first asks the model for ``keys``, a
+    # missing attribute that costs pydantic an exception: a tenth of a consumer's CPU).
+    return event.model_copy(update=vars(plain))
 
 
 @functools.cache
