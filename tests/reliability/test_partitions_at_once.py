@@ -196,12 +196,7 @@ async def test_a_partition_held_in_its_transaction_holds_back_itself_only_and_co
         assert handler.most_running >= 2
         handler.release.set()
         everything = [held, *behind, *others]
-        await wait_until(
-            lambda: _count_reached(db, everything, len(everything)),
-            within=60,
-            what="every record applied",
-        )
-        await wait_committed_to_log_end(settings, "training", [TOPIC], within=60)
+        await _all_applied(settings, db, everything)
     finally:
         handler.release.set()
         await _stop(runner, producer)
@@ -292,8 +287,7 @@ async def test_a_rebalance_while_a_partition_is_held_commits_no_offset_for_it_an
         assert (await _committed(settings))[0] is None
         handler.release.set()
         everything = [held, *(e for stream in streams for e in stream)]
-        await wait_until(lambda: _count_reached(db, everything, len(everything)), within=60)
-        await wait_committed_to_log_end(settings, "training", [TOPIC], within=60)
+        await _all_applied(settings, db, everything)
     finally:
         handler.release.set()
         await _stop(first, first_producer)
@@ -337,12 +331,7 @@ async def test_a_partition_with_a_batch_waiting_is_not_fetched_again_and_nothing
         assert runner.consumer.paused() == set()
         handler.release.set()
         everything = [held, *behind, *others]
-        await wait_until(
-            lambda: _count_reached(db, everything, len(everything)),
-            within=60,
-            what="every record applied",
-        )
-        await wait_committed_to_log_end(settings, "training", [TOPIC], within=60)
+        await _all_applied(settings, db, everything)
     finally:
         handler.release.set()
         await _stop(runner, producer)
@@ -370,8 +359,7 @@ async def test_on_sqlite_partitions_are_applied_one_at_a_time(
     await publish(settings, everything)
     runner.start()
     try:
-        await wait_until(lambda: _count_reached(db, everything, len(everything)), within=60)
-        await wait_committed_to_log_end(settings, "training", [TOPIC], within=60)
+        await _all_applied(settings, db, everything)
     finally:
         await _stop(runner, producer)
     applied = await _applied(db)
@@ -383,6 +371,16 @@ async def test_on_sqlite_partitions_are_applied_one_at_a_time(
 
 async def _count_reached(db: Database, events: list[InmateReleased], n: int) -> bool:
     return await _applied_count(db, events) >= n
+
+
+async def _all_applied(settings: Settings, db: Database, everything: list[InmateReleased]) -> None:
+    """Every record of ``everything`` applied, and the group's offsets at the log's end."""
+    await wait_until(
+        lambda: _count_reached(db, everything, len(everything)),
+        within=60,
+        what="every record applied",
+    )
+    await wait_committed_to_log_end(settings, "training", [TOPIC], within=60)
 
 
 async def _committed_at_least(settings: Settings, wanted: dict[int, int]) -> bool:
