@@ -423,8 +423,6 @@ class ConsumerRunner:
                 if fetch is None:
                     fetch = self._next_fetch(lanes)
                 busy = {lane.task for lane in lanes.values() if lane.task is not None}
-                if fetch is None and not busy:  # no lane to wait for: fetch every partition
-                    fetch = asyncio.create_task(self._fetch_and_read((), FETCH_WAIT_MS))
                 waits = busy if fetch is None else {fetch, *busy}
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for lane in lanes.values():
@@ -452,14 +450,14 @@ class ConsumerRunner:
 
     def _next_fetch(self, lanes: dict[TopicPartition, _Lane]) -> asyncio.Task[list[_Read]] | None:
         """The next fetch, of the assigned partitions whose lane has less than a batch waiting;
-        None while every one has a batch waiting (a lane ending wakes the loop).
+        None while every one has a batch waiting and a lane is applying (its end wakes the loop).
 
         A fetch that leaves a partition out waits for records a short while only: that
         partition's lane may catch up meanwhile, and its records are in hand.
         """
         batch = self.settings.consumer_batch_size
         full = {tp for tp, lane in lanes.items() if len(lane.waiting) >= batch}
-        if not full:
+        if not full or all(lane.task is None for lane in lanes.values()):
             return asyncio.create_task(self._fetch_and_read((), FETCH_WAIT_MS))
         ready = self.consumer.assignment() - full
         if not ready:
