@@ -2,7 +2,8 @@
 its effects and resumes where it was; nothing is lost.
 
 PostgreSQL is reached through a loopback proxy that the test cuts (existing connections reset,
-new ones refused). SQLite has no server to lose; its fair equivalent is a write lock held by
+new ones refused), while a consumer transaction waits inside on a table lock the test holds, so
+the cut lands mid-stream whatever the consumer's speed. SQLite has no server to lose; its fair equivalent is a write lock held by
 another process for longer than the service's lock timeout (30 s), so that is what it gets.
 Effects are counted in the consumer journal (``CONSUMER_JOURNAL=true``), where an event applied
 twice would show as two ``applied`` rows.
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -34,11 +36,18 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-BEFORE, DURING = 1500, 1000
+# A first part applied before the outage, then the rest of BEFORE sent while the database is
+# being taken away (in the consumer's hands at the cut), then DURING sent while it is away.
+FIRST, BEFORE, DURING = 500, 1500, 1000
 # Connections to this database other than the one asking.
 OTHER_BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+# Connections waiting for a lock on the training replica's table.
+WAITING_ON_PARTICIPANTS = (
+    "SELECT count(DISTINCT pid) FROM pg_locks "
+    "WHERE NOT granted AND relation = 'participants'::regclass"
 )
 
 
@@ -73,13 +82,15 @@ async def _run(
     training: ServiceProcess,
     settings: Settings,
     url: str,
-    take_away: Callable[[], Awaitable[None]],
+    take_away: Callable[[Callable[[], Awaitable[object]]], Awaitable[None]],
     give_back: Callable[[], Awaitable[None]],
     hold: float,
     label: str,
 ) -> None:
-    """``take_away`` returns once nothing the service began can commit any more; ``url``
-    reaches the database directly, whatever the service sees."""
+    """``take_away(send)`` stops the consumer applying anything, calls ``send`` (the rest of
+    the first part), and returns once nothing the service began can commit any more: whatever
+    the consumer's speed, the outage lands with records fetched and not applied. ``url`` reaches
+    the database directly, whatever the service sees."""
 
     async def effects() -> int:
         return await applied_events(url)
@@ -97,10 +108,10 @@ async def _run(
             base_url=training.url, headers={"Authorization": f"Bearer {token}"}, timeout=90
         ) as http,
     ):
-        await stream.send(events[:BEFORE])
-        await wait_until(lambda: _reached(effects, BEFORE // 3), within=120, what="a third")
+        await stream.send(events[:FIRST])
+        await wait_until(lambda: _reached(effects, FIRST), within=120, what="the first part")
         away = time.monotonic()
-        await take_away()
+        await take_away(lambda: stream.send(events[FIRST:BEFORE]))
         at_cut = await effects()
         # The stream goes on while the database is away.
         await stream.send(events[BEFORE:])
@@ -149,7 +160,7 @@ async def _run(
     # The outage forces no redelivery: the consumer keeps the records it holds and retries
     # them until the database is back, committing no offset meanwhile. Printed, not asserted.
     assert during == at_cut  # nothing written while away
-    assert at_cut < BEFORE  # the outage hit while the stream was being applied
+    assert at_cut == FIRST  # the outage hit with the rest of the first part in hand
     # An offset is committed only after the effects of every record before it.
     assert max(outage.committed) <= at_cut
     assert j.applied_events == participants == len(ids)
@@ -173,10 +184,25 @@ async def test_postgresql_cut_off_answers_503_and_consumer_resumes_where_it_was(
     via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
     training = services("training", database_url=via_proxy, broker=broker, CONSUMER_JOURNAL="true")
 
-    async def cut() -> None:
-        await proxy.cut()
-        # The server has dropped every connection the service had: a transaction it began
-        # has committed or rolled back, and none can commit any more.
+    async def cut(send: Callable[[], Awaitable[object]]) -> None:
+        # The replica's table locked from outside: the consumer's next transaction waits inside,
+        # with its inbox rows written and uncommitted, when the cut comes.
+        stall = await asyncpg.connect(target.set(drivername="postgresql").render_as_string(False))
+        try:
+            async with stall.transaction():
+                await stall.execute("LOCK TABLE participants IN EXCLUSIVE MODE")
+                await send()
+                await wait_until(
+                    lambda: _reached(lambda: scalar(direct, WAITING_ON_PARTICIPANTS), 1),
+                    within=60,
+                    what="the consumer waiting inside its transaction",
+                )
+                await proxy.cut()
+        finally:
+            await stall.close()
+        # A backend waiting on a lock does not look at its client: let go, and the server drops
+        # every connection the service had. The transaction waiting has rolled back (its commit
+        # could not reach the server), and none can commit any more.
         await wait_until(
             lambda: _equals(scalar(direct, OTHER_BACKENDS), 0), within=30, what="backends gone"
         )
@@ -227,9 +253,11 @@ async def test_sqlite_locked_by_another_process_answers_503_and_consumer_resumes
                     raise
                 time.sleep(0.0002)
 
-    async def lock() -> None:
-        # Granted once no other writer holds the database: none can commit after it.
+    async def lock(send: Callable[[], Awaitable[object]]) -> None:
+        # Granted once no other writer holds the database: none can commit after it. What is
+        # sent then reaches a consumer that cannot write.
         await asyncio.to_thread(take_lock)
+        await send()
 
     async def unlock() -> None:
         await asyncio.to_thread(holder.execute, "ROLLBACK")
