@@ -237,9 +237,8 @@ async def test_sqlite_locked_by_another_process_answers_503_and_consumer_resumes
     path = make_url(url).database
     assert path
     # No busy timeout of its own: SQLite's busy handler backs off up to 100 ms between tries, so
-    # a consumer that begins its next write as soon as one commits would keep the lock from it
-    # until the stream is drained. Asking again at once between the consumer's transactions takes
-    # it mid-stream.
+    # a consumer still writing (a commit of the first part's last batch) could keep the lock from
+    # it; asking again at once takes it between the consumer's transactions.
     holder = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
 
     def take_lock() -> None:
