@@ -165,6 +165,7 @@ def profiled(enabled: bool, title: str, out: Path | None):  # type: ignore[no-un
         stats.sort_stats("cumulative").print_stats(45)
         print(f"\n===== profile: {title} =====\n{text.getvalue()}", flush=True)
         if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
             stats.dump_stats(str(out))
 
 
