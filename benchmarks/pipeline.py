@@ -22,9 +22,12 @@ Apache Kafka cluster of ``--nodes`` 1 or 3 (topics with as many replicas, idempo
 as in production), or both, one after the other on the same records.
 
     .venv/bin/python benchmarks/pipeline.py [--events 90000] [--broker tansu|apache-kafka|both]
-        [--nodes 1|3] [--profile]
+        [--nodes 1|3] [--profile] [--rounds 1]
 
 ``--profile`` runs the relay and the consumer under cProfile and prints where the time goes.
+``--rounds 3`` runs raw consume-and-insert and the consumer in turn three times, prints each
+round's ratio and their median: this machine's speed moves by a third within the hour, so one
+ceiling taken a minute before the stage it divides can be off by that much.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import logging
 import math
 import pstats
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -186,19 +190,18 @@ async def measure(
     *,
     profile: bool = False,
     profile_dir: Path | None = None,
+    rounds: int = 1,
 ) -> dict[str, float]:
-    """Every figure of the module docstring, on ``rows``; returns rates by name."""
+    """Every figure of the module docstring, on ``rows``; returns rates by name. With
+    ``rounds`` above one, raw consume-and-insert and the consumer run that many times in turn,
+    each round's ratio is printed, and each rate returned is its median."""
     from aiokafka import AIOKafkaConsumer
 
     from bekal.shared.db import Database
     from bekal.shared.events.envelope import to_kafka
-    from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
-    from bekal.shared.messaging.consumer import ConsumerRunner
-    from bekal.shared.messaging.kafka import ensure_topics, make_consumer, make_producer
+    from bekal.shared.messaging.kafka import ensure_topics, make_producer
     from bekal.shared.messaging.outbox import OutboxRelay, _source, backlog
-    from bekal.shared.messaging.person_keys import PersonKeyRing
     from bekal.shared.migrations import upgrade
-    from bekal.training.handlers import subscriptions as training_subscriptions
 
     rates: dict[str, float] = {}
     n = len(rows)
@@ -315,132 +318,52 @@ async def measure(
             )
             await conn.execute("TRUNCATE participants, inbox")
 
-            # Raw consume-and-insert: a consumer group, one transaction per fetched batch of the
-            # platform's batch size, offsets committed after it (its guarantees, nothing else).
-            batch_size = settings.consumer_batch_size
-            group = AIOKafkaConsumer(
-                topic,
-                bootstrap_servers=bootstrap,
-                group_id=f"{tag}.raw",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=batch_size,
+            # Raw consume-and-insert and the platform's consumer, one after the other, ``rounds``
+            # times: each round's ratio compares two stages run a few seconds apart, where the
+            # machine's own speed moves by a third within the hour.
+            train_settings = settings_for(
+                "training", broker=broker, namespace=f"{tag}.", database=scratch
             )
-            await group.start()
+            ring = await person_key_ring(source, train_settings)
+            by_round: list[tuple[float, float]] = []
             try:
-                got = 0
-                settled()
-                started, cpu = time.perf_counter(), time.process_time()
-                while got < n:
-                    batches = await group.getmany(timeout_ms=1000, max_records=batch_size)
-                    for tp, batch in batches.items():
-                        stamp = datetime.now(UTC)
-                        p_rows, i_rows = [], []
-                        for rec in batch:
-                            ce_id = dict(rec.headers)["ce_id"].decode()
-                            p_rows.append(participant_row(json.loads(rec.value), ce_id, stamp))
-                            ce_id = dict(rec.headers)["ce_id"].decode()
-                            i_rows.append(
-                                (
-                                    "training",
-                                    ce_id,
-                                    InmateShared.event_type(),
-                                    rec.topic,
-                                    rec.partition,
-                                    rec.offset,
-                                    stamp,
-                                )
-                            )
-                        async with conn.transaction():
-                            await conn.executemany(INSERT_PARTICIPANT, p_rows)
-                            await conn.executemany(INSERT_INBOX, i_rows)
-                        await group.commit({tp: batch[-1].offset + 1})
-                        got += len(batch)
-                rates["raw consume+insert"] = record(
-                    "ceiling: raw consume + insert (a transaction per batch, then commit)",
-                    got,
-                    time.perf_counter() - started,
-                    "events",
-                )
-                cpu_per_event("raw consume + insert", cpu, got)
+                for turn in range(1, rounds + 1):
+                    suffix = f", round {turn} of {rounds}" if rounds > 1 else ""
+                    raw_rate = await raw_consume_insert(
+                        conn,
+                        bootstrap,
+                        topic,
+                        f"{tag}.raw{turn}",
+                        train_settings.consumer_batch_size,
+                        n,
+                        record,
+                        suffix,
+                    )
+                    await conn.execute("TRUNCATE participants, inbox")
+                    with profiled(
+                        profile and turn == 1,
+                        "ConsumerRunner",
+                        profile_dir / "consumer.prof" if profile_dir else None,
+                    ):
+                        platform_rate = await platform_consumer(
+                            train_settings, ring, f"bench-training-{turn}", n, record, suffix
+                        )
+                    await conn.execute("TRUNCATE participants, inbox")
+                    by_round.append((raw_rate, platform_rate))
             finally:
-                await group.stop()
-            await conn.execute("TRUNCATE participants, inbox")
+                await ring.stop()
+            rates["raw consume+insert"] = statistics.median(raw for raw, _ in by_round)
+            rates["consumer"] = statistics.median(platform for _, platform in by_round)
+            if rounds > 1:
+                shares = [platform / raw for raw, platform in by_round]
+                print(
+                    "  consumer / raw consume+insert, round by round: "
+                    f"{', '.join(f'{s:.3f}' for s in shares)}; median "
+                    f"{statistics.median(shares):.3f} (the table below: medians of each rate)",
+                    flush=True,
+                )
         finally:
             await conn.close()
-
-        # The platform's consumer runner with training's handlers, on the same records.
-        train_settings = settings_for(
-            "training", broker=broker, namespace=f"{tag}.", database=scratch
-        )
-        db = Database(train_settings.database_url)
-        # The people's keys on the key topic, read before the runner starts (as training does).
-        await ensure_topics(train_settings, [REGISTRY_PERSON_KEYS])
-        keys_out = make_producer(train_settings)
-        await keys_out.start()
-        try:
-            sends = []
-            for key in KEYS.values():
-                k, v, h = to_kafka(
-                    PersonKeyPublished(
-                        participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret)
-                    ),
-                    source=source,
-                )
-                sends.append(
-                    await keys_out.send(
-                        train_settings.topic(REGISTRY_PERSON_KEYS), key=k, value=v, headers=h
-                    )
-                )
-            await asyncio.gather(*sends)
-        finally:
-            await keys_out.stop()
-        ring = PersonKeyRing(train_settings)
-        await ring.start()
-        kafka = make_consumer(train_settings, "bench-training", [InmateShared.topic])
-        dlq = make_producer(train_settings)
-        await kafka.start()
-        await dlq.start()
-        runner = ConsumerRunner(
-            subscriptions=training_subscriptions,
-            registry=catalogue,
-            db=db,
-            settings=train_settings,
-            consumer=kafka,
-            dlq_producer=dlq,
-            person_keys=ring,
-        )
-        try:
-            with profiled(
-                profile, "ConsumerRunner", profile_dir / "consumer.prof" if profile_dir else None
-            ):
-                settled()
-                started, cpu = time.perf_counter(), time.process_time()
-                runner.start()
-                mark, marked = started, 0
-                while runner.processed < n:
-                    if not runner.running:
-                        raise RuntimeError("the consumer runner stopped")
-                    await asyncio.sleep(0.05)
-                    tick = time.perf_counter()
-                    if tick - mark >= 10:  # the rate as the run goes, to see it change
-                        rate = (runner.processed - marked) / (tick - mark)
-                        print(f"    consumer: {runner.processed:,} done, {rate:,.0f}/s", flush=True)
-                        mark, marked = tick, runner.processed
-                elapsed = time.perf_counter() - started
-            rates["consumer"] = record(
-                "platform: ConsumerRunner + training handler (in process)",
-                runner.processed,
-                elapsed,
-                "events",
-            )
-            cpu_per_event("consumer runner", cpu, runner.processed)
-        finally:
-            await runner.stop()
-            await kafka.stop()
-            await dlq.stop()
-            await ring.stop()
-            await db.dispose()
     finally:
         await drop_database(scratch)
 
@@ -531,6 +454,152 @@ CEILINGS = [
     ("platform: OutboxRelay", "relay"),
     ("platform: ConsumerRunner", "consumer"),
 ]
+
+
+async def raw_consume_insert(
+    conn: asyncpg.Connection,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    batch_size: int,
+    n: int,
+    record: Record,
+    suffix: str,
+) -> float:
+    """Raw consume-and-insert: a consumer group, one transaction per fetched batch of the
+    platform's batch size, offsets committed after it (its guarantees, nothing else)."""
+    from aiokafka import AIOKafkaConsumer
+
+    group = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_size,
+    )
+    await group.start()
+    try:
+        got = 0
+        settled()
+        started, cpu = time.perf_counter(), time.process_time()
+        while got < n:
+            batches = await group.getmany(timeout_ms=1000, max_records=batch_size)
+            for tp, batch in batches.items():
+                stamp = datetime.now(UTC)
+                p_rows, i_rows = [], []
+                for rec in batch:
+                    ce_id = dict(rec.headers)["ce_id"].decode()
+                    p_rows.append(participant_row(json.loads(rec.value), ce_id, stamp))
+                    ce_id = dict(rec.headers)["ce_id"].decode()
+                    i_rows.append(
+                        (
+                            "training",
+                            ce_id,
+                            InmateShared.event_type(),
+                            rec.topic,
+                            rec.partition,
+                            rec.offset,
+                            stamp,
+                        )
+                    )
+                async with conn.transaction():
+                    await conn.executemany(INSERT_PARTICIPANT, p_rows)
+                    await conn.executemany(INSERT_INBOX, i_rows)
+                await group.commit({tp: batch[-1].offset + 1})
+                got += len(batch)
+        rate = record(
+            f"ceiling: raw consume + insert (a transaction per batch, then commit){suffix}",
+            got,
+            time.perf_counter() - started,
+            "events",
+        )
+        cpu_per_event("raw consume + insert", cpu, got)
+        return rate
+    finally:
+        await group.stop()
+
+
+async def person_key_ring(source: str, settings: Settings) -> Any:
+    """The people's keys on the key topic, read into a started ring (as training does)."""
+    from bekal.shared.events.envelope import to_kafka
+    from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
+    from bekal.shared.messaging.kafka import ensure_topics, make_producer
+    from bekal.shared.messaging.person_keys import PersonKeyRing
+
+    await ensure_topics(settings, [REGISTRY_PERSON_KEYS])
+    keys_out = make_producer(settings)
+    await keys_out.start()
+    try:
+        sends = []
+        for key in KEYS.values():
+            k, v, h = to_kafka(
+                PersonKeyPublished(participant_id=uuid.UUID(key.kid), key=key_to_text(key.secret)),
+                source=source,
+            )
+            sends.append(
+                await keys_out.send(settings.topic(REGISTRY_PERSON_KEYS), key=k, value=v, headers=h)
+            )
+        await asyncio.gather(*sends)
+    finally:
+        await keys_out.stop()
+    ring = PersonKeyRing(settings)
+    await ring.start()
+    return ring
+
+
+async def platform_consumer(
+    settings: Settings, ring: Any, group: str, n: int, record: Record, suffix: str
+) -> float:
+    """The platform's consumer runner with training's handlers, in this process, on the
+    records from the beginning (a group of its own)."""
+    from bekal.shared.db import Database
+    from bekal.shared.messaging.consumer import ConsumerRunner
+    from bekal.shared.messaging.kafka import make_consumer, make_producer
+    from bekal.training.handlers import subscriptions as training_subscriptions
+
+    db = Database(settings.database_url)
+    kafka = make_consumer(settings, group, [InmateShared.topic])
+    dlq = make_producer(settings)
+    await kafka.start()
+    await dlq.start()
+    runner = ConsumerRunner(
+        subscriptions=training_subscriptions,
+        registry=catalogue,
+        db=db,
+        settings=settings,
+        consumer=kafka,
+        dlq_producer=dlq,
+        person_keys=ring,
+    )
+    try:
+        settled()
+        started, cpu = time.perf_counter(), time.process_time()
+        runner.start()
+        mark, marked = started, 0
+        while runner.processed < n:
+            if not runner.running:
+                raise RuntimeError("the consumer runner stopped")
+            await asyncio.sleep(0.05)
+            tick = time.perf_counter()
+            if tick - mark >= 10:  # the rate as the run goes, to see it change
+                rate = (runner.processed - marked) / (tick - mark)
+                print(f"    consumer: {runner.processed:,} done, {rate:,.0f}/s", flush=True)
+                mark, marked = tick, runner.processed
+        elapsed = time.perf_counter() - started
+        result = record(
+            f"platform: ConsumerRunner + training handler (in process){suffix}",
+            runner.processed,
+            elapsed,
+            "events",
+        )
+        cpu_per_event("consumer runner", cpu, runner.processed)
+        return result
+    finally:
+        await runner.stop()
+        await kafka.stop()
+        await dlq.stop()
+        await db.dispose()
 
 
 def cpu_per_event(stage: str, cpu_before: float, count: int) -> None:
@@ -667,6 +736,7 @@ async def main(args: argparse.Namespace) -> None:
                     record,
                     profile=args.profile,
                     profile_dir=Path(args.profile_dir) if args.profile_dir else None,
+                    rounds=args.rounds,
                 )
                 runs[label(broker)] = (results, rates)
             print(f"  (done at {machine()})", flush=True)
@@ -692,4 +762,10 @@ if __name__ == "__main__":
     add_broker_arguments(parser)
     parser.add_argument("--profile", action="store_true", help="cProfile the relay and consumer")
     parser.add_argument("--profile-dir", help="also save the .prof files here")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="raw consume+insert and the consumer in turn this many times (median ratio)",
+    )
     asyncio.run(main(parser.parse_args()))

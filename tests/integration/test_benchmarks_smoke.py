@@ -74,10 +74,20 @@ def test_a_tiny_pipeline_run_on_the_embedded_broker_prints_every_ratio(tmp_path:
         _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
 
     result = run(
-        str(BENCHMARKS / "pipeline.py"), "--events", "300", "--broker", "tansu", timeout=240
+        str(BENCHMARKS / "pipeline.py"),
+        *("--events", "300", "--broker", "tansu", "--rounds", "2"),
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "pipeline on tansu" in result.stdout
+    # Two rounds of raw consume-and-insert and the consumer, each round's ratio printed.
+    by_round = re.search(
+        r"consumer / raw consume\+insert, round by round: ([0-9.]+), ([0-9.]+); median ([0-9.]+)",
+        result.stdout,
+    )
+    assert by_round, result.stdout[-3000:]
+    first, second, median = (float(v) for v in by_round.groups())
+    assert min(first, second) <= median <= max(first, second) and first > 0 and second > 0
     ratios = _ratio_table(result.stdout)
     assert set(ratios) == {
         "outbox relay / raw produce",
