@@ -25,9 +25,10 @@ as in production), or both, one after the other on the same records.
         [--nodes 1|3] [--profile] [--rounds 1]
 
 ``--profile`` runs the relay and the consumer under cProfile and prints where the time goes.
-``--rounds 3`` runs raw consume-and-insert and the consumer in turn three times, prints each
-round's ratio and their median: this machine's speed moves by a third within the hour, so one
-ceiling taken a minute before the stage it divides can be off by that much.
+``--rounds 3`` runs raw consume-and-insert and the consumer in turn three times, then raw
+produce and the relay, and prints each round's ratio and their median: this machine's speed
+moves by a third within the hour, so one ceiling taken a minute before the stage it divides can
+be off by that much.
 """
 
 from __future__ import annotations
@@ -194,13 +195,13 @@ async def measure(
 ) -> dict[str, float]:
     """Every figure of the module docstring, on ``rows``; returns rates by name. With
     ``rounds`` above one, raw consume-and-insert and the consumer run that many times in turn,
-    each round's ratio is printed, and each rate returned is its median."""
+    then raw produce and the relay; each round's ratio is printed, and each of those rates
+    returned is its median."""
     from aiokafka import AIOKafkaConsumer
 
-    from bekal.shared.db import Database
     from bekal.shared.events.envelope import to_kafka
     from bekal.shared.messaging.kafka import ensure_topics, make_producer
-    from bekal.shared.messaging.outbox import OutboxRelay, _source, backlog
+    from bekal.shared.messaging.outbox import _source
     from bekal.shared.migrations import upgrade
 
     rates: dict[str, float] = {}
@@ -224,19 +225,11 @@ async def measure(
     await ensure_topics(settings, [InmateShared.topic, InmateShared.topic + ".one"])
 
     # Raw produce: the producer the services use (acks=all, linger 5 ms), all sends in flight.
+    rates["raw produce"] = rate = await raw_produce(settings, topic, records)
+    record("ceiling: raw aiokafka produce (all in flight)", n, n / rate, "events")
     producer = make_producer(settings)
     await producer.start()
     try:
-        settled()
-        started = time.perf_counter()
-        acks = [await producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
-        await asyncio.gather(*acks)
-        rates["raw produce"] = record(
-            "ceiling: raw aiokafka produce (all in flight)",
-            n,
-            time.perf_counter() - started,
-            "events",
-        )
         # What the relay did per row before batching: one send_and_wait at a time.
         sample = records[: min(n, 3000)]
         settled()
@@ -367,71 +360,58 @@ async def measure(
     finally:
         await drop_database(scratch)
 
-    # The platform's outbox relay on the same rows, waiting unsent in a fresh registry database.
+    # The platform's outbox relay on the same rows, waiting unsent in a fresh registry database;
+    # with ``rounds`` above one, raw produce (into a topic of its own) just before each round.
     scratch = f"{tag}_registry"
     await create_database(scratch)
     try:
         await asyncio.to_thread(upgrade, "bekal.registry", sqlalchemy_url(scratch))
-        conn = await asyncpg.connect(pg_dsn(scratch))
-        try:
-            await conn.copy_records_to_table(
-                "outbox",
-                records=[
-                    (
-                        r.event_id,
-                        r.topic,
-                        r.aggregate_id,
-                        r.event_type,
-                        r.payload,
-                        r.traceparent,
-                        r.created_at,
-                        None,
-                        0,
-                    )
-                    for r in rows
-                ],
-                columns=[
-                    "event_id",
-                    "topic",
-                    "aggregate_id",
-                    "event_type",
-                    "payload",
-                    "traceparent",
-                    "created_at",
-                    "sent_at",
-                    "attempts",
-                ],
+        produce_relay: list[tuple[float, float]] = []
+        for turn in range(1, rounds + 1):
+            suffix = f", round {turn} of {rounds}" if rounds > 1 else ""
+            if rounds > 1:
+                produce_settings = settings_for(
+                    "registry", broker=broker, namespace=f"{tag}.produce{turn}."
+                )
+                await ensure_topics(produce_settings, [InmateShared.topic])
+                raw_rate = await raw_produce(
+                    produce_settings, produce_settings.topic(InmateShared.topic), records
+                )
+                record(
+                    f"ceiling: raw aiokafka produce (all in flight){suffix}",
+                    n,
+                    n / raw_rate,
+                    "events",
+                )
+            else:
+                raw_rate = rates["raw produce"]
+            await fill_outbox(scratch, rows)
+            relay_settings = settings_for(
+                "registry", broker=broker, namespace=f"{tag}.relay{turn}.", database=scratch
             )
-        finally:
-            await conn.close()
-        relay_settings = settings_for(
-            "registry", broker=broker, namespace=f"{tag}.relay.", database=scratch
-        )
-        await ensure_topics(relay_settings, [InmateShared.topic])
-        db = Database(relay_settings.database_url)
-        producer = make_producer(relay_settings)
-        await producer.start()
-        relay = OutboxRelay(db=db, producer=producer, settings=relay_settings)
-        try:
+            await ensure_topics(relay_settings, [InmateShared.topic])
             with profiled(
-                profile, "OutboxRelay", profile_dir / "relay.prof" if profile_dir else None
+                profile and turn == 1,
+                "OutboxRelay",
+                profile_dir / "relay.prof" if profile_dir else None,
             ):
-                settled()
-                started = time.perf_counter()
-                relay.start()
-                # The relay's own count, not a query: polling the table would compete with it.
-                while relay.published < n:
-                    if not relay.running:
-                        raise RuntimeError("the outbox relay stopped")
-                    await asyncio.sleep(0.05)
-                elapsed = time.perf_counter() - started
-                if await backlog(db):
-                    raise RuntimeError("the relay counted rows the outbox still holds unsent")
-            rates["relay"] = record("platform: OutboxRelay (in process)", n, elapsed, "events")
-        finally:
-            await relay.stop()
-            await producer.stop()
-            await db.dispose()
+                elapsed = await platform_relay(relay_settings, n)
+            produce_relay.append(
+                (
+                    raw_rate,
+                    record(f"platform: OutboxRelay (in process){suffix}", n, elapsed, "events"),
+                )
+            )
+        rates["relay"] = statistics.median(relay for _, relay in produce_relay)
+        if rounds > 1:
+            rates["raw produce"] = statistics.median(raw for raw, _ in produce_relay)
+            shares = [relay / raw for raw, relay in produce_relay]
+            print(
+                "  outbox relay / raw produce, round by round: "
+                f"{', '.join(f'{s:.3f}' for s in shares)}; median "
+                f"{statistics.median(shares):.3f} (the table below: medians of each rate)",
+                flush=True,
+            )
     finally:
         await drop_database(scratch)
         gc.unfreeze()  # what the stages froze goes back to the collector
@@ -599,6 +579,92 @@ async def platform_consumer(
         await runner.stop()
         await kafka.stop()
         await dlq.stop()
+        await db.dispose()
+
+
+async def raw_produce(
+    settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes, Any]]
+) -> float:
+    """Raw produce with the producer the services use (acks=all, linger 5 ms), every send in
+    flight, then every acknowledgement: events per second."""
+    from bekal.shared.messaging.kafka import make_producer
+
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        settled()
+        started = time.perf_counter()
+        acks = [await producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
+        await asyncio.gather(*acks)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def fill_outbox(database: str, rows: Sequence[Outboxed]) -> None:
+    """The registry database's outbox emptied, then ``rows`` in it, unsent."""
+    conn = await asyncpg.connect(pg_dsn(database))
+    try:
+        await conn.execute("TRUNCATE outbox")
+        await conn.copy_records_to_table(
+            "outbox",
+            records=[
+                (
+                    r.event_id,
+                    r.topic,
+                    r.aggregate_id,
+                    r.event_type,
+                    r.payload,
+                    r.traceparent,
+                    r.created_at,
+                    None,
+                    0,
+                )
+                for r in rows
+            ],
+            columns=[
+                "event_id",
+                "topic",
+                "aggregate_id",
+                "event_type",
+                "payload",
+                "traceparent",
+                "created_at",
+                "sent_at",
+                "attempts",
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+async def platform_relay(settings: Settings, n: int) -> float:
+    """The platform's outbox relay, in this process, until it has published ``n`` rows: the
+    seconds it took."""
+    from bekal.shared.db import Database
+    from bekal.shared.messaging.kafka import make_producer
+    from bekal.shared.messaging.outbox import OutboxRelay, backlog
+
+    db = Database(settings.database_url)
+    producer = make_producer(settings)
+    await producer.start()
+    relay = OutboxRelay(db=db, producer=producer, settings=settings)
+    try:
+        settled()
+        started = time.perf_counter()
+        relay.start()
+        # The relay's own count, not a query: polling the table would compete with it.
+        while relay.published < n:
+            if not relay.running:
+                raise RuntimeError("the outbox relay stopped")
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        if await backlog(db):
+            raise RuntimeError("the relay counted rows the outbox still holds unsent")
+        return elapsed
+    finally:
+        await relay.stop()
+        await producer.stop()
         await db.dispose()
 
 
