@@ -118,9 +118,19 @@ async def test_insert_rows_writes_every_value_and_skips_taken_keys(database_url:
         await session.commit()
         assert written == ["new"]
         assert await insert_rows(session, table, []) == []  # type: ignore[arg-type]
+        # What is returned comes back through its column's type, as a query reads it.
+        returned = await insert_rows(
+            session,
+            table,  # type: ignore[arg-type]
+            [{**first[0], "code": "newer"}],
+            key=["person_id", "code"],
+            returning=table.c.person_id,
+        )
+        assert returned == [person] and isinstance(returned[0], uuid.UUID)
+        await session.commit()
     async with db.session() as session:
         stored = {v.code: v for v in await session.scalars(select(Visit))}
-    assert len(stored) == 251
+    assert len(stored) == 252
     assert stored["c1"].on == date(2024, 9, 3) and stored["c2"].on is None
     assert stored["c7"].at == datetime(2024, 9, 3, 1, 7, tzinfo=UTC)  # the same instant, in UTC
     assert stored["new"].person_id == person
