@@ -345,16 +345,9 @@ async def measure(
                     by_round.append((raw_rate, platform_rate))
             finally:
                 await ring.stop()
-            rates["raw consume+insert"] = statistics.median(raw for raw, _ in by_round)
-            rates["consumer"] = statistics.median(platform for _, platform in by_round)
-            if rounds > 1:
-                shares = [platform / raw for raw, platform in by_round]
-                print(
-                    "  consumer / raw consume+insert, round by round: "
-                    f"{', '.join(f'{s:.3f}' for s in shares)}; median "
-                    f"{statistics.median(shares):.3f} (the table below: medians of each rate)",
-                    flush=True,
-                )
+            rates["raw consume+insert"], rates["consumer"] = medians(
+                "consumer / raw consume+insert", by_round
+            )
         finally:
             await conn.close()
     finally:
@@ -402,16 +395,7 @@ async def measure(
                     record(f"platform: OutboxRelay (in process){suffix}", n, elapsed, "events"),
                 )
             )
-        rates["relay"] = statistics.median(relay for _, relay in produce_relay)
-        if rounds > 1:
-            rates["raw produce"] = statistics.median(raw for raw, _ in produce_relay)
-            shares = [relay / raw for raw, relay in produce_relay]
-            print(
-                "  outbox relay / raw produce, round by round: "
-                f"{', '.join(f'{s:.3f}' for s in shares)}; median "
-                f"{statistics.median(shares):.3f} (the table below: medians of each rate)",
-                flush=True,
-            )
+        rates["raw produce"], rates["relay"] = medians("outbox relay / raw produce", produce_relay)
     finally:
         await drop_database(scratch)
         gc.unfreeze()  # what the stages froze goes back to the collector
@@ -580,6 +564,22 @@ async def platform_consumer(
         await kafka.stop()
         await dlq.stop()
         await db.dispose()
+
+
+def medians(name: str, rounds: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The median ceiling and the median stage rate of ``rounds`` (ceiling, stage); with more
+    than one round, each round's ratio and their median printed under ``name``."""
+    if len(rounds) > 1:
+        shares = [stage / ceiling for ceiling, stage in rounds]
+        print(
+            f"  {name}, round by round: {', '.join(f'{s:.3f}' for s in shares)}; median "
+            f"{statistics.median(shares):.3f} (the table below: medians of each rate)",
+            flush=True,
+        )
+    return (
+        statistics.median(ceiling for ceiling, _ in rounds),
+        statistics.median(stage for _, stage in rounds),
+    )
 
 
 async def raw_produce(
