@@ -37,7 +37,8 @@ test-integration: install postgres kafka-install keycloak-install axe-install
 	.venv/bin/python -m pytest tests/integration tests/e2e
 
 lint: install
-	.venv/bin/ruff check shared services tools tests
+	.venv/bin/ruff check shared services tools tests benchmarks
+	.venv/bin/ruff format --check shared services tools tests benchmarks
 	.venv/bin/mypy shared/bekal services/*/bekal tools/devtools/bekal
 
 token: .venv/.runtime  ## e.g. make token PRESET=training-admin

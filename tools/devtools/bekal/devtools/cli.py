@@ -65,4 +65,3 @@ def _contracts(args: argparse.Namespace) -> int:
         return 1
     print("contracts and manifests are up to date")
     return 0
-

@@ -514,9 +514,7 @@ def network_policy(service: str) -> dict[str, Any]:
                     "from": [
                         {
                             "namespaceSelector": {
-                                "matchLabels": {
-                                    "kubernetes.io/metadata.name": MONITORING_NAMESPACE
-                                }
+                                "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
                             }
                         }
                     ],
