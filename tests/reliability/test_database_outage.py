@@ -3,8 +3,9 @@ its effects and resumes where it was; nothing is lost.
 
 PostgreSQL is reached through a loopback proxy that the test cuts (existing connections reset,
 new ones refused), while a consumer transaction waits inside on a table lock the test holds, so
-the cut lands mid-stream whatever the consumer's speed. SQLite has no server to lose; its fair equivalent is a write lock held by
-another process for longer than the service's lock timeout (30 s), so that is what it gets.
+the cut lands mid-stream whatever the consumer's speed. SQLite has no server to lose; its fair
+equivalent is a write lock held by another process for longer than the service's lock timeout
+(30 s), so that is what it gets.
 Effects are counted in the consumer journal (``CONSUMER_JOURNAL=true``), where an event applied
 twice would show as two ``applied`` rows.
 """
