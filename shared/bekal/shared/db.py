@@ -290,9 +290,7 @@ async def insert_rows(
             dialect, table, names, tuple(key), tuple(update), unless_newer, returning
         )
         arrays = tuple(
-            [row[name] for row in rows]
-            if process is None
-            else [None if (value := row[name]) is None else process(value) for row in rows]
+            [row[name] for row in rows] if process is None else [process(row[name]) for row in rows]
             for name, process in zip(names, shape.processors, strict=True)
         )
         connection = await session.connection()
@@ -338,15 +336,20 @@ def _array_insert(
     order = [f"rows_{name}" for name in names]
     if list(compiled.positiontup or ()) != order:
         raise RuntimeError(f"parameters of {table.name}'s array insert out of order")
-    processors = tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
+    processors = _bind_processors(dialect, table, names)
     returned = (
         None
         if returning is None
         else returning.type.dialect_impl(dialect).result_processor(dialect, None)
     )
     return _ArrayInsert(str(compiled), processors, returned)
+
+
+def _bind_processors(
+    dialect: Dialect, table: Table, names: Sequence[str]
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    """Each named column's conversion of a value for the driver (None: sent as it is)."""
+    return tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
 
 
 def _upserting(
@@ -393,9 +396,7 @@ async def copy_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[
     connection = await session.connection()
     dialect = connection.dialect
     names = list(rows[0])
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    ]
+    processors = _bind_processors(dialect, table, names)
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
