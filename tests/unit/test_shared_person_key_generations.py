@@ -9,7 +9,13 @@ import uuid
 
 import pytest
 
-from bekal.shared.events.catalogue import PersonKeyDestroyed, PersonKeyPublished
+from bekal.shared.events.catalogue import (
+    InmateShared,
+    InmateSharedV1,
+    PersonKeyDestroyed,
+    PersonKeyPublished,
+)
+from bekal.shared.events.envelope import EventMeta
 from bekal.shared.events.personal import (
     PersonalStatus,
     PersonKey,
@@ -22,7 +28,7 @@ from bekal.shared.events.personal import (
     sealed,
     sealing_kid,
 )
-from bekal.shared.messaging.person_keys import PersonKeyRing
+from bekal.shared.messaging.person_keys import PersonKeyRing, open_personal
 from bekal.shared.settings import Settings
 from tests.support.factories import inmate_shared
 
@@ -159,3 +165,55 @@ def test_a_ring_of_many_keys_gives_the_cyclic_collector_nothing_to_walk_per_pers
     # And it still answers as before: the highest generation held, the destroyed one gone.
     assert ring.current(people[0]) == ring.get(key_id(people[0], 2))
     assert ring.get(key_id(people[0], 1)) is None and len(ring) == 9_999
+
+
+def test_opening_copies_the_event_unless_asked_to_open_it_in_place() -> None:
+    share = inmate_shared(full_name="Siti Generasi", birth_year=1990)
+    key = PersonKey.new(key_id(str(share.participant_id)))
+    wire = sealed(share, key, "e-1").model_copy(update={"full_name": None, "birth_year": None})
+    copy = opened(wire, key, "e-1")
+    assert copy is not wire and copy.full_name == "Siti Generasi"
+    assert wire.full_name is None  # the event read stays as it was
+    assert copy.model_fields_set >= {"full_name", "birth_year"}
+
+    same = opened(wire, key, "e-1", in_place=True)
+    assert same is wire and wire.full_name == "Siti Generasi" and wire.birth_year == 1990
+    assert same == copy and same.model_fields_set == copy.model_fields_set
+    assert same.personal_status is PersonalStatus.OPEN
+
+    gone = sealed(share, key, "e-2").model_copy(update={"full_name": None})
+    assert opened(gone, None, "e-2", in_place=True) is gone
+    assert gone.personal_status is PersonalStatus.ERASED and gone.full_name is None
+
+
+def test_a_checked_block_is_not_checked_again_but_still_opens_only_under_its_key() -> None:
+    share = inmate_shared(full_name="Siti Generasi")
+    person = str(share.participant_id)
+    key, other = PersonKey.new(key_id(person)), PersonKey.new(key_id(person, 2))
+    event = sealed(share, key, "e-1")
+    assert opened(event, key, "e-1", checked=True).full_name == "Siti Generasi"
+    with pytest.raises(SealBroken):
+        opened(event, other, "e-1", checked=True)
+
+
+async def test_an_older_version_is_upcast_with_its_clear_fields_kept_or_withheld() -> None:
+    share = inmate_shared(full_name="Siti Generasi", birth_year=1990)
+    old = InmateSharedV1.model_validate(
+        {**share.model_dump(mode="json"), "full_name": "Siti Generasi", "birth_year": 1990}
+    )
+    meta = EventMeta(
+        id="e-1",
+        type=InmateSharedV1.event_type(),
+        source="/bekal/registry",
+        subject=None,
+        time=None,
+    )
+    ring = PersonKeyRing(Settings(service_name="training"))
+    for _ in range(2):  # the class's upcast is looked up once, then kept
+        event, read = await open_personal(old, meta, ring)
+        assert isinstance(event, InmateShared) and event.full_name == "Siti Generasi"
+        assert read.type == InmateShared.event_type()
+    event, _ = await open_personal(old, meta, None)  # a service that reads no names
+    assert isinstance(event, InmateShared) and event.full_name is None
+    assert event.personal_status is PersonalStatus.WITHHELD
+    assert old.full_name == "Siti Generasi"  # the older event itself is left as it was
