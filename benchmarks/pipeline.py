@@ -41,6 +41,7 @@ import io
 import json
 import logging
 import math
+import os
 import pstats
 import random
 import statistics
@@ -449,6 +450,7 @@ async def raw_consume_insert(
     try:
         got = 0
         settled()
+        servers = servers_cpu()
         started, cpu = time.perf_counter(), time.process_time()
         while got < n:
             batches = await group.getmany(timeout_ms=1000, max_records=batch_size)
@@ -480,7 +482,7 @@ async def raw_consume_insert(
             time.perf_counter() - started,
             "events",
         )
-        cpu_per_event("raw consume + insert", cpu, got)
+        cpu_per_event("raw consume + insert", cpu, got, servers)
         return rate
     finally:
         await group.stop()
@@ -540,6 +542,7 @@ async def platform_consumer(
     )
     try:
         settled()
+        servers = servers_cpu()
         started, cpu = time.perf_counter(), time.process_time()
         runner.start()
         mark, marked = started, 0
@@ -559,7 +562,7 @@ async def platform_consumer(
             elapsed,
             "events",
         )
-        cpu_per_event("consumer runner", cpu, runner.processed)
+        cpu_per_event("consumer runner", cpu, runner.processed, servers)
         return result
     finally:
         await runner.stop()
@@ -595,10 +598,13 @@ async def raw_produce(
     await producer.start()
     try:
         settled()
-        started = time.perf_counter()
+        servers = servers_cpu()
+        started, cpu = time.perf_counter(), time.process_time()
         acks = [await producer.send(topic, key=k, value=v, headers=h) for k, v, h in records]
         await asyncio.gather(*acks)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        cpu_per_event("raw produce", cpu, len(records), servers)
+        return elapsed
     finally:
         await producer.stop()
 
@@ -653,7 +659,8 @@ async def platform_relay(settings: Settings, n: int) -> float:
     relay = OutboxRelay(db=db, producer=producer, settings=settings)
     try:
         settled()
-        started = time.perf_counter()
+        servers = servers_cpu()
+        started, cpu = time.perf_counter(), time.process_time()
         relay.start()
         # The relay's own count, not a query: polling the table would compete with it.
         while relay.published < n:
@@ -661,6 +668,7 @@ async def platform_relay(settings: Settings, n: int) -> float:
                 raise RuntimeError("the outbox relay stopped")
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu_per_event("outbox relay", cpu, relay.published, servers)
         if await backlog(db):
             raise RuntimeError("the relay counted rows the outbox still holds unsent")
         return elapsed
@@ -670,11 +678,50 @@ async def platform_relay(settings: Settings, n: int) -> float:
         await db.dispose()
 
 
-def cpu_per_event(stage: str, cpu_before: float, count: int) -> None:
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds the broker's processes and PostgreSQL's have used so far, read from
+    ``/proc`` (nothing on a machine without it). A stage's servers are the other side of its
+    rate: on two cores, what the broker and the database spend an event is what this process
+    cannot."""
+    used = {"broker": 0.0, "PostgreSQL": 0.0}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if command.startswith(b"postgres"):
+            group = "PostgreSQL"
+        elif b"tansu" in command or b"kafka.Kafka" in command:
+            group = "broker"
+        else:
+            continue
+        used[group] += (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+    return used
+
+
+def cpu_per_event(
+    stage: str, cpu_before: float, count: int, servers_before: dict[str, float] | None = None
+) -> None:
     """This process's CPU time per event since ``cpu_before``: unlike the rate, it does not
-    depend on what else the machine runs (the broker and PostgreSQL are other processes)."""
+    depend on what else the machine runs. With ``servers_before`` (``servers_cpu``), the
+    broker's and PostgreSQL's too (other processes: a server process that ended in between is
+    not counted)."""
     used = time.process_time() - cpu_before
-    print(f"    {stage}: {used * 1e6 / max(count, 1):.0f} us of this process's CPU per event")
+    per = 1e6 / max(count, 1)
+    line = f"    {stage}: {used * per:.0f} us of this process's CPU per event"
+    if servers_before is not None:
+        now = servers_cpu()
+        line += ", " + ", ".join(
+            f"{name} {(now[name] - before) * per:.0f}" for name, before in servers_before.items()
+        )
+    print(line)
 
 
 def ratio(rates: dict[str, float], a: str, b: str) -> float:
