@@ -210,7 +210,7 @@ def checkpoint_after_commit(session: AsyncSession) -> None:
 _CHECKPOINT_ATTEMPTS = 20
 
 
-async def plan_each_statement(session: AsyncSession) -> None:
+async def plan_each_statement(session: AsyncSession, *, by_index: bool = False) -> None:
     """On PostgreSQL, plan this transaction's statements for their actual parameters.
 
     asyncpg prepares statements; after five executions PostgreSQL may switch one to a generic
@@ -221,9 +221,32 @@ async def plan_each_statement(session: AsyncSession) -> None:
     consumer's and the outbox relay's transactions pay one statement for this. Requests keep
     their cached plans: planning every statement cost registry search a fifth of its
     throughput under load.
+
+    ``by_index``: and read through an index wherever one serves (sequential and bitmap scans
+    off), whatever the statistics say. For a transaction that takes the first rows of an index
+    in its order, as the outbox relay takes its next batch: in an outbox just filled and not yet
+    analysed (a bulk import's rows; autovacuum off or not come round), PostgreSQL expected 50
+    unsent rows and planned a bitmap scan of every row past the last one read, then a sort, for
+    each batch: 24 us of its CPU a row read instead of 1.8, at 90,000 rows.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if by_index:
+        await session.execute(text(_PLAN_BY_INDEX))
+    else:
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+# One statement for the three settings of the transaction (SET takes one, and asyncpg prepares
+# each statement alone).
+_PLAN_BY_INDEX = "SELECT " + ", ".join(
+    f"set_config('{name}', '{value}', true)"
+    for name, value in (
+        ("plan_cache_mode", "force_custom_plan"),
+        ("enable_seqscan", "off"),
+        ("enable_bitmapscan", "off"),
+    )
+)
 
 
 def among(

@@ -250,7 +250,9 @@ class OutboxRelay:
             return ()
         rows: Sequence[_Outboxed] = ()
         async with self.db.session() as session:
-            await plan_each_statement(session)  # marking sent looks up the batch's seqs
+            # Marking sent looks up the batch's seqs; the next batch is the first rows of the
+            # unsent rows' index, read through it even in an outbox with no statistics.
+            await plan_each_statement(session, by_index=True)
             sent = await self._mark(session, flying) if flying is not None else []
             if read:
                 rows = await self._read(session, after=run.last_seq)
