@@ -349,6 +349,57 @@ def mean(values: Sequence[float]) -> float:
 # --- where the CPU went ---------------------------------------------------------------------
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PROC = Path("/proc")
+
+
+def _processes() -> Iterator[tuple[int, Path]]:
+    """Each running process's pid and ``/proc`` entry (none on a machine without ``/proc``)."""
+    for entry in _PROC.iterdir() if _PROC.exists() else ():
+        if entry.name.isdigit():
+            yield int(entry.name), entry
+
+
+def _command(entry: Path) -> str | None:
+    """A process's command line, its arguments joined by spaces; None once it has ended."""
+    try:
+        return (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
+def _cpu_ticks(entry: Path) -> int | None:
+    """The CPU a process has used (user and system), in clock ticks; None once it has ended."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _is_broker(command: str) -> bool:
+    return "tansu" in command or "kafka.Kafka" in command
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds the broker's processes and PostgreSQL's server processes have used so far.
+    A stage's servers are the other side of its rate: on two cores, what the broker and the
+    database spend an event is what the benchmark's process cannot. A process that ends takes
+    its time with it."""
+    used = {"broker": 0.0, "PostgreSQL": 0.0}
+    for _, entry in _processes():
+        command = _command(entry)
+        if command is None:
+            continue
+        if command.startswith("postgres"):
+            group = "PostgreSQL"
+        elif _is_broker(command):
+            group = "broker"
+        else:
+            continue
+        ticks = _cpu_ticks(entry)
+        if ticks is not None:
+            used[group] += ticks / _TICKS
+    return used
 
 
 class CpuSampler:
@@ -376,33 +427,24 @@ class CpuSampler:
             return self.services[pid]
         if pid == os.getpid():
             return "benchmark"
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
+        command = _command(_PROC / str(pid))
+        if command is None:
             return None
         if command.startswith("postgres:"):
             return next((g for db, g in self.databases.items() if f" {db} " in command), None)
-        if "tansu" in command or "kafka.Kafka" in command:
-            return "broker"
-        return None
+        return "broker" if _is_broker(command) else None
 
     def sample(self) -> None:
-        proc = Path("/proc")
-        if not proc.exists():
+        if not _PROC.exists():
             return
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
+        for pid, entry in _processes():
             known = self._used.get(pid)
             group = known[0] if known else self._group(pid)
             if group is None:
                 continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            self._used[pid] = (group, int(fields[11]) + int(fields[12]))  # utime + stime
+            ticks = _cpu_ticks(entry)
+            if ticks is not None:
+                self._used[pid] = (group, ticks)
         total: dict[str, float] = {}
         for group, ticks in self._used.values():
             total[group] = total.get(group, 0.0) + ticks / _TICKS

@@ -41,7 +41,6 @@ import io
 import json
 import logging
 import math
-import os
 import pstats
 import random
 import statistics
@@ -72,6 +71,7 @@ from harness import (
     pg_dsn,
     pg_server_version,
     run_tag,
+    servers_cpu,
     sqlalchemy_url,
     started_broker,
     table,
@@ -676,34 +676,6 @@ async def platform_relay(settings: Settings, n: int) -> float:
         await relay.stop()
         await producer.stop()
         await db.dispose()
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def servers_cpu() -> dict[str, float]:
-    """CPU seconds the broker's processes and PostgreSQL's have used so far, read from
-    ``/proc`` (nothing on a machine without it). A stage's servers are the other side of its
-    rate: on two cores, what the broker and the database spend an event is what this process
-    cannot."""
-    used = {"broker": 0.0, "PostgreSQL": 0.0}
-    proc = Path("/proc")
-    for entry in proc.iterdir() if proc.exists() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if command.startswith(b"postgres"):
-            group = "PostgreSQL"
-        elif b"tansu" in command or b"kafka.Kafka" in command:
-            group = "broker"
-        else:
-            continue
-        used[group] += (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-    return used
 
 
 def cpu_per_event(
