@@ -32,7 +32,7 @@ from bekal.shared.events.personal import Personal, PersonKey, plain_fields, seal
 from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.logging import current_traceparent
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import Settings
+from bekal.shared.settings import OUTBOX_BATCH_POSTGRESQL, OUTBOX_BATCH_SQLITE, Settings
 
 # Where a service's sessions find its ring of person keys (bekal.shared.messaging.person_keys).
 SESSION_INFO_KEY = "person_keys"
@@ -142,6 +142,9 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.backoff = settings.outbox_poll_interval_seconds
+        self.batch_size = settings.outbox_batch_size or (
+            OUTBOX_BATCH_SQLITE if db.is_sqlite else OUTBOX_BATCH_POSTGRESQL
+        )
         self.published = 0
         # The service's ring of person keys, to seal rows written before it had read them.
         self.person_keys: Any = None
@@ -215,7 +218,7 @@ class OutboxRelay:
                 if rows:
                     batches += 1
                     run.last_seq = rows[-1].seq
-                    more = len(rows) == self.settings.outbox_batch_size and batches < _RUN_BATCHES
+                    more = len(rows) == self.batch_size and batches < _RUN_BATCHES
                     handing = asyncio.create_task(self._hand(rows, run))
                 try:
                     rows = await self._turn(flying, run, read=more)
@@ -273,7 +276,7 @@ class OutboxRelay:
             yield await _take_relay_lock(session, self.db)
 
     async def _read(self, session: AsyncSession, *, after: int | None) -> Sequence[_Outboxed]:
-        result = await session.execute(pending(after=after, limit=self.settings.outbox_batch_size))
+        result = await session.execute(pending(after=after, limit=self.batch_size))
         return list(map(_Outboxed._make, result))
 
     async def _hand(self, rows: Sequence[_Outboxed], run: _Run) -> _Flight:
