@@ -6,10 +6,11 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import structlog
@@ -364,7 +365,7 @@ class OutboxRelay:
             .values(sent_at=datetime.now(UTC), attempts=_OUTBOX.c.attempts + 1)
         )
         # A row sealed on its way out keeps only its sealed form.
-        for row in sent:
+        for row in sent if self._sealed_late else ():
             if row.seq in self._sealed_late:
                 await session.execute(
                     update(_OUTBOX)
@@ -375,7 +376,7 @@ class OutboxRelay:
 
     def _count(self, sent: Sequence[_Outboxed]) -> None:
         self.published += len(sent)
-        for topic, n in Counter(row.topic for row in sent).items():
+        for topic, n in Counter(map(_topic_of, sent)).items():
             metrics.EVENTS_PUBLISHED.labels(self.settings.service_name, topic).inc(n)
 
     def _seal_late(self, row: _Outboxed, cls: type[Event]) -> str:
@@ -405,8 +406,10 @@ class OutboxRelay:
             known = self._types[row.event_type] = (cls, bool(getattr(cls, "tombstone", False)))
         return known
 
-    async def _send(self, row: _Outboxed) -> asyncio.Future[Any]:
-        """Queue one row in the producer; the future resolves when the broker has it.
+    def _send(self, row: _Outboxed) -> Coroutine[Any, Any, asyncio.Future[Any]]:
+        """Queue one row in the producer: awaited, it gives a future that resolves when the
+        broker has the row. The producer's own coroutine is returned, not awaited in one of
+        this method's (a coroutine a row less).
 
         The payload goes as it was stored: the event's model validated it when the row was
         written (``add_event``), in the same transaction as the change it reports.
@@ -430,7 +433,7 @@ class OutboxRelay:
         # A tombstone (a destroyed person key) has no value: compaction then drops the key.
         # send() waits only while the producer's buffer is full, bounded by its own
         # request timeout.
-        return await self.producer.send(
+        return self.producer.send(
             topic, key=key, value=None if tombstone else value, headers=headers
         )
 
@@ -494,6 +497,9 @@ _COLUMNS = [
         "created_at",
     )
 ]
+
+
+_topic_of = attrgetter("topic")
 
 
 def _acknowledged(ack: asyncio.Future[Any]) -> bool:
