@@ -332,7 +332,7 @@ async def measure(
                         bootstrap,
                         topic,
                         f"{tag}.raw{turn}",
-                        train_settings.consumer_batch_size,
+                        train_settings.consumer_batch,
                         n,
                         record,
                         suffix,

@@ -349,7 +349,7 @@ async def test_keys_published_in_one_batch_are_all_found_by_the_events_they_seal
     await ensure_topics(settings, [REGISTRY_PERSON_KEYS])
     ring = PersonKeyRing(settings)
     await ring.catch_up()  # read to the (empty) end; no background refresh in this test
-    keys = [PersonKey.new(str(uuid.uuid4())) for _ in range(3 * settings.consumer_batch_size)]
+    keys = [PersonKey.new(str(uuid.uuid4())) for _ in range(3 * settings.consumer_batch)]
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",

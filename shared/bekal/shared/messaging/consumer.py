@@ -455,7 +455,7 @@ class ConsumerRunner:
         A fetch that leaves a partition out waits for records a short while only: that
         partition's lane may catch up meanwhile, and its records are in hand.
         """
-        batch = self.settings.consumer_batch_size
+        batch = self.settings.consumer_batch
         full = {tp for tp, lane in lanes.items() if len(lane.waiting) >= batch}
         if not full or all(lane.task is None for lane in lanes.values()):
             return asyncio.create_task(self._fetch_and_read((), FETCH_WAIT_MS))
@@ -518,7 +518,7 @@ class ConsumerRunner:
         """Start the idle lanes that have records waiting; forget partitions no longer
         assigned."""
         assigned = self.consumer.assignment()
-        batch = self.settings.consumer_batch_size
+        batch = self.settings.consumer_batch
         for tp, lane in list(lanes.items()):
             if tp not in assigned:
                 # Revoked: another member reads it from its committed offset. What is applying
@@ -549,7 +549,7 @@ class ConsumerRunner:
         """Records of ``partitions`` (none named: of every assigned one) fetched and read."""
         try:
             batches = await self.consumer.getmany(
-                *partitions, timeout_ms=wait_ms, max_records=self.settings.consumer_batch_size
+                *partitions, timeout_ms=wait_ms, max_records=self.settings.consumer_batch
             )
         except KafkaError as exc:
             log.warning("consumer_fetch_failed", group=self.subs.group_id, error=str(exc))

@@ -89,7 +89,7 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        max_poll_records=settings.consumer_batch_size,
+        max_poll_records=settings.consumer_batch,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
@@ -141,7 +141,7 @@ def make_reader(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        max_poll_records=settings.consumer_batch_size,
+        max_poll_records=settings.consumer_batch,
         metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
 

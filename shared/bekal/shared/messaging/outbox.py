@@ -33,7 +33,7 @@ from bekal.shared.events.personal import Personal, PersonKey, plain_fields, seal
 from bekal.shared.events.topics import REGISTRY_PERSON_KEYS
 from bekal.shared.logging import current_traceparent
 from bekal.shared.messaging.models import OutboxMessage
-from bekal.shared.settings import OUTBOX_BATCH_POSTGRESQL, OUTBOX_BATCH_SQLITE, Settings
+from bekal.shared.settings import Settings
 
 # Where a service's sessions find its ring of person keys (bekal.shared.messaging.person_keys).
 SESSION_INFO_KEY = "person_keys"
@@ -143,9 +143,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.backoff = settings.outbox_poll_interval_seconds
-        self.batch_size = settings.outbox_batch_size or (
-            OUTBOX_BATCH_SQLITE if db.is_sqlite else OUTBOX_BATCH_POSTGRESQL
-        )
+        self.batch_size = settings.outbox_batch
         self.published = 0
         # The service's ring of person keys, to seal rows written before it had read them.
         self.person_keys: Any = None

@@ -162,7 +162,7 @@ class PersonKeyRing:
         ``drain``: then go on reading until a fetch brings nothing. A broker's end offset is not
         always the end: Tansu 0.6 reports the last batch's first offset + 1, so the rest of that
         batch (keys published together) lies beyond it, and a fetch hands over at most
-        ``consumer_batch_size`` records. Used before declaring a key destroyed.
+        ``consumer_batch`` records. Used before declaring a key destroyed.
 
         Bounded: a broker that stops answering raises (the consumer then retries the event
         later) instead of holding the consumer for ever.
