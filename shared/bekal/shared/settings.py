@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +35,17 @@ OUTBOX_BATCH_POSTGRESQL = 5000
 OUTBOX_BATCH_SQLITE = 1000
 CONSUMER_BATCH_POSTGRESQL = 500
 CONSUMER_BATCH_SQLITE = 200
+
+
+def _batch_size(most: int, what: str, postgresql: int, sqlite: int) -> Any:
+    """A batch size setting: unset, the database's default (``Settings._by_database``)."""
+    return Field(
+        default=None,
+        ge=1,
+        le=most,
+        description=f"{what}; by default {postgresql} on PostgreSQL and {sqlite} on SQLite, "
+        "whose one writer holds every request's write meanwhile",
+    )
 
 
 # The services whose tokens carry an audience of their own (see audience_of).
@@ -99,25 +110,21 @@ class Settings(BaseSettings):
         description="How long the relay waits for a batch to be queued and acknowledged "
         "before it counts the rest as failed and tries again",
     )
-    # Outbox rows the relay reads at once; it hands them to the producer while the batch before
-    # them is acknowledged.
-    outbox_batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        le=10_000,
-        description="Outbox rows the relay reads and marks sent in one transaction; by default "
-        f"{OUTBOX_BATCH_POSTGRESQL} on PostgreSQL and {OUTBOX_BATCH_SQLITE} on SQLite, whose "
-        "one writer holds every request's write while the relay marks a batch",
+    # Outbox rows the relay reads at once (``outbox_batch``); it hands them to the producer while
+    # the batch before them is acknowledged.
+    outbox_batch_size: int | None = _batch_size(
+        10_000,
+        "Outbox rows the relay reads and marks sent in one transaction",
+        OUTBOX_BATCH_POSTGRESQL,
+        OUTBOX_BATCH_SQLITE,
     )
     # Records a consumer fetches at most at once, over all its partitions, and the most one
     # partition's transaction holds (``consumer_batch``).
-    consumer_batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        le=5000,
-        description="Records a consumer fetches at most at once and applies in one "
-        f"transaction; by default {CONSUMER_BATCH_POSTGRESQL} on PostgreSQL and "
-        f"{CONSUMER_BATCH_SQLITE} on SQLite",
+    consumer_batch_size: int | None = _batch_size(
+        5000,
+        "Records a consumer fetches at most at once and applies in one transaction",
+        CONSUMER_BATCH_POSTGRESQL,
+        CONSUMER_BATCH_SQLITE,
     )
     consumer_concurrency: int = Field(
         default=4,
@@ -274,16 +281,19 @@ class Settings(BaseSettings):
     @property
     def outbox_batch(self) -> int:
         """Outbox rows the relay reads and marks sent in one transaction."""
-        if self.outbox_batch_size:
-            return self.outbox_batch_size
-        return OUTBOX_BATCH_SQLITE if self.is_sqlite else OUTBOX_BATCH_POSTGRESQL
+        return self._by_database(
+            self.outbox_batch_size, OUTBOX_BATCH_POSTGRESQL, OUTBOX_BATCH_SQLITE
+        )
 
     @property
     def consumer_batch(self) -> int:
         """Records a consumer fetches at most at once, and applies in one transaction."""
-        if self.consumer_batch_size:
-            return self.consumer_batch_size
-        return CONSUMER_BATCH_SQLITE if self.is_sqlite else CONSUMER_BATCH_POSTGRESQL
+        return self._by_database(
+            self.consumer_batch_size, CONSUMER_BATCH_POSTGRESQL, CONSUMER_BATCH_SQLITE
+        )
+
+    def _by_database(self, size: int | None, postgresql: int, sqlite: int) -> int:
+        return size or (sqlite if self.is_sqlite else postgresql)
 
 
 @lru_cache
