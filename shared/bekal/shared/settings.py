@@ -28,7 +28,7 @@ DEV_TOKEN_ISSUER = "bekal-dev"
 # The outbox relay's and the consumers' batches by default (``outbox_batch``,
 # ``consumer_batch``). On PostgreSQL a larger batch spreads each transaction's cost over more
 # rows (docs/performance.md): the relay ran at run medians of 0.62 to 0.66 of raw produce with
-# 1,000 rows a batch, 0.68 to 0.71 with 5,000; training's consumer about 6 % faster with 500
+# 1,000 rows a batch, 0.68 to 0.71 with 5,000; training's consumer about 9 % faster with 500
 # records than with 200. On SQLite a batch holds the one writer, every request's write waiting
 # meanwhile (the relay's: about 5 ms a thousand rows), so it keeps the smaller batches.
 OUTBOX_BATCH_POSTGRESQL = 5000
