@@ -237,15 +237,16 @@ async def plan_each_statement(session: AsyncSession, *, by_index: bool = False) 
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
-# One statement for the three settings of the transaction (SET takes one, and asyncpg prepares
-# each statement alone).
-_PLAN_BY_INDEX = "SELECT " + ", ".join(
-    f"set_config('{name}', '{value}', true)"
-    for name, value in (
-        ("plan_cache_mode", "force_custom_plan"),
-        ("enable_seqscan", "off"),
-        ("enable_bitmapscan", "off"),
+def set_locally(settings: Mapping[str, str]) -> str:
+    """One PostgreSQL statement that gives ``settings`` (name: value) to the rest of the
+    transaction: ``SET LOCAL`` takes one setting, and asyncpg prepares each statement alone."""
+    return "SELECT " + ", ".join(
+        f"set_config('{name}', '{value}', true)" for name, value in settings.items()
     )
+
+
+_PLAN_BY_INDEX = set_locally(
+    {"plan_cache_mode": "force_custom_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 )
 
 

@@ -42,6 +42,7 @@ from bekal.shared.db import (
     among,
     copy_rows,
     plan_each_statement,
+    set_locally,
     table_of,
     utcnow,
 )
@@ -960,6 +961,7 @@ async def _compare(
 
 
 _PLANNER = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
+_PLANNER_OFF = set_locally(dict.fromkeys(_PLANNER, "off"))
 
 
 async def _by_index(session: AsyncSession, on: bool) -> None:
@@ -976,8 +978,7 @@ async def _by_index(session: AsyncSession, on: bool) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     if on:
-        settings = ", ".join(f"set_config('{name}', 'off', true)" for name in _PLANNER)
-        await session.execute(text(f"SELECT {settings}"))
+        await session.execute(text(_PLANNER_OFF))
     else:
         names = ", ".join(f"'{name}'" for name in _PLANNER)
         await session.execute(
