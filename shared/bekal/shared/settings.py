@@ -30,7 +30,8 @@ DEV_TOKEN_ISSUER = "bekal-dev"
 # rows (docs/performance.md): the relay ran at run medians of 0.62 to 0.66 of raw produce with
 # 1,000 rows a batch, 0.68 to 0.71 with 5,000; training's consumer about 9 % faster with 500
 # records than with 200. On SQLite a batch holds the one writer, every request's write waiting
-# meanwhile (the relay's: about 5 ms a thousand rows), so it keeps the smaller batches.
+# meanwhile (the relay's: about 5 ms a thousand rows in sqlite3 alone), so it keeps the smaller
+# batches.
 OUTBOX_BATCH_POSTGRESQL = 5000
 OUTBOX_BATCH_SQLITE = 1000
 CONSUMER_BATCH_POSTGRESQL = 500
